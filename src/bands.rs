@@ -1,0 +1,231 @@
+//! The maths of the band constraints (docs/constraints.md): the band operator
+//! K(W), each constraint's stopband operator Q, and its smallest eigenvalue,
+//! the lowest stopband energy ratio ρ any kernel of that length can reach.
+//!
+//! Plain `f64` linear algebra (nalgebra), no tensors: the checker uses it to
+//! reject infeasible specs, and the lowering reuses it to build projections.
+
+use nalgebra::{DMatrix, SymmetricEigen};
+
+use crate::schema::Family;
+
+/// `sinc(x) = sin(πx)/(πx)`, `sinc(0) = 1`.
+pub fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let px = std::f64::consts::PI * x;
+        px.sin() / px
+    }
+}
+
+/// `K(W)[m, n] = W·sinc(W·(m − n))`: `hᵀK(W)h` is the energy of `h` in `|ν| ≤ W`.
+pub fn band_operator(k: usize, w: f64) -> DMatrix<f64> {
+    DMatrix::from_fn(k, k, |m, n| w * sinc(w * (m as f64 - n as f64)))
+}
+
+/// The default transition width of a length-k Hamming-windowed design, in
+/// Nyquist units.
+pub fn default_transition(k: usize) -> f64 {
+    6.6 / k as f64
+}
+
+/// A band constraint in normalised frequency (1 = Nyquist).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BandSpec {
+    pub family: Family,
+    /// The cutoff, or the low edge of a band.
+    pub low: f64,
+    /// The high edge of a band (equal to `low` for low/high-pass).
+    pub high: f64,
+    /// Transition width; `None` means the default for the kernel length.
+    pub transition: Option<f64>,
+}
+
+/// The stopband as a union of intervals of `[0, 1]`, after moving each edge half
+/// a transition width into the stopband and clamping.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stopband {
+    /// `(a, b)` pieces; an empty piece has `a >= b`.
+    pub pieces: [(f64, f64); 2],
+}
+
+impl Stopband {
+    pub fn is_empty(&self) -> bool {
+        self.pieces.iter().all(|(a, b)| a >= b)
+    }
+}
+
+impl std::fmt::Display for Stopband {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .pieces
+            .iter()
+            .filter(|(a, b)| a < b)
+            .map(|&(a, b)| match (a <= 0.0, b >= 1.0) {
+                (true, true) => "0 ≤ ν ≤ 1".to_string(),
+                (true, false) => format!("ν ≤ {}", crate::diagnostic::fmt_num(b)),
+                (false, true) => format!("ν ≥ {}", crate::diagnostic::fmt_num(a)),
+                (false, false) => format!("{} ≤ ν ≤ {}", crate::diagnostic::fmt_num(a), crate::diagnostic::fmt_num(b)),
+            })
+            .collect();
+        write!(f, "{}", parts.join(" or "))
+    }
+}
+
+impl BandSpec {
+    /// The stopband for one kernel axis of length `k`.
+    pub fn stopband(&self, k: usize) -> Stopband {
+        let half = self.transition.unwrap_or_else(|| default_transition(k)) / 2.0;
+        let clamp = |x: f64| x.clamp(0.0, 1.0);
+        let pieces = match self.family {
+            Family::Lowpass => [(clamp(self.low + half), 1.0), (1.0, 0.0)],
+            Family::Highpass => [(0.0, clamp(self.low - half)), (1.0, 0.0)],
+            Family::Bandpass => [(0.0, clamp(self.low - half)), (clamp(self.high + half), 1.0)],
+            Family::Bandstop => [(clamp(self.low + half), clamp(self.high - half)), (1.0, 0.0)],
+            other => unreachable!("{other:?} is not a band constraint"),
+        };
+        // A piece that is a single point holds no energy.
+        let pieces = pieces.map(|(a, b)| if b - a <= 1e-12 { (1.0, 0.0) } else { (a, b) });
+        Stopband { pieces }
+    }
+
+    /// The passband as written (the cutoffs, before transitions), for overlap checks.
+    pub fn passband(&self) -> Vec<(f64, f64)> {
+        match self.family {
+            Family::Lowpass => vec![(0.0, self.low)],
+            Family::Highpass => vec![(self.low, 1.0)],
+            Family::Bandpass => vec![(self.low, self.high)],
+            Family::Bandstop => vec![(0.0, self.low), (self.high, 1.0)],
+            other => unreachable!("{other:?} is not a band constraint"),
+        }
+    }
+
+    /// The energy operator of the stopband along one axis: `hᵀSh` = stopband energy.
+    fn stopband_operator_1d(&self, k: usize) -> DMatrix<f64> {
+        let stop = self.stopband(k);
+        let mut q = DMatrix::zeros(k, k);
+        for (a, b) in stop.pieces {
+            if a < b {
+                // Energy in [a, b] = energy below b − energy below a.
+                q += band_operator(k, b) - band_operator(k, a);
+            }
+        }
+        q
+    }
+
+    /// The passband-side operator along one axis (`I − Q`), for the 2-D box.
+    fn pass_operator_1d(&self, k: usize) -> DMatrix<f64> {
+        DMatrix::identity(k, k) - self.stopband_operator_1d(k)
+    }
+
+    /// The stopband operator Q for a kernel of the given shape (`[k]` or
+    /// `[kh, kw]`, flattened row-major). In 2-D the passband is the separable
+    /// box: `Q₂ = I − P_h ⊗ P_w` with `P = I − Q` of each axis.
+    pub fn stopband_operator(&self, dims: &[usize]) -> DMatrix<f64> {
+        match dims {
+            [k] => self.stopband_operator_1d(*k),
+            [kh, kw] => {
+                let pass = self.pass_operator_1d(*kh).kronecker(&self.pass_operator_1d(*kw));
+                DMatrix::identity(kh * kw, kh * kw) - pass
+            }
+            _ => panic!("band constraints act on 1-D or 2-D kernels, not {dims:?}"),
+        }
+    }
+
+    /// The smallest stopband energy ratio a kernel of this shape can have:
+    /// `λ_min(Q)`.
+    pub fn lambda_min(&self, dims: &[usize]) -> f64 {
+        smallest_eigenvalue(self.stopband_operator(dims))
+    }
+
+    /// The shortest 1-D kernel (up to `limit` taps) whose `λ_min` is at most `tol`.
+    pub fn min_taps(&self, tol: f64, from: usize, limit: usize) -> Option<usize> {
+        let feasible = |k: usize| self.lambda_min(&[k]) <= tol;
+        // λ_min falls with k; grow geometrically, then bisect.
+        let mut lo = from;
+        let mut hi = from.max(2);
+        while !feasible(hi) {
+            if hi >= limit {
+                return None;
+            }
+            lo = hi;
+            hi = (hi * 2).min(limit);
+        }
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if feasible(mid) { hi = mid } else { lo = mid }
+        }
+        Some(hi)
+    }
+}
+
+pub fn smallest_eigenvalue(q: DMatrix<f64>) -> f64 {
+    let eig = SymmetricEigen::new(q);
+    eig.eigenvalues.iter().cloned().fold(f64::INFINITY, f64::min).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lowpass(cutoff: f64, transition: Option<f64>) -> BandSpec {
+        BandSpec { family: Family::Lowpass, low: cutoff, high: cutoff, transition }
+    }
+
+    #[test]
+    fn band_operator_measures_energy_by_parseval() {
+        // A unit impulse has a flat spectrum: the share below W is W.
+        let k = band_operator(9, 0.3);
+        let mut h = nalgebra::DVector::zeros(9);
+        h[4] = 1.0;
+        assert!(((h.transpose() * &k * &h)[0] - 0.3).abs() < 1e-12);
+        // K(1) is the identity: all energy is below Nyquist.
+        assert!((band_operator(5, 1.0) - DMatrix::identity(5, 5)).abs().max() < 1e-12);
+    }
+
+    #[test]
+    fn notes_example_bound() {
+        // docs: k = 15, low-pass with ν_s = 0.06 has λ_min ≈ 0.26; with ν_s = 0.62 far below 0.01.
+        let narrow = lowpass(0.06, Some(0.0)).lambda_min(&[15]);
+        assert!((narrow - 0.26).abs() < 0.01, "{narrow}");
+        let wide = lowpass(0.62, Some(0.0)).lambda_min(&[15]);
+        assert!(wide < 1e-6, "{wide}");
+    }
+
+    #[test]
+    fn stopband_edges_move_by_half_the_transition() {
+        let s = lowpass(0.2, Some(0.1)).stopband(15);
+        assert!((s.pieces[0].0 - 0.25).abs() < 1e-12);
+        let s = BandSpec { family: Family::Bandstop, low: 0.3, high: 0.32, transition: Some(0.1) }.stopband(15);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn eigenvalues_lie_in_unit_interval() {
+        for family in [Family::Lowpass, Family::Highpass, Family::Bandpass, Family::Bandstop] {
+            let spec = BandSpec { family, low: 0.2, high: 0.5, transition: None };
+            let eig = SymmetricEigen::new(spec.stopband_operator(&[11]));
+            for &l in eig.eigenvalues.iter() {
+                assert!((-1e-9..=1.0 + 1e-9).contains(&l), "{family:?} {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_d_lowpass_bound_is_one_minus_square_of_1d_concentration() {
+        let spec = lowpass(0.3, Some(0.0));
+        let one_d = spec.lambda_min(&[5]);
+        let two_d = spec.lambda_min(&[5, 5]);
+        // λ_min(I − K⊗K) = 1 − λ_max(K)² and λ_max(K) = 1 − λ_min(I − K).
+        assert!((two_d - (1.0 - (1.0 - one_d).powi(2))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn min_taps_is_the_first_feasible_length() {
+        let spec = lowpass(0.06, Some(0.0));
+        let k = spec.min_taps(0.01, 15, 512).unwrap();
+        assert!(spec.lambda_min(&[k]) <= 0.01);
+        assert!(spec.lambda_min(&[k - 1]) > 0.01);
+    }
+}

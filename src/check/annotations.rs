@@ -1,0 +1,495 @@
+//! Annotations on one layer: which constraints apply, in which mode, with which
+//! parameters, whether they can be met by a kernel of this shape, and whether
+//! they agree with each other.
+
+use crate::ast::{self, Span};
+use crate::bands::{BandSpec, default_transition};
+use crate::check::Ctx;
+use crate::check::params::Call;
+use crate::diagnostic::{Problem, fmt_num};
+use crate::ir::{Constraint, Init};
+use crate::schema::{AnnotationDef, AnnotationRole, Family, LayerKind, Mode, ParamType};
+
+/// What the checker knows of the layer the annotations sit on.
+pub struct LayerFacts {
+    pub kind: LayerKind,
+    /// The layer's table name (`conv`).
+    pub layer: &'static str,
+    /// Its instance name (`residual1.conv2`).
+    pub name: String,
+    pub span: Span,
+    pub weights: bool,
+    /// Kernel taps per axis, for convolutions.
+    pub kernel: Option<Vec<usize>>,
+    pub dilated: bool,
+}
+
+#[derive(Default)]
+pub struct Attached {
+    pub constraints: Vec<Constraint>,
+    pub frozen: bool,
+    pub lr_scale: Option<f64>,
+    pub init: Option<Init>,
+}
+
+/// Penalty floors below this are not worth a warning.
+const PENALTY_FLOOR_WARNING: f64 = 0.05;
+
+type Written<'a> = (&'a ast::Annotation, &'static AnnotationDef, Call);
+
+pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Attached {
+    let mut attached = Attached::default();
+    // (constraint, its annotation span) for the cross-checks below.
+    let mut placed: Vec<(Constraint, Span)> = Vec::new();
+    let mut freeze_span = None;
+    let mut lr_span = None;
+    let mut init_span = None;
+
+    for (i, (annotation, def, call)) in annotations.iter().enumerate() {
+        if let Some((first, _, _)) = annotations[..i].iter().find(|(_, d, _)| d.schema.name == def.schema.name) {
+            ctx.problems.push(Problem::DuplicateAnnotation { span: annotation.span, first: first.span, name: def.schema.name.into() });
+            continue;
+        }
+        if !layer.weights {
+            ctx.problems.push(Problem::WeightlessLayer { span: annotation.span, layer_span: layer.span, annotation: def.schema.name.into(), layer: layer.name.clone() });
+            continue;
+        }
+        match def.role {
+            AnnotationRole::Constraint { family, modes, default_mode, layers } => {
+                if !layers.contains(&layer.kind) {
+                    let (reason, help) = not_applicable_reason(family, layer.kind);
+                    ctx.problems.push(Problem::NotApplicable { span: annotation.span, layer_span: layer.span, annotation: def.schema.name.into(), layer: layer.name.clone(), reason, help });
+                    continue;
+                }
+                if let Some(constraint) = constraint(ctx, layer, annotation, def, call, family, modes, default_mode) {
+                    placed.push((constraint, annotation.span));
+                }
+            }
+            AnnotationRole::Freeze => {
+                attached.frozen = true;
+                freeze_span = Some(annotation.span);
+            }
+            AnnotationRole::LearningRate => {
+                attached.lr_scale = call.f64("scale");
+                lr_span = Some(annotation.span);
+            }
+            AnnotationRole::Init => {
+                attached.init = init(ctx, layer, call);
+                init_span = Some(annotation.span);
+            }
+        }
+    }
+
+    cross_check(ctx, layer, &placed, freeze_span, lr_span, init_span);
+    attached.constraints = placed.into_iter().map(|(c, _)| c).collect();
+    attached
+}
+
+fn not_applicable_reason(family: Family, kind: LayerKind) -> (String, Option<String>) {
+    match (family, kind) {
+        (_, LayerKind::BatchNorm) => ("batchnorm's scale and shift are one number per channel, not kernels".into(), Some("put the constraint on the `conv` or `linear` layer next to it".into())),
+        (Family::Orthogonal | Family::Lipschitz, LayerKind::Conv) => (
+            "it is defined for linear layers; a convolution's Lipschitz constant is not the spectral norm of its reshaped kernel".into(),
+            Some("constrain the kernels with `@maxnorm` or `@unitnorm`, or use the constraint on a `linear` layer".into()),
+        ),
+        (_, LayerKind::Linear) => (
+            "it acts on convolution kernels along their taps; a linear layer's weight has no tap axis".into(),
+            Some("use it on a `conv` layer; on a linear layer, `@nonneg`, `@maxnorm`, `@unitnorm`, `@orthogonal` and `@lipschitz` apply".into()),
+        ),
+        _ => ("it does not apply to this kind of layer".into(), None),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn constraint(
+    ctx: &mut Ctx,
+    layer: &LayerFacts,
+    annotation: &ast::Annotation,
+    def: &AnnotationDef,
+    call: &Call,
+    family: Family,
+    modes: &'static [Mode],
+    default_mode: Mode,
+) -> Option<Constraint> {
+    let name = def.schema.name;
+    let mode = match call.word("mode") {
+        Some(word) => Mode::from_name(word).expect("mode names are checked by the resolver"),
+        None if call.given("mode") => return None,
+        None => default_mode,
+    };
+    if !modes.contains(&mode) {
+        ctx.problems.push(Problem::UnsupportedMode { span: call.span_of("mode"), constraint: name.into(), mode: mode.name().into(), supported: modes.iter().map(|m| m.name()).collect() });
+        return None;
+    }
+    for p in def.schema.params {
+        if call.given(p.name) && !p.modes.is_empty() && !p.modes.contains(&mode) {
+            ctx.problems.push(Problem::UnusedParameter {
+                span: call.span_of(p.name),
+                param: p.name.into(),
+                constraint: name.into(),
+                mode: mode.name().into(),
+                used_in: p.modes.iter().map(|m| m.name()).collect(),
+            });
+        }
+    }
+    let weight = call.f64("weight").unwrap_or(1.0);
+    if mode == Mode::Penalty && weight == 0.0 && call.given("weight") {
+        ctx.problems.push(Problem::ZeroPenaltyWeight { span: call.span_of("weight"), constraint: name.into() });
+    }
+    let mut constraint = Constraint {
+        family,
+        mode,
+        weight,
+        tol: call.f64("tol").unwrap_or(if family.is_band() { 0.01 } else { 1e-3 }),
+        dual_lr: call.f64("dual_lr").unwrap_or(1.0),
+        band: None,
+        value: call.f64("value").or_else(|| call.f64("max")),
+        lambda_min: None,
+        span: annotation.span,
+    };
+    if family.is_band() {
+        if layer.dilated {
+            ctx.problems.push(Problem::NotApplicable {
+                span: annotation.span,
+                layer_span: layer.span,
+                annotation: name.into(),
+                layer: layer.name.clone(),
+                reason: "with dilation > 1 the taps are spread out and the response folds (H(dν)), so a band on the taps is not a band of the layer".into(),
+                help: Some("use dilation=1 on a frequency-constrained conv".into()),
+            });
+            return None;
+        }
+        let band = band_spec(ctx, call, family, name)?;
+        let kernel = layer.kernel.clone()?;
+        constraint.band = Some(band);
+        feasibility(ctx, &mut constraint, &kernel, name, call);
+    }
+    Some(constraint)
+}
+
+/// Reads the band's frequencies, normalised to Nyquist, after the range checks
+/// that depend on `fs`.
+fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<BandSpec> {
+    let fs = call.f64("fs");
+    let nyquist = fs.map(|fs| fs / 2.0).unwrap_or(1.0);
+    let owner = format!("@{name}");
+    let mut normalised = |param: &str| -> Option<f64> {
+        let raw = call.f64(param)?;
+        if raw >= nyquist {
+            let (allowed, help) = match fs {
+                Some(fs) => (format!("below fs/2 = {} Hz", fmt_num(fs / 2.0)), "frequencies above half the sample rate do not exist in the sampled signal".to_string()),
+                None => (
+                    "in (0, 1), a fraction of Nyquist".to_string(),
+                    if raw < 1e5 && raw > 1.0 {
+                        format!("cutoffs are fractions of Nyquist as in scipy.signal.firwin; to give {} Hz, add the sample rate: `fs=…`", fmt_num(raw))
+                    } else {
+                        "cutoffs are fractions of Nyquist as in scipy.signal.firwin: 0.5 is half of Nyquist".to_string()
+                    },
+                ),
+            };
+            ctx.problems.push(Problem::OutOfRange { span: call.span_of(param), param: param.into(), owner: owner.clone(), value: fmt_num(raw), allowed, help: Some(help) });
+            return None;
+        }
+        Some(raw / nyquist)
+    };
+    let (low, high) = if matches!(family, Family::Bandpass | Family::Bandstop) {
+        let low = normalised("low");
+        let high = normalised("high");
+        let (low, high) = (low?, high?);
+        if low >= high {
+            ctx.problems.push(Problem::InvalidBand { span: call.span_of("low"), other: call.span_of("high"), constraint: name.into(), low: low * nyquist, high: high * nyquist });
+            return None;
+        }
+        (low, high)
+    } else {
+        let cutoff = normalised("cutoff")?;
+        (cutoff, cutoff)
+    };
+    let transition = match call.f64("transition") {
+        Some(t) if t / nyquist >= 1.0 => {
+            ctx.problems.push(Problem::OutOfRange {
+                span: call.span_of("transition"),
+                param: "transition".into(),
+                owner,
+                value: fmt_num(t),
+                allowed: if fs.is_some() { "below fs/2".into() } else { "in (0, 1), a fraction of Nyquist".into() },
+                help: None,
+            });
+            return None;
+        }
+        Some(t) => Some(t / nyquist),
+        None if call.given("transition") => return None,
+        None => None,
+    };
+    Some(BandSpec { family, low, high, transition })
+}
+
+fn describe_taps(kernel: &[usize]) -> String {
+    match kernel {
+        [k] => format!("{k} taps"),
+        dims => format!("{} taps", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")),
+    }
+}
+
+/// Empty stopbands, the λ_min bound against tol (hard modes) or as a floor
+/// (penalty), and the parity rules of a designed (frozen) filter.
+fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], name: &str, call: &Call) {
+    let band = constraint.band.expect("band constraints carry a band");
+    for &k in kernel {
+        let stop = band.stopband(k);
+        if stop.is_empty() {
+            let transition = band.transition.unwrap_or_else(|| default_transition(k));
+            ctx.problems.push(Problem::EmptyStopband {
+                span: constraint.span,
+                constraint: name.into(),
+                reason: format!(
+                    "with a transition of {} (for {k} taps), the band edges leave no frequency to suppress",
+                    fmt_num(transition)
+                ),
+            });
+            return;
+        }
+    }
+    let bound = ctx.lambda_min(&band, kernel);
+    constraint.lambda_min = Some(bound);
+    let stopband = band.stopband(kernel[0]).to_string();
+    match constraint.mode {
+        Mode::Project | Mode::Reparam | Mode::Lagrangian if bound > constraint.tol => {
+            let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], 1025) } else { None };
+            ctx.problems.push(Problem::InfeasibleBand { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), stopband, bound, tol: constraint.tol, min_taps });
+        }
+        Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
+            ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
+        }
+        Mode::Freeze if matches!(band.family, Family::Highpass | Family::Bandstop) && kernel.iter().any(|k| k % 2 == 0) => {
+            ctx.problems.push(Problem::ImpossibleStructure {
+                span: call.span_of("mode"),
+                other: None,
+                reason: format!("mode=freeze designs a linear-phase filter, and one of even length ({}) has zero gain at Nyquist, so it cannot be a {name}", describe_taps(kernel)),
+                help: Some("use an odd kernel size (as scipy.signal.firwin requires for a filter that passes Nyquist)".into()),
+            });
+        }
+        _ => {}
+    }
+}
+
+fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
+    let scheme = if call.given("file") && !call.given("scheme") { "file" } else { call.word("scheme")? };
+    match scheme {
+        "file" => {
+            let Some(file) = call.str("file") else {
+                if !call.given("file") {
+                    ctx.problems.push(Problem::MissingParameter { span: call.span, name: "file".into(), owner: "@init(file)".into(), example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")".into() });
+                }
+                return None;
+            };
+            let path = ctx.resolve_path(file, call.span_of("file"))?;
+            let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
+            Some(Init::File { path, tensor })
+        }
+        "lowpass" | "highpass" => {
+            if layer.kind != LayerKind::Conv {
+                ctx.problems.push(Problem::NotApplicable {
+                    span: call.span_of("scheme"),
+                    layer_span: layer.span,
+                    annotation: "init".into(),
+                    layer: layer.name.clone(),
+                    reason: format!("a designed {scheme} filter is a convolution kernel"),
+                    help: Some("use it on a `conv` layer".into()),
+                });
+                return None;
+            }
+            let Some(cutoff) = call.f64("cutoff") else {
+                if !call.given("cutoff") {
+                    ctx.problems.push(Problem::MissingParameter { span: call.span, name: "cutoff".into(), owner: format!("@init({scheme})"), example: format!("@init({scheme}, cutoff=0.2)") });
+                }
+                return None;
+            };
+            if cutoff >= 1.0 {
+                ctx.problems.push(Problem::OutOfRange {
+                    span: call.span_of("cutoff"),
+                    param: "cutoff".into(),
+                    owner: "@init".into(),
+                    value: fmt_num(cutoff),
+                    allowed: ParamType::Frequency.range().unwrap_or_default(),
+                    help: Some("cutoffs are fractions of Nyquist, as in scipy.signal.firwin".into()),
+                });
+                return None;
+            }
+            let family = if scheme == "lowpass" { Family::Lowpass } else { Family::Highpass };
+            if family == Family::Highpass && layer.kernel.as_ref().is_some_and(|k| k.iter().any(|k| k % 2 == 0)) {
+                ctx.problems.push(Problem::ImpossibleStructure {
+                    span: call.span_of("scheme"),
+                    other: None,
+                    reason: "a linear-phase filter of even length has zero gain at Nyquist, so it cannot be high-pass".into(),
+                    help: Some("use an odd kernel size".into()),
+                });
+                return None;
+            }
+            Some(Init::Designed { family, cutoff })
+        }
+        "kaiming" => Some(Init::Kaiming),
+        "xavier" => Some(Init::Xavier),
+        "zeros" => Some(Init::Zeros),
+        "normal" => Some(Init::Normal { std: call.f64("std").unwrap_or(0.02) }),
+        other => unreachable!("init scheme {other} is checked by the resolver"),
+    }
+}
+
+fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)], freeze: Option<Span>, lr: Option<Span>, init: Option<Span>) {
+    let frozen_by_mode = placed.iter().find(|(c, _)| c.mode == Mode::Freeze);
+    if let Some(freeze) = freeze {
+        for (c, span) in placed {
+            if c.mode == Mode::Freeze {
+                ctx.problems.push(Problem::NoEffect {
+                    span: freeze,
+                    reason: format!("`@freeze` is redundant: mode=freeze of `@{}` already fixes the weights", c.family.name()),
+                    help: Some("remove `@freeze`".into()),
+                });
+            } else {
+                ctx.problems.push(Problem::ConflictingAnnotations {
+                    span: *span,
+                    other: freeze,
+                    reason: format!("`@freeze` keeps the weights where they start, so mode={} of `@{}` can never act", c.mode, c.family.name()),
+                    help: Some(format!("drop `@freeze`, or use `@{}(…, mode=freeze)` to fix the weights to a designed filter", c.family.name())),
+                });
+            }
+        }
+        if let Some(lr) = lr {
+            ctx.problems.push(Problem::NoEffect { span: lr, reason: "`@lr` has no effect on a frozen layer".into(), help: Some("remove `@lr` or `@freeze`".into()) });
+        }
+    }
+    if let Some((fixed, fixed_span)) = frozen_by_mode {
+        for (c, span) in placed {
+            if span != fixed_span {
+                ctx.problems.push(Problem::ConflictingAnnotations {
+                    span: *span,
+                    other: *fixed_span,
+                    reason: format!("mode=freeze sets the weights to a designed `@{}` filter and never moves them, so `@{}` can never act", fixed.family.name(), c.family.name()),
+                    help: Some("use another mode for one of them (for example mode=project)".into()),
+                });
+            }
+        }
+        if let Some(init) = init {
+            ctx.problems.push(Problem::ConflictingAnnotations {
+                span: init,
+                other: *fixed_span,
+                reason: format!("mode=freeze replaces the weights with a designed `@{}` filter, so `@init` would be overwritten", fixed.family.name()),
+                help: Some("to start from given weights and keep them, use `@init(…)` with `@freeze`".into()),
+            });
+        }
+        if freeze.is_none() && let Some(lr) = lr {
+            ctx.problems.push(Problem::NoEffect { span: lr, reason: "`@lr` has no effect on weights fixed by mode=freeze".into(), help: Some("remove `@lr`".into()) });
+        }
+    }
+
+    let find = |family: Family| placed.iter().find(|(c, _)| c.family == family);
+    if let (Some((_, a)), Some((_, b))) = (find(Family::Symmetric), find(Family::Antisymmetric)) {
+        ctx.problems.push(Problem::ConflictingAnnotations {
+            span: *b,
+            other: *a,
+            reason: "only the zero kernel is both symmetric and antisymmetric".into(),
+            help: Some("keep one of them".into()),
+        });
+    }
+
+    // Softplus (nonneg's reparametrization) cannot share the weight with another hard constraint.
+    if let Some((_, nonneg)) = placed.iter().find(|(c, _)| c.family == Family::Nonneg && c.mode == Mode::Reparam) {
+        for (c, span) in placed {
+            if span != nonneg && matches!(c.mode, Mode::Reparam | Mode::Project) {
+                ctx.problems.push(Problem::ConflictingAnnotations {
+                    span: *span,
+                    other: *nonneg,
+                    reason: format!("`@nonneg(mode=reparam)` makes the weight softplus(θ), which `@{}` with mode={} would have to reparametrize or project as well", c.family.name(), c.mode),
+                    help: Some("use mode=project for `@nonneg`, or a penalty for one of them".into()),
+                });
+            }
+        }
+    }
+    if let Some((_, nonneg)) = placed.iter().find(|(c, _)| c.family == Family::Nonneg && c.mode == Mode::Project) {
+        for (c, span) in placed {
+            if c.mode == Mode::Reparam && c.family != Family::Nonneg {
+                ctx.problems.push(Problem::ConflictingAnnotations {
+                    span: *nonneg,
+                    other: *span,
+                    reason: format!("clamping negative weights to 0 takes the kernel out of the subspace that `@{}(mode=reparam)` keeps it in", c.family.name()),
+                    help: Some(format!("use mode=project for `@{}` too, so both are projections", c.family.name())),
+                });
+            }
+        }
+    }
+
+    // Passbands must share some frequency.
+    let bands: Vec<(&Constraint, Span)> = placed.iter().filter(|(c, _)| c.band.is_some()).map(|(c, s)| (c, *s)).collect();
+    for (i, (a, span_a)) in bands.iter().enumerate() {
+        for (b, span_b) in &bands[..i] {
+            let (pa, pb) = (a.band.unwrap().passband(), b.band.unwrap().passband());
+            let meet = pa.iter().any(|&(x0, x1)| pb.iter().any(|&(y0, y1)| x0.max(y0) < x1.min(y1)));
+            if !meet {
+                ctx.problems.push(Problem::DisjointPassbands { span: *span_a, other: *span_b, first: passband_words(a), second: passband_words(b) });
+            }
+        }
+    }
+
+    // Parity: what symmetry forces on H(0) and H(1).
+    let kernel = layer.kernel.clone().unwrap_or_default();
+    let even = kernel.iter().any(|k| k % 2 == 0);
+    let odd = !kernel.is_empty() && kernel.iter().all(|k| k % 2 == 1);
+    for (c, span) in placed {
+        if let Some((_, sym)) = find(Family::Symmetric)
+            && c.family == Family::Highpass
+            && even
+        {
+            ctx.problems.push(Problem::ImpossibleStructure {
+                span: *span,
+                other: Some(*sym),
+                reason: format!("a symmetric kernel of even length ({}) has zero gain at Nyquist, so it cannot be high-pass", describe_taps(&kernel)),
+                help: Some("use an odd kernel size, or `@antisymmetric` with an even one".into()),
+            });
+        }
+        if let Some((_, anti)) = find(Family::Antisymmetric) {
+            if c.family == Family::Lowpass {
+                ctx.problems.push(Problem::ImpossibleStructure {
+                    span: *span,
+                    other: Some(*anti),
+                    reason: "an antisymmetric kernel sums to zero (zero gain at DC), so it cannot be low-pass".into(),
+                    help: Some("use `@symmetric` for a linear-phase low-pass".into()),
+                });
+            }
+            if c.family == Family::Highpass && odd {
+                ctx.problems.push(Problem::ImpossibleStructure {
+                    span: *span,
+                    other: Some(*anti),
+                    reason: format!("an antisymmetric kernel of odd length ({}) has zero gain at Nyquist, so it cannot be high-pass", describe_taps(&kernel)),
+                    help: Some("use an even kernel size with `@antisymmetric`, or `@symmetric` with an odd one".into()),
+                });
+            }
+            if c.family == Family::DcGain && c.value.is_some_and(|g| g != 0.0) {
+                ctx.problems.push(Problem::ImpossibleStructure {
+                    span: *span,
+                    other: Some(*anti),
+                    reason: format!("an antisymmetric kernel sums to zero, so its DC gain cannot be {}", fmt_num(c.value.unwrap())),
+                    help: None,
+                });
+            }
+        }
+        if c.family == Family::DcGain && c.value.is_some_and(|g| g != 0.0) {
+            for (b, bspan) in &bands {
+                if matches!(b.family, Family::Highpass | Family::Bandpass) {
+                    ctx.problems.push(Problem::ImpossibleStructure {
+                        span: *span,
+                        other: Some(*bspan),
+                        reason: format!("`@{}` puts DC in its stopband, where `@dc_gain` asks for a gain of {}", b.family.name(), fmt_num(c.value.unwrap())),
+                        help: Some("drop `@dc_gain`, or use `@dc_gain(0)`".into()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn passband_words(c: &Constraint) -> String {
+    let band = c.band.unwrap();
+    let pieces: Vec<String> = band.passband().iter().map(|(a, b)| format!("[{}, {}]", fmt_num(*a), fmt_num(*b))).collect();
+    format!("`@{}` passes {}", c.family.name(), pieces.join(" ∪ "))
+}

@@ -1,0 +1,391 @@
+//! The `data` and `train` sections, and whether data, model and loss fit
+//! together.
+
+use std::path::PathBuf;
+
+use crate::ast::{self, Arg, Span, Stmt};
+use crate::check::Ctx;
+use crate::check::params::{self, Call};
+use crate::diagnostic::Problem;
+use crate::ir::{DataSpec, Loss, Model, Optimizer, Source, TrainSpec};
+use crate::schema::{DATA_SECTION, TRAIN_SECTION, Task};
+use crate::shape::Shape;
+
+/// A section's `key = value` lines as arguments, so the one resolver checks them.
+fn settings_as_args(ctx: &mut Ctx, block: &ast::Block, section: &str) -> Vec<Arg> {
+    let mut args = Vec::new();
+    for stmt in &block.stmts {
+        match stmt {
+            Stmt::Setting(s) => args.push(Arg { key: Some(s.key.clone()), value: s.value.clone(), span: s.span }),
+            Stmt::Layer(layer) => ctx.problems.push(Problem::MisplacedStatement {
+                span: layer.span,
+                what: format!("`{}`", layer.name.name),
+                section: section.into(),
+                help: if section == "data" {
+                    format!("settings are written `name = value`, for example `train = {}(…)`", layer.name.name)
+                } else {
+                    "settings are written `name = value`, for example `epochs = 20`; layers go in the model".into()
+                },
+            }),
+            Stmt::Error { .. } => {}
+            Stmt::Input { span, .. } => ctx.problems.push(Problem::MisplacedStatement {
+                span: *span,
+                what: "the input shape".into(),
+                section: section.into(),
+                help: "the input shape goes at the top of the model section".into(),
+            }),
+        }
+    }
+    args
+}
+
+/// What a data source holds, as far as the checker can tell without tensors.
+pub struct SourceFacts {
+    pub source: Source,
+    pub task: Task,
+    /// Number of classes, for classification sources whose labels are known.
+    pub classes: Option<usize>,
+    pub span: Span,
+}
+
+pub fn check_data(ctx: &mut Ctx, section: &ast::Section, model: Option<(&Model, Span)>) -> Option<(DataSpec, Span)> {
+    let call = match &section.body {
+        ast::SectionBody::Inline(value) => {
+            let arg = Arg { key: Some(ast::Ident { name: "train".into(), span: value.span }), value: value.clone(), span: value.span };
+            params::resolve_items(&DATA_SECTION, &[arg], section.span, "data", &mut ctx.problems)
+        }
+        ast::SectionBody::Block(block) => {
+            let args = settings_as_args(ctx, block, "data");
+            let mut scratch = Vec::new();
+            let call = params::resolve_items(&DATA_SECTION, &args, section.keyword.span, "data", &mut scratch);
+            // A missing `train` reads better as its own diagnostic.
+            for p in scratch {
+                match p {
+                    Problem::MissingParameter { name, .. } if name == "train" => ctx.problems.push(Problem::MissingTrainData { span: section.keyword.span }),
+                    other => ctx.problems.push(other),
+                }
+            }
+            call
+        }
+    };
+    let input = model.map(|(m, span)| (&m.input, span));
+    let train = source(ctx, call.entry("train")?, input);
+    let val = call.entry("val").and_then(|c| source(ctx, c, input));
+    let test = call.entry("test").and_then(|c| source(ctx, c, input));
+    if call.given("val_split") && call.given("val") {
+        ctx.problems.push(Problem::NoEffect {
+            span: call.span_of("val_split"),
+            reason: "`val_split` has no effect when `val` gives the validation data".into(),
+            help: Some("remove one of them".into()),
+        });
+    }
+    let train = train?;
+    for other in [&val, &test].into_iter().flatten() {
+        if other.task != train.task {
+            ctx.problems.push(Problem::TaskMismatch {
+                span: other.span,
+                reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
+                help: None,
+            });
+        }
+        if let (Some(a), Some(b)) = (other.classes, train.classes)
+            && a > b
+        {
+            ctx.problems.push(Problem::TaskMismatch {
+                span: other.span,
+                reason: format!("this data set has {a} classes, the training data only {b}"),
+                help: Some("a class never seen in training cannot be learnt".into()),
+            });
+        }
+    }
+    let spec = DataSpec {
+        task: train.task,
+        classes: train.classes,
+        train: train.source,
+        val: val.map(|v| v.source),
+        test: test.map(|t| t.source),
+        val_split: call.f64("val_split").unwrap_or(0.2),
+    };
+    Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+fn task_words(task: Task) -> &'static str {
+    match task {
+        Task::Denoise => "denoising",
+        Task::Classify => "classification",
+    }
+}
+
+fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<SourceFacts> {
+    let task = call.schema.task();
+    let span = call.span;
+    let needs_signal_input = |ctx: &mut Ctx, what: &str| {
+        if let Some((shape, input_span)) = input
+            && (shape.rank() != 2 || shape.channels() != 1)
+        {
+            let help = Some(format!("`{what}` gives 1-channel signals: use `input [1, {}]`", shape.0.last().copied().unwrap_or(256)));
+            ctx.problems.push(Problem::DataShapeMismatch { span, input_span, data: "1-channel signals `[1, length]`".into(), input: shape.clone(), help });
+        }
+    };
+    let seed = call.int("seed").unwrap_or(1) as u64;
+    let noise = call.f64("noise").unwrap_or(0.1);
+    match call.schema.name {
+        "sines" => {
+            needs_signal_input(ctx, "sines");
+            let source = Source::Sines {
+                n: call.int("n")? as usize,
+                components: call.int("components")? as usize,
+                max_freq: call.f64("max_freq")?,
+                noise,
+                seed,
+            };
+            Some(SourceFacts { source, task, classes: None, span })
+        }
+        "waveforms" => {
+            needs_signal_input(ctx, "waveforms");
+            let classes = call.int("classes")? as usize;
+            Some(SourceFacts { source: Source::Waveforms { n: call.int("n")? as usize, classes, noise, seed }, task, classes: Some(classes), span })
+        }
+        "ucr" => {
+            let path = ctx.resolve_path(call.str("path")?, call.span_of("path"))?;
+            let probe = match probe_ucr(&path) {
+                Ok(probe) => probe,
+                Err((line, reason)) => {
+                    ctx.problems.push(Problem::BadDataFile { span: call.span_of("path"), path: call.str("path")?.into(), line, reason });
+                    return None;
+                }
+            };
+            if let Some((shape, input_span)) = input
+                && shape.numel() != probe.values
+            {
+                let help = Some(match shape.rank() {
+                    1 => format!("use `input [{}]`", probe.values),
+                    _ => format!("use an input with {} values, such as `input [1, {}]`", probe.values, probe.values),
+                });
+                ctx.problems.push(Problem::DataShapeMismatch {
+                    span: call.span_of("path"),
+                    input_span,
+                    data: format!("{} values per row", probe.values),
+                    input: shape.clone(),
+                    help,
+                });
+            }
+            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(probe.classes), span })
+        }
+        "signal" => {
+            needs_signal_input(ctx, "signal");
+            let path = ctx.resolve_path(call.str("path")?, call.span_of("path"))?;
+            let column = call.int("column")? as usize;
+            match probe_signal(&path, column) {
+                Ok(samples) => {
+                    if let Some((shape, input_span)) = input
+                        && shape.rank() == 2
+                        && shape.0[1] > samples
+                    {
+                        ctx.problems.push(Problem::DataShapeMismatch {
+                            span: call.span_of("path"),
+                            input_span,
+                            data: format!("a recording of {samples} samples"),
+                            input: shape.clone(),
+                            help: Some(format!("windows are the model's input length; use at most {samples}")),
+                        });
+                    }
+                }
+                Err((line, reason)) => {
+                    ctx.problems.push(Problem::BadDataFile { span: call.span_of("path"), path: call.str("path")?.into(), line, reason });
+                    return None;
+                }
+            }
+            let stride = call.int("stride").map(|s| s as usize);
+            Some(SourceFacts { source: Source::Signal { path, column, stride, noise, seed }, task, classes: None, span })
+        }
+        other => unreachable!("data source {other} has no checker"),
+    }
+}
+
+struct UcrProbe {
+    values: usize,
+    classes: usize,
+}
+
+type ProbeError = (Option<usize>, String);
+
+fn read(path: &PathBuf) -> Result<String, ProbeError> {
+    std::fs::read_to_string(path).map_err(|e| (None, format!("cannot be read: {e}")))
+}
+
+/// Row width, class count and well-formedness of a UCR-style CSV.
+fn probe_ucr(path: &PathBuf) -> Result<UcrProbe, ProbeError> {
+    let text = read(path)?;
+    let mut width = None;
+    let mut labels = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() < 2 {
+            return Err((Some(line_no), "a row needs a label and at least one value".into()));
+        }
+        match width {
+            None => width = Some(fields.len()),
+            Some(w) if w != fields.len() => {
+                return Err((Some(line_no), format!("this row has {} values after the label, the first row {}", fields.len() - 1, w - 1)));
+            }
+            _ => {}
+        }
+        let label = fields[0];
+        let number: f64 = label.parse().map_err(|_| (Some(line_no), format!("the label `{label}` is not a number")))?;
+        if number.fract() != 0.0 {
+            return Err((Some(line_no), format!("the label `{label}` is not an integer class label")));
+        }
+        labels.insert(number as i64);
+        for (col, field) in fields[1..].iter().enumerate() {
+            match field.parse::<f64>() {
+                Ok(x) if x.is_finite() => {}
+                Ok(_) => return Err((Some(line_no), format!("column {} is `{field}`, not a finite number", col + 2))),
+                Err(_) => return Err((Some(line_no), format!("column {} is `{field}`, not a number", col + 2))),
+            }
+        }
+    }
+    let width = width.ok_or((None, "the file has no rows".to_string()))?;
+    if labels.len() < 2 {
+        return Err((None, format!("all rows have the same label ({}); classification needs at least two classes", labels.first().copied().unwrap_or(0))));
+    }
+    Ok(UcrProbe { values: width - 1, classes: labels.len() })
+}
+
+/// Number of samples in one column of a signal CSV (a header line is allowed).
+fn probe_signal(path: &PathBuf, column: usize) -> Result<usize, ProbeError> {
+    let text = read(path)?;
+    let mut samples = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let Some(field) = fields.get(column) else {
+            return Err((Some(i + 1), format!("this row has {} column(s), there is no column {column}", fields.len())));
+        };
+        match field.parse::<f64>() {
+            Ok(x) if x.is_finite() => samples += 1,
+            // A header on the first line.
+            Err(_) if i == 0 => {}
+            _ => return Err((Some(i + 1), format!("`{field}` is not a finite number"))),
+        }
+    }
+    if samples == 0 {
+        return Err((None, "the file holds no samples".into()));
+    }
+    Ok(samples)
+}
+
+pub fn check_train(ctx: &mut Ctx, section: Option<&ast::Section>, data: Option<(&DataSpec, Span)>, model: Option<&Model>, model_span: Span) -> Option<TrainSpec> {
+    let call = match section.map(|s| (s, &s.body)) {
+        Some((_, ast::SectionBody::Block(block))) => {
+            let args = settings_as_args(ctx, block, "train");
+            params::resolve_items(&TRAIN_SECTION, &args, section.unwrap().keyword.span, "train", &mut ctx.problems)
+        }
+        Some((s, ast::SectionBody::Inline(_))) => {
+            ctx.problems.push(Problem::MalformedSection { span: s.span, section: "train".into(), expected: "`train { epochs = 20 … }`".into() });
+            return None;
+        }
+        None => params::resolve_items(&TRAIN_SECTION, &[], model_span, "train", &mut ctx.problems),
+    };
+    let optimizer = optimizer(call.entry("optimizer")?)?;
+    let loss_call = call.entry("loss");
+    let task = data.map(|(d, _)| d.task);
+    let loss = match loss_call.map(|c| c.schema.name) {
+        Some("mse") => Loss::Mse,
+        Some("mae") => Loss::Mae,
+        Some("cross_entropy") => Loss::CrossEntropy,
+        Some("bce") => Loss::Bce,
+        Some(other) => unreachable!("loss {other} has no lowering"),
+        None if call.given("loss") => return None,
+        None if task == Some(Task::Classify) => Loss::CrossEntropy,
+        None => Loss::Mse,
+    };
+    if let Some((data, data_span)) = data {
+        let loss_span = loss_call.map(|c| c.span).unwrap_or(data_span);
+        fit_task(ctx, loss, loss_call.is_some(), loss_span, data, data_span, model, model_span);
+    }
+    Some(TrainSpec {
+        optimizer,
+        loss,
+        epochs: call.int("epochs")? as usize,
+        batch: call.int("batch")? as usize,
+        seed: call.int("seed")? as u64,
+        shuffle: call.bool("shuffle")?,
+    })
+}
+
+fn optimizer(call: &Call) -> Option<Optimizer> {
+    let lr = call.f64("lr")?;
+    let weight_decay = call.f64("weight_decay")?;
+    Some(match call.schema.name {
+        "sgd" => Optimizer::Sgd { lr, momentum: call.f64("momentum")?, nesterov: call.bool("nesterov")?, weight_decay },
+        "adam" => Optimizer::Adam { lr, beta1: call.f64("beta1")?, beta2: call.f64("beta2")?, eps: call.f64("eps")?, weight_decay },
+        "adamw" => Optimizer::AdamW { lr, beta1: call.f64("beta1")?, beta2: call.f64("beta2")?, eps: call.f64("eps")?, weight_decay },
+        other => unreachable!("optimizer {other} has no lowering"),
+    })
+}
+
+/// The loss fits the task, and the model's output fits the loss and the data.
+#[allow(clippy::too_many_arguments)]
+fn fit_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data: &DataSpec, data_span: Span, model: Option<&Model>, model_span: Span) {
+    let classify_loss = matches!(loss, Loss::CrossEntropy | Loss::Bce);
+    match (data.task, classify_loss) {
+        (Task::Denoise, true) => {
+            ctx.problems.push(Problem::TaskMismatch {
+                span: loss_span,
+                reason: "a classification loss on a denoising data set".into(),
+                help: Some("denoising compares the output with the clean signal: use `loss = mse` or `loss = mae`".into()),
+            });
+            return;
+        }
+        (Task::Classify, false) => {
+            ctx.problems.push(Problem::TaskMismatch {
+                span: loss_span,
+                reason: format!("a regression loss on a classification data set{}", if loss_written { "" } else { " (the default)" }),
+                help: Some("use `loss = cross_entropy` (one logit per class) or `loss = bce` (two classes, one logit)".into()),
+            });
+            return;
+        }
+        _ => {}
+    }
+    if loss == Loss::Bce && data.classes.is_some_and(|c| c != 2) {
+        ctx.problems.push(Problem::TaskMismatch {
+            span: loss_span,
+            reason: format!("`bce` is for two classes, but the data has {}", data.classes.unwrap()),
+            help: Some("use `loss = cross_entropy`".into()),
+        });
+        return;
+    }
+    let Some(model) = model else { return };
+    let (expected, why, help) = match data.task {
+        Task::Denoise => (
+            model.input.clone(),
+            "denoising (the clean signal)".to_string(),
+            if model.output.rank() == model.input.rank() && model.output.0[1..] != model.input.0[1..] {
+                Some("keep the length: `padding=same` on every conv, stride 1 and no pooling".to_string())
+            } else {
+                Some(format!("end with a conv of out={} and keep the length with `padding=same`", model.input.channels()))
+            },
+        ),
+        Task::Classify => {
+            let classes = data.classes.unwrap_or(2);
+            let logits = if loss == Loss::Bce { 1 } else { classes };
+            let what = if loss == Loss::Bce { "binary cross-entropy (one logit)".to_string() } else { format!("{classes}-class cross-entropy (one logit per class)") };
+            let help = if model.output.rank() > 1 {
+                format!("reduce to a vector first (`global_avgpool` or `flatten`), then end with `linear(out={logits})`")
+            } else {
+                format!("end with `linear(out={logits})`")
+            };
+            (Shape(vec![logits]), what, Some(help))
+        }
+    };
+    if model.output != expected {
+        ctx.problems.push(Problem::OutputMismatch { span: data_span, model_span, output: model.output.clone(), expected: expected.to_string(), why, help });
+    }
+}

@@ -1,0 +1,117 @@
+//! The checker: syntax tree → validated program (`crate::ir`), collecting every
+//! problem of every phase rather than stopping at the first.
+//!
+//! Sections are checked in order model → data → train, each with what the
+//! earlier ones established (the model's input shape decides whether the data
+//! fits, the data's task which loss and output the model needs).
+
+pub mod annotations;
+pub mod data;
+pub mod model;
+pub mod params;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::ast::{self, Span};
+use crate::bands::BandSpec;
+use crate::diagnostic::Problem;
+use crate::ir::Program;
+use crate::schema::SECTION_NAMES;
+
+/// What checking found: the program when there are no errors, and every problem.
+pub struct Checked {
+    pub program: Option<Program>,
+    pub problems: Vec<Problem>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+}
+
+/// State shared by the checking passes.
+pub struct Ctx {
+    pub problems: Vec<Problem>,
+    /// Folder that relative paths in the file are taken from.
+    pub base_dir: PathBuf,
+    /// λ_min per band and kernel shape: large models repeat the same few.
+    lambda_cache: HashMap<(u64, u64, u64, u8, Vec<usize>), f64>,
+}
+
+impl Ctx {
+    pub fn lambda_min(&mut self, band: &BandSpec, kernel: &[usize]) -> f64 {
+        let key = (band.low.to_bits(), band.high.to_bits(), band.transition.unwrap_or(-1.0).to_bits(), band.family as u8, kernel.to_vec());
+        *self.lambda_cache.entry(key).or_insert_with(|| band.lambda_min(kernel))
+    }
+
+    /// A path from the file, relative to its folder; reports a missing file.
+    pub fn resolve_path(&mut self, written: &str, span: Span) -> Option<PathBuf> {
+        let path = Path::new(written);
+        let resolved = if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) };
+        if resolved.is_file() {
+            Some(resolved)
+        } else {
+            self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
+            None
+        }
+    }
+}
+
+/// Parses and checks a source. `base_dir` is where relative data paths start.
+pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
+    let (file, syntax_problems) = crate::syntax::parse(source);
+    let mut ctx = Ctx { problems: syntax_problems, base_dir: base_dir.to_path_buf(), lambda_cache: HashMap::new() };
+    let program = check_file(&mut ctx, &file, source.len());
+    let mut problems = ctx.problems;
+    problems.sort_by_key(|p| p.span().start);
+    problems.dedup();
+    let has_errors = problems.iter().any(Problem::is_error);
+    (file, Checked { program: if has_errors { None } else { program }, problems })
+}
+
+fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
+    let mut by_name: HashMap<&str, &ast::Section> = HashMap::new();
+    for section in &file.sections {
+        let keyword = section.keyword.name.as_str();
+        if !SECTION_NAMES.contains(&keyword) {
+            ctx.problems.push(Problem::UnknownSection { span: section.keyword.span, name: keyword.into(), known: SECTION_NAMES.to_vec() });
+            continue;
+        }
+        if let Some(first) = by_name.get(keyword) {
+            ctx.problems.push(Problem::DuplicateSection { span: section.keyword.span, first: first.keyword.span, name: keyword.into() });
+            continue;
+        }
+        by_name.insert(keyword, section);
+    }
+
+    let model = match by_name.get("model") {
+        Some(section) => match &section.body {
+            ast::SectionBody::Block(block) => model::check_model(ctx, section, block),
+            ast::SectionBody::Inline(_) => {
+                ctx.problems.push(Problem::MalformedSection { span: section.span, section: "model".into(), expected: "`model NAME { input [...]  layers… }`".into() });
+                None
+            }
+        },
+        None => {
+            // Syntax errors may have eaten the model; do not pile on.
+            if !ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. })) {
+                ctx.problems.push(Problem::MissingModel { span: Span::new(0, len.min(1)) });
+            }
+            None
+        }
+    };
+    let model_span = by_name.get("model").map(|s| s.name.as_ref().map(|n| n.span).unwrap_or(s.keyword.span)).unwrap_or_default();
+    let data = match by_name.get("data") {
+        Some(section) => data::check_data(ctx, section, model.as_ref().map(|(m, s)| (m, *s))),
+        None => {
+            if by_name.contains_key("model") {
+                ctx.problems.push(Problem::MissingTrainData { span: model_span });
+            }
+            None
+        }
+    };
+    let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref().map(|(m, _)| m), model_span);
+    Some(Program { model: model?.0, data: data?.0, train: train? })
+}

@@ -1,0 +1,518 @@
+//! The model section: layer names, structures, annotations and shape inference.
+//!
+//! Works in two passes. `template` resolves each written layer once (its
+//! parameters and annotations), so a mistake inside `repeat 4 { … }` is reported
+//! once. `instantiate` then walks the templates with the inferred shape,
+//! expanding repeats, naming every layer and checking shapes.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ast::{self, Span, Stmt, ValueKind};
+use crate::check::Ctx;
+use crate::check::annotations::{self, Attached, LayerFacts};
+use crate::check::params::{self, Call};
+use crate::diagnostic::Problem;
+use crate::ir::{Activation, Conv, Layer, Model, Op, Pool};
+use crate::schema::{self, AnnotationDef, LayerDef, LayerKind};
+use crate::shape::Shape;
+
+/// A statement of a model body: a layer, or a line that did not parse.
+pub enum Item<'a> {
+    Layer(Template<'a>),
+    /// Shapes after it are unknown, so nothing is guessed across it.
+    Broken,
+}
+
+pub struct Template<'a> {
+    ast: &'a ast::Layer,
+    /// `None` for an unknown layer: shapes are unknown after it.
+    def: Option<&'static LayerDef>,
+    call: Option<Call>,
+    count: Option<usize>,
+    body: Vec<Item<'a>>,
+    annotations: Vec<(&'a ast::Annotation, &'static AnnotationDef, Call)>,
+}
+
+/// Checks a `model NAME { … }` section; `None` when it has errors that leave no model.
+pub fn check_model(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block) -> Option<(Model, Span)> {
+    let name = section.name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "model".to_string());
+    let (input, input_span) = input_shape(ctx, section, block, &name);
+    let templates = templates(ctx, &block.stmts);
+    let mut builder = Builder { ctx, checked: HashSet::new() };
+    let mut layers = Vec::new();
+    let output = builder.instantiate(&templates, input.clone(), "", Inherit::default(), &mut layers);
+    match (input, output) {
+        (Some(input), Some(output)) => Some((Model { name, input, output, layers }, input_span)),
+        _ => None,
+    }
+}
+
+fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model: &str) -> (Option<Shape>, Span) {
+    let mut found: Option<(Option<Shape>, Span)> = None;
+    let mut seen_layer = false;
+    for stmt in &block.stmts {
+        let dims_and_span = match stmt {
+            Stmt::Input { dims, span } => Some((dims.clone(), *span)),
+            // `input = [1, 64]` reads as a setting; take it all the same.
+            Stmt::Setting(s) if s.key.name == "input" => match &s.value.kind {
+                ValueKind::List(items) => Some((items.clone(), s.span)),
+                _ => {
+                    ctx.problems.push(Problem::BadInput {
+                        span: s.value.span,
+                        reason: format!("expected a list of sizes, found {}", s.value.kind.describe()),
+                        help: Some("write `input [channels, length]`".into()),
+                    });
+                    found.get_or_insert((None, s.span));
+                    None
+                }
+            },
+            Stmt::Layer(_) => {
+                seen_layer = true;
+                None
+            }
+            Stmt::Setting(_) | Stmt::Error { .. } => None,
+        };
+        let Some((dims, span)) = dims_and_span else { continue };
+        if let Some((_, first)) = &found {
+            ctx.problems.push(Problem::BadInput { span, reason: "the input shape is given twice".into(), help: Some(format!("the first one is at byte {}; keep one", first.start)) });
+            continue;
+        }
+        if seen_layer {
+            ctx.problems.push(Problem::BadInput { span, reason: "the input shape must come before the layers".into(), help: Some("move this line to the top of the model".into()) });
+        }
+        let mut shape = Vec::new();
+        let mut ok = true;
+        for d in &dims {
+            match d.kind {
+                ValueKind::Number { value, integer: true } if value >= 1.0 && value < 1e12 => shape.push(value as usize),
+                _ => {
+                    ok = false;
+                    ctx.problems.push(Problem::BadInput {
+                        span: d.span,
+                        reason: format!("each size must be a positive integer, found {}", d.kind.describe()),
+                        help: None,
+                    });
+                }
+            }
+        }
+        if ok && !(1..=3).contains(&shape.len()) {
+            ok = false;
+            ctx.problems.push(Problem::BadInput {
+                span,
+                reason: format!("rank {} is not supported", shape.len()),
+                help: Some("give the shape of one example without the batch axis: `[features]`, `[channels, length]` or `[channels, height, width]`".into()),
+            });
+        }
+        found = Some((ok.then_some(Shape(shape)), span));
+    }
+    match found {
+        Some(found) => found,
+        None => {
+            let span = section.name.as_ref().map(|n| n.span).unwrap_or(section.keyword.span);
+            ctx.problems.push(Problem::MissingInput { span, model: model.to_string() });
+            (None, span)
+        }
+    }
+}
+
+fn templates<'a>(ctx: &mut Ctx, stmts: &'a [Stmt]) -> Vec<Item<'a>> {
+    let mut out = Vec::new();
+    for stmt in stmts {
+        let layer = match stmt {
+            Stmt::Layer(layer) => layer,
+            Stmt::Error { .. } => {
+                out.push(Item::Broken);
+                continue;
+            }
+            Stmt::Setting(s) if s.key.name != "input" => {
+                ctx.problems.push(Problem::MisplacedStatement {
+                    span: s.span,
+                    what: format!("the setting `{}`", s.key.name),
+                    section: "model".into(),
+                    help: "a model holds its input shape and layers; training settings go in `train { … }`, data in `data { … }`".into(),
+                });
+                continue;
+            }
+            _ => continue,
+        };
+        out.push(Item::Layer(template(ctx, layer)));
+    }
+    out
+}
+
+fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
+    let name = &layer.name.name;
+    let def = schema::layer(name);
+    let mut t = Template { ast: layer, def, call: None, count: None, body: Vec::new(), annotations: Vec::new() };
+    let Some(def) = def else {
+        ctx.problems.push(Problem::UnknownLayer { span: layer.name.span, name: name.clone(), known: schema::layer_names() });
+        if let Some(body) = &layer.body {
+            t.body = templates(ctx, &body.stmts);
+        }
+        return t;
+    };
+    t.call = Some(params::resolve(&def.schema, layer.args.as_ref(), layer.name.span, name, &mut ctx.problems));
+
+    // Structure: `repeat N { … }` needs both, `residual { … }` a body, others neither.
+    match def.kind {
+        LayerKind::Repeat => {
+            match &layer.count {
+                Some(count) => match count.kind {
+                    ValueKind::Number { value, integer: true } if value >= 1.0 => t.count = Some(value as usize),
+                    _ => ctx.problems.push(Problem::OutOfRange {
+                        span: count.span,
+                        param: "count".into(),
+                        owner: "repeat".into(),
+                        value: match count.kind {
+                            ValueKind::Number { value, .. } => crate::diagnostic::fmt_num(value),
+                            _ => "?".into(),
+                        },
+                        allowed: "a positive integer".into(),
+                        help: None,
+                    }),
+                },
+                None => ctx.problems.push(Problem::BadStructure {
+                    span: layer.name.span,
+                    reason: "`repeat` needs a count: how many copies of its body to stack".into(),
+                    help: Some("write `repeat 3 { … }`".into()),
+                }),
+            }
+            if layer.body.is_none() {
+                ctx.problems.push(Problem::BadStructure { span: layer.name.span, reason: "`repeat` needs a body in `{ … }`".into(), help: Some("write `repeat 3 { conv(k=3)\n relu }`, one layer per line".into()) });
+            }
+        }
+        LayerKind::Residual => {
+            if let Some(count) = &layer.count {
+                ctx.problems.push(Problem::BadStructure { span: count.span, reason: "`residual` takes no count".into(), help: Some("to stack several residual blocks, wrap it: `repeat 3 { residual { … } }`".into()) });
+            }
+            if layer.body.is_none() {
+                ctx.problems.push(Problem::BadStructure { span: layer.name.span, reason: "`residual` needs a body in `{ … }`".into(), help: Some("write `residual { conv(k=3) }`".into()) });
+            }
+        }
+        _ => {
+            if let Some(body) = &layer.body {
+                ctx.problems.push(Problem::BadStructure {
+                    span: body.span,
+                    reason: format!("`{name}` is a layer, not a structure: it takes no `{{ … }}` body"),
+                    help: Some("only `repeat N { … }` and `residual { … }` have bodies".into()),
+                });
+            }
+            if let Some(count) = &layer.count {
+                ctx.problems.push(Problem::BadStructure { span: count.span, reason: format!("`{name}` takes no count"), help: Some("only `repeat N { … }` takes a count".into()) });
+            }
+        }
+    }
+    if let Some(body) = &layer.body {
+        t.body = templates(ctx, &body.stmts);
+    }
+    for annotation in &layer.annotations {
+        match schema::annotation(&annotation.name.name) {
+            Some(adef) => {
+                let owner = format!("@{}", adef.schema.name);
+                let call = params::resolve(&adef.schema, annotation.args.as_ref(), annotation.span, &owner, &mut ctx.problems);
+                t.annotations.push((annotation, adef, call));
+            }
+            None => ctx.problems.push(Problem::UnknownAnnotation {
+                span: annotation.name.span,
+                name: annotation.name.name.clone(),
+                known: schema::annotation_names(),
+            }),
+        }
+    }
+    t
+}
+
+/// `@freeze` and `@lr` written on a structure apply to every layer inside.
+#[derive(Clone, Copy, Default)]
+struct Inherit {
+    frozen: bool,
+    lr_scale: Option<f64>,
+}
+
+struct Builder<'c> {
+    ctx: &'c mut Ctx,
+    /// Templates whose annotations were already checked (repeats visit them again).
+    checked: HashSet<usize>,
+}
+
+impl Builder<'_> {
+    fn instantiate(&mut self, items: &[Item], mut shape: Option<Shape>, prefix: &str, inherit: Inherit, out: &mut Vec<Layer>) -> Option<Shape> {
+        let mut counters: HashMap<&str, usize> = HashMap::new();
+        for item in items {
+            let t = match item {
+                Item::Layer(t) => t,
+                Item::Broken => {
+                    shape = None;
+                    continue;
+                }
+            };
+            let Some(def) = t.def else {
+                // Unknown layer: still look inside its body for more mistakes.
+                let mut ignored = Vec::new();
+                self.instantiate(&t.body, None, prefix, inherit, &mut ignored);
+                shape = None;
+                continue;
+            };
+            let counter = counters.entry(def.schema.name).or_insert(0);
+            *counter += 1;
+            let name = format!("{prefix}{}{}", def.schema.name, counter);
+            let call = t.call.as_ref().expect("known layers have a call");
+            match def.kind {
+                LayerKind::Repeat => {
+                    let inherit = self.structure_annotations(t, &name, inherit);
+                    for i in 1..=t.count.unwrap_or(1) {
+                        shape = self.instantiate(&t.body, shape, &format!("{name}.{i}."), inherit, out);
+                    }
+                }
+                LayerKind::Residual => {
+                    let inherit = self.structure_annotations(t, &name, inherit);
+                    let mut body = Vec::new();
+                    let result = self.instantiate(&t.body, shape.clone(), &format!("{name}."), inherit, &mut body);
+                    match (shape.clone(), result) {
+                        (Some(input), Some(output)) if input == output => {
+                            out.push(Layer {
+                                name,
+                                op: Op::Residual { body },
+                                input: input.clone(),
+                                output: input,
+                                parameters: 0,
+                                constraints: vec![],
+                                frozen: false,
+                                lr_scale: 1.0,
+                                init: None,
+                                span: t.ast.name.span,
+                            });
+                        }
+                        (Some(input), Some(output)) => {
+                            self.ctx.problems.push(Problem::ResidualMismatch { span: t.ast.name.span, layer: name, input, output });
+                            shape = None;
+                        }
+                        _ => shape = None,
+                    }
+                }
+                _ => {
+                    let built = shape.as_ref().and_then(|input| self.layer_op(def, call, input, &name, t.ast.name.span));
+                    let facts = LayerFacts {
+                        kind: def.kind,
+                        layer: def.schema.name,
+                        name: name.clone(),
+                        span: t.ast.name.span,
+                        weights: def.weights,
+                        kernel: match &built {
+                            Some((Op::Conv(c), _, _)) => Some(c.kernel.clone()),
+                            // Shape unknown: take the kernel as written.
+                            None if def.kind == LayerKind::Conv => call.axes("k").map(|k| k.iter().map(|&x| x.max(1) as usize).collect()),
+                            _ => None,
+                        },
+                        dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
+                    };
+                    // A repeat visits a template again: report its annotations once.
+                    let first_visit = self.checked.insert(t.ast.span.start);
+                    let saved = (!first_visit).then(|| std::mem::take(&mut self.ctx.problems));
+                    let attached = annotations::check(self.ctx, &facts, &t.annotations);
+                    if let Some(saved) = saved {
+                        self.ctx.problems = saved;
+                    }
+                    match built {
+                        Some((op, output, parameters)) => {
+                            out.push(layer_with(name, op, shape.clone().unwrap(), output.clone(), parameters, attached, inherit, t.ast.name.span));
+                            shape = Some(output);
+                        }
+                        None => shape = None,
+                    }
+                }
+            }
+        }
+        shape
+    }
+
+    /// `@freeze` / `@lr` on a structure pass down to its layers; nothing else fits there.
+    fn structure_annotations(&mut self, t: &Template, name: &str, mut inherit: Inherit) -> Inherit {
+        let first_visit = self.checked.insert(t.ast.span.start);
+        for (annotation, adef, call) in &t.annotations {
+            match adef.role {
+                schema::AnnotationRole::Freeze => inherit.frozen = true,
+                schema::AnnotationRole::LearningRate => inherit.lr_scale = call.f64("scale").or(inherit.lr_scale),
+                _ if first_visit => self.ctx.problems.push(Problem::NotApplicable {
+                    span: annotation.span,
+                    layer_span: t.ast.name.span,
+                    annotation: adef.schema.name.into(),
+                    layer: name.into(),
+                    reason: "a structure has no weights of its own".into(),
+                    help: Some("put it on the layers inside; only `@freeze` and `@lr` can be given to a whole structure".into()),
+                }),
+                _ => {}
+            }
+        }
+        inherit
+    }
+
+    /// The operation, output shape and parameter count of a layer on `input`,
+    /// or `None` after reporting why it does not fit.
+    fn layer_op(&mut self, def: &LayerDef, call: &Call, input: &Shape, name: &str, span: Span) -> Option<(Op, Shape, usize)> {
+        let problems = &mut self.ctx.problems;
+        let rank = input.rank();
+        let spatial = |problems: &mut Vec<Problem>, what: &str| -> Option<()> {
+            if rank == 2 || rank == 3 {
+                return Some(());
+            }
+            let help = if rank == 1 {
+                Some(format!("`{what}` needs a channel axis; for a 1-channel signal write `input [1, {}]`, and put `flatten`/`global_avgpool` only after the last `{what}`", input.0[0]))
+            } else {
+                None
+            };
+            problems.push(Problem::BadRank { span, layer: name.into(), found: input.clone(), expected: "a `[channels, length]` or `[channels, height, width]` input".into(), help });
+            None
+        };
+        match def.kind {
+            LayerKind::Conv => {
+                spatial(problems, "conv")?;
+                let axes = rank - 1;
+                let kernel = per_axis(problems, call, "k", axes, name)?;
+                let stride = per_axis(problems, call, "stride", axes, name)?;
+                let dilation = per_axis(problems, call, "dilation", axes, name)?;
+                let in_channels = input.channels();
+                let out_channels = call.int("out").map(|o| o as usize).unwrap_or(in_channels);
+                let groups = call.int("groups").unwrap_or(1) as usize;
+                let padding: Vec<(usize, usize)> = match call.get("padding").map(|g| &g.val) {
+                    Some(params::Val::Word(w)) if w == "valid" => vec![(0, 0); axes],
+                    Some(params::Val::Word(_)) | None => (0..axes)
+                        .map(|a| {
+                            let total = dilation[a] * (kernel[a] - 1);
+                            (total / 2, total - total / 2)
+                        })
+                        .collect(),
+                    Some(_) => per_axis(problems, call, "padding", axes, name)?.into_iter().map(|p| (p, p)).collect(),
+                };
+                if in_channels % groups != 0 || out_channels % groups != 0 {
+                    problems.push(Problem::BadGroups { span: call.span_of("groups"), layer: name.into(), groups, in_channels, out_channels });
+                    return None;
+                }
+                let mut out = vec![out_channels];
+                for a in 0..axes {
+                    let window = dilation[a] * (kernel[a] - 1) + 1;
+                    let padded = input.0[a + 1] + padding[a].0 + padding[a].1;
+                    if window > padded {
+                        problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a]));
+                        return None;
+                    }
+                    out.push((padded - window) / stride[a] + 1);
+                }
+                let bias = call.bool("bias").unwrap_or(true);
+                let parameters = out_channels * (in_channels / groups) * kernel.iter().product::<usize>() + if bias { out_channels } else { 0 };
+                let conv = Conv { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
+                Some((Op::Conv(conv), Shape(out), parameters))
+            }
+            LayerKind::Linear => {
+                if rank != 1 {
+                    problems.push(Problem::BadRank {
+                        span,
+                        layer: name.into(),
+                        found: input.clone(),
+                        expected: "a `[features]` input".into(),
+                        help: Some(format!("add `flatten` (→ [{}]) or `global_avgpool` (→ [{}]) before it", input.numel(), input.channels())),
+                    });
+                    return None;
+                }
+                let out_features = call.int("out")? as usize;
+                let bias = call.bool("bias").unwrap_or(true);
+                let parameters = input.0[0] * out_features + if bias { out_features } else { 0 };
+                Some((Op::Linear { in_features: input.0[0], out_features, bias }, Shape(vec![out_features]), parameters))
+            }
+            LayerKind::Activation => {
+                let act = match def.schema.name {
+                    "relu" => Activation::Relu,
+                    "gelu" => Activation::Gelu,
+                    "tanh" => Activation::Tanh,
+                    "sigmoid" => Activation::Sigmoid,
+                    "silu" => Activation::Silu,
+                    "leaky_relu" => Activation::LeakyRelu(call.f64("slope").unwrap_or(0.01)),
+                    other => unreachable!("activation {other} missing from the lowering table"),
+                };
+                Some((Op::Activation(act), input.clone(), 0))
+            }
+            LayerKind::MaxPool | LayerKind::AvgPool => {
+                spatial(problems, def.schema.name)?;
+                let axes = rank - 1;
+                let kernel = per_axis(problems, call, "k", axes, name)?;
+                let stride = if call.given("stride") { per_axis(problems, call, "stride", axes, name)? } else { kernel.clone() };
+                let padding = per_axis(problems, call, "padding", axes, name)?;
+                let mut out = vec![input.channels()];
+                for a in 0..axes {
+                    if 2 * padding[a] > kernel[a] {
+                        problems.push(Problem::OutOfRange {
+                            span: call.span_of("padding"),
+                            param: "padding".into(),
+                            owner: def.schema.name.into(),
+                            value: padding[a].to_string(),
+                            allowed: format!("at most half the window ({})", kernel[a] / 2),
+                            help: Some("a window could then hold nothing but padding".into()),
+                        });
+                        return None;
+                    }
+                    let padded = input.0[a + 1] + 2 * padding[a];
+                    if kernel[a] > padded {
+                        problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a])));
+                        return None;
+                    }
+                    out.push((padded - kernel[a]) / stride[a] + 1);
+                }
+                let pool = Pool { kernel, stride, padding };
+                let op = if def.kind == LayerKind::MaxPool { Op::MaxPool(pool) } else { Op::AvgPool(pool) };
+                Some((op, Shape(out), 0))
+            }
+            LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
+                spatial(problems, def.schema.name)?;
+                let op = if def.kind == LayerKind::GlobalAvgPool { Op::GlobalAvgPool } else { Op::GlobalMaxPool };
+                Some((op, Shape(vec![input.channels()]), 0))
+            }
+            LayerKind::BatchNorm => {
+                let channels = input.channels();
+                Some((Op::BatchNorm { channels, momentum: call.f64("momentum").unwrap_or(0.1), eps: call.f64("eps").unwrap_or(1e-5) }, input.clone(), 2 * channels))
+            }
+            LayerKind::Dropout => Some((Op::Dropout { p: call.f64("p").unwrap_or(0.5) }, input.clone(), 0)),
+            LayerKind::Flatten => Some((Op::Flatten, Shape(vec![input.numel()]), 0)),
+            LayerKind::Repeat | LayerKind::Residual => unreachable!("structures are expanded by instantiate"),
+        }
+    }
+}
+
+fn too_long(name: &str, span: Span, k: usize, dilation: usize, window: usize, input: &Shape, padding: (usize, usize)) -> Problem {
+    let what = if dilation > 1 { format!("{window} samples (k={k}, dilation={dilation})") } else { format!("{window} samples (k={k})") };
+    let pad = if padding == (0, 0) { "no padding".to_string() } else { format!("padding {} + {}", padding.0, padding.1) };
+    Problem::KernelTooLong { span, layer: name.into(), window: what, input: format!("{input} ({pad})") }
+}
+
+/// An int-or-pair parameter as one value per spatial axis; a pair on a 1-D layer
+/// is reported.
+fn per_axis(problems: &mut Vec<Problem>, call: &Call, param: &str, axes: usize, layer: &str) -> Option<Vec<usize>> {
+    let values = call.axes(param)?;
+    match (values.len(), axes) {
+        (1, _) => Some(vec![values[0] as usize; axes]),
+        (2, 2) => Some(values.iter().map(|&v| v as usize).collect()),
+        _ => {
+            problems.push(Problem::TwoDOption {
+                span: call.span_of(param),
+                param: param.into(),
+                layer: layer.into(),
+            });
+            None
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn layer_with(name: String, op: Op, input: Shape, output: Shape, parameters: usize, attached: Attached, inherit: Inherit, span: Span) -> Layer {
+    Layer {
+        name,
+        op,
+        input,
+        output,
+        parameters,
+        constraints: attached.constraints,
+        frozen: attached.frozen || inherit.frozen,
+        lr_scale: attached.lr_scale.or(inherit.lr_scale).unwrap_or(1.0),
+        init: attached.init,
+        span,
+    }
+}

@@ -1,0 +1,358 @@
+//! Arguments → typed values, against a schema from `crate::schema`.
+//!
+//! One resolver serves layers, annotations, data sources, optimizers, losses and
+//! the settings of `data { … }` and `train { … }`, so every parameter anywhere
+//! gets the same checks: unknown names (with suggestions), duplicates, types,
+//! ranges, required parameters and defaults.
+
+use crate::ast::{Arg, Args, Span, Value, ValueKind};
+use crate::diagnostic::{Problem, fmt_num};
+use crate::schema::{self, Default, Param, ParamType, Schema};
+
+#[derive(Clone, Debug)]
+pub enum Val {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A name from a fixed set (`same`, `penalty`, `kaiming`).
+    Word(String),
+    Str(String),
+    Pair([i64; 2]),
+    /// An entry of another table: `adam(lr=1e-3)`.
+    Entry(Box<Call>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Given {
+    pub val: Val,
+    /// Where it was written; `None` for a default.
+    pub span: Option<Span>,
+}
+
+/// A schema applied to its arguments.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub schema: &'static Schema,
+    pub span: Span,
+    pub values: Vec<(&'static str, Given)>,
+    /// Parameters that were written but rejected (so nothing else complains of them).
+    pub rejected: Vec<&'static str>,
+}
+
+impl Call {
+    pub fn get(&self, name: &str) -> Option<&Given> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, g)| g)
+    }
+    pub fn given(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|g| g.span.is_some()) || self.rejected.contains(&name)
+    }
+    pub fn span_of(&self, name: &str) -> Span {
+        self.get(name).and_then(|g| g.span).unwrap_or(self.span)
+    }
+    pub fn f64(&self, name: &str) -> Option<f64> {
+        match self.get(name)?.val {
+            Val::Float(x) => Some(x),
+            Val::Int(i) => Some(i as f64),
+            _ => None,
+        }
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name)?.val {
+            Val::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.get(name)?.val {
+            Val::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn word(&self, name: &str) -> Option<&str> {
+        match &self.get(name)?.val {
+            Val::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match &self.get(name)?.val {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn entry(&self, name: &str) -> Option<&Call> {
+        match &self.get(name)?.val {
+            Val::Entry(call) => Some(call),
+            _ => None,
+        }
+    }
+    /// An int-or-pair parameter as one value per axis.
+    pub fn axes(&self, name: &str) -> Option<Vec<i64>> {
+        match self.get(name)?.val {
+            Val::Int(i) => Some(vec![i]),
+            Val::Pair(p) => Some(p.to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves `args` against `schema`. `owner` is how the thing reads in messages
+/// (`conv`, `@lowpass`, `train`).
+pub fn resolve(schema: &'static Schema, args: Option<&Args>, span: Span, owner: &str, problems: &mut Vec<Problem>) -> Call {
+    let items: &[Arg] = args.map(|a| a.items.as_slice()).unwrap_or(&[]);
+    resolve_items(schema, items, span, owner, problems)
+}
+
+pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: &str, problems: &mut Vec<Problem>) -> Call {
+    let mut call = Call { schema, span, values: Vec::new(), rejected: Vec::new() };
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    let positionals: Vec<&'static Param> = schema.params.iter().filter(|p| p.positional).collect();
+    let mut next_positional = 0;
+    let mut keyword_seen = false;
+
+    for arg in items {
+        let param = match &arg.key {
+            Some(key) => {
+                keyword_seen = true;
+                match schema.param(&key.name) {
+                    Some(p) => p,
+                    None => {
+                        problems.push(Problem::UnknownParameter {
+                            span: key.span,
+                            name: key.name.clone(),
+                            owner: owner.to_string(),
+                            known: schema.param_names(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            None => {
+                if keyword_seen {
+                    problems.push(Problem::MisplacedArgument {
+                        span: arg.span,
+                        reason: format!("a value without a name after named arguments in `{owner}`"),
+                        help: Some("put unnamed arguments first, or name this one: `name=value`".into()),
+                    });
+                    continue;
+                }
+                match positionals.get(next_positional) {
+                    Some(p) => {
+                        next_positional += 1;
+                        p
+                    }
+                    None => {
+                        let help = if positionals.is_empty() {
+                            format!("`{owner}` takes only named arguments: {}", named_list(schema))
+                        } else {
+                            format!("`{owner}` takes at most {} unnamed argument(s): {}", positionals.len(), positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", "))
+                        };
+                        problems.push(Problem::MisplacedArgument { span: arg.span, reason: format!("too many unnamed arguments for `{owner}`"), help: Some(help) });
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == param.name) {
+            problems.push(Problem::DuplicateParameter { span: arg.span, first: *first, name: param.name.to_string() });
+            continue;
+        }
+        seen.push((param.name, arg.span));
+        match convert(param, &arg.value, owner, problems) {
+            Some(val) => call.values.push((param.name, Given { val, span: Some(arg.value.span) })),
+            None => call.rejected.push(param.name),
+        }
+    }
+
+    for param in schema.params {
+        if seen.iter().any(|(n, _)| *n == param.name) {
+            continue;
+        }
+        let default = match param.default {
+            Default::Required => {
+                problems.push(Problem::MissingParameter {
+                    span,
+                    name: param.name.to_string(),
+                    owner: owner.to_string(),
+                    example: schema.example.to_string(),
+                });
+                continue;
+            }
+            Default::Absent | Default::Derived(_) => continue,
+            Default::Int(i) => Val::Int(i),
+            Default::Float(x) => Val::Float(x),
+            Default::Bool(b) => Val::Bool(b),
+            Default::Word(w) => match param.ty {
+                ParamType::Entry(table) => {
+                    let schema = schema::find(table.entries(), w).expect("default entry exists");
+                    Val::Entry(Box::new(resolve_items(schema, &[], span, w, problems)))
+                }
+                _ => Val::Word(w.to_string()),
+            },
+        };
+        call.values.push((param.name, Given { val: default, span: None }));
+    }
+    call
+}
+
+fn named_list(schema: &Schema) -> String {
+    if schema.params.is_empty() { "none".into() } else { schema.param_names().join(", ") }
+}
+
+fn wrong_type(param: &Param, value: &Value, owner: &str, expected: String) -> Problem {
+    Problem::WrongType { span: value.span, param: param.name.to_string(), owner: owner.to_string(), expected, found: value.kind.describe() }
+}
+
+fn out_of_range(param: &Param, value: &Value, owner: &str, shown: String) -> Problem {
+    let help = match param.ty {
+        ParamType::Float { .. } | ParamType::Int { .. } if param.name == "lr" || param.name == "scale" => {
+            Some("a learning rate (or its scale) must be positive; to stop a layer from learning use `@freeze`".into())
+        }
+        _ => None,
+    };
+    Problem::OutOfRange {
+        span: value.span,
+        param: param.name.to_string(),
+        owner: owner.to_string(),
+        value: shown,
+        allowed: param.ty.range().unwrap_or_default(),
+        help,
+    }
+}
+
+fn as_number(value: &Value) -> Option<(f64, bool)> {
+    match value.kind {
+        ValueKind::Number { value, integer } => Some((value, integer)),
+        _ => None,
+    }
+}
+
+fn as_int(value: &Value) -> Option<i64> {
+    let (x, _) = as_number(value)?;
+    (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
+}
+
+fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
+    let fail = |problems: &mut Vec<Problem>, p: Problem| {
+        problems.push(p);
+        None
+    };
+    match param.ty {
+        ParamType::Int { min, max } => {
+            let Some(i) = as_int(value) else {
+                return fail(problems, wrong_type(param, value, owner, "an integer".into()));
+            };
+            if i < min || i > max {
+                return fail(problems, out_of_range(param, value, owner, i.to_string()));
+            }
+            Some(Val::Int(i))
+        }
+        ParamType::Float { min, max, min_open, max_open } => {
+            let Some((x, _)) = as_number(value) else {
+                return fail(problems, wrong_type(param, value, owner, "a number".into()));
+            };
+            let below = if min_open { x <= min } else { x < min };
+            let above = if max_open { x >= max } else { x > max };
+            if below || above || x.is_nan() {
+                return fail(problems, out_of_range(param, value, owner, fmt_num(x)));
+            }
+            Some(Val::Float(x))
+        }
+        ParamType::Frequency => {
+            let Some((x, _)) = as_number(value) else {
+                return fail(problems, wrong_type(param, value, owner, "a frequency (a number)".into()));
+            };
+            if x <= 0.0 || !x.is_finite() {
+                return fail(
+                    problems,
+                    Problem::OutOfRange {
+                        span: value.span,
+                        param: param.name.to_string(),
+                        owner: owner.to_string(),
+                        value: fmt_num(x),
+                        allowed: "> 0".into(),
+                        help: Some("frequencies are fractions of Nyquist in (0, 1), or Hz when `fs=` is given".into()),
+                    },
+                );
+            }
+            Some(Val::Float(x))
+        }
+        ParamType::Bool => match &value.kind {
+            ValueKind::Ident(w) if w == "true" => Some(Val::Bool(true)),
+            ValueKind::Ident(w) if w == "false" => Some(Val::Bool(false)),
+            _ => fail(problems, wrong_type(param, value, owner, "`true` or `false`".into())),
+        },
+        ParamType::Choice { what, options } => match &value.kind {
+            ValueKind::Ident(w) | ValueKind::Str(w) if options.contains(&w.as_str()) => Some(Val::Word(w.clone())),
+            ValueKind::Ident(w) | ValueKind::Str(w) => {
+                fail(problems, Problem::UnknownChoice { span: value.span, what: what.into(), name: w.clone(), known: options.to_vec() })
+            }
+            _ => fail(problems, wrong_type(param, value, owner, format!("one of {}", options.join(", ")))),
+        },
+        ParamType::Str | ParamType::Path => match &value.kind {
+            ValueKind::Str(s) => Some(Val::Str(s.clone())),
+            _ => fail(problems, wrong_type(param, value, owner, if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() })),
+        },
+        ParamType::IntOrPair { min } => int_or_pair(param, value, owner, min, problems),
+        ParamType::Padding => match &value.kind {
+            ValueKind::Ident(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
+            ValueKind::Ident(w) | ValueKind::Str(w) => {
+                fail(problems, Problem::UnknownChoice { span: value.span, what: "padding".into(), name: w.clone(), known: vec!["same", "valid"] })
+            }
+            _ => int_or_pair(param, value, owner, 0, problems),
+        },
+        ParamType::Entry(table) => {
+            let (name, args) = match &value.kind {
+                ValueKind::Ident(name) => (name.as_str(), None),
+                ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
+                _ => return fail(problems, wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example))),
+            };
+            let Some(schema) = schema::find(table.entries(), name) else {
+                let name_span = match &value.kind {
+                    ValueKind::Call { name, .. } => name.span,
+                    _ => value.span,
+                };
+                return fail(
+                    problems,
+                    Problem::UnknownChoice { span: name_span, what: table.what().into(), name: name.into(), known: schema::names(table.entries()) },
+                );
+            };
+            Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
+        }
+    }
+}
+
+fn int_or_pair(param: &'static Param, value: &Value, owner: &str, min: i64, problems: &mut Vec<Problem>) -> Option<Val> {
+    let check = |v: &Value, problems: &mut Vec<Problem>| -> Option<i64> {
+        match as_int(v) {
+            None => {
+                problems.push(wrong_type(param, v, owner, "an integer or a pair `[a, b]`".into()));
+                None
+            }
+            Some(i) if i < min => {
+                problems.push(Problem::OutOfRange {
+                    span: v.span,
+                    param: param.name.into(),
+                    owner: owner.into(),
+                    value: i.to_string(),
+                    allowed: format!("≥ {min}"),
+                    help: None,
+                });
+                None
+            }
+            Some(i) => Some(i),
+        }
+    };
+    match &value.kind {
+        ValueKind::List(items) if items.len() == 2 => {
+            let a = check(&items[0], problems);
+            let b = check(&items[1], problems);
+            Some(Val::Pair([a?, b?]))
+        }
+        ValueKind::List(_) => {
+            problems.push(wrong_type(param, value, owner, "an integer or a pair `[a, b]`".into()));
+            None
+        }
+        _ => check(value, problems).map(Val::Int),
+    }
+}

@@ -1,0 +1,458 @@
+//! Every problem the front end can find, as plain data.
+//!
+//! Each variant carries the spans and facts of one finding; `to_diagnostic`
+//! words it (message, labels, help) and gives its stable code. Turning that into
+//! miette reports or JSON happens in one place, `crate::report`.
+
+use crate::ast::Span;
+use crate::shape::Shape;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
+}
+
+/// A problem in words, ready to render.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// The first label is the primary one.
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    // ---- syntax ----
+    Syntax { span: Span, message: String, label: String, help: Option<String> },
+
+    // ---- sections ----
+    UnknownSection { span: Span, name: String, known: Vec<&'static str> },
+    DuplicateSection { span: Span, first: Span, name: String },
+    MissingModel { span: Span },
+    MalformedSection { span: Span, section: String, expected: String },
+    MissingInput { span: Span, model: String },
+    BadInput { span: Span, reason: String, help: Option<String> },
+    MisplacedStatement { span: Span, what: String, section: String, help: String },
+
+    // ---- names and parameters ----
+    UnknownLayer { span: Span, name: String, known: Vec<&'static str> },
+    UnknownParameter { span: Span, name: String, owner: String, known: Vec<&'static str> },
+    MissingParameter { span: Span, name: String, owner: String, example: String },
+    WrongType { span: Span, param: String, owner: String, expected: String, found: String },
+    DuplicateParameter { span: Span, first: Span, name: String },
+    OutOfRange { span: Span, param: String, owner: String, value: String, allowed: String, help: Option<String> },
+    MisplacedArgument { span: Span, reason: String, help: Option<String> },
+    BadStructure { span: Span, reason: String, help: Option<String> },
+    UnknownChoice { span: Span, what: String, name: String, known: Vec<&'static str> },
+    InvalidBand { span: Span, other: Span, constraint: String, low: f64, high: f64 },
+
+    // ---- annotations and constraints ----
+    UnknownAnnotation { span: Span, name: String, known: Vec<&'static str> },
+    UnsupportedMode { span: Span, constraint: String, mode: String, supported: Vec<&'static str> },
+    UnusedParameter { span: Span, param: String, constraint: String, mode: String, used_in: Vec<&'static str> },
+    WeightlessLayer { span: Span, layer_span: Span, annotation: String, layer: String },
+    NotApplicable { span: Span, layer_span: Span, annotation: String, layer: String, reason: String, help: Option<String> },
+    DuplicateAnnotation { span: Span, first: Span, name: String },
+    ConflictingAnnotations { span: Span, other: Span, reason: String, help: Option<String> },
+    DisjointPassbands { span: Span, other: Span, first: String, second: String },
+    InfeasibleBand { span: Span, constraint: String, taps: String, stopband: String, bound: f64, tol: f64, min_taps: Option<usize> },
+    ImpossibleStructure { span: Span, other: Option<Span>, reason: String, help: Option<String> },
+    EmptyStopband { span: Span, constraint: String, reason: String },
+    ZeroPenaltyWeight { span: Span, constraint: String },
+    PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
+    NoEffect { span: Span, reason: String, help: Option<String> },
+
+    // ---- shapes ----
+    KernelTooLong { span: Span, layer: String, window: String, input: String },
+    ResidualMismatch { span: Span, layer: String, input: Shape, output: Shape },
+    BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
+    BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
+    TwoDOption { span: Span, param: String, layer: String },
+    OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
+
+    // ---- data and training ----
+    FileNotFound { span: Span, path: String, resolved: String },
+    BadDataFile { span: Span, path: String, line: Option<usize>, reason: String },
+    DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
+    MissingTrainData { span: Span },
+    TaskMismatch { span: Span, reason: String, help: Option<String> },
+}
+
+/// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
+pub const CODES: &[(&str, &str)] = &[
+    ("E0001", "syntax error"),
+    ("E0002", "unknown section"),
+    ("E0003", "section given twice"),
+    ("E0004", "no model section"),
+    ("E0005", "malformed section"),
+    ("E0006", "model without an input shape"),
+    ("E0007", "invalid input shape"),
+    ("E0008", "statement in the wrong section"),
+    ("E0010", "unknown layer"),
+    ("E0011", "unknown parameter"),
+    ("E0012", "missing required parameter"),
+    ("E0013", "parameter of the wrong type"),
+    ("E0014", "parameter given twice"),
+    ("E0015", "value out of range"),
+    ("E0016", "misplaced argument"),
+    ("E0017", "misused structure"),
+    ("E0018", "unknown name for a setting"),
+    ("E0019", "band edges in the wrong order"),
+    ("E0020", "unknown annotation"),
+    ("E0021", "mode not supported by this constraint"),
+    ("W0022", "parameter does nothing in this mode"),
+    ("E0023", "annotation on a layer without weights"),
+    ("E0024", "constraint not applicable to this layer"),
+    ("E0025", "annotation given twice"),
+    ("E0026", "conflicting annotations"),
+    ("E0027", "passbands that do not meet"),
+    ("E0028", "band constraint infeasible for this kernel length"),
+    ("E0029", "constraints that no kernel of this shape can meet"),
+    ("E0030", "empty stopband"),
+    ("W0031", "penalty weight of zero"),
+    ("W0032", "penalty cannot reach a small stopband energy"),
+    ("W0033", "annotation or setting without effect"),
+    ("E0040", "kernel or window longer than its input"),
+    ("E0041", "residual body changes the shape"),
+    ("E0042", "layer applied to a rank it cannot take"),
+    ("E0043", "groups do not divide the channels"),
+    ("E0044", "model output does not fit the task"),
+    ("E0045", "2-D option on a 1-D layer"),
+    ("E0050", "data file not found"),
+    ("E0051", "data file cannot be used"),
+    ("E0052", "data does not fit the model's input"),
+    ("E0053", "no training data"),
+    ("E0054", "loss or data set does not fit the task"),
+];
+
+fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
+    match crate::suggest::closest(name, known) {
+        Some(best) => Some(format!("did you mean `{best}`?")),
+        None if known.is_empty() => None,
+        None => Some(format!("known {kind}: {}", known.join(", "))),
+    }
+}
+
+fn label(span: Span, text: impl Into<String>) -> Label {
+    Label { span, text: text.into() }
+}
+
+/// Formats a figure compactly: `0.26`, `1.2e-4`.
+pub fn fmt_num(x: f64) -> String {
+    if x == 0.0 {
+        "0".into()
+    } else if x.abs() >= 1e-3 && x.abs() < 1e6 {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+impl Problem {
+    pub fn severity(&self) -> Severity {
+        self.to_diagnostic().severity
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity() == Severity::Error
+    }
+
+    /// The primary span, for sorting.
+    pub fn span(&self) -> Span {
+        self.to_diagnostic().labels.first().map(|l| l.span).unwrap_or_default()
+    }
+
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        use Problem::*;
+        let (code, message, labels, help): (&str, String, Vec<Label>, Option<String>) = match self {
+            Syntax { span, message, label: text, help } => ("E0001", message.clone(), vec![label(*span, text)], help.clone()),
+            UnknownSection { span, name, known } => (
+                "E0002",
+                format!("unknown section `{name}`"),
+                vec![label(*span, "not a section")],
+                did_you_mean(name, known, "sections"),
+            ),
+            DuplicateSection { span, first, name } => (
+                "E0003",
+                format!("section `{name}` is given twice"),
+                vec![label(*span, "second one here"), label(*first, "first one here")],
+                Some("merge the two into one section".into()),
+            ),
+            MissingModel { span } => (
+                "E0004",
+                "this file has no `model` section".into(),
+                vec![label(*span, "expected `model NAME { … }` in this file")],
+                Some("start with:\n  model my_model {\n    input [1, 256]\n    conv(out=8, k=9)\n  }".into()),
+            ),
+            MalformedSection { span, section, expected } => (
+                "E0005",
+                format!("section `{section}` is not written the way it must be"),
+                vec![label(*span, "here")],
+                Some(format!("write it as {expected}")),
+            ),
+            MissingInput { span, model } => (
+                "E0006",
+                format!("model `{model}` does not say the shape of its input"),
+                vec![label(*span, "no `input [ … ]` line in this model")],
+                Some("add the input shape, without the batch axis, as the model's first line: `input [channels, length]` for signals, `input [channels, height, width]` for images, `input [features]` for vectors".into()),
+            ),
+            BadInput { span, reason, help } => ("E0007", format!("invalid input shape: {reason}"), vec![label(*span, "here")], help.clone()),
+            MisplacedStatement { span, what, section, help } => (
+                "E0008",
+                format!("{what} does not belong in a `{section}` section"),
+                vec![label(*span, "not allowed here")],
+                Some(help.clone()),
+            ),
+            UnknownLayer { span, name, known } => (
+                "E0010",
+                format!("unknown layer `{name}`"),
+                vec![label(*span, "not a layer")],
+                did_you_mean(name, known, "layers"),
+            ),
+            UnknownParameter { span, name, owner, known } => (
+                "E0011",
+                format!("`{owner}` has no parameter `{name}`"),
+                vec![label(*span, "unknown parameter")],
+                if known.is_empty() {
+                    Some(format!("`{owner}` takes no parameters"))
+                } else {
+                    did_you_mean(name, known, "parameters")
+                },
+            ),
+            MissingParameter { span, name, owner, example } => (
+                "E0012",
+                format!("`{owner}` needs the parameter `{name}`"),
+                vec![label(*span, format!("`{name}` missing"))],
+                Some(format!("for example: {example}")),
+            ),
+            WrongType { span, param, owner, expected, found } => (
+                "E0013",
+                format!("`{param}` of `{owner}` must be {expected}, found {found}"),
+                vec![label(*span, format!("expected {expected}"))],
+                None,
+            ),
+            DuplicateParameter { span, first, name } => (
+                "E0014",
+                format!("`{name}` is given twice"),
+                vec![label(*span, "given again here"), label(*first, "first given here")],
+                Some("keep one of them".into()),
+            ),
+            OutOfRange { span, param, owner, value, allowed, help } => (
+                "E0015",
+                format!("`{param}={value}` is out of range for `{owner}`: it must be {allowed}"),
+                vec![label(*span, format!("must be {allowed}"))],
+                help.clone(),
+            ),
+            MisplacedArgument { span, reason, help } => ("E0016", reason.clone(), vec![label(*span, "here")], help.clone()),
+            BadStructure { span, reason, help } => ("E0017", reason.clone(), vec![label(*span, "here")], help.clone()),
+            UnknownChoice { span, what, name, known } => (
+                "E0018",
+                format!("unknown {what} `{name}`"),
+                vec![label(*span, format!("not a known {what}"))],
+                match crate::suggest::closest(name, known) {
+                    Some(best) => Some(format!("did you mean `{best}`? (known: {})", known.join(", "))),
+                    None => Some(format!("known: {}", known.join(", "))),
+                },
+            ),
+            InvalidBand { span, other, constraint, low, high } => (
+                "E0019",
+                format!("`@{constraint}` needs low < high, but low={} and high={}", fmt_num(*low), fmt_num(*high)),
+                vec![label(*span, "low edge"), label(*other, "high edge")],
+                Some("swap them, or give two different edges".into()),
+            ),
+            UnknownAnnotation { span, name, known } => (
+                "E0020",
+                format!("unknown annotation `@{name}`"),
+                vec![label(*span, "not an annotation")],
+                did_you_mean(name, known, "annotations"),
+            ),
+            UnsupportedMode { span, constraint, mode, supported } => (
+                "E0021",
+                format!("`@{constraint}` cannot be enforced with mode={mode}"),
+                vec![label(*span, "unsupported mode")],
+                Some(format!("`@{constraint}` supports mode={}", supported.join(" | "))),
+            ),
+            UnusedParameter { span, param, constraint, mode, used_in } => (
+                "W0022",
+                format!("`{param}` does nothing in mode={mode} of `@{constraint}`"),
+                vec![label(*span, "ignored")],
+                Some(format!("`{param}` is used by mode={}; remove it or change the mode", used_in.join(" | "))),
+            ),
+            WeightlessLayer { span, layer_span, annotation, layer } => (
+                "E0023",
+                format!("`@{annotation}` on `{layer}`, which has no weights"),
+                vec![label(*span, "needs a layer with weights"), label(*layer_span, format!("`{layer}` has no weights"))],
+                Some("put it on a `conv` or `linear` layer".into()),
+            ),
+            NotApplicable { span, layer_span, annotation, layer, reason, help } => (
+                "E0024",
+                format!("`@{annotation}` cannot be applied to `{layer}`: {reason}"),
+                vec![label(*span, "not applicable"), label(*layer_span, "this layer")],
+                help.clone(),
+            ),
+            DuplicateAnnotation { span, first, name } => (
+                "E0025",
+                format!("`@{name}` is given twice on one layer"),
+                vec![label(*span, "again here"), label(*first, "first here")],
+                Some("keep one of them".into()),
+            ),
+            ConflictingAnnotations { span, other, reason, help } => (
+                "E0026",
+                format!("conflicting annotations: {reason}"),
+                vec![label(*span, "this one"), label(*other, "conflicts with this one")],
+                help.clone(),
+            ),
+            DisjointPassbands { span, other, first, second } => (
+                "E0027",
+                format!("the passbands of these constraints do not meet: {first} and {second}"),
+                vec![label(*span, first.clone()), label(*other, second.clone())],
+                Some("together they would reject every frequency; keep one, or move the cutoffs so the passbands overlap (a band-pass is `@bandpass(low, high)`)".into()),
+            ),
+            InfeasibleBand { span, constraint, taps, stopband, bound, tol, min_taps } => (
+                "E0028",
+                format!(
+                    "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in the stopband {stopband}, more than tol={}",
+                    fmt_num(*bound),
+                    fmt_num(*tol)
+                ),
+                vec![label(*span, format!("smallest reachable stopband energy is {} (λ_min of the stopband operator)", fmt_num(*bound)))],
+                Some(match min_taps {
+                    Some(n) => format!("use a longer kernel (k={n} reaches tol={}), widen the band, or raise tol above {}", fmt_num(*tol), fmt_num(*bound)),
+                    None => format!("widen the band, or raise tol above {}", fmt_num(*bound)),
+                }),
+            ),
+            ImpossibleStructure { span, other, reason, help } => {
+                let mut labels = vec![label(*span, "cannot hold")];
+                if let Some(other) = other {
+                    labels.push(label(*other, "together with this"));
+                }
+                ("E0029", format!("no kernel can meet this: {reason}"), labels, help.clone())
+            }
+            EmptyStopband { span, constraint, reason } => (
+                "E0030",
+                format!("`@{constraint}` has an empty stopband: {reason}"),
+                vec![label(*span, "constrains nothing")],
+                Some("give a narrower `transition=`, or move the cutoff so that a stopband remains".into()),
+            ),
+            ZeroPenaltyWeight { span, constraint } => (
+                "W0031",
+                format!("`@{constraint}` has a penalty weight of 0, so it has no effect on training"),
+                vec![label(*span, "weight=0")],
+                Some("give a positive weight, or use mode=project for a hard guarantee".into()),
+            ),
+            PenaltyFloor { span, constraint, taps, bound } => (
+                "W0032",
+                format!("`@{constraint}`: no kernel of {taps} can have less than {} of its energy in the stopband, so the penalty can never vanish", fmt_num(*bound)),
+                vec![label(*span, format!("ρ ≥ {} for every kernel", fmt_num(*bound)))],
+                Some("use a longer kernel or a wider band".into()),
+            ),
+            NoEffect { span, reason, help } => ("W0033", reason.clone(), vec![label(*span, "no effect")], help.clone()),
+            KernelTooLong { span, layer, window, input } => (
+                "E0040",
+                format!("`{layer}` spans {window}, longer than its input {input}"),
+                vec![label(*span, format!("input is {input}"))],
+                Some("use a smaller kernel, pad the input (`padding=same`), or remove a downsampling step before it".into()),
+            ),
+            ResidualMismatch { span, layer, input, output } => (
+                "E0041",
+                format!("the body of `{layer}` maps {input} to {output}, so it cannot be added to its input"),
+                vec![label(*span, format!("{input} → {output}"))],
+                Some("a residual body must keep the shape: keep the channel count and use `padding=same` with stride 1".into()),
+            ),
+            BadRank { span, layer, found, expected, help } => (
+                "E0042",
+                format!("`{layer}` needs {expected}, but its input is {found}"),
+                vec![label(*span, format!("input here is {found}"))],
+                help.clone(),
+            ),
+            BadGroups { span, layer, groups, in_channels, out_channels } => (
+                "E0043",
+                format!("`{layer}` has groups={groups}, which must divide both its {in_channels} input and {out_channels} output channels"),
+                vec![label(*span, format!("{in_channels} in, {out_channels} out"))],
+                Some("choose groups among the common divisors of the two channel counts".into()),
+            ),
+            TwoDOption { span, param, layer } => (
+                "E0045",
+                format!("`{param}` of `{layer}` is a pair, but the layer is 1-D"),
+                vec![label(*span, "one value per axis of a 2-D layer")],
+                Some(format!("a 1-D layer takes a single `{param}`; a layer is 2-D when its input is `[channels, height, width]`")),
+            ),
+            OutputMismatch { span, model_span, output, expected, why, help } => (
+                "E0044",
+                format!("the model's output is {output}, but {why} needs {expected}"),
+                vec![label(*span, format!("needs {expected}")), label(*model_span, format!("model output is {output}"))],
+                help.clone(),
+            ),
+            FileNotFound { span, path, resolved } => (
+                "E0050",
+                format!("data file `{path}` does not exist"),
+                vec![label(*span, format!("looked for {resolved}"))],
+                Some("relative paths are taken from the folder of the .lpn file".into()),
+            ),
+            BadDataFile { span, path, line, reason } => (
+                "E0051",
+                match line {
+                    Some(line) => format!("{path}:{line}: {reason}"),
+                    None => format!("{path}: {reason}"),
+                },
+                vec![label(*span, "in this file")],
+                None,
+            ),
+            DataShapeMismatch { span, input_span, data, input, help } => (
+                "E0052",
+                format!("the data gives {data}, but the model's input is {input}"),
+                vec![label(*span, data.clone()), label(*input_span, format!("input {input}"))],
+                help.clone(),
+            ),
+            MissingTrainData { span } => (
+                "E0053",
+                "the data section does not say where the training data comes from".into(),
+                vec![label(*span, "no `train = …` here")],
+                Some("add `train = sines()` for a built-in task or `train = ucr(\"file.csv\")` for your own".into()),
+            ),
+            TaskMismatch { span, reason, help } => ("E0054", reason.clone(), vec![label(*span, "here")], help.clone()),
+        };
+        let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
+        Diagnostic { code, severity, message, labels, help }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::join_or;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, _) in CODES {
+            assert!(seen.insert(*code), "{code} twice");
+        }
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(0.26), "0.26");
+        assert_eq!(fmt_num(0.01), "0.01");
+        assert_eq!(fmt_num(1.0), "1");
+        assert_eq!(fmt_num(1.2e-5), "1.20e-5");
+    }
+
+    #[test]
+    fn join_reads_well() {
+        assert_eq!(join_or(&["`a`".into(), "`b`".into(), "`c`".into()]), "`a`, `b` or `c`");
+    }
+}

@@ -1,0 +1,69 @@
+//! `lpnc inspect`: the checked model as a table.
+
+use crate::ir::{Layer, Model};
+use crate::schema::Family;
+
+pub fn table(model: &Model) -> String {
+    let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
+    rows.push(["input".into(), String::new(), model.input.to_string(), String::new(), String::new()]);
+    for layer in model.walk() {
+        rows.push([layer.name.clone(), layer.op.describe(), layer.output.to_string(), if layer.parameters > 0 { layer.parameters.to_string() } else { String::new() }, annotations(layer)]);
+    }
+    let constrained = model.walk().iter().filter(|l| !l.constraints.is_empty()).count();
+    rows.push(["total".into(), String::new(), model.output.to_string(), model.parameter_count().to_string(), format!("{constrained} constrained layer(s)")]);
+
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            // Numbers right-aligned, text left-aligned.
+            if c == 3 {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                if c < 4 {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if c < 4 {
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if i == 0 || i == rows.len() - 2 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 8));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn annotations(layer: &Layer) -> String {
+    let mut parts: Vec<String> = layer
+        .constraints
+        .iter()
+        .map(|c| {
+            let args = match (c.family, c.band) {
+                (Family::Bandpass | Family::Bandstop, Some(b)) => format!("({}, {})", fmt(b.low), fmt(b.high)),
+                (_, Some(b)) => format!("({})", fmt(b.low)),
+                (_, None) => c.value.map(|v| format!("({})", fmt(v))).unwrap_or_default(),
+            };
+            format!("@{}{args} {}", c.family.name(), c.mode)
+        })
+        .collect();
+    if layer.frozen {
+        parts.push("frozen".into());
+    }
+    if layer.lr_scale != 1.0 {
+        parts.push(format!("lr×{}", fmt(layer.lr_scale)));
+    }
+    parts.join(", ")
+}
+
+fn fmt(x: f64) -> String {
+    crate::diagnostic::fmt_num(x)
+}

@@ -1,0 +1,227 @@
+//! The validated program: what the checker hands to lowering and training.
+//!
+//! Every value is resolved (defaults filled, frequencies normalised to Nyquist,
+//! repeats expanded, shapes inferred), so later phases never re-check.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::ast::Span;
+use crate::bands::BandSpec;
+use crate::schema::{Family, Mode, Task};
+use crate::shape::Shape;
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub model: Model,
+    pub data: DataSpec,
+    pub train: TrainSpec,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    pub input: Shape,
+    pub output: Shape,
+    pub layers: Vec<Layer>,
+}
+
+impl Model {
+    /// Every layer, depth first, residual bodies included.
+    pub fn walk(&self) -> Vec<&Layer> {
+        fn go<'a>(layers: &'a [Layer], out: &mut Vec<&'a Layer>) {
+            for layer in layers {
+                out.push(layer);
+                if let Op::Residual { body } = &layer.op {
+                    go(body, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        go(&self.layers, &mut out);
+        out
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.walk().iter().map(|l| l.parameters).sum()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// Deterministic, readable path: `conv2`, `residual1.conv1`, `repeat1.2.conv1`.
+    pub name: String,
+    pub op: Op,
+    pub input: Shape,
+    pub output: Shape,
+    /// Trainable scalars (weights and biases).
+    pub parameters: usize,
+    pub constraints: Vec<Constraint>,
+    pub frozen: bool,
+    pub lr_scale: f64,
+    pub init: Option<Init>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Conv(Conv),
+    Linear { in_features: usize, out_features: usize, bias: bool },
+    Activation(Activation),
+    MaxPool(Pool),
+    AvgPool(Pool),
+    GlobalAvgPool,
+    GlobalMaxPool,
+    BatchNorm { channels: usize, momentum: f64, eps: f64 },
+    Dropout { p: f64 },
+    Flatten,
+    Residual { body: Vec<Layer> },
+}
+
+impl Op {
+    /// Short description for tables: `conv1d 1→16 k=15`.
+    pub fn describe(&self) -> String {
+        match self {
+            Op::Conv(c) => format!("conv{}d {}→{} k={}", c.kernel.len(), c.in_channels, c.out_channels, join(&c.kernel)),
+            Op::Linear { in_features, out_features, .. } => format!("linear {in_features}→{out_features}"),
+            Op::Activation(a) => format!("{a:?}").to_lowercase(),
+            Op::MaxPool(p) => format!("maxpool k={}", join(&p.kernel)),
+            Op::AvgPool(p) => format!("avgpool k={}", join(&p.kernel)),
+            Op::GlobalAvgPool => "global_avgpool".into(),
+            Op::GlobalMaxPool => "global_maxpool".into(),
+            Op::BatchNorm { channels, .. } => format!("batchnorm {channels}"),
+            Op::Dropout { p } => format!("dropout p={p}"),
+            Op::Flatten => "flatten".into(),
+            Op::Residual { body } => format!("residual ({} layers)", body.len()),
+        }
+    }
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("×")
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// One entry per spatial axis: `[k]` or `[kh, kw]`.
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    /// Zeros before and after, per axis.
+    pub padding: Vec<(usize, usize)>,
+    pub dilation: Vec<usize>,
+    pub groups: usize,
+    pub bias: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Silu,
+    LeakyRelu(f64),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Constraint {
+    pub family: Family,
+    pub mode: Mode,
+    /// Penalty weight (penalty mode).
+    pub weight: f64,
+    /// Largest violation allowed: ρ for bands (project, reparam, lagrangian).
+    pub tol: f64,
+    /// Dual ascent step (lagrangian).
+    pub dual_lr: f64,
+    /// For band families, in Nyquist units.
+    pub band: Option<BandSpec>,
+    /// `dc_gain`'s value, `maxnorm`'s and `lipschitz`'s max.
+    pub value: Option<f64>,
+    /// The lowest ρ a kernel of this layer's length can reach (band families).
+    pub lambda_min: Option<f64>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl Serialize for BandSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("BandSpec", 3)?;
+        st.serialize_field("low", &self.low)?;
+        st.serialize_field("high", &self.high)?;
+        st.serialize_field("transition", &self.transition)?;
+        st.end()
+    }
+}
+
+impl Serialize for Family {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Kaiming,
+    Xavier,
+    Normal { std: f64 },
+    Zeros,
+    /// A designed filter (firwin), cutoff in Nyquist units.
+    Designed { family: Family, cutoff: f64 },
+    File { path: PathBuf, tensor: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct DataSpec {
+    pub train: Source,
+    pub val: Option<Source>,
+    pub test: Option<Source>,
+    pub val_split: f64,
+    pub task: Task,
+    /// Number of classes, for classification.
+    pub classes: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Source {
+    Sines { n: usize, components: usize, max_freq: f64, noise: f64, seed: u64 },
+    Waveforms { n: usize, classes: usize, noise: f64, seed: u64 },
+    Ucr { path: PathBuf },
+    Signal { path: PathBuf, column: usize, stride: Option<usize>, noise: f64, seed: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    pub epochs: usize,
+    pub batch: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd { lr: f64, momentum: f64, nesterov: bool, weight_decay: f64 },
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    Mse,
+    Mae,
+    CrossEntropy,
+    Bce,
+}

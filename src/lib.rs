@@ -1,0 +1,20 @@
+//! lpn: declarative structural constraints for neural-network layers.
+//!
+//! The front end is a pipeline: [`syntax`] (pest) → [`ast`] → [`check`] →
+//! [`ir`]; [`report`] turns problems into miette reports or JSON. None of it
+//! uses tensors. See ARCHITECTURE.md.
+
+pub mod ast;
+pub mod bands;
+pub mod check;
+pub mod codes;
+pub mod diagnostic;
+pub mod inspect;
+pub mod ir;
+pub mod report;
+pub mod schema;
+pub mod shape;
+pub mod suggest;
+pub mod syntax;
+
+pub use check::{Checked, check_source};

@@ -1,0 +1,160 @@
+//! `lpnc`: the command-line front of lpn.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use lpn::diagnostic::{CODES, Problem};
+use lpn::{codes, inspect, report, schema};
+
+#[derive(Parser)]
+#[command(name = "lpnc", version, about = "Compile, check and train .lpn models: neural-network layers with declared structure")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check files and report every problem (exit 0: no errors, 1: errors, 2: usage or I/O).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `human` (miette reports on stderr) or `json` (one object per line on stdout).
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        message_format: MessageFormat,
+    },
+    /// Explain a diagnostic code (`E0028`) or describe a layer, annotation, data source, optimizer or loss.
+    Explain {
+        /// A code, a name such as `conv` or `lowpass`, or `list` for every code.
+        what: String,
+    },
+    /// Check a file and print its layers: names, output shapes, parameter counts and constraints.
+    Inspect { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MessageFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files, message_format } => check(&files, message_format),
+        Command::Explain { what } => explain(&what),
+        Command::Inspect { file } => inspect_file(&file),
+    }
+}
+
+/// Exit codes of `check` and `inspect`.
+const OK: u8 = 0;
+const HAS_ERRORS: u8 = 1;
+const USAGE_OR_IO: u8 = 2;
+
+struct Loaded {
+    source: String,
+    display: String,
+    base_dir: PathBuf,
+}
+
+fn load(path: &Path) -> Result<Loaded, String> {
+    let source = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+    Ok(Loaded { source, display: path.display().to_string(), base_dir })
+}
+
+fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) {
+    match format {
+        MessageFormat::Human => {
+            let color = std::io::stderr().is_terminal();
+            eprint!("{}", report::render_human(problems, &loaded.source, &loaded.display, color));
+        }
+        MessageFormat::Json => {
+            let mut stdout = std::io::stdout().lock();
+            for p in problems {
+                let json = serde_json::to_string(&report::to_json(p, &loaded.source, &loaded.display)).expect("diagnostics serialize");
+                // A closed pipe is not worth a panic.
+                let _ = writeln!(stdout, "{json}");
+            }
+        }
+    }
+}
+
+fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
+    let mut status = OK;
+    let (mut errors, mut warnings) = (0, 0);
+    for path in files {
+        let loaded = match load(path) {
+            Ok(l) => l,
+            Err(message) => {
+                eprintln!("{message}");
+                status = USAGE_OR_IO;
+                continue;
+            }
+        };
+        let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
+        print_problems(&checked.problems, &loaded, format);
+        let e = checked.problems.iter().filter(|p| p.is_error()).count();
+        errors += e;
+        warnings += checked.problems.len() - e;
+        if e > 0 && status == OK {
+            status = HAS_ERRORS;
+        }
+    }
+    if matches!(format, MessageFormat::Human) {
+        let files_word = if files.len() == 1 { "file" } else { "files" };
+        eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", files.len());
+    }
+    ExitCode::from(status)
+}
+
+fn explain(what: &str) -> ExitCode {
+    if what == "list" {
+        for (code, title) in CODES {
+            println!("{code}  {title}");
+        }
+        return ExitCode::from(OK);
+    }
+    if let Some(text) = codes::explanation(what) {
+        print!("{text}");
+        return ExitCode::from(OK);
+    }
+    if let Some(text) = schema::describe(what) {
+        print!("{text}");
+        return ExitCode::from(OK);
+    }
+    let mut known: Vec<&str> = CODES.iter().map(|(c, _)| *c).collect();
+    known.extend(schema::layer_names());
+    known.extend(schema::annotation_names());
+    eprintln!("error: nothing is called `{what}`");
+    if let Some(best) = lpn::suggest::closest(what, &known) {
+        eprintln!("help: did you mean `{best}`?");
+    }
+    eprintln!("help: `lpnc explain list` lists every code; names of layers, annotations, data sources, optimizers and losses work too");
+    ExitCode::from(USAGE_OR_IO)
+}
+
+fn inspect_file(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(USAGE_OR_IO);
+        }
+    };
+    let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
+    print_problems(&checked.problems, &loaded, MessageFormat::Human);
+    match checked.program {
+        Some(program) => {
+            println!("model {}", program.model.name);
+            print!("{}", inspect::table(&program.model));
+            ExitCode::from(OK)
+        }
+        None => ExitCode::from(HAS_ERRORS),
+    }
+}

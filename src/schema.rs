@@ -1,0 +1,726 @@
+//! The language's vocabulary, described once as data: every layer, annotation,
+//! data source, optimizer, loss and section setting, with its parameters' types,
+//! defaults and ranges. The checker, the "did you mean" suggestions and
+//! `lpnc explain NAME` all read these tables.
+
+use std::fmt;
+
+/// How a constraint is enforced during training (see docs/constraints.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Penalty,
+    Project,
+    Reparam,
+    Freeze,
+    Lagrangian,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [Mode::Penalty, Mode::Project, Mode::Reparam, Mode::Freeze, Mode::Lagrangian];
+    pub const NAMES: &'static [&'static str] = &["penalty", "project", "reparam", "freeze", "lagrangian"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+    pub fn from_name(name: &str) -> Option<Mode> {
+        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamType {
+    Int { min: i64, max: i64 },
+    /// A real number in a range; `open` ends exclude the bound.
+    Float { min: f64, max: f64, min_open: bool, max_open: bool },
+    Bool,
+    /// One of a fixed set of names.
+    Choice { what: &'static str, options: &'static [&'static str] },
+    Str,
+    /// A file path, relative to the .lpn file; checked to exist.
+    Path,
+    /// An integer, or `[a, b]` for the two axes of a 2-D layer.
+    IntOrPair { min: i64 },
+    /// An integer, `[a, b]`, `same` or `valid`.
+    Padding,
+    /// A frequency: a fraction of Nyquist in (0, 1), or Hz below fs/2 when `fs=` is given.
+    Frequency,
+    /// A value that names an entry of another table: `adam(lr=1e-3)`, `mse`, `ucr("f.csv")`.
+    Entry(Table),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Source,
+    Optimizer,
+    Loss,
+}
+
+impl Table {
+    pub fn entries(self) -> &'static [Schema] {
+        match self {
+            Table::Source => SOURCES,
+            Table::Optimizer => OPTIMIZERS,
+            Table::Loss => LOSSES,
+        }
+    }
+    pub fn what(self) -> &'static str {
+        match self {
+            Table::Source => "data source",
+            Table::Optimizer => "optimizer",
+            Table::Loss => "loss",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Default {
+    /// Must be given.
+    Required,
+    /// May be left out; then it is not set.
+    Absent,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Word(&'static str),
+    /// Worked out by the checker; the text says from what (for docs).
+    Derived(&'static str),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub default: Default,
+    /// May be given without its name, in table order.
+    pub positional: bool,
+    /// Modes in which the parameter does something (empty: all).
+    pub modes: &'static [Mode],
+    pub doc: &'static str,
+}
+
+const fn param(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Param {
+    Param { name, ty, default, positional: false, modes: &[], doc }
+}
+const fn positional(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Param {
+    Param { name, ty, default, positional: true, modes: &[], doc }
+}
+const fn in_modes(p: Param, modes: &'static [Mode]) -> Param {
+    Param { modes, ..p }
+}
+
+const fn int(min: i64) -> ParamType {
+    ParamType::Int { min, max: i64::MAX }
+}
+const fn float_closed(min: f64, max: f64) -> ParamType {
+    ParamType::Float { min, max, min_open: false, max_open: false }
+}
+const fn float_open(min: f64, max: f64) -> ParamType {
+    ParamType::Float { min, max, min_open: true, max_open: true }
+}
+const POSITIVE: ParamType = ParamType::Float { min: 0.0, max: f64::INFINITY, min_open: true, max_open: true };
+const NON_NEGATIVE: ParamType = ParamType::Float { min: 0.0, max: f64::INFINITY, min_open: false, max_open: true };
+const ANY_REAL: ParamType = ParamType::Float { min: f64::NEG_INFINITY, max: f64::INFINITY, min_open: true, max_open: true };
+
+/// A named thing that takes parameters: a layer, an annotation, a data source, …
+#[derive(Clone, Copy, Debug)]
+pub struct Schema {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub example: &'static str,
+}
+
+impl Schema {
+    pub fn param(&self, name: &str) -> Option<&'static Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    pub fn param_names(&self) -> Vec<&'static str> {
+        self.params.iter().map(|p| p.name).collect()
+    }
+}
+
+pub fn find<'a>(table: &'a [Schema], name: &str) -> Option<&'a Schema> {
+    table.iter().find(|s| s.name == name)
+}
+pub fn names(table: &[Schema]) -> Vec<&'static str> {
+    table.iter().map(|s| s.name).collect()
+}
+
+// ---------------------------------------------------------------- layers
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LayerKind {
+    Conv,
+    Linear,
+    Activation,
+    MaxPool,
+    AvgPool,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    BatchNorm,
+    Dropout,
+    Flatten,
+    Repeat,
+    Residual,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LayerDef {
+    pub schema: Schema,
+    pub kind: LayerKind,
+    /// Has trainable weights that annotations can act on.
+    pub weights: bool,
+}
+
+const NO_PARAMS: &[Param] = &[];
+
+const fn activation(name: &'static str, summary: &'static str, example: &'static str) -> LayerDef {
+    LayerDef { schema: Schema { name, summary, params: NO_PARAMS, example }, kind: LayerKind::Activation, weights: false }
+}
+
+const POOL_PARAMS: &[Param] = &[
+    positional("k", ParamType::IntOrPair { min: 1 }, Default::Required, "window size; `[h, w]` for 2-D"),
+    param("stride", ParamType::IntOrPair { min: 1 }, Default::Derived("k"), "step between windows"),
+    param("padding", ParamType::IntOrPair { min: 0 }, Default::Int(0), "zeros added on each side (at most k/2)"),
+];
+
+pub const LAYERS: &[LayerDef] = &[
+    LayerDef {
+        schema: Schema {
+            name: "conv",
+            summary: "Convolution, 1-D on `[channels, length]` inputs, 2-D on `[channels, height, width]`. Weight `[out, in/groups, k]` (or `[out, in/groups, kh, kw]`), named `NAME.weight` and `NAME.bias`.",
+            params: &[
+                param("out", int(1), Default::Derived("the input's channel count"), "output channels"),
+                param("k", ParamType::IntOrPair { min: 1 }, Default::Required, "kernel size; `[kh, kw]` for 2-D"),
+                param("stride", ParamType::IntOrPair { min: 1 }, Default::Int(1), "step between output samples"),
+                param("padding", ParamType::Padding, Default::Word("same"), "`same` keeps the length (at stride 1), `valid` or 0 pads nothing, an integer pads that many zeros on each side"),
+                param("dilation", ParamType::IntOrPair { min: 1 }, Default::Int(1), "spacing between kernel taps"),
+                param("groups", int(1), Default::Int(1), "split channels into this many independent groups"),
+                param("bias", ParamType::Bool, Default::Bool(true), "add a learnt bias per output channel"),
+            ],
+            example: "conv(out=16, k=15)",
+        },
+        kind: LayerKind::Conv,
+        weights: true,
+    },
+    LayerDef {
+        schema: Schema {
+            name: "linear",
+            summary: "Fully connected layer on a `[features]` input. Weight `[out, in]` (one row per output unit).",
+            params: &[
+                positional("out", int(1), Default::Required, "output features"),
+                param("bias", ParamType::Bool, Default::Bool(true), "add a learnt bias per output"),
+            ],
+            example: "linear(out=10)",
+        },
+        kind: LayerKind::Linear,
+        weights: true,
+    },
+    activation("relu", "max(x, 0)", "relu"),
+    activation("gelu", "Gaussian error linear unit (tanh approximation)", "gelu"),
+    activation("tanh", "hyperbolic tangent", "tanh"),
+    activation("sigmoid", "logistic function 1/(1+e^-x)", "sigmoid"),
+    activation("silu", "x·sigmoid(x), also called swish", "silu"),
+    LayerDef {
+        schema: Schema {
+            name: "leaky_relu",
+            summary: "max(x, slope·x)",
+            params: &[positional("slope", NON_NEGATIVE, Default::Float(0.01), "slope for negative inputs")],
+            example: "leaky_relu(slope=0.1)",
+        },
+        kind: LayerKind::Activation,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "maxpool", summary: "Maximum over sliding windows (1-D or 2-D, like conv).", params: POOL_PARAMS, example: "maxpool(k=2)" },
+        kind: LayerKind::MaxPool,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "avgpool", summary: "Mean over sliding windows (1-D or 2-D, like conv); padded zeros count in the mean.", params: POOL_PARAMS, example: "avgpool(k=2)" },
+        kind: LayerKind::AvgPool,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "global_avgpool", summary: "Mean over the whole length (or image): `[C, …]` → `[C]`.", params: NO_PARAMS, example: "global_avgpool" },
+        kind: LayerKind::GlobalAvgPool,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "global_maxpool", summary: "Maximum over the whole length (or image): `[C, …]` → `[C]`.", params: NO_PARAMS, example: "global_maxpool" },
+        kind: LayerKind::GlobalMaxPool,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema {
+            name: "batchnorm",
+            summary: "Batch normalisation over the first (channel) axis, with a learnt scale and shift per channel.",
+            params: &[
+                param("momentum", float_closed(0.0, 1.0), Default::Float(0.1), "weight of the current batch in the running statistics"),
+                param("eps", POSITIVE, Default::Float(1e-5), "added to the variance"),
+            ],
+            example: "batchnorm",
+        },
+        kind: LayerKind::BatchNorm,
+        weights: true,
+    },
+    LayerDef {
+        schema: Schema {
+            name: "dropout",
+            summary: "Zeroes each value with probability p during training (scaling the rest by 1/(1-p)).",
+            params: &[positional("p", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.5), "drop probability")],
+            example: "dropout(p=0.2)",
+        },
+        kind: LayerKind::Dropout,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "flatten", summary: "Flattens `[C, L]` or `[C, H, W]` into `[C·L]` or `[C·H·W]`.", params: NO_PARAMS, example: "flatten" },
+        kind: LayerKind::Flatten,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "repeat", summary: "`repeat N { … }` stacks N copies of its body, each with its own weights (`repeat1.2.conv1` is the first conv of the second copy).", params: NO_PARAMS, example: "repeat 3 { conv(k=3)\n relu }" },
+        kind: LayerKind::Repeat,
+        weights: false,
+    },
+    LayerDef {
+        schema: Schema { name: "residual", summary: "`residual { … }` adds its input to its body's output (a skip connection); the body must keep the shape.", params: NO_PARAMS, example: "residual { conv(k=3)\n relu }" },
+        kind: LayerKind::Residual,
+        weights: false,
+    },
+];
+
+pub fn layer(name: &str) -> Option<&'static LayerDef> {
+    LAYERS.iter().find(|l| l.schema.name == name)
+}
+pub fn layer_names() -> Vec<&'static str> {
+    LAYERS.iter().map(|l| l.schema.name).collect()
+}
+
+// ---------------------------------------------------------------- annotations
+
+/// The families of the notes' table; one definition serves every mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Lowpass,
+    Highpass,
+    Bandpass,
+    Bandstop,
+    Symmetric,
+    Antisymmetric,
+    DcGain,
+    Nonneg,
+    MaxNorm,
+    UnitNorm,
+    Orthogonal,
+    Lipschitz,
+}
+
+impl Family {
+    pub fn is_band(self) -> bool {
+        matches!(self, Family::Lowpass | Family::Highpass | Family::Bandpass | Family::Bandstop)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnotationRole {
+    Constraint { family: Family, modes: &'static [Mode], default_mode: Mode, layers: &'static [LayerKind] },
+    Freeze,
+    LearningRate,
+    Init,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AnnotationDef {
+    pub schema: Schema,
+    pub role: AnnotationRole,
+}
+
+const ALL_MODES: &[Mode] = &[Mode::Penalty, Mode::Project, Mode::Reparam, Mode::Freeze, Mode::Lagrangian];
+const SUBSPACE_MODES: &[Mode] = &[Mode::Penalty, Mode::Project, Mode::Reparam, Mode::Lagrangian];
+const NORM_MODES: &[Mode] = &[Mode::Penalty, Mode::Project, Mode::Lagrangian];
+const CONV_ONLY: &[LayerKind] = &[LayerKind::Conv];
+const CONV_AND_LINEAR: &[LayerKind] = &[LayerKind::Conv, LayerKind::Linear];
+const LINEAR_ONLY: &[LayerKind] = &[LayerKind::Linear];
+
+const MODE: Param = param("mode", ParamType::Choice { what: "mode", options: Mode::NAMES }, Default::Derived("the constraint's default mode"), "how the constraint is enforced");
+const WEIGHT: Param = in_modes(param("weight", NON_NEGATIVE, Default::Float(1.0), "penalty weight: loss += weight · violation"), &[Mode::Penalty]);
+const BAND_TOL: Param = in_modes(
+    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest stopband energy ratio ρ allowed"),
+    &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
+);
+const EXACT_TOL: Param = in_modes(param("tol", POSITIVE, Default::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
+const DUAL_LR: Param = in_modes(param("dual_lr", POSITIVE, Default::Float(1.0), "step of the multiplier's dual ascent"), &[Mode::Lagrangian]);
+const FS: Param = param("fs", POSITIVE, Default::Absent, "sample rate in Hz; when given, frequencies are in Hz");
+const TRANSITION: Param = param("transition", ParamType::Frequency, Default::Derived("6.6/k, a Hamming window's"), "transition width; band edges sit half of it beyond each cutoff");
+
+const fn band(
+    name: &'static str,
+    family: Family,
+    summary: &'static str,
+    params: &'static [Param],
+    example: &'static str,
+) -> AnnotationDef {
+    AnnotationDef {
+        schema: Schema { name, summary, params, example },
+        role: AnnotationRole::Constraint { family, modes: ALL_MODES, default_mode: Mode::Project, layers: CONV_ONLY },
+    }
+}
+
+const fn exact(
+    name: &'static str,
+    family: Family,
+    summary: &'static str,
+    params: &'static [Param],
+    modes: &'static [Mode],
+    layers: &'static [LayerKind],
+    example: &'static str,
+) -> AnnotationDef {
+    AnnotationDef {
+        schema: Schema { name, summary, params, example },
+        role: AnnotationRole::Constraint { family, modes, default_mode: Mode::Project, layers },
+    }
+}
+
+const CUTOFF: Param = positional("cutoff", ParamType::Frequency, Default::Required, "cutoff frequency (fraction of Nyquist, or Hz with fs=)");
+const LOW: Param = positional("low", ParamType::Frequency, Default::Required, "lower band edge");
+const HIGH: Param = positional("high", ParamType::Frequency, Default::Required, "upper band edge");
+
+pub const ANNOTATIONS: &[AnnotationDef] = &[
+    band("lowpass", Family::Lowpass, "Each kernel keeps at most tol of its energy above the cutoff.", &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@lowpass(cutoff=0.2)"),
+    band("highpass", Family::Highpass, "Each kernel keeps at most tol of its energy below the cutoff.", &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@highpass(cutoff=0.3)"),
+    band("bandpass", Family::Bandpass, "Each kernel keeps at most tol of its energy outside [low, high].", &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@bandpass(low=0.1, high=0.4)"),
+    band("bandstop", Family::Bandstop, "Each kernel keeps at most tol of its energy inside [low, high].", &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@bandstop(low=0.2, high=0.5)"),
+    exact("symmetric", Family::Symmetric, "Each kernel equals its mirror image (linear phase): h = flip(h).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_ONLY, "@symmetric"),
+    exact("antisymmetric", Family::Antisymmetric, "Each kernel is the negative of its mirror image: h = -flip(h).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_ONLY, "@antisymmetric"),
+    exact(
+        "dc_gain",
+        Family::DcGain,
+        "Each kernel's taps sum to value (its gain at frequency 0).",
+        &[positional("value", ANY_REAL, Default::Required, "the gain at DC"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        SUBSPACE_MODES,
+        CONV_ONLY,
+        "@dc_gain(1.0)",
+    ),
+    exact("nonneg", Family::Nonneg, "Every weight is ≥ 0.", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_AND_LINEAR, "@nonneg"),
+    exact(
+        "maxnorm",
+        Family::MaxNorm,
+        "Each output unit's weights (a row of a linear weight, an output channel's kernels of a conv, as Keras) have L2 norm ≤ max.",
+        &[positional("max", POSITIVE, Default::Required, "largest norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        NORM_MODES,
+        CONV_AND_LINEAR,
+        "@maxnorm(3)",
+    ),
+    exact("unitnorm", Family::UnitNorm, "Each output unit's weights have L2 norm 1 (Keras' axis convention).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], NORM_MODES, CONV_AND_LINEAR, "@unitnorm"),
+    exact("orthogonal", Family::Orthogonal, "A linear layer's weight has orthonormal rows or columns (WᵀW = I on the smaller side).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], NORM_MODES, LINEAR_ONLY, "@orthogonal"),
+    exact(
+        "lipschitz",
+        Family::Lipschitz,
+        "A linear layer's spectral norm (largest singular value) is ≤ max, so the layer is max-Lipschitz.",
+        &[positional("max", POSITIVE, Default::Required, "largest spectral norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        NORM_MODES,
+        LINEAR_ONLY,
+        "@lipschitz(1.0)",
+    ),
+    AnnotationDef {
+        schema: Schema { name: "freeze", summary: "The layer's weights never change: no optimizer step and no weight decay touch them.", params: NO_PARAMS, example: "@freeze" },
+        role: AnnotationRole::Freeze,
+    },
+    AnnotationDef {
+        schema: Schema {
+            name: "lr",
+            summary: "Multiplies this layer's parameter updates (not its gradients, which Adam would normalise away) by scale.",
+            params: &[positional("scale", POSITIVE, Default::Required, "factor on the layer's updates")],
+            example: "@lr(0.1)",
+        },
+        role: AnnotationRole::LearningRate,
+    },
+    AnnotationDef {
+        schema: Schema {
+            name: "init",
+            summary: "How the layer's weights start: a scheme, a designed filter, or a tensor from a safetensors file (a pretrained layer).",
+            params: &[
+                positional("scheme", ParamType::Choice { what: "init scheme", options: INIT_SCHEMES }, Default::Word("kaiming"), "kaiming | xavier | normal | zeros | lowpass | highpass | file"),
+                param("std", POSITIVE, Default::Float(0.02), "standard deviation for `normal`"),
+                param("cutoff", ParamType::Frequency, Default::Absent, "cutoff of the designed filter for `lowpass` / `highpass`"),
+                param("file", ParamType::Path, Default::Absent, "safetensors file to load from (implies scheme=file)"),
+                param("tensor", ParamType::Str, Default::Derived("NAME.weight"), "name of the tensor in that file"),
+            ],
+            example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")",
+        },
+        role: AnnotationRole::Init,
+    },
+];
+
+pub const INIT_SCHEMES: &[&str] = &["kaiming", "xavier", "normal", "zeros", "lowpass", "highpass", "file"];
+
+pub fn annotation(name: &str) -> Option<&'static AnnotationDef> {
+    ANNOTATIONS.iter().find(|a| a.schema.name == name)
+}
+pub fn annotation_names() -> Vec<&'static str> {
+    ANNOTATIONS.iter().map(|a| a.schema.name).collect()
+}
+
+// ---------------------------------------------------------------- data and training
+
+/// What a data source makes the model learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Output must reproduce the clean input: shape in = shape out.
+    Denoise,
+    /// Output is one logit per class.
+    Classify,
+}
+
+pub const SOURCES: &[Schema] = &[
+    Schema {
+        name: "sines",
+        summary: "Built-in denoising task: sums of a few low-frequency sines plus white noise; the target is the clean sum. Needs an input `[1, length]`.",
+        params: &[
+            param("n", int(1), Default::Int(512), "number of signals"),
+            param("components", int(1), Default::Int(3), "sines per signal"),
+            param("max_freq", float_open(0.0, 1.0), Default::Float(0.1), "highest sine frequency, as a fraction of Nyquist"),
+            param("noise", NON_NEGATIVE, Default::Float(0.3), "standard deviation of the added noise"),
+            param("seed", int(0), Default::Int(1), "seed of the generator (independent of training's seed)"),
+        ],
+        example: "sines(n=512, noise=0.3)",
+    },
+    Schema {
+        name: "waveforms",
+        summary: "Built-in classification task: noisy sine, square and sawtooth waves (and more classes: triangle, chirp) of random frequency and phase. Needs an input `[1, length]`.",
+        params: &[
+            param("n", int(1), Default::Int(600), "number of examples"),
+            param("classes", ParamType::Int { min: 2, max: 5 }, Default::Int(3), "how many waveform kinds"),
+            param("noise", NON_NEGATIVE, Default::Float(0.3), "standard deviation of the added noise"),
+            param("seed", int(0), Default::Int(1), "seed of the generator"),
+        ],
+        example: "waveforms(classes=3)",
+    },
+    Schema {
+        name: "ucr",
+        summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). Labels are mapped to classes in sorted order.",
+        params: &[positional("path", ParamType::Path, Default::Required, "CSV file, relative to the .lpn file")],
+        example: "ucr(\"data/gunpoint_train.csv\")",
+    },
+    Schema {
+        name: "signal",
+        summary: "Denoising from one long recording: a CSV column cut into windows of the model's input length, with white noise added to the inputs; the target is the clean window.",
+        params: &[
+            positional("path", ParamType::Path, Default::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
+            param("column", int(0), Default::Int(0), "which column holds the signal"),
+            param("stride", int(1), Default::Derived("the window length"), "step between windows"),
+            param("noise", NON_NEGATIVE, Default::Float(0.1), "standard deviation of the added noise, in the signal's units"),
+            param("seed", int(0), Default::Int(1), "seed of the noise"),
+        ],
+        example: "signal(\"data/ecg.csv\", noise=0.1)",
+    },
+];
+
+impl Schema {
+    /// For data sources: which task they pose.
+    pub fn task(&self) -> Task {
+        match self.name {
+            "waveforms" | "ucr" => Task::Classify,
+            _ => Task::Denoise,
+        }
+    }
+}
+
+const OPT_LR: Param = positional("lr", POSITIVE, Default::Float(1e-3), "learning rate");
+const BETA1: Param = param("beta1", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.9), "decay of the first moment");
+const BETA2: Param = param("beta2", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.999), "decay of the second moment");
+const EPS: Param = param("eps", POSITIVE, Default::Float(1e-8), "added to the denominator");
+
+pub const OPTIMIZERS: &[Schema] = &[
+    Schema {
+        name: "sgd",
+        summary: "Stochastic gradient descent with momentum.",
+        params: &[
+            positional("lr", POSITIVE, Default::Float(0.01), "learning rate"),
+            param("momentum", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.9), "momentum"),
+            param("nesterov", ParamType::Bool, Default::Bool(false), "Nesterov momentum"),
+            param("weight_decay", NON_NEGATIVE, Default::Float(0.0), "L2 penalty added to the gradient"),
+        ],
+        example: "sgd(lr=0.01, momentum=0.9)",
+    },
+    Schema {
+        name: "adam",
+        summary: "Adam (Kingma & Ba); weight_decay is added to the gradient (L2).",
+        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, Default::Float(0.0), "L2 penalty added to the gradient")],
+        example: "adam(lr=1e-3)",
+    },
+    Schema {
+        name: "adamw",
+        summary: "Adam with decoupled weight decay (Loshchilov & Hutter).",
+        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, Default::Float(0.01), "decoupled weight decay")],
+        example: "adamw(lr=1e-3, weight_decay=0.01)",
+    },
+];
+
+pub const LOSSES: &[Schema] = &[
+    Schema { name: "mse", summary: "Mean squared error, for denoising and regression.", params: NO_PARAMS, example: "mse" },
+    Schema { name: "mae", summary: "Mean absolute error, for denoising and regression.", params: NO_PARAMS, example: "mae" },
+    Schema { name: "cross_entropy", summary: "Softmax cross-entropy on one logit per class.", params: NO_PARAMS, example: "cross_entropy" },
+    Schema { name: "bce", summary: "Binary cross-entropy with logits, computed stably; two classes, one output logit.", params: NO_PARAMS, example: "bce" },
+];
+
+/// The settings of `data { … }`.
+pub const DATA_SECTION: Schema = Schema {
+    name: "data",
+    summary: "Where examples come from. The one-line form `data SOURCE` means `data { train = SOURCE }`.",
+    params: &[
+        param("train", ParamType::Entry(Table::Source), Default::Required, "training data"),
+        param("val", ParamType::Entry(Table::Source), Default::Absent, "validation data (default: split off the training data)"),
+        param("test", ParamType::Entry(Table::Source), Default::Absent, "test data, evaluated once at the end"),
+        param("val_split", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.2), "share of the training data held out for validation when no `val` is given"),
+    ],
+    example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
+};
+
+/// The settings of `train { … }`.
+pub const TRAIN_SECTION: Schema = Schema {
+    name: "train",
+    summary: "How to train. Every setting has a default.",
+    params: &[
+        param("optimizer", ParamType::Entry(Table::Optimizer), Default::Word("adam"), "sgd | adam | adamw, with their parameters"),
+        param("loss", ParamType::Entry(Table::Loss), Default::Derived("mse for denoising, cross_entropy for classification"), "mse | mae | cross_entropy | bce"),
+        param("epochs", int(1), Default::Int(20), "passes over the training data"),
+        param("batch", int(1), Default::Int(32), "examples per step"),
+        param("seed", int(0), Default::Int(0), "makes a run reproducible bit for bit"),
+        param("shuffle", ParamType::Bool, Default::Bool(true), "shuffle the training data every epoch"),
+    ],
+    example: "train {\n  optimizer = adam(lr=1e-3)\n  epochs = 30\n  batch = 16\n}",
+};
+
+pub const SECTION_NAMES: &[&str] = &["model", "data", "train"];
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamType::Int { .. } => write!(f, "an integer"),
+            ParamType::Float { .. } => write!(f, "a number"),
+            ParamType::Bool => write!(f, "`true` or `false`"),
+            ParamType::Choice { options, .. } => write!(f, "one of {}", options.join(", ")),
+            ParamType::Str => write!(f, "a string"),
+            ParamType::Path => write!(f, "a file path in quotes"),
+            ParamType::IntOrPair { .. } => write!(f, "an integer or a pair `[a, b]`"),
+            ParamType::Padding => write!(f, "an integer, a pair `[a, b]`, `same` or `valid`"),
+            ParamType::Frequency => write!(f, "a frequency"),
+            ParamType::Entry(table) => write!(f, "a {}", table.what()),
+        }
+    }
+}
+
+impl ParamType {
+    /// The allowed range in words, for messages and docs.
+    pub fn range(&self) -> Option<String> {
+        match *self {
+            ParamType::Int { min, max } if max == i64::MAX => Some(format!("≥ {min}")),
+            ParamType::Int { min, max } => Some(format!("between {min} and {max}")),
+            ParamType::IntOrPair { min } => Some(format!("≥ {min}")),
+            ParamType::Float { min, max, min_open, max_open } => {
+                let lo = if min == f64::NEG_INFINITY { None } else { Some((if min_open { ">" } else { "≥" }, min)) };
+                let hi = if max == f64::INFINITY { None } else { Some((if max_open { "<" } else { "≤" }, max)) };
+                match (lo, hi) {
+                    (Some((a, x)), Some((b, y))) => Some(format!("{a} {} and {b} {}", crate::diagnostic::fmt_num(x), crate::diagnostic::fmt_num(y))),
+                    (Some((a, x)), None) => Some(format!("{a} {}", crate::diagnostic::fmt_num(x))),
+                    (None, Some((b, y))) => Some(format!("{b} {}", crate::diagnostic::fmt_num(y))),
+                    (None, None) => None,
+                }
+            }
+            ParamType::Frequency => Some("in (0, 1) as a fraction of Nyquist, or in Hz below fs/2 with fs=".into()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Default {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Default::Required => write!(f, "required"),
+            Default::Absent => write!(f, "not set"),
+            Default::Int(v) => write!(f, "{v}"),
+            Default::Float(v) => write!(f, "{}", crate::diagnostic::fmt_num(*v)),
+            Default::Bool(v) => write!(f, "{v}"),
+            Default::Word(w) => write!(f, "{w}"),
+            Default::Derived(text) => write!(f, "{text}"),
+        }
+    }
+}
+
+/// `lpnc explain NAME` for a layer, annotation, source, optimizer or loss.
+pub fn describe(name: &str) -> Option<String> {
+    let (kind, schema, extra) = if let Some(def) = layer(name) {
+        ("layer", def.schema, String::new())
+    } else if let Some(def) = annotation(name.trim_start_matches('@')) {
+        let extra = match def.role {
+            AnnotationRole::Constraint { modes, default_mode, layers, .. } => format!(
+                "modes: {} (default {default_mode})\napplies to: {}\n",
+                modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                layers.iter().map(|k| format!("{k:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+            ),
+            _ => String::new(),
+        };
+        ("annotation", def.schema, extra)
+    } else if let Some(s) = find(SOURCES, name) {
+        ("data source", *s, String::new())
+    } else if let Some(s) = find(OPTIMIZERS, name) {
+        ("optimizer", *s, String::new())
+    } else if let Some(s) = find(LOSSES, name) {
+        ("loss", *s, String::new())
+    } else if name == "data" {
+        ("section", DATA_SECTION, String::new())
+    } else if name == "train" {
+        ("section", TRAIN_SECTION, String::new())
+    } else {
+        return None;
+    };
+    let mut out = format!("{} ({kind})\n\n{}\n\n{extra}", schema.name, schema.summary);
+    if schema.params.is_empty() {
+        out.push_str("parameters: none\n");
+    } else {
+        out.push_str("parameters:\n");
+        for p in schema.params {
+            let mut line = format!("  {:<12} {}; default: {}", p.name, p.ty, p.default);
+            if let Some(range) = p.ty.range() {
+                line.push_str(&format!("; {range}"));
+            }
+            if !p.modes.is_empty() {
+                line.push_str(&format!("; used in mode={}", p.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join("|")));
+            }
+            out.push_str(&line);
+            out.push_str(&format!("\n               {}\n", p.doc));
+        }
+    }
+    out.push_str(&format!("\nexample:\n  {}\n", schema.example.replace('\n', "\n  ")));
+    Some(out)
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Lowpass => "lowpass",
+            Family::Highpass => "highpass",
+            Family::Bandpass => "bandpass",
+            Family::Bandstop => "bandstop",
+            Family::Symmetric => "symmetric",
+            Family::Antisymmetric => "antisymmetric",
+            Family::DcGain => "dc_gain",
+            Family::Nonneg => "nonneg",
+            Family::MaxNorm => "maxnorm",
+            Family::UnitNorm => "unitnorm",
+            Family::Orthogonal => "orthogonal",
+            Family::Lipschitz => "lipschitz",
+        }
+    }
+}
