@@ -28,7 +28,7 @@ enum Command {
     },
     /// Explain a diagnostic code (`E0028`) or describe a layer, annotation, data source, optimizer or loss.
     Explain {
-        /// A code, a name such as `conv` or `lowpass`, or `list` for every code.
+        /// A code, a name such as `conv` or `lowpass`, `list` for every code, or `reference` for the whole language in Markdown.
         what: String,
     },
     /// Check a file and print its layers: names, output shapes, parameter counts and constraints.
@@ -114,6 +114,10 @@ fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
 }
 
 fn explain(what: &str) -> ExitCode {
+    if what == "reference" {
+        print!("{}", schema::reference_markdown());
+        return ExitCode::from(OK);
+    }
     if what == "list" {
         for (code, title) in CODES {
             println!("{code}  {title}");

@@ -724,3 +724,62 @@ impl Family {
         }
     }
 }
+
+/// The language reference in Markdown, made from the tables (docs/reference.md).
+pub fn reference_markdown() -> String {
+    fn params_table(out: &mut String, schema: &Schema) {
+        if schema.params.is_empty() {
+            out.push_str("No parameters.\n\n");
+            return;
+        }
+        out.push_str("| parameter | type | default | range | modes | meaning |\n|---|---|---|---|---|---|\n");
+        for p in schema.params {
+            let modes = p.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
+            let name = if p.positional { format!("`{}` (positional)", p.name) } else { format!("`{}`", p.name) };
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                p.ty.to_string().replace('|', "\\|"),
+                p.default,
+                p.ty.range().unwrap_or_default().replace('|', "\\|"),
+                modes,
+                p.doc.replace('|', "\\|")
+            ));
+        }
+        out.push('\n');
+    }
+    fn entry(out: &mut String, heading: &str, schema: &Schema, extra: &str) {
+        out.push_str(&format!("### {heading}\n\n{}\n\n{extra}", schema.summary));
+        params_table(out, schema);
+        out.push_str(&format!("```\n{}\n```\n\n", schema.example));
+    }
+    let mut out = String::from("# The .lpn language: reference\n\nGenerated from the tables in `src/schema.rs` by `lpnc explain reference`; do not edit by hand.\n\n## Layers\n\n");
+    for def in LAYERS {
+        entry(&mut out, &format!("`{}`", def.schema.name), &def.schema, "");
+    }
+    out.push_str("## Annotations\n\n");
+    for def in ANNOTATIONS {
+        let extra = match def.role {
+            AnnotationRole::Constraint { modes, default_mode, layers, .. } => format!(
+                "Modes: {} (default `{default_mode}`). Applies to: {}.\n\n",
+                modes.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                layers.iter().map(|k| format!("`{}`", format!("{k:?}").to_lowercase())).collect::<Vec<_>>().join(", ")
+            ),
+            _ => String::new(),
+        };
+        entry(&mut out, &format!("`@{}`", def.schema.name), &def.schema, &extra);
+    }
+    out.push_str("## Data\n\n");
+    entry(&mut out, "`data` section", &DATA_SECTION, "");
+    for s in SOURCES {
+        entry(&mut out, &format!("source `{}`", s.name), s, "");
+    }
+    out.push_str("## Training\n\n");
+    entry(&mut out, "`train` section", &TRAIN_SECTION, "");
+    for s in OPTIMIZERS {
+        entry(&mut out, &format!("optimizer `{}`", s.name), s, "");
+    }
+    for s in LOSSES {
+        entry(&mut out, &format!("loss `{}`", s.name), s, "");
+    }
+    out
+}

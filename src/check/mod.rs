@@ -115,3 +115,18 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
     let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref().map(|(m, _)| m), model_span);
     Some(Program { model: model?.0, data: data?.0, train: train? })
 }
+
+/// Checks only the model section of a source (no data or training part
+/// needed): for tools and tests that want the layers and shapes alone.
+pub fn check_model_only(source: &str) -> Result<crate::ir::Model, Vec<Problem>> {
+    let (file, problems) = crate::syntax::parse(source);
+    let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), lambda_cache: HashMap::new() };
+    let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
+        ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block),
+        ast::SectionBody::Inline(_) => None,
+    });
+    match model {
+        Some((model, _)) if !ctx.problems.iter().any(Problem::is_error) => Ok(model),
+        _ => Err(ctx.problems),
+    }
+}

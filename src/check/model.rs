@@ -38,7 +38,7 @@ pub fn check_model(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block) ->
     let name = section.name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "model".to_string());
     let (input, input_span) = input_shape(ctx, section, block, &name);
     let templates = templates(ctx, &block.stmts);
-    let mut builder = Builder { ctx, checked: HashSet::new() };
+    let mut builder = Builder { ctx, checked: HashSet::new(), expanded: 0 };
     let mut layers = Vec::new();
     let output = builder.instantiate(&templates, input.clone(), "", Inherit::default(), &mut layers);
     match (input, output) {
@@ -158,7 +158,7 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
         LayerKind::Repeat => {
             match &layer.count {
                 Some(count) => match count.kind {
-                    ValueKind::Number { value, integer: true } if value >= 1.0 => t.count = Some(value as usize),
+                    ValueKind::Number { value, integer: true } if (1.0..=MAX_REPEAT as f64).contains(&value) => t.count = Some(value as usize),
                     _ => ctx.problems.push(Problem::OutOfRange {
                         span: count.span,
                         param: "count".into(),
@@ -167,7 +167,7 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                             ValueKind::Number { value, .. } => crate::diagnostic::fmt_num(value),
                             _ => "?".into(),
                         },
-                        allowed: "a positive integer".into(),
+                        allowed: format!("an integer between 1 and {MAX_REPEAT}"),
                         help: None,
                     }),
                 },
@@ -222,6 +222,11 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
     t
 }
 
+/// Largest `repeat` count, and largest number of layers a model may expand to:
+/// beyond these a file is a mistake, and expanding it would take minutes.
+const MAX_REPEAT: usize = 10_000;
+const MAX_LAYERS: usize = 1_000_000;
+
 /// `@freeze` and `@lr` written on a structure apply to every layer inside.
 #[derive(Clone, Copy, Default)]
 struct Inherit {
@@ -233,6 +238,8 @@ struct Builder<'c> {
     ctx: &'c mut Ctx,
     /// Templates whose annotations were already checked (repeats visit them again).
     checked: HashSet<usize>,
+    /// Layers made so far, against MAX_LAYERS.
+    expanded: usize,
 }
 
 impl Builder<'_> {
@@ -253,6 +260,17 @@ impl Builder<'_> {
                 shape = None;
                 continue;
             };
+            self.expanded += 1;
+            if self.expanded > MAX_LAYERS {
+                if self.expanded == MAX_LAYERS + 1 {
+                    self.ctx.problems.push(Problem::BadStructure {
+                        span: t.ast.name.span,
+                        reason: format!("the model expands to more than {MAX_LAYERS} layers"),
+                        help: Some("lower the `repeat` counts".into()),
+                    });
+                }
+                return None;
+            }
             let counter = counters.entry(def.schema.name).or_insert(0);
             *counter += 1;
             let name = format!("{prefix}{}{}", def.schema.name, counter);

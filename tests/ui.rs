@@ -1,0 +1,100 @@
+//! UI tests: every `tests/ui/*.lpn` is checked and its rendered diagnostics are
+//! compared with a snapshot in `tests/snapshots/` (review changes with
+//! `cargo insta review`). Files named `ok_*.lpn` and the shipped examples must
+//! check without any diagnostic.
+
+use std::path::Path;
+
+fn render(path: &Path) -> (String, String, bool) {
+    let source = std::fs::read_to_string(path).unwrap();
+    let base = path.parent().unwrap();
+    let (_, checked) = lpn::check_source(&source, base);
+    let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
+    let human = lpn::report::render_human(&checked.problems, &source, &name, false);
+    let json: Vec<String> = checked.problems.iter().map(|p| serde_json::to_string(&lpn::report::to_json(p, &source, &name)).unwrap()).collect();
+    (human, json.join("\n"), checked.has_errors())
+}
+
+#[test]
+fn ui_diagnostics_match_snapshots() {
+    insta::glob!("ui/*.lpn", |path| {
+        let (human, _, _) = render(path);
+        let is_ok = path.file_name().unwrap().to_string_lossy().starts_with("ok_");
+        if is_ok {
+            assert!(human.is_empty(), "{} should check clean:\n{human}", path.display());
+        } else {
+            assert!(!human.is_empty(), "{} should produce diagnostics", path.display());
+        }
+        insta::assert_snapshot!(human);
+    });
+}
+
+#[test]
+fn every_diagnostic_has_a_code_and_a_located_label() {
+    insta::glob!("ui/*.lpn", |path| {
+        let source = std::fs::read_to_string(path).unwrap();
+        let (_, checked) = lpn::check_source(&source, path.parent().unwrap());
+        for problem in &checked.problems {
+            let d = problem.to_diagnostic();
+            assert!(lpn::diagnostic::CODES.iter().any(|(c, _)| *c == d.code), "{}: unlisted code {}", path.display(), d.code);
+            assert!(!d.labels.is_empty(), "{}: {} has no label", path.display(), d.code);
+            for label in &d.labels {
+                assert!(label.span.end <= source.len(), "{}: {} label past the end", path.display(), d.code);
+            }
+            assert!(!d.message.contains("Rule::"), "{}: raw rule name in {:?}", path.display(), d.message);
+        }
+    });
+}
+
+#[test]
+fn every_code_is_exercised_by_the_ui_corpus() {
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("tests/ui").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "lpn") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            let (_, checked) = lpn::check_source(&source, path.parent().unwrap());
+            seen.extend(checked.problems.iter().map(|p| p.to_diagnostic().code));
+        }
+    }
+    let missing: Vec<&str> = lpn::diagnostic::CODES.iter().map(|(c, _)| *c).filter(|c| !seen.contains(c)).collect();
+    assert!(missing.is_empty(), "codes with no UI test: {missing:?}");
+}
+
+#[test]
+fn shipped_examples_check_clean() {
+    let mut count = 0;
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "lpn") {
+            let (human, _, _) = render(&path);
+            assert!(human.is_empty(), "{} should check clean:\n{human}", path.display());
+            let first = std::fs::read_to_string(&path).unwrap();
+            assert!(first.starts_with("//"), "{} should start with a comment saying what it shows", path.display());
+            count += 1;
+        }
+    }
+    assert!(count >= 4, "expected at least four examples, found {count}");
+}
+
+#[test]
+fn json_labels_point_at_the_right_text() {
+    let source = "model m {\n  input [1, 64]\n  cnv(k=3)\n}\ndata sines()\n";
+    let (_, checked) = lpn::check_source(source, Path::new("."));
+    let json = lpn::report::to_json(&checked.problems[0], source, "m.lpn");
+    assert_eq!(json.code, "E0010");
+    let label = &json.labels[0];
+    assert_eq!((label.line, label.column), (3, 3));
+    assert_eq!(&source[label.offset..label.offset + label.length], "cnv");
+    let value = serde_json::to_value(&json).unwrap();
+    for key in ["code", "severity", "message", "help", "labels"] {
+        assert!(value.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(value["severity"], "error");
+}
+
+#[test]
+fn reference_doc_is_generated_from_the_tables() {
+    let committed = std::fs::read_to_string("docs/reference.md").unwrap();
+    assert!(committed == lpn::schema::reference_markdown(), "docs/reference.md is stale: run `cargo run -- explain reference > docs/reference.md`");
+}
