@@ -121,11 +121,17 @@ pub struct Value {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ValueKind {
     /// A number; `integer` when written without `.` or an exponent.
-    Number { value: f64, integer: bool },
+    Number {
+        value: f64,
+        integer: bool,
+    },
     Str(String),
     Ident(String),
     List(Vec<Value>),
-    Call { name: Ident, args: Args },
+    Call {
+        name: Ident,
+        args: Args,
+    },
 }
 
 impl ValueKind {

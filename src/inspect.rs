@@ -7,10 +7,22 @@ pub fn table(model: &Model) -> String {
     let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
     rows.push(["input".into(), String::new(), model.input.to_string(), String::new(), String::new()]);
     for layer in model.walk() {
-        rows.push([layer.name.clone(), layer.op.describe(), layer.output.to_string(), if layer.parameters > 0 { layer.parameters.to_string() } else { String::new() }, annotations(layer)]);
+        rows.push([
+            layer.name.clone(),
+            layer.op.describe(),
+            layer.output.to_string(),
+            if layer.parameters > 0 { layer.parameters.to_string() } else { String::new() },
+            annotations(layer),
+        ]);
     }
     let constrained = model.walk().iter().filter(|l| !l.constraints.is_empty()).count();
-    rows.push(["total".into(), String::new(), model.output.to_string(), model.parameter_count().to_string(), format!("{constrained} constrained layer(s)")]);
+    rows.push([
+        "total".into(),
+        String::new(),
+        model.output.to_string(),
+        model.parameter_count().to_string(),
+        format!("{constrained} constrained layer(s)"),
+    ]);
 
     let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();

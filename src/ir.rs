@@ -174,11 +174,19 @@ impl Serialize for Family {
 pub enum Init {
     Kaiming,
     Xavier,
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
     Zeros,
     /// A designed filter (firwin), cutoff in Nyquist units.
-    Designed { family: Family, cutoff: f64 },
-    File { path: PathBuf, tensor: String },
+    Designed {
+        family: Family,
+        cutoff: f64,
+    },
+    File {
+        path: PathBuf,
+        tensor: String,
+    },
 }
 
 #[derive(Clone, Debug)]

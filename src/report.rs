@@ -25,7 +25,11 @@ pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: 
 fn to_miette(d: &Diagnostic, source: &str, file_name: &str) -> miette::Report {
     let labels = d.labels.iter().enumerate().map(|(i, l)| {
         let span = clamp(l.span.start, l.span.len(), source.len());
-        if i == 0 { LabeledSpan::new_primary_with_span(Some(l.text.clone()), span) } else { LabeledSpan::new_with_span(Some(l.text.clone()), span) }
+        if i == 0 {
+            LabeledSpan::new_primary_with_span(Some(l.text.clone()), span)
+        } else {
+            LabeledSpan::new_with_span(Some(l.text.clone()), span)
+        }
     });
     let mut diagnostic = MietteDiagnostic::new(d.message.clone()).with_code(d.code).with_severity(match d.severity {
         Severity::Error => miette::Severity::Error,

@@ -36,17 +36,30 @@ impl fmt::Display for Mode {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParamType {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A real number in a range; `open` ends exclude the bound.
-    Float { min: f64, max: f64, min_open: bool, max_open: bool },
+    Float {
+        min: f64,
+        max: f64,
+        min_open: bool,
+        max_open: bool,
+    },
     Bool,
     /// One of a fixed set of names.
-    Choice { what: &'static str, options: &'static [&'static str] },
+    Choice {
+        what: &'static str,
+        options: &'static [&'static str],
+    },
     Str,
     /// A file path, relative to the .lpn file; checked to exist.
     Path,
     /// An integer, or `[a, b]` for the two axes of a 2-D layer.
-    IntOrPair { min: i64 },
+    IntOrPair {
+        min: i64,
+    },
     /// An integer, `[a, b]`, `same` or `valid`.
     Padding,
     /// A frequency: a fraction of Nyquist in (0, 1), or Hz below fs/2 when `fs=` is given.
@@ -200,7 +213,12 @@ pub const LAYERS: &[LayerDef] = &[
                 param("out", int(1), Default::Derived("the input's channel count"), "output channels"),
                 param("k", ParamType::IntOrPair { min: 1 }, Default::Required, "kernel size; `[kh, kw]` for 2-D"),
                 param("stride", ParamType::IntOrPair { min: 1 }, Default::Int(1), "step between output samples"),
-                param("padding", ParamType::Padding, Default::Word("same"), "`same` keeps the length (at stride 1), `valid` or 0 pads nothing, an integer pads that many zeros on each side"),
+                param(
+                    "padding",
+                    ParamType::Padding,
+                    Default::Word("same"),
+                    "`same` keeps the length (at stride 1), `valid` or 0 pads nothing, an integer pads that many zeros on each side",
+                ),
                 param("dilation", ParamType::IntOrPair { min: 1 }, Default::Int(1), "spacing between kernel taps"),
                 param("groups", int(1), Default::Int(1), "split channels into this many independent groups"),
                 param("bias", ParamType::Bool, Default::Bool(true), "add a learnt bias per output channel"),
@@ -239,22 +257,42 @@ pub const LAYERS: &[LayerDef] = &[
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "maxpool", summary: "Maximum over sliding windows (1-D or 2-D, like conv).", params: POOL_PARAMS, example: "maxpool(k=2)" },
+        schema: Schema {
+            name: "maxpool",
+            summary: "Maximum over sliding windows (1-D or 2-D, like conv).",
+            params: POOL_PARAMS,
+            example: "maxpool(k=2)",
+        },
         kind: LayerKind::MaxPool,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "avgpool", summary: "Mean over sliding windows (1-D or 2-D, like conv); padded zeros count in the mean.", params: POOL_PARAMS, example: "avgpool(k=2)" },
+        schema: Schema {
+            name: "avgpool",
+            summary: "Mean over sliding windows (1-D or 2-D, like conv); padded zeros count in the mean.",
+            params: POOL_PARAMS,
+            example: "avgpool(k=2)",
+        },
         kind: LayerKind::AvgPool,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "global_avgpool", summary: "Mean over the whole length (or image): `[C, …]` → `[C]`.", params: NO_PARAMS, example: "global_avgpool" },
+        schema: Schema {
+            name: "global_avgpool",
+            summary: "Mean over the whole length (or image): `[C, …]` → `[C]`.",
+            params: NO_PARAMS,
+            example: "global_avgpool",
+        },
         kind: LayerKind::GlobalAvgPool,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "global_maxpool", summary: "Maximum over the whole length (or image): `[C, …]` → `[C]`.", params: NO_PARAMS, example: "global_maxpool" },
+        schema: Schema {
+            name: "global_maxpool",
+            summary: "Maximum over the whole length (or image): `[C, …]` → `[C]`.",
+            params: NO_PARAMS,
+            example: "global_maxpool",
+        },
         kind: LayerKind::GlobalMaxPool,
         weights: false,
     },
@@ -275,24 +313,44 @@ pub const LAYERS: &[LayerDef] = &[
         schema: Schema {
             name: "dropout",
             summary: "Zeroes each value with probability p during training (scaling the rest by 1/(1-p)).",
-            params: &[positional("p", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.5), "drop probability")],
+            params: &[positional(
+                "p",
+                ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+                Default::Float(0.5),
+                "drop probability",
+            )],
             example: "dropout(p=0.2)",
         },
         kind: LayerKind::Dropout,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "flatten", summary: "Flattens `[C, L]` or `[C, H, W]` into `[C·L]` or `[C·H·W]`.", params: NO_PARAMS, example: "flatten" },
+        schema: Schema {
+            name: "flatten",
+            summary: "Flattens `[C, L]` or `[C, H, W]` into `[C·L]` or `[C·H·W]`.",
+            params: NO_PARAMS,
+            example: "flatten",
+        },
         kind: LayerKind::Flatten,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "repeat", summary: "`repeat N { … }` stacks N copies of its body, each with its own weights (`repeat1.2.conv1` is the first conv of the second copy).", params: NO_PARAMS, example: "repeat 3 { conv(k=3)\n relu }" },
+        schema: Schema {
+            name: "repeat",
+            summary: "`repeat N { … }` stacks N copies of its body, each with its own weights (`repeat1.2.conv1` is the first conv of the second copy).",
+            params: NO_PARAMS,
+            example: "repeat 3 { conv(k=3)\n relu }",
+        },
         kind: LayerKind::Repeat,
         weights: false,
     },
     LayerDef {
-        schema: Schema { name: "residual", summary: "`residual { … }` adds its input to its body's output (a skip connection); the body must keep the shape.", params: NO_PARAMS, example: "residual { conv(k=3)\n relu }" },
+        schema: Schema {
+            name: "residual",
+            summary: "`residual { … }` adds its input to its body's output (a skip connection); the body must keep the shape.",
+            params: NO_PARAMS,
+            example: "residual { conv(k=3)\n relu }",
+        },
         kind: LayerKind::Residual,
         weights: false,
     },
@@ -351,24 +409,31 @@ const CONV_ONLY: &[LayerKind] = &[LayerKind::Conv];
 const CONV_AND_LINEAR: &[LayerKind] = &[LayerKind::Conv, LayerKind::Linear];
 const LINEAR_ONLY: &[LayerKind] = &[LayerKind::Linear];
 
-const MODE: Param = param("mode", ParamType::Choice { what: "mode", options: Mode::NAMES }, Default::Derived("the constraint's default mode"), "how the constraint is enforced");
-const WEIGHT: Param = in_modes(param("weight", NON_NEGATIVE, Default::Float(1.0), "penalty weight: loss += weight · violation"), &[Mode::Penalty]);
+const MODE: Param = param(
+    "mode",
+    ParamType::Choice { what: "mode", options: Mode::NAMES },
+    Default::Derived("the constraint's default mode"),
+    "how the constraint is enforced",
+);
+const WEIGHT: Param =
+    in_modes(param("weight", NON_NEGATIVE, Default::Float(1.0), "penalty weight: loss += weight · violation"), &[Mode::Penalty]);
 const BAND_TOL: Param = in_modes(
     param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest stopband energy ratio ρ allowed"),
     &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
 );
-const EXACT_TOL: Param = in_modes(param("tol", POSITIVE, Default::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
-const DUAL_LR: Param = in_modes(param("dual_lr", POSITIVE, Default::Float(1.0), "step of the multiplier's dual ascent"), &[Mode::Lagrangian]);
+const EXACT_TOL: Param =
+    in_modes(param("tol", POSITIVE, Default::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
+const DUAL_LR: Param =
+    in_modes(param("dual_lr", POSITIVE, Default::Float(1.0), "step of the multiplier's dual ascent"), &[Mode::Lagrangian]);
 const FS: Param = param("fs", POSITIVE, Default::Absent, "sample rate in Hz; when given, frequencies are in Hz");
-const TRANSITION: Param = param("transition", ParamType::Frequency, Default::Derived("6.6/k, a Hamming window's"), "transition width; band edges sit half of it beyond each cutoff");
+const TRANSITION: Param = param(
+    "transition",
+    ParamType::Frequency,
+    Default::Derived("6.6/k, a Hamming window's"),
+    "transition width; band edges sit half of it beyond each cutoff",
+);
 
-const fn band(
-    name: &'static str,
-    family: Family,
-    summary: &'static str,
-    params: &'static [Param],
-    example: &'static str,
-) -> AnnotationDef {
+const fn band(name: &'static str, family: Family, summary: &'static str, params: &'static [Param], example: &'static str) -> AnnotationDef {
     AnnotationDef {
         schema: Schema { name, summary, params, example },
         role: AnnotationRole::Constraint { family, modes: ALL_MODES, default_mode: Mode::Project, layers: CONV_ONLY },
@@ -390,17 +455,58 @@ const fn exact(
     }
 }
 
-const CUTOFF: Param = positional("cutoff", ParamType::Frequency, Default::Required, "cutoff frequency (fraction of Nyquist, or Hz with fs=)");
+const CUTOFF: Param =
+    positional("cutoff", ParamType::Frequency, Default::Required, "cutoff frequency (fraction of Nyquist, or Hz with fs=)");
 const LOW: Param = positional("low", ParamType::Frequency, Default::Required, "lower band edge");
 const HIGH: Param = positional("high", ParamType::Frequency, Default::Required, "upper band edge");
 
 pub const ANNOTATIONS: &[AnnotationDef] = &[
-    band("lowpass", Family::Lowpass, "Each kernel keeps at most tol of its energy above the cutoff.", &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@lowpass(cutoff=0.2)"),
-    band("highpass", Family::Highpass, "Each kernel keeps at most tol of its energy below the cutoff.", &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@highpass(cutoff=0.3)"),
-    band("bandpass", Family::Bandpass, "Each kernel keeps at most tol of its energy outside [low, high].", &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@bandpass(low=0.1, high=0.4)"),
-    band("bandstop", Family::Bandstop, "Each kernel keeps at most tol of its energy inside [low, high].", &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR], "@bandstop(low=0.2, high=0.5)"),
-    exact("symmetric", Family::Symmetric, "Each kernel equals its mirror image (linear phase): h = flip(h).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_ONLY, "@symmetric"),
-    exact("antisymmetric", Family::Antisymmetric, "Each kernel is the negative of its mirror image: h = -flip(h).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_ONLY, "@antisymmetric"),
+    band(
+        "lowpass",
+        Family::Lowpass,
+        "Each kernel keeps at most tol of its energy above the cutoff.",
+        &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
+        "@lowpass(cutoff=0.2)",
+    ),
+    band(
+        "highpass",
+        Family::Highpass,
+        "Each kernel keeps at most tol of its energy below the cutoff.",
+        &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
+        "@highpass(cutoff=0.3)",
+    ),
+    band(
+        "bandpass",
+        Family::Bandpass,
+        "Each kernel keeps at most tol of its energy outside [low, high].",
+        &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
+        "@bandpass(low=0.1, high=0.4)",
+    ),
+    band(
+        "bandstop",
+        Family::Bandstop,
+        "Each kernel keeps at most tol of its energy inside [low, high].",
+        &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
+        "@bandstop(low=0.2, high=0.5)",
+    ),
+    exact(
+        "symmetric",
+        Family::Symmetric,
+        "Each kernel equals its mirror image (linear phase): h = flip(h).",
+        &[MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        SUBSPACE_MODES,
+        CONV_ONLY,
+        "@symmetric",
+    ),
+    exact(
+        "antisymmetric",
+        Family::Antisymmetric,
+        "Each kernel is the negative of its mirror image: h = -flip(h).",
+        &[MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        SUBSPACE_MODES,
+        CONV_ONLY,
+        "@antisymmetric",
+    ),
     exact(
         "dc_gain",
         Family::DcGain,
@@ -410,7 +516,15 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         CONV_ONLY,
         "@dc_gain(1.0)",
     ),
-    exact("nonneg", Family::Nonneg, "Every weight is ≥ 0.", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], SUBSPACE_MODES, CONV_AND_LINEAR, "@nonneg"),
+    exact(
+        "nonneg",
+        Family::Nonneg,
+        "Every weight is ≥ 0.",
+        &[MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        SUBSPACE_MODES,
+        CONV_AND_LINEAR,
+        "@nonneg",
+    ),
     exact(
         "maxnorm",
         Family::MaxNorm,
@@ -420,8 +534,24 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         CONV_AND_LINEAR,
         "@maxnorm(3)",
     ),
-    exact("unitnorm", Family::UnitNorm, "Each output unit's weights have L2 norm 1 (Keras' axis convention).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], NORM_MODES, CONV_AND_LINEAR, "@unitnorm"),
-    exact("orthogonal", Family::Orthogonal, "A linear layer's weight has orthonormal rows or columns (WᵀW = I on the smaller side).", &[MODE, WEIGHT, EXACT_TOL, DUAL_LR], NORM_MODES, LINEAR_ONLY, "@orthogonal"),
+    exact(
+        "unitnorm",
+        Family::UnitNorm,
+        "Each output unit's weights have L2 norm 1 (Keras' axis convention).",
+        &[MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        NORM_MODES,
+        CONV_AND_LINEAR,
+        "@unitnorm",
+    ),
+    exact(
+        "orthogonal",
+        Family::Orthogonal,
+        "A linear layer's weight has orthonormal rows or columns (WᵀW = I on the smaller side).",
+        &[MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        NORM_MODES,
+        LINEAR_ONLY,
+        "@orthogonal",
+    ),
     exact(
         "lipschitz",
         Family::Lipschitz,
@@ -432,7 +562,12 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         "@lipschitz(1.0)",
     ),
     AnnotationDef {
-        schema: Schema { name: "freeze", summary: "The layer's weights never change: no optimizer step and no weight decay touch them.", params: NO_PARAMS, example: "@freeze" },
+        schema: Schema {
+            name: "freeze",
+            summary: "The layer's weights never change: no optimizer step and no weight decay touch them.",
+            params: NO_PARAMS,
+            example: "@freeze",
+        },
         role: AnnotationRole::Freeze,
     },
     AnnotationDef {
@@ -449,7 +584,12 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
             name: "init",
             summary: "How the layer's weights start: a scheme, a designed filter, or a tensor from a safetensors file (a pretrained layer).",
             params: &[
-                positional("scheme", ParamType::Choice { what: "init scheme", options: INIT_SCHEMES }, Default::Word("kaiming"), "kaiming | xavier | normal | zeros | lowpass | highpass | file"),
+                positional(
+                    "scheme",
+                    ParamType::Choice { what: "init scheme", options: INIT_SCHEMES },
+                    Default::Word("kaiming"),
+                    "kaiming | xavier | normal | zeros | lowpass | highpass | file",
+                ),
                 param("std", POSITIVE, Default::Float(0.02), "standard deviation for `normal`"),
                 param("cutoff", ParamType::Frequency, Default::Absent, "cutoff of the designed filter for `lowpass` / `highpass`"),
                 param("file", ParamType::Path, Default::Absent, "safetensors file to load from (implies scheme=file)"),
@@ -537,8 +677,18 @@ impl Schema {
 }
 
 const OPT_LR: Param = positional("lr", POSITIVE, Default::Float(1e-3), "learning rate");
-const BETA1: Param = param("beta1", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.9), "decay of the first moment");
-const BETA2: Param = param("beta2", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.999), "decay of the second moment");
+const BETA1: Param = param(
+    "beta1",
+    ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+    Default::Float(0.9),
+    "decay of the first moment",
+);
+const BETA2: Param = param(
+    "beta2",
+    ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+    Default::Float(0.999),
+    "decay of the second moment",
+);
 const EPS: Param = param("eps", POSITIVE, Default::Float(1e-8), "added to the denominator");
 
 pub const OPTIMIZERS: &[Schema] = &[
@@ -571,7 +721,12 @@ pub const LOSSES: &[Schema] = &[
     Schema { name: "mse", summary: "Mean squared error, for denoising and regression.", params: NO_PARAMS, example: "mse" },
     Schema { name: "mae", summary: "Mean absolute error, for denoising and regression.", params: NO_PARAMS, example: "mae" },
     Schema { name: "cross_entropy", summary: "Softmax cross-entropy on one logit per class.", params: NO_PARAMS, example: "cross_entropy" },
-    Schema { name: "bce", summary: "Binary cross-entropy with logits, computed stably; two classes, one output logit.", params: NO_PARAMS, example: "bce" },
+    Schema {
+        name: "bce",
+        summary: "Binary cross-entropy with logits, computed stably; two classes, one output logit.",
+        params: NO_PARAMS,
+        example: "bce",
+    },
 ];
 
 /// The settings of `data { … }`.
@@ -582,7 +737,12 @@ pub const DATA_SECTION: Schema = Schema {
         param("train", ParamType::Entry(Table::Source), Default::Required, "training data"),
         param("val", ParamType::Entry(Table::Source), Default::Absent, "validation data (default: split off the training data)"),
         param("test", ParamType::Entry(Table::Source), Default::Absent, "test data, evaluated once at the end"),
-        param("val_split", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.2), "share of the training data held out for validation when no `val` is given"),
+        param(
+            "val_split",
+            ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+            Default::Float(0.2),
+            "share of the training data held out for validation when no `val` is given",
+        ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
 };
@@ -593,7 +753,12 @@ pub const TRAIN_SECTION: Schema = Schema {
     summary: "How to train. Every setting has a default.",
     params: &[
         param("optimizer", ParamType::Entry(Table::Optimizer), Default::Word("adam"), "sgd | adam | adamw, with their parameters"),
-        param("loss", ParamType::Entry(Table::Loss), Default::Derived("mse for denoising, cross_entropy for classification"), "mse | mae | cross_entropy | bce"),
+        param(
+            "loss",
+            ParamType::Entry(Table::Loss),
+            Default::Derived("mse for denoising, cross_entropy for classification"),
+            "mse | mae | cross_entropy | bce",
+        ),
         param("epochs", int(1), Default::Int(20), "passes over the training data"),
         param("batch", int(1), Default::Int(32), "examples per step"),
         param("seed", int(0), Default::Int(0), "makes a run reproducible bit for bit"),
@@ -632,7 +797,9 @@ impl ParamType {
                 let lo = if min == f64::NEG_INFINITY { None } else { Some((if min_open { ">" } else { "≥" }, min)) };
                 let hi = if max == f64::INFINITY { None } else { Some((if max_open { "<" } else { "≤" }, max)) };
                 match (lo, hi) {
-                    (Some((a, x)), Some((b, y))) => Some(format!("{a} {} and {b} {}", crate::diagnostic::fmt_num(x), crate::diagnostic::fmt_num(y))),
+                    (Some((a, x)), Some((b, y))) => {
+                        Some(format!("{a} {} and {b} {}", crate::diagnostic::fmt_num(x), crate::diagnostic::fmt_num(y)))
+                    }
                     (Some((a, x)), None) => Some(format!("{a} {}", crate::diagnostic::fmt_num(x))),
                     (None, Some((b, y))) => Some(format!("{b} {}", crate::diagnostic::fmt_num(y))),
                     (None, None) => None,
@@ -752,7 +919,9 @@ pub fn reference_markdown() -> String {
         params_table(out, schema);
         out.push_str(&format!("```\n{}\n```\n\n", schema.example));
     }
-    let mut out = String::from("# The .lpn language: reference\n\nGenerated from the tables in `src/schema.rs` by `lpnc explain reference`; do not edit by hand.\n\n## Layers\n\n");
+    let mut out = String::from(
+        "# The .lpn language: reference\n\nGenerated from the tables in `src/schema.rs` by `lpnc explain reference`; do not edit by hand.\n\n## Layers\n\n",
+    );
     for def in LAYERS {
         entry(&mut out, &format!("`{}`", def.schema.name), &def.schema, "");
     }

@@ -212,12 +212,7 @@ fn explain_bad(source: &str, pair: Pair<Rule>, entry: Rule) -> Problem {
     match LpnParser::parse(entry, text) {
         Err(error) => problem_from_pest(source, span.start, &error, what),
         // It parses alone but not in place: something after it on the line.
-        Ok(_) => Problem::Syntax {
-            span,
-            message: format!("this line is not {what}"),
-            label: "not understood".into(),
-            help: None,
-        },
+        Ok(_) => Problem::Syntax { span, message: format!("this line is not {what}"), label: "not understood".into(), help: None },
     }
 }
 

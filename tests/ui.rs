@@ -11,7 +11,8 @@ fn render(path: &Path) -> (String, String, bool) {
     let (_, checked) = lpn::check_source(&source, base);
     let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
     let human = lpn::report::render_human(&checked.problems, &source, &name, false);
-    let json: Vec<String> = checked.problems.iter().map(|p| serde_json::to_string(&lpn::report::to_json(p, &source, &name)).unwrap()).collect();
+    let json: Vec<String> =
+        checked.problems.iter().map(|p| serde_json::to_string(&lpn::report::to_json(p, &source, &name)).unwrap()).collect();
     (human, json.join("\n"), checked.has_errors())
 }
 
@@ -96,5 +97,8 @@ fn json_labels_point_at_the_right_text() {
 #[test]
 fn reference_doc_is_generated_from_the_tables() {
     let committed = std::fs::read_to_string("docs/reference.md").unwrap();
-    assert!(committed == lpn::schema::reference_markdown(), "docs/reference.md is stale: run `cargo run -- explain reference > docs/reference.md`");
+    assert!(
+        committed == lpn::schema::reference_markdown(),
+        "docs/reference.md is stale: run `cargo run -- explain reference > docs/reference.md`"
+    );
 }

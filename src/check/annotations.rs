@@ -51,14 +51,26 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
             continue;
         }
         if !layer.weights {
-            ctx.problems.push(Problem::WeightlessLayer { span: annotation.span, layer_span: layer.span, annotation: def.schema.name.into(), layer: layer.name.clone() });
+            ctx.problems.push(Problem::WeightlessLayer {
+                span: annotation.span,
+                layer_span: layer.span,
+                annotation: def.schema.name.into(),
+                layer: layer.name.clone(),
+            });
             continue;
         }
         match def.role {
             AnnotationRole::Constraint { family, modes, default_mode, layers } => {
                 if !layers.contains(&layer.kind) {
                     let (reason, help) = not_applicable_reason(family, layer.kind);
-                    ctx.problems.push(Problem::NotApplicable { span: annotation.span, layer_span: layer.span, annotation: def.schema.name.into(), layer: layer.name.clone(), reason, help });
+                    ctx.problems.push(Problem::NotApplicable {
+                        span: annotation.span,
+                        layer_span: layer.span,
+                        annotation: def.schema.name.into(),
+                        layer: layer.name.clone(),
+                        reason,
+                        help,
+                    });
                     continue;
                 }
                 if let Some(constraint) = constraint(ctx, layer, annotation, def, call, family, modes, default_mode) {
@@ -87,14 +99,20 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
 
 fn not_applicable_reason(family: Family, kind: LayerKind) -> (String, Option<String>) {
     match (family, kind) {
-        (_, LayerKind::BatchNorm) => ("batchnorm's scale and shift are one number per channel, not kernels".into(), Some("put the constraint on the `conv` or `linear` layer next to it".into())),
+        (_, LayerKind::BatchNorm) => (
+            "batchnorm's scale and shift are one number per channel, not kernels".into(),
+            Some("put the constraint on the `conv` or `linear` layer next to it".into()),
+        ),
         (Family::Orthogonal | Family::Lipschitz, LayerKind::Conv) => (
             "it is defined for linear layers; a convolution's Lipschitz constant is not the spectral norm of its reshaped kernel".into(),
             Some("constrain the kernels with `@maxnorm` or `@unitnorm`, or use the constraint on a `linear` layer".into()),
         ),
         (_, LayerKind::Linear) => (
             "it acts on convolution kernels along their taps; a linear layer's weight has no tap axis".into(),
-            Some("use it on a `conv` layer; on a linear layer, `@nonneg`, `@maxnorm`, `@unitnorm`, `@orthogonal` and `@lipschitz` apply".into()),
+            Some(
+                "use it on a `conv` layer; on a linear layer, `@nonneg`, `@maxnorm`, `@unitnorm`, `@orthogonal` and `@lipschitz` apply"
+                    .into(),
+            ),
         ),
         _ => ("it does not apply to this kind of layer".into(), None),
     }
@@ -118,7 +136,12 @@ fn constraint(
         None => default_mode,
     };
     if !modes.contains(&mode) {
-        ctx.problems.push(Problem::UnsupportedMode { span: call.span_of("mode"), constraint: name.into(), mode: mode.name().into(), supported: modes.iter().map(|m| m.name()).collect() });
+        ctx.problems.push(Problem::UnsupportedMode {
+            span: call.span_of("mode"),
+            constraint: name.into(),
+            mode: mode.name().into(),
+            supported: modes.iter().map(|m| m.name()).collect(),
+        });
         return None;
     }
     for p in def.schema.params {
@@ -177,17 +200,30 @@ fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<B
         let raw = call.f64(param)?;
         if raw >= nyquist {
             let (allowed, help) = match fs {
-                Some(fs) => (format!("below fs/2 = {} Hz", fmt_num(fs / 2.0)), "frequencies above half the sample rate do not exist in the sampled signal".to_string()),
+                Some(fs) => (
+                    format!("below fs/2 = {} Hz", fmt_num(fs / 2.0)),
+                    "frequencies above half the sample rate do not exist in the sampled signal".to_string(),
+                ),
                 None => (
                     "in (0, 1), a fraction of Nyquist".to_string(),
                     if raw < 1e5 && raw > 1.0 {
-                        format!("cutoffs are fractions of Nyquist as in scipy.signal.firwin; to give {} Hz, add the sample rate: `fs=…`", fmt_num(raw))
+                        format!(
+                            "cutoffs are fractions of Nyquist as in scipy.signal.firwin; to give {} Hz, add the sample rate: `fs=…`",
+                            fmt_num(raw)
+                        )
                     } else {
                         "cutoffs are fractions of Nyquist as in scipy.signal.firwin: 0.5 is half of Nyquist".to_string()
                     },
                 ),
             };
-            ctx.problems.push(Problem::OutOfRange { span: call.span_of(param), param: param.into(), owner: owner.clone(), value: fmt_num(raw), allowed, help: Some(help) });
+            ctx.problems.push(Problem::OutOfRange {
+                span: call.span_of(param),
+                param: param.into(),
+                owner: owner.clone(),
+                value: fmt_num(raw),
+                allowed,
+                help: Some(help),
+            });
             return None;
         }
         Some(raw / nyquist)
@@ -197,7 +233,13 @@ fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<B
         let high = normalised("high");
         let (low, high) = (low?, high?);
         if low >= high {
-            ctx.problems.push(Problem::InvalidBand { span: call.span_of("low"), other: call.span_of("high"), constraint: name.into(), low: low * nyquist, high: high * nyquist });
+            ctx.problems.push(Problem::InvalidBand {
+                span: call.span_of("low"),
+                other: call.span_of("high"),
+                constraint: name.into(),
+                low: low * nyquist,
+                high: high * nyquist,
+            });
             return None;
         }
         (low, high)
@@ -256,7 +298,15 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
     match constraint.mode {
         Mode::Project | Mode::Reparam | Mode::Lagrangian if bound > constraint.tol => {
             let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], 1025) } else { None };
-            ctx.problems.push(Problem::InfeasibleBand { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), stopband, bound, tol: constraint.tol, min_taps });
+            ctx.problems.push(Problem::InfeasibleBand {
+                span: constraint.span,
+                constraint: name.into(),
+                taps: describe_taps(kernel),
+                stopband,
+                bound,
+                tol: constraint.tol,
+                min_taps,
+            });
         }
         Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
             ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
@@ -279,7 +329,12 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
         "file" => {
             let Some(file) = call.str("file") else {
                 if !call.given("file") {
-                    ctx.problems.push(Problem::MissingParameter { span: call.span, name: "file".into(), owner: "@init(file)".into(), example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")".into() });
+                    ctx.problems.push(Problem::MissingParameter {
+                        span: call.span,
+                        name: "file".into(),
+                        owner: "@init(file)".into(),
+                        example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")".into(),
+                    });
                 }
                 return None;
             };
@@ -301,7 +356,12 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
             }
             let Some(cutoff) = call.f64("cutoff") else {
                 if !call.given("cutoff") {
-                    ctx.problems.push(Problem::MissingParameter { span: call.span, name: "cutoff".into(), owner: format!("@init({scheme})"), example: format!("@init({scheme}, cutoff=0.2)") });
+                    ctx.problems.push(Problem::MissingParameter {
+                        span: call.span,
+                        name: "cutoff".into(),
+                        owner: format!("@init({scheme})"),
+                        example: format!("@init({scheme}, cutoff=0.2)"),
+                    });
                 }
                 return None;
             };
@@ -336,7 +396,14 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
     }
 }
 
-fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)], freeze: Option<Span>, lr: Option<Span>, init: Option<Span>) {
+fn cross_check(
+    ctx: &mut Ctx,
+    layer: &LayerFacts,
+    placed: &[(Constraint, Span)],
+    freeze: Option<Span>,
+    lr: Option<Span>,
+    init: Option<Span>,
+) {
     let frozen_by_mode = placed.iter().find(|(c, _)| c.mode == Mode::Freeze);
     if let Some(freeze) = freeze {
         for (c, span) in placed {
@@ -350,13 +417,24 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
                 ctx.problems.push(Problem::ConflictingAnnotations {
                     span: *span,
                     other: freeze,
-                    reason: format!("`@freeze` keeps the weights where they start, so mode={} of `@{}` can never act", c.mode, c.family.name()),
-                    help: Some(format!("drop `@freeze`, or use `@{}(…, mode=freeze)` to fix the weights to a designed filter", c.family.name())),
+                    reason: format!(
+                        "`@freeze` keeps the weights where they start, so mode={} of `@{}` can never act",
+                        c.mode,
+                        c.family.name()
+                    ),
+                    help: Some(format!(
+                        "drop `@freeze`, or use `@{}(…, mode=freeze)` to fix the weights to a designed filter",
+                        c.family.name()
+                    )),
                 });
             }
         }
         if let Some(lr) = lr {
-            ctx.problems.push(Problem::NoEffect { span: lr, reason: "`@lr` has no effect on a frozen layer".into(), help: Some("remove `@lr` or `@freeze`".into()) });
+            ctx.problems.push(Problem::NoEffect {
+                span: lr,
+                reason: "`@lr` has no effect on a frozen layer".into(),
+                help: Some("remove `@lr` or `@freeze`".into()),
+            });
         }
     }
     if let Some((fixed, fixed_span)) = frozen_by_mode {
@@ -365,7 +443,11 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
                 ctx.problems.push(Problem::ConflictingAnnotations {
                     span: *span,
                     other: *fixed_span,
-                    reason: format!("mode=freeze sets the weights to a designed `@{}` filter and never moves them, so `@{}` can never act", fixed.family.name(), c.family.name()),
+                    reason: format!(
+                        "mode=freeze sets the weights to a designed `@{}` filter and never moves them, so `@{}` can never act",
+                        fixed.family.name(),
+                        c.family.name()
+                    ),
                     help: Some("use another mode for one of them (for example mode=project)".into()),
                 });
             }
@@ -374,12 +456,21 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
             ctx.problems.push(Problem::ConflictingAnnotations {
                 span: init,
                 other: *fixed_span,
-                reason: format!("mode=freeze replaces the weights with a designed `@{}` filter, so `@init` would be overwritten", fixed.family.name()),
+                reason: format!(
+                    "mode=freeze replaces the weights with a designed `@{}` filter, so `@init` would be overwritten",
+                    fixed.family.name()
+                ),
                 help: Some("to start from given weights and keep them, use `@init(…)` with `@freeze`".into()),
             });
         }
-        if freeze.is_none() && let Some(lr) = lr {
-            ctx.problems.push(Problem::NoEffect { span: lr, reason: "`@lr` has no effect on weights fixed by mode=freeze".into(), help: Some("remove `@lr`".into()) });
+        if freeze.is_none()
+            && let Some(lr) = lr
+        {
+            ctx.problems.push(Problem::NoEffect {
+                span: lr,
+                reason: "`@lr` has no effect on weights fixed by mode=freeze".into(),
+                help: Some("remove `@lr`".into()),
+            });
         }
     }
 
@@ -412,7 +503,10 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
                 ctx.problems.push(Problem::ConflictingAnnotations {
                     span: *nonneg,
                     other: *span,
-                    reason: format!("clamping negative weights to 0 takes the kernel out of the subspace that `@{}(mode=reparam)` keeps it in", c.family.name()),
+                    reason: format!(
+                        "clamping negative weights to 0 takes the kernel out of the subspace that `@{}(mode=reparam)` keeps it in",
+                        c.family.name()
+                    ),
                     help: Some(format!("use mode=project for `@{}` too, so both are projections", c.family.name())),
                 });
             }
@@ -426,7 +520,12 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
             let (pa, pb) = (a.band.unwrap().passband(), b.band.unwrap().passband());
             let meet = pa.iter().any(|&(x0, x1)| pb.iter().any(|&(y0, y1)| x0.max(y0) < x1.min(y1)));
             if !meet {
-                ctx.problems.push(Problem::DisjointPassbands { span: *span_a, other: *span_b, first: passband_words(a), second: passband_words(b) });
+                ctx.problems.push(Problem::DisjointPassbands {
+                    span: *span_a,
+                    other: *span_b,
+                    first: passband_words(a),
+                    second: passband_words(b),
+                });
             }
         }
     }
@@ -443,7 +542,10 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
             ctx.problems.push(Problem::ImpossibleStructure {
                 span: *span,
                 other: Some(*sym),
-                reason: format!("a symmetric kernel of even length ({}) has zero gain at Nyquist, so it cannot be high-pass", describe_taps(&kernel)),
+                reason: format!(
+                    "a symmetric kernel of even length ({}) has zero gain at Nyquist, so it cannot be high-pass",
+                    describe_taps(&kernel)
+                ),
                 help: Some("use an odd kernel size, or `@antisymmetric` with an even one".into()),
             });
         }
@@ -460,7 +562,10 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
                 ctx.problems.push(Problem::ImpossibleStructure {
                     span: *span,
                     other: Some(*anti),
-                    reason: format!("an antisymmetric kernel of odd length ({}) has zero gain at Nyquist, so it cannot be high-pass", describe_taps(&kernel)),
+                    reason: format!(
+                        "an antisymmetric kernel of odd length ({}) has zero gain at Nyquist, so it cannot be high-pass",
+                        describe_taps(&kernel)
+                    ),
                     help: Some("use an even kernel size with `@antisymmetric`, or `@symmetric` with an odd one".into()),
                 });
             }
@@ -479,7 +584,11 @@ fn cross_check(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)],
                     ctx.problems.push(Problem::ImpossibleStructure {
                         span: *span,
                         other: Some(*bspan),
-                        reason: format!("`@{}` puts DC in its stopband, where `@dc_gain` asks for a gain of {}", b.family.name(), fmt_num(c.value.unwrap())),
+                        reason: format!(
+                            "`@{}` puts DC in its stopband, where `@dc_gain` asks for a gain of {}",
+                            b.family.name(),
+                            fmt_num(c.value.unwrap())
+                        ),
                         help: Some("drop `@dc_gain`, or use `@dc_gain(0)`".into()),
                     });
                 }

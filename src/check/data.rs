@@ -61,7 +61,9 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, model: Option<(&Model, 
             // A missing `train` reads better as its own diagnostic.
             for p in scratch {
                 match p {
-                    Problem::MissingParameter { name, .. } if name == "train" => ctx.problems.push(Problem::MissingTrainData { span: section.keyword.span }),
+                    Problem::MissingParameter { name, .. } if name == "train" => {
+                        ctx.problems.push(Problem::MissingTrainData { span: section.keyword.span })
+                    }
                     other => ctx.problems.push(other),
                 }
             }
@@ -124,7 +126,13 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
             && (shape.rank() != 2 || shape.channels() != 1)
         {
             let help = Some(format!("`{what}` gives 1-channel signals: use `input [1, {}]`", shape.0.last().copied().unwrap_or(256)));
-            ctx.problems.push(Problem::DataShapeMismatch { span, input_span, data: "1-channel signals `[1, length]`".into(), input: shape.clone(), help });
+            ctx.problems.push(Problem::DataShapeMismatch {
+                span,
+                input_span,
+                data: "1-channel signals `[1, length]`".into(),
+                input: shape.clone(),
+                help,
+            });
         }
     };
     let seed = call.int("seed").unwrap_or(1) as u64;
@@ -144,7 +152,12 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         "waveforms" => {
             needs_signal_input(ctx, "waveforms");
             let classes = call.int("classes")? as usize;
-            Some(SourceFacts { source: Source::Waveforms { n: call.int("n")? as usize, classes, noise, seed }, task, classes: Some(classes), span })
+            Some(SourceFacts {
+                source: Source::Waveforms { n: call.int("n")? as usize, classes, noise, seed },
+                task,
+                classes: Some(classes),
+                span,
+            })
         }
         "ucr" => {
             let path = ctx.resolve_path(call.str("path")?, call.span_of("path"))?;
@@ -251,7 +264,10 @@ fn probe_ucr(path: &PathBuf) -> Result<UcrProbe, ProbeError> {
     }
     let width = width.ok_or((None, "the file has no rows".to_string()))?;
     if labels.len() < 2 {
-        return Err((None, format!("all rows have the same label ({}); classification needs at least two classes", labels.first().copied().unwrap_or(0))));
+        return Err((
+            None,
+            format!("all rows have the same label ({}); classification needs at least two classes", labels.first().copied().unwrap_or(0)),
+        ));
     }
     Ok(UcrProbe { values: width - 1, classes: labels.len() })
 }
@@ -281,14 +297,24 @@ fn probe_signal(path: &PathBuf, column: usize) -> Result<usize, ProbeError> {
     Ok(samples)
 }
 
-pub fn check_train(ctx: &mut Ctx, section: Option<&ast::Section>, data: Option<(&DataSpec, Span)>, model: Option<&Model>, model_span: Span) -> Option<TrainSpec> {
+pub fn check_train(
+    ctx: &mut Ctx,
+    section: Option<&ast::Section>,
+    data: Option<(&DataSpec, Span)>,
+    model: Option<&Model>,
+    model_span: Span,
+) -> Option<TrainSpec> {
     let call = match section.map(|s| (s, &s.body)) {
         Some((_, ast::SectionBody::Block(block))) => {
             let args = settings_as_args(ctx, block, "train");
             params::resolve_items(&TRAIN_SECTION, &args, section.unwrap().keyword.span, "train", &mut ctx.problems)
         }
         Some((s, ast::SectionBody::Inline(_))) => {
-            ctx.problems.push(Problem::MalformedSection { span: s.span, section: "train".into(), expected: "`train { epochs = 20 … }`".into() });
+            ctx.problems.push(Problem::MalformedSection {
+                span: s.span,
+                section: "train".into(),
+                expected: "`train { epochs = 20 … }`".into(),
+            });
             return None;
         }
         None => params::resolve_items(&TRAIN_SECTION, &[], model_span, "train", &mut ctx.problems),
@@ -333,7 +359,16 @@ fn optimizer(call: &Call) -> Option<Optimizer> {
 
 /// The loss fits the task, and the model's output fits the loss and the data.
 #[allow(clippy::too_many_arguments)]
-fn fit_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data: &DataSpec, data_span: Span, model: Option<&Model>, model_span: Span) {
+fn fit_task(
+    ctx: &mut Ctx,
+    loss: Loss,
+    loss_written: bool,
+    loss_span: Span,
+    data: &DataSpec,
+    data_span: Span,
+    model: Option<&Model>,
+    model_span: Span,
+) {
     let classify_loss = matches!(loss, Loss::CrossEntropy | Loss::Bce);
     match (data.task, classify_loss) {
         (Task::Denoise, true) => {
@@ -376,7 +411,11 @@ fn fit_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data
         Task::Classify => {
             let classes = data.classes.unwrap_or(2);
             let logits = if loss == Loss::Bce { 1 } else { classes };
-            let what = if loss == Loss::Bce { "binary cross-entropy (one logit)".to_string() } else { format!("{classes}-class cross-entropy (one logit per class)") };
+            let what = if loss == Loss::Bce {
+                "binary cross-entropy (one logit)".to_string()
+            } else {
+                format!("{classes}-class cross-entropy (one logit per class)")
+            };
             let help = if model.output.rank() > 1 {
                 format!("reduce to a vector first (`global_avgpool` or `flatten`), then end with `linear(out={logits})`")
             } else {
@@ -386,6 +425,13 @@ fn fit_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data
         }
     };
     if model.output != expected {
-        ctx.problems.push(Problem::OutputMismatch { span: data_span, model_span, output: model.output.clone(), expected: expected.to_string(), why, help });
+        ctx.problems.push(Problem::OutputMismatch {
+            span: data_span,
+            model_span,
+            output: model.output.clone(),
+            expected: expected.to_string(),
+            why,
+            help,
+        });
     }
 }

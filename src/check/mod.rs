@@ -90,7 +90,11 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
         Some(section) => match &section.body {
             ast::SectionBody::Block(block) => model::check_model(ctx, section, block),
             ast::SectionBody::Inline(_) => {
-                ctx.problems.push(Problem::MalformedSection { span: section.span, section: "model".into(), expected: "`model NAME { input [...]  layers… }`".into() });
+                ctx.problems.push(Problem::MalformedSection {
+                    span: section.span,
+                    section: "model".into(),
+                    expected: "`model NAME { input [...]  layers… }`".into(),
+                });
                 None
             }
         },
@@ -112,7 +116,13 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
             None
         }
     };
-    let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref().map(|(m, _)| m), model_span);
+    let train = data::check_train(
+        ctx,
+        by_name.get("train").copied(),
+        data.as_ref().map(|(d, s)| (d, *s)),
+        model.as_ref().map(|(m, _)| m),
+        model_span,
+    );
     Some(Program { model: model?.0, data: data?.0, train: train? })
 }
 

@@ -74,17 +74,25 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         };
         let Some((dims, span)) = dims_and_span else { continue };
         if let Some((_, first)) = &found {
-            ctx.problems.push(Problem::BadInput { span, reason: "the input shape is given twice".into(), help: Some(format!("the first one is at byte {}; keep one", first.start)) });
+            ctx.problems.push(Problem::BadInput {
+                span,
+                reason: "the input shape is given twice".into(),
+                help: Some(format!("the first one is at byte {}; keep one", first.start)),
+            });
             continue;
         }
         if seen_layer {
-            ctx.problems.push(Problem::BadInput { span, reason: "the input shape must come before the layers".into(), help: Some("move this line to the top of the model".into()) });
+            ctx.problems.push(Problem::BadInput {
+                span,
+                reason: "the input shape must come before the layers".into(),
+                help: Some("move this line to the top of the model".into()),
+            });
         }
         let mut shape = Vec::new();
         let mut ok = true;
         for d in &dims {
             match d.kind {
-                ValueKind::Number { value, integer: true } if value >= 1.0 && value < 1e12 => shape.push(value as usize),
+                ValueKind::Number { value, integer: true } if (1.0..1e12).contains(&value) => shape.push(value as usize),
                 _ => {
                     ok = false;
                     ctx.problems.push(Problem::BadInput {
@@ -158,7 +166,9 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
         LayerKind::Repeat => {
             match &layer.count {
                 Some(count) => match count.kind {
-                    ValueKind::Number { value, integer: true } if (1.0..=MAX_REPEAT as f64).contains(&value) => t.count = Some(value as usize),
+                    ValueKind::Number { value, integer: true } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
+                        t.count = Some(value as usize)
+                    }
                     _ => ctx.problems.push(Problem::OutOfRange {
                         span: count.span,
                         param: "count".into(),
@@ -178,15 +188,27 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                 }),
             }
             if layer.body.is_none() {
-                ctx.problems.push(Problem::BadStructure { span: layer.name.span, reason: "`repeat` needs a body in `{ … }`".into(), help: Some("write `repeat 3 { conv(k=3)\n relu }`, one layer per line".into()) });
+                ctx.problems.push(Problem::BadStructure {
+                    span: layer.name.span,
+                    reason: "`repeat` needs a body in `{ … }`".into(),
+                    help: Some("write `repeat 3 { conv(k=3)\n relu }`, one layer per line".into()),
+                });
             }
         }
         LayerKind::Residual => {
             if let Some(count) = &layer.count {
-                ctx.problems.push(Problem::BadStructure { span: count.span, reason: "`residual` takes no count".into(), help: Some("to stack several residual blocks, wrap it: `repeat 3 { residual { … } }`".into()) });
+                ctx.problems.push(Problem::BadStructure {
+                    span: count.span,
+                    reason: "`residual` takes no count".into(),
+                    help: Some("to stack several residual blocks, wrap it: `repeat 3 { residual { … } }`".into()),
+                });
             }
             if layer.body.is_none() {
-                ctx.problems.push(Problem::BadStructure { span: layer.name.span, reason: "`residual` needs a body in `{ … }`".into(), help: Some("write `residual { conv(k=3) }`".into()) });
+                ctx.problems.push(Problem::BadStructure {
+                    span: layer.name.span,
+                    reason: "`residual` needs a body in `{ … }`".into(),
+                    help: Some("write `residual { conv(k=3) }`".into()),
+                });
             }
         }
         _ => {
@@ -198,7 +220,11 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                 });
             }
             if let Some(count) = &layer.count {
-                ctx.problems.push(Problem::BadStructure { span: count.span, reason: format!("`{name}` takes no count"), help: Some("only `repeat N { … }` takes a count".into()) });
+                ctx.problems.push(Problem::BadStructure {
+                    span: count.span,
+                    reason: format!("`{name}` takes no count"),
+                    help: Some("only `repeat N { … }` takes a count".into()),
+                });
             }
         }
     }
@@ -243,7 +269,14 @@ struct Builder<'c> {
 }
 
 impl Builder<'_> {
-    fn instantiate(&mut self, items: &[Item], mut shape: Option<Shape>, prefix: &str, inherit: Inherit, out: &mut Vec<Layer>) -> Option<Shape> {
+    fn instantiate(
+        &mut self,
+        items: &[Item],
+        mut shape: Option<Shape>,
+        prefix: &str,
+        inherit: Inherit,
+        out: &mut Vec<Layer>,
+    ) -> Option<Shape> {
         let mut counters: HashMap<&str, usize> = HashMap::new();
         for item in items {
             let t = match item {
@@ -333,7 +366,16 @@ impl Builder<'_> {
                     }
                     match built {
                         Some((op, output, parameters)) => {
-                            out.push(layer_with(name, op, shape.clone().unwrap(), output.clone(), parameters, attached, inherit, t.ast.name.span));
+                            out.push(layer_with(
+                                name,
+                                op,
+                                shape.clone().unwrap(),
+                                output.clone(),
+                                parameters,
+                                attached,
+                                inherit,
+                                t.ast.name.span,
+                            ));
                             shape = Some(output);
                         }
                         None => shape = None,
@@ -375,11 +417,20 @@ impl Builder<'_> {
                 return Some(());
             }
             let help = if rank == 1 {
-                Some(format!("`{what}` needs a channel axis; for a 1-channel signal write `input [1, {}]`, and put `flatten`/`global_avgpool` only after the last `{what}`", input.0[0]))
+                Some(format!(
+                    "`{what}` needs a channel axis; for a 1-channel signal write `input [1, {}]`, and put `flatten`/`global_avgpool` only after the last `{what}`",
+                    input.0[0]
+                ))
             } else {
                 None
             };
-            problems.push(Problem::BadRank { span, layer: name.into(), found: input.clone(), expected: "a `[channels, length]` or `[channels, height, width]` input".into(), help });
+            problems.push(Problem::BadRank {
+                span,
+                layer: name.into(),
+                found: input.clone(),
+                expected: "a `[channels, length]` or `[channels, height, width]` input".into(),
+                help,
+            });
             None
         };
         match def.kind {
@@ -402,8 +453,14 @@ impl Builder<'_> {
                         .collect(),
                     Some(_) => per_axis(problems, call, "padding", axes, name)?.into_iter().map(|p| (p, p)).collect(),
                 };
-                if in_channels % groups != 0 || out_channels % groups != 0 {
-                    problems.push(Problem::BadGroups { span: call.span_of("groups"), layer: name.into(), groups, in_channels, out_channels });
+                if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+                    problems.push(Problem::BadGroups {
+                        span: call.span_of("groups"),
+                        layer: name.into(),
+                        groups,
+                        in_channels,
+                        out_channels,
+                    });
                     return None;
                 }
                 let mut out = vec![out_channels];
@@ -417,7 +474,8 @@ impl Builder<'_> {
                     out.push((padded - window) / stride[a] + 1);
                 }
                 let bias = call.bool("bias").unwrap_or(true);
-                let parameters = out_channels * (in_channels / groups) * kernel.iter().product::<usize>() + if bias { out_channels } else { 0 };
+                let parameters =
+                    out_channels * (in_channels / groups) * kernel.iter().product::<usize>() + if bias { out_channels } else { 0 };
                 let conv = Conv { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
                 Some((Op::Conv(conv), Shape(out), parameters))
             }
@@ -428,7 +486,11 @@ impl Builder<'_> {
                         layer: name.into(),
                         found: input.clone(),
                         expected: "a `[features]` input".into(),
-                        help: Some(format!("add `flatten` (→ [{}]) or `global_avgpool` (→ [{}]) before it", input.numel(), input.channels())),
+                        help: Some(format!(
+                            "add `flatten` (→ [{}]) or `global_avgpool` (→ [{}]) before it",
+                            input.numel(),
+                            input.channels()
+                        )),
                     });
                     return None;
                 }
@@ -486,7 +548,11 @@ impl Builder<'_> {
             }
             LayerKind::BatchNorm => {
                 let channels = input.channels();
-                Some((Op::BatchNorm { channels, momentum: call.f64("momentum").unwrap_or(0.1), eps: call.f64("eps").unwrap_or(1e-5) }, input.clone(), 2 * channels))
+                Some((
+                    Op::BatchNorm { channels, momentum: call.f64("momentum").unwrap_or(0.1), eps: call.f64("eps").unwrap_or(1e-5) },
+                    input.clone(),
+                    2 * channels,
+                ))
             }
             LayerKind::Dropout => Some((Op::Dropout { p: call.f64("p").unwrap_or(0.5) }, input.clone(), 0)),
             LayerKind::Flatten => Some((Op::Flatten, Shape(vec![input.numel()]), 0)),
@@ -509,18 +575,23 @@ fn per_axis(problems: &mut Vec<Problem>, call: &Call, param: &str, axes: usize, 
         (1, _) => Some(vec![values[0] as usize; axes]),
         (2, 2) => Some(values.iter().map(|&v| v as usize).collect()),
         _ => {
-            problems.push(Problem::TwoDOption {
-                span: call.span_of(param),
-                param: param.into(),
-                layer: layer.into(),
-            });
+            problems.push(Problem::TwoDOption { span: call.span_of(param), param: param.into(), layer: layer.into() });
             None
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn layer_with(name: String, op: Op, input: Shape, output: Shape, parameters: usize, attached: Attached, inherit: Inherit, span: Span) -> Layer {
+fn layer_with(
+    name: String,
+    op: Op,
+    input: Shape,
+    output: Shape,
+    parameters: usize,
+    attached: Attached,
+    inherit: Inherit,
+    span: Span,
+) -> Layer {
     Layer {
         name,
         op,

@@ -145,9 +145,17 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                         let help = if positionals.is_empty() {
                             format!("`{owner}` takes only named arguments: {}", named_list(schema))
                         } else {
-                            format!("`{owner}` takes at most {} unnamed argument(s): {}", positionals.len(), positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", "))
+                            format!(
+                                "`{owner}` takes at most {} unnamed argument(s): {}",
+                                positionals.len(),
+                                positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                            )
                         };
-                        problems.push(Problem::MisplacedArgument { span: arg.span, reason: format!("too many unnamed arguments for `{owner}`"), help: Some(help) });
+                        problems.push(Problem::MisplacedArgument {
+                            span: arg.span,
+                            reason: format!("too many unnamed arguments for `{owner}`"),
+                            help: Some(help),
+                        });
                         continue;
                     }
                 }
@@ -291,21 +299,35 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
         },
         ParamType::Str | ParamType::Path => match &value.kind {
             ValueKind::Str(s) => Some(Val::Str(s.clone())),
-            _ => fail(problems, wrong_type(param, value, owner, if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() })),
+            _ => fail(
+                problems,
+                wrong_type(
+                    param,
+                    value,
+                    owner,
+                    if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() },
+                ),
+            ),
         },
         ParamType::IntOrPair { min } => int_or_pair(param, value, owner, min, problems),
         ParamType::Padding => match &value.kind {
             ValueKind::Ident(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
-            ValueKind::Ident(w) | ValueKind::Str(w) => {
-                fail(problems, Problem::UnknownChoice { span: value.span, what: "padding".into(), name: w.clone(), known: vec!["same", "valid"] })
-            }
+            ValueKind::Ident(w) | ValueKind::Str(w) => fail(
+                problems,
+                Problem::UnknownChoice { span: value.span, what: "padding".into(), name: w.clone(), known: vec!["same", "valid"] },
+            ),
             _ => int_or_pair(param, value, owner, 0, problems),
         },
         ParamType::Entry(table) => {
             let (name, args) = match &value.kind {
                 ValueKind::Ident(name) => (name.as_str(), None),
                 ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
-                _ => return fail(problems, wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example))),
+                _ => {
+                    return fail(
+                        problems,
+                        wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example)),
+                    );
+                }
             };
             let Some(schema) = schema::find(table.entries(), name) else {
                 let name_span = match &value.kind {
@@ -314,7 +336,12 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
                 };
                 return fail(
                     problems,
-                    Problem::UnknownChoice { span: name_span, what: table.what().into(), name: name.into(), known: schema::names(table.entries()) },
+                    Problem::UnknownChoice {
+                        span: name_span,
+                        what: table.what().into(),
+                        name: name.into(),
+                        known: schema::names(table.entries()),
+                    },
                 );
             };
             Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
