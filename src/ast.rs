@@ -124,6 +124,7 @@ pub enum ValueKind {
     Number {
         value: f64,
         integer: bool,
+        text: String,
     },
     Str(String),
     Ident(String),
@@ -138,9 +139,8 @@ impl ValueKind {
     /// How the value reads in a message: "a number", "a list", …
     pub fn describe(&self) -> String {
         match self {
-            ValueKind::Number { integer: true, .. } => "an integer".into(),
-            ValueKind::Number { .. } => "a number".into(),
-            ValueKind::Str(_) => "a string".into(),
+            ValueKind::Number { text, .. } => format!("`{text}`"),
+            ValueKind::Str(s) => format!("the string \"{s}\""),
             ValueKind::Ident(name) => format!("the name `{name}`"),
             ValueKind::List(_) => "a list".into(),
             ValueKind::Call { name, .. } => format!("a call to `{}`", name.name),

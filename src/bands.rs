@@ -40,6 +40,8 @@ pub struct BandSpec {
     pub high: f64,
     /// Transition width; `None` means the default for the kernel length.
     pub transition: Option<f64>,
+    /// The sample rate the user gave, if any: only for showing frequencies in Hz.
+    pub fs: Option<f64>,
 }
 
 /// The stopband as a union of intervals of `[0, 1]`, after moving each edge half
@@ -56,20 +58,35 @@ impl Stopband {
     }
 }
 
-impl std::fmt::Display for Stopband {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Stopband {
+    /// In words, in Nyquist units, or in Hz when the sample rate is known.
+    pub fn describe(&self, fs: Option<f64>) -> String {
         let parts: Vec<String> = self
             .pieces
             .iter()
             .filter(|(a, b)| a < b)
-            .map(|&(a, b)| match (a <= 0.0, b >= 1.0) {
-                (true, true) => "0 ≤ ν ≤ 1".to_string(),
-                (true, false) => format!("ν ≤ {}", crate::diagnostic::fmt_num(b)),
-                (false, true) => format!("ν ≥ {}", crate::diagnostic::fmt_num(a)),
-                (false, false) => format!("{} ≤ ν ≤ {}", crate::diagnostic::fmt_num(a), crate::diagnostic::fmt_num(b)),
+            .map(|&(a, b)| {
+                let (f, lo, hi) = match fs {
+                    Some(fs) => ("f", freq_words(a, Some(fs)), freq_words(b, Some(fs))),
+                    None => ("ν", freq_words(a, None), freq_words(b, None)),
+                };
+                match (a <= 0.0, b >= 1.0) {
+                    (true, true) => format!("every frequency ({lo} ≤ {f} ≤ {hi})"),
+                    (true, false) => format!("{f} ≤ {hi}"),
+                    (false, true) => format!("{f} ≥ {lo}"),
+                    (false, false) => format!("{lo} ≤ {f} ≤ {hi}"),
+                }
             })
             .collect();
-        write!(f, "{}", parts.join(" or "))
+        parts.join(" or ")
+    }
+}
+
+/// A normalised frequency (1 = Nyquist) as the user wrote it: in Hz with a sample rate.
+pub fn freq_words(nu: f64, fs: Option<f64>) -> String {
+    match fs {
+        Some(fs) => format!("{} Hz", crate::diagnostic::fmt_num(nu * fs / 2.0)),
+        None => crate::diagnostic::fmt_num(nu),
     }
 }
 
@@ -170,7 +187,7 @@ mod tests {
     use super::*;
 
     fn lowpass(cutoff: f64, transition: Option<f64>) -> BandSpec {
-        BandSpec { family: Family::Lowpass, low: cutoff, high: cutoff, transition }
+        BandSpec { family: Family::Lowpass, low: cutoff, high: cutoff, transition, fs: None }
     }
 
     #[test]
@@ -197,14 +214,14 @@ mod tests {
     fn stopband_edges_move_by_half_the_transition() {
         let s = lowpass(0.2, Some(0.1)).stopband(15);
         assert!((s.pieces[0].0 - 0.25).abs() < 1e-12);
-        let s = BandSpec { family: Family::Bandstop, low: 0.3, high: 0.32, transition: Some(0.1) }.stopband(15);
+        let s = BandSpec { family: Family::Bandstop, low: 0.3, high: 0.32, transition: Some(0.1), fs: None }.stopband(15);
         assert!(s.is_empty());
     }
 
     #[test]
     fn eigenvalues_lie_in_unit_interval() {
         for family in [Family::Lowpass, Family::Highpass, Family::Bandpass, Family::Bandstop] {
-            let spec = BandSpec { family, low: 0.2, high: 0.5, transition: None };
+            let spec = BandSpec { family, low: 0.2, high: 0.5, transition: None, fs: None };
             let eig = SymmetricEigen::new(spec.stopband_operator(&[11]));
             for &l in eig.eigenvalues.iter() {
                 assert!((-1e-9..=1.0 + 1e-9).contains(&l), "{family:?} {l}");

@@ -41,8 +41,8 @@ pub enum Problem {
     DuplicateSection { span: Span, first: Span, name: String },
     MissingModel { span: Span },
     MalformedSection { span: Span, section: String, expected: String },
-    MissingInput { span: Span, model: String },
-    BadInput { span: Span, reason: String, help: Option<String> },
+    MissingInput { span: Span, model: Option<String> },
+    BadInput { span: Span, first: Option<Span>, reason: String, help: Option<String> },
     MisplacedStatement { span: Span, what: String, section: String, help: String },
 
     // ---- names and parameters ----
@@ -61,7 +61,7 @@ pub enum Problem {
     UnknownAnnotation { span: Span, name: String, known: Vec<&'static str> },
     UnsupportedMode { span: Span, constraint: String, mode: String, supported: Vec<&'static str> },
     UnusedParameter { span: Span, param: String, constraint: String, mode: String, used_in: Vec<&'static str> },
-    WeightlessLayer { span: Span, layer_span: Span, annotation: String, layer: String },
+    WeightlessLayer { span: Span, layer_span: Span, annotation: String, layer: String, constraint: bool },
     NotApplicable { span: Span, layer_span: Span, annotation: String, layer: String, reason: String, help: Option<String> },
     DuplicateAnnotation { span: Span, first: Span, name: String },
     ConflictingAnnotations { span: Span, other: Span, reason: String, help: Option<String> },
@@ -74,7 +74,7 @@ pub enum Problem {
     NoEffect { span: Span, reason: String, help: Option<String> },
 
     // ---- shapes ----
-    KernelTooLong { span: Span, layer: String, window: String, input: String },
+    KernelTooLong { span: Span, layer: String, window: String, input: String, help: String },
     ResidualMismatch { span: Span, layer: String, input: Shape, output: Shape },
     BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
     BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
@@ -85,7 +85,7 @@ pub enum Problem {
     FileNotFound { span: Span, path: String, resolved: String },
     BadDataFile { span: Span, path: String, line: Option<usize>, reason: String },
     DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
-    MissingTrainData { span: Span },
+    MissingTrainData { span: Span, no_section: bool },
     TaskMismatch { span: Span, reason: String, help: Option<String> },
 }
 
@@ -118,7 +118,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0026", "conflicting annotations"),
     ("E0027", "passbands that do not meet"),
     ("E0028", "band constraint infeasible for this kernel length"),
-    ("E0029", "constraints that no kernel of this shape can meet"),
+    ("E0029", "filter type that this kernel structure rules out"),
     ("E0030", "empty stopband"),
     ("W0031", "penalty weight of zero"),
     ("W0032", "penalty cannot reach a small stopband energy"),
@@ -205,11 +205,20 @@ impl Problem {
             ),
             MissingInput { span, model } => (
                 "E0006",
-                format!("model `{model}` does not say the shape of its input"),
+                match model {
+                    Some(model) => format!("model `{model}` does not say the shape of its input"),
+                    None => "this model does not say the shape of its input".into(),
+                },
                 vec![label(*span, "no `input [ … ]` line in this model")],
                 Some("add the input shape, without the batch axis, as the model's first line: `input [channels, length]` for signals, `input [channels, height, width]` for images, `input [features]` for vectors".into()),
             ),
-            BadInput { span, reason, help } => ("E0007", format!("invalid input shape: {reason}"), vec![label(*span, "here")], help.clone()),
+            BadInput { span, first, reason, help } => {
+                let mut labels = vec![label(*span, "here")];
+                if let Some(first) = first {
+                    labels.push(label(*first, "first given here"));
+                }
+                ("E0007", format!("invalid input shape: {reason}"), labels, help.clone())
+            }
             MisplacedStatement { span, what, section, help } => (
                 "E0008",
                 format!("{what} does not belong in a `{section}` section"),
@@ -291,11 +300,11 @@ impl Problem {
                 vec![label(*span, "ignored")],
                 Some(format!("`{param}` is used by mode={}; remove it or change the mode", used_in.join(" | "))),
             ),
-            WeightlessLayer { span, layer_span, annotation, layer } => (
+            WeightlessLayer { span, layer_span, annotation, layer, constraint } => (
                 "E0023",
                 format!("`@{annotation}` on `{layer}`, which has no weights"),
                 vec![label(*span, "needs a layer with weights"), label(*layer_span, format!("`{layer}` has no weights"))],
-                Some("put it on a `conv` or `linear` layer".into()),
+                Some(if *constraint { "put it on a `conv` or `linear` layer".into() } else { "put it on a layer with weights: `conv`, `linear` or `batchnorm`".into() }),
             ),
             NotApplicable { span, layer_span, annotation, layer, reason, help } => (
                 "E0024",
@@ -335,17 +344,17 @@ impl Problem {
                 }),
             ),
             ImpossibleStructure { span, other, reason, help } => {
-                let mut labels = vec![label(*span, "cannot hold")];
+                let mut labels = vec![label(*span, "cannot be")];
                 if let Some(other) = other {
-                    labels.push(label(*other, "together with this"));
+                    labels.push(label(*other, "because of this"));
                 }
-                ("E0029", format!("no kernel can meet this: {reason}"), labels, help.clone())
+                ("E0029", reason.clone(), labels, help.clone())
             }
             EmptyStopband { span, constraint, reason } => (
                 "E0030",
                 format!("`@{constraint}` has an empty stopband: {reason}"),
                 vec![label(*span, "constrains nothing")],
-                Some("give a narrower `transition=`, or move the cutoff so that a stopband remains".into()),
+                Some("give a narrower `transition=`, move the band edges so that a stopband remains, or use a longer kernel".into()),
             ),
             ZeroPenaltyWeight { span, constraint } => (
                 "W0031",
@@ -360,11 +369,11 @@ impl Problem {
                 Some("use a longer kernel or a wider band".into()),
             ),
             NoEffect { span, reason, help } => ("W0033", reason.clone(), vec![label(*span, "no effect")], help.clone()),
-            KernelTooLong { span, layer, window, input } => (
+            KernelTooLong { span, layer, window, input, help } => (
                 "E0040",
                 format!("`{layer}` spans {window}, longer than its input {input}"),
                 vec![label(*span, format!("input is {input}"))],
-                Some("use a smaller kernel, pad the input (`padding=same`), or remove a downsampling step before it".into()),
+                Some(help.clone()),
             ),
             ResidualMismatch { span, layer, input, output } => (
                 "E0041",
@@ -398,7 +407,7 @@ impl Problem {
             ),
             FileNotFound { span, path, resolved } => (
                 "E0050",
-                format!("data file `{path}` does not exist"),
+                format!("file `{path}` does not exist"),
                 vec![label(*span, format!("looked for {resolved}"))],
                 Some("relative paths are taken from the folder of the .lpn file".into()),
             ),
@@ -417,11 +426,19 @@ impl Problem {
                 vec![label(*span, data.clone()), label(*input_span, format!("input {input}"))],
                 help.clone(),
             ),
-            MissingTrainData { span } => (
+            MissingTrainData { span, no_section } => (
                 "E0053",
-                "the data section does not say where the training data comes from".into(),
-                vec![label(*span, "no `train = …` here")],
-                Some("add `train = sines()` for a built-in task or `train = ucr(\"file.csv\")` for your own".into()),
+                if *no_section {
+                    "this file has no `data` section, so there is nothing to train on".into()
+                } else {
+                    "the data section does not say where the training data comes from".into()
+                },
+                vec![label(*span, if *no_section { "model without data" } else { "no `train = …` here" })],
+                Some(if *no_section {
+                    "add a data source, e.g. the one-line `data sines()` (built-in denoising) or `data ucr(\"train.csv\")`".into()
+                } else {
+                    "add `train = sines()` for a built-in task or `train = ucr(\"file.csv\")` for your own".into()
+                }),
             ),
             TaskMismatch { span, reason, help } => ("E0054", reason.clone(), vec![label(*span, "here")], help.clone()),
         };

@@ -64,7 +64,9 @@ fn annotations(layer: &Layer) -> String {
                 (_, Some(b)) => format!("({})", fmt(b.low)),
                 (_, None) => c.value.map(|v| format!("({})", fmt(v))).unwrap_or_default(),
             };
-            format!("@{}{args} {}", c.family.name(), c.mode)
+            // The bound tells how far below tol a band constraint can go.
+            let bound = c.lambda_min.map(|b| format!(" (ρ ≥ {})", fmt(b))).unwrap_or_default();
+            format!("@{}{args} {}{bound}", c.family.name(), c.mode)
         })
         .collect();
     if layer.frozen {

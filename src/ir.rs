@@ -156,10 +156,11 @@ pub struct Constraint {
 impl Serialize for BandSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("BandSpec", 3)?;
+        let mut st = s.serialize_struct("BandSpec", 4)?;
         st.serialize_field("low", &self.low)?;
         st.serialize_field("high", &self.high)?;
         st.serialize_field("transition", &self.transition)?;
+        st.serialize_field("fs", &self.fs)?;
         st.end()
     }
 }

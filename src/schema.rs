@@ -657,7 +657,7 @@ pub const SOURCES: &[Schema] = &[
         summary: "Denoising from one long recording: a CSV column cut into windows of the model's input length, with white noise added to the inputs; the target is the clean window.",
         params: &[
             positional("path", ParamType::Path, Default::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
-            param("column", int(0), Default::Int(0), "which column holds the signal"),
+            param("column", int(0), Default::Int(0), "which column holds the signal, counting from 0"),
             param("stride", int(1), Default::Derived("the window length"), "step between windows"),
             param("noise", NON_NEGATIVE, Default::Float(0.1), "standard deviation of the added noise, in the signal's units"),
             param("seed", int(0), Default::Int(1), "seed of the noise"),
@@ -874,6 +874,17 @@ pub fn describe(name: &str) -> Option<String> {
 }
 
 impl Family {
+    /// How the family reads in a sentence: "a high-pass filter".
+    pub fn words(self) -> &'static str {
+        match self {
+            Family::Lowpass => "low-pass",
+            Family::Highpass => "high-pass",
+            Family::Bandpass => "band-pass",
+            Family::Bandstop => "band-stop",
+            other => other.name(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Family::Lowpass => "lowpass",

@@ -85,6 +85,14 @@ fn section(pair: Pair<Rule>, problems: &mut Vec<Problem>) -> Section {
 fn block(pair: Pair<Rule>, problems: &mut Vec<Problem>) -> Block {
     let span = span_of(&pair);
     let source = pair.get_input();
+    if !pair.as_str().ends_with('}') {
+        problems.push(Problem::Syntax {
+            span: Span::new(span.start, span.start + 1),
+            message: "this `{` is never closed".into(),
+            label: "opened here, still open at the end of the file".into(),
+            help: Some("add the matching `}` (check the blocks inside it too)".into()),
+        });
+    }
     let mut stmts = Vec::new();
     for part in pair.into_inner() {
         match part.as_rule() {
@@ -167,7 +175,7 @@ fn value(pair: Pair<Rule>) -> Value {
             // The grammar only admits well-formed decimal literals; a literal
             // too large for f64 becomes infinity and the range checks catch it.
             let value = text.parse::<f64>().unwrap_or(f64::INFINITY);
-            ValueKind::Number { value, integer }
+            ValueKind::Number { value, integer, text: text.to_string() }
         }
         Rule::string => {
             let raw = pair.into_inner().next().map(|p| p.as_str()).unwrap_or("");

@@ -17,7 +17,7 @@ fn family(name: &str) -> Family {
 
 /// Our spec whose stopband edges are exactly `low`/`high` (transition 0).
 fn spec(name: &str, low: f64, high: f64) -> BandSpec {
-    BandSpec { family: family(name), low, high, transition: Some(0.0) }
+    BandSpec { family: family(name), low, high, transition: Some(0.0), fs: None }
 }
 
 fn close(ours: f64, reference: f64, what: &str) {

@@ -3,7 +3,7 @@
 //! they agree with each other.
 
 use crate::ast::{self, Span};
-use crate::bands::{BandSpec, default_transition};
+use crate::bands::{BandSpec, default_transition, freq_words};
 use crate::check::Ctx;
 use crate::check::params::Call;
 use crate::diagnostic::{Problem, fmt_num};
@@ -22,6 +22,8 @@ pub struct LayerFacts {
     /// Kernel taps per axis, for convolutions.
     pub kernel: Option<Vec<usize>>,
     pub dilated: bool,
+    /// The `@freeze` of an enclosing structure, if any.
+    pub frozen_by: Option<Span>,
 }
 
 #[derive(Default)]
@@ -32,6 +34,9 @@ pub struct Attached {
     pub init: Option<Init>,
 }
 
+/// Longest kernel the infeasibility help searches for (an eigenproblem per try).
+const MAX_SUGGESTED_TAPS: usize = 256;
+
 /// Penalty floors below this are not worth a warning.
 const PENALTY_FLOOR_WARNING: f64 = 0.05;
 
@@ -41,7 +46,7 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
     let mut attached = Attached::default();
     // (constraint, its annotation span) for the cross-checks below.
     let mut placed: Vec<(Constraint, Span)> = Vec::new();
-    let mut freeze_span = None;
+    let mut freeze_span = layer.frozen_by;
     let mut lr_span = None;
     let mut init_span = None;
 
@@ -56,6 +61,7 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
                 layer_span: layer.span,
                 annotation: def.schema.name.into(),
                 layer: layer.name.clone(),
+                constraint: matches!(def.role, AnnotationRole::Constraint { .. }),
             });
             continue;
         }
@@ -103,9 +109,13 @@ fn not_applicable_reason(family: Family, kind: LayerKind) -> (String, Option<Str
             "batchnorm's scale and shift are one number per channel, not kernels".into(),
             Some("put the constraint on the `conv` or `linear` layer next to it".into()),
         ),
-        (Family::Orthogonal | Family::Lipschitz, LayerKind::Conv) => (
-            "it is defined for linear layers; a convolution's Lipschitz constant is not the spectral norm of its reshaped kernel".into(),
-            Some("constrain the kernels with `@maxnorm` or `@unitnorm`, or use the constraint on a `linear` layer".into()),
+        (Family::Orthogonal, LayerKind::Conv) => (
+            "orthogonality is defined here for a linear layer's weight matrix; a convolution's reshaped kernel being orthogonal does not make the convolution an orthogonal map".into(),
+            Some("use `@orthogonal` on a `linear` layer, or bound the kernels with `@maxnorm` / `@unitnorm`".into()),
+        ),
+        (Family::Lipschitz, LayerKind::Conv) => (
+            "a convolution's Lipschitz constant is not the spectral norm of its reshaped kernel, so the bound would not hold".into(),
+            Some("use `@lipschitz` on a `linear` layer, or bound the kernels with `@maxnorm` / `@unitnorm`".into()),
         ),
         (_, LayerKind::Linear) => (
             "it acts on convolution kernels along their taps; a linear layer's weight has no tap axis".into(),
@@ -193,6 +203,10 @@ fn constraint(
 /// Reads the band's frequencies, normalised to Nyquist, after the range checks
 /// that depend on `fs`.
 fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<BandSpec> {
+    // A rejected sample rate leaves the units of every frequency unknown.
+    if call.given("fs") && call.f64("fs").is_none() {
+        return None;
+    }
     let fs = call.f64("fs");
     let nyquist = fs.map(|fs| fs / 2.0).unwrap_or(1.0);
     let owner = format!("@{name}");
@@ -206,7 +220,7 @@ fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<B
                 ),
                 None => (
                     "in (0, 1), a fraction of Nyquist".to_string(),
-                    if raw < 1e5 && raw > 1.0 {
+                    if (2.0..1e6).contains(&raw) {
                         format!(
                             "cutoffs are fractions of Nyquist as in scipy.signal.firwin; to give {} Hz, add the sample rate: `fs=…`",
                             fmt_num(raw)
@@ -263,7 +277,7 @@ fn band_spec(ctx: &mut Ctx, call: &Call, family: Family, name: &str) -> Option<B
         None if call.given("transition") => return None,
         None => None,
     };
-    Some(BandSpec { family, low, high, transition })
+    Some(BandSpec { family, low, high, transition, fs })
 }
 
 fn describe_taps(kernel: &[usize]) -> String {
@@ -280,24 +294,23 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
     for &k in kernel {
         let stop = band.stopband(k);
         if stop.is_empty() {
-            let transition = band.transition.unwrap_or_else(|| default_transition(k));
-            ctx.problems.push(Problem::EmptyStopband {
-                span: constraint.span,
-                constraint: name.into(),
-                reason: format!(
-                    "with a transition of {} (for {k} taps), the band edges leave no frequency to suppress",
-                    fmt_num(transition)
+            let width = freq_words(band.transition.unwrap_or_else(|| default_transition(k)), band.fs);
+            let reason = match band.transition {
+                Some(_) => format!("with transition={width}, the band edges leave no frequency to suppress"),
+                None => format!(
+                    "{k} taps resolve no finer than the default transition of 6.6/k = {width} (a Hamming window's), which leaves no frequency to suppress"
                 ),
-            });
+            };
+            ctx.problems.push(Problem::EmptyStopband { span: constraint.span, constraint: name.into(), reason });
             return;
         }
     }
     let bound = ctx.lambda_min(&band, kernel);
     constraint.lambda_min = Some(bound);
-    let stopband = band.stopband(kernel[0]).to_string();
+    let stopband = band.stopband(kernel[0]).describe(band.fs);
     match constraint.mode {
         Mode::Project | Mode::Reparam | Mode::Lagrangian if bound > constraint.tol => {
-            let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], 1025) } else { None };
+            let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], MAX_SUGGESTED_TAPS) } else { None };
             ctx.problems.push(Problem::InfeasibleBand {
                 span: constraint.span,
                 constraint: name.into(),
@@ -315,7 +328,11 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             ctx.problems.push(Problem::ImpossibleStructure {
                 span: call.span_of("mode"),
                 other: None,
-                reason: format!("mode=freeze designs a linear-phase filter, and one of even length ({}) has zero gain at Nyquist, so it cannot be a {name}", describe_taps(kernel)),
+                reason: format!(
+                    "mode=freeze designs a linear-phase filter, and one of even length ({}) has zero gain at Nyquist, so it cannot be a {} filter",
+                    describe_taps(kernel),
+                    band.family.words()
+                ),
                 help: Some("use an odd kernel size (as scipy.signal.firwin requires for a filter that passes Nyquist)".into()),
             });
         }
@@ -422,10 +439,11 @@ fn cross_check(
                         c.mode,
                         c.family.name()
                     ),
-                    help: Some(format!(
-                        "drop `@freeze`, or use `@{}(…, mode=freeze)` to fix the weights to a designed filter",
-                        c.family.name()
-                    )),
+                    help: Some(if c.family.is_band() {
+                        format!("drop `@freeze`, or use `@{}(…, mode=freeze)` to fix the weights to a designed filter", c.family.name())
+                    } else {
+                        format!("drop `@freeze` or `@{}`", c.family.name())
+                    }),
                 });
             }
         }
@@ -439,7 +457,24 @@ fn cross_check(
     }
     if let Some((fixed, fixed_span)) = frozen_by_mode {
         for (c, span) in placed {
-            if span != fixed_span {
+            if span == fixed_span {
+                continue;
+            }
+            // The designed filter (a Hamming-windowed sinc) is symmetric, and a
+            // low-pass or band-stop one has unit gain at DC: those hold already.
+            let holds = c.family == Family::Symmetric
+                || (c.family == Family::DcGain && c.value == Some(1.0) && matches!(fixed.family, Family::Lowpass | Family::Bandstop));
+            if holds {
+                ctx.problems.push(Problem::NoEffect {
+                    span: *span,
+                    reason: format!(
+                        "`@{}` already holds for the designed filter that mode=freeze of `@{}` sets",
+                        c.family.name(),
+                        fixed.family.name()
+                    ),
+                    help: Some(format!("remove `@{}`", c.family.name())),
+                });
+            } else {
                 ctx.problems.push(Problem::ConflictingAnnotations {
                     span: *span,
                     other: *fixed_span,

@@ -48,7 +48,7 @@ pub struct SourceFacts {
     pub span: Span,
 }
 
-pub fn check_data(ctx: &mut Ctx, section: &ast::Section, model: Option<(&Model, Span)>) -> Option<(DataSpec, Span)> {
+pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, Span)>) -> Option<(DataSpec, Span)> {
     let call = match &section.body {
         ast::SectionBody::Inline(value) => {
             let arg = Arg { key: Some(ast::Ident { name: "train".into(), span: value.span }), value: value.clone(), span: value.span };
@@ -62,7 +62,7 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, model: Option<(&Model, 
             for p in scratch {
                 match p {
                     Problem::MissingParameter { name, .. } if name == "train" => {
-                        ctx.problems.push(Problem::MissingTrainData { span: section.keyword.span })
+                        ctx.problems.push(Problem::MissingTrainData { span: section.keyword.span, no_section: false })
                     }
                     other => ctx.problems.push(other),
                 }
@@ -70,7 +70,6 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, model: Option<(&Model, 
             call
         }
     };
-    let input = model.map(|(m, span)| (&m.input, span));
     let train = source(ctx, call.entry("train")?, input);
     let val = call.entry("val").and_then(|c| source(ctx, c, input));
     let test = call.entry("test").and_then(|c| source(ctx, c, input));
@@ -249,7 +248,10 @@ fn probe_ucr(path: &PathBuf) -> Result<UcrProbe, ProbeError> {
             _ => {}
         }
         let label = fields[0];
-        let number: f64 = label.parse().map_err(|_| (Some(line_no), format!("the label `{label}` is not a number")))?;
+        let number: f64 = label.parse().map_err(|_| {
+            let hint = if line_no == 1 { " (ucr files have no header line: remove it)" } else { "" };
+            (Some(line_no), format!("the label `{label}` in column 1 is not a number{hint}"))
+        })?;
         if number.fract() != 0.0 {
             return Err((Some(line_no), format!("the label `{label}` is not an integer class label")));
         }
@@ -282,13 +284,16 @@ fn probe_signal(path: &PathBuf, column: usize) -> Result<usize, ProbeError> {
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let Some(field) = fields.get(column) else {
-            return Err((Some(i + 1), format!("this row has {} column(s), there is no column {column}", fields.len())));
+            return Err((
+                Some(i + 1),
+                format!("this row has {} column(s), but `column={column}` asks for column {} (counting from 1)", fields.len(), column + 1),
+            ));
         };
         match field.parse::<f64>() {
             Ok(x) if x.is_finite() => samples += 1,
             // A header on the first line.
             Err(_) if i == 0 => {}
-            _ => return Err((Some(i + 1), format!("`{field}` is not a finite number"))),
+            _ => return Err((Some(i + 1), format!("column {} is `{field}`, not a finite number", column + 1))),
         }
     }
     if samples == 0 {

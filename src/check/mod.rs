@@ -72,11 +72,15 @@ pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
 }
 
 fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
+    // Top-level lines that did not parse, or sections with unknown names: the
+    // section a user meant may be among them, so "missing section" would pile on.
+    let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. }));
     let mut by_name: HashMap<&str, &ast::Section> = HashMap::new();
     for section in &file.sections {
         let keyword = section.keyword.name.as_str();
         if !SECTION_NAMES.contains(&keyword) {
             ctx.problems.push(Problem::UnknownSection { span: section.keyword.span, name: keyword.into(), known: SECTION_NAMES.to_vec() });
+            lost_sections = true;
             continue;
         }
         if let Some(first) = by_name.get(keyword) {
@@ -86,9 +90,9 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
         by_name.insert(keyword, section);
     }
 
-    let model = match by_name.get("model") {
+    let checked_model = match by_name.get("model") {
         Some(section) => match &section.body {
-            ast::SectionBody::Block(block) => model::check_model(ctx, section, block),
+            ast::SectionBody::Block(block) => Some(model::check_model(ctx, section, block)),
             ast::SectionBody::Inline(_) => {
                 ctx.problems.push(Problem::MalformedSection {
                     span: section.span,
@@ -99,31 +103,28 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
             }
         },
         None => {
-            // Syntax errors may have eaten the model; do not pile on.
-            if !ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. })) {
+            if !lost_sections {
                 ctx.problems.push(Problem::MissingModel { span: Span::new(0, len.min(1)) });
             }
             None
         }
     };
+    let (input, model) = match checked_model {
+        Some(checked) => (checked.input, checked.model),
+        None => (None, None),
+    };
     let model_span = by_name.get("model").map(|s| s.name.as_ref().map(|n| n.span).unwrap_or(s.keyword.span)).unwrap_or_default();
     let data = match by_name.get("data") {
-        Some(section) => data::check_data(ctx, section, model.as_ref().map(|(m, s)| (m, *s))),
+        Some(section) => data::check_data(ctx, section, input.as_ref().map(|(shape, span)| (shape, *span))),
         None => {
-            if by_name.contains_key("model") {
-                ctx.problems.push(Problem::MissingTrainData { span: model_span });
+            if by_name.contains_key("model") && !lost_sections {
+                ctx.problems.push(Problem::MissingTrainData { span: model_span, no_section: true });
             }
             None
         }
     };
-    let train = data::check_train(
-        ctx,
-        by_name.get("train").copied(),
-        data.as_ref().map(|(d, s)| (d, *s)),
-        model.as_ref().map(|(m, _)| m),
-        model_span,
-    );
-    Some(Program { model: model?.0, data: data?.0, train: train? })
+    let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref(), model_span);
+    Some(Program { model: model?, data: data?.0, train: train? })
 }
 
 /// Checks only the model section of a source (no data or training part
@@ -132,11 +133,11 @@ pub fn check_model_only(source: &str) -> Result<crate::ir::Model, Vec<Problem>> 
     let (file, problems) = crate::syntax::parse(source);
     let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), lambda_cache: HashMap::new() };
     let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
-        ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block),
+        ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block).model,
         ast::SectionBody::Inline(_) => None,
     });
     match model {
-        Some((model, _)) if !ctx.problems.iter().any(Problem::is_error) => Ok(model),
+        Some(model) if !ctx.problems.iter().any(Problem::is_error) => Ok(model),
         _ => Err(ctx.problems),
     }
 }

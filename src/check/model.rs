@@ -33,21 +33,37 @@ pub struct Template<'a> {
     annotations: Vec<(&'a ast::Annotation, &'static AnnotationDef, Call)>,
 }
 
-/// Checks a `model NAME { … }` section; `None` when it has errors that leave no model.
-pub fn check_model(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block) -> Option<(Model, Span)> {
-    let name = section.name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "model".to_string());
-    let (input, input_span) = input_shape(ctx, section, block, &name);
-    let templates = templates(ctx, &block.stmts);
-    let mut builder = Builder { ctx, checked: HashSet::new(), expanded: 0 };
-    let mut layers = Vec::new();
-    let output = builder.instantiate(&templates, input.clone(), "", Inherit::default(), &mut layers);
-    match (input, output) {
-        (Some(input), Some(output)) => Some((Model { name, input, output, layers }, input_span)),
-        _ => None,
-    }
+/// What checking the model section established: the input shape (with the
+/// span of its line) even when later layers have errors, and the whole model
+/// when it has none.
+pub struct ModelCheck {
+    pub input: Option<(Shape, Span)>,
+    pub model: Option<Model>,
 }
 
-fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model: &str) -> (Option<Shape>, Span) {
+/// Checks a `model NAME { … }` section.
+pub fn check_model(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block) -> ModelCheck {
+    let name = section.name.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "model".to_string());
+    let (input, input_span) = input_shape(ctx, section, block, section.name.as_ref().map(|n| n.name.as_str()));
+    if !block.stmts.iter().any(|s| matches!(s, Stmt::Layer(_) | Stmt::Error { .. })) {
+        ctx.problems.push(Problem::BadStructure {
+            span: section.name.as_ref().map(|n| n.span).unwrap_or(section.keyword.span),
+            reason: "this model has no layers".into(),
+            help: Some("add layers after the input shape, one per line: `conv(out=8, k=9)`".into()),
+        });
+    }
+    let templates = templates(ctx, &block.stmts);
+    let mut builder = Builder { ctx, checked: HashSet::new(), expanded: 0, made: 0 };
+    let mut layers = Vec::new();
+    let output = builder.instantiate(&templates, input.clone(), "", Inherit::default(), &mut layers);
+    let model = match (&input, output) {
+        (Some(input), Some(output)) => Some(Model { name, input: input.clone(), output, layers }),
+        _ => None,
+    };
+    ModelCheck { input: input.map(|i| (i, input_span)), model }
+}
+
+fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model: Option<&str>) -> (Option<Shape>, Span) {
     let mut found: Option<(Option<Shape>, Span)> = None;
     let mut seen_layer = false;
     for stmt in &block.stmts {
@@ -59,6 +75,7 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
                 _ => {
                     ctx.problems.push(Problem::BadInput {
                         span: s.value.span,
+                        first: None,
                         reason: format!("expected a list of sizes, found {}", s.value.kind.describe()),
                         help: Some("write `input [channels, length]`".into()),
                     });
@@ -76,14 +93,16 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         if let Some((_, first)) = &found {
             ctx.problems.push(Problem::BadInput {
                 span,
+                first: Some(*first),
                 reason: "the input shape is given twice".into(),
-                help: Some(format!("the first one is at byte {}; keep one", first.start)),
+                help: Some("keep one of them".into()),
             });
             continue;
         }
         if seen_layer {
             ctx.problems.push(Problem::BadInput {
                 span,
+                first: None,
                 reason: "the input shape must come before the layers".into(),
                 help: Some("move this line to the top of the model".into()),
             });
@@ -92,11 +111,12 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         let mut ok = true;
         for d in &dims {
             match d.kind {
-                ValueKind::Number { value, integer: true } if (1.0..1e12).contains(&value) => shape.push(value as usize),
+                ValueKind::Number { value, integer: true, .. } if (1.0..1e12).contains(&value) => shape.push(value as usize),
                 _ => {
                     ok = false;
                     ctx.problems.push(Problem::BadInput {
                         span: d.span,
+                        first: None,
                         reason: format!("each size must be a positive integer, found {}", d.kind.describe()),
                         help: None,
                     });
@@ -107,6 +127,7 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
             ok = false;
             ctx.problems.push(Problem::BadInput {
                 span,
+                first: None,
                 reason: format!("rank {} is not supported", shape.len()),
                 help: Some("give the shape of one example without the batch axis: `[features]`, `[channels, length]` or `[channels, height, width]`".into()),
             });
@@ -117,7 +138,10 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         Some(found) => found,
         None => {
             let span = section.name.as_ref().map(|n| n.span).unwrap_or(section.keyword.span);
-            ctx.problems.push(Problem::MissingInput { span, model: model.to_string() });
+            // A line that did not parse may have been the input: do not pile on.
+            if !block.stmts.iter().any(|s| matches!(s, Stmt::Error { .. })) {
+                ctx.problems.push(Problem::MissingInput { span, model: model.map(str::to_string) });
+            }
             (None, span)
         }
     }
@@ -166,18 +190,15 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
         LayerKind::Repeat => {
             match &layer.count {
                 Some(count) => match count.kind {
-                    ValueKind::Number { value, integer: true } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
+                    ValueKind::Number { value, integer: true, .. } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
                         t.count = Some(value as usize)
                     }
-                    _ => ctx.problems.push(Problem::OutOfRange {
+                    _ => ctx.problems.push(Problem::BadStructure {
                         span: count.span,
-                        param: "count".into(),
-                        owner: "repeat".into(),
-                        value: match count.kind {
-                            ValueKind::Number { value, .. } => crate::diagnostic::fmt_num(value),
-                            _ => "?".into(),
-                        },
-                        allowed: format!("an integer between 1 and {MAX_REPEAT}"),
+                        reason: format!(
+                            "`repeat {}`: the count must be an integer between 1 and {MAX_REPEAT}",
+                            count.kind.describe().trim_matches('`')
+                        ),
                         help: None,
                     }),
                 },
@@ -191,7 +212,7 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                 ctx.problems.push(Problem::BadStructure {
                     span: layer.name.span,
                     reason: "`repeat` needs a body in `{ … }`".into(),
-                    help: Some("write `repeat 3 { conv(k=3)\n relu }`, one layer per line".into()),
+                    help: Some("write `repeat 3 { … }` with the layers to repeat inside, one per line".into()),
                 });
             }
         }
@@ -256,7 +277,8 @@ const MAX_LAYERS: usize = 1_000_000;
 /// `@freeze` and `@lr` written on a structure apply to every layer inside.
 #[derive(Clone, Copy, Default)]
 struct Inherit {
-    frozen: bool,
+    /// The structure's `@freeze`.
+    frozen_by: Option<Span>,
     lr_scale: Option<f64>,
 }
 
@@ -266,6 +288,8 @@ struct Builder<'c> {
     checked: HashSet<usize>,
     /// Layers made so far, against MAX_LAYERS.
     expanded: usize,
+    /// Layers given a shape so far (0: the next one sees the model's input).
+    made: usize,
 }
 
 impl Builder<'_> {
@@ -343,6 +367,7 @@ impl Builder<'_> {
                 }
                 _ => {
                     let built = shape.as_ref().and_then(|input| self.layer_op(def, call, input, &name, t.ast.name.span));
+                    self.made += 1;
                     let facts = LayerFacts {
                         kind: def.kind,
                         layer: def.schema.name,
@@ -356,6 +381,7 @@ impl Builder<'_> {
                             _ => None,
                         },
                         dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
+                        frozen_by: inherit.frozen_by,
                     };
                     // A repeat visits a template again: report its annotations once.
                     let first_visit = self.checked.insert(t.ast.span.start);
@@ -391,7 +417,7 @@ impl Builder<'_> {
         let first_visit = self.checked.insert(t.ast.span.start);
         for (annotation, adef, call) in &t.annotations {
             match adef.role {
-                schema::AnnotationRole::Freeze => inherit.frozen = true,
+                schema::AnnotationRole::Freeze => inherit.frozen_by = Some(annotation.span),
                 schema::AnnotationRole::LearningRate => inherit.lr_scale = call.f64("scale").or(inherit.lr_scale),
                 _ if first_visit => self.ctx.problems.push(Problem::NotApplicable {
                     span: annotation.span,
@@ -410,19 +436,17 @@ impl Builder<'_> {
     /// The operation, output shape and parameter count of a layer on `input`,
     /// or `None` after reporting why it does not fit.
     fn layer_op(&mut self, def: &LayerDef, call: &Call, input: &Shape, name: &str, span: Span) -> Option<(Op, Shape, usize)> {
+        let at_model_input = self.made == 0;
         let problems = &mut self.ctx.problems;
         let rank = input.rank();
         let spatial = |problems: &mut Vec<Problem>, what: &str| -> Option<()> {
             if rank == 2 || rank == 3 {
                 return Some(());
             }
-            let help = if rank == 1 {
-                Some(format!(
-                    "`{what}` needs a channel axis; for a 1-channel signal write `input [1, {}]`, and put `flatten`/`global_avgpool` only after the last `{what}`",
-                    input.0[0]
-                ))
-            } else {
-                None
+            let help = match (rank, at_model_input) {
+                (1, true) => Some(format!("`{what}` needs a channel axis: for a 1-channel signal write `input [1, {}]`", input.0[0])),
+                (1, false) => Some(format!("`{what}` needs a channel axis: move `flatten` / `global_avgpool` after the last `{what}`")),
+                _ => None,
             };
             problems.push(Problem::BadRank {
                 span,
@@ -468,7 +492,7 @@ impl Builder<'_> {
                     let window = dilation[a] * (kernel[a] - 1) + 1;
                     let padded = input.0[a + 1] + padding[a].0 + padding[a].1;
                     if window > padded {
-                        problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a]));
+                        problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a], a, false));
                         return None;
                     }
                     out.push((padded - window) / stride[a] + 1);
@@ -532,7 +556,7 @@ impl Builder<'_> {
                     }
                     let padded = input.0[a + 1] + 2 * padding[a];
                     if kernel[a] > padded {
-                        problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a])));
+                        problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
                         return None;
                     }
                     out.push((padded - kernel[a]) / stride[a] + 1);
@@ -561,10 +585,37 @@ impl Builder<'_> {
     }
 }
 
-fn too_long(name: &str, span: Span, k: usize, dilation: usize, window: usize, input: &Shape, padding: (usize, usize)) -> Problem {
-    let what = if dilation > 1 { format!("{window} samples (k={k}, dilation={dilation})") } else { format!("{window} samples (k={k})") };
+/// A window longer than its padded input, along axis `axis` of a 1-D or 2-D layer.
+#[allow(clippy::too_many_arguments)]
+fn too_long(
+    name: &str,
+    span: Span,
+    k: usize,
+    dilation: usize,
+    window: usize,
+    input: &Shape,
+    padding: (usize, usize),
+    axis: usize,
+    pool: bool,
+) -> Problem {
+    let along = match (input.rank(), axis) {
+        (3, 0) => " in height",
+        (3, _) => " in width",
+        _ => "",
+    };
+    let unit = if input.rank() == 3 { "pixels" } else { "samples" };
+    let what = if dilation > 1 {
+        format!("{window} {unit}{along} (k={k}, dilation={dilation})")
+    } else {
+        format!("{window} {unit}{along} (k={k})")
+    };
     let pad = if padding == (0, 0) { "no padding".to_string() } else { format!("padding {} + {}", padding.0, padding.1) };
-    Problem::KernelTooLong { span, layer: name.into(), window: what, input: format!("{input} ({pad})") }
+    let help = if pool {
+        "use a smaller window, or remove a downsampling step before it".to_string()
+    } else {
+        "use a smaller kernel, pad the input (`padding=same`), or remove a downsampling step before it".to_string()
+    };
+    Problem::KernelTooLong { span, layer: name.into(), window: what, input: format!("{input} ({pad})"), help }
 }
 
 /// An int-or-pair parameter as one value per spatial axis; a pair on a 1-D layer
@@ -599,7 +650,7 @@ fn layer_with(
         output,
         parameters,
         constraints: attached.constraints,
-        frozen: attached.frozen || inherit.frozen,
+        frozen: attached.frozen || inherit.frozen_by.is_some(),
         lr_scale: attached.lr_scale.or(inherit.lr_scale).unwrap_or(1.0),
         init: attached.init,
         span,

@@ -109,6 +109,11 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
     let positionals: Vec<&'static Param> = schema.params.iter().filter(|p| p.positional).collect();
     let mut next_positional = 0;
     let mut keyword_seen = false;
+    // After a misplaced argument we cannot tell which parameter it meant, so
+    // "missing parameter" would only repeat the same mistake.
+    let mut misplaced = false;
+    // Parameters that an unknown name probably meant (`kernel_size` → `k`).
+    let mut meant: Vec<&str> = Vec::new();
 
     for arg in items {
         let param = match &arg.key {
@@ -117,6 +122,7 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                 match schema.param(&key.name) {
                     Some(p) => p,
                     None => {
+                        meant.extend(crate::suggest::closest(&key.name, &schema.param_names()));
                         problems.push(Problem::UnknownParameter {
                             span: key.span,
                             name: key.name.clone(),
@@ -128,7 +134,11 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                 }
             }
             None => {
+                if misplaced {
+                    continue;
+                }
                 if keyword_seen {
+                    misplaced = true;
                     problems.push(Problem::MisplacedArgument {
                         span: arg.span,
                         reason: format!("a value without a name after named arguments in `{owner}`"),
@@ -151,6 +161,7 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                                 positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
                             )
                         };
+                        misplaced = true;
                         problems.push(Problem::MisplacedArgument {
                             span: arg.span,
                             reason: format!("too many unnamed arguments for `{owner}`"),
@@ -177,6 +188,7 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
             continue;
         }
         let default = match param.default {
+            Default::Required if misplaced || meant.contains(&param.name) => continue,
             Default::Required => {
                 problems.push(Problem::MissingParameter {
                     span,
@@ -230,14 +242,16 @@ fn out_of_range(param: &Param, value: &Value, owner: &str, shown: String) -> Pro
 
 fn as_number(value: &Value) -> Option<(f64, bool)> {
     match value.kind {
-        ValueKind::Number { value, integer } => Some((value, integer)),
+        ValueKind::Number { value, integer, .. } => Some((value, integer)),
         _ => None,
     }
 }
 
+/// An integral number, saturated to the i64 range (the range checks then
+/// report a too-large value as out of range, not as "not an integer").
 fn as_int(value: &Value) -> Option<i64> {
     let (x, _) = as_number(value)?;
-    (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
+    (x.fract() == 0.0 || x.is_infinite()).then(|| x.clamp(-9.0e18, 9.0e18) as i64)
 }
 
 fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
@@ -251,7 +265,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
                 return fail(problems, wrong_type(param, value, owner, "an integer".into()));
             };
             if i < min || i > max {
-                return fail(problems, out_of_range(param, value, owner, i.to_string()));
+                return fail(problems, out_of_range(param, value, owner, value.kind.describe().trim_matches('`').to_string()));
             }
             Some(Val::Int(i))
         }
@@ -311,7 +325,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
         },
         ParamType::IntOrPair { min } => int_or_pair(param, value, owner, min, problems),
         ParamType::Padding => match &value.kind {
-            ValueKind::Ident(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
+            ValueKind::Ident(w) | ValueKind::Str(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
             ValueKind::Ident(w) | ValueKind::Str(w) => fail(
                 problems,
                 Problem::UnknownChoice { span: value.span, what: "padding".into(), name: w.clone(), known: vec!["same", "valid"] },
@@ -349,6 +363,10 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
     }
 }
 
+/// Largest kernel, stride, dilation or padding: far beyond any real layer, and
+/// small enough that shape arithmetic cannot overflow.
+const MAX_SIZE: i64 = 1 << 31;
+
 fn int_or_pair(param: &'static Param, value: &Value, owner: &str, min: i64, problems: &mut Vec<Problem>) -> Option<Val> {
     let check = |v: &Value, problems: &mut Vec<Problem>| -> Option<i64> {
         match as_int(v) {
@@ -356,13 +374,13 @@ fn int_or_pair(param: &'static Param, value: &Value, owner: &str, min: i64, prob
                 problems.push(wrong_type(param, v, owner, "an integer or a pair `[a, b]`".into()));
                 None
             }
-            Some(i) if i < min => {
+            Some(i) if i < min || i > MAX_SIZE => {
                 problems.push(Problem::OutOfRange {
                     span: v.span,
                     param: param.name.into(),
                     owner: owner.into(),
-                    value: i.to_string(),
-                    allowed: format!("≥ {min}"),
+                    value: v.kind.describe().trim_matches('`').to_string(),
+                    allowed: format!("between {min} and {MAX_SIZE}"),
                     help: None,
                 });
                 None
