@@ -217,6 +217,14 @@ fn explain_bad(source: &str, pair: Pair<Rule>, entry: Rule) -> Problem {
     let span = span_of(&pair);
     let text = &source[span.start..span.end];
     let what = if entry == Rule::section_alone { "a section" } else { "a statement" };
+    if let Some(open) = unclosed_quote(text) {
+        return Problem::Syntax {
+            span: Span::new(span.start + open, span.start + open + 1),
+            message: "this string is never closed".into(),
+            label: "opened here".into(),
+            help: Some("a string ends with `\"` on the same line: \"data/file.csv\"".into()),
+        };
+    }
     match LpnParser::parse(entry, text) {
         Err(error) => problem_from_pest(source, span.start, &error, what),
         // It parses alone but not in place: something after it on the line.
@@ -279,7 +287,10 @@ fn problem_from_pest(source: &str, offset: usize, error: &pest::error::Error<Rul
     }
     let at_end = found == "end of line" || found == "end of file";
     let word_found = found.starts_with('`') && found[1..].starts_with(|c: char| c.is_alphabetic());
-    let help = if expected.iter().any(|e| e == "`)`") && at_end {
+    let glued_to_number = word_found && source[..pos].ends_with(|c: char| c.is_ascii_digit() || c == '.');
+    let help = if glued_to_number {
+        Some("a number cannot have letters right after it; frequencies in Hz are plain numbers with `fs=` giving the sample rate".into())
+    } else if expected.iter().any(|e| e == "`)`") && at_end {
         Some("arguments go inside `( … )` on one statement; close the list with `)`".into())
     } else if expected.iter().any(|e| e == "`]`") && at_end {
         Some("close the list with `]`".into())
@@ -345,6 +356,33 @@ fn found_len(source: &str, pos: usize) -> usize {
         }
         Some(c) => c.len_utf8(),
     }
+}
+
+/// The offset of a `"` that opens a string with no closing quote, if any
+/// (comments aside).
+fn unclosed_quote(text: &str) -> Option<usize> {
+    let mut open = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (c, open) {
+            ('/', None) if chars.peek().is_some_and(|(_, n)| *n == '/') => {
+                // A comment runs to the end of its line.
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            ('"', None) => open = Some(i),
+            ('"', Some(_)) => open = None,
+            ('\\', Some(_)) => {
+                chars.next();
+            }
+            ('\n', Some(_)) => return open,
+            _ => {}
+        }
+    }
+    open
 }
 
 /// "a, b or c"

@@ -366,7 +366,10 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
                     layer_span: layer.span,
                     annotation: "init".into(),
                     layer: layer.name.clone(),
-                    reason: format!("a designed {scheme} filter is a convolution kernel"),
+                    reason: format!(
+                        "a designed {} filter is a convolution kernel",
+                        if scheme == "lowpass" { "low-pass" } else { "high-pass" }
+                    ),
                     help: Some("use it on a `conv` layer".into()),
                 });
                 return None;

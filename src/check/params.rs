@@ -380,7 +380,7 @@ fn int_or_pair(param: &'static Param, value: &Value, owner: &str, min: i64, prob
                     param: param.name.into(),
                     owner: owner.into(),
                     value: v.kind.describe().trim_matches('`').to_string(),
-                    allowed: format!("between {min} and {MAX_SIZE}"),
+                    allowed: if i < min { format!("≥ {min}") } else { format!("at most {MAX_SIZE}") },
                     help: None,
                 });
                 None
