@@ -6,6 +6,9 @@
 use std::path::Path;
 
 fn render(path: &Path) -> (String, String, bool) {
+    // Relative to the crate, so messages that show paths do not depend on
+    // where the checkout lives.
+    let path = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path);
     let source = std::fs::read_to_string(path).unwrap();
     let base = path.parent().unwrap();
     let (_, checked) = lpn::check_source(&source, base);

@@ -1,0 +1,823 @@
+//! Materialising the data a checked program declares: the built-in generators
+//! (`sines`, `waveforms`) and the CSV readers (`ucr`, `signal`), split into
+//! training, validation and test sets.
+//!
+//! Plain `f32` vectors, no tensors: the training code turns them into tensors.
+//! All randomness comes from [`Rng`], one derived stream per purpose, so the
+//! data is the same bit for bit for a given seed. The checker has already
+//! probed the files lightly; this module reads them fully and still reports
+//! every problem as a [`DataError`] naming the file and the line, never a panic.
+
+use std::collections::BTreeMap;
+use std::f64::consts::{PI, TAU};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::ir::{DataSpec, Source};
+use crate::rng::Rng;
+
+/// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
+/// laid out in the model's input shape (e.g. `[1, 1024]` or `[1, 8, 8]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub inputs: Vec<f32>,
+    pub targets: Targets,
+    /// Number of examples.
+    pub len: usize,
+    /// Shape of one example (the model's input shape, without batch axis).
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Same layout as the inputs: the clean signals (denoising).
+    Signals(Vec<f32>),
+    /// Class index per example (classification).
+    Classes(Vec<usize>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub val: Dataset,
+    pub test: Option<Dataset>,
+    /// Number of classes, for classification.
+    pub classes: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataError {
+    pub path: Option<PathBuf>,
+    /// 1-based line of the file, where one applies.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl DataError {
+    fn new(message: impl Into<String>) -> Self {
+        DataError { path: None, line: None, message: message.into() }
+    }
+    fn file(path: &Path, message: impl Into<String>) -> Self {
+        DataError { path: Some(path.to_path_buf()), line: None, message: message.into() }
+    }
+    fn at(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        DataError { path: Some(path.to_path_buf()), line: Some(line), message: message.into() }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.path, self.line) {
+            (Some(path), Some(line)) => write!(f, "{}:{line}: {}", path.display(), self.message),
+            (Some(path), None) => write!(f, "{}: {}", path.display(), self.message),
+            (None, Some(line)) => write!(f, "line {line}: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
+
+impl Dataset {
+    /// Number of scalars in one example.
+    pub fn per_example(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The examples at `indices`, in that order (repeats allowed).
+    ///
+    /// Panics if an index is `>= self.len` (a programming error, not a data error).
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let per = self.per_example();
+        let gather = |xs: &[f32]| {
+            let mut out = Vec::with_capacity(indices.len() * per);
+            for &i in indices {
+                assert!(i < self.len, "subset index {i} out of range for a data set of {} examples", self.len);
+                out.extend_from_slice(&xs[i * per..(i + 1) * per]);
+            }
+            out
+        };
+        let targets = match &self.targets {
+            Targets::Signals(s) => Targets::Signals(gather(s)),
+            Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+        };
+        Dataset { inputs: gather(&self.inputs), targets, len: indices.len(), shape: self.shape.clone() }
+    }
+}
+
+/// Loads the training, validation and test data of `spec`. `input` is the
+/// model's input shape (without batch axis).
+pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
+    let train = load_source(&spec.train, input, None)?;
+    if matches!(train.data.targets, Targets::Classes(_)) && train.classes.unwrap_or(0) < 2 {
+        return Err(DataError::new("the training data has fewer than two classes; classification needs at least two"));
+    }
+    let other = |source: &Source, what: &str| -> Result<Dataset, DataError> {
+        let loaded = load_source(source, input, train.labels.as_deref())?;
+        match (&train.data.targets, &loaded.data.targets) {
+            (Targets::Signals(_), Targets::Classes(_)) => {
+                return Err(DataError::new(format!("the {what} data is for classification, but the training data is for denoising")));
+            }
+            (Targets::Classes(_), Targets::Signals(_)) => {
+                return Err(DataError::new(format!("the {what} data is for denoising, but the training data is for classification")));
+            }
+            _ => {}
+        }
+        if let (Some(theirs), Some(ours)) = (loaded.classes, train.classes)
+            && theirs > ours
+        {
+            return Err(DataError::new(format!("the {what} data has {theirs} classes, the training data only {ours}")));
+        }
+        Ok(loaded.data)
+    };
+    let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
+    let (train_set, val) = match &spec.val {
+        Some(v) => (train.data.clone(), other(v, "validation")?),
+        None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
+    };
+    Ok(Splits { train: train_set, val, test, classes: train.classes })
+}
+
+/// The seed of a source, 0 for sources without one (the val split's stream).
+fn seed_of(source: &Source) -> u64 {
+    match source {
+        Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
+        Source::Ucr { .. } => 0,
+    }
+}
+
+/// Training and validation sets out of one data set. Validation takes the first
+/// round(len·fraction) examples of a seeded permutation (at least one when the
+/// fraction is positive and there are two examples, and never all of them);
+/// both keep the original order of their examples.
+fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), DataError> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(DataError::new(format!("`val_split` must be at least 0 and below 1, not {fraction}")));
+    }
+    let len = data.len;
+    let mut take = (len as f64 * fraction).round() as usize;
+    if fraction > 0.0 && len >= 2 {
+        take = take.max(1);
+    }
+    take = take.min(len.saturating_sub(1));
+    let perm = Rng::derive(seed, "val_split").permutation(len);
+    let mut val: Vec<usize> = perm[..take].to_vec();
+    let mut train: Vec<usize> = perm[take..].to_vec();
+    val.sort_unstable();
+    train.sort_unstable();
+    Ok((data.subset(&train), data.subset(&val)))
+}
+
+struct Loaded {
+    data: Dataset,
+    classes: Option<usize>,
+    /// The distinct labels of a UCR file, ascending: label `labels[c]` is class `c`.
+    labels: Option<Vec<i64>>,
+}
+
+/// One source. `known` are the training set's labels, for a UCR validation or test file.
+fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+    match source {
+        &Source::Sines { n, components, max_freq, noise, seed } => {
+            let data = sines(n, components, max_freq, noise, seed, input)?;
+            Ok(Loaded { data, classes: None, labels: None })
+        }
+        &Source::Waveforms { n, classes, noise, seed } => {
+            let data = waveforms(n, classes, noise, seed, input)?;
+            Ok(Loaded { data, classes: Some(classes), labels: None })
+        }
+        Source::Ucr { path } => ucr(path, input, known),
+        &Source::Signal { ref path, column, stride, noise, seed } => {
+            let data = signal(path, column, stride, noise, seed, input)?;
+            Ok(Loaded { data, classes: None, labels: None })
+        }
+    }
+}
+
+/// The length L of a `[1, L]` input, for the sources that make 1-channel signals.
+fn signal_length(input: &[usize], what: &str) -> Result<usize, DataError> {
+    match input {
+        [1, len] if *len > 0 => Ok(*len),
+        _ => Err(DataError::new(format!("`{what}` gives 1-channel signals `[1, length]`, but the model's input is {input:?}"))),
+    }
+}
+
+fn sines(n: usize, components: usize, max_freq: f64, noise: f64, seed: u64, input: &[usize]) -> Result<Dataset, DataError> {
+    let len = signal_length(input, "sines")?;
+    if !(max_freq > 0.0 && max_freq <= 1.0) {
+        return Err(DataError::new(format!("`sines`: `max_freq` must be above 0 and at most 1 (Nyquist), not {max_freq}")));
+    }
+    if components == 0 {
+        return Err(DataError::new("`sines`: `components` must be at least 1"));
+    }
+    let mut rng = Rng::derive(seed, "sines");
+    let scale = 1.0 / (components as f64).sqrt();
+    let mut inputs = Vec::with_capacity(n * len);
+    let mut targets = Vec::with_capacity(n * len);
+    let mut clean = vec![0.0f64; len];
+    for _ in 0..n {
+        clean.fill(0.0);
+        for _ in 0..components {
+            // (0.1·max_freq, max_freq]: uniform() is in [0, 1).
+            let freq = max_freq - 0.9 * max_freq * rng.uniform();
+            let phase = rng.range(0.0, TAU);
+            let amp = rng.range(0.3, 1.0) * scale;
+            for (t, c) in clean.iter_mut().enumerate() {
+                *c += amp * (PI * freq * t as f64 + phase).sin();
+            }
+        }
+        // The noise is drawn even when its level is 0, so the clean signals do
+        // not depend on `noise`.
+        for &c in &clean {
+            targets.push(c as f32);
+            inputs.push((c + noise * rng.normal()) as f32);
+        }
+    }
+    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: n, shape: input.to_vec() })
+}
+
+fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -> Result<Dataset, DataError> {
+    let len = signal_length(input, "waveforms")?;
+    if !(2..=5).contains(&classes) {
+        return Err(DataError::new(format!("`waveforms` has 2 to 5 classes, not {classes}")));
+    }
+    let mut rng = Rng::derive(seed, "waveforms");
+    // Balanced: example i has class i % classes, then shuffled.
+    let labels: Vec<usize> = rng.permutation(n).into_iter().map(|i| i % classes).collect();
+    let mut inputs = Vec::with_capacity(n * len);
+    let span = (len.max(2) - 1) as f64;
+    for &class in &labels {
+        let freq = rng.range(0.02, 0.08);
+        let phase = rng.range(0.0, TAU);
+        let amp = rng.range(0.5, 1.5);
+        for t in 0..len {
+            let t = t as f64;
+            let theta = PI * freq * t + phase;
+            // Position within the period, in [0, 1).
+            let u = (theta / TAU).rem_euclid(1.0);
+            let clean = match class {
+                0 => theta.sin(),
+                1 => {
+                    if theta.sin() >= 0.0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+                2 => 2.0 * u - 1.0,
+                3 => 1.0 - 4.0 * (u - 0.5).abs(),
+                // Chirp: the frequency sweeps linearly from freq/2 to 2·freq over the window.
+                _ => {
+                    let (f0, f1) = (0.5 * freq, 2.0 * freq);
+                    (PI * (f0 * t + (f1 - f0) * t * t / (2.0 * span)) + phase).sin()
+                }
+            };
+            inputs.push((amp * clean + noise * rng.normal()) as f32);
+        }
+    }
+    Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
+}
+
+/// The whole file as text; missing, unreadable and empty files are errors.
+fn read_text(path: &Path) -> Result<String, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::file(path, format!("cannot be read: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(DataError::file(path, "the file is empty"));
+    }
+    Ok(text)
+}
+
+/// A CSV field as a finite f32. `column` counts from 1.
+fn number(field: &str, column: usize, path: &Path, line: usize) -> Result<f32, DataError> {
+    match field.parse::<f64>() {
+        Ok(x) if x.is_finite() && (x as f32).is_finite() => Ok(x as f32),
+        Ok(x) if x.is_finite() => Err(DataError::at(path, line, format!("column {column} is `{field}`, too large for 32-bit floats"))),
+        Ok(_) => Err(DataError::at(path, line, format!("column {column} is `{field}`, not a finite number"))),
+        Err(_) if field.is_empty() => Err(DataError::at(path, line, format!("column {column} is empty, not a number"))),
+        Err(_) => Err(DataError::at(path, line, format!("column {column} is `{field}`, not a number"))),
+    }
+}
+
+fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+    let text = read_text(path)?;
+    let numel: usize = input.iter().product();
+    let mut inputs = Vec::new();
+    // (label, line) per row.
+    let mut rows: Vec<(i64, usize)> = Vec::new();
+    let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() < 2 {
+            return Err(DataError::at(path, line_no, "a row needs a label and at least one value"));
+        }
+        match first {
+            None => {
+                if fields.len() - 1 != numel {
+                    return Err(DataError::at(
+                        path,
+                        line_no,
+                        format!("this row has {} values after the label, but the model's input {input:?} holds {numel}", fields.len() - 1),
+                    ));
+                }
+                first = Some((fields.len(), line_no));
+            }
+            Some((width, at)) if width != fields.len() => {
+                return Err(DataError::at(
+                    path,
+                    line_no,
+                    format!("this row has {} values after the label, the first row (line {at}) {}", fields.len() - 1, width - 1),
+                ));
+            }
+            _ => {}
+        }
+        rows.push((label(fields[0], path, line_no, rows.is_empty())?, line_no));
+        for (col, field) in fields[1..].iter().enumerate() {
+            inputs.push(number(field, col + 2, path, line_no)?);
+        }
+    }
+    // Labels → classes: the training file's distinct labels in ascending order.
+    let (labels, classes) = match known {
+        Some(known) => {
+            let mut classes = Vec::with_capacity(rows.len());
+            for &(label, line) in &rows {
+                match known.binary_search(&label) {
+                    Ok(c) => classes.push(c),
+                    Err(_) => {
+                        let list = known.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
+                        return Err(DataError::at(
+                            path,
+                            line,
+                            format!("the label `{label}` is not among the training data's labels ({list})"),
+                        ));
+                    }
+                }
+            }
+            (known.to_vec(), classes)
+        }
+        None => {
+            let distinct: Vec<i64> = rows.iter().map(|&(l, _)| l).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            if distinct.len() < 2 {
+                return Err(DataError::file(
+                    path,
+                    format!(
+                        "all rows have the same label ({}); classification needs at least two classes",
+                        distinct.first().copied().unwrap_or(0)
+                    ),
+                ));
+            }
+            let index: BTreeMap<i64, usize> = distinct.iter().enumerate().map(|(c, &l)| (l, c)).collect();
+            let classes = rows.iter().map(|(l, _)| index[l]).collect();
+            (distinct, classes)
+        }
+    };
+    let len = classes.len();
+    let n_classes = labels.len();
+    Ok(Loaded {
+        data: Dataset { inputs, targets: Targets::Classes(classes), len, shape: input.to_vec() },
+        classes: Some(n_classes),
+        labels: Some(labels),
+    })
+}
+
+/// A class label: an integer, possibly written `2.0` or `-1`.
+fn label(field: &str, path: &Path, line: usize, first_row: bool) -> Result<i64, DataError> {
+    let Ok(x) = field.parse::<f64>() else {
+        let hint = if first_row { " (ucr files have no header line: remove it)" } else { "" };
+        let shown = if field.is_empty() {
+            "the label in column 1 is empty, not a number".to_string()
+        } else {
+            format!("the label `{field}` in column 1 is not a number")
+        };
+        return Err(DataError::at(path, line, format!("{shown}{hint}")));
+    };
+    if !x.is_finite() || x.fract() != 0.0 || x.abs() > 1e15 {
+        return Err(DataError::at(path, line, format!("the label `{field}` in column 1 is not an integer class label")));
+    }
+    Ok(x as i64)
+}
+
+/// One column of a CSV recording; a first row that is not a number is a header.
+fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
+    let text = read_text(path)?;
+    let mut samples = Vec::new();
+    let mut seen_row = false;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let first_row = !seen_row;
+        seen_row = true;
+        let Some(field) = line.split(',').nth(column).map(str::trim) else {
+            let count = line.split(',').count();
+            return Err(DataError::at(
+                path,
+                line_no,
+                format!("this row has {count} column(s), but `column={column}` asks for column {} (counting from 1)", column + 1),
+            ));
+        };
+        // A first row that is not a number is a header.
+        if first_row && field.parse::<f64>().is_err() {
+            continue;
+        }
+        samples.push(number(field, column + 1, path, line_no)?);
+    }
+    if samples.is_empty() {
+        return Err(DataError::file(path, format!("the file holds no samples in column {} (counting from 1)", column + 1)));
+    }
+    Ok(samples)
+}
+
+fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u64, input: &[usize]) -> Result<Dataset, DataError> {
+    let len = signal_length(input, "signal")?;
+    let stride = stride.unwrap_or(len);
+    if stride == 0 {
+        return Err(DataError::file(path, "`stride` must be at least 1"));
+    }
+    let samples = read_column(path, column)?;
+    if samples.len() < len {
+        return Err(DataError::file(
+            path,
+            format!(
+                "the recording has {} samples in column {}, fewer than the window length {len} (the model's input length)",
+                samples.len(),
+                column + 1
+            ),
+        ));
+    }
+    let windows = (samples.len() - len) / stride + 1;
+    let mut rng = Rng::derive(seed, "signal");
+    let mut inputs = Vec::with_capacity(windows * len);
+    let mut targets = Vec::with_capacity(windows * len);
+    for w in 0..windows {
+        for &x in &samples[w * stride..w * stride + len] {
+            targets.push(x);
+            inputs.push((x as f64 + noise * rng.normal()) as f32);
+        }
+    }
+    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: windows, shape: input.to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Task;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A file in the temp folder, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, contents: &str) -> TempFile {
+            static COUNT: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("lpn-data-test-{}-{n}-{name}", std::process::id()));
+            std::fs::write(&path, contents).expect("write temp file");
+            TempFile(path)
+        }
+        fn ucr(&self) -> Source {
+            Source::Ucr { path: self.0.clone() }
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn spec(train: Source, val: Option<Source>, test: Option<Source>, val_split: f64) -> DataSpec {
+        let task = match train {
+            Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
+            _ => Task::Denoise,
+        };
+        DataSpec { train, val, test, val_split, task, classes: None }
+    }
+
+    fn sines(n: usize, seed: u64) -> Source {
+        Source::Sines { n, components: 3, max_freq: 0.1, noise: 0.3, seed }
+    }
+
+    fn signals(t: &Targets) -> &[f32] {
+        match t {
+            Targets::Signals(s) => s,
+            Targets::Classes(_) => panic!("expected signals"),
+        }
+    }
+
+    fn classes(t: &Targets) -> &[usize] {
+        match t {
+            Targets::Classes(c) => c,
+            Targets::Signals(_) => panic!("expected classes"),
+        }
+    }
+
+    /// The error of loading `train` alone into `input`, as displayed.
+    fn error(train: Source, input: &[usize]) -> String {
+        load(&spec(train, None, None, 0.2), input).map(|_| ()).expect_err("expected an error").to_string()
+    }
+
+    fn assert_error(err: &DataError, file: &TempFile, line: Option<usize>, words: &[&str]) {
+        assert_eq!(err.path.as_deref(), Some(file.0.as_path()), "{err}");
+        assert_eq!(err.line, line, "{err}");
+        let shown = err.to_string();
+        let prefix = match line {
+            Some(l) => format!("{}:{l}: ", file.0.display()),
+            None => format!("{}: ", file.0.display()),
+        };
+        assert!(shown.starts_with(&prefix), "{shown}");
+        for w in words {
+            assert!(shown.contains(w), "`{w}` missing from: {shown}");
+        }
+    }
+
+    fn ucr_error(contents: &str, input: &[usize]) -> (TempFile, DataError) {
+        let file = TempFile::new("bad.csv", contents);
+        let err = load(&spec(file.ucr(), None, None, 0.2), input).map(|_| ()).expect_err("expected an error");
+        (file, err)
+    }
+
+    #[test]
+    fn sines_are_deterministic_and_shaped() {
+        let input = [1, 64];
+        let a = load(&spec(sines(20, 5), None, None, 0.0), &input).unwrap();
+        let b = load(&spec(sines(20, 5), None, None, 0.0), &input).unwrap();
+        let c = load(&spec(sines(20, 6), None, None, 0.0), &input).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.train.inputs, c.train.inputs);
+        assert_eq!(a.train.len, 20);
+        assert_eq!(a.train.shape, vec![1, 64]);
+        assert_eq!(a.train.per_example(), 64);
+        assert_eq!(a.train.inputs.len(), 20 * 64);
+        assert_eq!(signals(&a.train.targets).len(), 20 * 64);
+        assert_eq!(a.val.len, 0);
+        assert!(a.test.is_none());
+        assert_eq!(a.classes, None);
+        // The noise is there, and of the requested size.
+        let diff: Vec<f64> = a.train.inputs.iter().zip(signals(&a.train.targets)).map(|(x, y)| (x - y) as f64).collect();
+        let std = (diff.iter().map(|d| d * d).sum::<f64>() / diff.len() as f64).sqrt();
+        assert!((std - 0.3).abs() < 0.03, "{std}");
+    }
+
+    #[test]
+    fn sines_clean_energy_is_below_max_freq() {
+        let (len, max_freq) = (256, 0.1);
+        let source = Source::Sines { n: 16, components: 3, max_freq, noise: 0.5, seed: 3 };
+        let splits = load(&spec(source, None, None, 0.0), &[1, len]).unwrap();
+        let clean = signals(&splits.train.targets);
+        // Bin k of an L-point DFT is at 2k/L in Nyquist units: count the bins at or below max_freq.
+        let limit = (max_freq * len as f64 / 2.0).floor() as usize;
+        let (mut below, mut total) = (0.0, 0.0);
+        for x in clean.chunks(len) {
+            for k in 0..=len / 2 {
+                let (mut re, mut im) = (0.0, 0.0);
+                for (t, &v) in x.iter().enumerate() {
+                    let w = 2.0 * PI * (k * t) as f64 / len as f64;
+                    re += v as f64 * w.cos();
+                    im -= v as f64 * w.sin();
+                }
+                let p = re * re + im * im;
+                total += p;
+                if k <= limit {
+                    below += p;
+                }
+            }
+        }
+        assert!(below / total >= 0.95, "{}", below / total);
+    }
+
+    #[test]
+    fn waveforms_are_balanced_deterministic_and_distinct() {
+        let source = |seed| Source::Waveforms { n: 50, classes: 5, noise: 0.1, seed };
+        let a = load(&spec(source(1), None, None, 0.0), &[1, 128]).unwrap();
+        let b = load(&spec(source(1), None, None, 0.0), &[1, 128]).unwrap();
+        let c = load(&spec(source(2), None, None, 0.0), &[1, 128]).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.train.inputs, c.train.inputs);
+        assert_eq!(a.classes, Some(5));
+        assert_eq!(a.train.inputs.len(), 50 * 128);
+        let labels = classes(&a.train.targets);
+        for class in 0..5 {
+            assert_eq!(labels.iter().filter(|&&l| l == class).count(), 10);
+        }
+        // Shuffled, not in class order.
+        assert_ne!(labels, (0..50).map(|i| i % 5).collect::<Vec<_>>());
+        // A square wave sits near ±amplitude; a sine spends more time near 0.
+        let near_zero = |class: usize| {
+            let mut count = 0;
+            for (i, &l) in labels.iter().enumerate() {
+                if l == class {
+                    count += a.train.inputs[i * 128..(i + 1) * 128].iter().filter(|x| x.abs() < 0.25).count();
+                }
+            }
+            count
+        };
+        assert!(near_zero(1) * 3 < near_zero(0), "{} {}", near_zero(1), near_zero(0));
+    }
+
+    #[test]
+    fn ucr_labels_map_in_ascending_numeric_order() {
+        let train = TempFile::new("train.csv", "10,1,2\n-1,3,4\n\n2,5,6\n10,7,8\n2,9,10\n");
+        let test = TempFile::new("test.csv", "2,0.5,0.25\n-1,1e-3,-2\n10,0,0\n");
+        let splits = load(&spec(train.ucr(), Some(test.ucr()), Some(test.ucr()), 0.2), &[1, 2]).unwrap();
+        assert_eq!(splits.classes, Some(3));
+        // -1 < 2 < 10 (numeric, not text, order).
+        assert_eq!(classes(&splits.train.targets), &[2, 0, 1, 2, 1]);
+        assert_eq!(splits.train.inputs, vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10.]);
+        assert_eq!(classes(&splits.val.targets), &[1, 0, 2]);
+        assert_eq!(splits.val.inputs, vec![0.5, 0.25, 1e-3, -2., 0., 0.]);
+        assert_eq!(splits.test.as_ref().unwrap().len, 3);
+    }
+
+    #[test]
+    fn ucr_rows_reshape_to_the_input() {
+        let file = TempFile::new("grid.csv", "1,1,2,3,4\n0,5,6,7,8.0\n");
+        let splits = load(&spec(file.ucr(), None, None, 0.0), &[1, 2, 2]).unwrap();
+        assert_eq!(splits.train.shape, vec![1, 2, 2]);
+        assert_eq!(splits.train.per_example(), 4);
+        assert_eq!(classes(&splits.train.targets), &[1, 0]);
+    }
+
+    #[test]
+    fn gunpoint_loads() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/gunpoint_train.csv");
+        let splits = load(&spec(Source::Ucr { path }, None, None, 0.2), &[1, 150]).unwrap();
+        assert_eq!(splits.classes, Some(2));
+        assert_eq!(splits.train.len + splits.val.len, 50);
+        assert_eq!(splits.val.len, 10);
+        assert_eq!(splits.train.inputs.len(), 40 * 150);
+        let all = splits.train.subset(&[]);
+        assert_eq!(all.len, 0);
+    }
+
+    #[test]
+    fn val_split_sizes_and_determinism() {
+        let input = [1, 16];
+        for (n, fraction, expected) in [(100, 0.2, 20), (10, 0.25, 3), (10, 0.01, 1), (2, 0.9, 1), (1, 0.5, 0), (50, 0.0, 0)] {
+            let splits = load(&spec(sines(n, 1), None, None, fraction), &input).unwrap();
+            assert_eq!(splits.val.len, expected, "n={n} fraction={fraction}");
+            assert_eq!(splits.train.len, n - expected, "n={n} fraction={fraction}");
+            assert_eq!(splits.val.inputs.len(), expected * 16);
+        }
+        // Same seed, same split; the two parts together are the whole set.
+        let whole = load(&spec(sines(30, 4), None, None, 0.0), &input).unwrap().train;
+        let a = load(&spec(sines(30, 4), None, None, 0.3), &input).unwrap();
+        let b = load(&spec(sines(30, 4), None, None, 0.3), &input).unwrap();
+        assert_eq!(a, b);
+        let mut rows: Vec<&[f32]> = a.train.inputs.chunks(16).chain(a.val.inputs.chunks(16)).collect();
+        let mut expected: Vec<&[f32]> = whole.inputs.chunks(16).collect();
+        rows.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        expected.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        assert_eq!(rows, expected);
+        // Targets follow their inputs.
+        let i = 0;
+        let row = &a.val.inputs[i * 16..(i + 1) * 16];
+        let j = whole.inputs.chunks(16).position(|r| r == row).unwrap();
+        assert_eq!(&signals(&a.val.targets)[..16], &signals(&whole.targets)[j * 16..(j + 1) * 16]);
+    }
+
+    #[test]
+    fn subset_gathers_inputs_and_targets() {
+        let d = Dataset { inputs: vec![0., 1., 2., 3., 4., 5.], targets: Targets::Classes(vec![7, 8, 9]), len: 3, shape: vec![2] };
+        let s = d.subset(&[2, 0, 2]);
+        assert_eq!(s.inputs, vec![4., 5., 0., 1., 4., 5.]);
+        assert_eq!(s.targets, Targets::Classes(vec![9, 7, 9]));
+        assert_eq!(s.len, 3);
+    }
+
+    #[test]
+    fn signal_windows_and_noise() {
+        let mut csv = String::from("time,value\n");
+        for i in 0..100 {
+            csv.push_str(&format!("{i},{}\n", i as f32 * 0.5));
+        }
+        let file = TempFile::new("rec.csv", &csv);
+        let source = |stride, seed| Source::Signal { path: file.0.clone(), column: 1, stride, noise: 0.1, seed };
+        let a = load(&spec(source(None, 1), None, None, 0.0), &[1, 32]).unwrap();
+        assert_eq!(a.train.len, 3);
+        assert_eq!(&signals(&a.train.targets)[32..34], &[16.0, 16.5]);
+        let b = load(&spec(source(Some(10), 1), None, None, 0.0), &[1, 32]).unwrap();
+        assert_eq!(b.train.len, 7); // starts 0, 10, …, 60
+        assert_eq!(signals(&b.train.targets)[32], 5.0);
+        let c = load(&spec(source(None, 1), None, None, 0.0), &[1, 32]).unwrap();
+        let d = load(&spec(source(None, 2), None, None, 0.0), &[1, 32]).unwrap();
+        assert_eq!(a, c);
+        assert_ne!(a.train.inputs, d.train.inputs);
+        assert_eq!(a.train.targets, d.train.targets);
+        let diff = a.train.inputs.iter().zip(signals(&a.train.targets)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(diff > 0.0 && diff < 0.6, "{diff}");
+        // Split seed comes from the source: val split with 3 windows → 1 in val.
+        let e = load(&spec(source(None, 1), None, None, 0.2), &[1, 32]).unwrap();
+        assert_eq!((e.train.len, e.val.len), (2, 1));
+    }
+
+    #[test]
+    fn ecg_recording_without_header_value() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/ecg_mitbih208_360hz.csv");
+        let source = Source::Signal { path, column: 0, stride: None, noise: 0.1, seed: 1 };
+        let splits = load(&spec(source, None, None, 0.0), &[1, 1000]).unwrap();
+        assert_eq!(splits.train.len, 108);
+        assert_eq!(signals(&splits.train.targets)[0], -0.245);
+    }
+
+    #[test]
+    fn missing_and_empty_files() {
+        let missing = TempFile(std::env::temp_dir().join(format!("lpn-data-test-{}-does-not-exist.csv", std::process::id())));
+        let err = load(&spec(missing.ucr(), None, None, 0.2), &[1, 2]).unwrap_err();
+        assert_error(&err, &missing, None, &["cannot be read"]);
+        let (file, err) = ucr_error("\n  \n", &[1, 2]);
+        assert_error(&err, &file, None, &["empty"]);
+        let empty = TempFile::new("empty.csv", "");
+        let err =
+            load(&spec(Source::Signal { path: empty.0.clone(), column: 0, stride: None, noise: 0.1, seed: 1 }, None, None, 0.2), &[1, 4])
+                .unwrap_err();
+        assert_error(&err, &empty, None, &["empty"]);
+        let header_only = TempFile::new("header.csv", "ecg\n");
+        let err = load(
+            &spec(Source::Signal { path: header_only.0.clone(), column: 0, stride: None, noise: 0.1, seed: 1 }, None, None, 0.2),
+            &[1, 4],
+        )
+        .unwrap_err();
+        assert_error(&err, &header_only, None, &["no samples"]);
+    }
+
+    #[test]
+    fn ucr_errors_name_file_line_and_column() {
+        let (f, e) = ucr_error("1,1,2,3\n2,1,2\n", &[1, 3]);
+        assert_error(&e, &f, Some(2), &["2 values", "first row (line 1) 3"]);
+        let (f, e) = ucr_error("1,1,2,3\n\n2,1,abc,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(3), &["column 3", "`abc`", "not a number"]);
+        let (f, e) = ucr_error("1,1,2,3\n2,1,,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(2), &["column 3 is empty"]);
+        let (f, e) = ucr_error("1,1,2,3\n2,1,2,NaN\n", &[1, 3]);
+        assert_error(&e, &f, Some(2), &["column 4", "`NaN`", "not a finite number"]);
+        let (f, e) = ucr_error("1,inf,2,3\n2,1,2,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(1), &["column 2", "`inf`", "not a finite number"]);
+        let (f, e) = ucr_error("1,1e39,2,3\n2,1,2,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(1), &["column 2", "`1e39`", "32-bit"]);
+        let (f, e) = ucr_error("\n1,1,2,3\n2,1,2,3\n", &[1, 4]);
+        assert_error(&e, &f, Some(2), &["3 values", "[1, 4]", "holds 4"]);
+        let (f, e) = ucr_error("1,1,2,3\n1.5,1,2,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(2), &["`1.5`", "not an integer"]);
+        let (f, e) = ucr_error("label,a,b,c\n1,1,2,3\n", &[1, 3]);
+        assert_error(&e, &f, Some(1), &["`label`", "not a number", "header"]);
+        let (f, e) = ucr_error("3,1,2,3\n3,4,5,6\n", &[1, 3]);
+        assert_error(&e, &f, None, &["same label (3)", "two classes"]);
+        let (f, e) = ucr_error("3\n", &[1, 3]);
+        assert_error(&e, &f, Some(1), &["label and at least one value"]);
+    }
+
+    #[test]
+    fn unknown_label_in_val_or_test_is_an_error() {
+        let train = TempFile::new("train.csv", "1,0,0\n2,1,1\n");
+        let test = TempFile::new("test.csv", "1,0,0\n\n7,1,1\n");
+        for (val, test_source) in [(Some(test.ucr()), None), (None, Some(test.ucr()))] {
+            let err = load(&spec(train.ucr(), val, test_source, 0.2), &[1, 2]).unwrap_err();
+            assert_error(&err, &test, Some(3), &["`7`", "(1, 2)"]);
+        }
+    }
+
+    #[test]
+    fn signal_errors_name_file_and_line() {
+        let source = |file: &TempFile, column| Source::Signal { path: file.0.clone(), column, stride: None, noise: 0.1, seed: 1 };
+        let short = TempFile::new("short.csv", "v\n1\n2\n3\n");
+        let err = load(&spec(source(&short, 0), None, None, 0.2), &[1, 8]).unwrap_err();
+        assert_error(&err, &short, None, &["3 samples", "window length 8"]);
+        let bad = TempFile::new("bad.csv", "v\n1\n2\nx\n");
+        let err = load(&spec(source(&bad, 0), None, None, 0.2), &[1, 2]).unwrap_err();
+        assert_error(&err, &bad, Some(4), &["column 1", "`x`", "not a number"]);
+        let nan = TempFile::new("nan.csv", "1,2\n3,nan\n");
+        let err = load(&spec(source(&nan, 1), None, None, 0.2), &[1, 2]).unwrap_err();
+        assert_error(&err, &nan, Some(2), &["column 2", "`nan`", "not a finite number"]);
+        let narrow = TempFile::new("narrow.csv", "1,2\n3\n");
+        let err = load(&spec(source(&narrow, 1), None, None, 0.2), &[1, 1]).unwrap_err();
+        assert_error(&err, &narrow, Some(2), &["1 column(s)", "column 2"]);
+    }
+
+    #[test]
+    fn generators_need_signal_inputs_and_tasks_must_agree() {
+        assert!(error(sines(4, 1), &[3, 64]).contains("[3, 64]"));
+        assert!(error(Source::Waveforms { n: 4, classes: 3, noise: 0.1, seed: 1 }, &[1, 8, 8]).contains("1-channel"));
+        let s = spec(sines(4, 1), Some(Source::Waveforms { n: 4, classes: 3, noise: 0.1, seed: 1 }), None, 0.2);
+        assert!(load(&s, &[1, 16]).unwrap_err().to_string().contains("validation data is for classification"));
+        let s = spec(
+            Source::Waveforms { n: 4, classes: 2, noise: 0.1, seed: 1 },
+            None,
+            Some(Source::Waveforms { n: 4, classes: 3, noise: 0.1, seed: 1 }),
+            0.2,
+        );
+        assert!(load(&s, &[1, 16]).unwrap_err().to_string().contains("test data has 3 classes"));
+    }
+
+    #[test]
+    fn display_forms() {
+        let e = DataError { path: Some("a.csv".into()), line: Some(3), message: "bad".into() };
+        assert_eq!(e.to_string(), "a.csv:3: bad");
+        assert_eq!(DataError { line: None, ..e.clone() }.to_string(), "a.csv: bad");
+        assert_eq!(DataError { path: None, line: None, ..e }.to_string(), "bad");
+    }
+}

@@ -1,0 +1,239 @@
+//! Constraints attached to tensors, one definition for every mode
+//! (docs/constraints.md): the same operator Q gives the penalty `weight·ρ`,
+//! the projector `P = V Vᵀ` applied after each step (and to the gradient), and
+//! the designed filter of `mode=freeze`.
+//!
+//! Kernels are the rows of the weight reshaped to `[kernels, taps]`; norms are
+//! per output unit (Keras' convention): the rows of `[out, in·taps]`.
+
+use candle_core::{DType, Device, Result, Tensor};
+use nalgebra::DMatrix;
+
+use crate::bands::{self, BandSpec};
+use crate::ir::{Constraint, Layer, Op};
+use crate::lower::{LowerError, Net, ops};
+use crate::schema::{Family, Mode};
+
+/// A constraint bound to one parameter of the network.
+pub struct Enforced {
+    pub layer: String,
+    /// Index of the constrained tensor in `Net::params`.
+    pub param: usize,
+    pub spec: Constraint,
+    /// Taps per kernel (k, or kh·kw).
+    taps: usize,
+    /// Stopband operator (band families), `[taps, taps]`.
+    q: Option<Tensor>,
+    /// Projector onto the admissible subspace (linear families in project mode).
+    projector: Option<Tensor>,
+}
+
+/// How well a constraint holds right now.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Measure {
+    /// Band families: the largest ρ over kernels (each kernel must meet tol).
+    pub stopband_ratio: Option<f64>,
+    /// Band families: the mean ρ over kernels (what the penalty sees).
+    pub stopband_ratio_mean: Option<f64>,
+    /// Other families: the largest violation (0 when it holds exactly).
+    pub violation: Option<f64>,
+    pub satisfied: bool,
+}
+
+fn to_tensor(m: &DMatrix<f64>, device: &Device, dtype: DType) -> Result<Tensor> {
+    let (r, c) = m.shape();
+    let data: Vec<f64> = (0..r).flat_map(|i| (0..c).map(move |j| m[(i, j)])).collect();
+    Tensor::from_vec(data, (r, c), device)?.to_dtype(dtype)
+}
+
+/// The mirror-image projector `(I ± J)/2` on `taps` (J flips the kernel, in
+/// 2-D both axes).
+fn mirror_projector(taps: usize, sign: f64) -> DMatrix<f64> {
+    DMatrix::from_fn(taps, taps, |i, j| 0.5 * (if i == j { 1.0 } else { 0.0 } + if i + j == taps - 1 { sign } else { 0.0 }))
+}
+
+/// The designed filter for every kernel of a conv weight `shape`: each of a
+/// layer's `in/groups` input kernels gets `h / (in/groups)`, so every output
+/// channel is the filtered mean of its inputs (unit gain at DC for a low-pass).
+pub fn designed_weight(spec: &BandSpec, shape: &[usize], device: &Device) -> Result<Tensor> {
+    let kernel = &shape[2..];
+    let per_axis: Vec<Vec<f64>> = kernel.iter().map(|&k| bands::design(spec, k)).collect();
+    let h: Vec<f64> = match per_axis.as_slice() {
+        [h] => h.clone(),
+        [a, b] => a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect(),
+        _ => candle_core::bail!("designed filters are 1-D or 2-D"),
+    };
+    let inputs = shape[1] as f64;
+    let kernels = shape[0] * shape[1];
+    let data: Vec<f64> = (0..kernels).flat_map(|_| h.iter().map(|x| x / inputs)).collect();
+    Tensor::from_vec(data, shape, device)
+}
+
+impl Enforced {
+    /// Attaches every constraint of the model to its tensor; `mode=freeze`
+    /// sets the weight to the designed filter and freezes it here.
+    pub fn attach_all(net: &mut Net, layers: &[&Layer]) -> std::result::Result<Vec<Enforced>, LowerError> {
+        let mut out = Vec::new();
+        for layer in layers {
+            for c in &layer.constraints {
+                out.push(Enforced::attach(net, layer, c)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn attach(net: &mut Net, layer: &Layer, c: &Constraint) -> std::result::Result<Enforced, LowerError> {
+        let name = format!("{}.weight", layer.name);
+        let param = net.param_index(&name).expect("constrained layers have a weight");
+        let dims = net.params[param].var.dims().to_vec();
+        let kernel: Vec<usize> = match &layer.op {
+            Op::Conv(conv) => conv.kernel.clone(),
+            _ => vec![dims[1]],
+        };
+        let taps: usize = kernel.iter().product();
+        let unsupported = |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
+        if matches!(c.mode, Mode::Reparam | Mode::Lagrangian) {
+            return Err(unsupported("is not implemented in this version yet (use penalty, project or freeze)"));
+        }
+        if matches!(c.family, Family::Orthogonal | Family::Lipschitz) {
+            return Err(unsupported("is not implemented in this version yet"));
+        }
+        let (device, dtype) = (net.device.clone(), net.dtype);
+        let mut q = None;
+        let mut projector = None;
+        if let Some(band) = &c.band {
+            let qm = band.stopband_operator(&kernel);
+            if c.mode == Mode::Project {
+                let (p, _) = bands::admissible_projector(&qm, c.tol);
+                projector = Some(to_tensor(&p, &device, dtype)?);
+            }
+            if c.mode == Mode::Freeze {
+                let w = designed_weight(band, &dims, &device)?;
+                net.params[param].var.set(&w.to_dtype(dtype)?)?;
+                net.params[param].frozen = true;
+            }
+            q = Some(to_tensor(&qm, &device, dtype)?);
+        } else if c.mode == Mode::Project {
+            projector = match c.family {
+                Family::Symmetric => Some(to_tensor(&mirror_projector(taps, 1.0), &device, dtype)?),
+                Family::Antisymmetric => Some(to_tensor(&mirror_projector(taps, -1.0), &device, dtype)?),
+                _ => None,
+            };
+        }
+        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, q, projector })
+    }
+
+    fn kernels(&self, w: &Tensor) -> Result<Tensor> {
+        w.reshape(((), self.taps))
+    }
+
+    /// Rows per output unit, for norms.
+    fn units(w: &Tensor) -> Result<Tensor> {
+        w.reshape((w.dim(0)?, ()))
+    }
+
+    /// The violation the penalty (and the report) measures, as a differentiable
+    /// scalar: mean ρ for bands, and the notes' formulas for the others.
+    pub fn violation(&self, w: &Tensor) -> Result<Tensor> {
+        match self.spec.family {
+            _ if self.q.is_some() => ops::stopband_ratios(w, self.q.as_ref().unwrap())?.mean_all(),
+            Family::Symmetric | Family::Antisymmetric => {
+                let h = self.kernels(w)?;
+                let flipped = h.flip_last()?;
+                let diff = if self.spec.family == Family::Symmetric { (&h - flipped)? } else { (&h + flipped)? };
+                diff.sqr()?.sum(1)?.mean_all()
+            }
+            Family::DcGain => {
+                let g = self.spec.value.unwrap_or(1.0);
+                (self.kernels(w)?.sum(1)? - g)?.sqr()?.mean_all()
+            }
+            Family::Nonneg => w.neg()?.relu()?.sqr()?.sum_all(),
+            Family::MaxNorm => {
+                let c = self.spec.value.unwrap_or(1.0);
+                (Self::units(w)?.sqr()?.sum(1)?.sqrt()? - c)?.relu()?.sqr()?.sum_all()
+            }
+            Family::UnitNorm => (Self::units(w)?.sqr()?.sum(1)?.sqrt()? - 1.0)?.sqr()?.sum_all(),
+            _ => unreachable!("rejected in attach"),
+        }
+    }
+
+    /// The loss term of penalty mode, `weight · violation`.
+    pub fn penalty(&self, net: &Net) -> Result<Option<Tensor>> {
+        if self.spec.mode != Mode::Penalty || self.spec.weight == 0.0 {
+            return Ok(None);
+        }
+        let w = net.params[self.param].var.as_tensor();
+        Ok(Some((self.violation(w)? * self.spec.weight)?))
+    }
+
+    /// Projects a gradient onto the admissible subspace (linear projections only).
+    pub fn project_gradient(&self, grad: &Tensor) -> Result<Tensor> {
+        match (&self.projector, self.spec.mode) {
+            (Some(p), Mode::Project) => self.kernels(grad)?.matmul(p)?.reshape(grad.dims()),
+            _ => Ok(grad.clone()),
+        }
+    }
+
+    /// After an optimizer step: puts the weight back into the admissible set.
+    pub fn project(&self, net: &Net) -> Result<()> {
+        if self.spec.mode != Mode::Project {
+            return Ok(());
+        }
+        let var = &net.params[self.param].var;
+        let w = var.as_tensor().detach();
+        let projected = match (&self.projector, self.spec.family) {
+            (Some(p), _) => self.kernels(&w)?.matmul(p)?.reshape(w.dims())?,
+            (None, Family::DcGain) => {
+                let g = self.spec.value.unwrap_or(1.0);
+                let h = self.kernels(&w)?;
+                let shift = ((h.sum_keepdim(1)? * -1.0)? + g)? / self.taps as f64;
+                h.broadcast_add(&shift?)?.reshape(w.dims())?
+            }
+            (None, Family::Nonneg) => w.relu()?,
+            (None, Family::MaxNorm | Family::UnitNorm) => {
+                let rows = Self::units(&w)?;
+                let norms = (rows.sqr()?.sum_keepdim(1)?.sqrt()? + 1e-12)?;
+                let target = if self.spec.family == Family::MaxNorm {
+                    norms.clamp(0.0, self.spec.value.unwrap_or(1.0))?
+                } else {
+                    norms.ones_like()?
+                };
+                rows.broadcast_mul(&(target / norms)?)?.reshape(w.dims())?
+            }
+            _ => return Ok(()),
+        };
+        var.set(&projected)
+    }
+
+    pub fn measure(&self, net: &Net) -> Result<Measure> {
+        let w = net.params[self.param].var.as_tensor().detach().to_dtype(DType::F64)?;
+        let q64 = self.q.as_ref().map(|q| q.to_dtype(DType::F64)).transpose()?;
+        Ok(match q64 {
+            Some(q) => {
+                let rho = ops::stopband_ratios(&w, &q)?.to_vec1::<f64>()?;
+                let max = rho.iter().cloned().fold(0.0, f64::max);
+                let mean = rho.iter().sum::<f64>() / rho.len().max(1) as f64;
+                Measure { stopband_ratio: Some(max), stopband_ratio_mean: Some(mean), violation: None, satisfied: max <= self.spec.tol + 1e-9 }
+            }
+            None => {
+                let v = self.violation(&w)?.to_scalar::<f64>()?;
+                Measure { stopband_ratio: None, stopband_ratio_mean: None, violation: Some(v), satisfied: v <= self.spec.tol.max(1e-10) }
+            }
+        })
+    }
+}
+
+trait FlipLast {
+    fn flip_last(&self) -> Result<Tensor>;
+}
+
+impl FlipLast for Tensor {
+    /// Reverses the last axis (a kernel's taps; a flattened 2-D kernel reversed
+    /// is the kernel flipped along both axes).
+    fn flip_last(&self) -> Result<Tensor> {
+        let n = self.dim(candle_core::D::Minus1)?;
+        let idx: Vec<u32> = (0..n as u32).rev().collect();
+        let idx = Tensor::from_vec(idx, n, self.device())?;
+        self.index_select(&idx, self.rank() - 1)
+    }
+}

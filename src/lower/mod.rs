@@ -1,0 +1,324 @@
+//! Lowering: the validated model (`crate::ir`) becomes a network of Candle
+//! tensors with named parameters (`conv2.weight`), seeded initial weights, and
+//! each constraint attached the way its mode says (`constraints`).
+//!
+//! This module and `crate::train` are the only ones that use Candle.
+
+pub mod constraints;
+pub mod ops;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+use crate::ir::{Activation, Init, Layer, Model, Op};
+use crate::rng::Rng;
+
+/// A trainable tensor and how the optimizer may move it.
+pub struct Param {
+    /// Name in the weights file: `conv2.weight`.
+    pub name: String,
+    pub var: Var,
+    pub frozen: bool,
+    /// Multiplies this tensor's updates (`@lr`).
+    pub lr_scale: f64,
+    /// Weight decay applies (weights of conv and linear, not biases or norms).
+    pub decay: bool,
+}
+
+enum Node {
+    Conv { w: usize, b: Option<usize>, stride: Vec<usize>, padding: Vec<(usize, usize)>, dilation: Vec<usize>, groups: usize },
+    Linear { w: usize, b: Option<usize> },
+    Act(Activation),
+    MaxPool { kernel: Vec<usize>, stride: Vec<usize>, padding: Vec<usize> },
+    AvgPool { kernel: Vec<usize>, stride: Vec<usize>, padding: Vec<usize> },
+    GlobalAvg,
+    GlobalMax,
+    BatchNorm { gamma: usize, beta: usize, stats: RefCell<(Tensor, Tensor)>, momentum: f64, eps: f64, name: String },
+    Dropout { p: f64 },
+    Flatten,
+    Residual(Vec<Node>),
+}
+
+pub struct Net {
+    nodes: Vec<Node>,
+    pub params: Vec<Param>,
+    pub device: Device,
+    pub dtype: DType,
+}
+
+/// Where a forward pass runs: training (batch statistics, dropout) or not.
+pub enum Mode<'a> {
+    Train { dropout: &'a mut Rng },
+    Eval,
+}
+
+impl Net {
+    /// Builds the network with weights drawn from `seed` (PyTorch's default
+    /// initialisation unless `@init` says otherwise).
+    pub fn new(model: &Model, seed: u64, dtype: DType, base: &std::path::Path) -> std::result::Result<Net, LowerError> {
+        let device = Device::Cpu;
+        let mut net = Net { nodes: Vec::new(), params: Vec::new(), device, dtype };
+        let mut rng = Rng::derive(seed, "init");
+        net.nodes = net.build(&model.layers, &mut rng, base)?;
+        Ok(net)
+    }
+
+    fn build(&mut self, layers: &[Layer], rng: &mut Rng, base: &std::path::Path) -> std::result::Result<Vec<Node>, LowerError> {
+        let mut nodes = Vec::new();
+        for layer in layers {
+            let node = match &layer.op {
+                Op::Conv(c) => {
+                    let mut wshape = vec![c.out_channels, c.in_channels / c.groups];
+                    wshape.extend(&c.kernel);
+                    let fan_in = (c.in_channels / c.groups) * c.kernel.iter().product::<usize>();
+                    let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
+                    let w = self.weight(layer, &wshape, fan_in, fan_out, rng, base)?;
+                    let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, rng)).transpose()?;
+                    Node::Conv { w, b, stride: c.stride.clone(), padding: c.padding.clone(), dilation: c.dilation.clone(), groups: c.groups }
+                }
+                Op::Linear { in_features, out_features, bias } => {
+                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, rng, base)?;
+                    let b = bias.then(|| self.bias(layer, *out_features, *in_features, rng)).transpose()?;
+                    Node::Linear { w, b }
+                }
+                Op::Activation(a) => Node::Act(*a),
+                Op::MaxPool(p) => Node::MaxPool { kernel: p.kernel.clone(), stride: p.stride.clone(), padding: p.padding.clone() },
+                Op::AvgPool(p) => Node::AvgPool { kernel: p.kernel.clone(), stride: p.stride.clone(), padding: p.padding.clone() },
+                Op::GlobalAvgPool => Node::GlobalAvg,
+                Op::GlobalMaxPool => Node::GlobalMax,
+                Op::BatchNorm { channels, momentum, eps } => {
+                    let gamma = self.add(layer, "weight", Tensor::ones(*channels, self.dtype, &self.device)?, false)?;
+                    let beta = self.add(layer, "bias", Tensor::zeros(*channels, self.dtype, &self.device)?, false)?;
+                    let stats = (Tensor::zeros(*channels, self.dtype, &self.device)?, Tensor::ones(*channels, self.dtype, &self.device)?);
+                    Node::BatchNorm { gamma, beta, stats: RefCell::new(stats), momentum: *momentum, eps: *eps, name: layer.name.clone() }
+                }
+                Op::Dropout { p } => Node::Dropout { p: *p },
+                Op::Flatten => Node::Flatten,
+                Op::Residual { body } => Node::Residual(self.build(body, rng, base)?),
+            };
+            nodes.push(node);
+        }
+        Ok(nodes)
+    }
+
+    fn add(&mut self, layer: &Layer, what: &str, value: Tensor, decay: bool) -> Result<usize> {
+        self.params.push(Param {
+            name: format!("{}.{what}", layer.name),
+            var: Var::from_tensor(&value.to_dtype(self.dtype)?)?,
+            frozen: layer.frozen,
+            lr_scale: layer.lr_scale,
+            decay,
+        });
+        Ok(self.params.len() - 1)
+    }
+
+    fn uniform(&self, shape: &[usize], bound: f64, rng: &mut Rng) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f64> = (0..n).map(|_| rng.range(-bound, bound)).collect();
+        Tensor::from_vec(data, shape, &self.device)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn weight(
+        &mut self,
+        layer: &Layer,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut Rng,
+        base: &std::path::Path,
+    ) -> std::result::Result<usize, LowerError> {
+        let n: usize = shape.iter().product();
+        let value = match &layer.init {
+            // PyTorch's default (kaiming_uniform with a=√5): U(±1/√fan_in).
+            None | Some(Init::Kaiming) => self.uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng)?,
+            Some(Init::Xavier) => self.uniform(shape, (6.0 / (fan_in + fan_out) as f64).sqrt(), rng)?,
+            Some(Init::Normal { std }) => Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect::<Vec<f64>>(), shape, &self.device)?,
+            Some(Init::Zeros) => Tensor::zeros(shape, DType::F64, &self.device)?,
+            Some(Init::Designed { family, cutoff }) => {
+                let spec = crate::bands::BandSpec { family: *family, low: *cutoff, high: *cutoff, transition: None, fs: None };
+                constraints::designed_weight(&spec, shape, &self.device)?
+            }
+            Some(Init::File { path, tensor }) => {
+                let path = if path.is_absolute() { path.clone() } else { base.join(path) };
+                let tensors = candle_core::safetensors::load(&path, &self.device)
+                    .map_err(|e| LowerError::Init(format!("{}: cannot read {}: {e}", layer.name, path.display())))?;
+                let t = tensors.get(tensor).ok_or_else(|| {
+                    let mut names: Vec<&String> = tensors.keys().collect();
+                    names.sort();
+                    LowerError::Init(format!("{}: {} has no tensor `{tensor}` (it has: {})", layer.name, path.display(), names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+                })?;
+                if t.dims() != shape {
+                    return Err(LowerError::Init(format!(
+                        "{}: tensor `{tensor}` in {} has shape {:?}, the layer needs {:?}",
+                        layer.name,
+                        path.display(),
+                        t.dims(),
+                        shape
+                    )));
+                }
+                t.to_dtype(DType::F64)?
+            }
+        };
+        Ok(self.add(layer, "weight", value, true)?)
+    }
+
+    fn bias(&mut self, layer: &Layer, n: usize, fan_in: usize, rng: &mut Rng) -> std::result::Result<usize, LowerError> {
+        let value = match layer.init {
+            Some(Init::Zeros) | Some(Init::Designed { .. }) => Tensor::zeros(n, DType::F64, &self.device)?,
+            _ => self.uniform(&[n], 1.0 / (fan_in as f64).sqrt(), rng)?,
+        };
+        Ok(self.add(layer, "bias", value, false)?)
+    }
+
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        self.run(&self.nodes, x, mode)
+    }
+
+    fn p(&self, i: usize) -> &Tensor {
+        self.params[i].var.as_tensor()
+    }
+
+    fn run(&self, nodes: &[Node], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let mut x = x.clone();
+        for node in nodes {
+            x = match node {
+                Node::Conv { w, b, stride, padding, dilation, groups } => {
+                    ops::conv(&x, self.p(*w), b.map(|b| self.p(b)), stride, padding, dilation, *groups)?
+                }
+                Node::Linear { w, b } => ops::linear(&x, self.p(*w), b.map(|b| self.p(b)))?,
+                Node::Act(a) => match a {
+                    Activation::Relu => ops::relu(&x)?,
+                    Activation::Gelu => ops::gelu(&x)?,
+                    Activation::Tanh => x.tanh()?,
+                    Activation::Sigmoid => ops::sigmoid(&x)?,
+                    Activation::Silu => ops::silu(&x)?,
+                    Activation::LeakyRelu(slope) => ops::leaky_relu(&x, *slope)?,
+                },
+                Node::MaxPool { kernel, stride, padding } => ops::max_pool(&x, kernel, stride, padding)?,
+                Node::AvgPool { kernel, stride, padding } => ops::avg_pool(&x, kernel, stride, padding)?,
+                Node::GlobalAvg => ops::global_avg_pool(&x)?,
+                Node::GlobalMax => ops::global_max_pool(&x)?,
+                Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } => {
+                    let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
+                    let y = match mode {
+                        Mode::Train { .. } => {
+                            let (y, mean, var) = ops::batch_norm_train(&x2, self.p(*gamma), self.p(*beta), *eps)?;
+                            let mut s = stats.borrow_mut();
+                            let m = *momentum;
+                            s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
+                            s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
+                            y
+                        }
+                        Mode::Eval => {
+                            let s = stats.borrow();
+                            ops::batch_norm_eval(&x2, self.p(*gamma), self.p(*beta), &s.0, &s.1, *eps)?
+                        }
+                    };
+                    if x.rank() == 2 { y.squeeze(2)? } else { y }
+                }
+                Node::Dropout { p } => match mode {
+                    Mode::Train { dropout } if *p > 0.0 => {
+                        let keep = 1.0 - p;
+                        let mask: Vec<f64> = (0..x.elem_count()).map(|_| if dropout.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
+                        let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
+                        (x * mask)?
+                    }
+                    _ => x,
+                },
+                Node::Flatten => x.flatten_from(1)?,
+                Node::Residual(body) => {
+                    let y = self.run(body, &x, mode)?;
+                    (x + y)?
+                }
+            };
+        }
+        Ok(x)
+    }
+
+    /// Every tensor to save: parameters, then batch-norm running statistics.
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for p in &self.params {
+            out.insert(p.name.clone(), p.var.as_tensor().to_dtype(DType::F32)?);
+        }
+        fn stats(nodes: &[Node], out: &mut HashMap<String, Tensor>) -> Result<()> {
+            for node in nodes {
+                match node {
+                    Node::BatchNorm { stats: s, name, .. } => {
+                        let s = s.borrow();
+                        out.insert(format!("{name}.running_mean"), s.0.to_dtype(DType::F32)?);
+                        out.insert(format!("{name}.running_var"), s.1.to_dtype(DType::F32)?);
+                    }
+                    Node::Residual(body) => stats(body, out)?,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        stats(&self.nodes, &mut out)?;
+        Ok(out)
+    }
+
+    /// Loads every tensor saved by `tensors` (for `lpnc eval`).
+    pub fn load(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
+        for p in &self.params {
+            let t = tensors.get(&p.name).ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{}`", p.name)))?;
+            if t.dims() != p.var.dims() {
+                return Err(LowerError::Init(format!("`{}` has shape {:?} in the weights file, the model needs {:?}", p.name, t.dims(), p.var.dims())));
+            }
+            p.var.set(&t.to_dtype(self.dtype)?)?;
+        }
+        fn stats(nodes: &[Node], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
+            for node in nodes {
+                match node {
+                    Node::BatchNorm { stats: s, name, .. } => {
+                        let get = |what: &str| {
+                            tensors
+                                .get(&format!("{name}.{what}"))
+                                .ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{name}.{what}`")))
+                                .and_then(|t| Ok(t.to_dtype(dtype)?))
+                        };
+                        *s.borrow_mut() = (get("running_mean")?, get("running_var")?);
+                    }
+                    Node::Residual(body) => stats(body, tensors, dtype)?,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        stats(&self.nodes, tensors, self.dtype)
+    }
+}
+
+#[derive(Debug)]
+pub enum LowerError {
+    Candle(candle_core::Error),
+    /// An initial weight that cannot be had (file, tensor name, shape).
+    Init(String),
+    /// A constraint mode this version cannot enforce yet.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for LowerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LowerError::Candle(e) => write!(f, "tensor error: {e}"),
+            LowerError::Init(m) | LowerError::Unsupported(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for LowerError {}
+
+impl From<candle_core::Error> for LowerError {
+    fn from(e: candle_core::Error) -> Self {
+        LowerError::Candle(e)
+    }
+}

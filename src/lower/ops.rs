@@ -1,0 +1,302 @@
+//! The tensor operations the lowering uses, written from Candle's basic ops
+//! (narrow, reshape, contiguous 2-D matmul, elementwise maths) whose gradients
+//! are checked against numpy references in `tests/ops_reference.rs`.
+//!
+//! Why not Candle's own conv and pooling: in 0.11 on CPU its conv1d weight
+//! gradient is wrong with more than one output channel, max-pool backward is
+//! scaled by 1/(kh·kw), pooling backward is wrong when the size is not divisible
+//! by the kernel, and a transposed left matmul operand with a broadcast right one
+//! gives wrong values. Everything here avoids those paths: windows are cut with
+//! `narrow`, every matmul is 2-D on contiguous operands.
+
+use candle_core::{D, DType, Result, Tensor};
+
+/// Cuts the sliding windows of a `[B, C, *spatial]` input (already padded) as
+/// one tensor per kernel tap, each `[B, C, P]` with `P` the number of output
+/// positions; also returns the output's spatial shape.
+pub fn windows(x: &Tensor, kernel: &[usize], stride: &[usize], dilation: &[usize]) -> Result<(Vec<Tensor>, Vec<usize>)> {
+    let dims = x.dims();
+    let (b, c) = (dims[0], dims[1]);
+    let spatial = &dims[2..];
+    let out: Vec<usize> = (0..kernel.len()).map(|a| (spatial[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1).collect();
+    let positions: usize = out.iter().product();
+    let mut taps = Vec::with_capacity(kernel.iter().product());
+    match kernel.len() {
+        1 => {
+            for j in 0..kernel[0] {
+                let t = strided(x, 2, j * dilation[0], out[0], stride[0])?;
+                taps.push(t.reshape((b, c, positions))?);
+            }
+        }
+        2 => {
+            for jh in 0..kernel[0] {
+                let rows = strided(x, 2, jh * dilation[0], out[0], stride[0])?;
+                for jw in 0..kernel[1] {
+                    let t = strided(&rows, 3, jw * dilation[1], out[1], stride[1])?;
+                    taps.push(t.contiguous()?.reshape((b, c, positions))?);
+                }
+            }
+        }
+        n => candle_core::bail!("windows over {n} spatial axes are not supported"),
+    }
+    Ok((taps, out))
+}
+
+/// `x[.., start :: step][..count]` along `dim`, contiguous.
+fn strided(x: &Tensor, dim: usize, start: usize, count: usize, step: usize) -> Result<Tensor> {
+    if step == 1 {
+        return x.narrow(dim, start, count)?.contiguous();
+    }
+    // Take count·step elements (padding the end if the last window needs fewer),
+    // fold them into [count, step] and keep the first of each step.
+    let available = x.dim(dim)? - start;
+    let want = count * step;
+    let slab = if available >= want {
+        x.narrow(dim, start, want)?
+    } else {
+        x.narrow(dim, start, available)?.pad_with_zeros(dim, 0, want - available)?
+    };
+    let mut shape = slab.dims().to_vec();
+    shape[dim] = count;
+    shape.insert(dim + 1, step);
+    slab.contiguous()?.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)?.contiguous()
+}
+
+/// Zero padding of the spatial axes: `padding[a] = (before, after)`.
+pub fn pad(x: &Tensor, padding: &[(usize, usize)]) -> Result<Tensor> {
+    let mut x = x.clone();
+    for (a, &(before, after)) in padding.iter().enumerate() {
+        if before + after > 0 {
+            x = x.pad_with_zeros(2 + a, before, after)?;
+        }
+    }
+    Ok(x)
+}
+
+/// Padding with a constant (−∞ for max-pooling).
+fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor> {
+    let mut x = x.clone();
+    for (a, &(before, after)) in padding.iter().enumerate() {
+        let axis = 2 + a;
+        let mut parts = Vec::new();
+        let block = |n: usize| -> Result<Tensor> {
+            let mut shape = x.dims().to_vec();
+            shape[axis] = n;
+            Tensor::full(value, shape, x.device())?.to_dtype(x.dtype())
+        };
+        if before > 0 {
+            parts.push(block(before)?);
+        }
+        parts.push(x.clone());
+        if after > 0 {
+            parts.push(block(after)?);
+        }
+        if parts.len() > 1 {
+            x = Tensor::cat(&parts, axis)?;
+        }
+    }
+    Ok(x)
+}
+
+/// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
+/// `w [Cout, Cin/groups, *kernel]`, by im2col and one 2-D matmul per group.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let cin = x.dim(1)?;
+    let cout = w.dim(0)?;
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    let taps_count: usize = kernel.iter().product();
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let x = pad(x, padding)?;
+    let (taps, out) = windows(&x, &kernel, stride, dilation)?;
+    let positions: usize = out.iter().product();
+    let mut ys = Vec::with_capacity(groups);
+    for g in 0..groups {
+        // cols: [taps·cin_g, B·P], tap-major, to match the weight below.
+        let group_taps: Vec<Tensor> = taps.iter().map(|t| t.narrow(1, g * cin_g, cin_g)).collect::<Result<_>>()?;
+        let cols = Tensor::cat(&group_taps, 1)?; // [B, taps·cin_g, P]
+        let cols = cols.transpose(0, 1)?.contiguous()?.reshape((taps_count * cin_g, b * positions))?;
+        // weight: [cout_g, cin_g, taps] → [cout_g, taps, cin_g] → [cout_g, taps·cin_g]
+        let wg = w.narrow(0, g * cout_g, cout_g)?.reshape((cout_g, cin_g, taps_count))?;
+        let wg = wg.transpose(1, 2)?.contiguous()?.reshape((cout_g, taps_count * cin_g))?;
+        let y = wg.matmul(&cols)?; // [cout_g, B·P]
+        ys.push(y.reshape((cout_g, b, positions))?.transpose(0, 1)?.contiguous()?);
+    }
+    let y = if groups == 1 { ys.pop().unwrap() } else { Tensor::cat(&ys, 1)? };
+    let mut shape = vec![b, cout];
+    shape.extend(&out);
+    let y = y.reshape(shape)?;
+    match bias {
+        Some(bias) => {
+            let mut bshape = vec![1, cout];
+            bshape.extend(std::iter::repeat_n(1, out.len()));
+            y.broadcast_add(&bias.reshape(bshape)?)
+        }
+        None => Ok(y),
+    }
+}
+
+/// `x [B, in] · wᵀ + b` with `w [out, in]`.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let wt = w.t()?.contiguous()?;
+    let y = x.contiguous()?.matmul(&wt)?;
+    match bias {
+        Some(bias) => y.broadcast_add(&bias.unsqueeze(0)?),
+        None => Ok(y),
+    }
+}
+
+fn restore(y: &Tensor, b: usize, c: usize, out: &[usize]) -> Result<Tensor> {
+    let mut shape = vec![b, c];
+    shape.extend(out);
+    y.reshape(shape)
+}
+
+/// Max-pooling with −∞ padding (PyTorch semantics, floor mode).
+pub fn max_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
+    let (b, c) = (x.dim(0)?, x.dim(1)?);
+    let pads: Vec<(usize, usize)> = padding.iter().map(|&p| (p, p)).collect();
+    let x = pad_with(x, &pads, f64::NEG_INFINITY)?;
+    let ones = vec![1; kernel.len()];
+    let (taps, out) = windows(&x, kernel, stride, &ones)?;
+    let mut y = taps[0].clone();
+    for t in &taps[1..] {
+        y = y.maximum(t)?;
+    }
+    restore(&y, b, c, &out)
+}
+
+/// Average pooling with zero padding counted in the mean (PyTorch's default).
+pub fn avg_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
+    let (b, c) = (x.dim(0)?, x.dim(1)?);
+    let pads: Vec<(usize, usize)> = padding.iter().map(|&p| (p, p)).collect();
+    let x = pad(x, &pads)?;
+    let ones = vec![1; kernel.len()];
+    let (taps, out) = windows(&x, kernel, stride, &ones)?;
+    let mut y = taps[0].clone();
+    for t in &taps[1..] {
+        y = (y + t)?;
+    }
+    restore(&(y / taps.len() as f64)?, b, c, &out)
+}
+
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.flatten_from(2)?.mean(2)
+}
+
+pub fn global_max_pool(x: &Tensor) -> Result<Tensor> {
+    x.flatten_from(2)?.max(2)
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.relu()
+}
+
+/// Stable logistic function: ½(tanh(x/2) + 1) never overflows.
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    ((x * 0.5)?.tanh()? + 1.0)? * 0.5
+}
+
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    x * sigmoid(x)?
+}
+
+/// GELU, tanh approximation (PyTorch's `approximate="tanh"`).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let inner = ((x + (x.powf(3.0)? * 0.044715)?)? * c)?;
+    ((inner.tanh()? + 1.0)? * x)? * 0.5
+}
+
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    x.relu()? - (x.neg()?.relu()? * slope)?
+}
+
+/// Mean squared error over every element.
+pub fn mse(x: &Tensor, target: &Tensor) -> Result<Tensor> {
+    (x - target)?.sqr()?.mean_all()
+}
+
+/// Mean absolute error over every element.
+pub fn mae(x: &Tensor, target: &Tensor) -> Result<Tensor> {
+    (x - target)?.abs()?.mean_all()
+}
+
+/// Log-softmax over the last axis, from basic ops (Candle's softmax op has no
+/// gradient); the max is subtracted for stability and carries no gradient.
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Mean cross-entropy of logits `[B, C]` against class indices.
+pub fn cross_entropy(logits: &Tensor, classes: &[usize]) -> Result<Tensor> {
+    let (b, c) = logits.dims2()?;
+    let mut onehot = vec![0f64; b * c];
+    for (i, &k) in classes.iter().enumerate() {
+        onehot[i * c + k] = 1.0;
+    }
+    let onehot = Tensor::from_vec(onehot, (b, c), logits.device())?.to_dtype(logits.dtype())?;
+    (log_softmax(logits)? * onehot)?.sum_all()?.neg()? / b as f64
+}
+
+/// Mean binary cross-entropy of logits `[B]` (or `[B, 1]`) against 0/1 labels:
+/// `max(x, 0) − x·y + log(1 + e^−|x|)`, finite for any logit.
+pub fn bce_with_logits(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    let x = logits.flatten_all()?;
+    let y: Vec<f64> = labels.iter().map(|&l| l as f64).collect();
+    let y = Tensor::from_vec(y, labels.len(), x.device())?.to_dtype(x.dtype())?;
+    let softplus = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    ((x.relu()? - (&x * y)?)? + softplus)?.mean_all()
+}
+
+/// Batch normalisation in training mode over axes 0 and 2.. of `[B, C, …]`
+/// (or `[B, C]`), with the biased variance; returns the output and the batch
+/// mean and unbiased variance per channel (for the running statistics).
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+    let dims = x.dims().to_vec();
+    let (b, c) = (dims[0], dims[1]);
+    let x3 = x.reshape((b, c, ()))?;
+    let n = (b * x3.dim(2)?) as f64;
+    let mean = x3.mean_keepdim(2)?.mean_keepdim(0)?; // [1, C, 1]
+    let centered = x3.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(2)?.mean_keepdim(0)?;
+    let xhat = centered.broadcast_div(&(var.clone() + eps)?.sqrt()?)?;
+    let y = xhat.broadcast_mul(&gamma.reshape((1, c, 1))?)?.broadcast_add(&beta.reshape((1, c, 1))?)?;
+    let unbiased = (var.flatten_all()? * (n / (n - 1.0).max(1.0)))?;
+    Ok((y.reshape(dims)?, mean.flatten_all()?, unbiased))
+}
+
+/// Batch normalisation with fixed (running) statistics, for evaluation.
+pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (b, c) = (dims[0], dims[1]);
+    let x3 = x.reshape((b, c, ()))?;
+    let scale = (gamma / (var + eps)?.sqrt()?)?;
+    let shift = (beta - (mean * &scale)?)?;
+    let y = x3.broadcast_mul(&scale.reshape((1, c, 1))?)?.broadcast_add(&shift.reshape((1, c, 1))?)?;
+    y.reshape(dims)
+}
+
+/// Stopband energy ratio of every kernel of a weight: the weight reshaped to
+/// `[kernels, taps]`, `ρ = hᵀQh / hᵀh` per row.
+pub fn stopband_ratios(w: &Tensor, q: &Tensor) -> Result<Tensor> {
+    let taps = q.dim(0)?;
+    let h = w.reshape(((), taps))?;
+    let num = (h.matmul(q)? * &h)?.sum(1)?;
+    let den = (h.sqr()?.sum(1)? + 1e-30)?;
+    num / den
+}
+
+/// The dtype used for training.
+pub const TRAIN_DTYPE: DType = DType::F32;
