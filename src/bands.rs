@@ -264,7 +264,8 @@ pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
             })
             .collect()
     };
-    let gain_at = |h: &[f64], nu: f64| -> f64 { h.iter().enumerate().map(|(n, x)| x * (std::f64::consts::PI * nu * (n as f64 - mid)).cos()).sum() };
+    let gain_at =
+        |h: &[f64], nu: f64| -> f64 { h.iter().enumerate().map(|(n, x)| x * (std::f64::consts::PI * nu * (n as f64 - mid)).cos()).sum() };
     let scaled = |h: Vec<f64>, nu: f64| -> Vec<f64> {
         let g = gain_at(&h, nu);
         h.into_iter().map(|x| x / g).collect()

@@ -19,5 +19,6 @@ pub mod schema;
 pub mod shape;
 pub mod suggest;
 pub mod syntax;
+pub mod train;
 
 pub use check::{Checked, check_source};

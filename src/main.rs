@@ -33,6 +33,29 @@ enum Command {
     },
     /// Check a file and print its layers: names, output shapes, parameter counts and constraints.
     Inspect { file: PathBuf },
+    /// Train the model of a file on its data; writes model.safetensors and report.json.
+    Train {
+        file: PathBuf,
+        /// Output folder (default: runs/MODEL_NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the file's epoch count.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override the file's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Loss and accuracy of trained weights on the file's declared test data.
+    Eval {
+        file: PathBuf,
+        /// A model.safetensors written by `lpnc train`.
+        #[arg(long)]
+        weights: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,6 +70,8 @@ fn main() -> ExitCode {
         Command::Check { files, message_format } => check(&files, message_format),
         Command::Explain { what } => explain(&what),
         Command::Inspect { file } => inspect_file(&file),
+        Command::Train { file, out, epochs, seed, quiet } => train(&file, out, epochs, seed, quiet),
+        Command::Eval { file, weights } => eval(&file, &weights),
     }
 }
 
@@ -160,5 +185,73 @@ fn inspect_file(path: &Path) -> ExitCode {
             ExitCode::from(OK)
         }
         None => ExitCode::from(HAS_ERRORS),
+    }
+}
+
+/// Loads and checks a file for training; prints its diagnostics.
+fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode> {
+    let loaded = load(path).map_err(|message| {
+        eprintln!("{message}");
+        ExitCode::from(USAGE_OR_IO)
+    })?;
+    let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
+    print_problems(&checked.problems, &loaded, MessageFormat::Human);
+    match checked.program {
+        Some(program) => Ok((program, loaded.base_dir)),
+        None => {
+            eprintln!("error: {} has errors; nothing was trained", loaded.display);
+            Err(ExitCode::from(HAS_ERRORS))
+        }
+    }
+}
+
+fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<u64>, quiet: bool) -> ExitCode {
+    let (program, base) = match checked_program(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&program.model.name));
+    if !quiet {
+        eprintln!("training `{}` ({} parameters) → {}", program.model.name, program.model.parameter_count(), out_dir.display());
+    }
+    let options = lpn::train::Options { out_dir: out_dir.clone(), epochs, seed, quiet };
+    match lpn::train::train(&program, &base, &options) {
+        Ok(report) => {
+            if let Some(test) = &report.test {
+                match test.accuracy {
+                    Some(a) => println!("test: loss {:.4}, accuracy {:.1}%", test.loss, a * 100.0),
+                    None => println!("test: loss {:.4}", test.loss),
+                }
+            }
+            if !report.constraints.is_empty() {
+                print!("{}", lpn::train::constraint_table(&report));
+            }
+            println!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
+            ExitCode::from(OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(HAS_ERRORS)
+        }
+    }
+}
+
+fn eval(path: &Path, weights: &Path) -> ExitCode {
+    let (program, base) = match checked_program(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match lpn::train::evaluate_file(&program, &base, weights) {
+        Ok(e) => {
+            match e.accuracy {
+                Some(a) => println!("test: loss {:.4}, accuracy {:.1}%", e.loss, a * 100.0),
+                None => println!("test: loss {:.4}", e.loss),
+            }
+            ExitCode::from(OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(HAS_ERRORS)
+        }
     }
 }

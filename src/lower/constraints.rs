@@ -91,7 +91,8 @@ impl Enforced {
             _ => vec![dims[1]],
         };
         let taps: usize = kernel.iter().product();
-        let unsupported = |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
+        let unsupported =
+            |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
         if matches!(c.mode, Mode::Reparam | Mode::Lagrangian) {
             return Err(unsupported("is not implemented in this version yet (use penalty, project or freeze)"));
         }
@@ -213,7 +214,12 @@ impl Enforced {
                 let rho = ops::stopband_ratios(&w, &q)?.to_vec1::<f64>()?;
                 let max = rho.iter().cloned().fold(0.0, f64::max);
                 let mean = rho.iter().sum::<f64>() / rho.len().max(1) as f64;
-                Measure { stopband_ratio: Some(max), stopband_ratio_mean: Some(mean), violation: None, satisfied: max <= self.spec.tol + 1e-9 }
+                Measure {
+                    stopband_ratio: Some(max),
+                    stopband_ratio_mean: Some(mean),
+                    violation: None,
+                    satisfied: max <= self.spec.tol + 1e-9,
+                }
             }
             None => {
                 let v = self.violation(&w)?.to_scalar::<f64>()?;

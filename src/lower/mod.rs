@@ -76,7 +76,14 @@ impl Net {
                     let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
                     let w = self.weight(layer, &wshape, fan_in, fan_out, rng, base)?;
                     let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, rng)).transpose()?;
-                    Node::Conv { w, b, stride: c.stride.clone(), padding: c.padding.clone(), dilation: c.dilation.clone(), groups: c.groups }
+                    Node::Conv {
+                        w,
+                        b,
+                        stride: c.stride.clone(),
+                        padding: c.padding.clone(),
+                        dilation: c.dilation.clone(),
+                        groups: c.groups,
+                    }
                 }
                 Op::Linear { in_features, out_features, bias } => {
                     let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, rng, base)?;
@@ -148,7 +155,12 @@ impl Net {
                 let t = tensors.get(tensor).ok_or_else(|| {
                     let mut names: Vec<&String> = tensors.keys().collect();
                     names.sort();
-                    LowerError::Init(format!("{}: {} has no tensor `{tensor}` (it has: {})", layer.name, path.display(), names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+                    LowerError::Init(format!(
+                        "{}: {} has no tensor `{tensor}` (it has: {})",
+                        layer.name,
+                        path.display(),
+                        names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
                 })?;
                 if t.dims() != shape {
                     return Err(LowerError::Init(format!(
@@ -271,7 +283,12 @@ impl Net {
         for p in &self.params {
             let t = tensors.get(&p.name).ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{}`", p.name)))?;
             if t.dims() != p.var.dims() {
-                return Err(LowerError::Init(format!("`{}` has shape {:?} in the weights file, the model needs {:?}", p.name, t.dims(), p.var.dims())));
+                return Err(LowerError::Init(format!(
+                    "`{}` has shape {:?} in the weights file, the model needs {:?}",
+                    p.name,
+                    t.dims(),
+                    p.var.dims()
+                )));
             }
             p.var.set(&t.to_dtype(self.dtype)?)?;
         }

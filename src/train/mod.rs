@@ -1,0 +1,402 @@
+//! Training: data → batches → forward (with penalty terms) → backward →
+//! (projected) gradients → optimizer step → projections; then the weights file
+//! and `report.json`.
+
+pub mod optim;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use crate::data::{self, Dataset, Targets};
+use crate::ir::{Loss, Program};
+use crate::lower::constraints::{Enforced, Measure};
+use crate::lower::{LowerError, Mode, Net, ops};
+use crate::rng::Rng;
+
+pub struct Options {
+    pub out_dir: PathBuf,
+    pub epochs: Option<usize>,
+    pub seed: Option<u64>,
+    /// No progress bars or tables (tests, scripts).
+    pub quiet: bool,
+}
+
+#[derive(Debug)]
+pub enum TrainError {
+    Data(data::DataError),
+    Lower(LowerError),
+    Io(PathBuf, std::io::Error),
+    /// A loss or gradient stopped being a finite number.
+    NotFinite {
+        epoch: usize,
+        step: usize,
+    },
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Data(e) => write!(f, "{e}"),
+            TrainError::Lower(e) => write!(f, "{e}"),
+            TrainError::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            TrainError::NotFinite { epoch, step } => {
+                write!(f, "the loss became NaN or infinite at epoch {epoch}, step {step}; lower the learning rate or check the data")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<data::DataError> for TrainError {
+    fn from(e: data::DataError) -> Self {
+        TrainError::Data(e)
+    }
+}
+impl From<LowerError> for TrainError {
+    fn from(e: LowerError) -> Self {
+        TrainError::Lower(e)
+    }
+}
+impl From<candle_core::Error> for TrainError {
+    fn from(e: candle_core::Error) -> Self {
+        TrainError::Lower(LowerError::Candle(e))
+    }
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub seconds: f64,
+    /// Each constraint's figures at the end of the epoch, in report order.
+    pub constraints: Vec<Measure>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct ConstraintReport {
+    pub layer: String,
+    /// Its name in model.safetensors.
+    pub tensor: String,
+    pub kind: String,
+    pub mode: String,
+    pub params: serde_json::Value,
+    pub stopband_ratio: Option<f64>,
+    pub stopband_ratio_mean: Option<f64>,
+    pub violation: Option<f64>,
+    /// The lowest ρ any kernel of this length can reach.
+    pub lambda_min: Option<f64>,
+    pub tol: f64,
+    pub satisfied: bool,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Report {
+    pub model: String,
+    pub seed: u64,
+    pub parameters: usize,
+    pub epochs: Vec<EpochReport>,
+    pub constraints: Vec<ConstraintReport>,
+    pub test: Option<Evaluation>,
+}
+
+/// A batch of examples as tensors.
+fn batch(set: &Dataset, indices: &[usize], device: &Device) -> candle_core::Result<(Tensor, BatchTargets)> {
+    let per = set.per_example();
+    let mut x = Vec::with_capacity(indices.len() * per);
+    for &i in indices {
+        x.extend_from_slice(&set.inputs[i * per..(i + 1) * per]);
+    }
+    let mut shape = vec![indices.len()];
+    shape.extend(&set.shape);
+    let x = Tensor::from_vec(x, shape.clone(), device)?;
+    let y = match &set.targets {
+        Targets::Signals(clean) => {
+            let mut y = Vec::with_capacity(indices.len() * per);
+            for &i in indices {
+                y.extend_from_slice(&clean[i * per..(i + 1) * per]);
+            }
+            BatchTargets::Signals(Tensor::from_vec(y, shape, device)?)
+        }
+        Targets::Classes(c) => BatchTargets::Classes(indices.iter().map(|&i| c[i]).collect()),
+    };
+    Ok((x, y))
+}
+
+enum BatchTargets {
+    Signals(Tensor),
+    Classes(Vec<usize>),
+}
+
+fn task_loss(loss: Loss, out: &Tensor, y: &BatchTargets) -> candle_core::Result<Tensor> {
+    match (loss, y) {
+        (Loss::Mse, BatchTargets::Signals(t)) => ops::mse(out, t),
+        (Loss::Mae, BatchTargets::Signals(t)) => ops::mae(out, t),
+        (Loss::CrossEntropy, BatchTargets::Classes(c)) => ops::cross_entropy(out, c),
+        (Loss::Bce, BatchTargets::Classes(c)) => ops::bce_with_logits(out, c),
+        _ => candle_core::bail!("loss {loss:?} does not fit the data (the checker should have said so)"),
+    }
+}
+
+/// Correct predictions in a batch (classification only).
+fn correct(loss: Loss, out: &Tensor, y: &BatchTargets) -> candle_core::Result<Option<usize>> {
+    let BatchTargets::Classes(classes) = y else { return Ok(None) };
+    let predicted: Vec<usize> = if loss == Loss::Bce {
+        out.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| usize::from(x > 0.0)).collect()
+    } else {
+        out.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|x| x as usize).collect()
+    };
+    Ok(Some(predicted.iter().zip(classes).filter(|(a, b)| a == b).count()))
+}
+
+/// Loss (and accuracy for classification) of `net` on a whole data set.
+pub fn evaluate(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Result<Evaluation, TrainError> {
+    let mut total = 0.0;
+    let mut right = 0;
+    let mut classify = false;
+    let order: Vec<usize> = (0..set.len).collect();
+    for chunk in order.chunks(batch_size.max(1)) {
+        let (x, y) = batch(set, chunk, &net.device)?;
+        let out = net.forward(&x, &mut Mode::Eval)?;
+        total += task_loss(loss, &out, &y)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        if let Some(c) = correct(loss, &out, &y)? {
+            right += c;
+            classify = true;
+        }
+    }
+    let n = set.len.max(1) as f64;
+    Ok(Evaluation { loss: total / n, accuracy: classify.then(|| right as f64 / n) })
+}
+
+fn constraint_params(c: &crate::ir::Constraint) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    if let Some(b) = &c.band {
+        let nyquist = b.fs.map(|fs| fs / 2.0).unwrap_or(1.0);
+        match c.family {
+            crate::schema::Family::Bandpass | crate::schema::Family::Bandstop => {
+                m.insert("low".into(), (b.low * nyquist).into());
+                m.insert("high".into(), (b.high * nyquist).into());
+            }
+            _ => {
+                m.insert("cutoff".into(), (b.low * nyquist).into());
+            }
+        }
+        if let Some(fs) = b.fs {
+            m.insert("fs".into(), fs.into());
+        }
+        if let Some(t) = b.transition {
+            m.insert("transition".into(), (t * nyquist).into());
+        }
+    }
+    if let Some(v) = c.value {
+        m.insert("value".into(), v.into());
+    }
+    if c.mode == crate::schema::Mode::Penalty {
+        m.insert("weight".into(), c.weight.into());
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Writes a file through a temporary name and a rename, so a reader never
+/// sees half of it.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension("tmp");
+    let io = |e| TrainError::Io(path.to_path_buf(), e);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
+    let tensors = net.tensors()?;
+    let tmp = path.with_extension("tmp");
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::Io(path.to_path_buf(), e))
+}
+
+pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, TrainError> {
+    let model = &program.model;
+    let spec = &program.train;
+    let seed = opts.seed.unwrap_or(spec.seed);
+    let epochs = opts.epochs.unwrap_or(spec.epochs);
+    let splits = data::load(&program.data, &model.input.0)?;
+    let mut net = Net::new(model, seed, ops::TRAIN_DTYPE, base)?;
+    let enforced = Enforced::attach_all(&mut net, &model.walk())?;
+    // Projected modes start inside their set.
+    for e in &enforced {
+        e.project(&net)?;
+    }
+    let mut optimizer = optim::Optimizer::new(&spec.optimizer, net.params.len());
+    let mut shuffle = Rng::derive(seed, "shuffle");
+    let mut dropout = Rng::derive(seed, "dropout");
+    let train_set = &splits.train;
+    let batch_size = spec.batch.min(train_set.len.max(1));
+    let steps_per_epoch = train_set.len.div_ceil(batch_size);
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::Io(opts.out_dir.clone(), e))?;
+
+    let mut report = Report {
+        model: model.name.clone(),
+        seed,
+        parameters: model.parameter_count(),
+        epochs: Vec::new(),
+        constraints: Vec::new(),
+        test: None,
+    };
+    for epoch in 1..=epochs {
+        let started = Instant::now();
+        let order = if spec.shuffle { shuffle.permutation(train_set.len) } else { (0..train_set.len).collect() };
+        let bar = progress_bar(opts.quiet, steps_per_epoch as u64, epoch, epochs);
+        let mut total = 0.0;
+        for (step, chunk) in order.chunks(batch_size).enumerate() {
+            let (x, y) = batch(train_set, chunk, &net.device)?;
+            let out = net.forward(&x, &mut Mode::Train { dropout: &mut dropout })?;
+            let task = task_loss(spec.loss, &out, &y)?;
+            let mut loss = task.clone();
+            for e in &enforced {
+                if let Some(p) = e.penalty(&net)? {
+                    loss = (loss + p)?;
+                }
+            }
+            let value = task.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                return Err(TrainError::NotFinite { epoch, step: step + 1 });
+            }
+            total += value * chunk.len() as f64;
+            let grads = loss.backward()?;
+            let mut per_param: Vec<Option<Tensor>> = net.params.iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
+            for e in &enforced {
+                if let Some(g) = &per_param[e.param] {
+                    per_param[e.param] = Some(e.project_gradient(g)?);
+                }
+            }
+            optimizer.step(&net.params, &per_param)?;
+            for e in &enforced {
+                e.project(&net)?;
+            }
+            if let Some(bar) = &bar {
+                bar.set_message(format!("loss {:.4}{}", total / ((step * batch_size + chunk.len()) as f64), live_figures(&enforced, &net)));
+                bar.inc(1);
+            }
+        }
+        let train_loss = total / train_set.len.max(1) as f64;
+        let val = if splits.val.len > 0 { Some(evaluate(&net, spec.loss, &splits.val, batch_size)?) } else { None };
+        let measures = enforced.iter().map(|e| e.measure(&net)).collect::<candle_core::Result<Vec<_>>>()?;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(bar) = bar {
+            let val_text = match &val {
+                Some(Evaluation { loss, accuracy: Some(a) }) => format!(" · val loss {loss:.4} · val acc {:.1}%", a * 100.0),
+                Some(Evaluation { loss, accuracy: None }) => format!(" · val loss {loss:.4}"),
+                None => String::new(),
+            };
+            bar.finish_with_message(format!("loss {train_loss:.4}{val_text}{} · {seconds:.1}s", live_figures(&enforced, &net)));
+        }
+        report.epochs.push(EpochReport {
+            epoch,
+            train_loss,
+            val_loss: val.as_ref().map(|v| v.loss),
+            val_accuracy: val.as_ref().and_then(|v| v.accuracy),
+            seconds,
+            constraints: measures,
+        });
+    }
+    if let Some(test) = &splits.test {
+        report.test = Some(evaluate(&net, spec.loss, test, batch_size)?);
+    }
+    for e in &enforced {
+        let m = e.measure(&net)?;
+        report.constraints.push(ConstraintReport {
+            layer: e.layer.clone(),
+            tensor: net.params[e.param].name.clone(),
+            kind: e.spec.family.name().into(),
+            mode: e.spec.mode.name().into(),
+            params: constraint_params(&e.spec),
+            stopband_ratio: m.stopband_ratio,
+            stopband_ratio_mean: m.stopband_ratio_mean,
+            violation: m.violation,
+            lambda_min: e.spec.lambda_min,
+            tol: e.spec.tol,
+            satisfied: m.satisfied,
+        });
+    }
+    save_weights(&net, &opts.out_dir.join("model.safetensors"))?;
+    let json = serde_json::to_vec_pretty(&report).expect("reports serialize");
+    write_atomic(&opts.out_dir.join("report.json"), &json)?;
+    Ok(report)
+}
+
+/// `lpnc eval`: trained weights on the file's declared test data.
+pub fn evaluate_file(program: &Program, base: &Path, weights: &Path) -> Result<Evaluation, TrainError> {
+    let splits = data::load(&program.data, &program.model.input.0)?;
+    let Some(test) = &splits.test else {
+        return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));
+    };
+    let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE, base)?;
+    let tensors = candle_core::safetensors::load(weights, &net.device)
+        .map_err(|e| TrainError::Lower(LowerError::Init(format!("cannot read {}: {e}", weights.display()))))?;
+    net.load(&tensors)?;
+    evaluate(&net, program.train.loss, test, program.train.batch)
+}
+
+fn live_figures(enforced: &[Enforced], net: &Net) -> String {
+    let mut out = String::new();
+    for e in enforced {
+        if let Ok(m) = e.measure(net) {
+            match (m.stopband_ratio, m.violation) {
+                (Some(rho), _) => out.push_str(&format!(" · {} ρ {:.2e}", e.layer, rho)),
+                (None, Some(v)) => out.push_str(&format!(" · {} {} {:.1e}", e.layer, e.spec.family.name(), v)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn progress_bar(quiet: bool, steps: u64, epoch: usize, epochs: usize) -> Option<indicatif::ProgressBar> {
+    if quiet {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("epoch {epoch:>3}/{epochs}"));
+    Some(bar)
+}
+
+/// The end-of-run table of constraints, for people.
+pub fn constraint_table(report: &Report) -> String {
+    let mut rows =
+        vec![["layer".to_string(), "kind".into(), "mode".into(), "ρ (max)".into(), "violation".into(), "tol".into(), "held".into()]];
+    for c in &report.constraints {
+        rows.push([
+            c.layer.clone(),
+            c.kind.clone(),
+            c.mode.clone(),
+            c.stopband_ratio.map(|r| format!("{r:.3e}")).unwrap_or_else(|| "-".into()),
+            c.violation.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "-".into()),
+            format!("{}", c.tol),
+            if c.satisfied { "yes".into() } else { "no".into() },
+        ]);
+    }
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! Every op the lowering uses, forward and gradient, against reference values
+//! computed with numpy by `tests/reference/make_op_fixtures.py` (float64,
+//! gradients analytic and checked by finite differences there). Our ops run in
+//! f64 here; the tolerance is 1e-5 relative to the tensor's largest value.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+use lpn::lower::ops;
+use serde_json::Value;
+
+struct Fixture {
+    op: String,
+    params: Value,
+    tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+}
+
+fn load(name: &str) -> Fixture {
+    let text = std::fs::read_to_string(format!("tests/fixtures/ops/{name}.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut tensors = HashMap::new();
+    for (k, t) in v["tensors"].as_object().unwrap() {
+        let shape = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let data = t["data"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
+        tensors.insert(k.clone(), (shape, data));
+    }
+    Fixture { op: v["op"].as_str().unwrap().to_string(), params: v["params"].clone(), tensors }
+}
+
+impl Fixture {
+    fn tensor(&self, name: &str) -> Tensor {
+        let (shape, data) = &self.tensors[name];
+        Tensor::from_vec(data.clone(), shape.as_slice(), &Device::Cpu).unwrap()
+    }
+    fn var(&self, name: &str) -> Option<Var> {
+        self.tensors.contains_key(name).then(|| Var::from_tensor(&self.tensor(name)).unwrap())
+    }
+    fn classes(&self) -> Vec<usize> {
+        self.tensors["target"].1.iter().map(|&x| x as usize).collect()
+    }
+    fn usizes(&self, key: &str) -> Vec<usize> {
+        match &self.params[key] {
+            Value::Array(a) => a.iter().map(|x| x.as_u64().unwrap() as usize).collect(),
+            v => vec![v.as_u64().unwrap() as usize],
+        }
+    }
+}
+
+fn assert_close(name: &str, what: &str, ours: &Tensor, reference: &(Vec<usize>, Vec<f64>)) {
+    assert_eq!(ours.dims(), reference.0.as_slice(), "{name}: {what} shape");
+    let ours: Vec<f64> = ours.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let scale = reference.1.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-12);
+    for (i, (a, b)) in ours.iter().zip(&reference.1).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * scale, "{name}: {what}[{i}] = {a}, reference {b} (scale {scale})");
+    }
+}
+
+/// Runs the op on the fixture's inputs and checks `out` and every stored gradient
+/// of `sum(out · grad_out)`.
+fn check(name: &str) {
+    let f = load(name);
+    let x = f.var("x").unwrap();
+    let w = f.var("w");
+    let b = f.var("b");
+    let xt = x.as_tensor();
+    let out = match f.op.as_str() {
+        "conv1d" | "conv2d" => {
+            let axes = if f.op == "conv1d" { 1 } else { 2 };
+            let per_axis = |key: &str| {
+                let v = f.usizes(key);
+                if v.len() == axes { v } else { vec![v[0]; axes] }
+            };
+            let padding: Vec<(usize, usize)> = match &f.params["padding"] {
+                Value::Array(a) if axes == 1 => vec![(a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize)],
+                Value::Array(a) => a.iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect(),
+                other => panic!("padding {other}"),
+            };
+            let groups = f.params["groups"].as_u64().unwrap() as usize;
+            ops::conv(
+                xt,
+                w.as_ref().unwrap().as_tensor(),
+                b.as_ref().map(|b| b.as_tensor()),
+                &per_axis("stride"),
+                &padding,
+                &per_axis("dilation"),
+                groups,
+            )
+        }
+        "linear" => ops::linear(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor())),
+        "maxpool1d" | "maxpool2d" => ops::max_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
+        "avgpool1d" | "avgpool2d" => ops::avg_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
+        "global_avgpool1d" | "global_avgpool2d" => ops::global_avg_pool(xt),
+        "global_maxpool1d" => ops::global_max_pool(xt),
+        "relu" => ops::relu(xt),
+        "gelu_tanh" => ops::gelu(xt),
+        "tanh" => xt.tanh(),
+        "sigmoid" => ops::sigmoid(xt),
+        "silu" => ops::silu(xt),
+        "leaky_relu" => ops::leaky_relu(xt, f.params["slope"].as_f64().unwrap()),
+        "mse" => ops::mse(xt, &f.tensor("target")),
+        "mae" => ops::mae(xt, &f.tensor("target")),
+        "cross_entropy" => ops::cross_entropy(xt, &f.classes()),
+        "bce_logits" => ops::bce_with_logits(xt, &f.classes()),
+        "batchnorm1d" | "batchnorm2d" => {
+            let eps = f.params["eps"].as_f64().unwrap();
+            let (y, mean, _) = ops::batch_norm_train(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().unwrap().as_tensor(), eps).unwrap();
+            assert_close(name, "batch_mean", &mean, &f.tensors["batch_mean"]);
+            Ok(y)
+        }
+        "stopband_ratio" => ops::stopband_ratios(xt, &f.tensor("Q")).and_then(|r| r.mean_all()),
+        other => panic!("no test for op {other}"),
+    }
+    .unwrap();
+    assert_close(name, "out", &out, &f.tensors["out"]);
+    let loss = (out * f.tensor("grad_out")).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    for (label, var) in [("x", Some(&x)), ("w", w.as_ref()), ("b", b.as_ref())] {
+        let key = format!("grad_{label}");
+        if let (Some(var), Some(reference)) = (var, f.tensors.get(&key)) {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient for {label}"));
+            assert_close(name, &key, g, reference);
+        }
+    }
+}
+
+#[test]
+fn every_fixture_matches() {
+    let mut names: Vec<String> = std::fs::read_dir("tests/fixtures/ops")
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "fixtures missing: {names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        if let Err(e) = std::panic::catch_unwind(|| check(name)) {
+            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            failures.push(format!("{name}: {msg}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} fixtures failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+}
+
+#[test]
+fn designed_filters_equal_firwin() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/filters.json").unwrap()).unwrap();
+    for case in v["firwin"].as_array().unwrap() {
+        let k = case["numtaps"].as_u64().unwrap() as usize;
+        let cutoff = case["cutoff"].as_f64().unwrap();
+        let family = if case["kind"] == "lowpass" { lpn::schema::Family::Lowpass } else { lpn::schema::Family::Highpass };
+        let spec = lpn::bands::BandSpec { family, low: cutoff, high: cutoff, transition: None, fs: None };
+        let ours = lpn::bands::design(&spec, k);
+        let taps: Vec<f64> = case["taps"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        for (a, b) in ours.iter().zip(&taps) {
+            assert!((a - b).abs() < 1e-12, "firwin({k}, {cutoff}, {}): {a} vs {b}", case["kind"]);
+        }
+    }
+}
+
+#[test]
+fn projector_matches_numpy_and_meets_tol() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/filters.json").unwrap()).unwrap();
+    for case in v["projections"].as_array().unwrap() {
+        let k = case["k"].as_u64().unwrap() as usize;
+        let family = if case["family"] == "lowpass" { lpn::schema::Family::Lowpass } else { lpn::schema::Family::Highpass };
+        let spec = lpn::bands::BandSpec {
+            family,
+            low: case["cutoff"].as_f64().unwrap(),
+            high: 0.0,
+            transition: case["transition"].as_f64(),
+            fs: None,
+        };
+        let spec = lpn::bands::BandSpec { high: spec.low, ..spec };
+        let tol = case["tol"].as_f64().unwrap();
+        let q = spec.stopband_operator(&[k]);
+        let q_ref: Vec<f64> = case["Q"]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        for i in 0..k * k {
+            assert!((q[(i / k, i % k)] - q_ref[i]).abs() < 1e-12, "Q differs at {i}");
+        }
+        let (p, rank) = lpn::bands::admissible_projector(&q, tol);
+        assert_eq!(rank as u64, case["rank"].as_u64().unwrap());
+        let p_ref: Vec<f64> = case["P"]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        for i in 0..k * k {
+            assert!((p[(i / k, i % k)] - p_ref[i]).abs() < 1e-9, "P differs at {i}");
+        }
+        // Idempotent, and the projected kernel meets tol.
+        assert!((&p * &p - &p).abs().max() < 1e-9);
+        let h = nalgebra::DVector::from_vec(case["h"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect());
+        let ph = &p * &h;
+        let rho = (ph.transpose() * &q * &ph)[0] / ph.norm_squared();
+        assert!(rho <= tol, "ρ(Ph) = {rho}");
+        assert!((rho - case["rho_ph"].as_f64().unwrap()).abs() < 1e-9);
+    }
+}
