@@ -182,6 +182,57 @@ pub fn smallest_eigenvalue(q: DMatrix<f64>) -> f64 {
     eig.eigenvalues.iter().cloned().fold(f64::INFINITY, f64::min).max(0.0)
 }
 
+
+/// A Hamming-windowed sinc design, as `scipy.signal.firwin(k, cutoff)`:
+/// `h[n] = w[n]·Σ_bands (b·sinc(b·m) − a·sinc(a·m))`, `m = n − (k−1)/2`, then
+/// scaled to unit gain at the centre of its first passband (DC, Nyquist for a
+/// high-pass, the band centre for a band-pass). A high-pass is the spectral
+/// inversion δ[n − M] − (windowed low-pass), as firwin makes it (odd k).
+pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
+    let mid = (k as f64 - 1.0) / 2.0;
+    let window = |n: usize| if k == 1 { 1.0 } else { 0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (k as f64 - 1.0)).cos() };
+    // Sum of ideal band-pass impulse responses over [a, b] pieces.
+    let ideal = |pieces: &[(f64, f64)]| -> Vec<f64> {
+        (0..k)
+            .map(|n| {
+                let m = n as f64 - mid;
+                window(n) * pieces.iter().map(|&(a, b)| b * sinc(b * m) - a * sinc(a * m)).sum::<f64>()
+            })
+            .collect()
+    };
+    let gain_at =
+        |h: &[f64], nu: f64| -> f64 { h.iter().enumerate().map(|(n, x)| x * (std::f64::consts::PI * nu * (n as f64 - mid)).cos()).sum() };
+    let scaled = |h: Vec<f64>, nu: f64| -> Vec<f64> {
+        let g = gain_at(&h, nu);
+        h.into_iter().map(|x| x / g).collect()
+    };
+    match spec.family {
+        Family::Lowpass => scaled(ideal(&[(0.0, spec.low)]), 0.0),
+        // firwin's form: δ minus the unscaled windowed low-pass, unit gain at Nyquist.
+        Family::Highpass => scaled(ideal(&[(spec.low, 1.0)]), 1.0),
+        Family::Bandpass => scaled(ideal(&[(spec.low, spec.high)]), (spec.low + spec.high) / 2.0),
+        Family::Bandstop => scaled(ideal(&[(0.0, spec.low), (spec.high, 1.0)]), 0.0),
+        other => unreachable!("{other:?} has no designed filter"),
+    }
+}
+
+/// The orthogonal projector `P = V Vᵀ` onto the eigenvectors of `Q` whose
+/// eigenvalue is at most `tol`: every kernel in its range has `ρ ≤ tol`.
+pub fn admissible_projector(q: &DMatrix<f64>, tol: f64) -> (DMatrix<f64>, usize) {
+    let eig = SymmetricEigen::new(q.clone());
+    let n = q.nrows();
+    let mut p = DMatrix::zeros(n, n);
+    let mut rank = 0;
+    for (i, &l) in eig.eigenvalues.iter().enumerate() {
+        if l <= tol {
+            let v = eig.eigenvectors.column(i);
+            p += v * v.transpose();
+            rank += 1;
+        }
+    }
+    (p, rank)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,54 +296,4 @@ mod tests {
         assert!(spec.lambda_min(&[k]) <= 0.01);
         assert!(spec.lambda_min(&[k - 1]) > 0.01);
     }
-}
-
-/// A Hamming-windowed sinc design, as `scipy.signal.firwin(k, cutoff)`:
-/// `h[n] = w[n]·Σ_bands (b·sinc(b·m) − a·sinc(a·m))`, `m = n − (k−1)/2`, then
-/// scaled to unit gain at the centre of its first passband (DC, Nyquist for a
-/// high-pass, the band centre for a band-pass). A high-pass is the spectral
-/// inversion δ[n − M] − (windowed low-pass), as firwin makes it (odd k).
-pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
-    let mid = (k as f64 - 1.0) / 2.0;
-    let window = |n: usize| if k == 1 { 1.0 } else { 0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (k as f64 - 1.0)).cos() };
-    // Sum of ideal band-pass impulse responses over [a, b] pieces.
-    let ideal = |pieces: &[(f64, f64)]| -> Vec<f64> {
-        (0..k)
-            .map(|n| {
-                let m = n as f64 - mid;
-                window(n) * pieces.iter().map(|&(a, b)| b * sinc(b * m) - a * sinc(a * m)).sum::<f64>()
-            })
-            .collect()
-    };
-    let gain_at =
-        |h: &[f64], nu: f64| -> f64 { h.iter().enumerate().map(|(n, x)| x * (std::f64::consts::PI * nu * (n as f64 - mid)).cos()).sum() };
-    let scaled = |h: Vec<f64>, nu: f64| -> Vec<f64> {
-        let g = gain_at(&h, nu);
-        h.into_iter().map(|x| x / g).collect()
-    };
-    match spec.family {
-        Family::Lowpass => scaled(ideal(&[(0.0, spec.low)]), 0.0),
-        // firwin's form: δ minus the unscaled windowed low-pass, unit gain at Nyquist.
-        Family::Highpass => scaled(ideal(&[(spec.low, 1.0)]), 1.0),
-        Family::Bandpass => scaled(ideal(&[(spec.low, spec.high)]), (spec.low + spec.high) / 2.0),
-        Family::Bandstop => scaled(ideal(&[(0.0, spec.low), (spec.high, 1.0)]), 0.0),
-        other => unreachable!("{other:?} has no designed filter"),
-    }
-}
-
-/// The orthogonal projector `P = V Vᵀ` onto the eigenvectors of `Q` whose
-/// eigenvalue is at most `tol`: every kernel in its range has `ρ ≤ tol`.
-pub fn admissible_projector(q: &DMatrix<f64>, tol: f64) -> (DMatrix<f64>, usize) {
-    let eig = SymmetricEigen::new(q.clone());
-    let n = q.nrows();
-    let mut p = DMatrix::zeros(n, n);
-    let mut rank = 0;
-    for (i, &l) in eig.eigenvalues.iter().enumerate() {
-        if l <= tol {
-            let v = eig.eigenvectors.column(i);
-            p += &v * v.transpose();
-            rank += 1;
-        }
-    }
-    (p, rank)
 }

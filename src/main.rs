@@ -7,6 +7,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use lpn::diagnostic::{CODES, Problem};
+
+/// Prints to stdout, ignoring a closed pipe (`lpnc explain list | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 use lpn::{codes, inspect, report, schema};
 
 #[derive(Parser)]
@@ -140,21 +152,21 @@ fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
 
 fn explain(what: &str) -> ExitCode {
     if what == "reference" {
-        print!("{}", schema::reference_markdown());
+        say_raw!("{}", schema::reference_markdown());
         return ExitCode::from(OK);
     }
     if what == "list" {
         for (code, title) in CODES {
-            println!("{code}  {title}");
+            say!("{code}  {title}");
         }
         return ExitCode::from(OK);
     }
     if let Some(text) = codes::explanation(what) {
-        print!("{text}");
+        say_raw!("{text}");
         return ExitCode::from(OK);
     }
     if let Some(text) = schema::describe(what) {
-        print!("{text}");
+        say_raw!("{text}");
         return ExitCode::from(OK);
     }
     let mut known: Vec<&str> = CODES.iter().map(|(c, _)| *c).collect();
@@ -180,8 +192,8 @@ fn inspect_file(path: &Path) -> ExitCode {
     print_problems(&checked.problems, &loaded, MessageFormat::Human);
     match checked.program {
         Some(program) => {
-            println!("model {}", program.model.name);
-            print!("{}", inspect::table(&program.model));
+            say!("model {}", program.model.name);
+            say_raw!("{}", inspect::table(&program.model));
             ExitCode::from(OK)
         }
         None => ExitCode::from(HAS_ERRORS),
@@ -219,14 +231,14 @@ fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<
         Ok(report) => {
             if let Some(test) = &report.test {
                 match test.accuracy {
-                    Some(a) => println!("test: loss {:.4}, accuracy {:.1}%", test.loss, a * 100.0),
-                    None => println!("test: loss {:.4}", test.loss),
+                    Some(a) => say!("test: loss {:.4}, accuracy {:.1}%", test.loss, a * 100.0),
+                    None => say!("test: loss {:.4}", test.loss),
                 }
             }
             if !report.constraints.is_empty() {
-                print!("{}", lpn::train::constraint_table(&report));
+                say_raw!("{}", lpn::train::constraint_table(&report));
             }
-            println!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
+            say!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
             ExitCode::from(OK)
         }
         Err(e) => {
@@ -244,8 +256,8 @@ fn eval(path: &Path, weights: &Path) -> ExitCode {
     match lpn::train::evaluate_file(&program, &base, weights) {
         Ok(e) => {
             match e.accuracy {
-                Some(a) => println!("test: loss {:.4}, accuracy {:.1}%", e.loss, a * 100.0),
-                None => println!("test: loss {:.4}", e.loss),
+                Some(a) => say!("test: loss {:.4}, accuracy {:.1}%", e.loss, a * 100.0),
+                None => say!("test: loss {:.4}", e.loss),
             }
             ExitCode::from(OK)
         }

@@ -99,7 +99,10 @@ fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor
 }
 
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
-/// `w [Cout, Cin/groups, *kernel]`, by im2col and one 2-D matmul per group.
+/// `w [Cout, Cin/groups, *kernel]`, as a sum over kernel taps of shifted
+/// 2-D matmuls: with the input laid out `[Cin, B, *spatial]`, tap j's shifted
+/// view is `[Cin, B·P]` and contributes `W[:, :, j] · view`. No im2col buffer,
+/// and every matmul is 2-D on contiguous operands.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     x: &Tensor,
@@ -114,27 +117,49 @@ pub fn conv(
     let cin = x.dim(1)?;
     let cout = w.dim(0)?;
     let kernel: Vec<usize> = w.dims()[2..].to_vec();
-    let taps_count: usize = kernel.iter().product();
+    let taps: usize = kernel.iter().product();
     let (cin_g, cout_g) = (cin / groups, cout / groups);
-    let x = pad(x, padding)?;
-    let (taps, out) = windows(&x, &kernel, stride, dilation)?;
+    let xp = pad(x, padding)?;
+    let spatial = xp.dims()[2..].to_vec();
+    let out: Vec<usize> = (0..kernel.len()).map(|a| (spatial[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1).collect();
     let positions: usize = out.iter().product();
-    let mut ys = Vec::with_capacity(groups);
-    for g in 0..groups {
-        // cols: [taps·cin_g, B·P], tap-major, to match the weight below.
-        let group_taps: Vec<Tensor> = taps.iter().map(|t| t.narrow(1, g * cin_g, cin_g)).collect::<Result<_>>()?;
-        let cols = Tensor::cat(&group_taps, 1)?; // [B, taps·cin_g, P]
-        let cols = cols.transpose(0, 1)?.contiguous()?.reshape((taps_count * cin_g, b * positions))?;
-        // weight: [cout_g, cin_g, taps] → [cout_g, taps, cin_g] → [cout_g, taps·cin_g]
-        let wg = w.narrow(0, g * cout_g, cout_g)?.reshape((cout_g, cin_g, taps_count))?;
-        let wg = wg.transpose(1, 2)?.contiguous()?.reshape((cout_g, taps_count * cin_g))?;
-        let y = wg.matmul(&cols)?; // [cout_g, B·P]
-        ys.push(y.reshape((cout_g, b, positions))?.transpose(0, 1)?.contiguous()?);
+    // [Cin, B, *spatial]: a shifted view flattens to [Cin, B·P] rows per channel.
+    let xt = xp.transpose(0, 1)?.contiguous()?;
+    // [taps, Cout, Cin_g]: one contiguous matrix per tap.
+    let wt = w.reshape((cout, cin_g, taps))?.permute((2, 0, 1))?.contiguous()?;
+    let mut acc: Vec<Option<Tensor>> = vec![None; groups];
+    for tap in 0..taps {
+        // The tap's offset along each spatial axis (row-major over the kernel).
+        let mut rest = tap;
+        let mut offsets = vec![0; kernel.len()];
+        for a in (0..kernel.len()).rev() {
+            offsets[a] = rest % kernel[a];
+            rest /= kernel[a];
+        }
+        let mut view = xt.clone();
+        for a in 0..kernel.len() {
+            view = strided(&view, 2 + a, offsets[a] * dilation[a], out[a], stride[a])?;
+        }
+        let view = view.reshape((cin, b * positions))?;
+        let w_tap = wt.get(tap)?;
+        for (g, slot) in acc.iter_mut().enumerate() {
+            let (wg, vg) = if groups == 1 {
+                (w_tap.clone(), view.clone())
+            } else {
+                (w_tap.narrow(0, g * cout_g, cout_g)?, view.narrow(0, g * cin_g, cin_g)?)
+            };
+            let term = wg.matmul(&vg)?; // [cout_g, B·P]
+            *slot = Some(match slot.take() {
+                Some(sum) => (sum + term)?,
+                None => term,
+            });
+        }
     }
-    let y = if groups == 1 { ys.pop().unwrap() } else { Tensor::cat(&ys, 1)? };
-    let mut shape = vec![b, cout];
+    let parts: Vec<Tensor> = acc.into_iter().map(|t| t.expect("at least one tap")).collect();
+    let y = if groups == 1 { parts.into_iter().next().unwrap() } else { Tensor::cat(&parts, 0)? }; // [Cout, B·P]
+    let mut shape = vec![cout, b];
     shape.extend(&out);
-    let y = y.reshape(shape)?;
+    let y = y.reshape(shape)?.transpose(0, 1)?.contiguous()?;
     match bias {
         Some(bias) => {
             let mut bshape = vec![1, cout];

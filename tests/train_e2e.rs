@@ -1,0 +1,216 @@
+//! End to end: check a file, train it for a few epochs, read back what was
+//! written. Kept small so the suite stays fast (run with `--release`).
+
+use std::path::{Path, PathBuf};
+
+use lpn::bands::BandSpec;
+use lpn::schema::Family;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lpn-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn program(source: &str, base: &Path) -> lpn::ir::Program {
+    let (_, checked) = lpn::check_source(source, base);
+    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
+    checked.program.unwrap()
+}
+
+fn train(source: &str, base: &Path, name: &str, epochs: Option<usize>, seed: Option<u64>) -> (lpn::train::Report, PathBuf) {
+    let p = program(source, base);
+    let out = out_dir(name);
+    let report = lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, quiet: true }).unwrap();
+    (report, out)
+}
+
+fn train_example(file: &str, epochs: usize) -> (lpn::train::Report, PathBuf) {
+    let source = std::fs::read_to_string(format!("examples/{file}")).unwrap();
+    train(&source, Path::new("examples"), file, Some(epochs), None)
+}
+
+/// ρ of every kernel of a saved weight, computed with nalgebra from the saved file.
+fn saved_rhos(dir: &Path, tensor: &str, spec: &BandSpec) -> Vec<f64> {
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let w = &tensors[tensor];
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    let taps: usize = kernel.iter().product();
+    let q = spec.stopband_operator(&kernel);
+    let data: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+    data.chunks(taps)
+        .map(|h| {
+            let h = nalgebra::DVector::from_iterator(taps, h.iter().map(|&x| x as f64));
+            (h.transpose() * &q * &h)[0] / h.norm_squared()
+        })
+        .collect()
+}
+
+fn losses_fall(report: &lpn::train::Report) {
+    let first = report.epochs.first().unwrap().train_loss;
+    let last = report.epochs.last().unwrap().train_loss;
+    assert!(last < first, "training loss did not fall: {first} → {last}");
+}
+
+const DENOISER: &str = "model small {
+  input [1, 128]
+  conv(out=4, k=15) @lowpass(cutoff=0.2, mode=MODE, weight=1.0)
+  tanh
+  conv(out=1, k=9)
+}
+data sines(n=96, noise=0.3)
+train {
+  optimizer = adam(lr=3e-3)
+  epochs = 4
+  batch = 16
+  seed = 5
+}
+";
+
+fn denoiser(mode: &str) -> String {
+    let s = DENOISER.replace("MODE", mode);
+    if mode == "penalty" { s } else { s.replace(", weight=1.0", "") }
+}
+
+#[test]
+fn project_mode_holds_in_the_saved_weights() {
+    let (report, dir) = train(&denoiser("project"), Path::new("."), "project", None, None);
+    losses_fall(&report);
+    let spec = report.constraints[0].clone();
+    assert!(spec.satisfied);
+    let band = BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None };
+    for rho in saved_rhos(&dir, "conv1.weight", &band) {
+        assert!(rho <= 0.01 + 1e-6, "ρ = {rho} > tol in the saved weights");
+    }
+}
+
+#[test]
+fn freeze_mode_saves_the_firwin_design_unchanged() {
+    let (_, dir) = train(&denoiser("freeze"), Path::new("."), "freeze", None, None);
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let w: Vec<f32> = tensors["conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+    let design = lpn::bands::design(&BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None }, 15);
+    // One input channel: every kernel is the design itself.
+    for kernel in w.chunks(15) {
+        for (a, b) in kernel.iter().zip(&design) {
+            assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+    let band = BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None };
+    assert!(saved_rhos(&dir, "conv1.weight", &band).iter().all(|&r| r <= 0.01));
+}
+
+#[test]
+fn penalty_lowers_the_stopband_energy() {
+    let (with, _) = train(&denoiser("penalty"), Path::new("."), "penalty", None, None);
+    // The same run with the penalty weighted 0 (a warning, but trainable).
+    let (without, _) = train(&denoiser("penalty").replace("weight=1.0", "weight=0"), Path::new("."), "nopenalty", None, None);
+    let rho_with = with.constraints[0].stopband_ratio_mean.unwrap();
+    let rho_without = without.constraints[0].stopband_ratio_mean.unwrap();
+    assert!(rho_with < 0.8 * rho_without, "penalty ρ {rho_with} vs none {rho_without}");
+}
+
+#[test]
+fn same_seed_same_weights_bit_for_bit() {
+    let (_, a) = train(&denoiser("project"), Path::new("."), "seed-a", Some(2), Some(9));
+    let (_, b) = train(&denoiser("project"), Path::new("."), "seed-b", Some(2), Some(9));
+    let (_, c) = train(&denoiser("project"), Path::new("."), "seed-c", Some(2), Some(10));
+    let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(read(&a), read(&b), "two runs with one seed differ");
+    assert_ne!(read(&a), read(&c), "different seeds gave identical weights");
+}
+
+#[test]
+fn report_json_has_the_documented_fields() {
+    let (_, dir) = train(&denoiser("project"), Path::new("."), "report", Some(1), None);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["model"], "small");
+    for key in ["epoch", "train_loss", "val_loss", "val_accuracy", "seconds"] {
+        assert!(v["epochs"][0].get(key).is_some(), "epochs[0].{key}");
+    }
+    assert!(v["epochs"][0]["val_accuracy"].is_null());
+    for key in ["layer", "tensor", "kind", "mode", "params", "stopband_ratio", "tol", "satisfied"] {
+        assert!(v["constraints"][0].get(key).is_some(), "constraints[0].{key}");
+    }
+    assert_eq!(v["constraints"][0]["tensor"], "conv1.weight");
+    assert_eq!(v["constraints"][0]["params"]["cutoff"], 0.2);
+}
+
+#[test]
+fn frozen_layer_and_lr_scale() {
+    let source = "model m {
+  input [1, 64]
+  conv(out=2, k=5) @freeze
+  conv(out=1, k=5) @lr(0.0001)
+}
+data sines(n=48)
+train {
+  optimizer = adamw(lr=1e-2, weight_decay=0.5)
+  epochs = 2
+  batch = 8
+}
+";
+    let p = program(source, Path::new("."));
+    // Initial weights: the same seed with zero epochs.
+    let (_, init) = train(source, Path::new("."), "frozen-init", Some(0), None);
+    let (_, trained) = train(source, Path::new("."), "frozen", None, None);
+    let _ = p;
+    let load = |d: &Path| candle_core::safetensors::load(d.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (a, b) = (load(&init), load(&trained));
+    let v = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // Frozen: not moved by the optimizer nor by decoupled weight decay.
+    assert_eq!(v(&a["conv1.weight"]), v(&b["conv1.weight"]));
+    assert_eq!(v(&a["conv1.bias"]), v(&b["conv1.bias"]));
+    // Scaled by 1e-4: Adam's steps are ~lr each, so the change stays tiny.
+    let moved: f32 = v(&a["conv2.weight"]).iter().zip(v(&b["conv2.weight"])).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(moved > 0.0 && moved < 1e-4, "conv2 moved by {moved}");
+}
+
+#[test]
+fn examples_train() {
+    for (file, epochs) in
+        [("gunpoint_classifier.lpn", 3), ("digits_2d.lpn", 2), ("waveforms_frozen_frontend.lpn", 2), ("ecg_denoiser.lpn", 2)]
+    {
+        let (report, dir) = train_example(file, epochs);
+        losses_fall(&report);
+        assert!(dir.join("model.safetensors").is_file() && dir.join("report.json").is_file());
+        for c in &report.constraints {
+            if matches!(c.mode.as_str(), "project" | "freeze") {
+                assert!(c.satisfied, "{file}: {} {} not held: {c:?}", c.layer, c.kind);
+            }
+        }
+    }
+}
+
+#[test]
+fn eval_reads_back_the_weights() {
+    let (report, dir) = train_example("gunpoint_classifier.lpn", 2);
+    let source = std::fs::read_to_string("examples/gunpoint_classifier.lpn").unwrap();
+    let p = program(&source, Path::new("examples"));
+    let e = lpn::train::evaluate_file(&p, Path::new("examples"), &dir.join("model.safetensors")).unwrap();
+    let t = report.test.unwrap();
+    assert!((e.loss - t.loss).abs() < 1e-6, "{} vs {}", e.loss, t.loss);
+    assert_eq!(e.accuracy, t.accuracy);
+}
+
+#[test]
+fn errors_while_training_are_messages_not_panics() {
+    // A pretrained file that does not exist at train time (deleted after checking).
+    let dir = out_dir("missing-init");
+    std::fs::create_dir_all(&dir).unwrap();
+    let weights = dir.join("w.safetensors");
+    std::fs::write(&weights, b"not a safetensors file").unwrap();
+    let source = format!("model m {{\n input [1, 32]\n conv(out=1, k=3) @init(file=\"{}\")\n}}\ndata sines(n=16)\n", weights.display());
+    let p = program(&source, Path::new("."));
+    let err =
+        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, quiet: true })
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("conv1") && text.contains("w.safetensors"), "{text}");
+    // Trained weights with the wrong shapes for `eval`.
+    let (_, other) = train(&denoiser("project"), Path::new("."), "other", Some(1), None);
+    let gun = std::fs::read_to_string("examples/gunpoint_classifier.lpn").unwrap();
+    let p = program(&gun, Path::new("examples"));
+    let err = lpn::train::evaluate_file(&p, Path::new("examples"), &other.join("model.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("conv1.weight"), "{err}");
+}
