@@ -182,7 +182,6 @@ pub fn smallest_eigenvalue(q: DMatrix<f64>) -> f64 {
     eig.eigenvalues.iter().cloned().fold(f64::INFINITY, f64::min).max(0.0)
 }
 
-
 /// A Hamming-windowed sinc design, as `scipy.signal.firwin(k, cutoff)`:
 /// `h[n] = w[n]·Σ_bands (b·sinc(b·m) − a·sinc(a·m))`, `m = n − (k−1)/2`, then
 /// scaled to unit gain at the centre of its first passband (DC, Nyquist for a

@@ -58,6 +58,14 @@ fn assert_close(name: &str, what: &str, ours: &Tensor, reference: &(Vec<usize>, 
 /// Runs the op on the fixture's inputs and checks `out` and every stored gradient
 /// of `sum(out · grad_out)`.
 fn check(name: &str) {
+    check_with(name, false);
+    // Both convolution paths serve 1-D: the direct kernel and the matmuls.
+    if name.starts_with("conv1d") {
+        check_with(name, true);
+    }
+}
+
+fn check_with(name: &str, by_matmuls: bool) {
     let f = load(name);
     let x = f.var("x").unwrap();
     let w = f.var("w");
@@ -76,15 +84,12 @@ fn check(name: &str) {
                 other => panic!("padding {other}"),
             };
             let groups = f.params["groups"].as_u64().unwrap() as usize;
-            ops::conv(
-                xt,
-                w.as_ref().unwrap().as_tensor(),
-                b.as_ref().map(|b| b.as_tensor()),
-                &per_axis("stride"),
-                &padding,
-                &per_axis("dilation"),
-                groups,
-            )
+            let (wt, bt) = (w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor()));
+            if by_matmuls {
+                ops::conv_by_matmuls(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
+            } else {
+                ops::conv(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
+            }
         }
         "linear" => ops::linear(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor())),
         "maxpool1d" | "maxpool2d" => ops::max_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),

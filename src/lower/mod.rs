@@ -5,6 +5,7 @@
 //! This module and `crate::train` are the only ones that use Candle.
 
 pub mod constraints;
+pub mod conv1d_kernel;
 pub mod ops;
 
 use std::cell::RefCell;

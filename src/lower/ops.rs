@@ -99,12 +99,42 @@ fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor
 }
 
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
+/// `w [Cout, Cin/groups, *kernel]`: 1-D by the direct kernel of
+/// `conv1d_kernel`, 2-D by `conv_by_matmuls`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+) -> Result<Tensor> {
+    if x.rank() != 3 {
+        return conv_by_matmuls(x, w, bias, stride, padding, dilation, groups);
+    }
+    let spec = super::conv1d_kernel::Conv1dSpec {
+        stride: stride[0],
+        pad_left: padding[0].0,
+        pad_right: padding[0].1,
+        dilation: dilation[0],
+        groups,
+    };
+    let y = super::conv1d_kernel::conv1d(x, w, spec)?;
+    match bias {
+        Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1))?),
+        None => Ok(y),
+    }
+}
+
+/// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
 /// `w [Cout, Cin/groups, *kernel]`, as a sum over kernel taps of shifted
 /// 2-D matmuls: with the input laid out `[Cin, B, *spatial]`, tap j's shifted
 /// view is `[Cin, B·P]` and contributes `W[:, :, j] · view`. No im2col buffer,
 /// and every matmul is 2-D on contiguous operands.
 #[allow(clippy::too_many_arguments)]
-pub fn conv(
+pub fn conv_by_matmuls(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
