@@ -240,7 +240,38 @@ impl CustomOp2 for GradWeight {
     }
 }
 
-/// The 1-D convolution with its backward pass (bias not included).
+/// The 1-D convolution with its backward pass (bias not included). Shapes that
+/// do not fit are errors, never panics.
 pub fn conv1d(x: &Tensor, w: &Tensor, spec: Conv1dSpec) -> Result<Tensor> {
+    let (_, cin, l) = x.dims3()?;
+    let (cout, cin_g, k) = w.dims3()?;
+    let fits = spec.stride > 0
+        && spec.dilation > 0
+        && spec.groups > 0
+        && k > 0
+        && cin == cin_g * spec.groups
+        && cout % spec.groups == 0
+        && l + spec.pad_left + spec.pad_right > spec.dilation * (k - 1);
+    if !fits {
+        candle_core::bail!("conv1d: input {:?} and weight {:?} do not fit {spec:?}", x.dims(), w.dims());
+    }
     x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_shapes_are_errors() {
+        let dev = candle_core::Device::Cpu;
+        let x = Tensor::zeros((1, 2, 4), candle_core::DType::F32, &dev).unwrap();
+        let spec = Conv1dSpec { stride: 1, pad_left: 0, pad_right: 0, dilation: 1, groups: 1 };
+        let long = Tensor::zeros((1, 2, 9), candle_core::DType::F32, &dev).unwrap();
+        assert!(conv1d(&x, &long, spec).is_err());
+        let wrong_channels = Tensor::zeros((1, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        assert!(conv1d(&x, &wrong_channels, spec).is_err());
+        let fine = Tensor::zeros((1, 2, 3), candle_core::DType::F32, &dev).unwrap();
+        assert_eq!(conv1d(&x, &fine, spec).unwrap().dims(), &[1, 1, 2]);
+    }
 }
