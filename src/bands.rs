@@ -215,6 +215,15 @@ pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
     }
 }
 
+/// An orthonormal basis `V` (`[n, r]`) of the eigenvectors of `Q` whose
+/// eigenvalue is at most `tol`: the coordinates of `mode=reparam`.
+pub fn admissible_basis(q: &DMatrix<f64>, tol: f64) -> DMatrix<f64> {
+    let eig = SymmetricEigen::new(q.clone());
+    let columns: Vec<_> =
+        eig.eigenvalues.iter().enumerate().filter(|(_, l)| **l <= tol).map(|(i, _)| eig.eigenvectors.column(i).into_owned()).collect();
+    if columns.is_empty() { DMatrix::zeros(q.nrows(), 0) } else { DMatrix::from_columns(&columns) }
+}
+
 /// The orthogonal projector `P = V Vᵀ` onto the eigenvectors of `Q` whose
 /// eigenvalue is at most `tol`: every kernel in its range has `ρ ≤ tol`.
 pub fn admissible_projector(q: &DMatrix<f64>, tol: f64) -> (DMatrix<f64>, usize) {

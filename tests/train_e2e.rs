@@ -214,3 +214,50 @@ fn errors_while_training_are_messages_not_panics() {
     let err = lpn::train::evaluate_file(&p, Path::new("examples"), &other.join("model.safetensors")).unwrap_err();
     assert!(err.to_string().contains("conv1.weight"), "{err}");
 }
+
+#[test]
+fn reparam_mode_holds_by_construction() {
+    let (report, dir) = train(&denoiser("reparam"), Path::new("."), "reparam", Some(2), None);
+    losses_fall(&report);
+    let band = BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None };
+    for rho in saved_rhos(&dir, "conv1.weight", &band) {
+        assert!(rho <= 0.01 + 1e-6, "ρ = {rho} > tol in the saved (effective) weights");
+    }
+    // The other families' reparametrizations hold exactly in the saved weights.
+    for (annotation, check) in [
+        ("@symmetric(mode=reparam)", "sym"),
+        ("@antisymmetric(mode=reparam)", "anti"),
+        ("@dc_gain(0.5, mode=reparam)", "dc"),
+        ("@nonneg(mode=reparam)", "nonneg"),
+    ] {
+        let source = format!(
+            "model m {{\n input [1, 64]\n conv(out=3, k=7) {annotation}\n tanh\n conv(out=1, k=5)\n}}\ndata sines(n=48)\ntrain {{ epochs = 2 }}\n"
+        );
+        let (_, dir) = train(&source, Path::new("."), check, None, None);
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+        let w: Vec<f32> = tensors["conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+        for h in w.chunks(7) {
+            let ok = match check {
+                "sym" => (0..7).all(|i| (h[i] - h[6 - i]).abs() < 1e-6),
+                "anti" => (0..7).all(|i| (h[i] + h[6 - i]).abs() < 1e-6),
+                "dc" => (h.iter().sum::<f32>() - 0.5).abs() < 1e-5,
+                _ => h.iter().all(|&x| x >= 0.0),
+            };
+            assert!(ok, "{annotation}: kernel {h:?}");
+        }
+    }
+}
+
+#[test]
+fn lagrangian_meets_tol_on_the_ecg_example_without_a_weight() {
+    let source =
+        std::fs::read_to_string("examples/ecg_denoiser.lpn").unwrap().replace("mode=project, tol=0.01", "mode=lagrangian, tol=0.01");
+    assert!(source.contains("mode=lagrangian"));
+    let (report, _) = train(&source, Path::new("examples"), "ecg-lagrangian", None, None);
+    let c = &report.constraints[0];
+    assert_eq!(c.mode, "lagrangian");
+    assert!(c.satisfied, "ρ = {:?} after training, tol {}", c.stopband_ratio, c.tol);
+    assert!(c.multiplier.is_some());
+    // The multiplier rose while ρ was above tol.
+    assert!(report.epochs[0].constraints[0].multiplier.unwrap() > 0.0);
+}

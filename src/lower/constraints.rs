@@ -11,7 +11,7 @@ use nalgebra::DMatrix;
 
 use crate::bands::{self, BandSpec};
 use crate::ir::{Constraint, Layer, Op};
-use crate::lower::{LowerError, Net, ops};
+use crate::lower::{LowerError, Net, Reparam, ops};
 use crate::schema::{Family, Mode};
 
 /// A constraint bound to one parameter of the network.
@@ -26,6 +26,8 @@ pub struct Enforced {
     q: Option<Tensor>,
     /// Projector onto the admissible subspace (linear families in project mode).
     projector: Option<Tensor>,
+    /// Lagrangian mode: the multiplier λ ≥ 0, updated by dual ascent.
+    multiplier: std::cell::Cell<f64>,
 }
 
 /// How well a constraint holds right now.
@@ -37,6 +39,8 @@ pub struct Measure {
     pub stopband_ratio_mean: Option<f64>,
     /// Other families: the largest violation (0 when it holds exactly).
     pub violation: Option<f64>,
+    /// Lagrangian mode: the multiplier.
+    pub multiplier: Option<f64>,
     pub satisfied: bool,
 }
 
@@ -93,9 +97,6 @@ impl Enforced {
         let taps: usize = kernel.iter().product();
         let unsupported =
             |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
-        if matches!(c.mode, Mode::Reparam | Mode::Lagrangian) {
-            return Err(unsupported("is not implemented in this version yet (use penalty, project or freeze)"));
-        }
         if matches!(c.family, Family::Orthogonal | Family::Lipschitz) {
             return Err(unsupported("is not implemented in this version yet"));
         }
@@ -121,7 +122,38 @@ impl Enforced {
                 _ => None,
             };
         }
-        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, q, projector })
+        if c.mode == Mode::Reparam {
+            if net.params[param].reparam.is_some() {
+                return Err(unsupported(
+                    "cannot share the weight with another reparametrization in this version yet (use mode=project for one of them)",
+                ));
+            }
+            // An orthonormal basis of the admissible set: the eigenvectors of an
+            // operator whose admissible directions have small eigenvalues.
+            let subspace = |q: DMatrix<f64>, tol: f64| -> Result<Tensor> { to_tensor(&bands::admissible_basis(&q, tol), &device, dtype) };
+            let reparam = match (&c.band, c.family) {
+                (Some(band), _) => {
+                    Reparam::Subspace { basis: subspace(band.stopband_operator(&kernel), c.tol)?, offset: 0.0, shape: dims.clone() }
+                }
+                (None, Family::Symmetric) => {
+                    let q = DMatrix::identity(taps, taps) - mirror_projector(taps, 1.0);
+                    Reparam::Subspace { basis: subspace(q, 0.5)?, offset: 0.0, shape: dims.clone() }
+                }
+                (None, Family::Antisymmetric) => {
+                    let q = DMatrix::identity(taps, taps) - mirror_projector(taps, -1.0);
+                    Reparam::Subspace { basis: subspace(q, 0.5)?, offset: 0.0, shape: dims.clone() }
+                }
+                (None, Family::DcGain) => {
+                    // Taps summing to g: g/k on every tap plus a sum-zero part.
+                    let ones = DMatrix::from_element(taps, taps, 1.0 / taps as f64);
+                    Reparam::Subspace { basis: subspace(ones, 0.5)?, offset: c.value.unwrap_or(1.0) / taps as f64, shape: dims.clone() }
+                }
+                (None, Family::Nonneg) => Reparam::Softplus,
+                _ => return Err(unsupported("has no reparametrization")),
+            };
+            net.reparametrize(param, reparam)?;
+        }
+        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, q, projector, multiplier: std::cell::Cell::new(0.0) })
     }
 
     fn kernels(&self, w: &Tensor) -> Result<Tensor> {
@@ -158,19 +190,45 @@ impl Enforced {
         }
     }
 
-    /// The loss term of penalty mode, `weight · violation`.
-    pub fn penalty(&self, net: &Net) -> Result<Option<Tensor>> {
-        if self.spec.mode != Mode::Penalty || self.spec.weight == 0.0 {
-            return Ok(None);
+    /// The loss term: `weight · violation` in penalty mode; in lagrangian mode
+    /// `λ · mean over kernels of max(0, ρ − tol)` for bands (λ · violation for
+    /// the others), with λ held fixed during the step.
+    pub fn loss_term(&self, net: &Net) -> Result<Option<Tensor>> {
+        match self.spec.mode {
+            Mode::Penalty if self.spec.weight != 0.0 => {
+                let w = net.effective(self.param)?;
+                Ok(Some((self.violation(&w)? * self.spec.weight)?))
+            }
+            Mode::Lagrangian if self.multiplier.get() > 0.0 => {
+                let w = net.effective(self.param)?;
+                let term = match &self.q {
+                    Some(q) => (ops::stopband_ratios(&w, q)? - self.spec.tol)?.relu()?.mean_all()?,
+                    None => self.violation(&w)?,
+                };
+                Ok(Some((term * self.multiplier.get())?))
+            }
+            _ => Ok(None),
         }
-        let w = net.params[self.param].var.as_tensor();
-        Ok(Some((self.violation(w)? * self.spec.weight)?))
     }
 
-    /// Projects a gradient onto the admissible subspace (linear projections only).
-    pub fn project_gradient(&self, grad: &Tensor) -> Result<Tensor> {
+    /// Lagrangian mode, after a step: `λ ← max(0, λ + η·(g − tol))` with g the
+    /// largest ρ over kernels (bands) or the violation, so λ rises while the
+    /// constraint is broken and falls back once it holds with room to spare.
+    pub fn dual_update(&self, net: &Net) -> Result<()> {
+        if self.spec.mode != Mode::Lagrangian {
+            return Ok(());
+        }
+        let m = self.measure(net)?;
+        let g = m.stopband_ratio.or(m.violation).unwrap_or(0.0);
+        self.multiplier.set((self.multiplier.get() + self.spec.dual_lr * (g - self.spec.tol)).max(0.0));
+        Ok(())
+    }
+
+    /// Projects a gradient onto the admissible subspace (linear projections of
+    /// a plain weight only; coordinates of a reparametrized one are free).
+    pub fn project_gradient(&self, net: &Net, grad: &Tensor) -> Result<Tensor> {
         match (&self.projector, self.spec.mode) {
-            (Some(p), Mode::Project) => self.kernels(grad)?.matmul(p)?.reshape(grad.dims()),
+            (Some(p), Mode::Project) if net.params[self.param].reparam.is_none() => self.kernels(grad)?.matmul(p)?.reshape(grad.dims()),
             _ => Ok(grad.clone()),
         }
     }
@@ -180,8 +238,7 @@ impl Enforced {
         if self.spec.mode != Mode::Project {
             return Ok(());
         }
-        let var = &net.params[self.param].var;
-        let w = var.as_tensor().detach();
+        let w = net.effective(self.param)?.detach();
         let projected = match (&self.projector, self.spec.family) {
             (Some(p), _) => self.kernels(&w)?.matmul(p)?.reshape(w.dims())?,
             (None, Family::DcGain) => {
@@ -203,11 +260,12 @@ impl Enforced {
             }
             _ => return Ok(()),
         };
-        var.set(&projected)
+        net.set_effective(self.param, &projected)
     }
 
     pub fn measure(&self, net: &Net) -> Result<Measure> {
-        let w = net.params[self.param].var.as_tensor().detach().to_dtype(DType::F64)?;
+        let w = net.effective(self.param)?.detach().to_dtype(DType::F64)?;
+        let multiplier = (self.spec.mode == Mode::Lagrangian).then(|| self.multiplier.get());
         let q64 = self.q.as_ref().map(|q| q.to_dtype(DType::F64)).transpose()?;
         Ok(match q64 {
             Some(q) => {
@@ -218,12 +276,19 @@ impl Enforced {
                     stopband_ratio: Some(max),
                     stopband_ratio_mean: Some(mean),
                     violation: None,
+                    multiplier,
                     satisfied: max <= self.spec.tol + 1e-9,
                 }
             }
             None => {
                 let v = self.violation(&w)?.to_scalar::<f64>()?;
-                Measure { stopband_ratio: None, stopband_ratio_mean: None, violation: Some(v), satisfied: v <= self.spec.tol.max(1e-10) }
+                Measure {
+                    stopband_ratio: None,
+                    stopband_ratio_mean: None,
+                    violation: Some(v),
+                    multiplier,
+                    satisfied: v <= self.spec.tol.max(1e-10),
+                }
             }
         })
     }

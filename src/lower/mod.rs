@@ -26,6 +26,23 @@ pub struct Param {
     pub lr_scale: f64,
     /// Weight decay applies (weights of conv and linear, not biases or norms).
     pub decay: bool,
+    /// When set, `var` holds coordinates and the layer's weight is computed
+    /// from them once per step (`Net::effective`).
+    pub reparam: Option<Reparam>,
+}
+
+/// How a reparametrized weight is made from its trainable tensor.
+pub enum Reparam {
+    /// `w = (c · Bᵀ + offset)` reshaped to `shape`: `c` is `[kernels, r]`, `B`
+    /// `[taps, r]` has orthonormal columns spanning the admissible set.
+    Subspace { basis: Tensor, offset: f64, shape: Vec<usize> },
+    /// `w = softplus(θ)`, elementwise (non-negative weights).
+    Softplus,
+}
+
+/// `log(1 + eˣ)` without overflow.
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
 }
 
 enum Node {
@@ -118,6 +135,7 @@ impl Net {
             frozen: layer.frozen,
             lr_scale: layer.lr_scale,
             decay,
+            reparam: None,
         });
         Ok(self.params.len() - 1)
     }
@@ -190,12 +208,65 @@ impl Net {
         self.params.iter().position(|p| p.name == name)
     }
 
+    /// The tensor the layer uses: the parameter itself, or the weight computed
+    /// from its coordinates (differentiable).
+    pub fn effective(&self, i: usize) -> Result<Tensor> {
+        let p = &self.params[i];
+        let t = p.var.as_tensor();
+        match &p.reparam {
+            None => Ok(t.clone()),
+            Some(Reparam::Subspace { basis, offset, shape }) => {
+                let w = t.matmul(&basis.t()?.contiguous()?)?;
+                let w = if *offset != 0.0 { (w + *offset)? } else { w };
+                w.reshape(shape.as_slice())
+            }
+            Some(Reparam::Softplus) => softplus(t),
+        }
+    }
+
+    /// Sets the layer's tensor to `w` (mapped to coordinates for a
+    /// reparametrized one: the nearest point of the admissible set).
+    pub fn set_effective(&self, i: usize, w: &Tensor) -> Result<()> {
+        let p = &self.params[i];
+        let w = w.to_dtype(self.dtype)?.detach();
+        match &p.reparam {
+            None => p.var.set(&w),
+            Some(Reparam::Subspace { basis, offset, .. }) => {
+                let taps = basis.dim(0)?;
+                let h = w.reshape(((), taps))?;
+                let h = if *offset != 0.0 { (h - *offset)? } else { h };
+                p.var.set(&h.matmul(basis)?)
+            }
+            Some(Reparam::Softplus) => {
+                // softplus⁻¹(y) = y + log(1 − e^−y), for y > 0.
+                let y = w.clamp(1e-6, f64::INFINITY)?;
+                let theta = (&y + ((y.neg()?.exp()? * -1.0)? + 1.0)?.log()?)?;
+                p.var.set(&theta)
+            }
+        }
+    }
+
+    /// Makes parameter `i` trainable through `reparam`, starting from its
+    /// current value mapped into the admissible set.
+    pub fn reparametrize(&mut self, i: usize, reparam: Reparam) -> Result<()> {
+        let current = self.effective(i)?;
+        let start = match &reparam {
+            Reparam::Subspace { basis, .. } => {
+                Tensor::zeros((current.elem_count() / basis.dim(0)?, basis.dim(1)?), self.dtype, &self.device)?
+            }
+            Reparam::Softplus => current.zeros_like()?,
+        };
+        self.params[i].var = Var::from_tensor(&start)?;
+        self.params[i].reparam = Some(reparam);
+        self.set_effective(i, &current)
+    }
+
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         self.run(&self.nodes, x, mode)
     }
 
-    fn p(&self, i: usize) -> &Tensor {
-        self.params[i].var.as_tensor()
+    fn p(&self, i: usize) -> Result<Tensor> {
+        self.effective(i)
     }
 
     fn run(&self, nodes: &[Node], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
@@ -203,9 +274,13 @@ impl Net {
         for node in nodes {
             x = match node {
                 Node::Conv { w, b, stride, padding, dilation, groups } => {
-                    ops::conv(&x, self.p(*w), b.map(|b| self.p(b)), stride, padding, dilation, *groups)?
+                    let bias = b.map(|b| self.p(b)).transpose()?;
+                    ops::conv(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups)?
                 }
-                Node::Linear { w, b } => ops::linear(&x, self.p(*w), b.map(|b| self.p(b)))?,
+                Node::Linear { w, b } => {
+                    let bias = b.map(|b| self.p(b)).transpose()?;
+                    ops::linear(&x, &self.p(*w)?, bias.as_ref())?
+                }
                 Node::Act(a) => match a {
                     Activation::Relu => ops::relu(&x)?,
                     Activation::Gelu => ops::gelu(&x)?,
@@ -222,7 +297,7 @@ impl Net {
                     let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
                     let y = match mode {
                         Mode::Train { .. } => {
-                            let (y, mean, var) = ops::batch_norm_train(&x2, self.p(*gamma), self.p(*beta), *eps)?;
+                            let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps)?;
                             let mut s = stats.borrow_mut();
                             let m = *momentum;
                             s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
@@ -231,7 +306,7 @@ impl Net {
                         }
                         Mode::Eval => {
                             let s = stats.borrow();
-                            ops::batch_norm_eval(&x2, self.p(*gamma), self.p(*beta), &s.0, &s.1, *eps)?
+                            ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps)?
                         }
                     };
                     if x.rank() == 2 { y.squeeze(2)? } else { y }
@@ -258,8 +333,8 @@ impl Net {
     /// Every tensor to save: parameters, then batch-norm running statistics.
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
-        for p in &self.params {
-            out.insert(p.name.clone(), p.var.as_tensor().to_dtype(DType::F32)?);
+        for (i, p) in self.params.iter().enumerate() {
+            out.insert(p.name.clone(), self.effective(i)?.detach().to_dtype(DType::F32)?);
         }
         fn stats(nodes: &[Node], out: &mut HashMap<String, Tensor>) -> Result<()> {
             for node in nodes {
@@ -281,17 +356,18 @@ impl Net {
 
     /// Loads every tensor saved by `tensors` (for `lpnc eval`).
     pub fn load(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
-        for p in &self.params {
+        for (i, p) in self.params.iter().enumerate() {
             let t = tensors.get(&p.name).ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{}`", p.name)))?;
-            if t.dims() != p.var.dims() {
+            let want = self.effective(i)?.dims().to_vec();
+            if t.dims() != want.as_slice() {
                 return Err(LowerError::Init(format!(
                     "`{}` has shape {:?} in the weights file, the model needs {:?}",
                     p.name,
                     t.dims(),
-                    p.var.dims()
+                    want
                 )));
             }
-            p.var.set(&t.to_dtype(self.dtype)?)?;
+            self.set_effective(i, t)?;
         }
         fn stats(nodes: &[Node], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
             for node in nodes {

@@ -90,6 +90,8 @@ pub struct ConstraintReport {
     pub stopband_ratio: Option<f64>,
     pub stopband_ratio_mean: Option<f64>,
     pub violation: Option<f64>,
+    /// Lagrangian mode: the final multiplier.
+    pub multiplier: Option<f64>,
     /// The lowest ρ any kernel of this length can reach.
     pub lambda_min: Option<f64>,
     pub tol: f64,
@@ -266,7 +268,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             let task = task_loss(spec.loss, &out, &y)?;
             let mut loss = task.clone();
             for e in &enforced {
-                if let Some(p) = e.penalty(&net)? {
+                if let Some(p) = e.loss_term(&net)? {
                     loss = (loss + p)?;
                 }
             }
@@ -279,12 +281,13 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             let mut per_param: Vec<Option<Tensor>> = net.params.iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
             for e in &enforced {
                 if let Some(g) = &per_param[e.param] {
-                    per_param[e.param] = Some(e.project_gradient(g)?);
+                    per_param[e.param] = Some(e.project_gradient(&net, g)?);
                 }
             }
             optimizer.step(&net.params, &per_param)?;
             for e in &enforced {
                 e.project(&net)?;
+                e.dual_update(&net)?;
             }
             if let Some(bar) = &bar {
                 bar.set_message(format!("loss {:.4}{}", total / ((step * batch_size + chunk.len()) as f64), live_figures(&enforced, &net)));
@@ -326,6 +329,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             stopband_ratio: m.stopband_ratio,
             stopband_ratio_mean: m.stopband_ratio_mean,
             violation: m.violation,
+            multiplier: m.multiplier,
             lambda_min: e.spec.lambda_min,
             tol: e.spec.tol,
             satisfied: m.satisfied,
@@ -358,6 +362,9 @@ fn live_figures(enforced: &[Enforced], net: &Net) -> String {
                 (Some(rho), _) => out.push_str(&format!(" · {} ρ {:.2e}", e.layer, rho)),
                 (None, Some(v)) => out.push_str(&format!(" · {} {} {:.1e}", e.layer, e.spec.family.name(), v)),
                 _ => {}
+            }
+            if let Some(l) = m.multiplier {
+                out.push_str(&format!(" λ {l:.3}"));
             }
         }
     }
