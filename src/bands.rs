@@ -305,3 +305,57 @@ mod tests {
         assert!(spec.lambda_min(&[k - 1]) > 0.01);
     }
 }
+
+/// `|H(ν)|` of a 1-D kernel on `points` frequencies evenly spread over
+/// `[0, 1]` (Nyquist units), by direct evaluation of `Σ h[n]·e^(−iπνn)`.
+pub fn magnitude_response(h: &[f64], points: usize) -> Vec<(f64, f64)> {
+    (0..points)
+        .map(|i| {
+            let nu = i as f64 / (points - 1) as f64;
+            let (mut re, mut im) = (0.0, 0.0);
+            for (n, x) in h.iter().enumerate() {
+                let phase = std::f64::consts::PI * nu * n as f64;
+                re += x * phase.cos();
+                im -= x * phase.sin();
+            }
+            (nu, (re * re + im * im).sqrt())
+        })
+        .collect()
+}
+
+/// Figures of one kernel against a band spec, read off a dense response.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ResponseFigures {
+    /// Largest gain in the stopband, in dB relative to the passband's largest gain.
+    pub stopband_gain_db: f64,
+    /// Largest minus smallest gain over the passband (edges excluded by half a
+    /// transition), in dB.
+    pub passband_ripple_db: f64,
+    /// `Σ h`: the gain at frequency 0.
+    pub dc_gain: f64,
+}
+
+impl BandSpec {
+    /// Whether `nu` is inside the passband with half a transition of margin.
+    fn in_passband(&self, nu: f64, k: usize) -> bool {
+        let half = self.transition.unwrap_or_else(|| default_transition(k)) / 2.0;
+        self.passband().iter().any(|&(a, b)| nu >= (a + if a > 0.0 { half } else { 0.0 }) && nu <= (b - if b < 1.0 { half } else { 0.0 }))
+    }
+
+    pub fn figures(&self, h: &[f64]) -> ResponseFigures {
+        let k = h.len();
+        let stop = self.stopband(k);
+        let response = magnitude_response(h, 1024);
+        let db = |x: f64| 20.0 * x.max(1e-12).log10();
+        let pass: Vec<f64> = response.iter().filter(|(nu, _)| self.in_passband(*nu, k)).map(|(_, m)| *m).collect();
+        let reference = pass.iter().cloned().fold(1e-12, f64::max);
+        let stop_max =
+            response.iter().filter(|(nu, _)| stop.pieces.iter().any(|&(a, b)| *nu >= a && *nu <= b)).map(|(_, m)| *m).fold(0.0, f64::max);
+        let pass_min = pass.iter().cloned().fold(f64::INFINITY, f64::min);
+        ResponseFigures {
+            stopband_gain_db: db(stop_max) - db(reference),
+            passband_ripple_db: if pass.is_empty() { 0.0 } else { db(reference) - db(pass_min) },
+            dc_gain: h.iter().sum(),
+        }
+    }
+}

@@ -61,6 +61,15 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG), and ρ per epoch.
+    Response {
+        file: PathBuf,
+        /// A model.safetensors written by `lpnc train` (its report.json, if next to it, adds ρ per epoch).
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long, default_value = "response.svg")]
+        out: PathBuf,
+    },
     /// Loss and accuracy of trained weights on the file's declared test data.
     Eval {
         file: PathBuf,
@@ -84,6 +93,7 @@ fn main() -> ExitCode {
         Command::Inspect { file } => inspect_file(&file),
         Command::Train { file, out, epochs, seed, quiet } => train(&file, out, epochs, seed, quiet),
         Command::Eval { file, weights } => eval(&file, &weights),
+        Command::Response { file, weights, out } => response(&file, &weights, &out),
     }
 }
 
@@ -259,6 +269,31 @@ fn eval(path: &Path, weights: &Path) -> ExitCode {
                 Some(a) => say!("test: loss {:.4}, accuracy {:.1}%", e.loss, a * 100.0),
                 None => say!("test: loss {:.4}", e.loss),
             }
+            ExitCode::from(OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(HAS_ERRORS)
+        }
+    }
+}
+
+fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
+    let (program, _) = match checked_program(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let panels = match lpn::train::response::panels(&program, weights) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(HAS_ERRORS);
+        }
+    };
+    let report = lpn::train::response::report_next_to(weights);
+    match lpn::train::response::draw(&panels, report.as_ref(), out) {
+        Ok(()) => {
+            say!("wrote {} ({} layer(s){})", out.display(), panels.len(), if report.is_some() { ", ρ per epoch" } else { "" });
             ExitCode::from(OK)
         }
         Err(e) => {

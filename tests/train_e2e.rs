@@ -261,3 +261,40 @@ fn lagrangian_meets_tol_on_the_ecg_example_without_a_weight() {
     // The multiplier rose while ρ was above tol.
     assert!(report.epochs[0].constraints[0].multiplier.unwrap() > 0.0);
 }
+
+#[test]
+fn response_plot_is_written_with_mask_and_history() {
+    let (report, dir) = train(&denoiser("project"), Path::new("."), "response", Some(2), None);
+    let p = program(&denoiser("project"), Path::new("."));
+    let panels = lpn::train::response::panels(&p, &dir.join("model.safetensors")).unwrap();
+    assert_eq!(panels.len(), 1);
+    assert_eq!(panels[0].kernels.len(), 4);
+    let svg = dir.join("response.svg");
+    lpn::train::response::draw(&panels, Some(&report), &svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("stopband") && text.contains("per epoch"), "{}", &text[..200.min(text.len())]);
+    // Report figures from the dense response are there for a 1-D band constraint.
+    let c = &report.constraints[0];
+    assert!(c.stopband_gain_db.is_some() && c.passband_ripple_db.is_some() && c.dc_gain.is_some());
+}
+
+#[test]
+fn orthogonal_and_lipschitz_projections_hold() {
+    for (annotation, name) in [("@orthogonal", "ortho"), ("@lipschitz(0.5)", "lip")] {
+        let source = format!(
+            "model m {{\n input [1, 64]\n conv(out=4, k=9)\n relu\n global_avgpool\n linear(out=6) {annotation}\n relu\n linear(out=3)\n}}\ndata waveforms(classes=3, n=60)\ntrain {{ epochs = 2 }}\n"
+        );
+        let (report, dir) = train(&source, Path::new("."), name, None, None);
+        assert!(report.constraints[0].satisfied, "{annotation}: {:?}", report.constraints[0]);
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+        let w: Vec<f32> = tensors["linear1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+        let m = nalgebra::DMatrix::from_row_slice(6, 4, &w.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let s = m.singular_values();
+        if name == "ortho" {
+            // 6×4: orthonormal columns, every singular value 1.
+            assert!(s.iter().all(|v| (v - 1.0).abs() < 1e-4), "{s}");
+        } else {
+            assert!(s.max() <= 0.5 + 1e-4, "{s}");
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub struct Enforced {
 }
 
 /// How well a constraint holds right now.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Measure {
     /// Band families: the largest ρ over kernels (each kernel must meet tol).
     pub stopband_ratio: Option<f64>,
@@ -41,6 +41,11 @@ pub struct Measure {
     pub violation: Option<f64>,
     /// Lagrangian mode: the multiplier.
     pub multiplier: Option<f64>,
+    /// 1-D band families: the worst kernel's largest stopband gain (dB, relative
+    /// to its passband peak), the worst passband ripple (dB), the mean DC gain.
+    pub stopband_gain_db: Option<f64>,
+    pub passband_ripple_db: Option<f64>,
+    pub dc_gain: Option<f64>,
     pub satisfied: bool,
 }
 
@@ -97,9 +102,6 @@ impl Enforced {
         let taps: usize = kernel.iter().product();
         let unsupported =
             |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
-        if matches!(c.family, Family::Orthogonal | Family::Lipschitz) {
-            return Err(unsupported("is not implemented in this version yet"));
-        }
         let (device, dtype) = (net.device.clone(), net.dtype);
         let mut q = None;
         let mut projector = None;
@@ -186,6 +188,21 @@ impl Enforced {
                 (Self::units(w)?.sqr()?.sum(1)?.sqrt()? - c)?.relu()?.sqr()?.sum_all()
             }
             Family::UnitNorm => (Self::units(w)?.sqr()?.sum(1)?.sqrt()? - 1.0)?.sqr()?.sum_all(),
+            Family::Orthogonal => {
+                // ‖W Wᵀ − I‖²_F on the smaller side: orthonormal rows if out ≤ in, else columns.
+                let (out, inp) = w.dims2()?;
+                let gram = if out <= inp { w.matmul(&w.t()?.contiguous()?)? } else { w.t()?.contiguous()?.matmul(w)? };
+                let n = out.min(inp);
+                let eye = Tensor::eye(n, w.dtype(), w.device())?;
+                (gram - eye)?.sqr()?.sum_all()
+            }
+            Family::Lipschitz => {
+                // σ_max = uᵀWv with the top singular pair of the current W held fixed
+                // (the spectral-norm trick: its gradient is u vᵀ).
+                let (u, _, v) = top_singular(w)?;
+                let sigma = u.unsqueeze(0)?.matmul(w)?.matmul(&v.unsqueeze(1)?)?.flatten_all()?.sum_all()?;
+                (sigma - self.spec.value.unwrap_or(1.0))?.relu()?.sqr()
+            }
             _ => unreachable!("rejected in attach"),
         }
     }
@@ -248,6 +265,18 @@ impl Enforced {
                 h.broadcast_add(&shift?)?.reshape(w.dims())?
             }
             (None, Family::Nonneg) => w.relu()?,
+            (None, Family::Orthogonal) => {
+                // The nearest matrix with orthonormal rows (or columns): the polar factor U Vᵀ.
+                let m = to_matrix(&w)?;
+                let svd = m.svd(true, true);
+                let polar = svd.u.expect("u requested") * svd.v_t.expect("v requested");
+                to_tensor(&polar, w.device(), w.dtype())?
+            }
+            (None, Family::Lipschitz) => {
+                let (_, sigma, _) = top_singular(&w)?;
+                let c = self.spec.value.unwrap_or(1.0);
+                (w / (sigma / c).max(1.0))?
+            }
             (None, Family::MaxNorm | Family::UnitNorm) => {
                 let rows = Self::units(&w)?;
                 let norms = (rows.sqr()?.sum_keepdim(1)?.sqrt()? + 1e-12)?;
@@ -272,11 +301,28 @@ impl Enforced {
                 let rho = ops::stopband_ratios(&w, &q)?.to_vec1::<f64>()?;
                 let max = rho.iter().cloned().fold(0.0, f64::max);
                 let mean = rho.iter().sum::<f64>() / rho.len().max(1) as f64;
+                // Response figures for 1-D kernels (a 2-D kernel has no single axis).
+                let one_d = w.rank() == 3;
+                let figures: Vec<bands::ResponseFigures> = match (&self.spec.band, one_d) {
+                    (Some(band), true) => {
+                        let all: Vec<f64> = w.flatten_all()?.to_vec1()?;
+                        all.chunks(self.taps).map(|h| band.figures(h)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                let worst =
+                    |f: fn(&bands::ResponseFigures) -> f64| (!figures.is_empty()).then(|| figures.iter().map(f).fold(f64::MIN, f64::max));
+                let stopband_gain_db = worst(|f| f.stopband_gain_db);
+                let passband_ripple_db = worst(|f| f.passband_ripple_db);
+                let dc_gain = (!figures.is_empty()).then(|| figures.iter().map(|f| f.dc_gain).sum::<f64>() / figures.len() as f64);
                 Measure {
                     stopband_ratio: Some(max),
                     stopband_ratio_mean: Some(mean),
                     violation: None,
                     multiplier,
+                    stopband_gain_db,
+                    passband_ripple_db,
+                    dc_gain,
                     satisfied: max <= self.spec.tol + 1e-9,
                 }
             }
@@ -287,11 +333,32 @@ impl Enforced {
                     stopband_ratio_mean: None,
                     violation: Some(v),
                     multiplier,
+                    stopband_gain_db: None,
+                    passband_ripple_db: None,
+                    dc_gain: None,
                     satisfied: v <= self.spec.tol.max(1e-10),
                 }
             }
         })
     }
+}
+
+fn to_matrix(w: &Tensor) -> Result<DMatrix<f64>> {
+    let (r, c) = w.dims2()?;
+    let data: Vec<f64> = w.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+    Ok(DMatrix::from_row_slice(r, c, &data))
+}
+
+/// The top singular vectors (as tensors, no gradient) and value of a matrix.
+fn top_singular(w: &Tensor) -> Result<(Tensor, f64, Tensor)> {
+    let m = to_matrix(&w.detach())?;
+    let svd = m.svd(true, true);
+    let (u, vt) = (svd.u.expect("u requested"), svd.v_t.expect("v requested"));
+    let best = svd.singular_values.iter().enumerate().fold((0, f64::MIN), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+    let u: Vec<f64> = u.column(best.0).iter().cloned().collect();
+    let v: Vec<f64> = vt.row(best.0).iter().cloned().collect();
+    let (n_u, n_v) = (u.len(), v.len());
+    Ok((Tensor::from_vec(u, n_u, w.device())?.to_dtype(w.dtype())?, best.1, Tensor::from_vec(v, n_v, w.device())?.to_dtype(w.dtype())?))
 }
 
 trait FlipLast {

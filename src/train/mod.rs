@@ -3,13 +3,14 @@
 //! and `report.json`.
 
 pub mod optim;
+pub mod response;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset, Targets};
 use crate::ir::{Loss, Program};
@@ -68,7 +69,7 @@ impl From<candle_core::Error> for TrainError {
     }
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -79,7 +80,7 @@ pub struct EpochReport {
     pub constraints: Vec<Measure>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ConstraintReport {
     pub layer: String,
     /// Its name in model.safetensors.
@@ -92,19 +93,23 @@ pub struct ConstraintReport {
     pub violation: Option<f64>,
     /// Lagrangian mode: the final multiplier.
     pub multiplier: Option<f64>,
+    /// 1-D band families: worst stopband gain and passband ripple (dB), mean DC gain.
+    pub stopband_gain_db: Option<f64>,
+    pub passband_ripple_db: Option<f64>,
+    pub dc_gain: Option<f64>,
     /// The lowest ρ any kernel of this length can reach.
     pub lambda_min: Option<f64>,
     pub tol: f64,
     pub satisfied: bool,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Evaluation {
     pub loss: f64,
     pub accuracy: Option<f64>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Report {
     pub model: String,
     pub seed: u64,
@@ -330,6 +335,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             stopband_ratio_mean: m.stopband_ratio_mean,
             violation: m.violation,
             multiplier: m.multiplier,
+            stopband_gain_db: m.stopband_gain_db,
+            passband_ripple_db: m.passband_ripple_db,
+            dc_gain: m.dc_gain,
             lambda_min: e.spec.lambda_min,
             tol: e.spec.tol,
             satisfied: m.satisfied,
