@@ -256,6 +256,12 @@ impl Enforced {
             return Ok(());
         }
         let w = net.effective(self.param)?.detach();
+        net.set_effective(self.param, &self.project_value(&w)?)
+    }
+
+    /// The nearest point of this constraint's set to `w` (project mode).
+    pub fn project_value(&self, w: &Tensor) -> Result<Tensor> {
+        let w = w.clone();
         let projected = match (&self.projector, self.spec.family) {
             (Some(p), _) => self.kernels(&w)?.matmul(p)?.reshape(w.dims())?,
             (None, Family::DcGain) => {
@@ -287,9 +293,29 @@ impl Enforced {
                 };
                 rows.broadcast_mul(&(target / norms)?)?.reshape(w.dims())?
             }
-            _ => return Ok(()),
+            _ => w,
         };
-        net.set_effective(self.param, &projected)
+        Ok(projected)
+    }
+
+    /// After an optimizer step, puts every constrained weight back into its
+    /// set. A weight with several projected constraints gets the projection
+    /// onto their intersection by Dykstra's alternating projections (exact for
+    /// convex sets; subspaces that commute, such as a band and symmetry, meet
+    /// in one sweep).
+    pub fn project_all(enforced: &[Enforced], net: &Net) -> Result<()> {
+        let mut params: Vec<usize> = enforced.iter().filter(|e| e.spec.mode == Mode::Project).map(|e| e.param).collect();
+        params.dedup();
+        for param in params {
+            let group: Vec<&Enforced> = enforced.iter().filter(|e| e.param == param && e.spec.mode == Mode::Project).collect();
+            if let [only] = group.as_slice() {
+                only.project(net)?;
+                continue;
+            }
+            let start = net.effective(param)?.detach();
+            net.set_effective(param, &dykstra(&group, &start)?)?;
+        }
+        Ok(())
     }
 
     pub fn measure(&self, net: &Net) -> Result<Measure> {
@@ -341,6 +367,27 @@ impl Enforced {
             }
         })
     }
+}
+
+/// Dykstra's algorithm: alternating projections with correction terms, which
+/// converge to the projection of `x0` onto the intersection of convex sets.
+pub fn dykstra(sets: &[&Enforced], x0: &Tensor) -> Result<Tensor> {
+    const SWEEPS: usize = 200;
+    let mut x = x0.clone();
+    let mut corrections: Vec<Tensor> = sets.iter().map(|_| x0.zeros_like()).collect::<Result<_>>()?;
+    for _ in 0..SWEEPS {
+        let before = x.clone();
+        for (set, p) in sets.iter().zip(corrections.iter_mut()) {
+            let y = set.project_value(&(&x + &*p)?)?;
+            *p = ((&x + &*p)? - &y)?;
+            x = y;
+        }
+        let change = (&x - before)?.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if change < 1e-9 {
+            break;
+        }
+    }
+    Ok(x)
 }
 
 fn to_matrix(w: &Tensor) -> Result<DMatrix<f64>> {

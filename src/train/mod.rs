@@ -97,6 +97,9 @@ pub struct ConstraintReport {
     pub stopband_gain_db: Option<f64>,
     pub passband_ripple_db: Option<f64>,
     pub dc_gain: Option<f64>,
+    /// When the layer's weights were given (`@init`): how far fitting them into
+    /// the constraint set moved them, ‖Δw‖/‖w‖.
+    pub init_residual: Option<f64>,
     /// The lowest ρ any kernel of this length can reach.
     pub lambda_min: Option<f64>,
     pub tol: f64,
@@ -241,10 +244,38 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     let epochs = opts.epochs.unwrap_or(spec.epochs);
     let splits = data::load(&program.data, &model.input.0)?;
     let mut net = Net::new(model, seed, ops::TRAIN_DTYPE, base)?;
+    // Weights as initialised, to tell how far the constraints moved given ones.
+    let initial: Vec<Tensor> =
+        (0..net.params.len()).map(|i| net.effective(i).and_then(|w| w.detach().copy())).collect::<candle_core::Result<_>>()?;
     let enforced = Enforced::attach_all(&mut net, &model.walk())?;
-    // Projected modes start inside their set.
-    for e in &enforced {
-        e.project(&net)?;
+    // Projected modes start inside their set; a given initial weight that was
+    // outside is fitted in, and how far it moved is reported.
+    Enforced::project_all(&enforced, &net)?;
+    let init_residuals: Vec<Option<f64>> = enforced
+        .iter()
+        .map(|e| {
+            let layer = model.walk().into_iter().find(|l| l.name == e.layer)?;
+            layer.init.as_ref()?;
+            if e.spec.mode == crate::schema::Mode::Freeze {
+                return None;
+            }
+            let b = &initial[e.param];
+            let after = net.effective(e.param).ok()?;
+            let moved = (&after - b).ok()?.sqr().ok()?.sum_all().ok()?.to_scalar::<f32>().ok()? as f64;
+            let size = b.sqr().ok()?.sum_all().ok()?.to_scalar::<f32>().ok()? as f64;
+            Some((moved / size.max(1e-30)).sqrt())
+        })
+        .collect();
+    if !opts.quiet {
+        for (e, r) in enforced.iter().zip(&init_residuals) {
+            if let Some(r) = r.filter(|r| *r > 1e-6) {
+                eprintln!(
+                    "note: {}'s initial weight did not satisfy `@{}`; it was fitted into the constraint set (relative change {r:.3e})",
+                    e.layer,
+                    e.spec.family.name()
+                );
+            }
+        }
     }
     let mut optimizer = optim::Optimizer::new(&spec.optimizer, net.params.len());
     let mut shuffle = Rng::derive(seed, "shuffle");
@@ -290,8 +321,8 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                 }
             }
             optimizer.step(&net.params, &per_param)?;
+            Enforced::project_all(&enforced, &net)?;
             for e in &enforced {
-                e.project(&net)?;
                 e.dual_update(&net)?;
             }
             if let Some(bar) = &bar {
@@ -323,9 +354,10 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     if let Some(test) = &splits.test {
         report.test = Some(evaluate(&net, spec.loss, test, batch_size)?);
     }
-    for e in &enforced {
+    for (e, init_residual) in enforced.iter().zip(init_residuals) {
         let m = e.measure(&net)?;
         report.constraints.push(ConstraintReport {
+            init_residual,
             layer: e.layer.clone(),
             tensor: net.params[e.param].name.clone(),
             kind: e.spec.family.name().into(),
