@@ -53,7 +53,11 @@ fn main() {
             annotation: "@lowpass(cutoff=40, fs=360, mode=project, tol=0.01)",
             template: "@lowpass(cutoff=40, fs=360, MODE)",
         },
-        Case { file: "waveforms_frozen_frontend.lpn", annotation: "@lowpass(cutoff=0.25, mode=freeze)", template: "@lowpass(cutoff=0.25, MODE)" },
+        Case {
+            file: "waveforms_frozen_frontend.lpn",
+            annotation: "@lowpass(cutoff=0.25, mode=freeze)",
+            template: "@lowpass(cutoff=0.25, MODE)",
+        },
     ];
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for case in &cases {
@@ -87,7 +91,8 @@ fn main() {
                 let spec_source = source.replace(case.annotation, &case.template.replace("MODE", "mode=project"));
                 unconstrained_rho(&spec_source, &base, &std::env::temp_dir().join(format!("lpn-compare-{}-none", case.file)))
             });
-            let held = report.constraints.iter().find(|c| c.layer == "conv1").map(|c| if c.satisfied { "yes" } else { "no" }).unwrap_or("-");
+            let held =
+                report.constraints.iter().find(|c| c.layer == "conv1").map(|c| if c.satisfied { "yes" } else { "no" }).unwrap_or("-");
             println!(
                 "{:<11} {:>12.5} {:>14} {:>12} {:>8} {:>10.2}",
                 mode,

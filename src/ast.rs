@@ -68,9 +68,19 @@ pub enum Stmt {
     Setting(Setting),
     /// A layer, or a structure with a body (`repeat 3 { … }`, `residual { … }`).
     Layer(Layer),
+    /// `phase warmup { … }`: a named block of a train section.
+    Named(NamedBlock),
     /// A line that did not parse (already reported); later phases know
     /// something stood here, so they do not guess shapes across it.
     Error { span: Span },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedBlock {
+    pub kind: Ident,
+    pub name: Ident,
+    pub block: Block,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -209,8 +209,30 @@ pub enum Source {
     Signal { path: PathBuf, column: usize, stride: Option<usize>, noise: f64, seed: u64 },
 }
 
+/// One stage of a staged training: how long, and what changes for its
+/// duration (the rest stays as the model declares).
+#[derive(Clone, Debug)]
+pub struct Phase {
+    pub name: String,
+    pub epochs: usize,
+    pub optimizer: Option<Optimizer>,
+    pub layers: Vec<PhaseLayer>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseLayer {
+    pub layer: String,
+    pub frozen: bool,
+    pub lr_scale: Option<f64>,
+    /// Constraints of the layer enforced differently in this phase (same
+    /// family, another mode or parameters).
+    pub constraints: Vec<Constraint>,
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainSpec {
+    /// Empty: one phase of `epochs`.
+    pub phases: Vec<Phase>,
     pub optimizer: Optimizer,
     pub loss: Loss,
     pub epochs: usize,

@@ -767,6 +767,22 @@ pub const TRAIN_SECTION: Schema = Schema {
     example: "train {\n  optimizer = adam(lr=1e-3)\n  epochs = 30\n  batch = 16\n}",
 };
 
+/// The settings of `phase NAME { … }` in a train section.
+pub const PHASE_SECTION: Schema = Schema {
+    name: "phase",
+    summary: "One stage of training. Lines `LAYER @annotation…` change, for this phase only, a layer's `@freeze`, `@lr` or how one of its constraints is enforced (penalty, project, lagrangian).",
+    params: &[
+        param("epochs", int(1), Default::Required, "length of the phase"),
+        param(
+            "optimizer",
+            ParamType::Entry(Table::Optimizer),
+            Default::Absent,
+            "a fresh optimizer for this phase (default: carry on with the current one)",
+        ),
+    ],
+    example: "phase warmup {\n  epochs = 5\n  conv1 @freeze\n}",
+};
+
 pub const SECTION_NAMES: &[&str] = &["model", "data", "train"];
 
 impl fmt::Display for ParamType {
@@ -849,6 +865,8 @@ pub fn describe(name: &str) -> Option<String> {
         ("section", DATA_SECTION, String::new())
     } else if name == "train" {
         ("section", TRAIN_SECTION, String::new())
+    } else if name == "phase" {
+        ("train block", PHASE_SECTION, String::new())
     } else {
         return None;
     };
@@ -955,6 +973,7 @@ pub fn reference_markdown() -> String {
     }
     out.push_str("## Training\n\n");
     entry(&mut out, "`train` section", &TRAIN_SECTION, "");
+    entry(&mut out, "`phase NAME { … }` in a train section", &PHASE_SECTION, "");
     for s in OPTIMIZERS {
         entry(&mut out, &format!("optimizer `{}`", s.name), s, "");
     }

@@ -103,6 +103,14 @@ fn block(pair: Pair<Rule>, problems: &mut Vec<Problem>) -> Block {
                 stmts.push(Stmt::Input { dims, span: stmt_span });
             }
             Rule::setting => stmts.push(Stmt::Setting(setting(part))),
+            Rule::named_block => {
+                let span = span_of(&part);
+                let mut inner = part.into_inner();
+                let kind = ident(inner.next().expect("block kind"));
+                let name = ident(inner.next().expect("block name"));
+                let block = block(inner.next().expect("block body"), problems);
+                stmts.push(Stmt::Named(NamedBlock { kind, name, block, span }));
+            }
             Rule::structure | Rule::layer => stmts.push(Stmt::Layer(layer(part, problems))),
             Rule::bad_stmt => {
                 stmts.push(Stmt::Error { span: span_of(&part) });
@@ -181,7 +189,7 @@ fn value(pair: Pair<Rule>) -> Value {
             let raw = pair.into_inner().next().map(|p| p.as_str()).unwrap_or("");
             ValueKind::Str(unescape(raw))
         }
-        Rule::ident => ValueKind::Ident(pair.as_str().to_string()),
+        Rule::ident | Rule::layer_name => ValueKind::Ident(pair.as_str().to_string()),
         Rule::list => ValueKind::List(pair.into_inner().map(value).collect()),
         Rule::call => {
             let mut inner = pair.into_inner();
@@ -324,7 +332,7 @@ fn problem_from_pest(source: &str, offset: usize, error: &pest::error::Error<Rul
 
 fn rule_in_words(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        Rule::ident | Rule::input_kw => "a name",
+        Rule::ident | Rule::input_kw | Rule::layer_name => "a name",
         Rule::number => "a number",
         Rule::string => "a string",
         Rule::list | Rule::call => "a value",

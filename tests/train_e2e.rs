@@ -298,3 +298,21 @@ fn orthogonal_and_lipschitz_projections_hold() {
         }
     }
 }
+
+#[test]
+fn staged_training_freezes_then_projects() {
+    let source = std::fs::read_to_string("tests/ui/ok_staged_training.lpn").unwrap();
+    let (report, _) = train(&source, Path::new("."), "staged", None, None);
+    let phases: Vec<Option<&str>> = report.epochs.iter().map(|e| e.phase.as_deref()).collect();
+    assert_eq!(phases, [Some("warmup"), Some("warmup"), Some("finetune"), Some("finetune"), Some("finetune")]);
+    let rho = |i: usize| report.epochs[i].constraints[0].stopband_ratio.unwrap();
+    // Frozen during the warm-up: conv1 does not move (its ρ stays the same)...
+    assert_eq!(rho(0), rho(1));
+    // ...and projected from the first fine-tuning epoch on (penalty in the model).
+    assert!(rho(2) <= 0.01 && rho(4) <= 0.01, "ρ {} {}", rho(2), rho(4));
+    assert!(rho(1) > 0.01);
+    assert_eq!(report.constraints[0].mode, "project");
+    // `--epochs` caps a staged run.
+    let (capped, _) = train(&source, Path::new("."), "staged-capped", Some(3), None);
+    assert_eq!(capped.epochs.len(), 3);
+}

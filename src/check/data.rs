@@ -28,6 +28,14 @@ fn settings_as_args(ctx: &mut Ctx, block: &ast::Block, section: &str) -> Vec<Arg
                 },
             }),
             Stmt::Error { .. } => {}
+            // Phases are read by `check_phases`.
+            Stmt::Named(_) if section == "train" => {}
+            Stmt::Named(n) => ctx.problems.push(Problem::MisplacedStatement {
+                span: n.span,
+                what: format!("a `{}` block", n.kind.name),
+                section: section.into(),
+                help: "`phase NAME { … }` blocks go in the train section".into(),
+            }),
             Stmt::Input { span, .. } => ctx.problems.push(Problem::MisplacedStatement {
                 span: *span,
                 what: "the input shape".into(),
@@ -341,7 +349,19 @@ pub fn check_train(
         let loss_span = loss_call.map(|c| c.span).unwrap_or(data_span);
         fit_task(ctx, loss, loss_call.is_some(), loss_span, data, data_span, model, model_span);
     }
+    let phases = match (section, model) {
+        (Some(ast::Section { body: ast::SectionBody::Block(block), .. }), Some(model)) => super::phases::check_phases(ctx, block, model),
+        _ => Vec::new(),
+    };
+    if !phases.is_empty() && call.given("epochs") {
+        ctx.problems.push(Problem::NoEffect {
+            span: call.span_of("epochs"),
+            reason: "`epochs` has no effect when the training is split into phases: each phase gives its own".into(),
+            help: Some("remove it; the run lasts the sum of the phases' epochs".into()),
+        });
+    }
     Some(TrainSpec {
+        phases,
         optimizer,
         loss,
         epochs: call.int("epochs")? as usize,
@@ -351,7 +371,7 @@ pub fn check_train(
     })
 }
 
-fn optimizer(call: &Call) -> Option<Optimizer> {
+pub fn optimizer(call: &Call) -> Option<Optimizer> {
     let lr = call.f64("lr")?;
     let weight_decay = call.f64("weight_decay")?;
     Some(match call.schema.name {

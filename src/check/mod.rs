@@ -9,6 +9,7 @@ pub mod annotations;
 pub mod data;
 pub mod model;
 pub mod params;
+pub mod phases;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -87,7 +87,7 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
                 seen_layer = true;
                 None
             }
-            Stmt::Setting(_) | Stmt::Error { .. } => None,
+            Stmt::Setting(_) | Stmt::Error { .. } | Stmt::Named(_) => None,
         };
         let Some((dims, span)) = dims_and_span else { continue };
         if let Some((_, first)) = &found {
@@ -154,6 +154,15 @@ fn templates<'a>(ctx: &mut Ctx, stmts: &'a [Stmt]) -> Vec<Item<'a>> {
             Stmt::Layer(layer) => layer,
             Stmt::Error { .. } => {
                 out.push(Item::Broken);
+                continue;
+            }
+            Stmt::Named(n) => {
+                ctx.problems.push(Problem::MisplacedStatement {
+                    span: n.span,
+                    what: format!("a `{}` block", n.kind.name),
+                    section: "model".into(),
+                    help: "`phase NAME { … }` blocks go in the train section".into(),
+                });
                 continue;
             }
             Stmt::Setting(s) if s.key.name != "input" => {

@@ -107,7 +107,8 @@ impl Enforced {
         let mut projector = None;
         if let Some(band) = &c.band {
             let qm = band.stopband_operator(&kernel);
-            if c.mode == Mode::Project {
+            // Made for every mode: a phase may switch this constraint to project.
+            if c.mode != Mode::Freeze {
                 let (p, _) = bands::admissible_projector(&qm, c.tol);
                 projector = Some(to_tensor(&p, &device, dtype)?);
             }
@@ -117,7 +118,7 @@ impl Enforced {
                 net.params[param].frozen = true;
             }
             q = Some(to_tensor(&qm, &device, dtype)?);
-        } else if c.mode == Mode::Project {
+        } else {
             projector = match c.family {
                 Family::Symmetric => Some(to_tensor(&mirror_projector(taps, 1.0), &device, dtype)?),
                 Family::Antisymmetric => Some(to_tensor(&mirror_projector(taps, -1.0), &device, dtype)?),

@@ -168,8 +168,9 @@ impl Net {
                 constraints::designed_weight(&spec, shape, &self.device)?
             }
             Some(Init::File { path, tensor }) => {
-                let path = if path.is_absolute() { path.clone() } else { base.join(path) };
-                let tensors = candle_core::safetensors::load(&path, &self.device)
+                // Already resolved against the .lpn file's folder by the checker.
+                let _ = base;
+                let tensors = candle_core::safetensors::load(path, &self.device)
                     .map_err(|e| LowerError::Init(format!("{}: cannot read {}: {e}", layer.name, path.display())))?;
                 let t = tensors.get(tensor).ok_or_else(|| {
                     let mut names: Vec<&String> = tensors.keys().collect();

@@ -72,6 +72,8 @@ impl From<candle_core::Error> for TrainError {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct EpochReport {
     pub epoch: usize,
+    /// The phase of a staged training.
+    pub phase: Option<String>,
     pub train_loss: f64,
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
@@ -247,7 +249,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     // Weights as initialised, to tell how far the constraints moved given ones.
     let initial: Vec<Tensor> =
         (0..net.params.len()).map(|i| net.effective(i).and_then(|w| w.detach().copy())).collect::<candle_core::Result<_>>()?;
-    let enforced = Enforced::attach_all(&mut net, &model.walk())?;
+    let mut enforced = Enforced::attach_all(&mut net, &model.walk())?;
     // Projected modes start inside their set; a given initial weight that was
     // outside is fitted in, and how far it moved is reported.
     Enforced::project_all(&enforced, &net)?;
@@ -293,7 +295,31 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         constraints: Vec::new(),
         test: None,
     };
-    for epoch in 1..=epochs {
+    // Which phase each epoch belongs to (`--epochs` caps a staged run's total).
+    let schedule: Vec<Option<usize>> = if spec.phases.is_empty() {
+        vec![None; epochs]
+    } else {
+        let all = spec.phases.iter().enumerate().flat_map(|(i, p)| std::iter::repeat_n(Some(i), p.epochs));
+        all.take(opts.epochs.unwrap_or(usize::MAX)).collect()
+    };
+    let epochs = schedule.len();
+    let base_frozen: Vec<(bool, f64)> = net.params.iter().map(|p| (p.frozen, p.lr_scale)).collect();
+    let base_specs: Vec<crate::ir::Constraint> = enforced.iter().map(|e| e.spec.clone()).collect();
+    for (index, &phase_index) in schedule.iter().enumerate() {
+        let epoch = index + 1;
+        if let Some(i) = phase_index
+            && (index == 0 || schedule[index - 1] != phase_index)
+        {
+            let phase = &spec.phases[i];
+            enter_phase(phase, &mut net, &mut enforced, &base_frozen, &base_specs)?;
+            if let Some(o) = &phase.optimizer {
+                optimizer = optim::Optimizer::new(o, net.params.len());
+            }
+            if !opts.quiet {
+                eprintln!("phase `{}`: {} epoch(s)", phase.name, phase.epochs);
+            }
+        }
+        let phase_name = phase_index.map(|i| spec.phases[i].name.clone());
         let started = Instant::now();
         let order = if spec.shuffle { shuffle.permutation(train_set.len) } else { (0..train_set.len).collect() };
         let bar = progress_bar(opts.quiet, steps_per_epoch as u64, epoch, epochs);
@@ -344,6 +370,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         }
         report.epochs.push(EpochReport {
             epoch,
+            phase: phase_name,
             train_loss,
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().and_then(|v| v.accuracy),
@@ -379,6 +406,40 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     let json = serde_json::to_vec_pretty(&report).expect("reports serialize");
     write_atomic(&opts.out_dir.join("report.json"), &json)?;
     Ok(report)
+}
+
+/// Applies a phase's changes on top of the model's own settings: layers frozen
+/// or scaled for the phase, constraints enforced in another mode. Weights
+/// entering a projected mode are projected at once.
+fn enter_phase(
+    phase: &crate::ir::Phase,
+    net: &mut Net,
+    enforced: &mut [Enforced],
+    base: &[(bool, f64)],
+    base_specs: &[crate::ir::Constraint],
+) -> candle_core::Result<()> {
+    for (p, &(frozen, lr)) in net.params.iter_mut().zip(base) {
+        p.frozen = frozen;
+        p.lr_scale = lr;
+    }
+    for (e, s) in enforced.iter_mut().zip(base_specs) {
+        e.spec = s.clone();
+    }
+    for change in &phase.layers {
+        let prefix = format!("{}.", change.layer);
+        for p in net.params.iter_mut().filter(|p| p.name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('.'))) {
+            p.frozen |= change.frozen;
+            if let Some(s) = change.lr_scale {
+                p.lr_scale = s;
+            }
+        }
+        for c in &change.constraints {
+            for e in enforced.iter_mut().filter(|e| e.layer == change.layer && e.spec.family == c.family) {
+                e.spec = crate::ir::Constraint { lambda_min: e.spec.lambda_min, span: e.spec.span, ..c.clone() };
+            }
+        }
+    }
+    Enforced::project_all(enforced, net)
 }
 
 /// `lpnc eval`: trained weights on the file's declared test data.
