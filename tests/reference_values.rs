@@ -69,3 +69,23 @@ fn checker_rejects_the_notes_example_with_the_bound_in_the_message() {
     assert!(d.message.contains("0.26"), "{}", d.message);
     assert!(d.help.unwrap().contains("k="));
 }
+
+// ρ of h[n] = cos(a·n)·exp(−b·n) from a dense FFT (numpy, 2^16 points), printed by
+// tests/reference/feasibility.py: family, k, a, b, low edge, high edge, ρ.
+const RHO_FFT: &[(&str, usize, f64, f64, f64, f64, f64)] = &[
+    ("lowpass", 15, 0.3, 0.1, 0.4, 0.4, 7.9782326081e-02),
+    ("lowpass", 31, 1.5, 0.05, 0.25, 0.25, 9.8136059581e-01),
+    ("highpass", 21, 2.5, 0.02, 0.5, 0.5, 3.2093494652e-02),
+    ("bandpass", 25, 1.2, 0.03, 0.2, 0.6, 4.0564042768e-02),
+    ("bandstop", 17, 0.9, 0.0, 0.3, 0.7, 4.0038679289e-01),
+];
+
+#[test]
+fn stopband_ratio_matches_a_dense_fft() {
+    for &(name, k, a, b, low, high, reference) in RHO_FFT {
+        let h = nalgebra::DVector::from_fn(k, |n, _| (a * n as f64).cos() * (-b * n as f64).exp());
+        let q = spec(name, low, high).stopband_operator(&[k]);
+        let ours = (h.transpose() * &q * &h)[0] / h.norm_squared();
+        close(ours, reference, &format!("ρ {name} k={k}"));
+    }
+}

@@ -316,3 +316,87 @@ fn staged_training_freezes_then_projects() {
     let (capped, _) = train(&source, Path::new("."), "staged-capped", Some(3), None);
     assert_eq!(capped.epochs.len(), 3);
 }
+
+/// A tiny trainable file with one constrained layer (`conv1` or `linear1`).
+fn family_model(annotation: &str, linear: bool, epochs: usize) -> String {
+    let body = if linear {
+        format!(" conv(out=4, k=5)\n relu\n global_avgpool\n linear(out=6) {annotation}\n relu\n linear(out=3)")
+    } else {
+        format!(" conv(out=3, k=21) {annotation}\n tanh\n conv(out=1, k=5)")
+    };
+    let data = if linear { "waveforms(classes=3, n=60)" } else { "sines(n=48)" };
+    format!("model m {{\n input [1, 64]\n{body}\n}}\ndata {data}\ntrain {{\n epochs = {epochs}\n seed = 3\n}}\n")
+}
+
+fn measured(report: &lpn::train::Report) -> f64 {
+    let c = &report.constraints[0];
+    c.stopband_ratio.or(c.violation).unwrap()
+}
+
+#[test]
+fn every_family_in_every_mode() {
+    let families: &[(&str, &str, bool)] = &[
+        ("lowpass", "cutoff=0.3", false),
+        ("highpass", "cutoff=0.5", false),
+        ("bandpass", "low=0.3, high=0.6", false),
+        ("bandstop", "low=0.25, high=0.75", false),
+        ("symmetric", "", false),
+        ("antisymmetric", "", false),
+        ("dc_gain", "value=0.5", false),
+        ("nonneg", "", false),
+        ("maxnorm", "max=0.3", false),
+        ("unitnorm", "", false),
+        ("orthogonal", "", true),
+        ("lipschitz", "max=0.3", true),
+    ];
+    for &(family, args, linear) in families {
+        let def = lpn::schema::annotation(family).unwrap();
+        let lpn::schema::AnnotationRole::Constraint { modes, .. } = def.role else { unreachable!() };
+        let sep = if args.is_empty() { "" } else { ", " };
+        // The same run with the penalty weighted 0: the unconstrained dynamics.
+        let free = train(
+            &family_model(&format!("@{family}({args}{sep}mode=penalty, weight=0)"), linear, 4),
+            Path::new("."),
+            &format!("{family}-free"),
+            None,
+            None,
+        )
+        .0;
+        for mode in modes.iter().map(|m| m.name()) {
+            let extra = match mode {
+                "penalty" => ", weight=5",
+                _ => "",
+            };
+            let annotation = format!("@{family}({args}{sep}mode={mode}{extra})");
+            let (report, _) = train(&family_model(&annotation, linear, 4), Path::new("."), &format!("{family}-{mode}"), None, None);
+            let c = &report.constraints[0];
+            match mode {
+                "project" | "reparam" | "freeze" => {
+                    let tolerance = if c.stopband_ratio.is_some() { c.tol } else { 1e-6 };
+                    assert!(measured(&report) <= tolerance + 1e-6, "{annotation}: {:?}", c);
+                }
+                _ => assert!(
+                    measured(&report) < measured(&free),
+                    "{annotation}: {} not below the unconstrained {}",
+                    measured(&report),
+                    measured(&free)
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn composed_reparametrization_meets_all_three_in_the_saved_weights() {
+    let source = std::fs::read_to_string("tests/ui/ok_composed_reparams.lpn").unwrap();
+    let (report, dir) = train(&source, Path::new("."), "composed", Some(2), None);
+    assert!(report.constraints.iter().all(|c| c.satisfied), "{:#?}", report.constraints);
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let w: Vec<f32> = tensors["conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+    let band = BandSpec { family: Family::Lowpass, low: 0.3, high: 0.3, transition: None, fs: None };
+    for (h, rho) in w.chunks(15).zip(saved_rhos(&dir, "conv1.weight", &band)) {
+        assert!(rho <= 0.01 + 1e-6, "ρ {rho}");
+        assert!((0..15).all(|i| (h[i] - h[14 - i]).abs() < 1e-6), "not symmetric: {h:?}");
+        assert!((h.iter().sum::<f32>() - 1.0).abs() < 1e-5, "sum {}", h.iter().sum::<f32>());
+    }
+}

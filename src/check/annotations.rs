@@ -522,24 +522,6 @@ fn cross_check(
         });
     }
 
-    // One weight, one reparametrization: the trainable tensor is the
-    // coordinates of one admissible set. (Nonneg's softplus has its own message.)
-    let reparams: Vec<&(Constraint, Span)> = placed.iter().filter(|(c, _)| c.mode == Mode::Reparam && c.family != Family::Nonneg).collect();
-    if let [(first, first_span), rest @ ..] = reparams.as_slice() {
-        for (c, span) in rest {
-            ctx.problems.push(Problem::ConflictingAnnotations {
-                span: *span,
-                other: *first_span,
-                reason: format!(
-                    "`@{}` and `@{}` both want to reparametrize this weight (mode=reparam)",
-                    first.family.name(),
-                    c.family.name()
-                ),
-                help: Some("use mode=project for one of them".into()),
-            });
-        }
-    }
-
     // Softplus (nonneg's reparametrization) cannot share the weight with another hard constraint.
     if let Some((_, nonneg)) = placed.iter().find(|(c, _)| c.family == Family::Nonneg && c.mode == Mode::Reparam) {
         for (c, span) in placed {

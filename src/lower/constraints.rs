@@ -125,34 +125,16 @@ impl Enforced {
                 _ => None,
             };
         }
-        if c.mode == Mode::Reparam {
-            if net.params[param].reparam.is_some() {
-                return Err(unsupported(
-                    "cannot share the weight with another reparametrization in this version yet (use mode=project for one of them)",
-                ));
-            }
-            // An orthonormal basis of the admissible set: the eigenvectors of an
-            // operator whose admissible directions have small eigenvalues.
-            let subspace = |q: DMatrix<f64>, tol: f64| -> Result<Tensor> { to_tensor(&bands::admissible_basis(&q, tol), &device, dtype) };
-            let reparam = match (&c.band, c.family) {
-                (Some(band), _) => {
-                    Reparam::Subspace { basis: subspace(band.stopband_operator(&kernel), c.tol)?, offset: 0.0, shape: dims.clone() }
-                }
-                (None, Family::Symmetric) => {
-                    let q = DMatrix::identity(taps, taps) - mirror_projector(taps, 1.0);
-                    Reparam::Subspace { basis: subspace(q, 0.5)?, offset: 0.0, shape: dims.clone() }
-                }
-                (None, Family::Antisymmetric) => {
-                    let q = DMatrix::identity(taps, taps) - mirror_projector(taps, -1.0);
-                    Reparam::Subspace { basis: subspace(q, 0.5)?, offset: 0.0, shape: dims.clone() }
-                }
-                (None, Family::DcGain) => {
-                    // Taps summing to g: g/k on every tap plus a sum-zero part.
-                    let ones = DMatrix::from_element(taps, taps, 1.0 / taps as f64);
-                    Reparam::Subspace { basis: subspace(ones, 0.5)?, offset: c.value.unwrap_or(1.0) / taps as f64, shape: dims.clone() }
-                }
-                (None, Family::Nonneg) => Reparam::Softplus,
-                _ => return Err(unsupported("has no reparametrization")),
+        // Every reparametrized constraint of the layer is served by one
+        // reparametrization, made when the first of them is attached.
+        if c.mode == Mode::Reparam && net.params[param].reparam.is_none() {
+            let together: Vec<&Constraint> = layer.constraints.iter().filter(|x| x.mode == Mode::Reparam).collect();
+            let reparam = if c.family == Family::Nonneg {
+                Reparam::Softplus
+            } else {
+                let (basis, offset) = composed_subspace(&together, &kernel).map_err(|why| unsupported(&why))?;
+                let offset = offset.map(|h0| Tensor::from_vec(h0, taps, &device).and_then(|t| t.to_dtype(dtype))).transpose()?;
+                Reparam::Subspace { basis: to_tensor(&basis, &device, dtype)?, offset, shape: dims.clone() }
             };
             net.reparametrize(param, reparam)?;
         }
@@ -368,6 +350,62 @@ impl Enforced {
             }
         })
     }
+}
+
+/// The linear part of a subspace constraint (its projector) and, for
+/// `dc_gain`, the value the taps must sum to.
+fn linear_part(c: &Constraint, kernel: &[usize]) -> std::result::Result<(DMatrix<f64>, Option<f64>), String> {
+    let taps: usize = kernel.iter().product();
+    Ok(match (&c.band, c.family) {
+        (Some(band), _) => (bands::admissible_projector(&band.stopband_operator(kernel), c.tol).0, None),
+        (None, Family::Symmetric) => (mirror_projector(taps, 1.0), None),
+        (None, Family::Antisymmetric) => (mirror_projector(taps, -1.0), None),
+        (None, Family::DcGain) => {
+            (DMatrix::identity(taps, taps) - DMatrix::from_element(taps, taps, 1.0 / taps as f64), c.value.or(Some(1.0)))
+        }
+        _ => return Err("has no reparametrization".into()),
+    })
+}
+
+/// One reparametrization for several constraints: an orthonormal basis of the
+/// intersection of their subspaces (the null space of Σ(I − Pᵢ)) and, with a
+/// `dc_gain`, the point of that intersection's span with unit direction
+/// summing to the gain. Computed once, when the model is compiled.
+pub fn composed_subspace(constraints: &[&Constraint], kernel: &[usize]) -> std::result::Result<(DMatrix<f64>, Option<Vec<f64>>), String> {
+    let taps: usize = kernel.iter().product();
+    let eye = DMatrix::<f64>::identity(taps, taps);
+    let mut directions = DMatrix::zeros(taps, taps);
+    let mut without_dc = DMatrix::zeros(taps, taps);
+    let mut gain = None;
+    for c in constraints {
+        let (p, dc) = linear_part(c, kernel)?;
+        directions += &eye - &p;
+        if dc.is_some() {
+            gain = dc;
+        } else {
+            without_dc += &eye - &p;
+        }
+    }
+    let basis = bands::admissible_basis(&directions, 1e-9);
+    let offset = match gain {
+        None => None,
+        Some(g) => {
+            // The subspace the other constraints allow, and its kernel closest to
+            // a constant one, scaled to sum to g.
+            let allowed = bands::admissible_basis(&without_dc, 1e-9);
+            let ones = nalgebra::DVector::from_element(taps, 1.0);
+            let along = &allowed * (allowed.transpose() * &ones);
+            let sum: f64 = along.sum();
+            if sum.abs() < 1e-9 {
+                return Err(format!("no kernel of the other constraints' set has a DC gain of {g}"));
+            }
+            Some((along * (g / sum)).iter().cloned().collect())
+        }
+    };
+    if basis.ncols() == 0 && offset.is_none() {
+        return Err("leaves no kernel but zero: the constraints' subspaces meet only at 0".into());
+    }
+    Ok((basis, offset))
 }
 
 /// Dykstra's algorithm: alternating projections with correction terms, which

@@ -33,9 +33,10 @@ pub struct Param {
 
 /// How a reparametrized weight is made from its trainable tensor.
 pub enum Reparam {
-    /// `w = (c · Bᵀ + offset)` reshaped to `shape`: `c` is `[kernels, r]`, `B`
-    /// `[taps, r]` has orthonormal columns spanning the admissible set.
-    Subspace { basis: Tensor, offset: f64, shape: Vec<usize> },
+    /// `w = (c · Bᵀ + h0)` reshaped to `shape`: `c` is `[kernels, r]`, `B`
+    /// `[taps, r]` has orthonormal columns spanning the admissible directions,
+    /// `h0` (`[taps]`, orthogonal to them) is a point of an affine set.
+    Subspace { basis: Tensor, offset: Option<Tensor>, shape: Vec<usize> },
     /// `w = softplus(θ)`, elementwise (non-negative weights).
     Softplus,
 }
@@ -218,7 +219,10 @@ impl Net {
             None => Ok(t.clone()),
             Some(Reparam::Subspace { basis, offset, shape }) => {
                 let w = t.matmul(&basis.t()?.contiguous()?)?;
-                let w = if *offset != 0.0 { (w + *offset)? } else { w };
+                let w = match offset {
+                    Some(h0) => w.broadcast_add(&h0.unsqueeze(0)?)?,
+                    None => w,
+                };
                 w.reshape(shape.as_slice())
             }
             Some(Reparam::Softplus) => softplus(t),
@@ -235,7 +239,10 @@ impl Net {
             Some(Reparam::Subspace { basis, offset, .. }) => {
                 let taps = basis.dim(0)?;
                 let h = w.reshape(((), taps))?;
-                let h = if *offset != 0.0 { (h - *offset)? } else { h };
+                let h = match offset {
+                    Some(h0) => h.broadcast_sub(&h0.unsqueeze(0)?)?,
+                    None => h,
+                };
                 p.var.set(&h.matmul(basis)?)
             }
             Some(Reparam::Softplus) => {

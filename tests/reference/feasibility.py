@@ -76,3 +76,25 @@ for family, k, low, high in CASES:
 print("// 2-D separable low-pass: k, edge, lambda_min")
 for k, edge in [(3, 0.7), (5, 0.4), (7, 0.3)]:
     print(f"    ({k}, {edge}, {lam_min(q_dense_2d_lowpass(k, edge)):.10e}),")
+
+
+# ρ of fixed kernels h[n] = cos(a·n)·exp(−b·n) (easy to rebuild in Rust) from a
+# dense FFT: energy of |H|² over the stopband / total energy.
+def rho_fft(h, family, low, high):
+    n = 1 << 16
+    H = np.fft.fft(h, n)
+    nu = np.abs(np.fft.fftfreq(n) * 2)  # Nyquist units, |ν| in [0, 1]
+    e = np.abs(H) ** 2
+    return float(e[stop_mask(nu, family, low, high)].sum() / e.sum())
+
+
+print("// rho on a dense FFT: family, k, a, b, low, high, rho")
+for family, k, a, b, low, high in [
+    ("lowpass", 15, 0.3, 0.1, 0.4, 0.4),
+    ("lowpass", 31, 1.5, 0.05, 0.25, 0.25),
+    ("highpass", 21, 2.5, 0.02, 0.5, 0.5),
+    ("bandpass", 25, 1.2, 0.03, 0.2, 0.6),
+    ("bandstop", 17, 0.9, 0.0, 0.3, 0.7),
+]:
+    h = np.cos(a * np.arange(k)) * np.exp(-b * np.arange(k))
+    print(f'    ("{family}", {k}, {a}, {b}, {low}, {high}, {rho_fft(h, family, low, high):.10e}),')
