@@ -37,6 +37,7 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "W0031" => include_str!("../docs/codes/W0031.md"),
         "W0032" => include_str!("../docs/codes/W0032.md"),
         "W0033" => include_str!("../docs/codes/W0033.md"),
+        "W0034" => include_str!("../docs/codes/W0034.md"),
         "E0040" => include_str!("../docs/codes/E0040.md"),
         "E0041" => include_str!("../docs/codes/E0041.md"),
         "E0042" => include_str!("../docs/codes/E0042.md"),

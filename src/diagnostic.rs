@@ -72,6 +72,7 @@ pub enum Problem {
     ZeroPenaltyWeight { span: Span, constraint: String },
     PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
     NoEffect { span: Span, reason: String, help: Option<String> },
+    DesignMissesTol { span: Span, constraint: String, taps: String, rho: f64, tol: f64 },
 
     // ---- shapes ----
     KernelTooLong { span: Span, layer: String, window: String, input: String, help: String },
@@ -123,6 +124,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("W0031", "penalty weight of zero"),
     ("W0032", "penalty cannot reach a small stopband energy"),
     ("W0033", "annotation or setting without effect"),
+    ("W0034", "designed filter does not meet tol"),
     ("E0040", "kernel or window longer than its input"),
     ("E0041", "residual body changes the shape"),
     ("E0042", "layer applied to a rank it cannot take"),
@@ -369,6 +371,16 @@ impl Problem {
                 Some("use a longer kernel or a wider band".into()),
             ),
             NoEffect { span, reason, help } => ("W0033", reason.clone(), vec![label(*span, "no effect")], help.clone()),
+            DesignMissesTol { span, constraint, taps, rho, tol } => (
+                "W0034",
+                format!(
+                    "mode=freeze fixes `@{constraint}` to a designed filter of {taps} whose stopband energy ratio is {}, above tol={}",
+                    fmt_num(*rho),
+                    fmt_num(*tol)
+                ),
+                vec![label(*span, format!("designed filter has ρ = {}", fmt_num(*rho)))],
+                Some("a Hamming-windowed design of this length cannot do better; use more taps, a wider transition, or mode=project to learn a kernel that meets tol".into()),
+            ),
             KernelTooLong { span, layer, window, input, help } => (
                 "E0040",
                 format!("`{layer}` spans {window}, longer than its input {input}"),

@@ -400,3 +400,26 @@ fn composed_reparametrization_meets_all_three_in_the_saved_weights() {
         assert!((h.iter().sum::<f32>() - 1.0).abs() < 1e-5, "sum {}", h.iter().sum::<f32>());
     }
 }
+
+#[test]
+fn two_d_band_constraint_in_every_mode() {
+    let free = train(&two_d("mode=penalty, weight=0"), Path::new("examples"), "2d-free", None, None).0;
+    for mode in ["penalty, weight=5", "project", "reparam", "freeze", "lagrangian"] {
+        let (report, _) = train(&two_d(&format!("mode={mode}")), Path::new("examples"), &format!("2d-{mode}"), None, None);
+        let rho = report.constraints[0].stopband_ratio.unwrap();
+        if mode == "freeze" {
+            // The designed filter never moves (whether it meets tol is the design's; the checker warns).
+            assert_eq!(report.epochs[0].constraints[0].stopband_ratio, report.epochs[1].constraints[0].stopband_ratio);
+        } else if ["project", "reparam"].contains(&mode) {
+            assert!(rho <= 0.01 + 1e-6, "2-D {mode}: ρ {rho}");
+        } else {
+            assert!(rho < free.constraints[0].stopband_ratio.unwrap(), "2-D {mode}: ρ {rho} not lowered");
+        }
+    }
+}
+
+fn two_d(mode: &str) -> String {
+    format!(
+        "model d {{\n input [1, 8, 8]\n conv(out=4, k=5) @lowpass(cutoff=0.4, transition=0.3, {mode})\n relu\n flatten\n linear(out=10)\n}}\ndata ucr(\"data/digits_8x8.csv\")\ntrain {{\n epochs = 2\n batch = 128\n}}\n"
+    )
+}

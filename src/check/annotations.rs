@@ -324,7 +324,28 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
         Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
             ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
         }
-        Mode::Freeze if matches!(band.family, Family::Highpass | Family::Bandstop) && kernel.iter().any(|k| k % 2 == 0) => {
+        Mode::Freeze if !(matches!(band.family, Family::Highpass | Family::Bandstop) && kernel.iter().any(|k| k % 2 == 0)) => {
+            // What the frozen design achieves against this spec.
+            let per_axis: Vec<Vec<f64>> = kernel.iter().map(|&k| crate::bands::design(&band, k)).collect();
+            let h: Vec<f64> = match per_axis.as_slice() {
+                [h] => h.clone(),
+                [a, b] => a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect(),
+                _ => Vec::new(),
+            };
+            let q = band.stopband_operator(kernel);
+            let h = nalgebra::DVector::from_vec(h);
+            let rho = (h.transpose() * &q * &h)[0] / h.norm_squared().max(1e-300);
+            if rho > constraint.tol {
+                ctx.problems.push(Problem::DesignMissesTol {
+                    span: constraint.span,
+                    constraint: name.into(),
+                    taps: describe_taps(kernel),
+                    rho,
+                    tol: constraint.tol,
+                });
+            }
+        }
+        Mode::Freeze => {
             ctx.problems.push(Problem::ImpossibleStructure {
                 span: call.span_of("mode"),
                 other: None,
