@@ -298,11 +298,21 @@ fn number(field: &str, column: usize, path: &Path, line: usize) -> Result<f32, D
     }
 }
 
-fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+/// The rows of a UCR-style CSV: a label, then the values, every row as wide.
+pub struct UcrTable {
+    /// (label, 1-based line) per row.
+    pub rows: Vec<(i64, usize)>,
+    /// Row-major values, `width` per row.
+    pub values: Vec<f32>,
+    pub width: usize,
+    /// Line of the first row (for messages about all rows).
+    pub first_line: usize,
+}
+
+/// Reads and validates a UCR-style CSV (also used by the checker's probe).
+pub fn read_ucr(path: &Path) -> Result<UcrTable, DataError> {
     let text = read_text(path)?;
-    let numel: usize = input.iter().product();
-    let mut inputs = Vec::new();
-    // (label, line) per row.
+    let mut values = Vec::new();
     let mut rows: Vec<(i64, usize)> = Vec::new();
     let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
     for (i, line) in text.lines().enumerate() {
@@ -315,29 +325,36 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, Da
             return Err(DataError::at(path, line_no, "a row needs a label and at least one value"));
         }
         match first {
-            None => {
-                if fields.len() - 1 != numel {
-                    return Err(DataError::at(
-                        path,
-                        line_no,
-                        format!("this row has {} values after the label, but the model's input {input:?} holds {numel}", fields.len() - 1),
-                    ));
-                }
-                first = Some((fields.len(), line_no));
-            }
+            None => first = Some((fields.len(), line_no)),
             Some((width, at)) if width != fields.len() => {
                 return Err(DataError::at(
                     path,
                     line_no,
-                    format!("this row has {} values after the label, the first row (line {at}) {}", fields.len() - 1, width - 1),
+                    format!("this row has {} values after the label, but the first row (line {at}) has {}", fields.len() - 1, width - 1),
                 ));
             }
             _ => {}
         }
         rows.push((label(fields[0], path, line_no, rows.is_empty())?, line_no));
         for (col, field) in fields[1..].iter().enumerate() {
-            inputs.push(number(field, col + 2, path, line_no)?);
+            values.push(number(field, col + 2, path, line_no)?);
         }
+    }
+    let Some((width, first_line)) = first else {
+        return Err(DataError::file(path, "the file has no rows"));
+    };
+    Ok(UcrTable { rows, values, width: width - 1, first_line })
+}
+
+fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+    let numel: usize = input.iter().product();
+    let UcrTable { rows, values: inputs, width, first_line } = read_ucr(path)?;
+    if width != numel {
+        return Err(DataError::at(
+            path,
+            first_line,
+            format!("rows have {width} values after the label, but the model's input {input:?} holds {numel}"),
+        ));
     }
     // Labels → classes: the training file's distinct labels in ascending order.
     let (labels, classes) = match known {
@@ -401,7 +418,7 @@ fn label(field: &str, path: &Path, line: usize, first_row: bool) -> Result<i64, 
 }
 
 /// One column of a CSV recording; a first row that is not a number is a header.
-fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
+pub fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
     let text = read_text(path)?;
     let mut samples = Vec::new();
     let mut seen_row = false;
@@ -748,7 +765,7 @@ mod tests {
     #[test]
     fn ucr_errors_name_file_line_and_column() {
         let (f, e) = ucr_error("1,1,2,3\n2,1,2\n", &[1, 3]);
-        assert_error(&e, &f, Some(2), &["2 values", "first row (line 1) 3"]);
+        assert_error(&e, &f, Some(2), &["2 values", "first row (line 1) has 3"]);
         let (f, e) = ucr_error("1,1,2,3\n\n2,1,abc,3\n", &[1, 3]);
         assert_error(&e, &f, Some(3), &["column 3", "`abc`", "not a number"]);
         let (f, e) = ucr_error("1,1,2,3\n2,1,,3\n", &[1, 3]);

@@ -230,84 +230,27 @@ struct UcrProbe {
 
 type ProbeError = (Option<usize>, String);
 
-fn read(path: &PathBuf) -> Result<String, ProbeError> {
-    std::fs::read_to_string(path).map_err(|e| (None, format!("cannot be read: {e}")))
+fn probe_error(e: crate::data::DataError) -> ProbeError {
+    (e.line, e.message)
 }
 
-/// Row width, class count and well-formedness of a UCR-style CSV.
-fn probe_ucr(path: &PathBuf) -> Result<UcrProbe, ProbeError> {
-    let text = read(path)?;
-    let mut width = None;
-    let mut labels = std::collections::BTreeSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() < 2 {
-            return Err((Some(line_no), "a row needs a label and at least one value".into()));
-        }
-        match width {
-            None => width = Some(fields.len()),
-            Some(w) if w != fields.len() => {
-                return Err((Some(line_no), format!("this row has {} values after the label, the first row {}", fields.len() - 1, w - 1)));
-            }
-            _ => {}
-        }
-        let label = fields[0];
-        let number: f64 = label.parse().map_err(|_| {
-            let hint = if line_no == 1 { " (ucr files have no header line: remove it)" } else { "" };
-            (Some(line_no), format!("the label `{label}` in column 1 is not a number{hint}"))
-        })?;
-        if number.fract() != 0.0 {
-            return Err((Some(line_no), format!("the label `{label}` is not an integer class label")));
-        }
-        labels.insert(number as i64);
-        for (col, field) in fields[1..].iter().enumerate() {
-            match field.parse::<f64>() {
-                Ok(x) if x.is_finite() => {}
-                Ok(_) => return Err((Some(line_no), format!("column {} is `{field}`, not a finite number", col + 2))),
-                Err(_) => return Err((Some(line_no), format!("column {} is `{field}`, not a number", col + 2))),
-            }
-        }
-    }
-    let width = width.ok_or((None, "the file has no rows".to_string()))?;
+/// Row width and class count of a UCR-style CSV, read by the same code that
+/// loads it for training.
+fn probe_ucr(path: &std::path::Path) -> Result<UcrProbe, ProbeError> {
+    let table = crate::data::read_ucr(path).map_err(probe_error)?;
+    let labels: std::collections::BTreeSet<i64> = table.rows.iter().map(|(l, _)| *l).collect();
     if labels.len() < 2 {
         return Err((
             None,
             format!("all rows have the same label ({}); classification needs at least two classes", labels.first().copied().unwrap_or(0)),
         ));
     }
-    Ok(UcrProbe { values: width - 1, classes: labels.len() })
+    Ok(UcrProbe { values: table.width, classes: labels.len() })
 }
 
 /// Number of samples in one column of a signal CSV (a header line is allowed).
-fn probe_signal(path: &PathBuf, column: usize) -> Result<usize, ProbeError> {
-    let text = read(path)?;
-    let mut samples = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let Some(field) = fields.get(column) else {
-            return Err((
-                Some(i + 1),
-                format!("this row has {} column(s), but `column={column}` asks for column {} (counting from 1)", fields.len(), column + 1),
-            ));
-        };
-        match field.parse::<f64>() {
-            Ok(x) if x.is_finite() => samples += 1,
-            // A header on the first line.
-            Err(_) if i == 0 => {}
-            _ => return Err((Some(i + 1), format!("column {} is `{field}`, not a finite number", column + 1))),
-        }
-    }
-    if samples == 0 {
-        return Err((None, "the file holds no samples".into()));
-    }
-    Ok(samples)
+fn probe_signal(path: &std::path::Path, column: usize) -> Result<usize, ProbeError> {
+    crate::data::read_column(path, column).map(|s| s.len()).map_err(probe_error)
 }
 
 pub fn check_train(

@@ -90,22 +90,23 @@ pub struct ConstraintReport {
     pub kind: String,
     pub mode: String,
     pub params: serde_json::Value,
-    pub stopband_ratio: Option<f64>,
-    pub stopband_ratio_mean: Option<f64>,
-    pub violation: Option<f64>,
-    /// Lagrangian mode: the final multiplier.
-    pub multiplier: Option<f64>,
-    /// 1-D band families: worst stopband gain and passband ripple (dB), mean DC gain.
-    pub stopband_gain_db: Option<f64>,
-    pub passband_ripple_db: Option<f64>,
-    pub dc_gain: Option<f64>,
+    /// How well it holds at the end: ρ, violation, multiplier, response
+    /// figures, satisfied (flattened into this object in report.json).
+    #[serde(flatten)]
+    pub measure: Measure,
     /// When the layer's weights were given (`@init`): how far fitting them into
     /// the constraint set moved them, ‖Δw‖/‖w‖.
     pub init_residual: Option<f64>,
     /// The lowest ρ any kernel of this length can reach.
     pub lambda_min: Option<f64>,
     pub tol: f64,
-    pub satisfied: bool,
+}
+
+impl std::ops::Deref for ConstraintReport {
+    type Target = Measure;
+    fn deref(&self) -> &Measure {
+        &self.measure
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -390,16 +391,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             kind: e.spec.family.name().into(),
             mode: e.spec.mode.name().into(),
             params: constraint_params(&e.spec),
-            stopband_ratio: m.stopband_ratio,
-            stopband_ratio_mean: m.stopband_ratio_mean,
-            violation: m.violation,
-            multiplier: m.multiplier,
-            stopband_gain_db: m.stopband_gain_db,
-            passband_ripple_db: m.passband_ripple_db,
-            dc_gain: m.dc_gain,
+            measure: m,
             lambda_min: e.spec.lambda_min,
             tol: e.spec.tol,
-            satisfied: m.satisfied,
         });
     }
     save_weights(&net, &opts.out_dir.join("model.safetensors"))?;
