@@ -1,7 +1,6 @@
 //! The `data` and `train` sections, and whether data, model and loss fit
 //! together.
 
-
 use crate::ast::{self, Arg, Span, Stmt};
 use crate::check::Ctx;
 use crate::check::params::{self, Call};
