@@ -239,6 +239,8 @@ pub struct TrainSpec {
     pub batch: usize,
     pub seed: u64,
     pub shuffle: bool,
+    /// Global gradient-norm clipping.
+    pub clip: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

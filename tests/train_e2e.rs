@@ -423,3 +423,23 @@ fn two_d(mode: &str) -> String {
         "model d {{\n input [1, 8, 8]\n conv(out=4, k=5) @lowpass(cutoff=0.4, transition=0.3, {mode})\n relu\n flatten\n linear(out=10)\n}}\ndata ucr(\"data/digits_8x8.csv\")\ntrain {{\n epochs = 2\n batch = 128\n}}\n"
     )
 }
+
+#[test]
+fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
+    let source = "model m {\n input [1, 128]\n conv(out=4, k=9)\n relu\n conv(out=1, k=9)\n}\ndata sines(n=64)\ntrain {\n optimizer = sgd(lr=1e6)\n epochs = 3\n}\n";
+    let p = program(source, Path::new("."));
+    let dir = out_dir("blowup");
+    let err = lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, quiet: true })
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("epoch") && text.contains("step") && text.contains("conv"), "{text}");
+    // The last complete epoch's weights are on disk and finite.
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    for t in tensors.values() {
+        assert!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|x| x.is_finite()));
+    }
+    // Clipping the gradient norm keeps the same run finite.
+    let clipped = source.replace(" epochs = 3", " epochs = 3\n clip = 1.0");
+    let (report, _) = train(&clipped, Path::new("."), "blowup-clipped", None, None);
+    assert!(report.epochs.iter().all(|e| e.train_loss.is_finite()));
+}

@@ -309,6 +309,7 @@ pub fn check_train(
         batch: call.int("batch")? as usize,
         seed: call.int("seed")? as u64,
         shuffle: call.bool("shuffle")?,
+        clip: call.f64("clip"),
     })
 }
 

@@ -41,6 +41,13 @@ pub enum Reparam {
     Softplus,
 }
 
+/// Whether every value of a tensor is a finite number.
+pub fn finite(x: &Tensor) -> Result<bool> {
+    // NaN and ±∞ survive a sum of squares as NaN or +∞.
+    let s = x.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(s.is_finite() || (s.is_infinite() && x.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?.is_finite()))
+}
+
 /// `log(1 + eˣ)` without overflow.
 fn softplus(x: &Tensor) -> Result<Tensor> {
     x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
@@ -57,11 +64,17 @@ enum Node {
     BatchNorm { gamma: usize, beta: usize, stats: RefCell<(Tensor, Tensor)>, momentum: f64, eps: f64, name: String },
     Dropout { p: f64 },
     Flatten,
-    Residual(Vec<Node>),
+    Residual(Vec<Named>),
+}
+
+/// A node with the layer name it comes from (for messages).
+struct Named {
+    name: String,
+    node: Node,
 }
 
 pub struct Net {
-    nodes: Vec<Node>,
+    nodes: Vec<Named>,
     pub params: Vec<Param>,
     pub device: Device,
     pub dtype: DType,
@@ -84,7 +97,7 @@ impl Net {
         Ok(net)
     }
 
-    fn build(&mut self, layers: &[Layer], rng: &mut Rng, base: &std::path::Path) -> std::result::Result<Vec<Node>, LowerError> {
+    fn build(&mut self, layers: &[Layer], rng: &mut Rng, base: &std::path::Path) -> std::result::Result<Vec<Named>, LowerError> {
         let mut nodes = Vec::new();
         for layer in layers {
             let node = match &layer.op {
@@ -124,7 +137,7 @@ impl Net {
                 Op::Flatten => Node::Flatten,
                 Op::Residual { body } => Node::Residual(self.build(body, rng, base)?),
             };
-            nodes.push(node);
+            nodes.push(Named { name: layer.name.clone(), node });
         }
         Ok(nodes)
     }
@@ -277,10 +290,43 @@ impl Net {
         self.effective(i)
     }
 
-    fn run(&self, nodes: &[Node], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    fn run(&self, nodes: &[Named], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let mut x = x.clone();
-        for node in nodes {
-            x = match node {
+        for named in nodes {
+            x = self.step(named, &x, mode)?;
+        }
+        Ok(x)
+    }
+
+    /// The first layer whose output (in evaluation mode) holds a NaN or an
+    /// infinity for input `x`, if any: where a numerical fault appears.
+    pub fn first_non_finite(&self, x: &Tensor) -> Result<Option<String>> {
+        fn walk(net: &Net, nodes: &[Named], x: &Tensor) -> Result<(Tensor, Option<String>)> {
+            let mut x = x.clone();
+            for named in nodes {
+                if let Node::Residual(body) = &named.node {
+                    let (y, found) = walk(net, body, &x)?;
+                    if found.is_some() {
+                        return Ok((y, found));
+                    }
+                }
+                x = net.step(named, &x, &mut Mode::Eval)?;
+                if !finite(&x)? {
+                    return Ok((x, Some(named.name.clone())));
+                }
+            }
+            Ok((x, None))
+        }
+        if !finite(x)? {
+            return Ok(Some("the input data".into()));
+        }
+        Ok(walk(self, &self.nodes, x)?.1)
+    }
+
+    fn step(&self, named: &Named, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let x = x.clone();
+        Ok({
+            match &named.node {
                 Node::Conv { w, b, stride, padding, dilation, groups } => {
                     let bias = b.map(|b| self.p(b)).transpose()?;
                     ops::conv(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups)?
@@ -333,9 +379,8 @@ impl Net {
                     let y = self.run(body, &x, mode)?;
                     (x + y)?
                 }
-            };
-        }
-        Ok(x)
+            }
+        })
     }
 
     /// Every tensor to save: parameters, then batch-norm running statistics.
@@ -344,9 +389,9 @@ impl Net {
         for (i, p) in self.params.iter().enumerate() {
             out.insert(p.name.clone(), self.effective(i)?.detach().to_dtype(DType::F32)?);
         }
-        fn stats(nodes: &[Node], out: &mut HashMap<String, Tensor>) -> Result<()> {
-            for node in nodes {
-                match node {
+        fn stats(nodes: &[Named], out: &mut HashMap<String, Tensor>) -> Result<()> {
+            for named in nodes {
+                match &named.node {
                     Node::BatchNorm { stats: s, name, .. } => {
                         let s = s.borrow();
                         out.insert(format!("{name}.running_mean"), s.0.to_dtype(DType::F32)?);
@@ -377,9 +422,9 @@ impl Net {
             }
             self.set_effective(i, t)?;
         }
-        fn stats(nodes: &[Node], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
-            for node in nodes {
-                match node {
+        fn stats(nodes: &[Named], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
+            for named in nodes {
+                match &named.node {
                     Node::BatchNorm { stats: s, name, .. } => {
                         let get = |what: &str| {
                             tensors

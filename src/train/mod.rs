@@ -35,6 +35,10 @@ pub enum TrainError {
     NotFinite {
         epoch: usize,
         step: usize,
+        /// What went first: a layer's output, a tensor's gradient, the data.
+        culprit: Option<String>,
+        /// Where the last good weights are (the end of the previous epoch).
+        saved: Option<PathBuf>,
     },
 }
 
@@ -44,8 +48,16 @@ impl std::fmt::Display for TrainError {
             TrainError::Data(e) => write!(f, "{e}"),
             TrainError::Lower(e) => write!(f, "{e}"),
             TrainError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            TrainError::NotFinite { epoch, step } => {
-                write!(f, "the loss became NaN or infinite at epoch {epoch}, step {step}; lower the learning rate or check the data")
+            TrainError::NotFinite { epoch, step, culprit, saved } => {
+                write!(f, "the loss or its gradient became NaN or infinite at epoch {epoch}, step {step}")?;
+                if let Some(c) = culprit {
+                    write!(f, ", first in {c}")?;
+                }
+                write!(f, "; lower the learning rate, set `clip = …` in the train section, or check the data")?;
+                if let Some(p) = saved {
+                    write!(f, " (the weights of the last complete epoch are in {})", p.display())?;
+                }
+                Ok(())
             }
         }
     }
@@ -335,13 +347,30 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                     loss = (loss + p)?;
                 }
             }
-            let value = task.to_scalar::<f32>()? as f64;
+            let value = loss.to_scalar::<f32>()? as f64;
+            let saved = (epoch > 1).then(|| opts.out_dir.join("model.safetensors"));
             if !value.is_finite() {
-                return Err(TrainError::NotFinite { epoch, step: step + 1 });
+                let culprit = net.first_non_finite(&x)?.map(|layer| format!("the output of `{layer}`"));
+                return Err(TrainError::NotFinite { epoch, step: step + 1, culprit, saved });
             }
-            total += value * chunk.len() as f64;
+            total += task.to_scalar::<f32>()? as f64 * chunk.len() as f64;
             let grads = loss.backward()?;
             let mut per_param: Vec<Option<Tensor>> = net.params.iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
+            for (p, g) in net.params.iter().zip(&per_param) {
+                if let Some(g) = g
+                    && !crate::lower::finite(g)?
+                {
+                    return Err(TrainError::NotFinite {
+                        epoch,
+                        step: step + 1,
+                        culprit: Some(format!("the gradient of `{}`", p.name)),
+                        saved,
+                    });
+                }
+            }
+            if let Some(max_norm) = spec.clip {
+                clip_gradients(&mut per_param, max_norm)?;
+            }
             for e in &enforced {
                 if let Some(g) = &per_param[e.param] {
                     per_param[e.param] = Some(e.project_gradient(&net, g)?);
@@ -369,6 +398,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             };
             bar.finish_with_message(format!("loss {train_loss:.4}{val_text}{} · {seconds:.1}s", live_figures(&enforced, &net)));
         }
+        // A checkpoint of the weights at every epoch's end: a later fault
+        // leaves the last good ones on disk.
+        save_weights(&net, &opts.out_dir.join("model.safetensors"))?;
         report.epochs.push(EpochReport {
             epoch,
             phase: phase_name,
@@ -400,6 +432,22 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     let json = serde_json::to_vec_pretty(&report).expect("reports serialize");
     write_atomic(&opts.out_dir.join("report.json"), &json)?;
     Ok(report)
+}
+
+/// Scales all gradients together so their global L2 norm is at most `max_norm`.
+fn clip_gradients(grads: &mut [Option<Tensor>], max_norm: f64) -> candle_core::Result<()> {
+    let mut sum = 0.0;
+    for g in grads.iter().flatten() {
+        sum += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    }
+    let norm = sum.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / norm;
+        for g in grads.iter_mut().flatten() {
+            *g = (&*g * scale)?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies a phase's changes on top of the model's own settings: layers frozen
