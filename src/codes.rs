@@ -44,6 +44,7 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0043" => include_str!("../docs/codes/E0043.md"),
         "E0044" => include_str!("../docs/codes/E0044.md"),
         "E0045" => include_str!("../docs/codes/E0045.md"),
+        "E0046" => include_str!("../docs/codes/E0046.md"),
         "E0050" => include_str!("../docs/codes/E0050.md"),
         "E0051" => include_str!("../docs/codes/E0051.md"),
         "E0052" => include_str!("../docs/codes/E0052.md"),

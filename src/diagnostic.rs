@@ -80,6 +80,7 @@ pub enum Problem {
     BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
     BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
     TwoDOption { span: Span, param: String, layer: String },
+    ModelTooLarge { span: Span, parameters: usize, needed: u64, available: u64, batch: usize },
     OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
 
     // ---- data and training ----
@@ -131,6 +132,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0043", "groups do not divide the channels"),
     ("E0044", "model output does not fit the task"),
     ("E0045", "2-D option on a 1-D layer"),
+    ("E0046", "model too large for this machine's memory"),
     ("E0050", "data file not found"),
     ("E0051", "data file cannot be used"),
     ("E0052", "data does not fit the model's input"),
@@ -148,6 +150,18 @@ fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String
 
 fn label(span: Span, text: impl Into<String>) -> Label {
     Label { span, text: text.into() }
+}
+
+/// A byte count for people: `3.2 GiB`.
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut x = n as f64;
+    let mut unit = 0;
+    while x >= 1024.0 && unit + 1 < units.len() {
+        x /= 1024.0;
+        unit += 1;
+    }
+    format!("{x:.1} {}", units[unit])
 }
 
 /// Formats a figure compactly: `0.26`, `1.2e-4`.
@@ -410,6 +424,17 @@ impl Problem {
                 format!("`{param}` of `{layer}` is a pair, but the layer is 1-D"),
                 vec![label(*span, "one value per axis of a 2-D layer")],
                 Some(format!("a 1-D layer takes a single `{param}`; a layer is 2-D when its input is `[channels, height, width]`")),
+            ),
+            ModelTooLarge { span, parameters, needed, available, batch } => (
+                "E0046",
+                format!(
+                    "training this model needs about {} of memory ({} parameters, batch {batch}), more than the {} available",
+                    bytes(*needed),
+                    parameters,
+                    bytes(*available)
+                ),
+                vec![label(*span, format!("about {}", bytes(*needed)))],
+                Some("use fewer or narrower layers, downsample earlier, or a smaller `batch`".into()),
             ),
             OutputMismatch { span, model_span, output, expected, why, help } => (
                 "E0044",

@@ -125,7 +125,39 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
         }
     };
     let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref(), model_span);
+    if let (Some(model), Some(train)) = (&model, &train) {
+        memory_check(ctx, model, train.batch, model_span);
+    }
     Some(Program { model: model?, data: data?.0, train: train? })
+}
+
+/// Refuses a model whose training would not fit in memory. The estimate:
+/// f32 weights with their gradient and two optimizer moments, plus every
+/// layer's output for a batch, kept for the backward pass and its gradient.
+fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Span) {
+    let parameters = model.parameter_count() as u64;
+    let activations: u64 = model.walk().iter().map(|l| l.output.numel() as u64).sum::<u64>() + model.input.numel() as u64;
+    let needed = 4 * (4 * parameters + 2 * activations.saturating_mul(batch as u64));
+    let available = available_memory();
+    if needed > available {
+        ctx.problems.push(Problem::ModelTooLarge { span, parameters: parameters as usize, needed, available, batch });
+    }
+}
+
+/// Memory this process could use: `LPN_AVAILABLE_MEMORY` (bytes) when set
+/// (tests pin it), else MemAvailable on Linux, else a generous 64 GiB.
+fn available_memory() -> u64 {
+    if let Some(bytes) = std::env::var("LPN_AVAILABLE_MEMORY").ok().and_then(|v| v.parse().ok()) {
+        return bytes;
+    }
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(64 << 30)
 }
 
 /// Checks only the model section of a source (no data or training part
