@@ -211,6 +211,11 @@ impl Enforced {
         }
     }
 
+    /// The current lagrangian multiplier.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier.get()
+    }
+
     /// Lagrangian mode, after a step: `λ ← max(0, λ + η·(g − tol))` with g the
     /// largest ρ over kernels (bands) or the violation, so λ rises while the
     /// constraint is broken and falls back once it holds with room to spare.
@@ -218,8 +223,7 @@ impl Enforced {
         if self.spec.mode != Mode::Lagrangian {
             return Ok(());
         }
-        let m = self.measure(net)?;
-        let g = m.stopband_ratio.or(m.violation).unwrap_or(0.0);
+        let g = self.headline(net)?;
         self.multiplier.set((self.multiplier.get() + self.spec.dual_lr * (g - self.spec.tol)).max(0.0));
         Ok(())
     }
@@ -301,6 +305,18 @@ impl Enforced {
         Ok(())
     }
 
+    /// The headline figure alone, cheaply, for every step (the live bar and
+    /// the dual update): the largest ρ for bands, else the violation.
+    pub fn headline(&self, net: &Net) -> Result<f64> {
+        let w = net.effective(self.param)?.detach();
+        match &self.q {
+            Some(q) => ops::stopband_ratios(&w, q)?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>(),
+            None => self.violation(&w)?.to_dtype(DType::F64)?.to_scalar::<f64>(),
+        }
+    }
+
+    /// Every figure of the report (once per epoch: the response figures
+    /// evaluate each kernel's spectrum).
     pub fn measure(&self, net: &Net) -> Result<Measure> {
         let w = net.effective(self.param)?.detach().to_dtype(DType::F64)?;
         let multiplier = (self.spec.mode == Mode::Lagrangian).then(|| self.multiplier.get());

@@ -500,14 +500,14 @@ pub fn evaluate_file(program: &Program, base: &Path, weights: &Path) -> Result<E
 fn live_figures(enforced: &[Enforced], net: &Net) -> String {
     let mut out = String::new();
     for e in enforced {
-        if let Ok(m) = e.measure(net) {
-            match (m.stopband_ratio, m.violation) {
-                (Some(rho), _) => out.push_str(&format!(" · {} ρ {:.2e}", e.layer, rho)),
-                (None, Some(v)) => out.push_str(&format!(" · {} {} {:.1e}", e.layer, e.spec.family.name(), v)),
-                _ => {}
+        if let Ok(v) = e.headline(net) {
+            if e.spec.band.is_some() {
+                out.push_str(&format!(" · {} ρ {:.2e}", e.layer, v));
+            } else {
+                out.push_str(&format!(" · {} {} {:.1e}", e.layer, e.spec.family.name(), v));
             }
-            if let Some(l) = m.multiplier {
-                out.push_str(&format!(" λ {l:.3}"));
+            if e.spec.mode == crate::schema::Mode::Lagrangian {
+                out.push_str(&format!(" λ {:.3}", e.multiplier()));
             }
         }
     }
