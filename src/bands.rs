@@ -224,6 +224,19 @@ pub fn admissible_basis(q: &DMatrix<f64>, tol: f64) -> DMatrix<f64> {
     if columns.is_empty() { DMatrix::zeros(q.nrows(), 0) } else { DMatrix::from_columns(&columns) }
 }
 
+/// The designed filter for a kernel of shape `[k]` or `[kh, kw]` (the 2-D one
+/// is the separable outer product, the box passband), flattened row-major.
+pub fn design_kernel(spec: &BandSpec, dims: &[usize]) -> Vec<f64> {
+    match dims {
+        [k] => design(spec, *k),
+        [kh, kw] => {
+            let (a, b) = (design(spec, *kh), design(spec, *kw));
+            a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect()
+        }
+        _ => panic!("designed filters are 1-D or 2-D, not {dims:?}"),
+    }
+}
+
 /// The orthogonal projector `P = V Vᵀ` onto the eigenvectors of `Q` whose
 /// eigenvalue is at most `tol`: every kernel in its range has `ρ ≤ tol`.
 pub fn admissible_projector(q: &DMatrix<f64>, tol: f64) -> (DMatrix<f64>, usize) {

@@ -326,12 +326,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
         }
         Mode::Freeze if !(matches!(band.family, Family::Highpass | Family::Bandstop) && kernel.iter().any(|k| k % 2 == 0)) => {
             // What the frozen design achieves against this spec.
-            let per_axis: Vec<Vec<f64>> = kernel.iter().map(|&k| crate::bands::design(&band, k)).collect();
-            let h: Vec<f64> = match per_axis.as_slice() {
-                [h] => h.clone(),
-                [a, b] => a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect(),
-                _ => Vec::new(),
-            };
+            let h = crate::bands::design_kernel(&band, kernel);
             let q = band.stopband_operator(kernel);
             let h = nalgebra::DVector::from_vec(h);
             let rho = (h.transpose() * &q * &h)[0] / h.norm_squared().max(1e-300);

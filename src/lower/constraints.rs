@@ -66,12 +66,10 @@ fn mirror_projector(taps: usize, sign: f64) -> DMatrix<f64> {
 /// channel is the filtered mean of its inputs (unit gain at DC for a low-pass).
 pub fn designed_weight(spec: &BandSpec, shape: &[usize], device: &Device) -> Result<Tensor> {
     let kernel = &shape[2..];
-    let per_axis: Vec<Vec<f64>> = kernel.iter().map(|&k| bands::design(spec, k)).collect();
-    let h: Vec<f64> = match per_axis.as_slice() {
-        [h] => h.clone(),
-        [a, b] => a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect(),
-        _ => candle_core::bail!("designed filters are 1-D or 2-D"),
-    };
+    if !(1..=2).contains(&kernel.len()) {
+        candle_core::bail!("designed filters are 1-D or 2-D");
+    }
+    let h = bands::design_kernel(spec, kernel);
     let inputs = shape[1] as f64;
     let kernels = shape[0] * shape[1];
     let data: Vec<f64> = (0..kernels).flat_map(|_| h.iter().map(|x| x / inputs)).collect();

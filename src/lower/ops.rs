@@ -121,9 +121,17 @@ pub fn conv(
         dilation: dilation[0],
         groups,
     };
-    let y = super::conv1d_kernel::conv1d(x, w, spec)?;
+    add_channel_bias(super::conv1d_kernel::conv1d(x, w, spec)?, bias)
+}
+
+/// Adds a per-channel bias `[C]` to `[B, C, *spatial]`.
+fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1))?),
+        Some(bias) => {
+            let mut shape = vec![1; y.rank()];
+            shape[1] = bias.elem_count();
+            y.broadcast_add(&bias.reshape(shape)?)
+        }
         None => Ok(y),
     }
 }
@@ -189,15 +197,7 @@ pub fn conv_by_matmuls(
     let y = if groups == 1 { parts.into_iter().next().unwrap() } else { Tensor::cat(&parts, 0)? }; // [Cout, B·P]
     let mut shape = vec![cout, b];
     shape.extend(&out);
-    let y = y.reshape(shape)?.transpose(0, 1)?.contiguous()?;
-    match bias {
-        Some(bias) => {
-            let mut bshape = vec![1, cout];
-            bshape.extend(std::iter::repeat_n(1, out.len()));
-            y.broadcast_add(&bias.reshape(bshape)?)
-        }
-        None => Ok(y),
-    }
+    add_channel_bias(y.reshape(shape)?.transpose(0, 1)?.contiguous()?, bias)
 }
 
 /// `x [B, in] · wᵀ + b` with `w [out, in]`.

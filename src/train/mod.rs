@@ -356,10 +356,12 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             total += task.to_scalar::<f32>()? as f64 * chunk.len() as f64;
             let grads = loss.backward()?;
             let mut per_param: Vec<Option<Tensor>> = net.params.iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
+            // One sum of squares per gradient serves both the fault check and clipping.
+            let mut norm_sq = 0.0;
             for (p, g) in net.params.iter().zip(&per_param) {
-                if let Some(g) = g
-                    && !crate::lower::finite(g)?
-                {
+                let Some(g) = g else { continue };
+                let s = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+                if !s.is_finite() && !crate::lower::finite(g)? {
                     return Err(TrainError::NotFinite {
                         epoch,
                         step: step + 1,
@@ -367,9 +369,10 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                         saved,
                     });
                 }
+                norm_sq += s;
             }
             if let Some(max_norm) = spec.clip {
-                clip_gradients(&mut per_param, max_norm)?;
+                clip_gradients(&mut per_param, norm_sq.sqrt(), max_norm)?;
             }
             for e in &enforced {
                 if let Some(g) = &per_param[e.param] {
@@ -434,13 +437,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     Ok(report)
 }
 
-/// Scales all gradients together so their global L2 norm is at most `max_norm`.
-fn clip_gradients(grads: &mut [Option<Tensor>], max_norm: f64) -> candle_core::Result<()> {
-    let mut sum = 0.0;
-    for g in grads.iter().flatten() {
-        sum += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-    }
-    let norm = sum.sqrt();
+/// Scales all gradients together (their global L2 norm is `norm`) so that the
+/// norm is at most `max_norm`.
+fn clip_gradients(grads: &mut [Option<Tensor>], norm: f64, max_norm: f64) -> candle_core::Result<()> {
     if norm > max_norm {
         let scale = max_norm / norm;
         for g in grads.iter_mut().flatten() {
