@@ -5,6 +5,12 @@
 //! matches numpy, see tests/ops_reference.rs).
 //!
 //!   cargo bench --bench conv1d
+//!
+//! With `step`, times instead a whole training step of the 1-D reference net
+//! (the one `benches/torch_conv1d_step.py` times in PyTorch), built from .lpn
+//! source and run as `lpn::train` runs a step, split into its phases:
+//!
+//!   cargo bench --bench conv1d -- step [--threads N] [--steps N]
 
 use std::time::Instant;
 
@@ -20,6 +26,91 @@ fn time<F: FnMut()>(mut f: F, reps: usize) -> f64 {
 }
 
 fn main() -> candle_core::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "step") {
+        let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        return step(value("--threads"), value("--steps").unwrap_or(100));
+    }
+    kernels()
+}
+
+const REFERENCE_NET: &str = "model reference {
+  input [1, 1024]
+  conv(out=16, k=15, padding=7)
+  relu
+  conv(out=16, k=15, padding=7)
+  relu
+  conv(out=1, k=15, padding=7)
+}
+
+data sines(n=64)
+
+train {
+  optimizer = adam(lr=1e-3)
+  loss = mse
+  batch = 64
+}
+";
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One training step as `lpn::train` runs it with no constraint attached:
+/// forward, loss, backward, the per-gradient sum of squares, the optimizer.
+fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
+    // SAFETY: called before anything runs in parallel; the bench is single-threaded until here.
+    let threads = unsafe { lpn::threads::configure(threads) }.map_err(candle_core::Error::msg)?;
+    let (_, checked) = lpn::check_source(REFERENCE_NET, std::path::Path::new("."));
+    let program = checked.program.expect("the reference net checks");
+    let mut net = lpn::lower::Net::new(&program.model, 0, lpn::lower::ops::TRAIN_DTYPE, std::path::Path::new(".")).expect("net");
+    let mut enforced = lpn::lower::constraints::Enforced::attach_all(&mut net, &program.model.walk()).expect("no constraints");
+    assert!(enforced.is_empty());
+    enforced.clear();
+    let mut optimizer = lpn::train::optim::Optimizer::new(&program.train.optimizer, net.params.len());
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (64, 1, 1024), &dev)?;
+    let y = Tensor::randn(0f32, 1.0, (64, 1, 1024), &dev)?;
+    let phases = ["forward+loss", "backward", "grad norms", "optimizer"];
+    let mut times = vec![Vec::new(); phases.len() + 1];
+    for i in 0..steps + 10 {
+        let t0 = Instant::now();
+        let out = net.forward(&x, &mut lpn::lower::Mode::Train { dropout: &mut lpn::rng::Rng::derive(0, "dropout") })?;
+        let loss = lpn::lower::ops::mse(&out, &y)?;
+        let value = loss.to_scalar::<f32>()?;
+        assert!(value.is_finite());
+        let t1 = Instant::now();
+        let grads = loss.backward()?;
+        let per_param: Vec<Option<Tensor>> = net.params.iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
+        let t2 = Instant::now();
+        let mut norm_sq = 0.0;
+        for g in per_param.iter().flatten() {
+            norm_sq += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        }
+        assert!(norm_sq.is_finite());
+        let t3 = Instant::now();
+        optimizer.step(&net.params, &per_param)?;
+        lpn::lower::constraints::Enforced::project_all(&enforced, &net)?;
+        let t4 = Instant::now();
+        if i >= 10 {
+            let marks = [t0, t1, t2, t3, t4];
+            for p in 0..phases.len() {
+                times[p].push((marks[p + 1] - marks[p]).as_secs_f64() * 1e3);
+            }
+            times[phases.len()].push((t4 - t0).as_secs_f64() * 1e3);
+        }
+    }
+    let total = median(&mut times[phases.len()].clone());
+    let min = times[phases.len()].iter().copied().fold(f64::INFINITY, f64::min);
+    println!("lpn threads={threads} median {total:.3} ms/step (min {min:.3}, {steps} steps)");
+    for (p, name) in phases.iter().enumerate() {
+        println!("  {name:<14} {:>8.3} ms (median)", median(&mut times[p]));
+    }
+    Ok(())
+}
+
+fn kernels() -> candle_core::Result<()> {
     let dev = Device::Cpu;
     println!(
         "{:<28} {:>10} {:>13} {:>12} {:>13} {:>14} {:>12}",

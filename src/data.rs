@@ -8,7 +8,6 @@
 //! probed the files lightly; this module reads them fully and still reports
 //! every problem as a [`DataError`] naming the file and the line, never a panic.
 
-use std::collections::BTreeMap;
 use std::f64::consts::{PI, TAU};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,34 +44,51 @@ pub struct Splits {
     pub classes: Option<usize>,
 }
 
+/// A problem with the data, found before the first training step. Shown as
+/// `path:line:column: message` (the parts that apply), as editors and
+/// compilers write locations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataError {
     pub path: Option<PathBuf>,
     /// 1-based line of the file, where one applies.
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the line, where one applies: the start
+    /// of the offending field, or the end of a row that is too short.
+    pub column: Option<usize>,
     pub message: String,
 }
 
 impl DataError {
     fn new(message: impl Into<String>) -> Self {
-        DataError { path: None, line: None, message: message.into() }
+        DataError { path: None, line: None, column: None, message: message.into() }
     }
     fn file(path: &Path, message: impl Into<String>) -> Self {
-        DataError { path: Some(path.to_path_buf()), line: None, message: message.into() }
+        DataError { path: Some(path.to_path_buf()), line: None, column: None, message: message.into() }
     }
     fn at(path: &Path, line: usize, message: impl Into<String>) -> Self {
-        DataError { path: Some(path.to_path_buf()), line: Some(line), message: message.into() }
+        DataError { path: Some(path.to_path_buf()), line: Some(line), column: None, message: message.into() }
+    }
+    fn at_column(path: &Path, line: usize, column: usize, message: impl Into<String>) -> Self {
+        DataError { path: Some(path.to_path_buf()), line: Some(line), column: Some(column), message: message.into() }
     }
 }
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, self.line) {
-            (Some(path), Some(line)) => write!(f, "{}:{line}: {}", path.display(), self.message),
-            (Some(path), None) => write!(f, "{}: {}", path.display(), self.message),
-            (None, Some(line)) => write!(f, "line {line}: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+        if let Some(path) = &self.path {
+            write!(f, "{}:", path.display())?;
         }
+        match (self.line, self.column) {
+            (Some(line), Some(column)) if self.path.is_some() => write!(f, "{line}:{column}:")?,
+            (Some(line), None) if self.path.is_some() => write!(f, "{line}:")?,
+            (Some(line), Some(column)) => write!(f, "line {line}, column {column}:")?,
+            (Some(line), None) => write!(f, "line {line}:")?,
+            (None, _) => {}
+        }
+        if self.path.is_some() || self.line.is_some() {
+            f.write_str(" ")?;
+        }
+        f.write_str(&self.message)
     }
 }
 
@@ -107,13 +123,22 @@ impl Dataset {
 
 /// Loads the training, validation and test data of `spec`. `input` is the
 /// model's input shape (without batch axis).
+///
+/// Classification data must give the model something to learn for every
+/// class, so a label with no training example is an error: a label of the
+/// validation or test file that the training file lacks, and a label whose
+/// every example `val_split` moves to the validation set. (The class count of
+/// a `ucr` file is its number of distinct labels, so no class can be absent
+/// otherwise; a model output with more logits than that is the checker's
+/// E0044.)
 pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
-    let train = load_source(&spec.train, input, None)?;
+    let split_off = if spec.val.is_none() { Some(spec.val_split) } else { None };
+    let train = load_source(&spec.train, input, None, split_off)?;
     if matches!(train.data.targets, Targets::Classes(_)) && train.classes.unwrap_or(0) < 2 {
         return Err(DataError::new("the training data has fewer than two classes; classification needs at least two"));
     }
     let other = |source: &Source, what: &str| -> Result<Dataset, DataError> {
-        let loaded = load_source(source, input, train.labels.as_deref())?;
+        let loaded = load_source(source, input, train.labels.as_deref(), None)?;
         match (&train.data.targets, &loaded.data.targets) {
             (Targets::Signals(_), Targets::Classes(_)) => {
                 return Err(DataError::new(format!("the {what} data is for classification, but the training data is for denoising")));
@@ -138,23 +163,25 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
     Ok(Splits { train: train_set, val, test, classes: train.classes })
 }
 
-/// The seed of a source, 0 for sources without one (the val split's stream).
+/// The seed of the validation split of a `ucr` file, which has no seed of its own.
+pub const UCR_SPLIT_SEED: u64 = 0;
+
+/// The seed of a source, [`UCR_SPLIT_SEED`] for sources without one (the val split's stream).
 fn seed_of(source: &Source) -> u64 {
     match source {
         Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
-        Source::Ucr { .. } => 0,
+        Source::Ucr { .. } => UCR_SPLIT_SEED,
     }
 }
 
-/// Training and validation sets out of one data set. Validation takes the first
-/// round(len·fraction) examples of a seeded permutation (at least one when the
-/// fraction is positive and there are two examples, and never all of them);
-/// both keep the original order of their examples.
-fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), DataError> {
+/// The training and validation indices of a data set of `len` examples, each
+/// ascending. Validation takes the first round(len·fraction) examples of a
+/// seeded permutation (at least one when the fraction is positive and there
+/// are two examples, and never all of them).
+pub fn split_indices(len: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), DataError> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(DataError::new(format!("`val_split` must be at least 0 and below 1, not {fraction}")));
     }
-    let len = data.len;
     let mut take = (len as f64 * fraction).round() as usize;
     if fraction > 0.0 && len >= 2 {
         take = take.max(1);
@@ -165,6 +192,13 @@ fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset),
     let mut train: Vec<usize> = perm[take..].to_vec();
     val.sort_unstable();
     train.sort_unstable();
+    Ok((train, val))
+}
+
+/// Training and validation sets out of one data set ([`split_indices`]); both
+/// keep the original order of their examples.
+fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), DataError> {
+    let (train, val) = split_indices(data.len, fraction, seed)?;
     Ok((data.subset(&train), data.subset(&val)))
 }
 
@@ -175,8 +209,9 @@ struct Loaded {
     labels: Option<Vec<i64>>,
 }
 
-/// One source. `known` are the training set's labels, for a UCR validation or test file.
-fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+/// One source. `known` are the training set's labels, for a UCR validation or
+/// test file; `split_off` is the `val_split` the training source will undergo.
+fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     match source {
         &Source::Sines { n, components, max_freq, noise, seed } => {
             let data = sines(n, components, max_freq, noise, seed, input)?;
@@ -186,7 +221,7 @@ fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>) -> Resul
             let data = waveforms(n, classes, noise, seed, input)?;
             Ok(Loaded { data, classes: Some(classes), labels: None })
         }
-        Source::Ucr { path } => ucr(path, input, known),
+        Source::Ucr { path } => ucr(path, input, known, split_off),
         &Source::Signal { ref path, column, stride, noise, seed } => {
             let data = signal(path, column, stride, noise, seed, input)?;
             Ok(Loaded { data, classes: None, labels: None })
@@ -278,30 +313,141 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
-/// The whole file as text; missing, unreadable and empty files are errors.
-fn read_text(path: &Path) -> Result<String, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::file(path, format!("cannot be read: {e}")))?;
+/// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
+/// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
+/// folder, a missing or unreadable file, text that is not UTF-8 and a file
+/// without any non-blank line are errors.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
+    if path.is_dir() {
+        return Err(DataError::file(path, "is a folder, not a file"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        DataError::file(
+            path,
+            match e.kind() {
+                std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => "the file cannot be read: permission denied".to_string(),
+                _ => format!("the file cannot be read: {e}"),
+            },
+        )
+    })?;
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(DataError::file(path, "the file is UTF-16 text; save it as UTF-8 (or plain ASCII) comma-separated values"));
+    }
+    let mut text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            // Valid up to `at` by definition.
+            let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+            let before = before.strip_prefix('\u{FEFF}').unwrap_or(before);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+            return Err(DataError::at_column(
+                path,
+                line,
+                column,
+                format!("byte 0x{:02X} is not UTF-8 text; save the file as UTF-8 (or plain ASCII)", bytes[at]),
+            ));
+        }
+    };
+    if text.starts_with('\u{FEFF}') {
+        text.drain(..'\u{FEFF}'.len_utf8());
+    }
+    if text.contains('\r') && !text.contains('\n') {
+        text = text.replace('\r', "\n");
+    }
     if text.trim().is_empty() {
-        return Err(DataError::file(path, "the file is empty"));
+        return Err(DataError::file(
+            path,
+            if text.is_empty() { "the file is empty" } else { "the file is empty: it holds only blank lines" },
+        ));
     }
     Ok(text)
 }
 
-/// A CSV field as a finite f32. `column` counts from 1.
-fn number(field: &str, column: usize, path: &Path, line: usize) -> Result<f32, DataError> {
-    match field.parse::<f64>() {
-        Ok(x) if x.is_finite() && (x as f32).is_finite() => Ok(x as f32),
-        Ok(x) if x.is_finite() => Err(DataError::at(path, line, format!("column {column} is `{field}`, too large for 32-bit floats"))),
-        Ok(_) => Err(DataError::at(path, line, format!("column {column} is `{field}`, not a finite number"))),
-        Err(_) if field.is_empty() => Err(DataError::at(path, line, format!("column {column} is empty, not a number"))),
-        Err(_) => Err(DataError::at(path, line, format!("column {column} is `{field}`, not a number"))),
+/// The comma-separated fields of a line, each trimmed of blanks and of
+/// surrounding double quotes, with the 1-based column (in characters) where
+/// it starts.
+fn fields(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut column = 1;
+    for piece in line.split(',') {
+        let trimmed = piece.trim_start();
+        let lead = piece[..piece.len() - trimmed.len()].chars().count();
+        let mut field = trimmed.trim_end();
+        if field.len() >= 2 && field.starts_with('"') && field.ends_with('"') {
+            field = field[1..field.len() - 1].trim();
+        }
+        out.push((column + lead, field));
+        column += piece.chars().count() + 1;
     }
+    out
+}
+
+/// The column just past the last non-blank character of a line.
+fn end_column(line: &str) -> usize {
+    line.trim_end().chars().count() + 1
+}
+
+/// A row written with another separator than commas (tab-, semicolon- or
+/// space-separated files), if it is one: tabs and semicolons anywhere, spaces
+/// between numbers in a row without commas (not in a header such as `ECG (mV)`).
+fn other_separator(path: &Path, line_no: usize, line: &str) -> Option<DataError> {
+    let start = line.len() - line.trim_start().len();
+    let body = line.trim();
+    let spaces = !body.contains(',') && body.split_whitespace().count() >= 2 && body.split_whitespace().all(|t| t.parse::<f64>().is_ok());
+    for (name, sep) in [("tabs", '\t'), ("semicolons", ';'), ("spaces", ' ')] {
+        if sep == ' ' && !spaces {
+            continue;
+        }
+        if let Some(at) = body.find(sep) {
+            let column = line[..start + at].chars().count() + 1;
+            return Some(DataError::at_column(
+                path,
+                line_no,
+                column,
+                format!("the values are separated by {name}, but lpn reads comma-separated values: replace the {name} with commas"),
+            ));
+        }
+    }
+    None
+}
+
+/// A row that is a single field, which lacks what `needs`.
+fn single_field(path: &Path, line_no: usize, line: &str, needs: &str) -> DataError {
+    DataError::at_column(path, line_no, end_column(line), format!("this row has a single field, but {needs}"))
+}
+
+/// A CSV field as a finite f32. `name` says which field it is, for messages
+/// (only called on an error); `last`: the row's last field.
+fn number(field: &str, name: impl Fn() -> String, column: usize, last: bool, path: &Path, line: usize) -> Result<f32, DataError> {
+    let reason = match field.parse::<f64>() {
+        Ok(x) if x.is_finite() && (x as f32).is_finite() => return Ok(x as f32),
+        Ok(x) if x.is_finite() => format!("{} is `{field}`, too large for 32-bit floats", name()),
+        Ok(x) if x.is_nan() => format!("{} is `{field}`, not a finite number (lpn does not fill in missing values)", name()),
+        Ok(_) => format!("{} is `{field}`, not a finite number", name()),
+        Err(_) if field.is_empty() && last => format!("{} is empty, not a number (a comma at the end of the row?)", name()),
+        Err(_) if field.is_empty() => format!("{} is empty, not a number", name()),
+        Err(_) => format!("{} is `{field}`, not a number", name()),
+    };
+    Err(DataError::at_column(path, line, column, reason))
+}
+
+/// One row of a UCR-style CSV: its label, and where the label is written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UcrRow {
+    pub label: i64,
+    /// 1-based line of the row.
+    pub line: usize,
+    /// 1-based column where the label starts.
+    pub column: usize,
 }
 
 /// The rows of a UCR-style CSV: a label, then the values, every row as wide.
 pub struct UcrTable {
-    /// (label, 1-based line) per row.
-    pub rows: Vec<(i64, usize)>,
+    pub rows: Vec<UcrRow>,
     /// Row-major values, `width` per row.
     pub values: Vec<f32>,
     pub width: usize,
@@ -309,35 +455,45 @@ pub struct UcrTable {
     pub first_line: usize,
 }
 
-/// Reads and validates a UCR-style CSV (also used by the checker's probe).
+/// Reads and validates a UCR-style CSV (also used by the checker's probe):
+/// every row a label and the same number of finite values, comma-separated.
+/// Errors name the line and the column of the offending field.
 pub fn read_ucr(path: &Path) -> Result<UcrTable, DataError> {
     let text = read_text(path)?;
     let mut values = Vec::new();
-    let mut rows: Vec<(i64, usize)> = Vec::new();
+    let mut rows: Vec<UcrRow> = Vec::new();
     let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if let Some(e) = other_separator(path, line_no, line) {
+            return Err(e);
+        }
+        let fields = fields(line);
         if fields.len() < 2 {
-            return Err(DataError::at(path, line_no, "a row needs a label and at least one value"));
+            return Err(single_field(path, line_no, line, "a row needs a label and at least one value"));
         }
         match first {
             None => first = Some((fields.len(), line_no)),
             Some((width, at)) if width != fields.len() => {
-                return Err(DataError::at(
+                // Where the row goes wrong: its first extra field, or its end.
+                let column = fields.get(width).map_or_else(|| end_column(line), |f| f.0);
+                return Err(DataError::at_column(
                     path,
                     line_no,
+                    column,
                     format!("this row has {} values after the label, but the first row (line {at}) has {}", fields.len() - 1, width - 1),
                 ));
             }
             _ => {}
         }
-        rows.push((label(fields[0], path, line_no, rows.is_empty())?, line_no));
-        for (col, field) in fields[1..].iter().enumerate() {
-            values.push(number(field, col + 2, path, line_no)?);
+        let (column, text) = fields[0];
+        rows.push(UcrRow { label: label(text, path, line_no, column, rows.is_empty())?, line: line_no, column });
+        let last = fields.len() - 1;
+        for (k, &(column, field)) in fields.iter().enumerate().skip(1) {
+            values.push(number(field, || format!("field {}", k + 1), column, k == last, path, line_no)?);
         }
     }
     let Some((width, first_line)) = first else {
@@ -346,37 +502,80 @@ pub fn read_ucr(path: &Path) -> Result<UcrTable, DataError> {
     Ok(UcrTable { rows, values, width: width - 1, first_line })
 }
 
-fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+/// The distinct labels of some rows, ascending: label `labels[c]` is class `c`.
+pub fn distinct_labels(rows: &[UcrRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.label).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+}
+
+/// Labels for messages: `1, 2, 5`, the first dozen of many.
+fn label_list(labels: &[i64]) -> String {
+    let mut shown: Vec<String> = labels.iter().take(12).map(|l| l.to_string()).collect();
+    if labels.len() > 12 {
+        shown.push(format!("… ({} in all)", labels.len()));
+    }
+    shown.join(", ")
+}
+
+/// The class of each row, given the training data's labels (ascending). A
+/// label the training data lacks is an error at its row: the model has no
+/// output for it and could not learn it.
+pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[i64]) -> Result<Vec<usize>, DataError> {
+    rows.iter()
+        .map(|row| {
+            known.binary_search(&row.label).map_err(|_| {
+                DataError::at_column(
+                    path,
+                    row.line,
+                    row.column,
+                    format!(
+                        "the label `{}` does not occur in the training data, whose labels are {}: a class without training examples cannot be learnt",
+                        row.label,
+                        label_list(known)
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A training file whose validation set is split off with `val_split =
+/// fraction` keeps at least one training example of every label; otherwise
+/// an error at the first row of the label that loses all of them.
+pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> Result<(), DataError> {
+    let (train, _) = split_indices(table.rows.len(), fraction, UCR_SPLIT_SEED)?;
+    let kept: std::collections::BTreeSet<i64> = train.iter().map(|&i| table.rows[i].label).collect();
+    let Some(lost) = table.rows.iter().find(|r| !kept.contains(&r.label)) else {
+        return Ok(());
+    };
+    let count = table.rows.iter().filter(|r| r.label == lost.label).count();
+    let (examples, all) = if count == 1 { ("1 example".to_string(), "it") } else { (format!("{count} examples"), "all of them") };
+    Err(DataError::at_column(
+        path,
+        lost.line,
+        lost.column,
+        format!(
+            "the label `{}` has {examples}, and `val_split = {fraction}` moves {all} to the validation set, so the training data has none: \
+             add examples of it, lower `val_split`, or give the validation data as `val = ucr(\"…\")`",
+            lost.label
+        ),
+    ))
+}
+
+fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     let numel: usize = input.iter().product();
-    let UcrTable { rows, values: inputs, width, first_line } = read_ucr(path)?;
-    if width != numel {
+    let table = read_ucr(path)?;
+    if table.width != numel {
         return Err(DataError::at(
             path,
-            first_line,
-            format!("rows have {width} values after the label, but the model's input {input:?} holds {numel}"),
+            table.first_line,
+            format!("rows have {} values after the label, but the model's input {input:?} holds {numel}", table.width),
         ));
     }
     // Labels → classes: the training file's distinct labels in ascending order.
-    let (labels, classes) = match known {
-        Some(known) => {
-            let mut classes = Vec::with_capacity(rows.len());
-            for &(label, line) in &rows {
-                match known.binary_search(&label) {
-                    Ok(c) => classes.push(c),
-                    Err(_) => {
-                        let list = known.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
-                        return Err(DataError::at(
-                            path,
-                            line,
-                            format!("the label `{label}` is not among the training data's labels ({list})"),
-                        ));
-                    }
-                }
-            }
-            (known.to_vec(), classes)
-        }
+    let labels = match known {
+        Some(known) => known.to_vec(),
         None => {
-            let distinct: Vec<i64> = rows.iter().map(|&(l, _)| l).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let distinct = distinct_labels(&table.rows);
             if distinct.len() < 2 {
                 return Err(DataError::file(
                     path,
@@ -386,38 +585,49 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, Da
                     ),
                 ));
             }
-            let index: BTreeMap<i64, usize> = distinct.iter().enumerate().map(|(c, &l)| (l, c)).collect();
-            let classes = rows.iter().map(|(l, _)| index[l]).collect();
-            (distinct, classes)
+            if let Some(fraction) = split_off {
+                split_keeps_every_class(path, &table, fraction)?;
+            }
+            distinct
         }
     };
+    let classes = classes_of(path, &table.rows, &labels)?;
     let len = classes.len();
     let n_classes = labels.len();
     Ok(Loaded {
-        data: Dataset { inputs, targets: Targets::Classes(classes), len, shape: input.to_vec() },
+        data: Dataset { inputs: table.values, targets: Targets::Classes(classes), len, shape: input.to_vec() },
         classes: Some(n_classes),
         labels: Some(labels),
     })
 }
 
 /// A class label: an integer, possibly written `2.0` or `-1`.
-fn label(field: &str, path: &Path, line: usize, first_row: bool) -> Result<i64, DataError> {
+fn label(field: &str, path: &Path, line: usize, column: usize, first_row: bool) -> Result<i64, DataError> {
     let Ok(x) = field.parse::<f64>() else {
         let hint = if first_row { " (ucr files have no header line: remove it)" } else { "" };
         let shown = if field.is_empty() {
-            "the label in column 1 is empty, not a number".to_string()
+            "the label (field 1) is empty, not a number".to_string()
         } else {
-            format!("the label `{field}` in column 1 is not a number")
+            format!("the label `{field}` is not a number")
         };
-        return Err(DataError::at(path, line, format!("{shown}{hint}")));
+        return Err(DataError::at_column(path, line, column, format!("{shown}{hint}")));
     };
-    if !x.is_finite() || x.fract() != 0.0 || x.abs() > 1e15 {
-        return Err(DataError::at(path, line, format!("the label `{field}` in column 1 is not an integer class label")));
+    if !x.is_finite() || x.fract() != 0.0 {
+        return Err(DataError::at_column(
+            path,
+            line,
+            column,
+            format!("the label `{field}` is not an integer; class labels are whole numbers such as `0`, `1`, `2` or `-1`, `1`"),
+        ));
+    }
+    if x.abs() > 1e15 {
+        return Err(DataError::at_column(path, line, column, format!("the label `{field}` is too large for a class label")));
     }
     Ok(x as i64)
 }
 
-/// One column of a CSV recording; a first row that is not a number is a header.
+/// One column of a CSV recording (`column` counts from 0); a first row that
+/// is not a number there is a header.
 pub fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
     let text = read_text(path)?;
     let mut samples = Vec::new();
@@ -429,22 +639,39 @@ pub fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
         }
         let first_row = !seen_row;
         seen_row = true;
-        let Some(field) = line.split(',').nth(column).map(str::trim) else {
-            let count = line.split(',').count();
-            return Err(DataError::at(
+        if let Some(e) = other_separator(path, line_no, line) {
+            return Err(e);
+        }
+        let fields = fields(line);
+        let Some(&(at, field)) = fields.get(column) else {
+            if fields.len() == 1 {
+                return Err(single_field(
+                    path,
+                    line_no,
+                    line,
+                    &format!("`column={column}` asks for its field {} (columns count from 0)", column + 1),
+                ));
+            }
+            return Err(DataError::at_column(
                 path,
                 line_no,
-                format!("this row has {count} column(s), but `column={column}` asks for column {} (counting from 1)", column + 1),
+                end_column(line),
+                format!(
+                    "this row has {} fields, but `column={column}` asks for its field {} (columns count from 0)",
+                    fields.len(),
+                    column + 1
+                ),
             ));
         };
         // A first row that is not a number is a header.
         if first_row && field.parse::<f64>().is_err() {
             continue;
         }
-        samples.push(number(field, column + 1, path, line_no)?);
+        let name = || format!("field {} (`column={column}`)", column + 1);
+        samples.push(number(field, name, at, column + 1 == fields.len(), path, line_no)?);
     }
     if samples.is_empty() {
-        return Err(DataError::file(path, format!("the file holds no samples in column {} (counting from 1)", column + 1)));
+        return Err(DataError::file(path, format!("the file holds no samples in `column={column}`, only a header line")));
     }
     Ok(samples)
 }
@@ -460,9 +687,8 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
         return Err(DataError::file(
             path,
             format!(
-                "the recording has {} samples in column {}, fewer than the window length {len} (the model's input length)",
-                samples.len(),
-                column + 1
+                "the recording has {} samples in `column={column}`, fewer than the window length {len} (the model's input length)",
+                samples.len()
             ),
         ));
     }
@@ -490,6 +716,9 @@ mod tests {
 
     impl TempFile {
         fn new(name: &str, contents: &str) -> TempFile {
+            TempFile::new_bytes(name, contents.as_bytes())
+        }
+        fn new_bytes(name: &str, contents: &[u8]) -> TempFile {
             static COUNT: AtomicUsize = AtomicUsize::new(0);
             let n = COUNT.fetch_add(1, Ordering::Relaxed);
             let path = std::env::temp_dir().join(format!("lpn-data-test-{}-{n}-{name}", std::process::id()));
@@ -542,14 +771,21 @@ mod tests {
         assert_eq!(err.path.as_deref(), Some(file.0.as_path()), "{err}");
         assert_eq!(err.line, line, "{err}");
         let shown = err.to_string();
-        let prefix = match line {
-            Some(l) => format!("{}:{l}: ", file.0.display()),
-            None => format!("{}: ", file.0.display()),
+        let prefix = match (line, err.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}: ", file.0.display()),
+            (Some(l), None) => format!("{}:{l}: ", file.0.display()),
+            _ => format!("{}: ", file.0.display()),
         };
         assert!(shown.starts_with(&prefix), "{shown}");
         for w in words {
             assert!(shown.contains(w), "`{w}` missing from: {shown}");
         }
+    }
+
+    /// As `assert_error`, and the error names this column.
+    fn assert_at(err: &DataError, file: &TempFile, line: usize, column: usize, words: &[&str]) {
+        assert_eq!(err.column, Some(column), "{err}");
+        assert_error(err, file, Some(line), words);
     }
 
     fn ucr_error(contents: &str, input: &[usize]) -> (TempFile, DataError) {
@@ -745,9 +981,9 @@ mod tests {
     fn missing_and_empty_files() {
         let missing = TempFile(std::env::temp_dir().join(format!("lpn-data-test-{}-does-not-exist.csv", std::process::id())));
         let err = load(&spec(missing.ucr(), None, None, 0.2), &[1, 2]).unwrap_err();
-        assert_error(&err, &missing, None, &["cannot be read"]);
+        assert_error(&err, &missing, None, &["does not exist"]);
         let (file, err) = ucr_error("\n  \n", &[1, 2]);
-        assert_error(&err, &file, None, &["empty"]);
+        assert_error(&err, &file, None, &["empty", "blank lines"]);
         let empty = TempFile::new("empty.csv", "");
         let err =
             load(&spec(Source::Signal { path: empty.0.clone(), column: 0, stride: None, noise: 0.1, seed: 1 }, None, None, 0.2), &[1, 4])
@@ -765,37 +1001,79 @@ mod tests {
     #[test]
     fn ucr_errors_name_file_line_and_column() {
         let (f, e) = ucr_error("1,1,2,3\n2,1,2\n", &[1, 3]);
-        assert_error(&e, &f, Some(2), &["2 values", "first row (line 1) has 3"]);
-        let (f, e) = ucr_error("1,1,2,3\n\n2,1,abc,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(3), &["column 3", "`abc`", "not a number"]);
+        assert_at(&e, &f, 2, 6, &["2 values", "first row (line 1) has 3"]);
+        let (f, e) = ucr_error("1,1,2,3\n2,1,2,3,4\n", &[1, 3]);
+        assert_at(&e, &f, 2, 9, &["4 values", "first row (line 1) has 3"]);
+        let (f, e) = ucr_error("1,1,2,3\n\n2, 1,abc,3\n", &[1, 3]);
+        assert_at(&e, &f, 3, 6, &["field 3", "`abc`", "not a number"]);
         let (f, e) = ucr_error("1,1,2,3\n2,1,,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(2), &["column 3 is empty"]);
+        assert_at(&e, &f, 2, 5, &["field 3 is empty"]);
+        let (f, e) = ucr_error("1,1,2,3\n2,1,2,\n", &[1, 3]);
+        assert_at(&e, &f, 2, 7, &["field 4 is empty", "comma at the end"]);
         let (f, e) = ucr_error("1,1,2,3\n2,1,2,NaN\n", &[1, 3]);
-        assert_error(&e, &f, Some(2), &["column 4", "`NaN`", "not a finite number"]);
+        assert_at(&e, &f, 2, 7, &["field 4", "`NaN`", "not a finite number"]);
         let (f, e) = ucr_error("1,inf,2,3\n2,1,2,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(1), &["column 2", "`inf`", "not a finite number"]);
+        assert_at(&e, &f, 1, 3, &["field 2", "`inf`", "not a finite number"]);
         let (f, e) = ucr_error("1,1e39,2,3\n2,1,2,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(1), &["column 2", "`1e39`", "32-bit"]);
+        assert_at(&e, &f, 1, 3, &["field 2", "`1e39`", "32-bit"]);
         let (f, e) = ucr_error("\n1,1,2,3\n2,1,2,3\n", &[1, 4]);
         assert_error(&e, &f, Some(2), &["3 values", "[1, 4]", "holds 4"]);
         let (f, e) = ucr_error("1,1,2,3\n1.5,1,2,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(2), &["`1.5`", "not an integer"]);
+        assert_at(&e, &f, 2, 1, &["`1.5`", "not an integer"]);
+        let (f, e) = ucr_error("1,1,2,3\n  abc,1,2,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 3, &["`abc`", "not a number"]);
         let (f, e) = ucr_error("label,a,b,c\n1,1,2,3\n", &[1, 3]);
-        assert_error(&e, &f, Some(1), &["`label`", "not a number", "header"]);
+        assert_at(&e, &f, 1, 1, &["`label`", "not a number", "header"]);
         let (f, e) = ucr_error("3,1,2,3\n3,4,5,6\n", &[1, 3]);
         assert_error(&e, &f, None, &["same label (3)", "two classes"]);
         let (f, e) = ucr_error("3\n", &[1, 3]);
-        assert_error(&e, &f, Some(1), &["label and at least one value"]);
+        assert_at(&e, &f, 1, 2, &["single field", "label and at least one value"]);
+        let (f, e) = ucr_error("1\t0.5\t0.25\n", &[1, 2]);
+        assert_at(&e, &f, 1, 2, &["separated by tabs", "comma"]);
+        let (f, e) = ucr_error("1;0,5;0,25\n", &[1, 2]);
+        assert_at(&e, &f, 1, 2, &["separated by semicolons"]);
+        let (f, e) = ucr_error("1 0.5 0.25\n", &[1, 2]);
+        assert_at(&e, &f, 1, 2, &["separated by spaces"]);
+        let (f, e) = ucr_error("1,0.5\n2,0.25\n1,\u{e9}t\u{e9}\n", &[1, 1]);
+        assert_at(&e, &f, 3, 3, &["`\u{e9}t\u{e9}`", "not a number"]);
     }
 
     #[test]
-    fn unknown_label_in_val_or_test_is_an_error() {
-        let train = TempFile::new("train.csv", "1,0,0\n2,1,1\n");
-        let test = TempFile::new("test.csv", "1,0,0\n\n7,1,1\n");
-        for (val, test_source) in [(Some(test.ucr()), None), (None, Some(test.ucr()))] {
-            let err = load(&spec(train.ucr(), val, test_source, 0.2), &[1, 2]).unwrap_err();
-            assert_error(&err, &test, Some(3), &["`7`", "(1, 2)"]);
+    fn encodings_and_line_ends() {
+        // Byte-order mark, CRLF, quotes, blanks and trailing blank lines are fine.
+        for text in ["\u{FEFF}1,0.5,1\r\n2,0.25,2\r\n", "1,0.5,1\r2,0.25,2\r", " 1 , \"0.5\", 1\n\n2,0.25,2\n\n\n  \n"] {
+            let file = TempFile::new("ok.csv", text);
+            let splits = load(&spec(file.ucr(), None, None, 0.0), &[1, 2]).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(splits.train.inputs, vec![0.5, 1.0, 0.25, 2.0], "{text:?}");
         }
+        let latin1 = TempFile::new_bytes("latin1.csv", b"1,0.5\n2,\xe90.25\n");
+        let err = load(&spec(latin1.ucr(), None, None, 0.0), &[1, 1]).unwrap_err();
+        assert_at(&err, &latin1, 2, 3, &["byte 0xE9", "not UTF-8"]);
+        let utf16 = TempFile::new_bytes("utf16.csv", b"\xff\xfe1\x00,\x002\x00");
+        let err = load(&spec(utf16.ucr(), None, None, 0.0), &[1, 1]).unwrap_err();
+        assert_error(&err, &utf16, None, &["UTF-16"]);
+        let folder = TempFile(std::env::temp_dir());
+        let err = load(&spec(folder.ucr(), None, None, 0.0), &[1, 1]).unwrap_err();
+        assert_error(&err, &folder, None, &["is a folder"]);
+        std::mem::forget(folder);
+    }
+
+    #[test]
+    fn a_class_the_split_moves_to_validation_is_an_error() {
+        // Five rows of label 1 and one of label 2: find a val_split that moves the
+        // lone example of label 2 to the validation set.
+        let file = TempFile::new("lone.csv", "1,0\n1,1\n1,2\n1,3\n1,4\n2,5\n");
+        let table = read_ucr(&file.0).unwrap();
+        let fraction = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+            .into_iter()
+            .find(|&f| split_indices(6, f, UCR_SPLIT_SEED).unwrap().1.contains(&5))
+            .expect("some fraction moves row 6 to validation");
+        assert!(split_keeps_every_class(&file.0, &table, fraction).is_err());
+        let err = load(&spec(file.ucr(), None, None, fraction), &[1, 1]).unwrap_err();
+        assert_at(&err, &file, 6, 1, &["`2`", "1 example", "validation", "val_split"]);
+        // With a separate validation file, or no split, it loads.
+        assert!(load(&spec(file.ucr(), None, None, 0.0), &[1, 1]).is_ok());
+        assert!(load(&spec(file.ucr(), Some(file.ucr()), None, fraction), &[1, 1]).is_ok());
     }
 
     #[test]
@@ -806,13 +1084,19 @@ mod tests {
         assert_error(&err, &short, None, &["3 samples", "window length 8"]);
         let bad = TempFile::new("bad.csv", "v\n1\n2\nx\n");
         let err = load(&spec(source(&bad, 0), None, None, 0.2), &[1, 2]).unwrap_err();
-        assert_error(&err, &bad, Some(4), &["column 1", "`x`", "not a number"]);
+        assert_at(&err, &bad, 4, 1, &["field 1 (`column=0`)", "`x`", "not a number"]);
         let nan = TempFile::new("nan.csv", "1,2\n3,nan\n");
         let err = load(&spec(source(&nan, 1), None, None, 0.2), &[1, 2]).unwrap_err();
-        assert_error(&err, &nan, Some(2), &["column 2", "`nan`", "not a finite number"]);
+        assert_at(&err, &nan, 2, 3, &["field 2 (`column=1`)", "`nan`", "not a finite number"]);
         let narrow = TempFile::new("narrow.csv", "1,2\n3\n");
         let err = load(&spec(source(&narrow, 1), None, None, 0.2), &[1, 1]).unwrap_err();
-        assert_error(&err, &narrow, Some(2), &["1 column(s)", "column 2"]);
+        assert_at(&err, &narrow, 2, 2, &["single field", "`column=1`"]);
+        let narrow = TempFile::new("narrow3.csv", "1,2,3\n3,4\n");
+        let err = load(&spec(source(&narrow, 2), None, None, 0.2), &[1, 1]).unwrap_err();
+        assert_at(&err, &narrow, 2, 4, &["2 fields", "`column=2`"]);
+        let header_only = TempFile::new("h.csv", "time,ecg\n");
+        let err = load(&spec(source(&header_only, 1), None, None, 0.2), &[1, 1]).unwrap_err();
+        assert_error(&err, &header_only, None, &["no samples", "`column=1`", "header"]);
     }
 
     #[test]
@@ -832,7 +1116,10 @@ mod tests {
 
     #[test]
     fn display_forms() {
-        let e = DataError { path: Some("a.csv".into()), line: Some(3), message: "bad".into() };
+        let e = DataError { path: Some("a.csv".into()), line: Some(3), column: Some(7), message: "bad".into() };
+        assert_eq!(e.to_string(), "a.csv:3:7: bad");
+        assert_eq!(DataError { path: None, ..e.clone() }.to_string(), "line 3, column 7: bad");
+        let e = DataError { column: None, ..e };
         assert_eq!(e.to_string(), "a.csv:3: bad");
         assert_eq!(DataError { line: None, ..e.clone() }.to_string(), "a.csv: bad");
         assert_eq!(DataError { path: None, line: None, ..e }.to_string(), "bad");

@@ -85,7 +85,7 @@ pub enum Problem {
 
     // ---- data and training ----
     FileNotFound { span: Span, path: String, resolved: String },
-    BadDataFile { span: Span, path: String, line: Option<usize>, reason: String },
+    BadDataFile { span: Span, path: String, line: Option<usize>, column: Option<usize>, reason: String },
     DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
     MissingTrainData { span: Span, no_section: bool },
     TaskMismatch { span: Span, reason: String, help: Option<String> },
@@ -448,11 +448,12 @@ impl Problem {
                 vec![label(*span, format!("looked for {resolved}"))],
                 Some("relative paths are taken from the folder of the .lpn file".into()),
             ),
-            BadDataFile { span, path, line, reason } => (
+            BadDataFile { span, path, line, column, reason } => (
                 "E0051",
-                match line {
-                    Some(line) => format!("{path}:{line}: {reason}"),
-                    None => format!("{path}: {reason}"),
+                match (line, column) {
+                    (Some(line), Some(column)) => format!("{path}:{line}:{column}: {reason}"),
+                    (Some(line), None) => format!("{path}:{line}: {reason}"),
+                    (None, _) => format!("{path}: {reason}"),
                 },
                 vec![label(*span, "in this file")],
                 None,

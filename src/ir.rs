@@ -241,6 +241,8 @@ pub struct TrainSpec {
     pub shuffle: bool,
     /// Global gradient-norm clipping.
     pub clip: Option<f64>,
+    /// Epochs between checkpoints.
+    pub checkpoint_every: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]

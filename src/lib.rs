@@ -19,6 +19,7 @@ pub mod schema;
 pub mod shape;
 pub mod suggest;
 pub mod syntax;
+pub mod threads;
 pub mod train;
 
 pub use check::{Checked, check_source};

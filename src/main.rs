@@ -26,6 +26,9 @@ use lpn::{codes, inspect, report, schema};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads for training and evaluation (default: LPN_THREADS, else every CPU this process may use).
+    #[arg(long, global = true, value_name = "N", env = "LPN_THREADS")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +63,9 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Continue the run whose checkpoint is in this folder (its --out), exactly where it stopped.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
     },
     /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG), and ρ per epoch.
     Response {
@@ -87,11 +93,17 @@ enum MessageFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SAFETY: nothing else runs yet (no thread has been started), as
+    // `configure` requires.
+    if let Err(e) = unsafe { lpn::threads::configure(cli.threads) } {
+        eprintln!("error: {e}");
+        return ExitCode::from(USAGE_OR_IO);
+    }
     match cli.command {
         Command::Check { files, message_format } => check(&files, message_format),
         Command::Explain { what } => explain(&what),
         Command::Inspect { file } => inspect_file(&file),
-        Command::Train { file, out, epochs, seed, quiet } => train(&file, out, epochs, seed, quiet),
+        Command::Train { file, out, epochs, seed, quiet, resume } => train(&file, out, epochs, seed, quiet, resume),
         Command::Eval { file, weights } => eval(&file, &weights),
         Command::Response { file, weights, out } => response(&file, &weights, &out),
     }
@@ -123,8 +135,8 @@ fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) 
         }
         MessageFormat::Json => {
             let mut stdout = std::io::stdout().lock();
-            for p in problems {
-                let json = serde_json::to_string(&report::to_json(p, &loaded.source, &loaded.display)).expect("diagnostics serialize");
+            for d in report::to_json_all(problems, &loaded.source, &loaded.display) {
+                let json = serde_json::to_string(&d).expect("diagnostics serialize");
                 // A closed pipe is not worth a panic.
                 let _ = writeln!(stdout, "{json}");
             }
@@ -211,7 +223,9 @@ fn inspect_file(path: &Path) -> ExitCode {
 }
 
 /// Loads and checks a file for training; prints its diagnostics.
-fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode> {
+/// A checked program, the folder its data paths are relative to, and the
+/// digest of its source (checkpoints record it).
+fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf, String), ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
@@ -219,7 +233,7 @@ fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode>
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
     print_problems(&checked.problems, &loaded, MessageFormat::Human);
     match checked.program {
-        Some(program) => Ok((program, loaded.base_dir)),
+        Some(program) => Ok((program, loaded.base_dir, lpn::train::checkpoint::digest(&loaded.source))),
         None => {
             eprintln!("error: {} has errors; nothing was trained", loaded.display);
             Err(ExitCode::from(HAS_ERRORS))
@@ -227,16 +241,43 @@ fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode>
     }
 }
 
-fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<u64>, quiet: bool) -> ExitCode {
-    let (program, base) = match checked_program(path) {
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells do).
+const INTERRUPTED: u8 = 130;
+
+fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<u64>, quiet: bool, resume: Option<PathBuf>) -> ExitCode {
+    let (program, base, digest) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&program.model.name));
+    let out_dir = resume.clone().or(out).unwrap_or_else(|| PathBuf::from("runs").join(&program.model.name));
     if !quiet {
-        eprintln!("training `{}` ({} parameters) → {}", program.model.name, program.model.parameter_count(), out_dir.display());
+        let verb = if resume.is_some() { "resuming" } else { "training" };
+        eprintln!("{verb} `{}` ({} parameters) → {}", program.model.name, program.model.parameter_count(), out_dir.display());
     }
-    let options = lpn::train::Options { out_dir: out_dir.clone(), epochs, seed, quiet };
+    // The first Ctrl-C (or SIGTERM) asks for a checkpoint after the current
+    // step; a second one quits at once (the last checkpoint is intact, as
+    // every write is atomic).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let installed = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\nstopped without saving the current step; the last checkpoint is intact");
+            std::process::exit(INTERRUPTED as i32);
+        }
+        eprintln!("\nstopping after this step to save a checkpoint (press Ctrl-C again to quit at once)");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last checkpoint");
+    }
+    let options = lpn::train::Options {
+        out_dir: out_dir.clone(),
+        epochs,
+        seed,
+        quiet,
+        resume: resume.is_some(),
+        source_digest: Some(digest),
+        stop: Some(stop),
+    };
     match lpn::train::train(&program, &base, &options) {
         Ok(report) => {
             if let Some(test) = &report.test {
@@ -251,6 +292,11 @@ fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<
             say!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
             ExitCode::from(OK)
         }
+        Err(e @ lpn::train::TrainError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            eprintln!("continue with: lpnc train {} --resume {}", path.display(), out_dir.display());
+            ExitCode::from(INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(HAS_ERRORS)
@@ -259,7 +305,7 @@ fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<
 }
 
 fn eval(path: &Path, weights: &Path) -> ExitCode {
-    let (program, base) = match checked_program(path) {
+    let (program, base, _) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -279,7 +325,7 @@ fn eval(path: &Path, weights: &Path) -> ExitCode {
 }
 
 fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
-    let (program, _) = match checked_program(path) {
+    let (program, _, _) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -1,19 +1,31 @@
 //! The one place where problems become output: miette reports for people,
 //! JSON lines for editors and scripts.
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, MietteError, MietteSpanContents, SourceCode, SourceSpan,
+    SpanContents,
+};
 use serde::Serialize;
 
 use crate::diagnostic::{Diagnostic, Problem, Severity};
 
 /// Renders problems as miette reports, one after the other.
+///
+/// Linear in the size of the source and the number of problems: the source is
+/// indexed by line once, each report reads only the lines it shows, and a very
+/// long line is shown as a window around the label (see [`Indexed`]).
 pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: bool) -> String {
+    if problems.is_empty() {
+        // Nothing to show: skip indexing the lines of a possibly huge source.
+        return String::new();
+    }
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let indexed = Indexed::new(source, file_name);
     let mut out = String::new();
     for problem in problems {
-        let report = to_miette(&problem.to_diagnostic(), source, file_name);
-        if handler.render_report(&mut out, report.as_ref()).is_err() {
+        let report = Located { inner: to_miette(&problem.to_diagnostic(), source), source: &indexed };
+        if handler.render_report(&mut out, &report).is_err() {
             // Rendering into a String cannot fail short of a bug in miette; fall back to the plain message.
             out.push_str(&problem.to_diagnostic().message);
         }
@@ -22,13 +34,24 @@ pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: 
     out
 }
 
-fn to_miette(d: &Diagnostic, source: &str, file_name: &str) -> miette::Report {
+/// A label longer than this is shown by its start only (a label over a whole
+/// section of a huge file would otherwise print all of it).
+const MAX_LABEL: usize = 1024;
+/// Lines around a label longer than this together are shown as a window.
+const LONG_REGION: usize = 4096;
+/// How much of a long line a window shows on each side of its label.
+const WINDOW: usize = 96;
+
+fn to_miette(d: &Diagnostic, source: &str) -> MietteDiagnostic {
     let labels = d.labels.iter().enumerate().map(|(i, l)| {
-        let span = clamp(l.span.start, l.span.len(), source.len());
+        let (start, mut len) = clamp(l.span.start, l.span.len(), source.len());
+        if len > MAX_LABEL {
+            len = floor_boundary(source, start + MAX_LABEL) - start;
+        }
         if i == 0 {
-            LabeledSpan::new_primary_with_span(Some(l.text.clone()), span)
+            LabeledSpan::new_primary_with_span(Some(l.text.clone()), (start, len))
         } else {
-            LabeledSpan::new_with_span(Some(l.text.clone()), span)
+            LabeledSpan::new_with_span(Some(l.text.clone()), (start, len))
         }
     });
     let mut diagnostic = MietteDiagnostic::new(d.message.clone()).with_code(d.code).with_severity(match d.severity {
@@ -39,7 +62,166 @@ fn to_miette(d: &Diagnostic, source: &str, file_name: &str) -> miette::Report {
     if let Some(help) = &d.help {
         diagnostic = diagnostic.with_help(help.clone());
     }
-    miette::Report::new(diagnostic).with_source_code(NamedSource::new(file_name, source.to_string()))
+    diagnostic
+}
+
+/// A diagnostic with a borrowed, indexed source, so rendering a report copies
+/// nothing.
+#[derive(Debug)]
+struct Located<'a> {
+    inner: MietteDiagnostic,
+    source: &'a Indexed<'a>,
+}
+
+impl std::fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::error::Error for Located<'_> {}
+
+impl miette::Diagnostic for Located<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.inner.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(self.source)
+    }
+}
+
+/// The source with the start of every line, as miette counts lines (`\n`,
+/// `\r\n` or a lone `\r` ends one). Reading a span costs the lines it shows,
+/// not the bytes before it. Where those lines are short this gives exactly
+/// what miette's own reading of a `str` gives; where they are long (over
+/// `LONG_REGION` bytes) it gives the label's lines cut to a window of `WINDOW`
+/// bytes each side, without context lines.
+#[derive(Debug)]
+struct Indexed<'a> {
+    text: &'a str,
+    name: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Indexed<'a> {
+    fn new(text: &'a str, name: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    i += 2;
+                    starts.push(i);
+                }
+                b'\r' | b'\n' => {
+                    i += 1;
+                    starts.push(i);
+                }
+                _ => i += 1,
+            }
+        }
+        Indexed { text, name, starts }
+    }
+
+    /// 0-based line holding byte `offset`; a line's terminator belongs to it.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).saturating_sub(1)
+    }
+
+    /// Byte where `line` (0-based) starts; the length of the text past the end.
+    fn start_of(&self, line: usize) -> usize {
+        self.starts.get(line).copied().unwrap_or(self.text.len())
+    }
+}
+
+impl SourceCode for Indexed<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        if end > self.text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        let first = self.line_of(start);
+        let last = self.line_of(end.saturating_sub(1).max(start));
+        let context_first = first.saturating_sub(context_lines_before);
+        let base = self.start_of(context_first);
+        // miette may read one line past the context when a span ends on a
+        // line break.
+        let region_end = self.start_of(last + context_lines_after + 2);
+        if region_end - base <= LONG_REGION {
+            // miette's own reading on the text from the first line shown: the
+            // same result, shifted, without walking the text before it.
+            let contents = self.text[base..].read_span(&(start - base, span.len()).into(), context_lines_before, context_lines_after)?;
+            return Ok(Box::new(MietteSpanContents::new_named(
+                self.name.to_string(),
+                contents.data(),
+                (contents.span().offset() + base, contents.span().len()).into(),
+                contents.line() + context_first,
+                contents.column(),
+                contents.line_count() + context_first,
+            )));
+        }
+        // Long lines. Two labels far apart on one are shown apart: refuse the
+        // merged span miette asks for.
+        if span.len() > MAX_LABEL + 2 * WINDOW {
+            return Err(MietteError::OutOfBounds);
+        }
+        let line_start = self.start_of(first);
+        let line_end = {
+            let e = self.start_of(last + 1);
+            let bytes = self.text.as_bytes();
+            let mut e = e;
+            if e > line_start && bytes[e - 1] == b'\n' {
+                e -= 1;
+            }
+            if e > line_start && bytes[e - 1] == b'\r' {
+                e -= 1;
+            }
+            e.max(end)
+        };
+        // The header's line:column reads the label alone, from its start.
+        let from = if context_lines_before == 0 && context_lines_after == 0 { start } else { start.saturating_sub(WINDOW).max(line_start) };
+        let from = floor_boundary(self.text, from);
+        let to = ceil_boundary(self.text, (end + WINDOW).min(line_end).max(end));
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.to_string(),
+            &self.text.as_bytes()[from..to],
+            (from, to - from).into(),
+            first,
+            from - line_start,
+            self.line_of(to),
+        )))
+    }
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 fn clamp(start: usize, len: usize, total: usize) -> (usize, usize) {
@@ -80,6 +262,48 @@ pub fn to_json(problem: &Problem, source: &str, file_name: &str) -> JsonDiagnost
         })
         .collect();
     JsonDiagnostic { file: file_name.to_string(), code: d.code, severity: d.severity, message: d.message, help: d.help, labels }
+}
+
+/// Every problem as JSON, in one pass over the source: linear where calling
+/// [`to_json`] for each problem would walk the source once per label.
+pub fn to_json_all(problems: &[Problem], source: &str, file_name: &str) -> Vec<JsonDiagnostic> {
+    let diagnostics: Vec<Diagnostic> = problems.iter().map(Problem::to_diagnostic).collect();
+    let mut offsets: Vec<usize> =
+        diagnostics.iter().flat_map(|d| d.labels.iter().map(|l| clamp(l.span.start, l.span.len(), source.len()).0)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    // One sweep: (offset, line, column) for every label start, in order.
+    let mut positions: Vec<(usize, usize, usize)> = Vec::with_capacity(offsets.len());
+    let (mut at, mut line, mut column) = (0usize, 1usize, 1usize);
+    for &offset in &offsets {
+        let target = floor_boundary(source, offset);
+        let between = &source[at..target];
+        match between.rfind('\n') {
+            Some(last) => {
+                line += between.matches('\n').count();
+                column = 1 + between[last + 1..].chars().count();
+            }
+            None => column += between.chars().count(),
+        }
+        at = target;
+        positions.push((offset, line, column));
+    }
+    diagnostics
+        .into_iter()
+        .map(|d| {
+            let labels = d
+                .labels
+                .iter()
+                .map(|l| {
+                    let (offset, length) = clamp(l.span.start, l.span.len(), source.len());
+                    let i = positions.partition_point(|p| p.0 < offset);
+                    let (line, column) = positions.get(i).map(|p| (p.1, p.2)).unwrap_or_else(|| line_column(source, offset));
+                    JsonLabel { offset, length, line, column, label: l.text.clone() }
+                })
+                .collect();
+            JsonDiagnostic { file: file_name.to_string(), code: d.code, severity: d.severity, message: d.message, help: d.help, labels }
+        })
+        .collect()
 }
 
 /// 1-based line and character column of a byte offset.

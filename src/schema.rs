@@ -764,6 +764,12 @@ pub const TRAIN_SECTION: Schema = Schema {
         param("seed", int(0), Default::Int(0), "makes a run reproducible bit for bit"),
         param("shuffle", ParamType::Bool, Default::Bool(true), "shuffle the training data every epoch"),
         param("clip", POSITIVE, Default::Absent, "largest global norm of the gradient: larger ones are scaled down to it"),
+        param(
+            "checkpoint_every",
+            int(1),
+            Default::Int(1),
+            "epochs between checkpoints (weights, optimizer, RNG and data order; `lpnc train --resume`); one is always written at the end",
+        ),
     ],
     example: "train {\n  optimizer = adam(lr=1e-3)\n  epochs = 30\n  batch = 16\n}",
 };

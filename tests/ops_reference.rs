@@ -2,6 +2,10 @@
 //! computed with numpy by `tests/reference/make_op_fixtures.py` (float64,
 //! gradients analytic and checked by finite differences there). Our ops run in
 //! f64 here; the tolerance is 1e-5 relative to the tensor's largest value.
+//!
+//! The CPU kernels of 2-D convolution and pooling are also checked against
+//! PyTorch (`tests/reference/make_torch_fixtures.py`, `tests/fixtures/torch`),
+//! in f64 and f32, alongside the Candle-op paths that serve other devices.
 
 use std::collections::HashMap;
 
@@ -13,10 +17,12 @@ struct Fixture {
     op: String,
     params: Value,
     tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    /// The dtype the op runs in.
+    dtype: DType,
 }
 
-fn load(name: &str) -> Fixture {
-    let text = std::fs::read_to_string(format!("tests/fixtures/ops/{name}.json")).unwrap();
+fn load(dir: &str, name: &str) -> Fixture {
+    let text = std::fs::read_to_string(format!("tests/fixtures/{dir}/{name}.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let mut tensors = HashMap::new();
     for (k, t) in v["tensors"].as_object().unwrap() {
@@ -24,13 +30,13 @@ fn load(name: &str) -> Fixture {
         let data = t["data"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
         tensors.insert(k.clone(), (shape, data));
     }
-    Fixture { op: v["op"].as_str().unwrap().to_string(), params: v["params"].clone(), tensors }
+    Fixture { op: v["op"].as_str().unwrap().to_string(), params: v["params"].clone(), tensors, dtype: DType::F64 }
 }
 
 impl Fixture {
     fn tensor(&self, name: &str) -> Tensor {
         let (shape, data) = &self.tensors[name];
-        Tensor::from_vec(data.clone(), shape.as_slice(), &Device::Cpu).unwrap()
+        Tensor::from_vec(data.clone(), shape.as_slice(), &Device::Cpu).unwrap().to_dtype(self.dtype).unwrap()
     }
     fn var(&self, name: &str) -> Option<Var> {
         self.tensors.contains_key(name).then(|| Var::from_tensor(&self.tensor(name)).unwrap())
@@ -58,15 +64,19 @@ fn assert_close(name: &str, what: &str, ours: &Tensor, reference: &(Vec<usize>, 
 /// Runs the op on the fixture's inputs and checks `out` and every stored gradient
 /// of `sum(out · grad_out)`.
 fn check(name: &str) {
-    check_with(name, false);
-    // Both convolution paths serve 1-D: the direct kernel and the matmuls.
-    if name.starts_with("conv1d") {
-        check_with(name, true);
+    check_with("ops", name, false, DType::F64);
+    // Convolution and pooling have two paths each: our CPU kernel and the
+    // Candle ops that other devices use.
+    if name.starts_with("conv") || name.starts_with("maxpool") || name.starts_with("avgpool") {
+        check_with("ops", name, true, DType::F64);
     }
 }
 
-fn check_with(name: &str, by_matmuls: bool) {
-    let f = load(name);
+/// `candle_path`: the convolution by shifted matmuls and pooling by windows
+/// (what runs off the CPU) instead of our CPU kernels.
+fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
+    let mut f = load(dir, name);
+    f.dtype = dtype;
     let x = f.var("x").unwrap();
     let w = f.var("w");
     let b = f.var("b");
@@ -85,14 +95,16 @@ fn check_with(name: &str, by_matmuls: bool) {
             };
             let groups = f.params["groups"].as_u64().unwrap() as usize;
             let (wt, bt) = (w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor()));
-            if by_matmuls {
+            if candle_path {
                 ops::conv_by_matmuls(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
             } else {
                 ops::conv(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
             }
         }
         "linear" => ops::linear(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor())),
+        "maxpool1d" | "maxpool2d" if candle_path => ops::max_pool_by_windows(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
         "maxpool1d" | "maxpool2d" => ops::max_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
+        "avgpool1d" | "avgpool2d" if candle_path => ops::avg_pool_by_windows(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
         "avgpool1d" | "avgpool2d" => ops::avg_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
         "global_avgpool1d" | "global_avgpool2d" => ops::global_avg_pool(xt),
         "global_maxpool1d" => ops::global_max_pool(xt),
@@ -116,6 +128,7 @@ fn check_with(name: &str, by_matmuls: bool) {
         other => panic!("no test for op {other}"),
     }
     .unwrap();
+    assert_eq!(out.dtype(), dtype, "{name}: output dtype");
     assert_close(name, "out", &out, &f.tensors["out"]);
     let loss = (out * f.tensor("grad_out")).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
@@ -130,20 +143,52 @@ fn check_with(name: &str, by_matmuls: bool) {
 
 #[test]
 fn every_fixture_matches() {
-    let mut names: Vec<String> = std::fs::read_dir("tests/fixtures/ops")
+    let names = fixture_names("ops");
+    assert!(names.len() >= 30, "fixtures missing: {names:?}");
+    run_all(
+        names.into_iter().map(|name| (name.clone(), Box::new(move || check(&name)) as Box<dyn Fn() + std::panic::RefUnwindSafe>)).collect(),
+    );
+}
+
+fn fixture_names(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("tests/fixtures/{dir}"))
         .unwrap()
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 30, "fixtures missing: {names:?}");
+    names
+}
+
+/// Runs every check, collecting the failures into one report.
+fn run_all(checks: Vec<(String, Box<dyn Fn() + std::panic::RefUnwindSafe>)>) {
+    let total = checks.len();
     let mut failures = Vec::new();
-    for name in &names {
-        if let Err(e) = std::panic::catch_unwind(|| check(name)) {
+    for (label, check) in &checks {
+        if let Err(e) = std::panic::catch_unwind(check) {
             let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-            failures.push(format!("{name}: {msg}"));
+            failures.push(format!("{label}: {msg}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} fixtures failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{} of {total} checks failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// 2-D convolution and pooling against PyTorch: our CPU kernels in f64 and
+/// f32, and the Candle-op paths in f64.
+#[test]
+fn torch_fixtures_match() {
+    let names = fixture_names("torch");
+    assert!(names.len() >= 20, "fixtures missing: {names:?}");
+    let mut checks: Vec<(String, Box<dyn Fn() + std::panic::RefUnwindSafe>)> = Vec::new();
+    for name in names {
+        for (candle_path, dtype) in [(false, DType::F64), (false, DType::F32), (true, DType::F64)] {
+            let n = name.clone();
+            checks.push((
+                format!("{name} ({dtype:?}, candle path {candle_path})"),
+                Box::new(move || check_with("torch", &n, candle_path, dtype)),
+            ));
+        }
+    }
+    run_all(checks);
 }
 
 #[test]

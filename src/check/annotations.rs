@@ -307,9 +307,9 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
     }
     let bound = ctx.lambda_min(&band, kernel);
     constraint.lambda_min = Some(bound);
-    let stopband = band.stopband(kernel[0]).describe(band.fs);
     match constraint.mode {
         Mode::Project | Mode::Reparam | Mode::Lagrangian if bound > constraint.tol => {
+            let stopband = band.stopband(kernel[0]).describe(band.fs);
             let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], MAX_SUGGESTED_TAPS) } else { None };
             ctx.problems.push(Problem::InfeasibleBand {
                 span: constraint.span,

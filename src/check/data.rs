@@ -1,5 +1,22 @@
 //! The `data` and `train` sections, and whether data, model and loss fit
 //! together.
+//!
+//! Data files are probed here, by the same readers that load them for
+//! training (`crate::data`), so bad data is reported by `lpnc check` and
+//! before the first training step, at `file:line:column` where that applies:
+//! a missing, unreadable or empty file, a folder, text that is not UTF-8 or
+//! not comma-separated, ragged rows, a value that is not a finite number,
+//! labels that are not integers, a single class, rows or recordings that do
+//! not fit the model's input, and classes without training examples.
+//!
+//! A class without training examples is an error, not a warning: the model
+//! could never learn it. That is a label of the validation or test file that
+//! the training file lacks, or a label whose every example `val_split` moves
+//! to the validation set. A `ucr` file's classes are its distinct labels (in
+//! sorted order), so a model output with more logits than that (labels `0, 1,
+//! 3` for a 4-logit model) is E0044, whose help names the missing label.
+
+use std::path::{Path, PathBuf};
 
 use crate::ast::{self, Arg, Span, Stmt};
 use crate::check::Ctx;
@@ -52,6 +69,40 @@ pub struct SourceFacts {
     /// Number of classes, for classification sources whose labels are known.
     pub classes: Option<usize>,
     pub span: Span,
+    /// The rows of a `ucr` file, to compare its labels with the training data's.
+    pub ucr: Option<UcrFacts>,
+}
+
+/// A probed `ucr` file: its path as written and where, and its rows.
+pub struct UcrFacts {
+    pub written: String,
+    pub span: Span,
+    pub path: PathBuf,
+    pub table: crate::data::UcrTable,
+}
+
+/// E0051 for a data file, at the line and column the reader found.
+fn bad_file(ctx: &mut Ctx, span: Span, written: &str, e: crate::data::DataError) {
+    ctx.problems.push(Problem::BadDataFile { span, path: written.into(), line: e.line, column: e.column, reason: e.message });
+}
+
+/// The file a source's `path` names: E0050 when it does not exist, E0051 when
+/// it is a folder.
+fn data_path(ctx: &mut Ctx, call: &Call) -> Option<PathBuf> {
+    let written = call.str("path")?;
+    let span = call.span_of("path");
+    let path = Path::new(written);
+    if ctx.base_dir.join(path).is_dir() {
+        ctx.problems.push(Problem::BadDataFile {
+            span,
+            path: written.into(),
+            line: None,
+            column: None,
+            reason: "is a folder, not a file".into(),
+        });
+        return None;
+    }
+    ctx.resolve_path(written, span)
 }
 
 pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, Span)>) -> Option<(DataSpec, Span)> {
@@ -87,7 +138,21 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         });
     }
     let train = train?;
+    let val_split = call.f64("val_split").unwrap_or(0.2);
+    if let (None, Some(facts)) = (&val, &train.ucr)
+        && let Err(e) = crate::data::split_keeps_every_class(&facts.path, &facts.table, val_split)
+    {
+        bad_file(ctx, facts.span, &facts.written, e);
+    }
     for other in [&val, &test].into_iter().flatten() {
+        // Each label of a validation or test file must have training examples.
+        let unknown = match (&other.ucr, &train.ucr) {
+            (Some(theirs), Some(ours)) => {
+                let known = crate::data::distinct_labels(&ours.table.rows);
+                crate::data::classes_of(&theirs.path, &theirs.table.rows, &known).err().map(|e| (theirs, e))
+            }
+            _ => None,
+        };
         if other.task != train.task {
             ctx.problems.push(Problem::TaskMismatch {
                 span: other.span,
@@ -98,11 +163,20 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         if let (Some(a), Some(b)) = (other.classes, train.classes)
             && a > b
         {
+            let first = match &unknown {
+                Some((theirs, e)) => match (e.line, e.column) {
+                    (Some(line), Some(column)) => format!(" (the first is at {}:{line}:{column})", theirs.written),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
             ctx.problems.push(Problem::TaskMismatch {
                 span: other.span,
                 reason: format!("this data set has {a} classes, the training data only {b}"),
-                help: Some("a class never seen in training cannot be learnt".into()),
+                help: Some(format!("a class never seen in training cannot be learnt{first}")),
             });
+        } else if let Some((theirs, e)) = unknown {
+            bad_file(ctx, theirs.span, &theirs.written, e);
         }
     }
     let spec = DataSpec {
@@ -111,7 +185,7 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         train: train.source,
         val: val.map(|v| v.source),
         test: test.map(|t| t.source),
-        val_split: call.f64("val_split").unwrap_or(0.2),
+        val_split,
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
 }
@@ -152,7 +226,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                 noise,
                 seed,
             };
-            Some(SourceFacts { source, task, classes: None, span })
+            Some(SourceFacts { source, task, classes: None, span, ucr: None })
         }
         "waveforms" => {
             needs_signal_input(ctx, "waveforms");
@@ -162,37 +236,40 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                 task,
                 classes: Some(classes),
                 span,
+                ucr: None,
             })
         }
         "ucr" => {
-            let path = ctx.resolve_path(call.str("path")?, call.span_of("path"))?;
-            let probe = match probe_ucr(&path) {
-                Ok(probe) => probe,
-                Err((line, reason)) => {
-                    ctx.problems.push(Problem::BadDataFile { span: call.span_of("path"), path: call.str("path")?.into(), line, reason });
+            let path = data_path(ctx, call)?;
+            let table = match probe_ucr(&path) {
+                Ok(table) => table,
+                Err(e) => {
+                    bad_file(ctx, call.span_of("path"), call.str("path")?, e);
                     return None;
                 }
             };
             if let Some((shape, input_span)) = input
-                && shape.numel() != probe.values
+                && shape.numel() != table.width
             {
                 let help = Some(match shape.rank() {
-                    1 => format!("use `input [{}]`", probe.values),
-                    _ => format!("use an input with {} values, such as `input [1, {}]`", probe.values, probe.values),
+                    1 => format!("use `input [{}]`", table.width),
+                    _ => format!("use an input with {} values, such as `input [1, {}]`", table.width, table.width),
                 });
                 ctx.problems.push(Problem::DataShapeMismatch {
                     span: call.span_of("path"),
                     input_span,
-                    data: format!("{} values per row", probe.values),
+                    data: format!("{} values per row", table.width),
                     input: shape.clone(),
                     help,
                 });
             }
-            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(probe.classes), span })
+            let classes = crate::data::distinct_labels(&table.rows).len();
+            let ucr = UcrFacts { written: call.str("path")?.into(), span: call.span_of("path"), path: path.clone(), table };
+            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr) })
         }
         "signal" => {
             needs_signal_input(ctx, "signal");
-            let path = ctx.resolve_path(call.str("path")?, call.span_of("path"))?;
+            let path = data_path(ctx, call)?;
             let column = call.int("column")? as usize;
             match probe_signal(&path, column) {
                 Ok(samples) => {
@@ -209,46 +286,40 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                         });
                     }
                 }
-                Err((line, reason)) => {
-                    ctx.problems.push(Problem::BadDataFile { span: call.span_of("path"), path: call.str("path")?.into(), line, reason });
+                Err(e) => {
+                    bad_file(ctx, call.span_of("path"), call.str("path")?, e);
                     return None;
                 }
             }
             let stride = call.int("stride").map(|s| s as usize);
-            Some(SourceFacts { source: Source::Signal { path, column, stride, noise, seed }, task, classes: None, span })
+            Some(SourceFacts { source: Source::Signal { path, column, stride, noise, seed }, task, classes: None, span, ucr: None })
         }
         other => unreachable!("data source {other} has no checker"),
     }
 }
 
-struct UcrProbe {
-    values: usize,
-    classes: usize,
-}
-
-type ProbeError = (Option<usize>, String);
-
-fn probe_error(e: crate::data::DataError) -> ProbeError {
-    (e.line, e.message)
-}
-
-/// Row width and class count of a UCR-style CSV, read by the same code that
-/// loads it for training.
-fn probe_ucr(path: &std::path::Path) -> Result<UcrProbe, ProbeError> {
-    let table = crate::data::read_ucr(path).map_err(probe_error)?;
-    let labels: std::collections::BTreeSet<i64> = table.rows.iter().map(|(l, _)| *l).collect();
+/// The rows of a UCR-style CSV, read by the same code that loads it for
+/// training, with at least two distinct labels.
+fn probe_ucr(path: &Path) -> Result<crate::data::UcrTable, crate::data::DataError> {
+    let table = crate::data::read_ucr(path)?;
+    let labels = crate::data::distinct_labels(&table.rows);
     if labels.len() < 2 {
-        return Err((
-            None,
-            format!("all rows have the same label ({}); classification needs at least two classes", labels.first().copied().unwrap_or(0)),
-        ));
+        return Err(crate::data::DataError {
+            path: Some(path.to_path_buf()),
+            line: None,
+            column: None,
+            message: format!(
+                "all rows have the same label ({}); classification needs at least two classes",
+                labels.first().copied().unwrap_or(0)
+            ),
+        });
     }
-    Ok(UcrProbe { values: table.width, classes: labels.len() })
+    Ok(table)
 }
 
 /// Number of samples in one column of a signal CSV (a header line is allowed).
-fn probe_signal(path: &std::path::Path, column: usize) -> Result<usize, ProbeError> {
-    crate::data::read_column(path, column).map(|s| s.len()).map_err(probe_error)
+fn probe_signal(path: &Path, column: usize) -> Result<usize, crate::data::DataError> {
+    crate::data::read_column(path, column).map(|s| s.len())
 }
 
 pub fn check_train(
@@ -310,6 +381,7 @@ pub fn check_train(
         seed: call.int("seed")? as u64,
         shuffle: call.bool("shuffle")?,
         clip: call.f64("clip"),
+        checkpoint_every: call.int("checkpoint_every")? as usize,
     })
 }
 
@@ -385,6 +457,11 @@ fn fit_task(
             };
             let help = if model.output.rank() > 1 {
                 format!("reduce to a vector first (`global_avgpool` or `flatten`), then end with `linear(out={logits})`")
+            } else if loss != Loss::Bce
+                && model.output.0[0] != logits
+                && let Some(note) = label_note(data)
+            {
+                format!("end with `linear(out={logits})`; {note}")
             } else {
                 format!("end with `linear(out={logits})`")
             };
@@ -401,4 +478,36 @@ fn fit_task(
             help,
         });
     }
+}
+
+/// For a `ucr` training file: its labels, which are its classes, and the
+/// integers between them without an example (which are no class), for the
+/// help of a model output that does not match.
+fn label_note(data: &DataSpec) -> Option<String> {
+    let Source::Ucr { path } = &data.train else { return None };
+    let labels = crate::data::distinct_labels(&crate::data::read_ucr(path).ok()?.rows);
+    let (low, high) = (*labels.first()?, *labels.last()?);
+    let shown = |ls: &[i64]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+    let mut note = format!(
+        "the training data has {} distinct labels ({}{}), and each is a class, in sorted order",
+        labels.len(),
+        shown(&labels),
+        if labels.len() > 12 { ", …" } else { "" }
+    );
+    if high.checked_sub(low).is_some_and(|span| span < 10_000) {
+        let missing: Vec<i64> = (low..=high).filter(|l| labels.binary_search(l).is_err()).collect();
+        match missing.len() {
+            0 => {}
+            1 => note.push_str(&format!(
+                "; label {} has no example, so it is no class: a class without examples cannot be learnt",
+                shown(&missing)
+            )),
+            n => note.push_str(&format!(
+                "; {n} labels in between ({}{}) have no example, so they are no classes: a class without examples cannot be learnt",
+                shown(&missing),
+                if n > 12 { ", …" } else { "" }
+            )),
+        }
+    }
+    Some(note)
 }

@@ -8,12 +8,35 @@ use crate::check::Ctx;
 use crate::check::annotations::{self, LayerFacts};
 use crate::check::params;
 use crate::diagnostic::Problem;
-use crate::ir::{Model, Op, Phase, PhaseLayer};
+use std::collections::HashMap;
+
+use crate::ir::{Layer, Model, Op, Phase, PhaseLayer};
 use crate::schema::{self, AnnotationRole, LayerKind, Mode, PHASE_SECTION};
+
+/// The model's layers by name, looked up once per phase line.
+struct Layers<'m> {
+    by_name: HashMap<&'m str, &'m Layer>,
+    /// Names of the layers with weights, made `'static` for diagnostics the
+    /// first time a line names a layer that does not exist.
+    known: Option<Vec<&'static str>>,
+    /// Unknown names reported so far.
+    unknown: usize,
+}
+
+/// A model with more layers with weights than this gets, for a name it does
+/// not have, the closest names rather than the list of all (which would make
+/// the output grow with the square of the file).
+const LIST_ALL_UP_TO: usize = 40;
 
 pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model) -> Vec<Phase> {
     let mut phases: Vec<Phase> = Vec::new();
-    let mut seen: Vec<(String, ast::Span)> = Vec::new();
+    let mut seen: HashMap<&str, ast::Span> = HashMap::new();
+    let walked = model.walk();
+    let mut layers = Layers { by_name: HashMap::new(), known: None, unknown: 0 };
+    for layer in walked.iter().rev() {
+        // The first layer of a name wins, as a search from the front would find.
+        layers.by_name.insert(layer.name.as_str(), layer);
+    }
     for stmt in &block.stmts {
         let Stmt::Named(named) = stmt else { continue };
         if named.kind.name != "phase" {
@@ -25,7 +48,7 @@ pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model) -> Vec<Pha
             });
             continue;
         }
-        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == named.name.name) {
+        if let Some(first) = seen.get(named.name.name.as_str()) {
             ctx.problems.push(Problem::DuplicateParameter {
                 span: named.name.span,
                 first: *first,
@@ -33,22 +56,22 @@ pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model) -> Vec<Pha
             });
             continue;
         }
-        seen.push((named.name.name.clone(), named.name.span));
-        if let Some(phase) = check_phase(ctx, named, model) {
+        seen.insert(named.name.name.as_str(), named.name.span);
+        if let Some(phase) = check_phase(ctx, named, &walked, &mut layers) {
             phases.push(phase);
         }
     }
     phases
 }
 
-fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, model: &Model) -> Option<Phase> {
+fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, walked: &[&Layer], layers_by_name: &mut Layers) -> Option<Phase> {
     let mut args = Vec::new();
     let mut layers = Vec::new();
     for stmt in &named.block.stmts {
         match stmt {
             Stmt::Setting(s) => args.push(Arg { key: Some(s.key.clone()), value: s.value.clone(), span: s.span }),
             Stmt::Layer(l) => {
-                if let Some(layer) = phase_layer(ctx, l, model) {
+                if let Some(layer) = phase_layer(ctx, l, walked, layers_by_name) {
                     layers.push(layer);
                 }
             }
@@ -73,12 +96,26 @@ fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, model: &Model) -> Option<
     Some(Phase { name: named.name.name.clone(), epochs: call.int("epochs")? as usize, optimizer, layers })
 }
 
-fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, model: &Model) -> Option<PhaseLayer> {
-    let Some(layer) = model.walk().into_iter().find(|x| x.name == l.name.name) else {
+fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut Layers) -> Option<PhaseLayer> {
+    let Some(&layer) = layers.by_name.get(l.name.name.as_str()) else {
         // Diagnostics list known names as `&'static str`; layer names are made
-        // per file, so this (rare) error path keeps them for the process.
-        let known: Vec<&'static str> =
-            model.walk().iter().filter(|x| x.parameters > 0).map(|x| &*Box::leak(x.name.clone().into_boxed_str())).collect();
+        // per file, so this (rare) error path keeps them for the process,
+        // once per file.
+        let all = layers.known.get_or_insert_with(|| {
+            walked.iter().filter(|x| x.parameters > 0).map(|x| &*Box::leak(x.name.clone().into_boxed_str())).collect()
+        });
+        layers.unknown += 1;
+        let known: Vec<&'static str> = if all.len() <= LIST_ALL_UP_TO {
+            all.clone()
+        } else {
+            // The closest name, searched for the first hundred mistakes only
+            // (each search reads every name), then the first names.
+            let best = if layers.unknown <= 100 { crate::suggest::closest(&l.name.name, all) } else { None };
+            match best {
+                Some(best) => vec![best],
+                None => all[..LIST_ALL_UP_TO].to_vec(),
+            }
+        };
         ctx.problems.push(Problem::UnknownChoice {
             span: l.name.span,
             what: "layer with weights".into(),

@@ -214,6 +214,11 @@ impl Enforced {
         self.multiplier.get()
     }
 
+    /// Restores a multiplier from a checkpoint.
+    pub fn set_multiplier(&self, value: f64) {
+        self.multiplier.set(value);
+    }
+
     /// Lagrangian mode, after a step: `λ ← max(0, λ + η·(g − tol))` with g the
     /// largest ρ over kernels (bands) or the violation, so λ rises while the
     /// constraint is broken and falls back once it holds with room to spare.

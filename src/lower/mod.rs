@@ -6,7 +6,9 @@
 
 pub mod constraints;
 pub mod conv1d_kernel;
+pub mod conv2d_kernel;
 pub mod ops;
+pub mod pool_kernel;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -405,6 +407,68 @@ impl Net {
         }
         stats(&self.nodes, &mut out)?;
         Ok(out)
+    }
+
+    /// The training state as stored, without conversion: each parameter's own
+    /// tensor (coordinates for a reparametrized one, not the kernel they make)
+    /// under `param/NAME`, batch-norm statistics under `stats/NAME.running_*`.
+    /// What a checkpoint needs to continue bit for bit.
+    pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out: Vec<(String, Tensor)> = self.params.iter().map(|p| (format!("param/{}", p.name), p.var.as_tensor().detach())).collect();
+        fn stats(nodes: &[Named], out: &mut Vec<(String, Tensor)>) {
+            for named in nodes {
+                match &named.node {
+                    Node::BatchNorm { stats: s, name, .. } => {
+                        let s = s.borrow();
+                        out.push((format!("stats/{name}.running_mean"), s.0.clone()));
+                        out.push((format!("stats/{name}.running_var"), s.1.clone()));
+                    }
+                    Node::Residual(body) => stats(body, out),
+                    _ => {}
+                }
+            }
+        }
+        stats(&self.nodes, &mut out);
+        Ok(out)
+    }
+
+    /// Restores what `state_tensors` gave; every tensor must be there with
+    /// the shape and type the network has.
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
+        let fetch = |key: String, like: &Tensor| -> std::result::Result<Tensor, LowerError> {
+            let t = tensors.get(&key).ok_or_else(|| LowerError::Init(format!("the checkpoint has no tensor `{key}`")))?;
+            if t.dims() != like.dims() || t.dtype() != like.dtype() {
+                return Err(LowerError::Init(format!(
+                    "`{key}` is {:?} {:?} in the checkpoint, the model has {:?} {:?}",
+                    t.dtype(),
+                    t.dims(),
+                    like.dtype(),
+                    like.dims()
+                )));
+            }
+            Ok(t.clone())
+        };
+        for p in &self.params {
+            let t = fetch(format!("param/{}", p.name), p.var.as_tensor())?;
+            p.var.set(&t)?;
+        }
+        fn set(nodes: &[Named], get: &dyn Fn(&str, &Tensor) -> std::result::Result<Tensor, LowerError>) -> std::result::Result<(), LowerError> {
+            for named in nodes {
+                match &named.node {
+                    Node::BatchNorm { stats: s, name, .. } => {
+                        let (mean, var) = {
+                            let current = s.borrow();
+                            (get(&format!("stats/{name}.running_mean"), &current.0)?, get(&format!("stats/{name}.running_var"), &current.1)?)
+                        };
+                        *s.borrow_mut() = (mean, var);
+                    }
+                    Node::Residual(body) => set(body, get)?,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        set(&self.nodes, &|key, like| fetch(key.to_string(), like))
     }
 
     /// Loads every tensor saved by `tensors` (for `lpnc eval`).

@@ -7,7 +7,9 @@
 //! scaled by 1/(kh·kw), pooling backward is wrong when the size is not divisible
 //! by the kernel, and a transposed left matmul operand with a broadcast right one
 //! gives wrong values. Everything here avoids those paths: windows are cut with
-//! `narrow`, every matmul is 2-D on contiguous operands.
+//! `narrow`, every matmul is 2-D on contiguous operands. On the CPU,
+//! convolution and pooling run our own kernels instead (`conv1d_kernel`,
+//! `conv2d_kernel`, `pool_kernel`), tested against the same references.
 
 use candle_core::{D, DType, Result, Tensor};
 
@@ -98,9 +100,16 @@ fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor
     Ok(x)
 }
 
+/// Whether our CPU kernels (`conv1d_kernel`, `conv2d_kernel`, `pool_kernel`)
+/// can take `x`: on other devices, and for other dtypes, Candle's basic ops do.
+fn own_kernel(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
-/// `w [Cout, Cin/groups, *kernel]`: 1-D by the direct kernel of
-/// `conv1d_kernel`, 2-D by `conv_by_matmuls`.
+/// `w [Cout, Cin/groups, *kernel]`: on the CPU, 1-D by the direct kernel of
+/// `conv1d_kernel` and 2-D by the im2col + GEMM kernel of `conv2d_kernel`;
+/// elsewhere by `conv_by_matmuls`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     x: &Tensor,
@@ -111,17 +120,33 @@ pub fn conv(
     dilation: &[usize],
     groups: usize,
 ) -> Result<Tensor> {
-    if x.rank() != 3 {
+    if !own_kernel(x) {
         return conv_by_matmuls(x, w, bias, stride, padding, dilation, groups);
     }
-    let spec = super::conv1d_kernel::Conv1dSpec {
-        stride: stride[0],
-        pad_left: padding[0].0,
-        pad_right: padding[0].1,
-        dilation: dilation[0],
-        groups,
+    let y = match x.rank() {
+        3 => {
+            let spec = super::conv1d_kernel::Conv1dSpec {
+                stride: stride[0],
+                pad_left: padding[0].0,
+                pad_right: padding[0].1,
+                dilation: dilation[0],
+                groups,
+            };
+            // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
+            return super::conv1d_kernel::conv1d_bias(x, w, bias, spec);
+        }
+        4 => {
+            let spec = super::conv2d_kernel::Conv2dSpec {
+                stride: [stride[0], stride[1]],
+                padding: [padding[0], padding[1]],
+                dilation: [dilation[0], dilation[1]],
+                groups,
+            };
+            super::conv2d_kernel::conv2d(x, w, spec)?
+        }
+        _ => return conv_by_matmuls(x, w, bias, stride, padding, dilation, groups),
     };
-    add_channel_bias(super::conv1d_kernel::conv1d(x, w, spec)?, bias)
+    add_channel_bias(y, bias)
 }
 
 /// Adds a per-channel bias `[C]` to `[B, C, *spatial]`.
@@ -216,8 +241,17 @@ fn restore(y: &Tensor, b: usize, c: usize, out: &[usize]) -> Result<Tensor> {
     y.reshape(shape)
 }
 
-/// Max-pooling with −∞ padding (PyTorch semantics, floor mode).
+/// Max-pooling with −∞ padding (PyTorch semantics, floor mode): on the CPU by
+/// `pool_kernel`, elsewhere from windows cut with `narrow`.
 pub fn max_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
+    if own_kernel(x) {
+        return super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Max, kernel, stride, padding);
+    }
+    max_pool_by_windows(x, kernel, stride, padding)
+}
+
+/// `max_pool` from windows cut with `narrow` (any device).
+pub fn max_pool_by_windows(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
     let (b, c) = (x.dim(0)?, x.dim(1)?);
     let pads: Vec<(usize, usize)> = padding.iter().map(|&p| (p, p)).collect();
     let x = pad_with(x, &pads, f64::NEG_INFINITY)?;
@@ -230,8 +264,17 @@ pub fn max_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize
     restore(&y, b, c, &out)
 }
 
-/// Average pooling with zero padding counted in the mean (PyTorch's default).
+/// Average pooling with zero padding counted in the mean (PyTorch's default):
+/// on the CPU by `pool_kernel`, elsewhere from windows cut with `narrow`.
 pub fn avg_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
+    if own_kernel(x) {
+        return super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Avg, kernel, stride, padding);
+    }
+    avg_pool_by_windows(x, kernel, stride, padding)
+}
+
+/// `avg_pool` from windows cut with `narrow` (any device).
+pub fn avg_pool_by_windows(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
     let (b, c) = (x.dim(0)?, x.dim(1)?);
     let pads: Vec<(usize, usize)> = padding.iter().map(|&p| (p, p)).collect();
     let x = pad(x, &pads)?;

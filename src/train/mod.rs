@@ -2,11 +2,14 @@
 //! (projected) gradients → optimizer step → projections; then the weights file
 //! and `report.json`.
 
+pub mod checkpoint;
 pub mod optim;
 pub mod response;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -18,12 +21,27 @@ use crate::lower::constraints::{Enforced, Measure};
 use crate::lower::{LowerError, Mode, Net, ops};
 use crate::rng::Rng;
 
+#[derive(Default)]
 pub struct Options {
     pub out_dir: PathBuf,
     pub epochs: Option<usize>,
     pub seed: Option<u64>,
     /// No progress bars or tables (tests, scripts).
     pub quiet: bool,
+    /// Continue the run whose checkpoint is in `out_dir`.
+    pub resume: bool,
+    /// Digest of the source text (`checkpoint::digest`): a checkpoint records
+    /// it, and resuming from a different file is refused.
+    pub source_digest: Option<String>,
+    /// Set from elsewhere (a signal handler) to stop after the current step
+    /// with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Options {
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        Options { out_dir: out_dir.into(), ..Default::default() }
+    }
 }
 
 #[derive(Debug)]
@@ -37,9 +55,14 @@ pub enum TrainError {
         step: usize,
         /// What went first: a layer's output, a tensor's gradient, the data.
         culprit: Option<String>,
-        /// Where the last good weights are (the end of the previous epoch).
+        /// Where the last good weights are (the last checkpoint).
         saved: Option<PathBuf>,
     },
+    /// Stopped on request (Ctrl-C, SIGTERM) after a step; a checkpoint holds
+    /// everything needed to continue.
+    Interrupted { epoch: usize, step: usize, steps: usize, dir: PathBuf },
+    /// A checkpoint that cannot be resumed, and why.
+    Resume(String),
 }
 
 impl std::fmt::Display for TrainError {
@@ -55,10 +78,14 @@ impl std::fmt::Display for TrainError {
                 }
                 write!(f, "; lower the learning rate, set `clip = …` in the train section, or check the data")?;
                 if let Some(p) = saved {
-                    write!(f, " (the weights of the last complete epoch are in {})", p.display())?;
+                    write!(f, " (the last checkpoint's weights are in {})", p.display())?;
                 }
                 Ok(())
             }
+            TrainError::Interrupted { epoch, step, steps, dir } => {
+                write!(f, "interrupted at epoch {epoch}, step {step}/{steps}; checkpoint saved in {}", dir.display())
+            }
+            TrainError::Resume(m) => write!(f, "cannot resume: {m}"),
         }
     }
 }
@@ -255,8 +282,13 @@ pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
 pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, TrainError> {
     let model = &program.model;
     let spec = &program.train;
-    let seed = opts.seed.unwrap_or(spec.seed);
-    let epochs = opts.epochs.unwrap_or(spec.epochs);
+    // A resumed run takes its seed and length from the checkpoint.
+    let resumed = if opts.resume { Some(checkpoint::load(&opts.out_dir, &Device::Cpu)?) } else { None };
+    if let Some(ck) = &resumed {
+        check_resumable(&ck.state, program, opts)?;
+    }
+    let seed = resumed.as_ref().map(|c| c.state.seed).unwrap_or(opts.seed.unwrap_or(spec.seed));
+    let epochs = opts.epochs.or(resumed.as_ref().map(|c| c.state.epochs)).unwrap_or(spec.epochs);
     let splits = data::load(&program.data, &model.input.0)?;
     let mut net = Net::new(model, seed, ops::TRAIN_DTYPE, base)?;
     // Weights as initialised, to tell how far the constraints moved given ones.
@@ -281,7 +313,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             Some((moved / size.max(1e-30)).sqrt())
         })
         .collect();
-    if !opts.quiet {
+    if !opts.quiet && resumed.is_none() {
         for (e, r) in enforced.iter().zip(&init_residuals) {
             if let Some(r) = r.filter(|r| *r > 1e-6) {
                 eprintln!(
@@ -299,6 +331,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     let batch_size = spec.batch.min(train_set.len.max(1));
     let steps_per_epoch = train_set.len.div_ceil(batch_size);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::Io(opts.out_dir.clone(), e))?;
+    let weights_path = opts.out_dir.join("model.safetensors");
 
     let mut report = Report {
         model: model.name.clone(),
@@ -313,14 +346,91 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         vec![None; epochs]
     } else {
         let all = spec.phases.iter().enumerate().flat_map(|(i, p)| std::iter::repeat_n(Some(i), p.epochs));
-        all.take(opts.epochs.unwrap_or(usize::MAX)).collect()
+        all.take(if opts.epochs.is_some() || resumed.is_some() { epochs } else { usize::MAX }).collect()
     };
     let epochs = schedule.len();
     let base_frozen: Vec<(bool, f64)> = net.params.iter().map(|p| (p.frozen, p.lr_scale)).collect();
     let base_specs: Vec<crate::ir::Constraint> = enforced.iter().map(|e| e.spec.clone()).collect();
-    for (index, &phase_index) in schedule.iter().enumerate() {
+
+    // Where the run starts: the beginning, or where the checkpoint left it.
+    let mut first_epoch = 0;
+    let mut resume_within: Option<(Vec<usize>, usize, f64, f64)> = None;
+    let mut last_checkpoint: Option<usize> = None;
+    if let Some(ck) = resumed {
+        let st = ck.state;
+        // The phase in force at the checkpoint: that of the epoch it is
+        // inside of, or of the last finished one at an epoch's end.
+        let current = if st.steps_done > 0 { Some(st.epochs_done) } else { st.epochs_done.checked_sub(1) };
+        if let Some(phase) = current.and_then(|e| schedule.get(e).copied().flatten()) {
+            apply_phase_settings(&spec.phases[phase], &mut net, &mut enforced, &base_frozen, &base_specs);
+            if let Some(o) = spec.phases[..=phase].iter().rev().find_map(|p| p.optimizer.as_ref()) {
+                optimizer = optim::Optimizer::new(o, net.params.len());
+            }
+        }
+        net.load_state(&ck.tensors)?;
+        let moments = (0..net.params.len())
+            .flat_map(|i| ["first", "second"].map(|w| (i, w)))
+            .filter_map(|(i, which)| ck.tensors.get(&format!("optimizer/{which}/{}", net.params[i].name)).map(|t| (i, which, t.clone())))
+            .collect();
+        optimizer.restore(st.optimizer_step, moments);
+        for (e, m) in enforced.iter().zip(&st.multipliers) {
+            e.set_multiplier(*m);
+        }
+        shuffle = st.shuffle;
+        dropout = st.dropout;
+        report.epochs = st.reports;
+        first_epoch = st.epochs_done;
+        if st.steps_done > 0 {
+            resume_within = Some((st.order, st.steps_done, st.epoch_loss_sum, st.epoch_seconds));
+        }
+        last_checkpoint = Some(st.epochs_done);
+        if !opts.quiet {
+            eprintln!("resuming at epoch {}, step {} of {}", st.epochs_done + 1, st.steps_done + 1, epochs);
+        }
+    }
+    let write_checkpoint = |net: &Net,
+                            optimizer: &optim::Optimizer,
+                            enforced: &[Enforced],
+                            progress: (usize, usize, &[usize], f64, f64),
+                            rngs: (&Rng, &Rng),
+                            reports: &[EpochReport]|
+     -> Result<(), TrainError> {
+        let (epochs_done, steps_done, order, epoch_loss_sum, epoch_seconds) = progress;
+        let (optimizer_step, moments) = optimizer.state();
+        let mut tensors = net.state_tensors()?;
+        for (i, which, t) in moments {
+            tensors.push((format!("optimizer/{which}/{}", net.params[i].name), t));
+        }
+        let state = checkpoint::State {
+            format: checkpoint::FORMAT_VERSION,
+            model: model.name.clone(),
+            source_digest: opts.source_digest.clone(),
+            seed,
+            epochs,
+            epochs_done,
+            steps_done,
+            order: order.to_vec(),
+            epoch_loss_sum,
+            epoch_seconds,
+            shuffle: rngs.0.clone(),
+            dropout: rngs.1.clone(),
+            optimizer_step,
+            multipliers: enforced.iter().map(|e| e.multiplier()).collect(),
+            reports: reports.to_vec(),
+        };
+        // Weights first: a checkpoint never points at weights older than itself.
+        save_weights(net, &weights_path)?;
+        checkpoint::save(&opts.out_dir, &state, tensors)?;
+        Ok(())
+    };
+    let stop_requested = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+
+    for index in first_epoch..epochs {
+        let phase_index = schedule[index];
         let epoch = index + 1;
+        let within = if index == first_epoch { resume_within.take() } else { None };
         if let Some(i) = phase_index
+            && within.is_none()
             && (index == 0 || schedule[index - 1] != phase_index)
         {
             let phase = &spec.phases[i];
@@ -334,10 +444,15 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         }
         let phase_name = phase_index.map(|i| spec.phases[i].name.clone());
         let started = Instant::now();
-        let order = if spec.shuffle { shuffle.permutation(train_set.len) } else { (0..train_set.len).collect() };
+        let (order, skip, mut total, earlier_seconds) = match within {
+            Some(w) => w,
+            None => (if spec.shuffle { shuffle.permutation(train_set.len) } else { (0..train_set.len).collect() }, 0, 0.0, 0.0),
+        };
         let bar = progress_bar(opts.quiet, steps_per_epoch as u64, epoch, epochs);
-        let mut total = 0.0;
-        for (step, chunk) in order.chunks(batch_size).enumerate() {
+        if let Some(bar) = &bar {
+            bar.inc(skip as u64);
+        }
+        for (step, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             let (x, y) = batch(train_set, chunk, &net.device)?;
             let out = net.forward(&x, &mut Mode::Train { dropout: &mut dropout })?;
             let task = task_loss(spec.loss, &out, &y)?;
@@ -348,7 +463,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                 }
             }
             let value = loss.to_scalar::<f32>()? as f64;
-            let saved = (epoch > 1).then(|| opts.out_dir.join("model.safetensors"));
+            let saved = last_checkpoint.map(|_| weights_path.clone());
             if !value.is_finite() {
                 let culprit = net.first_non_finite(&x)?.map(|layer| format!("the output of `{layer}`"));
                 return Err(TrainError::NotFinite { epoch, step: step + 1, culprit, saved });
@@ -388,11 +503,20 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                 bar.set_message(format!("loss {:.4}{}", total / ((step * batch_size + chunk.len()) as f64), live_figures(&enforced, &net)));
                 bar.inc(1);
             }
+            if stop_requested() {
+                if let Some(bar) = &bar {
+                    bar.abandon();
+                }
+                let seconds = earlier_seconds + started.elapsed().as_secs_f64();
+                let progress = (index, step + 1, order.as_slice(), total, seconds);
+                write_checkpoint(&net, &optimizer, &enforced, progress, (&shuffle, &dropout), &report.epochs)?;
+                return Err(TrainError::Interrupted { epoch, step: step + 1, steps: steps_per_epoch, dir: opts.out_dir.clone() });
+            }
         }
         let train_loss = total / train_set.len.max(1) as f64;
         let val = if splits.val.len > 0 { Some(evaluate(&net, spec.loss, &splits.val, batch_size)?) } else { None };
         let measures = enforced.iter().map(|e| e.measure(&net)).collect::<candle_core::Result<Vec<_>>>()?;
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = earlier_seconds + started.elapsed().as_secs_f64();
         if let Some(bar) = bar {
             let val_text = match &val {
                 Some(Evaluation { loss, accuracy: Some(a) }) => format!(" · val loss {loss:.4} · val acc {:.1}%", a * 100.0),
@@ -401,9 +525,6 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             };
             bar.finish_with_message(format!("loss {train_loss:.4}{val_text}{} · {seconds:.1}s", live_figures(&enforced, &net)));
         }
-        // A checkpoint of the weights at every epoch's end: a later fault
-        // leaves the last good ones on disk.
-        save_weights(&net, &opts.out_dir.join("model.safetensors"))?;
         report.epochs.push(EpochReport {
             epoch,
             phase: phase_name,
@@ -413,6 +534,15 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             seconds,
             constraints: measures,
         });
+        // A checkpoint every `checkpoint_every` epochs and at the end: a later
+        // fault or kill leaves the last good state on disk.
+        if epoch % spec.checkpoint_every.max(1) == 0 || epoch == epochs || stop_requested() {
+            write_checkpoint(&net, &optimizer, &enforced, (epoch, 0, &[], 0.0, 0.0), (&shuffle, &dropout), &report.epochs)?;
+            last_checkpoint = Some(epoch);
+        }
+        if stop_requested() && epoch < epochs {
+            return Err(TrainError::Interrupted { epoch: epoch + 1, step: 0, steps: steps_per_epoch, dir: opts.out_dir.clone() });
+        }
     }
     if let Some(test) = &splits.test {
         report.test = Some(evaluate(&net, spec.loss, test, batch_size)?);
@@ -431,10 +561,42 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             tol: e.spec.tol,
         });
     }
-    save_weights(&net, &opts.out_dir.join("model.safetensors"))?;
+    save_weights(&net, &weights_path)?;
     let json = serde_json::to_vec_pretty(&report).expect("reports serialize");
     write_atomic(&opts.out_dir.join("report.json"), &json)?;
     Ok(report)
+}
+
+/// Refuses a checkpoint that would not continue this run: another model,
+/// another source text, another seed.
+fn check_resumable(state: &checkpoint::State, program: &Program, opts: &Options) -> Result<(), TrainError> {
+    let dir = opts.out_dir.display();
+    if state.model != program.model.name {
+        return Err(TrainError::Resume(format!(
+            "the checkpoint in {dir} is of model `{}`, this file's model is `{}`",
+            state.model, program.model.name
+        )));
+    }
+    if let (Some(was), Some(now)) = (&state.source_digest, &opts.source_digest)
+        && was != now
+    {
+        return Err(TrainError::Resume(format!(
+            "the file changed since the checkpoint in {dir} was written, so the run would not continue the same training; \
+             restore the file, or start a new run (another --out)"
+        )));
+    }
+    if let Some(seed) = opts.seed
+        && seed != state.seed
+    {
+        return Err(TrainError::Resume(format!("the checkpoint in {dir} was trained with seed {}, not {seed}", state.seed)));
+    }
+    if opts.epochs.is_some_and(|e| e < state.epochs_done) {
+        return Err(TrainError::Resume(format!(
+            "the checkpoint in {dir} has already finished {} epochs, more than --epochs asks for",
+            state.epochs_done
+        )));
+    }
+    Ok(())
 }
 
 /// Scales all gradients together (their global L2 norm is `norm`) so that the
@@ -459,6 +621,19 @@ fn enter_phase(
     base: &[(bool, f64)],
     base_specs: &[crate::ir::Constraint],
 ) -> candle_core::Result<()> {
+    apply_phase_settings(phase, net, enforced, base, base_specs);
+    Enforced::project_all(enforced, net)
+}
+
+/// A phase's settings without the projection that entering it does (a
+/// resumed run's weights are already where the projection left them).
+fn apply_phase_settings(
+    phase: &crate::ir::Phase,
+    net: &mut Net,
+    enforced: &mut [Enforced],
+    base: &[(bool, f64)],
+    base_specs: &[crate::ir::Constraint],
+) {
     for (p, &(frozen, lr)) in net.params.iter_mut().zip(base) {
         p.frozen = frozen;
         p.lr_scale = lr;
@@ -480,7 +655,6 @@ fn enter_phase(
             }
         }
     }
-    Enforced::project_all(enforced, net)
 }
 
 /// `lpnc eval`: trained weights on the file's declared test data.

@@ -3,7 +3,7 @@
 //! frozen tensors are never touched (not even by decoupled weight decay), and
 //! the state can be inspected.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
 use crate::ir::Optimizer as Spec;
 use crate::lower::Param;
@@ -37,6 +37,10 @@ impl Optimizer {
                 continue;
             }
             let w = p.var.as_tensor();
+            if let Some(updated) = self.fused_adam(i, p, w, g)? {
+                p.var.set(&updated)?;
+                continue;
+            }
             let updated = match self.spec {
                 Spec::Sgd { lr, momentum, nesterov, weight_decay } => {
                     let g = if p.decay && weight_decay > 0.0 { (g + (w * weight_decay)?)? } else { g.clone() };
@@ -68,6 +72,55 @@ impl Optimizer {
         Ok(())
     }
 
+    /// Adam and AdamW on f32 tensors in one pass over the values: the same
+    /// f32 arithmetic, in the same order, as the tensor code below (which
+    /// remains for other dtypes), without its dozen intermediate tensors per
+    /// parameter, whose allocations and passes cost more than the maths.
+    /// `None` when it does not apply.
+    fn fused_adam(&mut self, i: usize, p: &Param, w: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let (lr, beta1, beta2, eps, weight_decay, decoupled) = match self.spec {
+            Spec::Adam { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay, false),
+            Spec::AdamW { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay, true),
+            Spec::Sgd { .. } => return Ok(None),
+        };
+        let f32s = |t: &Option<Tensor>| t.as_ref().is_none_or(|t| t.dtype() == DType::F32);
+        if w.dtype() != DType::F32 || g.dtype() != DType::F32 || !f32s(&self.first[i]) || !f32s(&self.second[i]) {
+            return Ok(None);
+        }
+        let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let mut wv = values(w)?;
+        let gv = values(g)?;
+        let n = wv.len();
+        // A missing moment is zero: 0·β + x is x, as the tensor code's first step.
+        let mut m = match &self.first[i] {
+            Some(m) => values(m)?,
+            None => vec![0.0; n],
+        };
+        let mut v = match &self.second[i] {
+            Some(v) => values(v)?,
+            None => vec![0.0; n],
+        };
+        let decay = p.decay && weight_decay > 0.0;
+        let (b1, c1) = (beta1 as f32, (1.0 - beta1) as f32);
+        let (b2, c2) = (beta2 as f32, (1.0 - beta2) as f32);
+        let inv1 = (1.0 / (1.0 - beta1.powi(self.step))) as f32;
+        let inv2 = (1.0 / (1.0 - beta2.powi(self.step))) as f32;
+        let (eps, rate, wd) = (eps as f32, (lr * p.lr_scale) as f32, weight_decay as f32);
+        let shrink = (1.0 - lr * p.lr_scale * weight_decay) as f32;
+        for k in 0..n {
+            let g = if decay && !decoupled { gv[k] + wv[k] * wd } else { gv[k] };
+            m[k] = m[k] * b1 + g * c1;
+            v[k] = v[k] * b2 + (g * g) * c2;
+            let step = (m[k] * inv1) / ((v[k] * inv2).sqrt() + eps);
+            let base = if decay && decoupled { wv[k] * shrink } else { wv[k] };
+            wv[k] = base - step * rate;
+        }
+        let (shape, dev) = (w.shape().clone(), w.device().clone());
+        self.first[i] = Some(Tensor::from_vec(m, shape.clone(), &dev)?);
+        self.second[i] = Some(Tensor::from_vec(v, shape.clone(), &dev)?);
+        Ok(Some(Tensor::from_vec(wv, shape, &dev)?))
+    }
+
     /// Bias-corrected `m̂ / (√v̂ + ε)`.
     fn adam_direction(&mut self, i: usize, g: &Tensor, beta1: f64, beta2: f64, eps: f64) -> Result<Tensor> {
         let m = match &self.first[i] {
@@ -83,5 +136,35 @@ impl Optimizer {
         let mhat = (m / (1.0 - beta1.powi(self.step)))?;
         let vhat = (v / (1.0 - beta2.powi(self.step)))?;
         mhat / (vhat.sqrt()? + eps)?
+    }
+}
+
+/// What a checkpoint keeps of an optimizer: its step count and moments.
+impl Optimizer {
+    /// `(step, [(i, "first" | "second", tensor)])` for every moment that exists.
+    pub fn state(&self) -> (i32, Vec<(usize, &'static str, Tensor)>) {
+        let mut out = Vec::new();
+        for (i, m) in self.first.iter().enumerate() {
+            if let Some(m) = m {
+                out.push((i, "first", m.clone()));
+            }
+        }
+        for (i, v) in self.second.iter().enumerate() {
+            if let Some(v) = v {
+                out.push((i, "second", v.clone()));
+            }
+        }
+        (self.step, out)
+    }
+
+    /// Restores what `state` gave.
+    pub fn restore(&mut self, step: i32, moments: Vec<(usize, &'static str, Tensor)>) {
+        self.step = step;
+        for (i, which, t) in moments {
+            let slot = if which == "first" { &mut self.first } else { &mut self.second };
+            if i < slot.len() {
+                slot[i] = Some(t);
+            }
+        }
     }
 }

@@ -1,0 +1,464 @@
+//! 2-D convolution for the CPU, as Candle custom ops: forward, input gradient
+//! and weight gradient, each an im2col (or its adjoint, col2im) into a
+//! thread-local buffer that is reused from call to call, and one GEMM (the
+//! `gemm` crate, which Candle's own matmul uses) per sample and group.
+//!
+//! Parallel over the batch with rayon's global pool; each GEMM runs on one
+//! thread. The forward pass and the input gradient write disjoint samples. The
+//! weight gradient is a sum over the batch: the batch is cut into a fixed
+//! number of chunks (not depending on the thread count), each chunk sums its
+//! samples in order into its own partial, and the partials are added in chunk
+//! order, so every result is the same bit for bit on any number of threads.
+//!
+//! Same semantics as `ops::conv_by_matmuls` (PyTorch's cross-correlation with
+//! padding, stride, dilation and groups); tested against the PyTorch fixtures.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2dSpec {
+    pub stride: [usize; 2],
+    /// `(before, after)` along height, then width.
+    pub padding: [(usize, usize); 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Dims {
+    fn positions(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn input_plane(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// Partial sums of the weight gradient: at most this many, so their memory
+/// stays a small multiple of the weight's.
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+impl Conv2dSpec {
+    fn out_len(&self, axis: usize, len: usize, k: usize) -> usize {
+        let (before, after) = self.padding[axis];
+        (len + before + after - self.dilation[axis] * (k - 1) - 1) / self.stride[axis] + 1
+    }
+
+    /// For tap `j` along `axis`: the output positions t whose input index
+    /// t·stride + j·dilation − pad lies inside `0..len`, as a half-open range,
+    /// and the input index of position 0 (possibly negative).
+    fn valid(&self, axis: usize, j: usize, len: usize, out_len: usize) -> (usize, usize, isize) {
+        let off = (j * self.dilation[axis]) as isize - self.padding[axis].0 as isize;
+        let s = self.stride[axis] as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let last = len as isize - 1 - off;
+        let hi = if last < 0 { 0 } else { (last / s + 1).min(out_len as isize) };
+        (lo as usize, (hi.max(lo)) as usize, off)
+    }
+}
+
+trait Num:
+    candle_core::WithDType
+    + Copy
+    + Send
+    + Sync
+    + std::ops::Mul<Output = Self>
+    + std::ops::Add<Output = Self>
+    + std::ops::AddAssign
+    + Default
+    + 'static
+{
+    fn scratch() -> &'static LocalKey<RefCell<Vec<Self>>>;
+}
+
+thread_local! {
+    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Num for f32 {
+    fn scratch() -> &'static LocalKey<RefCell<Vec<Self>>> {
+        &SCRATCH_F32
+    }
+}
+impl Num for f64 {
+    fn scratch() -> &'static LocalKey<RefCell<Vec<Self>>> {
+        &SCRATCH_F64
+    }
+}
+
+/// Runs `f` on this thread's scratch buffer of at least `len` elements (grown,
+/// never shrunk, and not cleared: `f` must write before it reads). Nothing in
+/// `f` may re-enter rayon, or another task on this thread could borrow it too.
+fn with_scratch<T: Num, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    T::scratch().with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, T::default());
+        }
+        f(&mut buf[..len])
+    })
+}
+
+/// A matrix read from a slice with arbitrary strides (a transposed view is a
+/// row-major one with the strides swapped).
+#[derive(Clone, Copy)]
+struct Mat<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Mat { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+    /// The transpose of the row-major `rows × cols` matrix in `data`.
+    fn transposed(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Mat { data, rows: cols, cols: rows, row_stride: 1, col_stride: cols }
+    }
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst = a·b` (or `dst += a·b` when `accumulate`), `dst` row-major
+/// `a.rows × b.cols`, on the calling thread.
+fn matmul<T: Num>(dst: &mut [T], a: Mat<T>, b: Mat<T>, accumulate: bool) {
+    assert!(a.cols == b.rows && a.fits() && b.fits() && dst.len() >= a.rows * b.cols, "matmul operands do not fit");
+    // SAFETY: every index the GEMM reads or writes is inside its slice (the
+    // bounds are asserted above), `dst` is borrowed exclusively so it does not
+    // alias `a` or `b`, and T is f32 or f64, which `gemm` supports.
+    unsafe {
+        gemm::gemm(
+            a.rows,
+            b.cols,
+            a.cols,
+            dst.as_mut_ptr(),
+            1,
+            b.cols as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            T::from_f64(if accumulate { 1.0 } else { 0.0 }),
+            T::from_f64(1.0),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// The columns of one group of one sample: `col[(c, jh, jw), (oh, ow)] =
+/// x[c0 + c, oh·sh + jh·dh − ph, ow·sw + jw·dw − pw]`, zero outside the image.
+/// `x` is the sample `[Cin, H, W]`; `col` is `[cin_g·kh·kw, Ho·Wo]`.
+fn im2col<T: Num>(x: &[T], c0: usize, cin_g: usize, d: &Dims, s: &Conv2dSpec, col: &mut [T]) {
+    let p = d.positions();
+    let mut rows = col.chunks_exact_mut(p);
+    for c in 0..cin_g {
+        let plane = &x[(c0 + c) * d.input_plane()..(c0 + c + 1) * d.input_plane()];
+        for jh in 0..d.kh {
+            let (h_lo, h_hi, h_off) = s.valid(0, jh, d.h, d.ho);
+            for jw in 0..d.kw {
+                let (w_lo, w_hi, w_off) = s.valid(1, jw, d.w, d.wo);
+                let row = rows.next().expect("col has a row per tap");
+                for (oh, seg) in row.chunks_exact_mut(d.wo).enumerate() {
+                    if oh < h_lo || oh >= h_hi || w_lo == w_hi {
+                        seg.fill(T::default());
+                        continue;
+                    }
+                    let ih = (oh as isize * s.stride[0] as isize + h_off) as usize;
+                    let xr = &plane[ih * d.w..(ih + 1) * d.w];
+                    seg[..w_lo].fill(T::default());
+                    seg[w_hi..].fill(T::default());
+                    let start = (w_lo as isize * s.stride[1] as isize + w_off) as usize;
+                    if s.stride[1] == 1 {
+                        seg[w_lo..w_hi].copy_from_slice(&xr[start..start + (w_hi - w_lo)]);
+                    } else {
+                        for (v, xv) in seg[w_lo..w_hi].iter_mut().zip(xr[start..].iter().step_by(s.stride[1])) {
+                            *v = *xv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each column value back onto the input
+/// position it was read from. `gx` is the sample's gradient `[Cin, H, W]`.
+fn col2im_add<T: Num>(col: &[T], c0: usize, cin_g: usize, d: &Dims, s: &Conv2dSpec, gx: &mut [T]) {
+    let p = d.positions();
+    let mut rows = col.chunks_exact(p);
+    for c in 0..cin_g {
+        let plane = &mut gx[(c0 + c) * d.input_plane()..(c0 + c + 1) * d.input_plane()];
+        for jh in 0..d.kh {
+            let (h_lo, h_hi, h_off) = s.valid(0, jh, d.h, d.ho);
+            for jw in 0..d.kw {
+                let (w_lo, w_hi, w_off) = s.valid(1, jw, d.w, d.wo);
+                let row = rows.next().expect("col has a row per tap");
+                for oh in h_lo..h_hi {
+                    let seg = &row[oh * d.wo..(oh + 1) * d.wo];
+                    let ih = (oh as isize * s.stride[0] as isize + h_off) as usize;
+                    let xr = &mut plane[ih * d.w..(ih + 1) * d.w];
+                    let start = (w_lo as isize * s.stride[1] as isize + w_off) as usize;
+                    if s.stride[1] == 1 {
+                        for (xv, v) in xr[start..start + (w_hi - w_lo)].iter_mut().zip(&seg[w_lo..w_hi]) {
+                            *xv += *v;
+                        }
+                    } else {
+                        for (xv, v) in xr[start..].iter_mut().step_by(s.stride[1]).zip(&seg[w_lo..w_hi]) {
+                            *xv += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A 1×1 kernel with stride 1 and no padding reads the input as it is: no
+/// im2col needed.
+fn is_pointwise(d: &Dims, s: &Conv2dSpec) -> bool {
+    d.kh == 1 && d.kw == 1 && s.stride == [1, 1] && s.padding == [(0, 0), (0, 0)]
+}
+
+fn forward<T: Num>(x: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
+    let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
+    let mut y = vec![T::default(); d.b * d.cout * p];
+    let sample_len = d.cin * d.input_plane();
+    y.par_chunks_mut(d.cout * p).enumerate().for_each(|(b, yb)| {
+        let xb = &x[b * sample_len..(b + 1) * sample_len];
+        for g in 0..s.groups {
+            let wg = Mat::rows(&w[g * cout_g * taps..(g + 1) * cout_g * taps], cout_g, taps);
+            let dst = &mut yb[g * cout_g * p..(g + 1) * cout_g * p];
+            if is_pointwise(d, s) {
+                matmul(dst, wg, Mat::rows(&xb[g * cin_g * p..(g + 1) * cin_g * p], taps, p), false);
+            } else {
+                with_scratch(taps * p, |col| {
+                    im2col(xb, g * cin_g, cin_g, d, s, col);
+                    matmul(dst, wg, Mat::rows(col, taps, p), false);
+                });
+            }
+        }
+    });
+    y
+}
+
+fn grad_input<T: Num>(gy: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
+    let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
+    let sample_len = d.cin * d.input_plane();
+    let mut gx = vec![T::default(); d.b * sample_len];
+    gx.par_chunks_mut(sample_len).enumerate().for_each(|(b, gxb)| {
+        for g in 0..s.groups {
+            let wgt = Mat::transposed(&w[g * cout_g * taps..(g + 1) * cout_g * taps], cout_g, taps);
+            let gyg = Mat::rows(&gy[(b * d.cout + g * cout_g) * p..(b * d.cout + (g + 1) * cout_g) * p], cout_g, p);
+            if is_pointwise(d, s) {
+                matmul(&mut gxb[g * cin_g * p..(g + 1) * cin_g * p], wgt, gyg, false);
+            } else {
+                with_scratch(taps * p, |col| {
+                    matmul(col, wgt, gyg, false);
+                    col2im_add(col, g * cin_g, cin_g, d, s, gxb);
+                });
+            }
+        }
+    });
+    gx
+}
+
+fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
+    let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
+    let sample_len = d.cin * d.input_plane();
+    let w_len = d.cout * taps;
+    let chunks = d.b.clamp(1, WEIGHT_GRAD_CHUNKS);
+    let per_chunk = d.b.div_ceil(chunks);
+    let mut partials = vec![T::default(); chunks * w_len];
+    partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
+        for b in chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b) {
+            let xb = &x[b * sample_len..(b + 1) * sample_len];
+            for g in 0..s.groups {
+                let gyg = Mat::rows(&gy[(b * d.cout + g * cout_g) * p..(b * d.cout + (g + 1) * cout_g) * p], cout_g, p);
+                let dst = &mut partial[g * cout_g * taps..(g + 1) * cout_g * taps];
+                let first = b == chunk * per_chunk;
+                if is_pointwise(d, s) {
+                    matmul(dst, gyg, Mat::transposed(&xb[g * cin_g * p..(g + 1) * cin_g * p], taps, p), !first);
+                } else {
+                    with_scratch(taps * p, |col| {
+                        im2col(xb, g * cin_g, cin_g, d, s, col);
+                        matmul(dst, gyg, Mat::transposed(col, taps, p), !first);
+                    });
+                }
+            }
+        }
+    });
+    let (head, rest) = partials.split_at_mut(w_len);
+    for partial in rest.chunks_exact(w_len) {
+        for (a, v) in head.iter_mut().zip(partial) {
+            *a += *v;
+        }
+    }
+    partials.truncate(w_len);
+    partials
+}
+
+fn slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("conv2d kernel needs contiguous inputs"),
+    }
+}
+
+macro_rules! dispatch {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
+                CpuStorage::F32($body)
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
+                CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("conv2d kernel supports f32 and f64"),
+        }
+    };
+}
+
+/// `conv2d(x, w)`: x `[B, Cin, H, W]`, w `[Cout, Cin/groups, kh, kw]`.
+struct Forward(Conv2dSpec);
+/// `(grad_y, w) ↦ grad_x`; carries the input's height and width.
+struct GradInput(Conv2dSpec, [usize; 2]);
+/// `(grad_y, x) ↦ grad_w`; carries the kernel's height and width.
+struct GradWeight(Conv2dSpec, [usize; 2]);
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "lpn-conv2d"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, cin, h, w) = l1.shape().dims4()?;
+        let (cout, _, kh, kw) = l2.shape().dims4()?;
+        let s = &self.0;
+        let d = Dims { b, cin, h, w, cout, kh, kw, ho: s.out_len(0, h, kh), wo: s.out_len(1, w, kw) };
+        let out = dispatch!(s1, l1, s2, l2, |x, w| forward(x, w, &d, s));
+        Ok((out, Shape::from((d.b, d.cout, d.ho, d.wo))))
+    }
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        // A network's input needs no gradient: skip the most expensive product.
+        let gx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &GradInput(self.0, [x.dim(2)?, x.dim(3)?]))?) } else { None };
+        let gw = if w.track_op() { Some(grad.apply_op2_no_bwd(x, &GradWeight(self.0, [w.dim(2)?, w.dim(3)?]))?) } else { None };
+        Ok((gx, gw))
+    }
+}
+
+impl CustomOp2 for GradInput {
+    fn name(&self) -> &'static str {
+        "lpn-conv2d-grad-input"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, cout, ho, wo) = l1.shape().dims4()?;
+        let (_, cin_g, kh, kw) = l2.shape().dims4()?;
+        let [h, w] = self.1;
+        let d = Dims { b, cin: cin_g * self.0.groups, h, w, cout, kh, kw, ho, wo };
+        let out = dispatch!(s1, l1, s2, l2, |gy, w| grad_input(gy, w, &d, &self.0));
+        Ok((out, Shape::from((d.b, d.cin, d.h, d.w))))
+    }
+}
+
+impl CustomOp2 for GradWeight {
+    fn name(&self) -> &'static str {
+        "lpn-conv2d-grad-weight"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, cout, ho, wo) = l1.shape().dims4()?;
+        let (_, cin, h, w) = l2.shape().dims4()?;
+        let [kh, kw] = self.1;
+        let d = Dims { b, cin, h, w, cout, kh, kw, ho, wo };
+        let out = dispatch!(s1, l1, s2, l2, |gy, x| grad_weight(gy, x, &d, &self.0));
+        Ok((out, Shape::from((d.cout, d.cin / self.0.groups, d.kh, d.kw))))
+    }
+}
+
+/// The 2-D convolution with its backward pass (bias not included), for f32
+/// and f64 tensors on the CPU. Shapes that do not fit are errors, never panics.
+pub fn conv2d(x: &Tensor, w: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    let (_, cin, h, wd) = x.dims4()?;
+    let (cout, cin_g, kh, kw) = w.dims4()?;
+    let fits_axis = |axis: usize, len: usize, k: usize| {
+        let (before, after) = spec.padding[axis];
+        spec.stride[axis] > 0 && spec.dilation[axis] > 0 && k > 0 && len + before + after > spec.dilation[axis] * (k - 1)
+    };
+    let fits = spec.groups > 0 && cin == cin_g * spec.groups && cout % spec.groups == 0 && fits_axis(0, h, kh) && fits_axis(1, wd, kw);
+    if !fits {
+        candle_core::bail!("conv2d: input {:?} and weight {:?} do not fit {spec:?}", x.dims(), w.dims());
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    fn spec(stride: usize, pad: usize, groups: usize) -> Conv2dSpec {
+        Conv2dSpec { stride: [stride; 2], padding: [(pad, pad); 2], dilation: [1, 1], groups }
+    }
+
+    #[test]
+    fn impossible_shapes_are_errors() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 2, 4, 4), DType::F32, &dev).unwrap();
+        assert!(conv2d(&x, &Tensor::zeros((1, 2, 5, 3), DType::F32, &dev).unwrap(), spec(1, 0, 1)).is_err());
+        assert!(conv2d(&x, &Tensor::zeros((1, 3, 3, 3), DType::F32, &dev).unwrap(), spec(1, 0, 1)).is_err());
+        assert!(conv2d(&x, &Tensor::zeros((3, 1, 3, 3), DType::F32, &dev).unwrap(), spec(1, 0, 2)).is_err());
+        let y = conv2d(&x, &Tensor::zeros((1, 2, 3, 3), DType::F32, &dev).unwrap(), spec(1, 0, 1)).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 2, 2]);
+    }
+
+    /// The weight gradient's chunked sum gives the same bits on any number of
+    /// threads.
+    #[test]
+    fn weight_gradient_is_deterministic_across_thread_counts() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (13, 3, 9, 8), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 2), &dev).unwrap()).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let y = conv2d(x.as_tensor(), w.as_tensor(), spec(2, 1, 1)).unwrap();
+                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let gw: Vec<f32> = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                let gx: Vec<f32> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                (gw, gx)
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+}

@@ -1,0 +1,261 @@
+//! Checkpoints and resume: a run stopped anywhere — by a request after any
+//! step, by Ctrl-C, or by `kill -9` at a random moment — continues from its
+//! last checkpoint to exactly the weights of the run that was never stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lpn-ckpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn program(source: &str) -> lpn::ir::Program {
+    let (_, checked) = lpn::check_source(source, Path::new("."));
+    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
+    checked.program.unwrap()
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model.safetensors")).unwrap()
+}
+
+/// Every kind of state a checkpoint must carry: shuffled data order, dropout
+/// masks, batch-norm statistics, Adam moments, a lagrangian multiplier, a
+/// reparametrized layer and a projected one, a penalty, and a phase change
+/// with its own optimizer in the middle of the run.
+const STATEFUL: &str = "model stateful {
+  input [1, 64]
+  conv(out=4, k=9) @lowpass(cutoff=0.3, mode=lagrangian, tol=1e-3)
+  batchnorm
+  relu
+  dropout(0.2)
+  conv(out=4, k=9) @lowpass(cutoff=0.3, mode=reparam)
+  relu
+  conv(out=1, k=9) @nonneg(mode=project)
+}
+data sines(n=40, noise=0.2)
+train {
+  batch = 16
+  optimizer = adamw(lr=3e-3, weight_decay=1e-2)
+  phase first {
+    epochs = 2
+  }
+  phase second {
+    epochs = 2
+    optimizer = sgd(lr=1e-2, momentum=0.9)
+    conv1 @lowpass(cutoff=0.3, mode=penalty, weight=0.5)
+  }
+}
+";
+
+fn uninterrupted(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
+    let dir = out_dir(name);
+    let report = lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { quiet: true, ..lpn::train::Options::new(&dir) })
+        .unwrap();
+    (report, dir)
+}
+
+#[test]
+fn stopping_after_every_single_step_and_resuming_gives_the_same_weights() {
+    let (reference, reference_dir) = uninterrupted(STATEFUL, "every-step-reference");
+    let p = program(STATEFUL);
+    let dir = out_dir("every-step");
+    // A stop requested before a step is honoured after it: each run does one
+    // step, checkpoints in the middle (or at the end) of an epoch, and exits.
+    let stop = Arc::new(AtomicBool::new(true));
+    let mut runs = 0;
+    let report = loop {
+        let opts = lpn::train::Options { quiet: true, resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
+        runs += 1;
+        match lpn::train::train(&p, Path::new("."), &opts) {
+            Ok(report) => break report,
+            Err(lpn::train::TrainError::Interrupted { .. }) => {}
+            Err(e) => panic!("run {runs}: {e}"),
+        }
+        assert!(runs < 100, "the run never finished");
+    };
+    // 40 examples in batches of 16: 3 steps per epoch, 4 epochs.
+    assert_eq!(runs, 12, "one run per step");
+    assert_eq!(weights(&dir), weights(&reference_dir), "resumed weights differ from the uninterrupted run's");
+    let losses = |r: &lpn::train::Report| r.epochs.iter().map(|e| (e.train_loss, e.val_loss, e.phase.clone())).collect::<Vec<_>>();
+    assert_eq!(losses(&report), losses(&reference));
+    let multipliers = |r: &lpn::train::Report| r.constraints.iter().map(|c| c.multiplier).collect::<Vec<_>>();
+    assert_eq!(multipliers(&report), multipliers(&reference));
+}
+
+#[test]
+fn a_checkpoint_holds_the_training_state() {
+    let (_, dir) = uninterrupted(STATEFUL, "contents");
+    let ck = lpn::train::checkpoint::load(&dir, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(ck.state.epochs_done, 4);
+    assert_eq!(ck.state.steps_done, 0);
+    assert_eq!(ck.state.reports.len(), 4);
+    assert_eq!(ck.state.multipliers.len(), 3);
+    let names: Vec<&String> = ck.tensors.keys().collect();
+    for want in ["param/conv1.weight", "param/conv2.weight", "stats/batchnorm1.running_mean", "optimizer/first/conv1.weight"] {
+        assert!(ck.tensors.contains_key(want), "{want} missing from {names:?}");
+    }
+    // The reparametrized layer stores its coordinates, not its kernel.
+    assert_ne!(ck.tensors["param/conv2.weight"].dims(), &[4, 4, 9]);
+}
+
+#[test]
+fn resume_refuses_what_would_not_continue_the_same_run() {
+    let p = program(STATEFUL);
+    let err = |opts: lpn::train::Options| lpn::train::train(&p, Path::new("."), &opts).err().expect("must fail").to_string();
+    // No checkpoint at all.
+    let empty = out_dir("refuse-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&empty) });
+    assert!(e.contains("no checkpoint in"), "{e}");
+    // A damaged file: cut in half, or not a checkpoint at all.
+    let (_, dir) = uninterrupted(STATEFUL, "refuse");
+    let ck = dir.join(lpn::train::checkpoint::FILE);
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&dir) });
+    assert!(e.starts_with("cannot resume:") && (e.contains("not a checkpoint") || e.contains("cannot be read")), "{e}");
+    std::fs::copy(dir.join("model.safetensors"), &ck).unwrap();
+    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&dir) });
+    assert!(e.contains("not an lpn checkpoint"), "{e}");
+    std::fs::write(&ck, &bytes).unwrap();
+    // Another seed, another source text.
+    let e = err(lpn::train::Options { quiet: true, resume: true, seed: Some(7), ..lpn::train::Options::new(&dir) });
+    assert!(e.contains("seed"), "{e}");
+    let first = lpn::train::Options { quiet: true, source_digest: Some("a".into()), ..lpn::train::Options::new(out_dir("refuse-digest")) };
+    lpn::train::train(&p, Path::new("."), &first).unwrap();
+    let e = err(lpn::train::Options { resume: true, source_digest: Some("b".into()), ..first });
+    assert!(e.contains("the file changed"), "{e}");
+}
+
+/// A model whose run has many steps and checkpoints, so that kills land at
+/// many different moments: during steps, during checkpoint writes, between
+/// epochs.
+const KILLABLE: &str = "model killable {
+  input [1, 256]
+  conv(out=8, k=15) @lowpass(cutoff=0.25, mode=project)
+  relu
+  dropout(0.1)
+  conv(out=8, k=15)
+  relu
+  conv(out=1, k=15) @lowpass(cutoff=0.3, mode=lagrangian, tol=1e-3)
+}
+data sines(n=64, noise=0.3)
+train {
+  epochs = 12
+  batch = 8
+}
+";
+
+fn lpnc(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lpnc"));
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+/// SplitMix64, for kill delays (fractions of an uninterrupted run's time)
+/// that differ between runs of the suite but are printed, so a failure can be
+/// replayed with LPN_KILL_SEED.
+fn delays(seed: u64, n: usize, whole_run: Duration) -> Vec<Duration> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            whole_run.mul_f64(0.05 + 0.9 * ((z ^ (z >> 31)) % 1000) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
+    let work = out_dir("kill9");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("killable.lpn");
+    std::fs::write(&file, KILLABLE).unwrap();
+    let file = file.to_str().unwrap();
+    let reference = work.join("reference");
+    let started = Instant::now();
+    let status = lpnc(&["train", file, "--quiet", "--out", reference.to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    let whole_run = started.elapsed();
+
+    let seed = std::env::var("LPN_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    eprintln!("kill delays from LPN_KILL_SEED={seed}");
+    let run = work.join("run");
+    let run_s = run.to_str().unwrap();
+    let mut kills = 0;
+    for delay in delays(seed, 6, whole_run) {
+        let resume = run.join(lpn::train::checkpoint::FILE).exists();
+        let args: Vec<&str> =
+            if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
+        let mut child = lpnc(&args).spawn().unwrap();
+        let started = Instant::now();
+        while started.elapsed() < delay {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no handler runs.
+            kills += 1;
+        }
+        let _ = child.wait();
+        // Whatever the moment, the checkpoint on disk is a whole one.
+        if run.join(lpn::train::checkpoint::FILE).exists() {
+            let ck = lpn::train::checkpoint::load(&run, &candle_core::Device::Cpu);
+            assert!(ck.is_ok(), "after a kill at {delay:?}: {}", ck.err().unwrap());
+            let w = candle_core::safetensors::load(run.join("model.safetensors"), &candle_core::Device::Cpu);
+            assert!(w.is_ok(), "weights unreadable after a kill at {delay:?}");
+        }
+    }
+    assert!(kills > 0, "no run was killed (delays too long for this machine?)");
+    // Finish the run however far it got.
+    let resume = run.join(lpn::train::checkpoint::FILE).exists();
+    let args: Vec<&str> = if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
+    let out = lpnc(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weights(&run), weights(&reference), "after {kills} kills (LPN_KILL_SEED={seed}) the weights differ");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
+    let work = out_dir("sigint");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("killable.lpn");
+    std::fs::write(&file, KILLABLE).unwrap();
+    let file = file.to_str().unwrap();
+    let reference = work.join("reference");
+    assert!(lpnc(&["train", file, "--quiet", "--out", reference.to_str().unwrap()]).status().unwrap().success());
+    let run = work.join("run");
+    let run_s = run.to_str().unwrap();
+    for signal in ["-INT", "-TERM"] {
+        let _ = std::fs::remove_dir_all(&run);
+        let child = lpnc(&["train", file, "--quiet", "--out", run_s]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            continue; // The run finished before the signal arrived: nothing to resume.
+        }
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(stderr.contains("checkpoint saved in") && stderr.contains(&format!("--resume {run_s}")), "{signal}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let out = lpnc(&["train", file, "--quiet", "--resume", run_s]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(weights(&run), weights(&reference), "{signal}");
+    }
+}
