@@ -153,7 +153,17 @@ impl BandSpec {
     /// The smallest stopband energy ratio a kernel of this shape can have:
     /// `λ_min(Q)`.
     pub fn lambda_min(&self, dims: &[usize]) -> f64 {
-        smallest_eigenvalue(self.stopband_operator(dims))
+        match dims {
+            // Q₂ = I − P_h ⊗ P_w with P = I − Q positive semi-definite: the
+            // eigenvalues of a Kronecker product are the products of the
+            // factors', so λ_min(Q₂) = 1 − (1 − λ_min(Q_h))(1 − λ_min(Q_w)),
+            // two small eigen-solves instead of one of size kh·kw.
+            [kh, kw] => {
+                let pass = |k: usize| 1.0 - smallest_eigenvalue(self.stopband_operator_1d(k));
+                1.0 - pass(*kh) * pass(*kw)
+            }
+            _ => smallest_eigenvalue(self.stopband_operator(dims)),
+        }
     }
 
     /// The shortest 1-D kernel (up to `limit` taps) whose `λ_min` is at most `tol`.

@@ -44,7 +44,7 @@ impl Model {
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.walk().iter().map(|l| l.parameters).sum()
+        self.walk().iter().fold(0usize, |n, l| n.saturating_add(l.parameters))
     }
 }
 

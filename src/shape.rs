@@ -9,8 +9,9 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
+    /// Saturating: a shape too large to count is refused as too large.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
     pub fn channels(&self) -> usize {
         self.0[0]

@@ -29,6 +29,13 @@ pub fn parse(source: &str) -> (File, Vec<Problem>) {
 /// The whole file through pest, with its recovery from bad lines.
 fn parse_with_pest(source: &str) -> (File, Vec<Problem>) {
     let mut problems = Vec::new();
+    // Before pest: brackets nested (or left open) past the limit would make
+    // its recovery rules retry every unclosed `{` up to the end of the file,
+    // in time quadratic in their number, and deep recursion.
+    if let Some(at) = too_deep_in_text(source) {
+        problems.push(nested_too_deep(source, at));
+        return (File { sections: vec![] }, problems);
+    }
     // Without pest's error detail: it would record every attempt at every
     // token of the file, which doubles the time, and only bad lines need it.
     let file = match run_pest(Rule::file, source, false) {
@@ -97,6 +104,50 @@ fn too_deep(root: Pair<Rule>) -> Option<usize> {
             return Some(pair.as_span().start());
         }
         stack.extend(pair.into_inner().map(|child| (child, depth)));
+    }
+    None
+}
+
+/// The same limit on the text itself, before any parsing: brackets in
+/// strings and `//` comments do not count, a stray closer does not go below
+/// zero.
+fn too_deep_in_text(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let (mut braces, mut depth) = (0usize, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // A string ends at its closing quote or at the end of the line.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            // Braces count across lines (a block left open runs to the end);
+            // `(` and `[` within their line, as a bad line's stray opener
+            // ends with it.
+            b'{' | b'(' | b'[' => {
+                if bytes[i] == b'{' {
+                    braces += 1;
+                } else {
+                    depth += 1;
+                }
+                if braces + depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'}' => braces = braces.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b'\n' => depth = 0,
+            _ => {}
+        }
+        i += 1;
     }
     None
 }
@@ -700,14 +751,14 @@ mod fast {
             let mut items = Vec::new();
             if let Some((end, first)) = self.value(j) {
                 items.push(first);
-                j = self.more_items(end, |p, k| p.value(k).map(|(end, v)| (end, v, ())), &mut items);
+                j = self.more_items(end, Self::value, &mut items);
             }
             j = self.ws(j);
             (self.at(j) == b']').then_some((j + 1, items))
         }
 
         /// `(gap ~ "," ~ gap ~ ITEM)* ~ (gap ~ ",")?` after a first item ending at `end`.
-        fn more_items<T>(&mut self, end: usize, item: impl Fn(&mut Self, usize) -> Option<(usize, T, ())>, items: &mut Vec<T>) -> usize {
+        fn more_items<T>(&mut self, end: usize, item: fn(&mut Self, usize) -> Option<(usize, T)>, items: &mut Vec<T>) -> usize {
             let mut j = end;
             loop {
                 let comma = self.ws(j);
@@ -715,7 +766,7 @@ mod fast {
                     break;
                 }
                 match item(self, self.ws(comma + 1)) {
-                    Some((end, next, ())) => {
+                    Some((end, next)) => {
                         items.push(next);
                         j = end;
                     }
@@ -744,7 +795,7 @@ mod fast {
             let mut items = Vec::new();
             if let Some((end, first)) = self.arg(j) {
                 items.push(first);
-                j = self.more_items(end, |p, k| p.arg(k).map(|(end, a)| (end, a, ())), &mut items);
+                j = self.more_items(end, Self::arg, &mut items);
             }
             j = self.ws(j);
             (self.at(j) == b')').then(|| (j + 1, Args { items, span: Span::new(i, j + 1) }))

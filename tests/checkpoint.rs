@@ -55,8 +55,9 @@ train {
 
 fn uninterrupted(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let dir = out_dir(name);
-    let report = lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { quiet: true, ..lpn::train::Options::new(&dir) })
-        .unwrap();
+    let report =
+        lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { quiet: true, ..lpn::train::Options::new(&dir) })
+            .unwrap();
     (report, dir)
 }
 
@@ -187,9 +188,10 @@ fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
     assert!(status.success());
     let whole_run = started.elapsed();
 
-    let seed = std::env::var("LPN_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = std::env::var("LPN_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("kill delays from LPN_KILL_SEED={seed}");
     let run = work.join("run");
     let run_s = run.to_str().unwrap();
@@ -222,7 +224,8 @@ fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
     assert!(kills > 0, "no run was killed (delays too long for this machine?)");
     // Finish the run however far it got.
     let resume = run.join(lpn::train::checkpoint::FILE).exists();
-    let args: Vec<&str> = if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
+    let args: Vec<&str> =
+        if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
     let out = lpnc(&args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(weights(&run), weights(&reference), "after {kills} kills (LPN_KILL_SEED={seed}) the weights differ");

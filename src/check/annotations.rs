@@ -287,6 +287,9 @@ fn describe_taps(kernel: &[usize]) -> String {
     }
 }
 
+/// Longest kernel axis a band constraint accepts.
+const MAX_BAND_TAPS: usize = 1024;
+
 /// Empty stopbands, the λ_min bound against tol (hard modes) or as a floor
 /// (penalty), and the parity rules of a designed (frozen) filter.
 fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], name: &str, call: &Call) {
@@ -304,6 +307,19 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             ctx.problems.push(Problem::EmptyStopband { span: constraint.span, constraint: name.into(), reason });
             return;
         }
+    }
+    // The operators are dense taps×taps matrices (and training projects with
+    // them every step): past this size they would take gigabytes and minutes.
+    if kernel.iter().any(|&k| k > MAX_BAND_TAPS) {
+        ctx.problems.push(Problem::BadStructure {
+            span: constraint.span,
+            reason: format!(
+                "`@{name}` acts on kernels of at most {MAX_BAND_TAPS} taps per axis; this one has {}",
+                kernel.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("×")
+            ),
+            help: Some("a band this selective needs far fewer taps: shorten the kernel".into()),
+        });
+        return;
     }
     let bound = ctx.lambda_min(&band, kernel);
     constraint.lambda_min = Some(bound);

@@ -136,8 +136,8 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
 /// layer's output for a batch, kept for the backward pass and its gradient.
 fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Span) {
     let parameters = model.parameter_count() as u64;
-    let activations: u64 = model.walk().iter().map(|l| l.output.numel() as u64).sum::<u64>() + model.input.numel() as u64;
-    let needed = 4 * (4 * parameters + 2 * activations.saturating_mul(batch as u64));
+    let activations: u64 = model.walk().iter().fold(model.input.numel() as u64, |n, l| n.saturating_add(l.output.numel() as u64));
+    let needed = parameters.saturating_mul(4).saturating_add(activations.saturating_mul(batch as u64).saturating_mul(2)).saturating_mul(4);
     let available = available_memory();
     if needed > available {
         ctx.problems.push(Problem::ModelTooLarge { span, parameters: parameters as usize, needed, available, batch });

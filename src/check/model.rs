@@ -281,7 +281,7 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
 /// Largest `repeat` count, and largest number of layers a model may expand to:
 /// beyond these a file is a mistake, and expanding it would take minutes.
 const MAX_REPEAT: usize = 10_000;
-const MAX_LAYERS: usize = 1_000_000;
+const MAX_LAYERS: usize = 100_000;
 
 /// `@freeze` and `@lr` written on a structure apply to every layer inside.
 #[derive(Clone, Copy, Default)]
@@ -345,6 +345,11 @@ impl Builder<'_> {
                 LayerKind::Repeat => {
                     let inherit = self.structure_annotations(t, &name, inherit);
                     for i in 1..=t.count.unwrap_or(1) {
+                        // Past the limit, stop: nested repeats would otherwise
+                        // still make an exponential number of (empty) visits.
+                        if self.expanded > MAX_LAYERS {
+                            return None;
+                        }
                         shape = self.instantiate(&t.body, shape, &format!("{name}.{i}."), inherit, out);
                     }
                 }
@@ -498,8 +503,9 @@ impl Builder<'_> {
                 }
                 let mut out = vec![out_channels];
                 for a in 0..axes {
-                    let window = dilation[a] * (kernel[a] - 1) + 1;
-                    let padded = input.0[a + 1] + padding[a].0 + padding[a].1;
+                    // Saturating: absurd sizes are refused as too large, never wrap.
+                    let window = dilation[a].saturating_mul(kernel[a].saturating_sub(1)).saturating_add(1);
+                    let padded = input.0[a + 1].saturating_add(padding[a].0).saturating_add(padding[a].1);
                     if window > padded {
                         problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a], a, false));
                         return None;
@@ -507,8 +513,12 @@ impl Builder<'_> {
                     out.push((padded - window) / stride[a] + 1);
                 }
                 let bias = call.bool("bias").unwrap_or(true);
-                let parameters =
-                    out_channels * (in_channels / groups) * kernel.iter().product::<usize>() + if bias { out_channels } else { 0 };
+                let taps = kernel.iter().fold(1usize, |n, &k| n.saturating_mul(k));
+                let parameters = out_channels.saturating_mul(in_channels / groups.max(1)).saturating_mul(taps).saturating_add(if bias {
+                    out_channels
+                } else {
+                    0
+                });
                 let conv = Conv { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
                 Some((Op::Conv(conv), Shape(out), parameters))
             }
@@ -529,7 +539,7 @@ impl Builder<'_> {
                 }
                 let out_features = call.int("out")? as usize;
                 let bias = call.bool("bias").unwrap_or(true);
-                let parameters = input.0[0] * out_features + if bias { out_features } else { 0 };
+                let parameters = input.0[0].saturating_mul(out_features).saturating_add(if bias { out_features } else { 0 });
                 Some((Op::Linear { in_features: input.0[0], out_features, bias }, Shape(vec![out_features]), parameters))
             }
             LayerKind::Activation => {
@@ -563,7 +573,7 @@ impl Builder<'_> {
                         });
                         return None;
                     }
-                    let padded = input.0[a + 1] + 2 * padding[a];
+                    let padded = input.0[a + 1].saturating_add(padding[a].saturating_mul(2));
                     if kernel[a] > padded {
                         problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
                         return None;

@@ -58,7 +58,17 @@ impl PoolSpec {
     }
 }
 
-trait Num: candle_core::WithDType + Copy + Send + Sync + PartialOrd + std::ops::AddAssign + std::ops::Div<Output = Self> + Default {
+trait Num:
+    candle_core::WithDType
+    + Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::AddAssign
+    + std::ops::Div<Output = Self>
+    + std::ops::DivAssign
+    + Default
+{
     const NEG_INFINITY: Self;
     fn from_usize(n: usize) -> Self;
     fn is_nan(self) -> bool;
@@ -137,7 +147,7 @@ fn forward<T: Num>(x: &[T], d: &Dims, s: &PoolSpec) -> Vec<T> {
                 }
                 if s.kind == PoolKind::Avg {
                     for yv in yrow.iter_mut() {
-                        *yv = *yv / divisor;
+                        *yv /= divisor;
                     }
                 }
             }

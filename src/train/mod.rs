@@ -60,7 +60,12 @@ pub enum TrainError {
     },
     /// Stopped on request (Ctrl-C, SIGTERM) after a step; a checkpoint holds
     /// everything needed to continue.
-    Interrupted { epoch: usize, step: usize, steps: usize, dir: PathBuf },
+    Interrupted {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        dir: PathBuf,
+    },
     /// A checkpoint that cannot be resumed, and why.
     Resume(String),
 }
