@@ -108,7 +108,7 @@ fn a_checkpoint_holds_the_training_state() {
 #[test]
 fn resume_refuses_what_would_not_continue_the_same_run() {
     let p = program(STATEFUL);
-    let err = |opts: lpn::train::Options| lpn::train::train(&p, Path::new("."), &opts).err().expect("must fail").to_string();
+    let err = |opts: lpn::train::Options| lpn::train::train(&p, Path::new("."), &opts).expect_err("must fail").to_string();
     // No checkpoint at all.
     let empty = out_dir("refuse-empty");
     std::fs::create_dir_all(&empty).unwrap();

@@ -21,7 +21,9 @@ fn program(source: &str, base: &Path) -> lpn::ir::Program {
 fn train(source: &str, base: &Path, name: &str, epochs: Option<usize>, seed: Option<u64>) -> (lpn::train::Report, PathBuf) {
     let p = program(source, base);
     let out = out_dir(name);
-    let report = lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, quiet: true, ..Default::default() }).unwrap();
+    let report =
+        lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, quiet: true, ..Default::default() })
+            .unwrap();
     (report, out)
 }
 
@@ -202,9 +204,12 @@ fn errors_while_training_are_messages_not_panics() {
     std::fs::write(&weights, b"not a safetensors file").unwrap();
     let source = format!("model m {{\n input [1, 32]\n conv(out=1, k=3) @init(file=\"{}\")\n}}\ndata sines(n=16)\n", weights.display());
     let p = program(&source, Path::new("."));
-    let err =
-        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, quiet: true, ..Default::default() })
-            .unwrap_err();
+    let err = lpn::train::train(
+        &p,
+        Path::new("."),
+        &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, quiet: true, ..Default::default() },
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("conv1") && text.contains("w.safetensors"), "{text}");
     // Trained weights with the wrong shapes for `eval`.
@@ -429,8 +434,12 @@ fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
     let source = "model m {\n input [1, 128]\n conv(out=4, k=9)\n relu\n conv(out=1, k=9)\n}\ndata sines(n=64)\ntrain {\n optimizer = sgd(lr=1e6)\n epochs = 3\n}\n";
     let p = program(source, Path::new("."));
     let dir = out_dir("blowup");
-    let err = lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, quiet: true, ..Default::default() })
-        .unwrap_err();
+    let err = lpn::train::train(
+        &p,
+        Path::new("."),
+        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, quiet: true, ..Default::default() },
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("epoch") && text.contains("step") && text.contains("conv"), "{text}");
     // The last complete epoch's weights are on disk and finite.

@@ -414,7 +414,8 @@ impl Net {
     /// under `param/NAME`, batch-norm statistics under `stats/NAME.running_*`.
     /// What a checkpoint needs to continue bit for bit.
     pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out: Vec<(String, Tensor)> = self.params.iter().map(|p| (format!("param/{}", p.name), p.var.as_tensor().detach())).collect();
+        let mut out: Vec<(String, Tensor)> =
+            self.params.iter().map(|p| (format!("param/{}", p.name), p.var.as_tensor().detach())).collect();
         fn stats(nodes: &[Named], out: &mut Vec<(String, Tensor)>) {
             for named in nodes {
                 match &named.node {
@@ -452,13 +453,19 @@ impl Net {
             let t = fetch(format!("param/{}", p.name), p.var.as_tensor())?;
             p.var.set(&t)?;
         }
-        fn set(nodes: &[Named], get: &dyn Fn(&str, &Tensor) -> std::result::Result<Tensor, LowerError>) -> std::result::Result<(), LowerError> {
+        fn set(
+            nodes: &[Named],
+            get: &dyn Fn(&str, &Tensor) -> std::result::Result<Tensor, LowerError>,
+        ) -> std::result::Result<(), LowerError> {
             for named in nodes {
                 match &named.node {
                     Node::BatchNorm { stats: s, name, .. } => {
                         let (mean, var) = {
                             let current = s.borrow();
-                            (get(&format!("stats/{name}.running_mean"), &current.0)?, get(&format!("stats/{name}.running_var"), &current.1)?)
+                            (
+                                get(&format!("stats/{name}.running_mean"), &current.0)?,
+                                get(&format!("stats/{name}.running_var"), &current.1)?,
+                            )
                         };
                         *s.borrow_mut() = (mean, var);
                     }
