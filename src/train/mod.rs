@@ -6,7 +6,6 @@ pub mod checkpoint;
 pub mod optim;
 pub mod response;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -266,22 +265,18 @@ fn constraint_params(c: &crate::ir::Constraint) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// Writes a file through a temporary name and a rename, so a reader never
-/// sees half of it.
+/// Writes a file through a temporary name, fsync and a rename, so a reader
+/// never sees half of it, whenever the process dies.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension("tmp");
-    let io = |e| TrainError::Io(path.to_path_buf(), e);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    checkpoint::write_durably(path, bytes)
 }
 
 pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
-    let tensors = net.tensors()?;
-    let tmp = path.with_extension("tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::Io(path.to_path_buf(), e))
+    let mut tensors: Vec<(String, Tensor)> = net.tensors()?.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let bytes = safetensors::serialize(tensors, None)
+        .map_err(|e| TrainError::Io(path.to_path_buf(), std::io::Error::other(format!("cannot encode the weights: {e}"))))?;
+    write_atomic(path, &bytes)
 }
 
 pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, TrainError> {
