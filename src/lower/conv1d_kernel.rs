@@ -57,12 +57,7 @@ impl Conv1dSpec {
     }
 }
 
-fn slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("conv1d kernel needs contiguous inputs"),
-    }
-}
+use super::contiguous_slice as slice;
 
 trait Num: candle_core::WithDType + Copy + Send + Sync + std::ops::Mul<Output = Self> + std::ops::AddAssign + Default {
     /// The blocked stride-1 kernels, where this type has them (f32 with
@@ -612,22 +607,6 @@ fn dims_from(x: &Layout, w: &Layout, spec: &Conv1dSpec) -> Result<Dims> {
     let (b, cin, l) = x.shape().dims3()?;
     let (cout, _, k) = w.shape().dims3()?;
     Ok(Dims { b, cin, l, cout, k, lout: spec.out_len(l, k) })
-}
-
-macro_rules! dispatch {
-    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
-                CpuStorage::F32($body)
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
-                CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("conv1d kernel supports f32 and f64"),
-        }
-    };
 }
 
 impl CustomOp2 for Forward {

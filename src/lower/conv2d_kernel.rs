@@ -327,29 +327,6 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     partials
 }
 
-fn slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("conv2d kernel needs contiguous inputs"),
-    }
-}
-
-macro_rules! dispatch {
-    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
-                CpuStorage::F32($body)
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let ($a, $b) = (slice(a, $l1)?, slice(b, $l2)?);
-                CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("conv2d kernel supports f32 and f64"),
-        }
-    };
-}
-
 /// `conv2d(x, w)`: x `[B, Cin, H, W]`, w `[Cout, Cin/groups, kh, kw]`.
 struct Forward(Conv2dSpec);
 /// `(grad_y, w) ↦ grad_x`; carries the input's height and width.

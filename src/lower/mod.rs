@@ -4,6 +4,32 @@
 //!
 //! This module and `crate::train` are the only ones that use Candle.
 
+/// A contiguous CPU tensor's values, for the kernels (which need contiguous inputs).
+fn contiguous_slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("lpn's CPU kernels need contiguous inputs"),
+    }
+}
+
+/// Runs a two-input kernel body on f32 or f64 CPU storage (the kernels are
+/// generic over both); defined before the kernel modules so they can use it.
+macro_rules! dispatch {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32(a), candle_core::CpuStorage::F32(b)) => {
+                let ($a, $b) = (super::contiguous_slice(a, $l1)?, super::contiguous_slice(b, $l2)?);
+                candle_core::CpuStorage::F32($body)
+            }
+            (candle_core::CpuStorage::F64(a), candle_core::CpuStorage::F64(b)) => {
+                let ($a, $b) = (super::contiguous_slice(a, $l1)?, super::contiguous_slice(b, $l2)?);
+                candle_core::CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("lpn's CPU kernels support f32 and f64"),
+        }
+    };
+}
+
 pub mod constraints;
 pub mod conv1d_kernel;
 pub mod conv2d_kernel;

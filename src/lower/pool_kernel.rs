@@ -215,12 +215,7 @@ fn backward<T: Num>(gy: &[T], x: Option<&[T]>, d: &Dims, s: &PoolSpec) -> Vec<T>
     gx
 }
 
-fn slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("pool kernel needs contiguous inputs"),
-    }
-}
+use super::contiguous_slice as slice;
 
 /// `[B, C, *spatial]` with one or two spatial axes, as planes of `h × w`.
 fn plane_dims(shape: &Shape, s: &PoolSpec) -> Result<Dims> {
