@@ -168,23 +168,30 @@ impl BandSpec {
 
     /// The shortest 1-D kernel (up to `limit` taps) whose `λ_min` is at most `tol`.
     pub fn min_taps(&self, tol: f64, from: usize, limit: usize) -> Option<usize> {
-        let feasible = |k: usize| self.lambda_min(&[k]) <= tol;
-        // λ_min falls with k; grow geometrically, then bisect.
-        let mut lo = from;
-        let mut hi = from.max(2);
-        while !feasible(hi) {
-            if hi >= limit {
-                return None;
-            }
-            lo = hi;
-            hi = (hi * 2).min(limit);
-        }
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if feasible(mid) { hi = mid } else { lo = mid }
-        }
-        Some(hi)
+        min_taps_with(|k| self.lambda_min(&[k]), tol, from, limit)
     }
+}
+
+/// [`BandSpec::min_taps`] over any `λ_min(k)`, so a caller that caches the
+/// eigen-solves (the checker, which sees the same layer many times in a
+/// `repeat`) can use its cache.
+pub fn min_taps_with(mut lambda_min: impl FnMut(usize) -> f64, tol: f64, from: usize, limit: usize) -> Option<usize> {
+    let mut feasible = |k: usize| lambda_min(k) <= tol;
+    // λ_min falls with k; grow geometrically, then bisect.
+    let mut lo = from;
+    let mut hi = from.max(2);
+    while !feasible(hi) {
+        if hi >= limit {
+            return None;
+        }
+        lo = hi;
+        hi = (hi * 2).min(limit);
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if feasible(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
 }
 
 pub fn smallest_eigenvalue(q: DMatrix<f64>) -> f64 {

@@ -160,6 +160,21 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         Some(v) => (train.data.clone(), other(v, "validation")?),
         None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
     };
+    if let (Targets::Classes(labels), Some(classes)) = (&train_set.targets, train.classes) {
+        let mut seen = vec![false; classes];
+        for &label in labels {
+            seen[label] = true;
+        }
+        if let Some(missing) = seen.iter().position(|&s| !s) {
+            let why = match spec.train {
+                Source::Waveforms { n, classes, seed, .. } => waveforms_missing_class(n, classes, seed, split_off),
+                _ => None,
+            };
+            return Err(DataError::new(why.unwrap_or_else(|| {
+                format!("class {missing} has no example in the training data: a class without examples cannot be learnt")
+            })));
+        }
+    }
     Ok(Splits { train: train_set, val, test, classes: train.classes })
 }
 
@@ -277,8 +292,7 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
         return Err(DataError::new(format!("`waveforms` has 2 to 5 classes, not {classes}")));
     }
     let mut rng = Rng::derive(seed, "waveforms");
-    // Balanced: example i has class i % classes, then shuffled.
-    let labels: Vec<usize> = rng.permutation(n).into_iter().map(|i| i % classes).collect();
+    let labels = waveform_labels(&mut rng, n, classes);
     let mut inputs = Vec::with_capacity(n * len);
     let span = (len.max(2) - 1) as f64;
     for &class in &labels {
@@ -536,6 +550,48 @@ pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[i64]) -> Result<Vec<usi
             })
         })
         .collect()
+}
+
+/// The class of each `waveforms` example, the first draws of its generator.
+/// Balanced: example i has class i % classes, then shuffled.
+fn waveform_labels(rng: &mut Rng, n: usize, classes: usize) -> Vec<usize> {
+    rng.permutation(n).into_iter().map(|i| i % classes).collect()
+}
+
+/// Largest `waveforms(n=…)` whose labels the checker draws to find a class
+/// that `val_split` leaves without training examples; past it every class has
+/// tens of thousands of examples and `val_split` (below 1) keeps some of each.
+pub const WAVEFORMS_CHECKED_UP_TO: usize = 1_000_000;
+
+/// Why `waveforms(n, classes, seed)` with `val_split` (None: a separate
+/// validation source) leaves a class with no training example, if it does.
+pub fn waveforms_missing_class(n: usize, classes: usize, seed: u64, val_split: Option<f64>) -> Option<String> {
+    if n < classes {
+        let examples = if n == 1 { "1 example".to_string() } else { format!("{n} examples") };
+        let none = match classes - n {
+            1 => format!("class {n} has none"),
+            2 => format!("classes {n} and {} have none", n + 1),
+            _ => format!("classes {n} to {} have none", classes - 1),
+        };
+        return Some(format!("`n = {n}` makes {examples} for {classes} classes, so {none}: a class without examples cannot be learnt"));
+    }
+    let fraction = val_split?;
+    if n > WAVEFORMS_CHECKED_UP_TO {
+        return None;
+    }
+    let labels = waveform_labels(&mut Rng::derive(seed, "waveforms"), n, classes);
+    let (train, _) = split_indices(n, fraction, seed).ok()?;
+    let mut kept = vec![false; classes];
+    for &i in &train {
+        kept[labels[i]] = true;
+    }
+    let lost = kept.iter().position(|&k| !k)?;
+    let count = labels.iter().filter(|&&l| l == lost).count();
+    let (examples, all) = if count == 1 { ("1 example".to_string(), "it") } else { (format!("{count} examples"), "all of them") };
+    Some(format!(
+        "class {lost} has {examples}, and `val_split = {fraction}` moves {all} to the validation set, so the training data has none: \
+         raise `n`, lower `val_split`, or give the validation data as `val = …`"
+    ))
 }
 
 /// A training file whose validation set is split off with `val_split =
@@ -841,6 +897,20 @@ mod tests {
             }
         }
         assert!(below / total >= 0.95, "{}", below / total);
+    }
+
+    #[test]
+    fn waveforms_refuse_a_class_without_training_examples() {
+        let source = |n, classes| Source::Waveforms { n, classes, noise: 0.1, seed: 1 };
+        let err = load(&spec(source(2, 3), None, None, 0.0), &[1, 16]).unwrap_err();
+        assert!(err.to_string().contains("class 2 has none"), "{err}");
+        // One example of each class: the split moves one of them out.
+        let err = load(&spec(source(3, 3), None, None, 0.2), &[1, 16]).unwrap_err();
+        assert!(err.to_string().contains("moves it to the validation set"), "{err}");
+        assert_eq!(waveforms_missing_class(3, 3, 1, Some(0.2)), Some(err.to_string()));
+        // Enough examples: every class stays.
+        assert!(load(&spec(source(30, 3), None, None, 0.2), &[1, 16]).is_ok());
+        assert_eq!(waveforms_missing_class(30, 3, 1, Some(0.2)), None);
     }
 
     #[test]

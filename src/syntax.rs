@@ -118,10 +118,28 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
     while i < bytes.len() {
         match bytes[i] {
             b'"' => {
-                // A string ends at its closing quote or at the end of the line.
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                // A string needs its closing quote on the same line; a quote
+                // left open is a plain character to the grammar. Braces count
+                // inside strings too: a bad line's `{ … }` groups do not know
+                // strings, and each unclosed one is scanned to the end of the
+                // file. (A quote left open has no quote after it on its line,
+                // so no line is scanned twice.)
+                let mut end = i + 1;
+                while end < bytes.len() && bytes[end] != b'"' && bytes[end] != b'\n' && bytes[end] != b'\r' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                if bytes.get(end) == Some(&b'"') {
+                    for (at, &byte) in bytes.iter().enumerate().take(end).skip(i + 1) {
+                        match byte {
+                            b'{' => braces += 1,
+                            b'}' => braces = braces.saturating_sub(1),
+                            _ => {}
+                        }
+                        if braces + depth > MAX_NESTING {
+                            return Some(at);
+                        }
+                    }
+                    i = end;
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {

@@ -101,6 +101,18 @@ fn ten_megabytes_of_layers() {
 }
 
 #[test]
+fn ten_megabytes_after_unclosed_braces_on_a_bad_line() {
+    // Each `{` left open on a bad line is scanned to the end of the file (the
+    // grammar's `brace_group`), inside a string or not: 60 of them before
+    // 10 MB of layers took minutes with a rule call per character.
+    let layers = "  conv(out=4, k=3)\n".repeat(10_000_000 / 18);
+    for bad in [format!("  bad {}", "{".repeat(60)), format!("  bad \"{}\" x", "{".repeat(60)), format!("  bad \"{}", "{".repeat(60))] {
+        let (codes, program) = front_end(&model(&format!("{bad}\n{layers}")));
+        assert!(!program && codes.contains(&"E0001"), "{codes:?}");
+    }
+}
+
+#[test]
 fn ten_megabytes_of_broken_layers() {
     // One diagnostic per line, every line: rendering stays linear.
     let body = "  conv(k=3, kk=1)\n  relu(\n".repeat(200_000);
@@ -174,7 +186,10 @@ fn a_label_on_a_very_long_line_shows_a_window_of_it() {
     let source = model(&format!("  conv({}, kk=1)", vec!["k=3"; 20_000].join(", ")));
     let (_, checked) = lpn::check_source(&source, Path::new("."));
     let human = lpn::report::render_human(&checked.problems, &source, "t.lpn", false);
-    // Every problem is reported (a window of the line rather than all of it
-    // is not done yet: miette prints the whole line).
-    assert!(human.contains("kk"), "{}", &human[..human.len().min(2000)]);
+    // Every problem is reported, each with a window of the line around its
+    // labels, not the whole 100 kB line (which made the output quadratic).
+    assert!(human.contains("kk=1"), "{}", &human[..human.len().min(2000)]);
+    let widest = human.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 1500, "a line of {widest} characters in the report");
+    assert!(human.len() < 2000 * checked.problems.len(), "{} bytes for {} problems", human.len(), checked.problems.len());
 }

@@ -326,7 +326,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
     match constraint.mode {
         Mode::Project | Mode::Reparam | Mode::Lagrangian if bound > constraint.tol => {
             let stopband = band.stopband(kernel[0]).describe(band.fs);
-            let min_taps = if kernel.len() == 1 { band.min_taps(constraint.tol, kernel[0], MAX_SUGGESTED_TAPS) } else { None };
+            let min_taps = if kernel.len() == 1 { ctx.min_taps(&band, constraint.tol, kernel[0], MAX_SUGGESTED_TAPS) } else { None };
             ctx.problems.push(Problem::InfeasibleBand {
                 span: constraint.span,
                 constraint: name.into(),

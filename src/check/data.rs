@@ -144,6 +144,11 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
     {
         bad_file(ctx, facts.span, &facts.written, e);
     }
+    if let Source::Waveforms { n, classes, seed, .. } = train.source
+        && let Some(reason) = crate::data::waveforms_missing_class(n, classes, seed, val.is_none().then_some(val_split))
+    {
+        ctx.problems.push(Problem::TaskMismatch { span: train.span, reason, help: None });
+    }
     for other in [&val, &test].into_iter().flatten() {
         // Each label of a validation or test file must have training examples.
         let unknown = match (&other.ucr, &train.ucr) {

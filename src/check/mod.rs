@@ -47,6 +47,11 @@ impl Ctx {
         *self.lambda_cache.entry(key).or_insert_with(|| band.lambda_min(kernel))
     }
 
+    /// The shortest 1-D kernel meeting `tol`, through the λ_min cache.
+    pub fn min_taps(&mut self, band: &BandSpec, tol: f64, from: usize, limit: usize) -> Option<usize> {
+        crate::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
+    }
+
     /// A path from the file, relative to its folder; reports a missing file.
     pub fn resolve_path(&mut self, written: &str, span: Span) -> Option<PathBuf> {
         let path = Path::new(written);
