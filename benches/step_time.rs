@@ -10,14 +10,14 @@
 //!     constraint's Q, projector P and reparametrization basis V) and DIR/meta.json
 //! cargo bench --bench step_time -- time NET.lpn [--epochs N] [--warmup W] [--threads T]
 //!     trains through `lpn::train::train`, exactly what `lpnc train` runs, and
-//!     prints one JSON line: ms/step (median over the timed epochs of epoch
-//!     seconds / steps), per-epoch losses, peak RSS
+//!     prints one JSON line: ms/step (median over the timed epochs of the
+//!     epoch's step seconds / steps), per-epoch losses, peak RSS
 //! ```
 //!
 //! The reference nets (`benches/nets/*.lpn`) have no validation split and no
 //! shuffling, so an epoch is the same sequence of batches on both sides and the
-//! epoch's time is its steps' time (plus, with constraints, one evaluation of
-//! each constraint's report figures per epoch).
+//! epoch's step time (`step_seconds` in the report: without the end-of-epoch
+//! constraint figures) is the time of the same steps PyTorch times.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ fn time(path: &Path, epochs: usize, warmup: usize) -> Result<(), String> {
     let report = lpn::train::train(&program, &base, &options).map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&out_dir);
     let report = report?;
-    let per_step: Vec<f64> = report.epochs.iter().map(|e| 1e3 * e.seconds / steps as f64).collect();
+    let per_step: Vec<f64> = report.epochs.iter().map(|e| 1e3 * e.step_seconds / steps as f64).collect();
     let timed = &per_step[warmup.min(per_step.len())..];
     let line = serde_json::json!({
         "side": "lpn",

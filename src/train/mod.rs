@@ -121,6 +121,10 @@ pub struct EpochReport {
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
     pub seconds: f64,
+    /// Of `seconds`, the training steps alone: without the validation pass
+    /// and the constraints' end-of-epoch figures.
+    #[serde(default)]
+    pub step_seconds: f64,
     /// Each constraint's figures at the end of the epoch, in report order.
     pub constraints: Vec<Measure>,
 }
@@ -513,6 +517,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                 return Err(TrainError::Interrupted { epoch, step: step + 1, steps: steps_per_epoch, dir: opts.out_dir.clone() });
             }
         }
+        let step_seconds = earlier_seconds + started.elapsed().as_secs_f64();
         let train_loss = total / train_set.len.max(1) as f64;
         let val = if splits.val.len > 0 { Some(evaluate(&net, spec.loss, &splits.val, batch_size)?) } else { None };
         let measures = enforced.iter().map(|e| e.measure(&net)).collect::<candle_core::Result<Vec<_>>>()?;
@@ -532,6 +537,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().and_then(|v| v.accuracy),
             seconds,
+            step_seconds,
             constraints: measures,
         });
         // A checkpoint every `checkpoint_every` epochs and at the end: a later
