@@ -30,6 +30,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod act_kernel;
 pub mod constraints;
 pub mod conv1d_kernel;
 pub mod conv2d_kernel;
@@ -320,8 +321,20 @@ impl Net {
 
     fn run(&self, nodes: &[Named], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let mut x = x.clone();
-        for named in nodes {
-            x = self.step(named, &x, mode)?;
+        let mut i = 0;
+        while i < nodes.len() {
+            // A convolution followed by a ReLU runs as one op: bias and ReLU
+            // in one pass, and one pass back for both.
+            if let (Node::Conv { w, b, stride, padding, dilation, groups }, Some(Node::Act(Activation::Relu))) =
+                (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
+            {
+                let bias = b.map(|b| self.p(b)).transpose()?;
+                x = ops::conv_act(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups, true)?;
+                i += 2;
+                continue;
+            }
+            x = self.step(&nodes[i], &x, mode)?;
+            i += 1;
         }
         Ok(x)
     }

@@ -120,8 +120,25 @@ pub fn conv(
     dilation: &[usize],
     groups: usize,
 ) -> Result<Tensor> {
+    conv_act(x, w, bias, stride, padding, dilation, groups, false)
+}
+
+/// [`conv`], then ReLU when `relu`: on the CPU the 2-D bias and the ReLU are
+/// one op (`act_kernel::bias_act`), one pass forward and one back.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_act(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let activate = |y: Tensor| if relu { self::relu(&y) } else { Ok(y) };
     if !own_kernel(x) {
-        return conv_by_matmuls(x, w, bias, stride, padding, dilation, groups);
+        return activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?);
     }
     let y = match x.rank() {
         3 => {
@@ -133,7 +150,7 @@ pub fn conv(
                 groups,
             };
             // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
-            return super::conv1d_kernel::conv1d_bias(x, w, bias, spec);
+            return activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?);
         }
         4 => {
             let spec = super::conv2d_kernel::Conv2dSpec {
@@ -144,9 +161,12 @@ pub fn conv(
             };
             super::conv2d_kernel::conv2d(x, w, spec)?
         }
-        _ => return conv_by_matmuls(x, w, bias, stride, padding, dilation, groups),
+        _ => return activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?),
     };
-    add_channel_bias(y, bias)
+    match bias {
+        Some(bias) => super::act_kernel::bias_act(&y, bias, relu),
+        None => activate(y),
+    }
 }
 
 /// Adds a per-channel bias `[C]` to `[B, C, *spatial]`.
@@ -296,7 +316,7 @@ pub fn global_max_pool(x: &Tensor) -> Result<Tensor> {
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    x.relu()
+    if own_kernel(x) { super::act_kernel::relu(x) } else { x.relu() }
 }
 
 /// Stable logistic function: ½(tanh(x/2) + 1) never overflows.

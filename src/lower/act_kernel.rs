@@ -1,0 +1,244 @@
+//! ReLU and a convolution's per-channel bias (+ ReLU) for the CPU, as Candle
+//! custom ops whose backward pass is one pass over the gradient.
+//!
+//! Candle's own `relu` backward takes five passes over the tensor (a zero
+//! tensor, a comparison, a cast, a product, the sum into the gradient store),
+//! and a broadcast bias add sums its gradient with a strided reduction; on
+//! the 2-D reference net these elementwise passes cost more than the
+//! convolutions. Here the forward pass writes its output once, the backward
+//! pass masks the gradient by `output > 0` (PyTorch's rule, also at 0) and
+//! sums the bias gradient per channel in the same pass. Results do not depend
+//! on the thread count: elementwise work is split in fixed chunks and each
+//! channel's bias gradient is summed in sample order by one thread.
+
+use std::mem::MaybeUninit;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+
+use super::contiguous_slice as slice;
+
+/// Elements per parallel task: large enough that rayon's overhead vanishes.
+const CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(i, a[i])` into a fresh vector, written once (no zero fill).
+fn map_indexed<T: WithDType>(a: &[T], f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(a.len());
+    out.spare_capacity_mut()[..a.len()].par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).enumerate().for_each(|(c, (dst, src))| {
+        for (i, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
+            *d = MaybeUninit::new(f(c * CHUNK + i, v));
+        }
+    });
+    // SAFETY: every element of 0..len was written above (the chunks of
+    // `dst` and `src` pair up one to one over the same length).
+    unsafe { out.set_len(a.len()) };
+    out
+}
+
+/// `out[i] = f(a[i], b[i])`, the same way.
+fn zip_map<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    map_indexed(a, |i, v| f(v, b[i]))
+}
+
+#[inline]
+fn relu_of<T: WithDType>(v: T) -> T {
+    // NaN stays NaN, as in PyTorch.
+    if v <= T::zero() { T::zero() } else { v }
+}
+
+/// `grad` where the op's output was positive, else 0.
+#[inline]
+fn masked<T: WithDType>(g: T, out: T) -> T {
+    if out > T::zero() { g } else { T::zero() }
+}
+
+/// Sum of `g [B, C, P]` over samples and positions, per channel.
+fn channel_sums<T: WithDType>(g: &[T], channels: usize, plane: usize) -> Vec<T> {
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let mut total = T::zero();
+            for row in g.chunks_exact(plane).skip(c).step_by(channels) {
+                let mut s = T::zero();
+                for &v in row {
+                    s += v;
+                }
+                total += s;
+            }
+            total
+        })
+        .collect()
+}
+
+/// `relu(x)`.
+struct Relu;
+/// `(grad, relu output) ↦ grad · [output > 0]`.
+struct ReluGrad;
+/// `act(y + bias[c])` over `[B, C, *spatial]`; `act` is ReLU when `.0`.
+struct BiasAct(bool);
+/// `(masked) grad ↦` its per-channel sums: the bias gradient.
+struct BiasSum;
+
+macro_rules! on_float {
+    ($s:expr, $l:expr, |$a:ident| $body:expr) => {
+        match $s {
+            CpuStorage::F32(a) => {
+                let $a = slice(a, $l)?;
+                CpuStorage::F32($body)
+            }
+            CpuStorage::F64(a) => {
+                let $a = slice(a, $l)?;
+                CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("lpn's CPU kernels support f32 and f64"),
+        }
+    };
+}
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "lpn-relu"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((on_float!(s, l, |x| map_indexed(x, |_, v| relu_of(v))), l.shape().clone()))
+    }
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?))
+    }
+}
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "lpn-relu-grad"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((dispatch!(s1, l1, s2, l2, |g, y| zip_map(g, y, masked)), l1.shape().clone()))
+    }
+}
+
+fn channel_layout(shape: &Shape) -> Result<(usize, usize, usize)> {
+    let dims = shape.dims();
+    if dims.len() < 2 {
+        candle_core::bail!("bias over a rank-{} tensor", dims.len());
+    }
+    Ok((dims[0], dims[1], dims[2..].iter().product()))
+}
+
+impl CustomOp2 for BiasAct {
+    fn name(&self) -> &'static str {
+        "lpn-bias-act"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, channels, plane) = channel_layout(l1.shape())?;
+        let relu = self.0;
+        let out = dispatch!(s1, l1, s2, l2, |y, bias| map_indexed(y, |i, v| {
+            let v = v + bias[(i / plane) % channels];
+            if relu { relu_of(v) } else { v }
+        }));
+        Ok((out, l1.shape().clone()))
+    }
+    fn bwd(&self, _y: &Tensor, bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let gy = if self.0 { grad.apply_op2_no_bwd(res, &ReluGrad)? } else { grad };
+        let gb = if bias.track_op() { Some(gy.apply_op1_no_bwd(&BiasSum)?) } else { None };
+        Ok((Some(gy), gb))
+    }
+}
+
+impl CustomOp1 for BiasSum {
+    fn name(&self) -> &'static str {
+        "lpn-bias-grad"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, channels, plane) = channel_layout(l.shape())?;
+        Ok((on_float!(s, l, |g| channel_sums(g, channels, plane)), Shape::from(channels)))
+    }
+}
+
+/// ReLU with a one-pass backward, for f32 and f64 tensors on the CPU.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// `y + bias[c]` over `[B, C, *spatial]`, then ReLU when `relu`; one pass
+/// forward and one backward (mask and bias gradient).
+pub fn bias_act(y: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+    if y.rank() < 2 || bias.dims() != [y.dim(1)?] {
+        candle_core::bail!("bias {:?} does not fit {:?}", bias.dims(), y.dims());
+    }
+    y.contiguous()?.apply_op2(&bias.contiguous()?, BiasAct(relu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    /// Against Candle's own ops (the gradient rule at exactly 0 aside, which
+    /// random data never hits), forward and every gradient, f32 and f64.
+    #[test]
+    fn match_candle_ops() {
+        for dtype in [DType::F32, DType::F64] {
+            let dev = Device::Cpu;
+            let x =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, 7, 40_000 / 35 + 1), &dev).unwrap().to_dtype(dtype).unwrap()).unwrap();
+            let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 5, &dev).unwrap().to_dtype(dtype).unwrap()).unwrap();
+            let weights = Tensor::randn(0f32, 1.0, x.dims(), &dev).unwrap().to_dtype(dtype).unwrap();
+            let loss = |y: Tensor| (y * &weights).unwrap().sum_all().unwrap();
+            let ours = [
+                relu(x.as_tensor()).unwrap(),
+                bias_act(x.as_tensor(), b.as_tensor(), true).unwrap(),
+                bias_act(x.as_tensor(), b.as_tensor(), false).unwrap(),
+            ];
+            let shifted = x.as_tensor().broadcast_add(&b.as_tensor().reshape((1, 5, 1, 1)).unwrap()).unwrap();
+            let theirs = [x.as_tensor().relu().unwrap(), shifted.relu().unwrap(), shifted.clone()];
+            for (o, t) in ours.into_iter().zip(theirs) {
+                let diff = (&o - &t).unwrap().abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+                assert_eq!(diff, 0.0);
+                let (go, gt) = (loss(o).backward().unwrap(), loss(t).backward().unwrap());
+                for v in [x.as_tensor(), b.as_tensor()] {
+                    match (go.get(v), gt.get(v)) {
+                        (Some(a), Some(b)) => {
+                            let scale = b.abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+                            let diff = (a - b)
+                                .unwrap()
+                                .abs()
+                                .unwrap()
+                                .max_all()
+                                .unwrap()
+                                .to_dtype(DType::F64)
+                                .unwrap()
+                                .to_scalar::<f64>()
+                                .unwrap();
+                            assert!(diff <= 1e-5 * scale.max(1.0), "{diff}");
+                        }
+                        (None, None) => {}
+                        (a, b) => panic!("gradient present on one side only: {} vs {}", a.is_some(), b.is_some()),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn relu_keeps_nan_and_masks_its_gradient() {
+        let x = Var::from_tensor(&Tensor::new(&[-1f32, 0.0, 2.0, f32::NAN], &Device::Cpu).unwrap()).unwrap();
+        let y = relu(x.as_tensor()).unwrap();
+        let v: Vec<f32> = y.to_vec1().unwrap();
+        assert_eq!(&v[..3], &[0.0, 0.0, 2.0]);
+        assert!(v[3].is_nan());
+        let g: Vec<f32> = y.sum_all().unwrap().backward().unwrap().get(x.as_tensor()).unwrap().to_vec1().unwrap();
+        // PyTorch: the gradient passes where the output is positive only.
+        assert_eq!(g, vec![0.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn bias_that_does_not_fit_is_an_error() {
+        let y = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(bias_act(&y, &Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(), true).is_err());
+        assert!(
+            bias_act(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(), &Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(), true)
+                .is_err()
+        );
+    }
+}
