@@ -119,39 +119,81 @@ fn argmax<T: Num>(plane: &[T], w: usize, rows: &std::ops::Range<usize>, cols: &s
     best
 }
 
+/// Planes per parallel task: at least this many input elements each, so
+/// rayon's overhead stays small next to the work on small planes.
+const TASK_ELEMENTS: usize = 1 << 14;
+
+/// Runs `f(plane index, output plane)` over every plane of `out` (planes of
+/// `plane_out` elements), in parallel over groups of planes.
+fn for_each_plane<T: Num>(out: &mut [T], plane_out: usize, plane_in: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if plane_out == 0 {
+        return;
+    }
+    let per_task = (TASK_ELEMENTS / plane_in.max(1)).max(1);
+    out.par_chunks_mut(plane_out * per_task).enumerate().for_each(|(task, planes)| {
+        for (k, plane) in planes.chunks_mut(plane_out).enumerate() {
+            f(task * per_task + k, plane);
+        }
+    });
+}
+
+/// `m` or `v`, whichever max pooling keeps: the larger, and NaN once seen.
+#[inline]
+fn keep_max<T: Num>(m: T, v: T) -> T {
+    if v > m || v.is_nan() { v } else { m }
+}
+
+/// Windows that tile the input (no padding, stride = window): row by row,
+/// no per-window ranges; 2×2 max pooling, the common case, unrolled.
+fn forward_tiled<T: Num>(xp: &[T], yp: &mut [T], d: &Dims, s: &PoolSpec) {
+    let [kh, kw] = s.kernel;
+    let divisor = T::from_usize(s.divisor());
+    for (oh, yrow) in yp.chunks_exact_mut(d.wo).enumerate() {
+        let rows = &xp[oh * kh * d.w..(oh + 1) * kh * d.w];
+        match s.kind {
+            PoolKind::Max if kh == 2 && kw == 2 => {
+                let (r0, r1) = rows.split_at(d.w);
+                for (ow, yv) in yrow.iter_mut().enumerate() {
+                    let i = 2 * ow;
+                    *yv = keep_max(keep_max(keep_max(r0[i], r0[i + 1]), r1[i]), r1[i + 1]);
+                }
+            }
+            PoolKind::Max => {
+                for (ow, yv) in yrow.iter_mut().enumerate() {
+                    let mut m = T::NEG_INFINITY;
+                    for row in rows.chunks_exact(d.w) {
+                        for &v in &row[ow * kw..(ow + 1) * kw] {
+                            m = keep_max(m, v);
+                        }
+                    }
+                    *yv = m;
+                }
+            }
+            PoolKind::Avg => {
+                for (ow, yv) in yrow.iter_mut().enumerate() {
+                    let mut sum = T::default();
+                    for row in rows.chunks_exact(d.w) {
+                        for &v in &row[ow * kw..(ow + 1) * kw] {
+                            sum += v;
+                        }
+                    }
+                    *yv = sum / divisor;
+                }
+            }
+        }
+    }
+}
+
 fn forward<T: Num>(x: &[T], d: &Dims, s: &PoolSpec) -> Vec<T> {
     let (plane_in, plane_out) = (d.h * d.w, d.ho * d.wo);
     let (row_windows, col_windows) = (windows(s, 0, d.h, d.ho), windows(s, 1, d.w, d.wo));
     let divisor = T::from_usize(s.divisor());
     let mut y = vec![T::default(); d.planes * plane_out];
-    // Windows that tile the input (no padding, stride = window): whole rows at
-    // a time, no per-window ranges.
     let tiling = s.padding == [0, 0] && s.stride == s.kernel;
-    y.par_chunks_mut(plane_out).enumerate().for_each(|(n, yp)| {
+    for_each_plane(&mut y, plane_out, plane_in, |n, yp| {
         let xp = &x[n * plane_in..(n + 1) * plane_in];
         if tiling {
-            let [kh, kw] = s.kernel;
-            for (oh, yrow) in yp.chunks_exact_mut(d.wo).enumerate() {
-                yrow.fill(if s.kind == PoolKind::Max { T::NEG_INFINITY } else { T::default() });
-                for ih in oh * kh..(oh + 1) * kh {
-                    let windows = xp[ih * d.w..ih * d.w + d.wo * kw].chunks_exact(kw);
-                    for (yv, window) in yrow.iter_mut().zip(windows) {
-                        for &v in window {
-                            match s.kind {
-                                PoolKind::Max if v > *yv || v.is_nan() => *yv = v,
-                                PoolKind::Max => {}
-                                PoolKind::Avg => *yv += v,
-                            }
-                        }
-                    }
-                }
-                if s.kind == PoolKind::Avg {
-                    for yv in yrow.iter_mut() {
-                        *yv /= divisor;
-                    }
-                }
-            }
-            return;
+            return forward_tiled(xp, yp, d, s);
         }
         for (rows, yrow) in row_windows.iter().zip(yp.chunks_exact_mut(d.wo)) {
             for (cols, yv) in col_windows.iter().zip(yrow.iter_mut()) {
@@ -161,9 +203,7 @@ fn forward<T: Num>(x: &[T], d: &Dims, s: &PoolSpec) -> Vec<T> {
                         let mut max = T::NEG_INFINITY;
                         for ih in rows.clone() {
                             for &v in &xp[ih * d.w + cols.start..ih * d.w + cols.end] {
-                                if v > max || v.is_nan() {
-                                    max = v;
-                                }
+                                max = keep_max(max, v);
                             }
                         }
                         max
@@ -184,14 +224,46 @@ fn forward<T: Num>(x: &[T], d: &Dims, s: &PoolSpec) -> Vec<T> {
     y
 }
 
+/// The 2×2 tiling max-pool backward: each input element is in one window,
+/// and the window's gradient goes to its first NaN, else its first maximum
+/// (what `argmax` picks).
+fn max_backward_2x2<T: Num>(gyp: &[T], xp: &[T], gxp: &mut [T], d: &Dims) {
+    for (oh, grow) in gyp.chunks_exact(d.wo).enumerate() {
+        let (top, bottom) = (2 * oh * d.w, (2 * oh + 1) * d.w);
+        for (ow, &g) in grow.iter().enumerate() {
+            let cells = [top + 2 * ow, top + 2 * ow + 1, bottom + 2 * ow, bottom + 2 * ow + 1];
+            let mut best = cells[0];
+            let mut best_v = xp[best];
+            if !best_v.is_nan() {
+                for &i in &cells[1..] {
+                    let v = xp[i];
+                    if v.is_nan() {
+                        best = i;
+                        break;
+                    }
+                    if v > best_v {
+                        best = i;
+                        best_v = v;
+                    }
+                }
+            }
+            gxp[best] += g;
+        }
+    }
+}
+
 /// `grad_x` from `grad_y`; max pooling also needs the input `x`.
 fn backward<T: Num>(gy: &[T], x: Option<&[T]>, d: &Dims, s: &PoolSpec) -> Vec<T> {
     let (plane_in, plane_out) = (d.h * d.w, d.ho * d.wo);
     let (row_windows, col_windows) = (windows(s, 0, d.h, d.ho), windows(s, 1, d.w, d.wo));
     let divisor = T::from_usize(s.divisor());
+    let max_2x2 = s.kind == PoolKind::Max && s.padding == [0, 0] && s.stride == [2, 2] && s.kernel == [2, 2];
     let mut gx = vec![T::default(); d.planes * plane_in];
-    gx.par_chunks_mut(plane_in).enumerate().for_each(|(n, gxp)| {
+    for_each_plane(&mut gx, plane_in, plane_in, |n, gxp| {
         let gyp = &gy[n * plane_out..(n + 1) * plane_out];
+        if let (true, Some(x)) = (max_2x2, x) {
+            return max_backward_2x2(gyp, &x[n * plane_in..(n + 1) * plane_in], gxp, d);
+        }
         for (rows, grow) in row_windows.iter().zip(gyp.chunks_exact(d.wo)) {
             for (cols, &g) in col_windows.iter().zip(grow) {
                 match x {
@@ -318,6 +390,40 @@ pub fn pool(x: &Tensor, kind: PoolKind, kernel: &[usize], stride: &[usize], padd
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    /// The unrolled 2×2 paths against the general window loops (`argmax`,
+    /// `keep_max`), on odd sizes with ties, −∞ and NaN.
+    #[test]
+    fn tiled_2x2_matches_the_general_windows() {
+        let (h, w) = (7, 9);
+        let d = Dims { planes: 3, h, w, ho: 3, wo: 4 };
+        let spec = PoolSpec { kind: PoolKind::Max, kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+        let mut rng = crate::rng::Rng::derive(7, "pool test");
+        let x: Vec<f64> = (0..d.planes * h * w)
+            .map(|i| match i % 23 {
+                5 => f64::NAN,
+                9 => f64::NEG_INFINITY,
+                _ => (rng.range(0.0, 4.0)).floor(),
+            })
+            .collect();
+        let gy: Vec<f64> = (0..d.planes * d.ho * d.wo).map(|i| i as f64 + 1.0).collect();
+        let y = forward(&x, &d, &spec);
+        let gx = backward(&gy, Some(&x), &d, &spec);
+        let mut want_gx = vec![0.0; x.len()];
+        for n in 0..d.planes {
+            let plane = &x[n * h * w..(n + 1) * h * w];
+            for oh in 0..d.ho {
+                for ow in 0..d.wo {
+                    let (rows, cols) = (2 * oh..2 * oh + 2, 2 * ow..2 * ow + 2);
+                    let i = argmax(plane, w, &rows, &cols).unwrap();
+                    let o = (n * d.ho + oh) * d.wo + ow;
+                    assert!(y[o] == plane[i] || (y[o].is_nan() && plane[i].is_nan()), "{} vs {}", y[o], plane[i]);
+                    want_gx[n * h * w + i] += gy[o];
+                }
+            }
+        }
+        assert_eq!(gx, want_gx);
+    }
 
     #[test]
     fn impossible_shapes_are_errors() {
