@@ -29,6 +29,10 @@ use lpn::ir::{Op, Program};
 use lpn::lower::constraints::Enforced;
 use lpn::lower::{Net, Reparam, ops};
 
+// The allocator `lpnc` uses (see src/main.rs), so the benchmark times what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SYNTHETIC_CLASSES: usize = 10;
 const SYNTHETIC_EXAMPLES: usize = 640;
 const SIDE: usize = 28;
