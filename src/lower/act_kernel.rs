@@ -21,23 +21,37 @@ use super::contiguous_slice as slice;
 /// Elements per parallel task: large enough that rayon's overhead vanishes.
 const CHUNK: usize = 1 << 14;
 
-/// `out[i] = f(i, a[i])` into a fresh vector, written once (no zero fill).
-fn map_indexed<T: WithDType>(a: &[T], f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(a.len());
-    out.spare_capacity_mut()[..a.len()].par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).enumerate().for_each(|(c, (dst, src))| {
-        for (i, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
-            *d = MaybeUninit::new(f(c * CHUNK + i, v));
-        }
-    });
-    // SAFETY: every element of 0..len was written above (the chunks of
-    // `dst` and `src` pair up one to one over the same length).
-    unsafe { out.set_len(a.len()) };
+/// A fresh vector of `len` elements, written by `fill(first row, rows)` over
+/// groups of whole rows of `row` elements in parallel (no zero fill first).
+fn build<T: WithDType>(len: usize, row: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let rows_per_task = (CHUNK / row.max(1)).max(1);
+    let step = rows_per_task * row.max(1);
+    out.spare_capacity_mut()[..len].par_chunks_mut(step).enumerate().for_each(|(task, dst)| fill(task * rows_per_task, dst));
+    // SAFETY: `fill` writes every element of its chunk (each caller below
+    // writes its whole `dst`), and the chunks cover 0..len.
+    unsafe { out.set_len(len) };
     out
 }
 
-/// `out[i] = f(a[i], b[i])`, the same way.
+/// `out[i] = f(a[i])`.
+fn map<T: WithDType>(a: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    build(a.len(), CHUNK, |first, dst| {
+        let src = &a[first * CHUNK..first * CHUNK + dst.len()];
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = MaybeUninit::new(f(v));
+        }
+    })
+}
+
+/// `out[i] = f(a[i], b[i])`.
 fn zip_map<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    map_indexed(a, |i, v| f(v, b[i]))
+    build(a.len(), CHUNK, |first, dst| {
+        let range = first * CHUNK..first * CHUNK + dst.len();
+        for ((d, &x), &y) in dst.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
+            *d = MaybeUninit::new(f(x, y));
+        }
+    })
 }
 
 #[inline]
@@ -100,7 +114,7 @@ impl CustomOp1 for Relu {
         "lpn-relu"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok((on_float!(s, l, |x| map_indexed(x, |_, v| relu_of(v))), l.shape().clone()))
+        Ok((on_float!(s, l, |x| map(x, relu_of)), l.shape().clone()))
     }
     fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?))
@@ -131,9 +145,13 @@ impl CustomOp2 for BiasAct {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, channels, plane) = channel_layout(l1.shape())?;
         let relu = self.0;
-        let out = dispatch!(s1, l1, s2, l2, |y, bias| map_indexed(y, |i, v| {
-            let v = v + bias[(i / plane) % channels];
-            if relu { relu_of(v) } else { v }
+        let out = dispatch!(s1, l1, s2, l2, |y, bias| build(y.len(), plane, |first_row, dst| {
+            for (r, (d, src)) in dst.chunks_mut(plane).zip(y[first_row * plane..].chunks(plane)).enumerate() {
+                let b = bias[(first_row + r) % channels];
+                for (d, &v) in d.iter_mut().zip(src) {
+                    *d = MaybeUninit::new(if relu { relu_of(v + b) } else { v + b });
+                }
+            }
         }));
         Ok((out, l1.shape().clone()))
     }

@@ -1,7 +1,8 @@
 //! 2-D convolution for the CPU, as Candle custom ops: forward, input gradient
 //! and weight gradient, each an im2col (or its adjoint, col2im) into a
-//! thread-local buffer that is reused from call to call, and one GEMM (the
-//! `gemm` crate, which Candle's own matmul uses) per sample and group.
+//! thread-local buffer that is reused from call to call, and one GEMM per
+//! sample and group: for f32 on AVX-512 CPUs our own register-tiled kernels
+//! (`avx512_gemm`), elsewhere the `gemm` crate, which Candle's matmul uses.
 //!
 //! Parallel over the batch with rayon's global pool; each GEMM runs on one
 //! thread. The forward pass and the input gradient write disjoint samples. The
@@ -85,6 +86,12 @@ trait Num:
     + 'static
 {
     fn scratch() -> &'static LocalKey<RefCell<Vec<Self>>>;
+
+    /// `dst (+)= a·b` by our own kernels where they apply (f32 on an AVX-512
+    /// CPU, operands with unit stride along a row); false leaves it undone.
+    fn own_matmul(_dst: &mut [Self], _a: Mat<Self>, _b: Mat<Self>, _accumulate: bool) -> bool {
+        false
+    }
 }
 
 thread_local! {
@@ -95,6 +102,23 @@ thread_local! {
 impl Num for f32 {
     fn scratch() -> &'static LocalKey<RefCell<Vec<Self>>> {
         &SCRATCH_F32
+    }
+
+    fn own_matmul(dst: &mut [f32], a: Mat<f32>, b: Mat<f32>, accumulate: bool) -> bool {
+        use super::avx512_gemm::{Dst, available, matmul_rows, matmul_rows_t};
+        if !available() {
+            return false;
+        }
+        let dst = Dst { data: dst, rows: a.rows, cols: b.cols, ld: b.cols };
+        if b.col_stride == 1 {
+            matmul_rows(dst, a.data, a.row_stride, a.col_stride, a.cols, b.data, b.row_stride, accumulate);
+        } else if a.col_stride == 1 && b.row_stride == 1 {
+            // b is the transpose of a row-major matrix: its columns are contiguous.
+            matmul_rows_t(dst, a.data, a.row_stride, a.cols, b.data, b.col_stride, accumulate);
+        } else {
+            return false;
+        }
+        true
     }
 }
 impl Num for f64 {
@@ -144,6 +168,9 @@ impl<'a, T> Mat<'a, T> {
 /// `a.rows × b.cols`, on the calling thread.
 fn matmul<T: Num>(dst: &mut [T], a: Mat<T>, b: Mat<T>, accumulate: bool) {
     assert!(a.cols == b.rows && a.fits() && b.fits() && dst.len() >= a.rows * b.cols, "matmul operands do not fit");
+    if T::own_matmul(dst, a, b, accumulate) {
+        return;
+    }
     // SAFETY: every index the GEMM reads or writes is inside its slice (the
     // bounds are asserted above), `dst` is borrowed exclusively so it does not
     // alias `a` or `b`, and T is f32 or f64, which `gemm` supports.

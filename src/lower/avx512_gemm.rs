@@ -1,0 +1,287 @@
+//! f32 matrix products with AVX-512 register tiles, for the convolution
+//! kernels' GEMMs on CPUs that have AVX-512 (checked at run time; the `gemm`
+//! crate, which has no AVX-512 code on stable Rust, serves the others).
+//!
+//! Two shapes cover the 2-D convolution: `C (+)= A·B` with B's rows
+//! contiguous (forward: W·col; input gradient: Wᵀ·grad), an outer-product
+//! tile of 8 rows × 32 columns that reads B in place without packing it; and
+//! `C (+)= A·Bᵀ` with A's and B's rows contiguous along the sum (weight
+//! gradient: grad·colᵀ), a dot-product tile of 4 × 4 reduced at the end.
+//! Every element is summed over k in order within a tile, so results depend
+//! on the shapes alone, never on threads.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the kernels here.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A row-major destination `rows × cols` with row stride `ld`.
+pub struct Dst<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub ld: usize,
+}
+
+/// `C (+)= A·B`: `a[i, k] = a[i·a_rs + k·a_cs]` (any strides), `b[k, j] =
+/// b[k·ldb + j]`. Panics if an operand is too short for its shape; callers
+/// check [`available`] first.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_rows(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, k: usize, b: &[f32], ldb: usize, accumulate: bool) {
+    let (m, n) = (dst.rows, dst.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
+    if k > 0 {
+        assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() >= (k - 1) * ldb + n, "operands too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present (asserted), and every access below stays
+    // inside the slices whose lengths are asserted above: tile rows < m,
+    // columns < n (masked loads and stores fault on no masked-off lane).
+    unsafe {
+        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), ldb, accumulate)
+    }
+}
+
+/// `C (+)= A·Bᵀ`: `a[i, k] = a[i·lda + k]`, `b[j, k] = b[j·ldb + k]` (both
+/// rows contiguous along k). Same checks as [`matmul_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_rows_t(dst: Dst, a: &[f32], lda: usize, k: usize, b: &[f32], ldb: usize, accumulate: bool) {
+    let (m, n) = (dst.rows, dst.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
+    if k > 0 {
+        assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k, "operands too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `matmul_rows`; rows < m and < n, k-chunks masked at the end.
+    unsafe {
+        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, accumulate)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn lane_mask(lanes: usize) -> __mmask16 {
+    if lanes >= 16 { 0xffff } else { ((1u32 << lanes) - 1) as __mmask16 }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn outer_tiles(
+    c: *mut f32,
+    ldc: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    ldb: usize,
+    acc: bool,
+) {
+    // Column panels outer: B's k × 32 panel stays in cache across the row tiles.
+    let mut j = 0;
+    while j < n {
+        let width = (n - j).min(32);
+        let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(8);
+            let (ct, at, bt) = (unsafe { c.add(i * ldc + j) }, unsafe { a.add(i * a_rs) }, unsafe { b.add(j) });
+            unsafe {
+                match rows {
+                    8 => outer_tile::<8>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    7 => outer_tile::<7>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    6 => outer_tile::<6>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    5 => outer_tile::<5>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    4 => outer_tile::<4>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    3 => outer_tile::<3>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    2 => outer_tile::<2>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    _ => outer_tile::<1>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                }
+            }
+            i += rows;
+        }
+        j += width;
+    }
+}
+
+/// R rows × up to 32 columns (two vectors, masked) of `C (+)= A·B`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn outer_tile<const R: usize>(
+    c: *mut f32,
+    ldc: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    ldb: usize,
+    m0: __mmask16,
+    m1: __mmask16,
+    acc: bool,
+) {
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    for kk in 0..k {
+        let row = unsafe { b.add(kk * ldb) };
+        let (b0, b1) = unsafe { (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16))) };
+        let ak = unsafe { a.add(kk * a_cs) };
+        for r in 0..R {
+            let av = _mm512_set1_ps(unsafe { *ak.add(r * a_rs) });
+            lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+        }
+    }
+    for r in 0..R {
+        let out = unsafe { c.add(r * ldc) };
+        unsafe {
+            if acc {
+                lo[r] = _mm512_add_ps(lo[r], _mm512_maskz_loadu_ps(m0, out));
+                hi[r] = _mm512_add_ps(hi[r], _mm512_maskz_loadu_ps(m1, out.add(16)));
+            }
+            _mm512_mask_storeu_ps(out, m0, lo[r]);
+            _mm512_mask_storeu_ps(out.add(16), m1, hi[r]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tiles(
+    c: *mut f32,
+    ldc: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    acc: bool,
+) {
+    let mut i = 0;
+    while i < m {
+        let rows = (m - i).min(4);
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(4);
+            let mut sums = [[0f32; 4]; 4];
+            unsafe { dot_tile(&mut sums, rows, cols, k, a.add(i * lda), lda, b.add(j * ldb), ldb) };
+            for (r, row) in sums.iter().enumerate().take(rows) {
+                for (q, &v) in row.iter().enumerate().take(cols) {
+                    let out = unsafe { &mut *c.add((i + r) * ldc + j + q) };
+                    *out = if acc { *out + v } else { v };
+                }
+            }
+            j += cols;
+        }
+        i += rows;
+    }
+}
+
+/// Up to 4 × 4 dot products of length k; rows or columns past `rows`/`cols`
+/// read row 0 again (in bounds) and are not stored.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn dot_tile(sums: &mut [[f32; 4]; 4], rows: usize, cols: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize) {
+    let ar: [*const f32; 4] = std::array::from_fn(|r| unsafe { a.add(if r < rows { r * lda } else { 0 }) });
+    let br: [*const f32; 4] = std::array::from_fn(|q| unsafe { b.add(if q < cols { q * ldb } else { 0 }) });
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut kk = 0;
+    while kk < k {
+        let mask = lane_mask(k - kk);
+        let av: [__m512; 4] = std::array::from_fn(|r| unsafe { _mm512_maskz_loadu_ps(mask, ar[r].add(kk)) });
+        let bv: [__m512; 4] = std::array::from_fn(|q| unsafe { _mm512_maskz_loadu_ps(mask, br[q].add(kk)) });
+        for r in 0..4 {
+            for q in 0..4 {
+                acc[r][q] = _mm512_fmadd_ps(av[r], bv[q], acc[r][q]);
+            }
+        }
+        kk += 16;
+    }
+    for r in 0..4 {
+        for q in 0..4 {
+            sums[r][q] = _mm512_reduce_add_ps(acc[r][q]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f64> {
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|kk| a(i, kk) as f64 * b(kk, j) as f64).sum();
+            }
+        }
+        c
+    }
+
+    fn close(got: &[f32], want: &[f64], ld: usize, m: usize, n: usize) {
+        for i in 0..m {
+            for j in 0..n {
+                let (g, w) = (got[i * ld + j] as f64, want[i * n + j]);
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "({i}, {j}): {g} vs {w}");
+            }
+        }
+    }
+
+    /// Both kernels against an f64 reference on edge sizes (partial tiles in
+    /// every direction, k = 0, 1, not a multiple of 16), with accumulation
+    /// and a destination row stride wider than its rows.
+    #[test]
+    fn products_match_a_reference() {
+        if !available() {
+            return; // nothing to test on this CPU; the gemm crate path runs instead
+        }
+        let mut rng = crate::rng::Rng::derive(3, "avx512 gemm");
+        for &(m, n, k) in &[(1, 1, 1), (8, 32, 16), (9, 33, 17), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31)] {
+            let a: Vec<f32> = (0..m * k.max(1) + 7).map(|_| rng.normal() as f32).collect();
+            let b: Vec<f32> = (0..k.max(1) * n.max(1) * 2 + 7).map(|_| rng.normal() as f32).collect();
+            let ld = n + 3;
+            let start: Vec<f32> = (0..m * ld).map(|_| rng.normal() as f32).collect();
+            // C += A·B with A transposed in memory (a_rs = 1, a_cs = m) and B rows of stride n + 2.
+            let want = reference(m, n, k, |i, kk| a[kk * m + i], |kk, j| b[kk * (n + 2) + j]);
+            let mut c = start.clone();
+            matmul_rows(Dst { data: &mut c, rows: m, cols: n, ld }, &a, 1, m, k, &b, n + 2, true);
+            let with_start: Vec<f64> = (0..m * n).map(|x| want[x] + start[(x / n) * ld + x % n] as f64).collect();
+            close(&c, &with_start, ld, m, n);
+            // C = A·Bᵀ with rows of A (stride k + 1) and of B (stride k) contiguous along k.
+            let a_long: Vec<f32> = (0..m * (k + 1)).map(|x| a[x % a.len()]).collect();
+            let want_long = reference(m, n, k, |i, kk| a_long[i * (k + 1) + kk], |kk, j| b[j * k + kk]);
+            let mut c = start.clone();
+            matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
+            close(&c, &want_long, ld, m, n);
+        }
+    }
+}
