@@ -73,7 +73,29 @@ pub fn matmul_rows_t(dst: Dst, a: &[f32], lda: usize, k: usize, b: &[f32], ldb: 
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `matmul_rows`; rows < m and < n, k-chunks masked at the end.
     unsafe {
-        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, accumulate)
+        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, &[a.as_ptr()], lda, &[b.as_ptr()], ldb, accumulate)
+    }
+}
+
+/// `C (+)= Σ_s A_s·B_sᵀ` over segments `s` (as [`matmul_rows_t`] each, all
+/// of the same shape): one reduction per element for the whole sum, so a
+/// weight gradient over several samples pays its horizontal sums once.
+pub fn matmul_rows_t_segments(dst: Dst, a: &[&[f32]], lda: usize, k: usize, b: &[&[f32]], ldb: usize, accumulate: bool) {
+    let (m, n) = (dst.rows, dst.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(a.len() == b.len() && dst.data.len() >= (m - 1) * dst.ld + n, "destination or segments do not fit");
+    if k > 0 {
+        assert!(a.iter().all(|s| s.len() >= (m - 1) * lda + k) && b.iter().all(|s| s.len() >= (n - 1) * ldb + k), "operands too short");
+    }
+    let a: Vec<*const f32> = a.iter().map(|s| s.as_ptr()).collect();
+    let b: Vec<*const f32> = b.iter().map(|s| s.as_ptr()).collect();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `matmul_rows_t`, for every segment.
+    unsafe {
+        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, &a, lda, &b, ldb, accumulate)
     }
 }
 
@@ -178,53 +200,69 @@ unsafe fn dot_tiles(
     m: usize,
     n: usize,
     k: usize,
-    a: *const f32,
+    a: &[*const f32],
     lda: usize,
-    b: *const f32,
+    b: &[*const f32],
     ldb: usize,
     acc: bool,
 ) {
-    let mut i = 0;
-    while i < m {
-        let rows = (m - i).min(4);
-        let mut j = 0;
-        while j < n {
-            let cols = (n - j).min(4);
+    // Columns outer: B's four rows (of every segment) stay in L1 while every
+    // row tile of A, small enough for L2, passes over them.
+    let mut j = 0;
+    while j < n {
+        let cols = (n - j).min(4);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(4);
             let mut sums = [[0f32; 4]; 4];
-            unsafe { dot_tile(&mut sums, rows, cols, k, a.add(i * lda), lda, b.add(j * ldb), ldb) };
+            unsafe { dot_tile(&mut sums, rows, cols, k, a, i * lda, lda, b, j * ldb, ldb) };
             for (r, row) in sums.iter().enumerate().take(rows) {
                 for (q, &v) in row.iter().enumerate().take(cols) {
                     let out = unsafe { &mut *c.add((i + r) * ldc + j + q) };
                     *out = if acc { *out + v } else { v };
                 }
             }
-            j += cols;
+            i += rows;
         }
-        i += rows;
+        j += cols;
     }
 }
 
-/// Up to 4 × 4 dot products of length k; rows or columns past `rows`/`cols`
-/// read row 0 again (in bounds) and are not stored.
+/// Up to 4 × 4 dot products of length k, summed over the segments (`a[s]`
+/// and `b[s]` from offsets `a_off`, `b_off`); rows or columns past
+/// `rows`/`cols` read the tile's first row again (in bounds) and are not stored.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn dot_tile(sums: &mut [[f32; 4]; 4], rows: usize, cols: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize) {
-    let ar: [*const f32; 4] = std::array::from_fn(|r| unsafe { a.add(if r < rows { r * lda } else { 0 }) });
-    let br: [*const f32; 4] = std::array::from_fn(|q| unsafe { b.add(if q < cols { q * ldb } else { 0 }) });
+unsafe fn dot_tile(
+    sums: &mut [[f32; 4]; 4],
+    rows: usize,
+    cols: usize,
+    k: usize,
+    a: &[*const f32],
+    a_off: usize,
+    lda: usize,
+    b: &[*const f32],
+    b_off: usize,
+    ldb: usize,
+) {
     let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-    let mut kk = 0;
-    while kk < k {
-        let mask = lane_mask(k - kk);
-        let av: [__m512; 4] = std::array::from_fn(|r| unsafe { _mm512_maskz_loadu_ps(mask, ar[r].add(kk)) });
-        let bv: [__m512; 4] = std::array::from_fn(|q| unsafe { _mm512_maskz_loadu_ps(mask, br[q].add(kk)) });
-        for r in 0..4 {
-            for q in 0..4 {
-                acc[r][q] = _mm512_fmadd_ps(av[r], bv[q], acc[r][q]);
+    for (&a, &b) in a.iter().zip(b) {
+        let ar: [*const f32; 4] = std::array::from_fn(|r| unsafe { a.add(a_off + if r < rows { r * lda } else { 0 }) });
+        let br: [*const f32; 4] = std::array::from_fn(|q| unsafe { b.add(b_off + if q < cols { q * ldb } else { 0 }) });
+        let mut kk = 0;
+        while kk < k {
+            let mask = lane_mask(k - kk);
+            let av: [__m512; 4] = std::array::from_fn(|r| unsafe { _mm512_maskz_loadu_ps(mask, ar[r].add(kk)) });
+            let bv: [__m512; 4] = std::array::from_fn(|q| unsafe { _mm512_maskz_loadu_ps(mask, br[q].add(kk)) });
+            for r in 0..4 {
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(av[r], bv[q], acc[r][q]);
+                }
             }
+            kk += 16;
         }
-        kk += 16;
     }
     for r in 0..4 {
         for q in 0..4 {
@@ -282,6 +320,11 @@ mod tests {
             let mut c = start.clone();
             matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
             close(&c, &want_long, ld, m, n);
+            // Three segments: the same product three times, added to C.
+            let mut c = start.clone();
+            matmul_rows_t_segments(Dst { data: &mut c, rows: m, cols: n, ld }, &[&a_long[..]; 3], k + 1, k, &[&b[..]; 3], k, true);
+            let thrice: Vec<f64> = (0..m * n).map(|x| 3.0 * want_long[x] + start[(x / n) * ld + x % n] as f64).collect();
+            close(&c, &thrice, ld, m, n);
         }
     }
 }

@@ -92,6 +92,17 @@ trait Num:
     fn own_matmul(_dst: &mut [Self], _a: Mat<Self>, _b: Mat<Self>, _accumulate: bool) -> bool {
         false
     }
+
+    /// Whether [`Num::own_matmul_t_segments`] runs here.
+    fn has_segments() -> bool {
+        false
+    }
+
+    /// `dst = Σ_s a_s·b_sᵀ`, `dst` row-major `m × n`, each `a_s` `m` rows and
+    /// each `b_s` `n` rows of `k` (row stride `k`).
+    fn own_matmul_t_segments(_dst: &mut [Self], _m: usize, _n: usize, _a: &[&[Self]], _b: &[&[Self]], _k: usize) {
+        unreachable!("only called where has_segments() holds")
+    }
 }
 
 thread_local! {
@@ -119,6 +130,15 @@ impl Num for f32 {
             return false;
         }
         true
+    }
+
+    fn has_segments() -> bool {
+        super::avx512_gemm::available()
+    }
+
+    fn own_matmul_t_segments(dst: &mut [f32], m: usize, n: usize, a: &[&[f32]], b: &[&[f32]], k: usize) {
+        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
+        super::avx512_gemm::matmul_rows_t_segments(dst, a, k, k, b, k, false);
     }
 }
 impl Num for f64 {
@@ -327,7 +347,32 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     let per_chunk = d.b.div_ceil(chunks);
     let mut partials = vec![T::default(); chunks * w_len];
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
-        for b in chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b) {
+        let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
+        if T::has_segments() && !is_pointwise(d, s) && !samples.is_empty() {
+            // The chunk's columns side by side, one product summed over its
+            // samples: each weight's sum is reduced once, not once per sample.
+            let nb = samples.len();
+            for g in 0..s.groups {
+                with_scratch(nb * taps * p, |cols| {
+                    for (i, b) in samples.clone().enumerate() {
+                        im2col(
+                            &x[b * sample_len..(b + 1) * sample_len],
+                            g * cin_g,
+                            cin_g,
+                            d,
+                            s,
+                            &mut cols[i * taps * p..(i + 1) * taps * p],
+                        );
+                    }
+                    let a: Vec<&[T]> =
+                        samples.clone().map(|b| &gy[(b * d.cout + g * cout_g) * p..(b * d.cout + (g + 1) * cout_g) * p]).collect();
+                    let b: Vec<&[T]> = cols.chunks_exact(taps * p).collect();
+                    T::own_matmul_t_segments(&mut partial[g * cout_g * taps..(g + 1) * cout_g * taps], cout_g, taps, &a, &b, p);
+                });
+            }
+            return;
+        }
+        for b in samples {
             let xb = &x[b * sample_len..(b + 1) * sample_len];
             for g in 0..s.groups {
                 let gyg = Mat::rows(&gy[(b * d.cout + g * cout_g) * p..(b * d.cout + (g + 1) * cout_g) * p], cout_g, p);
