@@ -152,7 +152,7 @@ impl Enforced {
     /// scalar: mean ρ for bands, and the notes' formulas for the others.
     pub fn violation(&self, w: &Tensor) -> Result<Tensor> {
         match self.spec.family {
-            _ if self.q.is_some() => ops::stopband_ratios(w, self.q.as_ref().unwrap())?.mean_all(),
+            _ if self.q.is_some() => ops::mean_stopband_ratio(w, self.q.as_ref().unwrap(), None),
             Family::Symmetric | Family::Antisymmetric => {
                 let h = self.kernels(w)?;
                 let flipped = h.flip_last()?;
@@ -200,7 +200,7 @@ impl Enforced {
             Mode::Lagrangian if self.multiplier.get() > 0.0 => {
                 let w = net.effective(self.param)?;
                 let term = match &self.q {
-                    Some(q) => (ops::stopband_ratios(&w, q)? - self.spec.tol)?.relu()?.mean_all()?,
+                    Some(q) => ops::mean_stopband_ratio(&w, q, Some(self.spec.tol))?,
                     None => self.violation(&w)?,
                 };
                 Ok(Some((term * self.multiplier.get())?))

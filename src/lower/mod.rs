@@ -32,6 +32,7 @@ macro_rules! dispatch {
 
 pub mod act_kernel;
 pub mod avx512_gemm;
+pub mod band_kernel;
 pub mod constraints;
 pub mod conv1d_kernel;
 pub mod conv2d_kernel;

@@ -408,6 +408,19 @@ pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor,
 
 /// Stopband energy ratio of every kernel of a weight: the weight reshaped to
 /// `[kernels, taps]`, `ρ = hᵀQh / hᵀh` per row.
+/// Mean over kernels of ρ (`tol`: of max(0, ρ − tol)), as a scalar with its
+/// gradient: on the CPU one op with an analytic gradient (`band_kernel`).
+pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
+    if own_kernel(w) && w.dtype() == q.dtype() {
+        return super::band_kernel::mean_stopband_ratio(w, q, tol);
+    }
+    let ratios = stopband_ratios(w, q)?;
+    match tol {
+        Some(t) => (ratios - t)?.relu()?.mean_all(),
+        None => ratios.mean_all(),
+    }
+}
+
 pub fn stopband_ratios(w: &Tensor, q: &Tensor) -> Result<Tensor> {
     let taps = q.dim(0)?;
     let h = w.reshape(((), taps))?;
