@@ -39,63 +39,68 @@ pub struct Dst<'a> {
 /// check [`available`] first.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_rows(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, k: usize, b: &[f32], ldb: usize, accumulate: bool) {
-    let (m, n) = (dst.rows, dst.cols);
+    let offsets: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
+    matmul_offsets(dst, a, a_rs, a_cs, &offsets, b, accumulate)
+}
+
+/// `C (+)= A·B` with B's row `kk` at `b[offsets[kk]..]` (k = offsets.len()):
+/// shifted views of one buffer, as the rows of an implicit im2col.
+pub fn matmul_offsets(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, offsets: &[usize], b: &[f32], accumulate: bool) {
+    let (m, n, k) = (dst.rows, dst.cols, offsets.len());
     if m == 0 || n == 0 {
         return;
     }
     assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
     assert!(dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
     if k > 0 {
-        assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() >= (k - 1) * ldb + n, "operands too short");
+        assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && offsets.iter().all(|&o| o + n <= b.len()), "operands too short");
     }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted), and every access below stays
     // inside the slices whose lengths are asserted above: tile rows < m,
     // columns < n (masked loads and stores fault on no masked-off lane).
     unsafe {
-        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), ldb, accumulate)
+        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), offsets.as_ptr(), accumulate)
     }
 }
 
 /// `C (+)= A·Bᵀ`: `a[i, k] = a[i·lda + k]`, `b[j, k] = b[j·ldb + k]` (both
 /// rows contiguous along k). Same checks as [`matmul_rows`].
-#[allow(clippy::too_many_arguments)]
 pub fn matmul_rows_t(dst: Dst, a: &[f32], lda: usize, k: usize, b: &[f32], ldb: usize, accumulate: bool) {
-    let (m, n) = (dst.rows, dst.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
-    assert!(dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
-    if k > 0 {
-        assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k, "operands too short");
-    }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `matmul_rows`; rows < m and < n, k-chunks masked at the end.
-    unsafe {
-        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, &[a.as_ptr()], lda, &[b.as_ptr()], ldb, accumulate)
-    }
+    let offsets: Vec<usize> = (0..dst.cols).map(|j| j * ldb).collect();
+    matmul_t_offsets(dst, &[a], lda, k, &[b], &offsets, accumulate)
 }
 
 /// `C (+)= Σ_s A_s·B_sᵀ` over segments `s` (as [`matmul_rows_t`] each, all
 /// of the same shape): one reduction per element for the whole sum, so a
 /// weight gradient over several samples pays its horizontal sums once.
 pub fn matmul_rows_t_segments(dst: Dst, a: &[&[f32]], lda: usize, k: usize, b: &[&[f32]], ldb: usize, accumulate: bool) {
+    let offsets: Vec<usize> = (0..dst.cols).map(|j| j * ldb).collect();
+    matmul_t_offsets(dst, a, lda, k, b, &offsets, accumulate)
+}
+
+/// `C (+)= Σ_s A_s·B_sᵀ` with B_s's row `j` at `b[s][offsets[j]..]`
+/// (n = offsets.len() rows of k).
+pub fn matmul_t_offsets(dst: Dst, a: &[&[f32]], lda: usize, k: usize, b: &[&[f32]], offsets: &[usize], accumulate: bool) {
     let (m, n) = (dst.rows, dst.cols);
     if m == 0 || n == 0 {
         return;
     }
     assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
-    assert!(a.len() == b.len() && dst.data.len() >= (m - 1) * dst.ld + n, "destination or segments do not fit");
+    assert!(a.len() == b.len() && offsets.len() == n && dst.data.len() >= (m - 1) * dst.ld + n, "destination or segments do not fit");
     if k > 0 {
-        assert!(a.iter().all(|s| s.len() >= (m - 1) * lda + k) && b.iter().all(|s| s.len() >= (n - 1) * ldb + k), "operands too short");
+        assert!(
+            a.iter().all(|s| s.len() >= (m - 1) * lda + k) && b.iter().all(|s| offsets.iter().all(|&o| o + k <= s.len())),
+            "operands too short"
+        );
     }
     let a: Vec<*const f32> = a.iter().map(|s| s.as_ptr()).collect();
     let b: Vec<*const f32> = b.iter().map(|s| s.as_ptr()).collect();
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `matmul_rows_t`, for every segment.
+    // SAFETY: AVX-512F is present (asserted); rows < m, offsets of rows < n,
+    // k-chunks masked at the end, all inside the slices checked above.
     unsafe {
-        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, &a, lda, &b, ldb, accumulate)
+        dot_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, &a, lda, &b, offsets, accumulate)
     }
 }
 
@@ -118,7 +123,7 @@ unsafe fn outer_tiles(
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    b_offs: *const usize,
     acc: bool,
 ) {
     // Column panels outer: B's k × 32 panel stays in cache across the row tiles.
@@ -132,14 +137,14 @@ unsafe fn outer_tiles(
             let (ct, at, bt) = (unsafe { c.add(i * ldc + j) }, unsafe { a.add(i * a_rs) }, unsafe { b.add(j) });
             unsafe {
                 match rows {
-                    8 => outer_tile::<8>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    7 => outer_tile::<7>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    6 => outer_tile::<6>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    5 => outer_tile::<5>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    4 => outer_tile::<4>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    3 => outer_tile::<3>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    2 => outer_tile::<2>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
-                    _ => outer_tile::<1>(ct, ldc, k, at, a_rs, a_cs, bt, ldb, m0, m1, acc),
+                    8 => outer_tile::<8>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    7 => outer_tile::<7>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    6 => outer_tile::<6>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    5 => outer_tile::<5>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    4 => outer_tile::<4>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    3 => outer_tile::<3>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    2 => outer_tile::<2>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    _ => outer_tile::<1>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
                 }
             }
             i += rows;
@@ -161,7 +166,7 @@ unsafe fn outer_tile<const R: usize>(
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    b_offs: *const usize,
     m0: __mmask16,
     m1: __mmask16,
     acc: bool,
@@ -169,7 +174,7 @@ unsafe fn outer_tile<const R: usize>(
     let mut lo = [_mm512_setzero_ps(); R];
     let mut hi = [_mm512_setzero_ps(); R];
     for kk in 0..k {
-        let row = unsafe { b.add(kk * ldb) };
+        let row = unsafe { b.add(*b_offs.add(kk)) };
         let (b0, b1) = unsafe { (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16))) };
         let ak = unsafe { a.add(kk * a_cs) };
         for r in 0..R {
@@ -203,7 +208,7 @@ unsafe fn dot_tiles(
     a: &[*const f32],
     lda: usize,
     b: &[*const f32],
-    ldb: usize,
+    b_offs: &[usize],
     acc: bool,
 ) {
     // Columns outer: B's four rows (of every segment) stay in L1 while every
@@ -215,7 +220,7 @@ unsafe fn dot_tiles(
         while i < m {
             let rows = (m - i).min(4);
             let mut sums = [[0f32; 4]; 4];
-            unsafe { dot_tile(&mut sums, rows, cols, k, a, i * lda, lda, b, j * ldb, ldb) };
+            unsafe { dot_tile(&mut sums, rows, cols, k, a, i * lda, lda, b, &b_offs[j..j + cols]) };
             for (r, row) in sums.iter().enumerate().take(rows) {
                 for (q, &v) in row.iter().enumerate().take(cols) {
                     let out = unsafe { &mut *c.add((i + r) * ldc + j + q) };
@@ -229,8 +234,9 @@ unsafe fn dot_tiles(
 }
 
 /// Up to 4 × 4 dot products of length k, summed over the segments (`a[s]`
-/// and `b[s]` from offsets `a_off`, `b_off`); rows or columns past
-/// `rows`/`cols` read the tile's first row again (in bounds) and are not stored.
+/// from `a_off`, rows `lda` apart; `b[s]`'s rows at `b_offs`); rows or
+/// columns past `rows`/`cols` read the tile's first row again (in bounds)
+/// and are not stored.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -244,13 +250,12 @@ unsafe fn dot_tile(
     a_off: usize,
     lda: usize,
     b: &[*const f32],
-    b_off: usize,
-    ldb: usize,
+    b_offs: &[usize],
 ) {
     let mut acc = [[_mm512_setzero_ps(); 4]; 4];
     for (&a, &b) in a.iter().zip(b) {
         let ar: [*const f32; 4] = std::array::from_fn(|r| unsafe { a.add(a_off + if r < rows { r * lda } else { 0 }) });
-        let br: [*const f32; 4] = std::array::from_fn(|q| unsafe { b.add(b_off + if q < cols { q * ldb } else { 0 }) });
+        let br: [*const f32; 4] = std::array::from_fn(|q| unsafe { b.add(b_offs[if q < cols { q } else { 0 }]) });
         let mut kk = 0;
         while kk < k {
             let mask = lane_mask(k - kk);

@@ -103,6 +103,18 @@ trait Num:
     fn own_matmul_t_segments(_dst: &mut [Self], _m: usize, _n: usize, _a: &[&[Self]], _b: &[&[Self]], _k: usize) {
         unreachable!("only called where has_segments() holds")
     }
+
+    /// `dst = a·B`, `a` row-major `m × offsets.len()`, B's row `t` at
+    /// `b[offsets[t]..][..n]` (the implicit im2col).
+    fn own_matmul_offsets(_dst: &mut [Self], _m: usize, _n: usize, _a: &[Self], _b: &[Self], _offsets: &[usize]) {
+        unreachable!("only called where has_segments() holds")
+    }
+
+    /// `dst = Σ_s a_s·B_sᵀ`, `a_s` `m` rows of `k` (stride `k`), B_s's row `t`
+    /// at `b_s[offsets[t]..][..k]`.
+    fn own_matmul_t_offsets(_dst: &mut [Self], _m: usize, _a: &[&[Self]], _b: &[&[Self]], _offsets: &[usize], _k: usize) {
+        unreachable!("only called where has_segments() holds")
+    }
 }
 
 thread_local! {
@@ -139,6 +151,16 @@ impl Num for f32 {
     fn own_matmul_t_segments(dst: &mut [f32], m: usize, n: usize, a: &[&[f32]], b: &[&[f32]], k: usize) {
         let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
         super::avx512_gemm::matmul_rows_t_segments(dst, a, k, k, b, k, false);
+    }
+
+    fn own_matmul_offsets(dst: &mut [f32], m: usize, n: usize, a: &[f32], b: &[f32], offsets: &[usize]) {
+        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
+        super::avx512_gemm::matmul_offsets(dst, a, offsets.len(), 1, offsets, b, false);
+    }
+
+    fn own_matmul_t_offsets(dst: &mut [f32], m: usize, a: &[&[f32]], b: &[&[f32]], offsets: &[usize], k: usize) {
+        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: offsets.len(), ld: offsets.len() };
+        super::avx512_gemm::matmul_t_offsets(dst, a, k, k, b, offsets, false);
     }
 }
 impl Num for f64 {
@@ -293,7 +315,98 @@ fn is_pointwise(d: &Dims, s: &Conv2dSpec) -> bool {
     d.kh == 1 && d.kw == 1 && s.stride == [1, 1] && s.padding == [(0, 0), (0, 0)]
 }
 
+/// The implicit-GEMM path (f32 on AVX-512; stride 1, no dilation, one group,
+/// padding below the kernel size): each sample is copied once into a
+/// zero-padded plane of width `wp`, and tap `(c, jh, jw)`'s row of the
+/// im2col matrix is that buffer read from `c·hp·wp + jh·wp + jw` on: the
+/// products read shifted views in place, computing `(ho − 1)·wp + wo`
+/// outputs on the padded grid of which those with `ow < wo` are kept. No
+/// im2col copy, and no col2im: the input gradient is the same product on the
+/// padded output gradient with the kernel transposed and flipped.
+fn implicit_applies<T: Num>(d: &Dims, s: &Conv2dSpec) -> bool {
+    let pad_fits = |axis: usize, k: usize| s.padding[axis].0 < k && s.padding[axis].1 < k;
+    T::has_segments()
+        && s.stride == [1, 1]
+        && s.dilation == [1, 1]
+        && s.groups == 1
+        && pad_fits(0, d.kh)
+        && pad_fits(1, d.kw)
+        && d.ho > 0
+        && d.wo > 0
+}
+
+/// The padded grid of one problem: plane `hp × wp`, `n` computed outputs,
+/// and each tap's offset.
+struct Grid {
+    hp: usize,
+    wp: usize,
+    n: usize,
+    offsets: Vec<usize>,
+}
+
+fn grid(channels: usize, h: usize, w: usize, kh: usize, kw: usize, pad: [(usize, usize); 2]) -> Grid {
+    let (hp, wp) = (h + pad[0].0 + pad[0].1, w + pad[1].0 + pad[1].1);
+    let (ho, wo) = (hp + 1 - kh, wp + 1 - kw);
+    let mut offsets = Vec::with_capacity(channels * kh * kw);
+    for c in 0..channels {
+        for jh in 0..kh {
+            for jw in 0..kw {
+                offsets.push(c * hp * wp + jh * wp + jw);
+            }
+        }
+    }
+    Grid { hp, wp, n: (ho - 1) * wp + wo, offsets }
+}
+
+/// `x [C, h, w]` into `out [C, hp, wp]` at `(top, left)`, zeros around.
+fn pad_planes<T: Num>(x: &[T], channels: usize, h: usize, w: usize, top: usize, left: usize, g: &Grid, out: &mut [T]) {
+    out.fill(T::default());
+    for c in 0..channels {
+        for r in 0..h {
+            let dst = (c * g.hp + top + r) * g.wp + left;
+            out[dst..dst + w].copy_from_slice(&x[(c * h + r) * w..(c * h + r + 1) * w]);
+        }
+    }
+}
+
+/// Correlation of `x [B, cin, h, w]` with `w [cout, cin·kh·kw]` row-major,
+/// padded by `pad`, stride 1: `[B, cout, ho, wo]`.
+#[allow(clippy::too_many_arguments)]
+fn correlate_implicit<T: Num>(
+    x: &[T],
+    w: &[T],
+    b: usize,
+    cin: usize,
+    h: usize,
+    wd: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    pad: [(usize, usize); 2],
+) -> Vec<T> {
+    let g = grid(cin, h, wd, kh, kw, pad);
+    let (ho, wo) = (g.hp + 1 - kh, g.wp + 1 - kw);
+    let (plane, p) = (cin * g.hp * g.wp, ho * wo);
+    let mut y = vec![T::default(); b * cout * p];
+    y.par_chunks_mut(cout * p).enumerate().for_each(|(i, yb)| {
+        with_scratch(plane + cout * g.n, |buf| {
+            let (padded, out) = buf.split_at_mut(plane);
+            pad_planes(&x[i * cin * h * wd..(i + 1) * cin * h * wd], cin, h, wd, pad[0].0, pad[1].0, &g, padded);
+            T::own_matmul_offsets(out, cout, g.n, w, padded, &g.offsets);
+            for (c, rows) in yb.chunks_exact_mut(p).enumerate() {
+                for (r, row) in rows.chunks_exact_mut(wo).enumerate() {
+                    row.copy_from_slice(&out[c * g.n + r * g.wp..c * g.n + r * g.wp + wo]);
+                }
+            }
+        })
+    });
+    y
+}
+
 fn forward<T: Num>(x: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    if implicit_applies::<T>(d, s) {
+        return correlate_implicit(x, w, d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, s.padding);
+    }
     let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
     let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
     let mut y = vec![T::default(); d.b * d.cout * p];
@@ -317,6 +430,24 @@ fn forward<T: Num>(x: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
 }
 
 fn grad_input<T: Num>(gy: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    if implicit_applies::<T>(d, s) {
+        // gx = gy padded by (k − 1 − pad) correlated with the kernel
+        // transposed (in ↔ out channels) and flipped in both axes.
+        let (kh, kw) = (d.kh, d.kw);
+        let mut flipped = vec![T::default(); d.cin * d.cout * kh * kw];
+        for co in 0..d.cout {
+            for ci in 0..d.cin {
+                for jh in 0..kh {
+                    for jw in 0..kw {
+                        flipped[((ci * d.cout + co) * kh + kh - 1 - jh) * kw + kw - 1 - jw] = w[((co * d.cin + ci) * kh + jh) * kw + jw];
+                    }
+                }
+            }
+        }
+        let [(t, b), (l, r)] = s.padding;
+        let pad = [(kh - 1 - t, kh - 1 - b), (kw - 1 - l, kw - 1 - r)];
+        return correlate_implicit(gy, &flipped, d.b, d.cout, d.ho, d.wo, d.cin, kh, kw, pad);
+    }
     let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
     let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
     let sample_len = d.cin * d.input_plane();
@@ -348,6 +479,40 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     let mut partials = vec![T::default(); chunks * w_len];
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
         let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
+        if implicit_applies::<T>(d, s) && !samples.is_empty() {
+            // gw[co, tap] = Σ over the chunk's samples and the padded grid of
+            // gy (re-laid on that grid, zero off it) times the tap's shifted
+            // view of the padded input.
+            let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
+            let (plane, nb) = (d.cin * g.hp * g.wp, samples.len());
+            with_scratch(nb * (plane + d.cout * g.n), |buf| {
+                let (inputs, grads) = buf.split_at_mut(nb * plane);
+                for (i, b) in samples.clone().enumerate() {
+                    pad_planes(
+                        &x[b * sample_len..(b + 1) * sample_len],
+                        d.cin,
+                        d.h,
+                        d.w,
+                        s.padding[0].0,
+                        s.padding[1].0,
+                        &g,
+                        &mut inputs[i * plane..(i + 1) * plane],
+                    );
+                    let laid = &mut grads[i * d.cout * g.n..(i + 1) * d.cout * g.n];
+                    laid.fill(T::default());
+                    for c in 0..d.cout {
+                        for r in 0..d.ho {
+                            let src = ((b * d.cout + c) * d.ho + r) * d.wo;
+                            laid[c * g.n + r * g.wp..c * g.n + r * g.wp + d.wo].copy_from_slice(&gy[src..src + d.wo]);
+                        }
+                    }
+                }
+                let a: Vec<&[T]> = grads.chunks_exact(d.cout * g.n).collect();
+                let b: Vec<&[T]> = inputs.chunks_exact(plane).collect();
+                T::own_matmul_t_offsets(partial, d.cout, &a, &b, &g.offsets, g.n);
+            });
+            return;
+        }
         if T::has_segments() && !is_pointwise(d, s) && !samples.is_empty() {
             // The chunk's columns side by side, one product summed over its
             // samples: each weight's sum is reduced once, not once per sample.
@@ -489,6 +654,35 @@ mod tests {
         assert!(conv2d(&x, &Tensor::zeros((3, 1, 3, 3), DType::F32, &dev).unwrap(), spec(1, 0, 2)).is_err());
         let y = conv2d(&x, &Tensor::zeros((1, 2, 3, 3), DType::F32, &dev).unwrap(), spec(1, 0, 1)).unwrap();
         assert_eq!(y.dims(), &[1, 1, 2, 2]);
+    }
+
+    /// f32 (the implicit-GEMM path on AVX-512 CPUs) against f64 (always the
+    /// im2col path): forward and both gradients, with asymmetric padding,
+    /// non-square kernels and odd sizes.
+    #[test]
+    fn implicit_path_matches_the_im2col_path() {
+        let dev = Device::Cpu;
+        for (pad, k) in [([(1, 1), (0, 1)], (3, 2)), ([(2, 2), (2, 2)], (5, 5)), ([(0, 0), (0, 0)], (1, 3))] {
+            let spec = Conv2dSpec { stride: [1, 1], padding: pad, dilation: [1, 1], groups: 1 };
+            let x64 = Tensor::randn(0f64, 1.0, (3, 4, 9, 7), &dev).unwrap();
+            let w64 = Tensor::randn(0f64, 1.0, (5, 4, k.0, k.1), &dev).unwrap();
+            let run = |dtype: DType| {
+                let x = Var::from_tensor(&x64.to_dtype(dtype).unwrap()).unwrap();
+                let w = Var::from_tensor(&w64.to_dtype(dtype).unwrap()).unwrap();
+                let y = conv2d(x.as_tensor(), w.as_tensor(), spec).unwrap();
+                let weights = Tensor::ones(y.dims(), dtype, &dev).unwrap().cumsum(3).unwrap();
+                let grads = (&y * weights).unwrap().sum_all().unwrap().backward().unwrap();
+                let flat = |t: &Tensor| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                (flat(&y), flat(grads.get(x.as_tensor()).unwrap()), flat(grads.get(w.as_tensor()).unwrap()))
+            };
+            let (a, b) = (run(DType::F32), run(DType::F64));
+            for (got, want) in [(a.0, b.0), (a.1, b.1), (a.2, b.2)] {
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w} ({pad:?}, {k:?})");
+                }
+            }
+        }
     }
 
     /// The weight gradient's chunked sum gives the same bits on any number of
