@@ -106,7 +106,7 @@ impl CustomOp2 for MeanRatioGrad {
 /// gradient in `w` (Q is a constant).
 pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
     let taps = q.dim(0)?;
-    if taps == 0 || w.elem_count() % taps != 0 {
+    if taps == 0 || !w.elem_count().is_multiple_of(taps) {
         candle_core::bail!("weight {:?} is not made of {taps}-tap kernels", w.dims());
     }
     // Q is a constant: detached, it never gets a gradient slot.

@@ -359,6 +359,7 @@ fn grid(channels: usize, h: usize, w: usize, kh: usize, kw: usize, pad: [(usize,
 }
 
 /// `x [C, h, w]` into `out [C, hp, wp]` at `(top, left)`, zeros around.
+#[allow(clippy::too_many_arguments)]
 fn pad_planes<T: Num>(x: &[T], channels: usize, h: usize, w: usize, top: usize, left: usize, g: &Grid, out: &mut [T]) {
     out.fill(T::default());
     for c in 0..channels {
