@@ -59,8 +59,28 @@ pub fn matmul_offsets(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, offsets: &[
     // SAFETY: AVX-512F is present (asserted), and every access below stays
     // inside the slices whose lengths are asserted above: tile rows < m,
     // columns < n (masked loads and stores fault on no masked-off lane).
+    let a_offs: Vec<usize> = (0..m).map(|i| i * a_rs).collect();
+    unsafe { outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), &a_offs, a_cs, b.as_ptr(), offsets.as_ptr(), accumulate) }
+}
+
+/// `C (+)= A·B` with A's row `i` at `a[a_offsets[i]..][..k]` (m =
+/// a_offsets.len()) and `b[k, j] = b[k·ldb + j]`: the weight gradient of the
+/// implicit GEMM, whose rows are shifted views of a padded input.
+pub fn matmul_a_offsets(dst: Dst, a: &[f32], a_offsets: &[usize], k: usize, b: &[f32], ldb: usize, accumulate: bool) {
+    let (m, n) = (dst.rows, dst.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(a_offsets.len() == m && dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
+    if k > 0 {
+        assert!(a_offsets.iter().all(|&o| o + k <= a.len()) && b.len() >= (k - 1) * ldb + n, "operands too short");
+    }
+    let b_offs: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `matmul_offsets`, with A's rows checked above.
     unsafe {
-        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), offsets.as_ptr(), accumulate)
+        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_offsets, 1, b.as_ptr(), b_offs.as_ptr(), accumulate)
     }
 }
 
@@ -120,7 +140,7 @@ unsafe fn outer_tiles(
     n: usize,
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    a_offs: &[usize],
     a_cs: usize,
     b: *const f32,
     b_offs: *const usize,
@@ -134,17 +154,18 @@ unsafe fn outer_tiles(
         let mut i = 0;
         while i < m {
             let rows = (m - i).min(8);
-            let (ct, at, bt) = (unsafe { c.add(i * ldc + j) }, unsafe { a.add(i * a_rs) }, unsafe { b.add(j) });
+            let (ct, bt) = (unsafe { c.add(i * ldc + j) }, unsafe { b.add(j) });
+            let at = |r: usize| unsafe { a.add(a_offs[i + r.min(rows - 1)]) };
             unsafe {
                 match rows {
-                    8 => outer_tile::<8>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    7 => outer_tile::<7>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    6 => outer_tile::<6>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    5 => outer_tile::<5>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    4 => outer_tile::<4>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    3 => outer_tile::<3>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    2 => outer_tile::<2>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
-                    _ => outer_tile::<1>(ct, ldc, k, at, a_rs, a_cs, bt, b_offs, m0, m1, acc),
+                    8 => outer_tile::<8>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    7 => outer_tile::<7>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    6 => outer_tile::<6>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    5 => outer_tile::<5>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    4 => outer_tile::<4>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    3 => outer_tile::<3>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    2 => outer_tile::<2>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
+                    _ => outer_tile::<1>(ct, ldc, k, std::array::from_fn(at), a_cs, bt, b_offs, m0, m1, acc),
                 }
             }
             i += rows;
@@ -162,8 +183,7 @@ unsafe fn outer_tile<const R: usize>(
     c: *mut f32,
     ldc: usize,
     k: usize,
-    a: *const f32,
-    a_rs: usize,
+    a: [*const f32; R],
     a_cs: usize,
     b: *const f32,
     b_offs: *const usize,
@@ -176,9 +196,8 @@ unsafe fn outer_tile<const R: usize>(
     for kk in 0..k {
         let row = unsafe { b.add(*b_offs.add(kk)) };
         let (b0, b1) = unsafe { (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16))) };
-        let ak = unsafe { a.add(kk * a_cs) };
         for r in 0..R {
-            let av = _mm512_set1_ps(unsafe { *ak.add(r * a_rs) });
+            let av = _mm512_set1_ps(unsafe { *a[r].add(kk * a_cs) });
             lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
             hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
         }
@@ -325,6 +344,14 @@ mod tests {
             let mut c = start.clone();
             matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
             close(&c, &want_long, ld, m, n);
+            // A's rows at offsets (here every other row of a_long's), B rows of stride n + 2.
+            if k > 0 {
+                let rows: Vec<usize> = (0..m).map(|i| i * (k + 1)).collect();
+                let want = reference(m, n, k, |i, kk| a_long[i * (k + 1) + kk], |kk, j| b[kk * (n + 2) + j]);
+                let mut c = start.clone();
+                matmul_a_offsets(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, &rows, k, &b, n + 2, false);
+                close(&c, &want, ld, m, n);
+            }
             // Three segments: the same product three times, added to C.
             let mut c = start.clone();
             matmul_rows_t_segments(Dst { data: &mut c, rows: m, cols: n, ld }, &[&a_long[..]; 3], k + 1, k, &[&b[..]; 3], k, true);

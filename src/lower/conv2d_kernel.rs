@@ -110,9 +110,9 @@ trait Num:
         unreachable!("only called where has_segments() holds")
     }
 
-    /// `dst = Σ_s a_s·B_sᵀ`, `a_s` `m` rows of `k` (stride `k`), B_s's row `t`
-    /// at `b_s[offsets[t]..][..k]`.
-    fn own_matmul_t_offsets(_dst: &mut [Self], _m: usize, _a: &[&[Self]], _b: &[&[Self]], _offsets: &[usize], _k: usize) {
+    /// `dst (+)= A·b`, A's row `i` at `a[a_offsets[i]..][..k]`, `b` row-major
+    /// `k × n`, `dst` row-major `a_offsets.len() × n`.
+    fn own_matmul_a_offsets(_dst: &mut [Self], _n: usize, _a: &[Self], _a_offsets: &[usize], _k: usize, _b: &[Self], _accumulate: bool) {
         unreachable!("only called where has_segments() holds")
     }
 }
@@ -158,9 +158,9 @@ impl Num for f32 {
         super::avx512_gemm::matmul_offsets(dst, a, offsets.len(), 1, offsets, b, false);
     }
 
-    fn own_matmul_t_offsets(dst: &mut [f32], m: usize, a: &[&[f32]], b: &[&[f32]], offsets: &[usize], k: usize) {
-        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: offsets.len(), ld: offsets.len() };
-        super::avx512_gemm::matmul_t_offsets(dst, a, k, k, b, offsets, false);
+    fn own_matmul_a_offsets(dst: &mut [f32], n: usize, a: &[f32], a_offsets: &[usize], k: usize, b: &[f32], accumulate: bool) {
+        let dst = super::avx512_gemm::Dst { data: dst, rows: a_offsets.len(), cols: n, ld: n };
+        super::avx512_gemm::matmul_a_offsets(dst, a, a_offsets, k, b, n, accumulate);
     }
 }
 impl Num for f64 {
@@ -481,36 +481,33 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
         let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
         if implicit_applies::<T>(d, s) && !samples.is_empty() {
-            // gw[co, tap] = Σ over the chunk's samples and the padded grid of
-            // gy (re-laid on that grid, zero off it) times the tap's shifted
-            // view of the padded input.
+            // gwᵀ[tap, co] = Σ over the chunk's samples and the padded grid
+            // of the tap's shifted view of the padded input times gyᵀ
+            // (re-laid on that grid, zero off it): an outer-product GEMM whose
+            // A rows are the shifted views, accumulated sample by sample.
             let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
-            let (plane, nb) = (d.cin * g.hp * g.wp, samples.len());
-            with_scratch(nb * (plane + d.cout * g.n), |buf| {
-                let (inputs, grads) = buf.split_at_mut(nb * plane);
+            let plane = d.cin * g.hp * g.wp;
+            with_scratch(plane + g.n * d.cout + taps * d.cout, |buf| {
+                let (input, rest) = buf.split_at_mut(plane);
+                let (laid, gw_t) = rest.split_at_mut(g.n * d.cout);
                 for (i, b) in samples.clone().enumerate() {
-                    pad_planes(
-                        &x[b * sample_len..(b + 1) * sample_len],
-                        d.cin,
-                        d.h,
-                        d.w,
-                        s.padding[0].0,
-                        s.padding[1].0,
-                        &g,
-                        &mut inputs[i * plane..(i + 1) * plane],
-                    );
-                    let laid = &mut grads[i * d.cout * g.n..(i + 1) * d.cout * g.n];
+                    pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
                     laid.fill(T::default());
                     for c in 0..d.cout {
                         for r in 0..d.ho {
                             let src = ((b * d.cout + c) * d.ho + r) * d.wo;
-                            laid[c * g.n + r * g.wp..c * g.n + r * g.wp + d.wo].copy_from_slice(&gy[src..src + d.wo]);
+                            for (ow, &v) in gy[src..src + d.wo].iter().enumerate() {
+                                laid[(r * g.wp + ow) * d.cout + c] = v;
+                            }
                         }
                     }
+                    T::own_matmul_a_offsets(gw_t, d.cout, input, &g.offsets, g.n, laid, i > 0);
                 }
-                let a: Vec<&[T]> = grads.chunks_exact(d.cout * g.n).collect();
-                let b: Vec<&[T]> = inputs.chunks_exact(plane).collect();
-                T::own_matmul_t_offsets(partial, d.cout, &a, &b, &g.offsets, g.n);
+                for (t, row) in gw_t.chunks_exact(d.cout).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        partial[c * taps + t] = v;
+                    }
+                }
             });
             return;
         }
