@@ -146,9 +146,9 @@ const KILLABLE: &str = "model killable {
   relu
   conv(out=1, k=15) @lowpass(cutoff=0.3, mode=lagrangian, tol=1e-3)
 }
-data sines(n=64, noise=0.3)
+data sines(n=320, noise=0.3)
 train {
-  epochs = 12
+  epochs = 16
   batch = 8
 }
 ";
