@@ -175,6 +175,14 @@ fn delays(seed: u64, n: usize, whole_run: Duration) -> Vec<Duration> {
         .collect()
 }
 
+/// `lpnc train` arguments that resume the run in `run` if it has a
+/// checkpoint, else start it there.
+fn continue_or_start<'a>(file: &'a str, run: &'a Path) -> Vec<&'a str> {
+    let run_s = run.to_str().unwrap();
+    let how = if run.join(lpn::train::checkpoint::FILE).exists() { "--resume" } else { "--out" };
+    vec!["train", file, "--quiet", how, run_s]
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
     let work = out_dir("kill9");
@@ -194,7 +202,6 @@ fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("kill delays from LPN_KILL_SEED={seed}");
     let run = work.join("run");
-    let run_s = run.to_str().unwrap();
     // Kills land at random fractions of the reference run's time. A run that
     // finishes before its kill (the machine got faster than when the
     // reference was timed, say with other tests running then) starts the
@@ -206,10 +213,7 @@ fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
             break;
         }
         let delay = delay.mul_f64(scale);
-        let resume = run.join(lpn::train::checkpoint::FILE).exists();
-        let args: Vec<&str> =
-            if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
-        let mut child = lpnc(&args).spawn().unwrap();
+        let mut child = lpnc(&continue_or_start(file, &run)).spawn().unwrap();
         let started = Instant::now();
         while started.elapsed() < delay {
             if child.try_wait().unwrap().is_some() {
@@ -240,10 +244,7 @@ fn kill_9_at_random_moments_then_resume_gives_the_same_weights() {
     }
     assert!(kills > 0, "no run was killed ({total_kills} kills in all; LPN_KILL_SEED={seed})");
     // Finish the run however far it got.
-    let resume = run.join(lpn::train::checkpoint::FILE).exists();
-    let args: Vec<&str> =
-        if resume { vec!["train", file, "--quiet", "--resume", run_s] } else { vec!["train", file, "--quiet", "--out", run_s] };
-    let out = lpnc(&args).output().unwrap();
+    let out = lpnc(&continue_or_start(file, &run)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(weights(&run), weights(&reference), "after {kills} kills (LPN_KILL_SEED={seed}) the weights differ");
 }
