@@ -187,6 +187,16 @@ pub fn bias_act(y: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
     y.contiguous()?.apply_op2(&bias.contiguous()?, BiasAct(relu))
 }
 
+/// `grad · [output > 0]`: the gradient through a ReLU whose output was `res`.
+pub(super) fn relu_grad(grad: &Tensor, res: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &ReluGrad)
+}
+
+/// The per-channel sums of `gy [B, C, *spatial]`: a bias's gradient.
+pub(super) fn bias_grad(gy: &Tensor) -> Result<Tensor> {
+    gy.contiguous()?.apply_op1_no_bwd(&BiasSum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 //! padding, stride, dilation and groups); tested against the PyTorch fixtures.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -30,16 +31,16 @@ pub struct Conv2dSpec {
 }
 
 #[derive(Clone, Copy)]
-struct Dims {
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    ho: usize,
-    wo: usize,
+pub(super) struct Dims {
+    pub(super) b: usize,
+    pub(super) cin: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) cout: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
 }
 
 impl Dims {
@@ -56,7 +57,7 @@ impl Dims {
 const WEIGHT_GRAD_CHUNKS: usize = 8;
 
 impl Conv2dSpec {
-    fn out_len(&self, axis: usize, len: usize, k: usize) -> usize {
+    pub(super) fn out_len(&self, axis: usize, len: usize, k: usize) -> usize {
         let (before, after) = self.padding[axis];
         (len + before + after - self.dilation[axis] * (k - 1) - 1) / self.stride[axis] + 1
     }
@@ -74,7 +75,7 @@ impl Conv2dSpec {
     }
 }
 
-trait Num:
+pub(super) trait Num:
     candle_core::WithDType
     + Copy
     + Send
@@ -185,7 +186,7 @@ fn with_scratch<T: Num, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
 /// A matrix read from a slice with arbitrary strides (a transposed view is a
 /// row-major one with the strides swapped).
 #[derive(Clone, Copy)]
-struct Mat<'a, T> {
+pub(super) struct Mat<'a, T> {
     data: &'a [T],
     rows: usize,
     cols: usize,
@@ -370,8 +371,77 @@ fn pad_planes<T: Num>(x: &[T], channels: usize, h: usize, w: usize, top: usize, 
     }
 }
 
+/// One sample's convolution output, read in place: channel `c`'s output row
+/// `r` is `data[c·channel + r·row..][..wo]` (on the implicit path the rows
+/// lie on the padded grid, so `row > wo`).
+pub(super) struct Rows<'a, T> {
+    data: &'a [T],
+    channel: usize,
+    row: usize,
+    wo: usize,
+}
+
+impl<T> Rows<'_, T> {
+    #[inline]
+    pub(super) fn row(&self, c: usize, r: usize) -> &[T] {
+        &self.data[c * self.channel + r * self.row..][..self.wo]
+    }
+}
+
 /// Correlation of `x [B, cin, h, w]` with `w [cout, cin·kh·kw]` row-major,
-/// padded by `pad`, stride 1: `[B, cout, ho, wo]`.
+/// padded by `pad`, stride 1, sample by sample in parallel: `sink(out_i,
+/// rows)` receives the `i`-th item of `outs` with sample `i`'s result. The
+/// sink runs while this thread's scratch buffer is borrowed: it must not use
+/// it, nor re-enter rayon.
+#[allow(clippy::too_many_arguments)]
+fn correlate_implicit_each<T: Num, O: Send>(
+    x: &[T],
+    w: &[T],
+    cin: usize,
+    h: usize,
+    wd: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    pad: [(usize, usize); 2],
+    outs: impl IndexedParallelIterator<Item = O>,
+    sink: impl Fn(O, &Rows<T>) + Sync,
+) {
+    let g = grid(cin, h, wd, kh, kw, pad);
+    let wo = g.wp + 1 - kw;
+    let plane = cin * g.hp * g.wp;
+    outs.enumerate().for_each(|(i, o)| {
+        with_scratch(plane + cout * g.n, |buf| {
+            let (padded, out) = buf.split_at_mut(plane);
+            pad_planes(&x[i * cin * h * wd..(i + 1) * cin * h * wd], cin, h, wd, pad[0].0, pad[1].0, &g, padded);
+            T::own_matmul_offsets(out, cout, g.n, w, padded, &g.offsets);
+            sink(o, &Rows { data: out, channel: g.n, row: g.wp, wo });
+        })
+    });
+}
+
+/// `rows` (channels of `ho` rows) copied densely into `dst`.
+fn copy_rows<T: Copy>(dst: &mut [MaybeUninit<T>], rows: &Rows<T>, ho: usize) {
+    for (k, d) in dst.chunks_exact_mut(rows.wo).enumerate() {
+        for (d, &v) in d.iter_mut().zip(rows.row(k / ho, k % ho)) {
+            *d = MaybeUninit::new(v);
+        }
+    }
+}
+
+/// A vector of `len` elements written by `fill` (no zero fill first).
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+pub(super) unsafe fn filled<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: the caller guarantees that `fill` wrote all `len` elements.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Correlation as [`correlate_implicit_each`], into a fresh `[B, cout, ho, wo]`.
 #[allow(clippy::too_many_arguments)]
 fn correlate_implicit<T: Num>(
     x: &[T],
@@ -385,49 +455,64 @@ fn correlate_implicit<T: Num>(
     kw: usize,
     pad: [(usize, usize); 2],
 ) -> Vec<T> {
-    let g = grid(cin, h, wd, kh, kw, pad);
-    let (ho, wo) = (g.hp + 1 - kh, g.wp + 1 - kw);
-    let (plane, p) = (cin * g.hp * g.wp, ho * wo);
-    let mut y = vec![T::default(); b * cout * p];
-    y.par_chunks_mut(cout * p).enumerate().for_each(|(i, yb)| {
-        with_scratch(plane + cout * g.n, |buf| {
-            let (padded, out) = buf.split_at_mut(plane);
-            pad_planes(&x[i * cin * h * wd..(i + 1) * cin * h * wd], cin, h, wd, pad[0].0, pad[1].0, &g, padded);
-            T::own_matmul_offsets(out, cout, g.n, w, padded, &g.offsets);
-            for (c, rows) in yb.chunks_exact_mut(p).enumerate() {
-                for (r, row) in rows.chunks_exact_mut(wo).enumerate() {
-                    row.copy_from_slice(&out[c * g.n + r * g.wp..c * g.n + r * g.wp + wo]);
-                }
-            }
+    let ho = h + pad[0].0 + pad[0].1 + 1 - kh;
+    let per_sample = cout * ho * (wd + pad[1].0 + pad[1].1 + 1 - kw);
+    if per_sample == 0 {
+        return Vec::new();
+    }
+    // SAFETY: `copy_rows` writes each sample's whole chunk.
+    unsafe {
+        filled(b * per_sample, |y| {
+            correlate_implicit_each(x, w, cin, h, wd, cout, kh, kw, pad, y.par_chunks_mut(per_sample), |yb, rows| copy_rows(yb, rows, ho))
         })
-    });
-    y
+    }
 }
 
-fn forward<T: Num>(x: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+/// The forward pass sample by sample in parallel: `sink(out_i, rows)`
+/// receives the `i`-th item of `outs` with sample `i`'s `[cout, ho, wo]`
+/// output (before any bias). The same rules for `sink` as in
+/// [`correlate_implicit_each`].
+pub(super) fn forward_each<T: Num, O: Send>(
+    x: &[T],
+    w: &[T],
+    d: &Dims,
+    s: &Conv2dSpec,
+    outs: impl IndexedParallelIterator<Item = O>,
+    sink: impl Fn(O, &Rows<T>) + Sync,
+) {
     if implicit_applies::<T>(d, s) {
-        return correlate_implicit(x, w, d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, s.padding);
+        return correlate_implicit_each(x, w, d.cin, d.h, d.w, d.cout, d.kh, d.kw, s.padding, outs, sink);
     }
     let (cin_g, cout_g) = (d.cin / s.groups, d.cout / s.groups);
     let (p, taps) = (d.positions(), cin_g * d.kh * d.kw);
-    let mut y = vec![T::default(); d.b * d.cout * p];
     let sample_len = d.cin * d.input_plane();
-    y.par_chunks_mut(d.cout * p).enumerate().for_each(|(b, yb)| {
+    let col_len = if is_pointwise(d, s) { 0 } else { taps * p };
+    outs.enumerate().for_each(|(b, o)| {
         let xb = &x[b * sample_len..(b + 1) * sample_len];
-        for g in 0..s.groups {
-            let wg = Mat::rows(&w[g * cout_g * taps..(g + 1) * cout_g * taps], cout_g, taps);
-            let dst = &mut yb[g * cout_g * p..(g + 1) * cout_g * p];
-            if is_pointwise(d, s) {
-                matmul(dst, wg, Mat::rows(&xb[g * cin_g * p..(g + 1) * cin_g * p], taps, p), false);
-            } else {
-                with_scratch(taps * p, |col| {
+        with_scratch(d.cout * p + col_len, |buf| {
+            let (yb, col) = buf.split_at_mut(d.cout * p);
+            for g in 0..s.groups {
+                let wg = Mat::rows(&w[g * cout_g * taps..(g + 1) * cout_g * taps], cout_g, taps);
+                let dst = &mut yb[g * cout_g * p..(g + 1) * cout_g * p];
+                if is_pointwise(d, s) {
+                    matmul(dst, wg, Mat::rows(&xb[g * cin_g * p..(g + 1) * cin_g * p], taps, p), false);
+                } else {
                     im2col(xb, g * cin_g, cin_g, d, s, col);
                     matmul(dst, wg, Mat::rows(col, taps, p), false);
-                });
+                }
             }
-        }
+            sink(o, &Rows { data: yb, channel: p, row: d.wo, wo: d.wo });
+        })
     });
-    y
+}
+
+fn forward<T: Num>(x: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
+    let per_sample = d.cout * d.positions();
+    if per_sample == 0 {
+        return Vec::new();
+    }
+    // SAFETY: `copy_rows` writes each sample's whole chunk.
+    unsafe { filled(d.b * per_sample, |y| forward_each(x, w, d, s, y.par_chunks_mut(per_sample), |yb, rows| copy_rows(yb, rows, d.ho))) }
 }
 
 fn grad_input<T: Num>(gy: &[T], w: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
@@ -584,8 +669,8 @@ impl CustomOp2 for Forward {
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // A network's input needs no gradient: skip the most expensive product.
-        let gx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &GradInput(self.0, [x.dim(2)?, x.dim(3)?]))?) } else { None };
-        let gw = if w.track_op() { Some(grad.apply_op2_no_bwd(x, &GradWeight(self.0, [w.dim(2)?, w.dim(3)?]))?) } else { None };
+        let gx = if x.track_op() { Some(input_gradient(&grad, x, w, self.0)?) } else { None };
+        let gw = if w.track_op() { Some(weight_gradient(&grad, x, w, self.0)?) } else { None };
         Ok((gx, gw))
     }
 }
@@ -621,6 +706,13 @@ impl CustomOp2 for GradWeight {
 /// The 2-D convolution with its backward pass (bias not included), for f32
 /// and f64 tensors on the CPU. Shapes that do not fit are errors, never panics.
 pub fn conv2d(x: &Tensor, w: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    check_fits(x, w, &spec)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+}
+
+/// An error unless `x [B, Cin, H, W]` and `w [Cout, Cin/groups, kh, kw]` fit
+/// `spec` with at least one output position.
+pub(super) fn check_fits(x: &Tensor, w: &Tensor, spec: &Conv2dSpec) -> Result<()> {
     let (_, cin, h, wd) = x.dims4()?;
     let (cout, cin_g, kh, kw) = w.dims4()?;
     let fits_axis = |axis: usize, len: usize, k: usize| {
@@ -631,7 +723,19 @@ pub fn conv2d(x: &Tensor, w: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
     if !fits {
         candle_core::bail!("conv2d: input {:?} and weight {:?} do not fit {spec:?}", x.dims(), w.dims());
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+    Ok(())
+}
+
+/// The gradient of the input `x` of a convolution with `w`, from the
+/// output's gradient `grad` (contiguous).
+pub(super) fn input_gradient(grad: &Tensor, x: &Tensor, w: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    grad.apply_op2_no_bwd(w, &GradInput(spec, [x.dim(2)?, x.dim(3)?]))
+}
+
+/// The gradient of the kernel `w` of a convolution of `x`, from the output's
+/// gradient `grad` (contiguous).
+pub(super) fn weight_gradient(grad: &Tensor, x: &Tensor, w: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    grad.apply_op2_no_bwd(x, &GradWeight(spec, [w.dim(2)?, w.dim(3)?]))
 }
 
 #[cfg(test)]

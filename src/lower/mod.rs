@@ -35,6 +35,7 @@ pub mod avx512_gemm;
 pub mod band_kernel;
 pub mod constraints;
 pub mod conv1d_kernel;
+pub mod conv2d_block;
 pub mod conv2d_kernel;
 pub mod ops;
 pub mod pool_kernel;
@@ -325,13 +326,23 @@ impl Net {
         let mut x = x.clone();
         let mut i = 0;
         while i < nodes.len() {
-            // A convolution followed by a ReLU runs as one op: bias and ReLU
-            // in one pass, and one pass back for both.
+            // A convolution followed by a ReLU (and a max pool whose windows
+            // tile its input) runs as one op: bias, ReLU and pool in one pass
+            // over the product's output, and one pass back for all three.
             if let (Node::Conv { w, b, stride, padding, dilation, groups }, Some(Node::Act(Activation::Relu))) =
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
             {
                 let bias = b.map(|b| self.p(b)).transpose()?;
-                x = ops::conv_act(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups, true)?;
+                let w = self.p(*w)?;
+                if let Some(Node::MaxPool { kernel, stride: pool_stride, padding: pool_padding }) = nodes.get(i + 2).map(|n| &n.node)
+                    && pool_stride == kernel
+                    && pool_padding.iter().all(|&p| p == 0)
+                {
+                    x = ops::conv_block(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true, kernel)?;
+                    i += 3;
+                    continue;
+                }
+                x = ops::conv_act(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true)?;
                 i += 2;
                 continue;
             }

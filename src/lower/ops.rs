@@ -123,8 +123,9 @@ pub fn conv(
     conv_act(x, w, bias, stride, padding, dilation, groups, false)
 }
 
-/// [`conv`], then ReLU when `relu`: on the CPU the 2-D bias and the ReLU are
-/// one op (`act_kernel::bias_act`), one pass forward and one back.
+/// [`conv`], then ReLU when `relu`: on the CPU, 1-D convolution and bias
+/// are one op (then the ReLU), 2-D convolution, bias and ReLU are one op
+/// (`conv2d_block`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_act(
     x: &Tensor,
@@ -137,11 +138,8 @@ pub fn conv_act(
     relu: bool,
 ) -> Result<Tensor> {
     let activate = |y: Tensor| if relu { self::relu(&y) } else { Ok(y) };
-    if !own_kernel(x) {
-        return activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?);
-    }
-    let y = match x.rank() {
-        3 => {
+    match x.rank() {
+        3 if own_kernel(x) => {
             let spec = super::conv1d_kernel::Conv1dSpec {
                 stride: stride[0],
                 pad_left: padding[0].0,
@@ -150,23 +148,47 @@ pub fn conv_act(
                 groups,
             };
             // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
-            return activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?);
+            activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?)
         }
-        4 => {
-            let spec = super::conv2d_kernel::Conv2dSpec {
-                stride: [stride[0], stride[1]],
-                padding: [padding[0], padding[1]],
-                dilation: [dilation[0], dilation[1]],
-                groups,
-            };
-            super::conv2d_kernel::conv2d(x, w, spec)?
+        4 if own_kernel(x) => {
+            let spec = super::conv2d_block::BlockSpec { conv: conv2d_spec(stride, padding, dilation, groups), relu, pool: None };
+            super::conv2d_block::conv2d_block(x, w, bias, spec)
         }
-        _ => return activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?),
-    };
-    match bias {
-        Some(bias) => super::act_kernel::bias_act(&y, bias, relu),
-        None => activate(y),
+        _ => activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?),
     }
+}
+
+fn conv2d_spec(stride: &[usize], padding: &[(usize, usize)], dilation: &[usize], groups: usize) -> super::conv2d_kernel::Conv2dSpec {
+    super::conv2d_kernel::Conv2dSpec {
+        stride: [stride[0], stride[1]],
+        padding: [padding[0], padding[1]],
+        dilation: [dilation[0], dilation[1]],
+        groups,
+    }
+}
+
+/// [`conv_act`], then a max pool whose windows tile its input (`pool`: the
+/// window, also the stride; no padding): on the CPU a 2-D block is one op
+/// (`conv2d_block`), which never writes the convolution's full output.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_block(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+    relu: bool,
+    pool: &[usize],
+) -> Result<Tensor> {
+    if own_kernel(x) && x.rank() == 4 && pool.len() == 2 {
+        let spec =
+            super::conv2d_block::BlockSpec { conv: conv2d_spec(stride, padding, dilation, groups), relu, pool: Some([pool[0], pool[1]]) };
+        return super::conv2d_block::conv2d_block(x, w, bias, spec);
+    }
+    let y = conv_act(x, w, bias, stride, padding, dilation, groups, relu)?;
+    max_pool(&y, pool, pool, &vec![0; pool.len()])
 }
 
 /// Adds a per-channel bias `[C]` to `[B, C, *spatial]`.
