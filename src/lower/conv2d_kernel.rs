@@ -111,6 +111,12 @@ pub(super) trait Num:
         unreachable!("only called where has_segments() holds")
     }
 
+    /// `dst = Σ_s a_s·B_sᵀ`, `dst` row-major `m × offsets.len()`, each `a_s`
+    /// `m` rows of `k` (row stride `k`), B_s's row `j` at `b_s[offsets[j]..][..k]`.
+    fn own_matmul_t_offsets(_dst: &mut [Self], _m: usize, _a: &[&[Self]], _b: &[&[Self]], _offsets: &[usize], _k: usize) {
+        unreachable!("only called where has_segments() holds")
+    }
+
     /// `dst (+)= A·b`, A's row `i` at `a[a_offsets[i]..][..k]`, `b` row-major
     /// `k × n`, `dst` row-major `a_offsets.len() × n`.
     fn own_matmul_a_offsets(_dst: &mut [Self], _n: usize, _a: &[Self], _a_offsets: &[usize], _k: usize, _b: &[Self], _accumulate: bool) {
@@ -157,6 +163,11 @@ impl Num for f32 {
     fn own_matmul_offsets(dst: &mut [f32], m: usize, n: usize, a: &[f32], b: &[f32], offsets: &[usize]) {
         let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
         super::avx512_gemm::matmul_offsets(dst, a, offsets.len(), 1, offsets, b, false);
+    }
+
+    fn own_matmul_t_offsets(dst: &mut [f32], m: usize, a: &[&[f32]], b: &[&[f32]], offsets: &[usize], k: usize) {
+        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: offsets.len(), ld: offsets.len() };
+        super::avx512_gemm::matmul_t_offsets(dst, a, k, k, b, offsets, false);
     }
 
     fn own_matmul_a_offsets(dst: &mut [f32], n: usize, a: &[f32], a_offsets: &[usize], k: usize, b: &[f32], accumulate: bool) {
@@ -565,6 +576,35 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     let mut partials = vec![T::default(); chunks * w_len];
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
         let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
+        if implicit_applies::<T>(d, s) && !samples.is_empty() && d.cout < 32 {
+            // Fewer output channels than the outer-product tile is wide:
+            // gw[co, tap] = Σ over the chunk's samples and the padded grid of
+            // gy (laid on that grid, zero off it) times the tap's shifted
+            // view of the padded input, as dot products summed over the
+            // samples before one reduction.
+            let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
+            let (plane, laid_len) = (d.cin * g.hp * g.wp, d.cout * g.n);
+            let nb = samples.len();
+            with_scratch(nb * (plane + laid_len), |buf| {
+                let (inputs, laid) = buf.split_at_mut(nb * plane);
+                for (i, b) in samples.clone().enumerate() {
+                    let input = &mut inputs[i * plane..(i + 1) * plane];
+                    pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
+                    for (c, row) in laid[i * laid_len..(i + 1) * laid_len].chunks_exact_mut(g.n).enumerate() {
+                        for r in 0..d.ho {
+                            let src = ((b * d.cout + c) * d.ho + r) * d.wo;
+                            let dst = &mut row[r * g.wp..((r + 1) * g.wp).min(g.n)];
+                            dst[..d.wo].copy_from_slice(&gy[src..src + d.wo]);
+                            dst[d.wo..].fill(T::default());
+                        }
+                    }
+                }
+                let a: Vec<&[T]> = laid.chunks_exact(laid_len).collect();
+                let b: Vec<&[T]> = inputs.chunks_exact(plane).collect();
+                T::own_matmul_t_offsets(partial, d.cout, &a, &b, &g.offsets, g.n);
+            });
+            return;
+        }
         if implicit_applies::<T>(d, s) && !samples.is_empty() {
             // gwᵀ[tap, co] = Σ over the chunk's samples and the padded grid
             // of the tap's shifted view of the padded input times gyᵀ
@@ -764,10 +804,13 @@ mod tests {
     #[test]
     fn implicit_path_matches_the_im2col_path() {
         let dev = Device::Cpu;
-        for (pad, k) in [([(1, 1), (0, 1)], (3, 2)), ([(2, 2), (2, 2)], (5, 5)), ([(0, 0), (0, 0)], (1, 3))] {
+        // 5 output channels take the dot-product weight gradient, 33 the outer-product one.
+        let cases =
+            [([(1, 1), (0, 1)], (3, 2), 5), ([(2, 2), (2, 2)], (5, 5), 5), ([(0, 0), (0, 0)], (1, 3), 5), ([(2, 1), (1, 2)], (3, 3), 33)];
+        for (pad, k, cout) in cases {
             let spec = Conv2dSpec { stride: [1, 1], padding: pad, dilation: [1, 1], groups: 1 };
             let x64 = Tensor::randn(0f64, 1.0, (3, 4, 9, 7), &dev).unwrap();
-            let w64 = Tensor::randn(0f64, 1.0, (5, 4, k.0, k.1), &dev).unwrap();
+            let w64 = Tensor::randn(0f64, 1.0, (cout, 4, k.0, k.1), &dev).unwrap();
             let run = |dtype: DType| {
                 let x = Var::from_tensor(&x64.to_dtype(dtype).unwrap()).unwrap();
                 let w = Var::from_tensor(&w64.to_dtype(dtype).unwrap()).unwrap();
