@@ -1,14 +1,18 @@
-//! f32 matrix products with AVX-512 register tiles, for the convolution
-//! kernels' GEMMs on CPUs that have AVX-512 (checked at run time; the `gemm`
-//! crate, which has no AVX-512 code on stable Rust, serves the others).
+//! f32 matrix products and direct correlations with AVX-512 register tiles,
+//! for the convolution kernels on CPUs that have AVX-512 (checked at run
+//! time; the `gemm` crate, which has no AVX-512 code on stable Rust, serves
+//! the others).
 //!
-//! Two shapes cover the 2-D convolution: `C (+)= A·B` with B's rows
-//! contiguous (forward: W·col; input gradient: Wᵀ·grad), an outer-product
-//! tile of 8 rows × 32 columns that reads B in place without packing it; and
-//! `C (+)= A·Bᵀ` with A's and B's rows contiguous along the sum (weight
-//! gradient: grad·colᵀ), a dot-product tile of 4 × 4 reduced at the end.
-//! Every element is summed over k in order within a tile, so results depend
-//! on the shapes alone, never on threads.
+//! Three shapes: `C (+)= A·B` with B's rows contiguous (the im2col path's
+//! W·col and Wᵀ·grad), an outer-product tile of 8 rows × 32 columns that
+//! reads B in place without packing it; `C (+)= A·Bᵀ` with A's and B's rows
+//! contiguous along the sum (the im2col path's grad·colᵀ), a dot-product
+//! tile of 4 × 4 reduced at the end; and the direct correlation of padded
+//! planes with a kernel laid channels last (`direct_rows`), tiles of up to
+//! 12 positions × 32 channels with each input value broadcast from its
+//! place, which computes only the wanted positions. Every element is summed
+//! in order within a tile, so results depend on the shapes alone, never on
+//! threads.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -61,27 +65,6 @@ pub fn matmul_offsets(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, offsets: &[
     // columns < n (masked loads and stores fault on no masked-off lane).
     let a_offs: Vec<usize> = (0..m).map(|i| i * a_rs).collect();
     unsafe { outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), &a_offs, a_cs, b.as_ptr(), offsets.as_ptr(), accumulate) }
-}
-
-/// `C (+)= A·B` with A's row `i` at `a[a_offsets[i]..][..k]` (m =
-/// a_offsets.len()) and `b[k, j] = b[k·ldb + j]`: the weight gradient of the
-/// implicit GEMM, whose rows are shifted views of a padded input.
-pub fn matmul_a_offsets(dst: Dst, a: &[f32], a_offsets: &[usize], k: usize, b: &[f32], ldb: usize, accumulate: bool) {
-    let (m, n) = (dst.rows, dst.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
-    assert!(a_offsets.len() == m && dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
-    if k > 0 {
-        assert!(a_offsets.iter().all(|&o| o + k <= a.len()) && b.len() >= (k - 1) * ldb + n, "operands too short");
-    }
-    let b_offs: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `matmul_offsets`, with A's rows checked above.
-    unsafe {
-        outer_tiles(dst.data.as_mut_ptr(), dst.ld, m, n, k, a.as_ptr(), a_offsets, 1, b.as_ptr(), b_offs.as_ptr(), accumulate)
-    }
 }
 
 /// `C (+)= A·Bᵀ`: `a[i, k] = a[i·lda + k]`, `b[j, k] = b[j·ldb + k]` (both
@@ -295,6 +278,130 @@ unsafe fn dot_tile(
     }
 }
 
+/// Direct correlation over a padded input, channels last:
+/// `out[(oh·wo + ow)·ldo + j] = Σ_t x[oh·wp + ow + offs[t]] · w[t·ldw + j]`
+/// for `oh < ho`, `ow < wo`, `j < n` (`+=` when `accumulate`). Only the `ho × wo` wanted positions are
+/// computed (the padded-grid products also compute the `wp − wo` columns
+/// between rows), in register tiles of up to 12 positions of one output row
+/// × 32 channels, or 24 × 16 when 16 or fewer channels remain. Panics if an
+/// operand is too short; callers check [`available`] first.
+#[allow(clippy::too_many_arguments)]
+pub fn direct_rows(
+    out: &mut [f32],
+    ldo: usize,
+    ho: usize,
+    wo: usize,
+    wp: usize,
+    x: &[f32],
+    offs: &[usize],
+    w: &[f32],
+    ldw: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    if ho == 0 || wo == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(wo <= wp && n <= ldo && out.len() >= (ho * wo - 1) * ldo + n, "destination too short");
+    if let Some(&last) = offs.iter().max() {
+        assert!(last + (ho - 1) * wp + wo <= x.len() && n <= ldw && w.len() >= (offs.len() - 1) * ldw + n, "operands too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present (asserted); tile positions stay below
+    // (ho, wo) and channels below n (masked), which the asserts bound.
+    unsafe {
+        direct_impl(out.as_mut_ptr(), ldo, ho, wo, wp, x.as_ptr(), offs, w.as_ptr(), ldw, n, accumulate)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_impl(
+    out: *mut f32,
+    ldo: usize,
+    ho: usize,
+    wo: usize,
+    wp: usize,
+    x: *const f32,
+    offs: &[usize],
+    w: *const f32,
+    ldw: usize,
+    n: usize,
+    acc: bool,
+) {
+    macro_rules! tile {
+        ($v:literal, $r:expr, ($o:expr, $xp:expr, $wj:expr, $m:expr), $($k:literal)*) => {
+            match $r {
+                $($k => unsafe { direct_tile::<$k, $v>($o, ldo, $xp, offs, $wj, ldw, $m, acc) },)*
+                _ => unreachable!("tile rows are 1..=24"),
+            }
+        };
+    }
+    let mut j = 0;
+    while j < n {
+        let width = (n - j).min(32);
+        let masks = [lane_mask(width), lane_mask(width.saturating_sub(16))];
+        let two = width > 16;
+        let rmax = if two { 12 } else { 24 };
+        // Near-equal tiles across the row: 14 columns run as 7 + 7, not 12 + 2.
+        let tiles = wo.div_ceil(rmax);
+        for oh in 0..ho {
+            let mut ow = 0;
+            for t in 0..tiles {
+                let r = (wo - ow).div_ceil(tiles - t);
+                let (o, xp) = unsafe { (out.add((oh * wo + ow) * ldo + j), x.add(oh * wp + ow)) };
+                let wj = unsafe { w.add(j) };
+                if two {
+                    tile!(2, r, (o, xp, wj, masks), 1 2 3 4 5 6 7 8 9 10 11 12);
+                } else {
+                    tile!(1, r, (o, xp, wj, masks), 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+                }
+                ow += r;
+            }
+        }
+        j += width;
+    }
+}
+
+/// R positions (consecutive in one output row) × V vectors of channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn direct_tile<const R: usize, const V: usize>(
+    out: *mut f32,
+    ldo: usize,
+    x: *const f32,
+    offs: &[usize],
+    w: *const f32,
+    ldw: usize,
+    masks: [__mmask16; 2],
+    accumulate: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    let mut wr = w;
+    for &off in offs {
+        let p = unsafe { x.add(off) };
+        let b: [__m512; V] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], wr.add(16 * v)) });
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(unsafe { *p.add(r) });
+            for v in 0..V {
+                acc_r[v] = _mm512_fmadd_ps(a, b[v], acc_r[v]);
+            }
+        }
+        wr = unsafe { wr.add(ldw) };
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for v in 0..V {
+            let o = unsafe { out.add(r * ldo + 16 * v) };
+            let sum = if accumulate { _mm512_add_ps(acc_r[v], unsafe { _mm512_maskz_loadu_ps(masks[v], o) }) } else { acc_r[v] };
+            unsafe { _mm512_mask_storeu_ps(o, masks[v], sum) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,13 +451,21 @@ mod tests {
             let mut c = start.clone();
             matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
             close(&c, &want_long, ld, m, n);
-            // A's rows at offsets (here every other row of a_long's), B rows of stride n + 2.
-            if k > 0 {
-                let rows: Vec<usize> = (0..m).map(|i| i * (k + 1)).collect();
-                let want = reference(m, n, k, |i, kk| a_long[i * (k + 1) + kk], |kk, j| b[kk * (n + 2) + j]);
-                let mut c = start.clone();
-                matmul_a_offsets(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, &rows, k, &b, n + 2, false);
-                close(&c, &want, ld, m, n);
+            // Direct correlation rows: k taps at scattered offsets, m × 3 positions (rows of 3 on a grid 5 wide), n channels.
+            // Rows of 3, 14 (two tiles of 7 at 32 channels) and 29 (two or three tiles).
+            for wo in [3, 14, 29] {
+                if k == 0 {
+                    break;
+                }
+                let (ho, wp) = (m.min(40), wo + 2);
+                let offs: Vec<usize> = (0..k).map(|t| (t * 7) % 23).collect();
+                let x: Vec<f32> = (0..23 + ho * wp).map(|_| rng.normal() as f32).collect();
+                let want = reference(ho * wo, n, k, |pos, t| x[(pos / wo) * wp + pos % wo + offs[t]], |t, j| b[t * (n + 2) + j]);
+                let mut c = vec![0.0; ho * wo * ld];
+                direct_rows(&mut c, ld, ho, wo, wp, &x, &offs, &b, n + 2, n, false);
+                close(&c, &want, ld, ho * wo, n);
+                direct_rows(&mut c, ld, ho, wo, wp, &x, &offs, &b, n + 2, n, true);
+                close(&c, &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), ld, ho * wo, n);
             }
             // Three segments: the same product three times, added to C.
             let mut c = start.clone();

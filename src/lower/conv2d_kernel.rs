@@ -1,8 +1,11 @@
 //! 2-D convolution for the CPU, as Candle custom ops: forward, input gradient
-//! and weight gradient, each an im2col (or its adjoint, col2im) into a
-//! thread-local buffer that is reused from call to call, and one GEMM per
-//! sample and group: for f32 on AVX-512 CPUs our own register-tiled kernels
-//! (`avx512_gemm`), elsewhere the `gemm` crate, which Candle's matmul uses.
+//! and weight gradient. For f32 on AVX-512 CPUs with stride 1, one group
+//! and padding below the kernel size (the common layers), a direct
+//! correlation over zero-padded copies of each sample (see
+//! `implicit_applies`); otherwise an im2col (or its adjoint, col2im) into a
+//! thread-local buffer that is reused from call to call and one GEMM per
+//! sample and group, by our register-tiled kernels (`avx512_gemm`) where
+//! they apply, else the `gemm` crate, which Candle's matmul uses.
 //!
 //! Parallel over the batch with rayon's global pool; each GEMM runs on one
 //! thread. The forward pass and the input gradient write disjoint samples. The
@@ -105,21 +108,20 @@ pub(super) trait Num:
         unreachable!("only called where has_segments() holds")
     }
 
-    /// `dst = a·B`, `a` row-major `m × offsets.len()`, B's row `t` at
-    /// `b[offsets[t]..][..n]` (the implicit im2col).
-    fn own_matmul_offsets(_dst: &mut [Self], _m: usize, _n: usize, _a: &[Self], _b: &[Self], _offsets: &[usize]) {
-        unreachable!("only called where has_segments() holds")
-    }
-
-    /// `dst = Σ_s a_s·B_sᵀ`, `dst` row-major `m × offsets.len()`, each `a_s`
-    /// `m` rows of `k` (row stride `k`), B_s's row `j` at `b_s[offsets[j]..][..k]`.
-    fn own_matmul_t_offsets(_dst: &mut [Self], _m: usize, _a: &[&[Self]], _b: &[&[Self]], _offsets: &[usize], _k: usize) {
-        unreachable!("only called where has_segments() holds")
-    }
-
-    /// `dst (+)= A·b`, A's row `i` at `a[a_offsets[i]..][..k]`, `b` row-major
-    /// `k × n`, `dst` row-major `a_offsets.len() × n`.
-    fn own_matmul_a_offsets(_dst: &mut [Self], _n: usize, _a: &[Self], _a_offsets: &[usize], _k: usize, _b: &[Self], _accumulate: bool) {
+    /// `dst[(oh·wo + ow)·n + j] (+)= Σ_t x[oh·wp + ow + offsets[t]] · wt[t·n + j]`:
+    /// the correlation of padded planes `x` with a kernel laid channels last.
+    #[allow(clippy::too_many_arguments)]
+    fn own_direct_rows(
+        _dst: &mut [Self],
+        _ho: usize,
+        _wo: usize,
+        _wp: usize,
+        _x: &[Self],
+        _offsets: &[usize],
+        _wt: &[Self],
+        _n: usize,
+        _accumulate: bool,
+    ) {
         unreachable!("only called where has_segments() holds")
     }
 }
@@ -160,19 +162,19 @@ impl Num for f32 {
         super::avx512_gemm::matmul_rows_t_segments(dst, a, k, k, b, k, false);
     }
 
-    fn own_matmul_offsets(dst: &mut [f32], m: usize, n: usize, a: &[f32], b: &[f32], offsets: &[usize]) {
-        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
-        super::avx512_gemm::matmul_offsets(dst, a, offsets.len(), 1, offsets, b, false);
-    }
-
-    fn own_matmul_t_offsets(dst: &mut [f32], m: usize, a: &[&[f32]], b: &[&[f32]], offsets: &[usize], k: usize) {
-        let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: offsets.len(), ld: offsets.len() };
-        super::avx512_gemm::matmul_t_offsets(dst, a, k, k, b, offsets, false);
-    }
-
-    fn own_matmul_a_offsets(dst: &mut [f32], n: usize, a: &[f32], a_offsets: &[usize], k: usize, b: &[f32], accumulate: bool) {
-        let dst = super::avx512_gemm::Dst { data: dst, rows: a_offsets.len(), cols: n, ld: n };
-        super::avx512_gemm::matmul_a_offsets(dst, a, a_offsets, k, b, n, accumulate);
+    #[allow(clippy::too_many_arguments)]
+    fn own_direct_rows(
+        dst: &mut [f32],
+        ho: usize,
+        wo: usize,
+        wp: usize,
+        x: &[f32],
+        offsets: &[usize],
+        wt: &[f32],
+        n: usize,
+        accumulate: bool,
+    ) {
+        super::avx512_gemm::direct_rows(dst, n, ho, wo, wp, x, offsets, wt, n, n, accumulate);
     }
 }
 impl Num for f64 {
@@ -327,14 +329,15 @@ fn is_pointwise(d: &Dims, s: &Conv2dSpec) -> bool {
     d.kh == 1 && d.kw == 1 && s.stride == [1, 1] && s.padding == [(0, 0), (0, 0)]
 }
 
-/// The implicit-GEMM path (f32 on AVX-512; stride 1, no dilation, one group,
-/// padding below the kernel size): each sample is copied once into a
-/// zero-padded plane of width `wp`, and tap `(c, jh, jw)`'s row of the
-/// im2col matrix is that buffer read from `c·hp·wp + jh·wp + jw` on: the
-/// products read shifted views in place, computing `(ho − 1)·wp + wo`
-/// outputs on the padded grid of which those with `ow < wo` are kept. No
-/// im2col copy, and no col2im: the input gradient is the same product on the
-/// padded output gradient with the kernel transposed and flipped.
+/// The implicit path (f32 on AVX-512; stride 1, no dilation, one group,
+/// padding below the kernel size): each sample is copied once into
+/// zero-padded planes of width `wp`, and tap `(c, jh, jw)` reads them from
+/// `c·hp·wp + jh·wp + jw` on, in place: no im2col copy. The forward pass and
+/// the input gradient are direct correlations (register tiles of positions
+/// of one output row × channels, `avx512_gemm::direct_rows`), the input
+/// gradient on the padded output gradient with the kernel transposed and
+/// flipped (no col2im); the weight gradient is the same kernel with the
+/// padded input as the image and gy as the kernel.
 fn implicit_applies<T: Num>(d: &Dims, s: &Conv2dSpec) -> bool {
     let pad_fits = |axis: usize, k: usize| s.padding[axis].0 < k && s.padding[axis].1 < k;
     T::has_segments()
@@ -347,18 +350,15 @@ fn implicit_applies<T: Num>(d: &Dims, s: &Conv2dSpec) -> bool {
         && d.wo > 0
 }
 
-/// The padded grid of one problem: plane `hp × wp`, `n` computed outputs,
-/// and each tap's offset.
+/// The padded planes of one problem, `hp × wp`, and each tap's offset in them.
 struct Grid {
     hp: usize,
     wp: usize,
-    n: usize,
     offsets: Vec<usize>,
 }
 
 fn grid(channels: usize, h: usize, w: usize, kh: usize, kw: usize, pad: [(usize, usize); 2]) -> Grid {
     let (hp, wp) = (h + pad[0].0 + pad[0].1, w + pad[1].0 + pad[1].1);
-    let (ho, wo) = (hp + 1 - kh, wp + 1 - kw);
     let mut offsets = Vec::with_capacity(channels * kh * kw);
     for c in 0..channels {
         for jh in 0..kh {
@@ -367,7 +367,7 @@ fn grid(channels: usize, h: usize, w: usize, kh: usize, kw: usize, pad: [(usize,
             }
         }
     }
-    Grid { hp, wp, n: (ho - 1) * wp + wo, offsets }
+    Grid { hp, wp, offsets }
 }
 
 /// `x [C, h, w]` into `out [C, hp, wp]` at `(top, left)`, zeros around.
@@ -401,7 +401,10 @@ impl<T> Rows<'_, T> {
 
 /// Correlation of `x [B, cin, h, w]` with `w [cout, cin·kh·kw]` row-major,
 /// padded by `pad`, stride 1, sample by sample in parallel: `sink(out_i,
-/// rows)` receives the `i`-th item of `outs` with sample `i`'s result. The
+/// rows)` receives the `i`-th item of `outs` with sample `i`'s result. Each
+/// sample is copied once into zero-padded planes and correlated there with
+/// the kernel laid channels last, by register tiles of positions × output
+/// channels (`avx512_gemm::direct_rows`), then turned channels first. The
 /// sink runs while this thread's scratch buffer is borrowed: it must not use
 /// it, nor re-enter rayon.
 #[allow(clippy::too_many_arguments)]
@@ -419,14 +422,26 @@ fn correlate_implicit_each<T: Num, O: Send>(
     sink: impl Fn(O, &Rows<T>) + Sync,
 ) {
     let g = grid(cin, h, wd, kh, kw, pad);
-    let wo = g.wp + 1 - kw;
-    let plane = cin * g.hp * g.wp;
+    let (ho, wo) = (g.hp + 1 - kh, g.wp + 1 - kw);
+    let (plane, p, taps) = (cin * g.hp * g.wp, ho * wo, cin * kh * kw);
+    let mut wt = vec![T::default(); taps * cout];
+    for (co, row) in w.chunks_exact(taps).take(cout).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            wt[t * cout + co] = v;
+        }
+    }
     outs.enumerate().for_each(|(i, o)| {
-        with_scratch(plane + cout * g.n, |buf| {
-            let (padded, out) = buf.split_at_mut(plane);
+        with_scratch(plane + 2 * cout * p, |buf| {
+            let (padded, rest) = buf.split_at_mut(plane);
+            let (by_position, by_channel) = rest.split_at_mut(cout * p);
             pad_planes(&x[i * cin * h * wd..(i + 1) * cin * h * wd], cin, h, wd, pad[0].0, pad[1].0, &g, padded);
-            T::own_matmul_offsets(out, cout, g.n, w, padded, &g.offsets);
-            sink(o, &Rows { data: out, channel: g.n, row: g.wp, wo });
+            T::own_direct_rows(by_position, ho, wo, g.wp, padded, &g.offsets, &wt, cout, false);
+            for (q, channels) in by_position.chunks_exact(cout).enumerate() {
+                for (c, &v) in channels.iter().enumerate() {
+                    by_channel[c * p + q] = v;
+                }
+            }
+            sink(o, &Rows { data: by_channel, channel: p, row: wo, wo });
         })
     });
 }
@@ -576,57 +591,29 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     let mut partials = vec![T::default(); chunks * w_len];
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
         let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
-        if implicit_applies::<T>(d, s) && !samples.is_empty() && d.cout < 32 {
-            // Fewer output channels than the outer-product tile is wide:
-            // gw[co, tap] = Σ over the chunk's samples and the padded grid of
-            // gy (laid on that grid, zero off it) times the tap's shifted
-            // view of the padded input, as dot products summed over the
-            // samples before one reduction.
-            let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
-            let (plane, laid_len) = (d.cin * g.hp * g.wp, d.cout * g.n);
-            let nb = samples.len();
-            with_scratch(nb * (plane + laid_len), |buf| {
-                let (inputs, laid) = buf.split_at_mut(nb * plane);
-                for (i, b) in samples.clone().enumerate() {
-                    let input = &mut inputs[i * plane..(i + 1) * plane];
-                    pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
-                    for (c, row) in laid[i * laid_len..(i + 1) * laid_len].chunks_exact_mut(g.n).enumerate() {
-                        for r in 0..d.ho {
-                            let src = ((b * d.cout + c) * d.ho + r) * d.wo;
-                            let dst = &mut row[r * g.wp..((r + 1) * g.wp).min(g.n)];
-                            dst[..d.wo].copy_from_slice(&gy[src..src + d.wo]);
-                            dst[d.wo..].fill(T::default());
-                        }
-                    }
-                }
-                let a: Vec<&[T]> = laid.chunks_exact(laid_len).collect();
-                let b: Vec<&[T]> = inputs.chunks_exact(plane).collect();
-                T::own_matmul_t_offsets(partial, d.cout, &a, &b, &g.offsets, g.n);
-            });
-            return;
-        }
         if implicit_applies::<T>(d, s) && !samples.is_empty() {
-            // gwᵀ[tap, co] = Σ over the chunk's samples and the padded grid
-            // of the tap's shifted view of the padded input times gyᵀ
-            // (re-laid on that grid, zero off it): an outer-product GEMM whose
-            // A rows are the shifted views, accumulated sample by sample.
+            // gw[co, ci, jh, jw] = Σ over the chunk's samples and the output
+            // positions (oh, ow) of gy[co, oh, ow] · x_padded[ci, oh + jh, ow + jw]:
+            // per input channel, a correlation of the padded plane with gy
+            // as the kernel (its positions the taps, channels last), whose
+            // kh × kw outputs are the weights; accumulated sample by sample.
             let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
-            let plane = d.cin * g.hp * g.wp;
-            with_scratch(plane + g.n * d.cout + taps * d.cout, |buf| {
+            let (plane, p) = (d.cin * g.hp * g.wp, d.positions());
+            let positions: Vec<usize> = (0..d.ho).flat_map(|oh| (0..d.wo).map(move |ow| oh * g.wp + ow)).collect();
+            with_scratch(plane + p * d.cout + taps * d.cout, |buf| {
                 let (input, rest) = buf.split_at_mut(plane);
-                let (laid, gw_t) = rest.split_at_mut(g.n * d.cout);
+                let (gy_t, gw_t) = rest.split_at_mut(p * d.cout);
                 for (i, b) in samples.clone().enumerate() {
                     pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
-                    laid.fill(T::default());
-                    for c in 0..d.cout {
-                        for r in 0..d.ho {
-                            let src = ((b * d.cout + c) * d.ho + r) * d.wo;
-                            for (ow, &v) in gy[src..src + d.wo].iter().enumerate() {
-                                laid[(r * g.wp + ow) * d.cout + c] = v;
-                            }
+                    for (c, row) in gy[b * d.cout * p..(b + 1) * d.cout * p].chunks_exact(p).enumerate() {
+                        for (q, &v) in row.iter().enumerate() {
+                            gy_t[q * d.cout + c] = v;
                         }
                     }
-                    T::own_matmul_a_offsets(gw_t, d.cout, input, &g.offsets, g.n, laid, i > 0);
+                    for ci in 0..d.cin {
+                        let dst = &mut gw_t[ci * d.kh * d.kw * d.cout..(ci + 1) * d.kh * d.kw * d.cout];
+                        T::own_direct_rows(dst, d.kh, d.kw, g.wp, &input[ci * g.hp * g.wp..], &positions, gy_t, d.cout, i > 0);
+                    }
                 }
                 for (t, row) in gw_t.chunks_exact(d.cout).enumerate() {
                     for (c, &v) in row.iter().enumerate() {
