@@ -20,26 +20,44 @@ struct MeanRatioGrad {
     upstream: f64,
 }
 
-/// Per row: `(Qh, hᵀh, ρ)`.
-fn row_terms<T: WithDType>(h: &[T], q: &[T], taps: usize, qh: &mut [f64]) -> (f64, f64) {
-    let mut energy = 0.0;
-    for (i, out) in qh.iter_mut().enumerate() {
-        let row = &q[i * taps..(i + 1) * taps];
-        *out = row.iter().zip(h).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
-        energy += h[i].to_f64() * h[i].to_f64();
+/// Q transposed, in f64: Q's column `j` is row `j` here, so `Qh` is a sum
+/// of scaled rows, which vectorizes (a row-times-h dot product in f64 does
+/// not: its sum keeps its order).
+fn transposed_f64<T: WithDType>(q: &[T], taps: usize) -> Vec<f64> {
+    let mut qt = vec![0.0; taps * taps];
+    for (i, row) in q.chunks_exact(taps).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            qt[j * taps + i] = v.to_f64();
+        }
     }
-    let energy = energy + 1e-30;
-    let stop: f64 = qh.iter().zip(h).map(|(a, b)| a * b.to_f64()).sum();
+    qt
+}
+
+/// For one kernel `h`: `hf = h` in f64, `qh = Qh`; returns `(hᵀh, ρ)`.
+fn row_terms<T: WithDType>(h: &[T], qt: &[f64], hf: &mut [f64], qh: &mut [f64]) -> (f64, f64) {
+    let taps = hf.len();
+    for (d, &v) in hf.iter_mut().zip(h) {
+        *d = v.to_f64();
+    }
+    qh.fill(0.0);
+    for (column, &hj) in qt.chunks_exact(taps).zip(hf.iter()) {
+        for (o, &c) in qh.iter_mut().zip(column) {
+            *o += c * hj;
+        }
+    }
+    let energy = hf.iter().map(|v| v * v).sum::<f64>() + 1e-30;
+    let stop: f64 = qh.iter().zip(hf.iter()).map(|(a, b)| a * b).sum();
     (energy, stop / energy)
 }
 
 fn mean_ratio<T: WithDType>(w: &[T], q: &[T], taps: usize, tol: Option<f64>) -> f64 {
-    let mut qh = vec![0.0; taps];
+    let qt = transposed_f64(q, taps);
+    let (mut hf, mut qh) = (vec![0.0; taps], vec![0.0; taps]);
     let rows = w.len() / taps;
     let total: f64 = w
         .chunks_exact(taps)
         .map(|h| {
-            let (_, rho) = row_terms(h, q, taps, &mut qh);
+            let (_, rho) = row_terms(h, &qt, &mut hf, &mut qh);
             match tol {
                 Some(t) => (rho - t).max(0.0),
                 None => rho,
@@ -50,16 +68,17 @@ fn mean_ratio<T: WithDType>(w: &[T], q: &[T], taps: usize, tol: Option<f64>) -> 
 }
 
 fn mean_ratio_grad<T: WithDType>(w: &[T], q: &[T], taps: usize, tol: Option<f64>, upstream: f64) -> Vec<T> {
-    let mut qh = vec![0.0; taps];
+    let qt = transposed_f64(q, taps);
+    let (mut hf, mut qh) = (vec![0.0; taps], vec![0.0; taps]);
     let rows = w.len() / taps;
     let scale = upstream / rows.max(1) as f64;
     let mut grad = Vec::with_capacity(w.len());
     for h in w.chunks_exact(taps) {
-        let (energy, rho) = row_terms(h, q, taps, &mut qh);
+        let (energy, rho) = row_terms(h, &qt, &mut hf, &mut qh);
         // The hinge passes no gradient where ρ ≤ tol (as relu's at 0).
         let active = tol.is_none_or(|t| rho > t);
-        for (a, b) in qh.iter().zip(h) {
-            let g = if active { scale * 2.0 * (a - rho * b.to_f64()) / energy } else { 0.0 };
+        for (a, b) in qh.iter().zip(&hf) {
+            let g = if active { scale * 2.0 * (a - rho * b) / energy } else { 0.0 };
             grad.push(T::from_f64(g));
         }
     }
@@ -103,7 +122,8 @@ impl CustomOp2 for MeanRatioGrad {
 
 /// Mean over the kernels (rows of `taps = Q.dim(0)` values) of `w` of their
 /// stopband energy ratio, or of its excess over `tol`; a scalar with its
-/// gradient in `w` (Q is a constant).
+/// gradient in `w` (Q is a constant, and symmetric as every stopband
+/// operator is: the gradient is written 2Qh).
 pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
     let taps = q.dim(0)?;
     if taps == 0 || !w.elem_count().is_multiple_of(taps) {
