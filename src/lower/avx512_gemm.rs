@@ -278,6 +278,58 @@ unsafe fn dot_tile(
     }
 }
 
+/// `dst[c·rows + r] = src[r·cols + c]`: the transpose of the row-major
+/// `rows × cols` matrix `src`, by 16 × 16 blocks in registers (the edges
+/// element by element). Panics if a slice is too short; callers check
+/// [`available`] first.
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512");
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose operands too short");
+    let (rows16, cols16) = (rows / 16 * 16, cols / 16 * 16);
+    #[cfg(target_arch = "x86_64")]
+    for r in (0..rows16).step_by(16) {
+        for c in (0..cols16).step_by(16) {
+            // SAFETY: AVX-512F is present; the block's 16 rows of 16 lie
+            // inside both matrices (r + 16 ≤ rows, c + 16 ≤ cols).
+            unsafe { transpose_block(src.as_ptr().add(r * cols + c), cols, dst.as_mut_ptr().add(c * rows + r), rows) };
+        }
+    }
+    for r in 0..rows {
+        let first = if r < rows16 { cols16 } else { 0 };
+        for c in first..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
+/// One 16 × 16 block: rows of `src` (stride `lds`) become rows of `dst`
+/// (stride `ldd`) by three rounds of shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * lds)) });
+    // Pairs of rows interleaved, then pairs of pairs: each 128-bit lane of
+    // u[4i + j] holds column (lane·4 + j) of rows 4i..4i + 4.
+    let t: [__m512; 16] =
+        std::array::from_fn(|i| if i % 2 == 0 { _mm512_unpacklo_ps(r[i], r[i + 1]) } else { _mm512_unpackhi_ps(r[i - 1], r[i]) });
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (base, j) = (i / 4 * 4, i % 4);
+        let (a, b) = (t[base + j / 2], t[base + 2 + j / 2]);
+        if j % 2 == 0 { _mm512_shuffle_ps::<0x44>(a, b) } else { _mm512_shuffle_ps::<0xEE>(a, b) }
+    });
+    // 128-bit lanes regrouped across the four groups of rows.
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let (half, j) = (i / 8, i % 8);
+        let (a, b) = (u[half * 8 + j % 4], u[half * 8 + 4 + j % 4]);
+        if j < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+    });
+    for i in 0..16 {
+        let (a, b) = (v[i % 8], v[8 + i % 8]);
+        let out = if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) };
+        unsafe { _mm512_storeu_ps(dst.add(i * ldd), out) };
+    }
+}
+
 /// Direct correlation over a padded input, channels last:
 /// `out[(oh·wo + ow)·ldo + j] = Σ_t x[oh·wp + ow + offs[t]] · w[t·ldw + j]`
 /// for `oh < ho`, `ow < wo`, `j < n` (`+=` when `accumulate`). Only the `ho × wo` wanted positions are
@@ -466,6 +518,14 @@ mod tests {
                 close(&c, &want, ld, ho * wo, n);
                 direct_rows(&mut c, ld, ho, wo, wp, &x, &offs, &b, n + 2, n, true);
                 close(&c, &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), ld, ho * wo, n);
+            }
+            // Transpose of the m × n A·B-sized matrix `start` (16 × 16 blocks and edges).
+            let mut t = vec![0f32; m * ld];
+            transpose(&start, m, ld, &mut t);
+            for i in 0..m {
+                for j in 0..ld {
+                    assert_eq!(t[j * m + i], start[i * ld + j], "transpose ({i}, {j}) of {m} × {ld}");
+                }
             }
             // Three segments: the same product three times, added to C.
             let mut c = start.clone();

@@ -108,6 +108,15 @@ pub(super) trait Num:
         unreachable!("only called where has_segments() holds")
     }
 
+    /// `dst[c·rows + r] = src[r·cols + c]`.
+    fn transpose(src: &[Self], rows: usize, cols: usize, dst: &mut [Self]) {
+        for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst[c * rows + r] = v;
+            }
+        }
+    }
+
     /// `dst[(oh·wo + ow)·n + j] (+)= Σ_t x[oh·wp + ow + offsets[t]] · wt[t·n + j]`:
     /// the correlation of padded planes `x` with a kernel laid channels last.
     #[allow(clippy::too_many_arguments)]
@@ -160,6 +169,17 @@ impl Num for f32 {
     fn own_matmul_t_segments(dst: &mut [f32], m: usize, n: usize, a: &[&[f32]], b: &[&[f32]], k: usize) {
         let dst = super::avx512_gemm::Dst { data: dst, rows: m, cols: n, ld: n };
         super::avx512_gemm::matmul_rows_t_segments(dst, a, k, k, b, k, false);
+    }
+
+    fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+        if super::avx512_gemm::available() {
+            return super::avx512_gemm::transpose(src, rows, cols, dst);
+        }
+        for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst[c * rows + r] = v;
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -425,22 +445,14 @@ fn correlate_implicit_each<T: Num, O: Send>(
     let (ho, wo) = (g.hp + 1 - kh, g.wp + 1 - kw);
     let (plane, p, taps) = (cin * g.hp * g.wp, ho * wo, cin * kh * kw);
     let mut wt = vec![T::default(); taps * cout];
-    for (co, row) in w.chunks_exact(taps).take(cout).enumerate() {
-        for (t, &v) in row.iter().enumerate() {
-            wt[t * cout + co] = v;
-        }
-    }
+    T::transpose(&w[..cout * taps], cout, taps, &mut wt);
     outs.enumerate().for_each(|(i, o)| {
         with_scratch(plane + 2 * cout * p, |buf| {
             let (padded, rest) = buf.split_at_mut(plane);
             let (by_position, by_channel) = rest.split_at_mut(cout * p);
             pad_planes(&x[i * cin * h * wd..(i + 1) * cin * h * wd], cin, h, wd, pad[0].0, pad[1].0, &g, padded);
             T::own_direct_rows(by_position, ho, wo, g.wp, padded, &g.offsets, &wt, cout, false);
-            for (q, channels) in by_position.chunks_exact(cout).enumerate() {
-                for (c, &v) in channels.iter().enumerate() {
-                    by_channel[c * p + q] = v;
-                }
-            }
+            T::transpose(by_position, p, cout, by_channel);
             sink(o, &Rows { data: by_channel, channel: p, row: wo, wo });
         })
     });
@@ -605,21 +617,13 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
                 let (gy_t, gw_t) = rest.split_at_mut(p * d.cout);
                 for (i, b) in samples.clone().enumerate() {
                     pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
-                    for (c, row) in gy[b * d.cout * p..(b + 1) * d.cout * p].chunks_exact(p).enumerate() {
-                        for (q, &v) in row.iter().enumerate() {
-                            gy_t[q * d.cout + c] = v;
-                        }
-                    }
+                    T::transpose(&gy[b * d.cout * p..(b + 1) * d.cout * p], d.cout, p, gy_t);
                     for ci in 0..d.cin {
                         let dst = &mut gw_t[ci * d.kh * d.kw * d.cout..(ci + 1) * d.kh * d.kw * d.cout];
                         T::own_direct_rows(dst, d.kh, d.kw, g.wp, &input[ci * g.hp * g.wp..], &positions, gy_t, d.cout, i > 0);
                     }
                 }
-                for (t, row) in gw_t.chunks_exact(d.cout).enumerate() {
-                    for (c, &v) in row.iter().enumerate() {
-                        partial[c * taps + t] = v;
-                    }
-                }
+                T::transpose(gw_t, taps, d.cout, partial);
             });
             return;
         }
