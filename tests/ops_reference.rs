@@ -3,9 +3,10 @@
 //! gradients analytic and checked by finite differences there). Our ops run in
 //! f64 here; the tolerance is 1e-5 relative to the tensor's largest value.
 //!
-//! The CPU kernels of 2-D convolution and pooling are also checked against
-//! PyTorch (`tests/reference/make_torch_fixtures.py`, `tests/fixtures/torch`),
-//! in f64 and f32, alongside the Candle-op paths that serve other devices.
+//! The CPU kernels of 2-D convolution and pooling, and the fused 2-D block
+//! (convolution, bias, ReLU, max pool), are also checked against PyTorch
+//! (`tests/reference/make_torch_fixtures.py`, `tests/fixtures/torch`), in f64
+//! and f32, alongside the Candle-op paths that serve other devices.
 
 use std::collections::HashMap;
 
@@ -82,7 +83,7 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
     let b = f.var("b");
     let xt = x.as_tensor();
     let out = match f.op.as_str() {
-        "conv1d" | "conv2d" => {
+        "conv1d" | "conv2d" | "conv2d_block" => {
             let axes = if f.op == "conv1d" { 1 } else { 2 };
             let per_axis = |key: &str| {
                 let v = f.usizes(key);
@@ -95,10 +96,29 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
             };
             let groups = f.params["groups"].as_u64().unwrap() as usize;
             let (wt, bt) = (w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor()));
-            if candle_path {
-                ops::conv_by_matmuls(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
+            let (stride, dilation) = (per_axis("stride"), per_axis("dilation"));
+            if f.op == "conv2d_block" {
+                // The fused convolution, bias, ReLU and max pool.
+                let relu = f.params["relu"].as_bool().unwrap();
+                let pool: Option<Vec<usize>> =
+                    f.params["pool"].as_array().map(|k| k.iter().map(|v| v.as_u64().unwrap() as usize).collect());
+                if candle_path {
+                    let y = ops::conv_by_matmuls(xt, wt, bt, &stride, &padding, &dilation, groups).unwrap();
+                    let y = if relu { ops::relu(&y).unwrap() } else { y };
+                    match &pool {
+                        Some(k) => ops::max_pool_by_windows(&y, k, k, &[0, 0]),
+                        None => Ok(y),
+                    }
+                } else {
+                    match &pool {
+                        Some(k) => ops::conv_block(xt, wt, bt, &stride, &padding, &dilation, groups, relu, k),
+                        None => ops::conv_act(xt, wt, bt, &stride, &padding, &dilation, groups, relu),
+                    }
+                }
+            } else if candle_path {
+                ops::conv_by_matmuls(xt, wt, bt, &stride, &padding, &dilation, groups)
             } else {
-                ops::conv(xt, wt, bt, &per_axis("stride"), &padding, &per_axis("dilation"), groups)
+                ops::conv(xt, wt, bt, &stride, &padding, &dilation, groups)
             }
         }
         "linear" => ops::linear(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor())),
@@ -172,12 +192,12 @@ fn run_all(checks: Vec<(String, Box<dyn Fn() + std::panic::RefUnwindSafe>)>) {
     assert!(failures.is_empty(), "{} of {total} checks failed:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// 2-D convolution and pooling against PyTorch: our CPU kernels in f64 and
-/// f32, and the Candle-op paths in f64.
+/// 2-D convolution, pooling and the fused convolution block against
+/// PyTorch: our CPU kernels in f64 and f32, and the Candle-op paths in f64.
 #[test]
 fn torch_fixtures_match() {
     let names = fixture_names("torch");
-    assert!(names.len() >= 20, "fixtures missing: {names:?}");
+    assert!(names.len() >= 27, "fixtures missing: {names:?}");
     let mut checks: Vec<(String, Box<dyn Fn() + std::panic::RefUnwindSafe>)> = Vec::new();
     for name in names {
         for (candle_path, dtype) in [(false, DType::F64), (false, DType::F32), (true, DType::F64)] {

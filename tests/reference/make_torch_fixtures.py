@@ -6,7 +6,7 @@ What it makes
 tests/fixtures/torch/NAME.json, one per case, in the format of
 tests/fixtures/ops (see make_op_fixtures.py):
 
-    {"op": "conv2d" | "maxpool1d" | "maxpool2d" | "avgpool1d" | "avgpool2d",
+    {"op": "conv2d" | "conv2d_block" | "maxpool1d" | "maxpool2d" | "avgpool1d" | "avgpool2d",
      "params": {...},
      "tensors": {"x", "w", "b", "out", "grad_out", "grad_x", "grad_w", "grad_b"}}
 
@@ -15,7 +15,10 @@ torch.autograd in float64. Conv params: "stride" [sh, sw], "padding"
 [[top, bottom], [left, right]] (an asymmetric one is applied with F.pad
 first), "dilation" [dh, dw], "groups". Pool params: "k", "stride", "padding",
 one entry per pooled axis; max pools pad with -inf, avg pools count the
-padding (PyTorch's defaults), floor mode.
+padding (PyTorch's defaults), floor mode. A conv2d_block (lpn's fused
+convolution, bias, ReLU and max pool, src/lower/conv2d_block.rs) has the
+conv params plus "relu" and "pool" ([kh, kw], window = stride, or null):
+F.max_pool2d(F.relu(F.conv2d(...)), pool).
 
 Inputs are multiples of 1/256 (exact in f32 and f64, and they survive the
 JSON round trip); max-pool inputs are distinct so every window has one
@@ -90,6 +93,21 @@ def make_conv2d(name, B, Cin, H, W, Cout, k, stride=(1, 1), padding=((0, 0), (0,
     emit(name, "conv2d", params, inputs, fwd)
 
 
+def make_block(name, B, Cin, H, W, Cout, k, padding, relu, pool, stride=(1, 1), groups=1):
+    gen = gen_for(name)
+    inputs = {"x": dyadic(gen, (B, Cin, H, W)), "w": dyadic(gen, (Cout, Cin // groups, k[0], k[1]), 0.5), "b": dyadic(gen, (Cout,))}
+    (top, bottom), (left, right) = padding
+
+    def fwd(x, w, b):
+        y = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride=stride, groups=groups)
+        if relu:
+            y = F.relu(y)
+        return F.max_pool2d(y, tuple(pool)) if pool else y
+
+    params = {"stride": list(stride), "padding": [list(padding[0]), list(padding[1])], "dilation": [1, 1], "groups": groups, "relu": relu, "pool": pool}
+    emit(name, "conv2d_block", params, inputs, fwd)
+
+
 def make_pool(name, kind, shape, k, stride, padding):
     gen = gen_for(name)
     x = distinct(gen, shape) if kind == "max" else dyadic(gen, shape)
@@ -116,6 +134,15 @@ def main():
     make_conv2d("conv2d_batch11", 11, 2, 5, 4, 3, (2, 3), padding=((1, 1), (1, 1)), bias=False)
     make_conv2d("conv2d_stride_over_kernel", 2, 2, 10, 9, 2, (2, 2), stride=(3, 4), padding=((3, 3), (0, 0)))
     make_conv2d("conv2d_pad_over_kernel", 1, 2, 4, 3, 2, (2, 3), padding=((3, 3), (4, 4)))
+
+    # The fused block: the reference net's shape, a row of 20 pooled windows
+    # (a whole 16-window step and a partial one), a 3x2 window with rows and
+    # columns left over, strides and groups (the im2col path), ReLU alone.
+    make_block("conv2d_block_ref_net", 3, 2, 12, 12, 4, (5, 5), ((2, 2), (2, 2)), True, [2, 2])
+    make_block("conv2d_block_wide", 2, 2, 6, 40, 3, (3, 3), ((1, 1), (1, 1)), True, [2, 2])
+    make_block("conv2d_block_odd_window", 2, 3, 9, 7, 5, (3, 2), ((1, 0), (1, 1)), True, [3, 2])
+    make_block("conv2d_block_stride_groups", 2, 4, 9, 8, 4, (3, 3), ((1, 1), (1, 1)), False, [2, 2], stride=(2, 1), groups=2)
+    make_block("conv2d_block_relu_only", 2, 3, 7, 9, 5, (3, 3), ((1, 1), (1, 1)), True, None)
 
     # Pooling, 1-D and 2-D.
     make_pool("maxpool2d_ref_net", "max", (2, 3, 8, 8), (2, 2), (2, 2), (0, 0))
