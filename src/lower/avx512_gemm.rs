@@ -47,8 +47,7 @@ pub fn matmul_rows(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, k: usize, b: &
     matmul_offsets(dst, a, a_rs, a_cs, &offsets, b, accumulate)
 }
 
-/// `C (+)= A·B` with B's row `kk` at `b[offsets[kk]..]` (k = offsets.len()):
-/// shifted views of one buffer, as the rows of an implicit im2col.
+/// `C (+)= A·B` with B's row `kk` at `b[offsets[kk]..]` (k = offsets.len()).
 pub fn matmul_offsets(dst: Dst, a: &[f32], a_rs: usize, a_cs: usize, offsets: &[usize], b: &[f32], accumulate: bool) {
     let (m, n, k) = (dst.rows, dst.cols, offsets.len());
     if m == 0 || n == 0 {

@@ -110,11 +110,7 @@ pub(super) trait Num:
 
     /// `dst[c·rows + r] = src[r·cols + c]`.
     fn transpose(src: &[Self], rows: usize, cols: usize, dst: &mut [Self]) {
-        for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                dst[c * rows + r] = v;
-            }
-        }
+        transpose_by_elements(src, rows, cols, dst)
     }
 
     /// `dst[(oh·wo + ow)·n + j] (+)= Σ_t x[oh·wp + ow + offsets[t]] · wt[t·n + j]`:
@@ -132,6 +128,15 @@ pub(super) trait Num:
         _accumulate: bool,
     ) {
         unreachable!("only called where has_segments() holds")
+    }
+}
+
+/// `dst[c·rows + r] = src[r·cols + c]`, element by element.
+fn transpose_by_elements<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
     }
 }
 
@@ -175,11 +180,7 @@ impl Num for f32 {
         if super::avx512_gemm::available() {
             return super::avx512_gemm::transpose(src, rows, cols, dst);
         }
-        for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                dst[c * rows + r] = v;
-            }
-        }
+        transpose_by_elements(src, rows, cols, dst)
     }
 
     #[allow(clippy::too_many_arguments)]
