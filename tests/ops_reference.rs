@@ -110,10 +110,7 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
                         None => Ok(y),
                     }
                 } else {
-                    match &pool {
-                        Some(k) => ops::conv_block(xt, wt, bt, &stride, &padding, &dilation, groups, relu, k),
-                        None => ops::conv_act(xt, wt, bt, &stride, &padding, &dilation, groups, relu),
-                    }
+                    ops::conv_block(xt, wt, bt, &stride, &padding, &dilation, groups, relu, pool.as_deref())
                 }
             } else if candle_path {
                 ops::conv_by_matmuls(xt, wt, bt, &stride, &padding, &dilation, groups)

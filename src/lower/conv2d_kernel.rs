@@ -602,26 +602,30 @@ fn grad_weight<T: Num>(gy: &[T], x: &[T], d: &Dims, s: &Conv2dSpec) -> Vec<T> {
     let chunks = d.b.clamp(1, WEIGHT_GRAD_CHUNKS);
     let per_chunk = d.b.div_ceil(chunks);
     let mut partials = vec![T::default(); chunks * w_len];
+    // The implicit path's padded planes and each output position's offset in them.
+    let implicit = implicit_applies::<T>(d, s).then(|| {
+        let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
+        let positions: Vec<usize> = (0..d.ho).flat_map(|oh| (0..d.wo).map(move |ow| oh * g.wp + ow)).collect();
+        (g, positions)
+    });
     partials.par_chunks_mut(w_len).enumerate().for_each(|(chunk, partial)| {
         let samples = chunk * per_chunk..((chunk + 1) * per_chunk).min(d.b);
-        if implicit_applies::<T>(d, s) && !samples.is_empty() {
+        if let (Some((g, positions)), false) = (&implicit, samples.is_empty()) {
             // gw[co, ci, jh, jw] = Σ over the chunk's samples and the output
             // positions (oh, ow) of gy[co, oh, ow] · x_padded[ci, oh + jh, ow + jw]:
             // per input channel, a correlation of the padded plane with gy
             // as the kernel (its positions the taps, channels last), whose
             // kh × kw outputs are the weights; accumulated sample by sample.
-            let g = grid(d.cin, d.h, d.w, d.kh, d.kw, s.padding);
-            let (plane, p) = (d.cin * g.hp * g.wp, d.positions());
-            let positions: Vec<usize> = (0..d.ho).flat_map(|oh| (0..d.wo).map(move |ow| oh * g.wp + ow)).collect();
+            let plane = d.cin * g.hp * g.wp;
             with_scratch(plane + p * d.cout + taps * d.cout, |buf| {
                 let (input, rest) = buf.split_at_mut(plane);
                 let (gy_t, gw_t) = rest.split_at_mut(p * d.cout);
                 for (i, b) in samples.clone().enumerate() {
-                    pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, &g, input);
+                    pad_planes(&x[b * sample_len..(b + 1) * sample_len], d.cin, d.h, d.w, s.padding[0].0, s.padding[1].0, g, input);
                     T::transpose(&gy[b * d.cout * p..(b + 1) * d.cout * p], d.cout, p, gy_t);
                     for ci in 0..d.cin {
                         let dst = &mut gw_t[ci * d.kh * d.kw * d.cout..(ci + 1) * d.kh * d.kw * d.cout];
-                        T::own_direct_rows(dst, d.kh, d.kw, g.wp, &input[ci * g.hp * g.wp..], &positions, gy_t, d.cout, i > 0);
+                        T::own_direct_rows(dst, d.kh, d.kw, g.wp, &input[ci * g.hp * g.wp..], positions, gy_t, d.cout, i > 0);
                     }
                 }
                 T::transpose(gw_t, taps, d.cout, partial);

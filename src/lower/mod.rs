@@ -338,7 +338,7 @@ impl Net {
                     && pool_stride == kernel
                     && pool_padding.iter().all(|&p| p == 0)
                 {
-                    x = ops::conv_block(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true, kernel)?;
+                    x = ops::conv_block(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true, Some(kernel))?;
                     i += 3;
                     continue;
                 }

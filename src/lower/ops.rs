@@ -123,9 +123,7 @@ pub fn conv(
     conv_act(x, w, bias, stride, padding, dilation, groups, false)
 }
 
-/// [`conv`], then ReLU when `relu`: on the CPU, 1-D convolution and bias
-/// are one op (then the ReLU), 2-D convolution, bias and ReLU are one op
-/// (`conv2d_block`).
+/// [`conv`], then ReLU when `relu`: [`conv_block`] without a pool.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_act(
     x: &Tensor,
@@ -137,39 +135,14 @@ pub fn conv_act(
     groups: usize,
     relu: bool,
 ) -> Result<Tensor> {
-    let activate = |y: Tensor| if relu { self::relu(&y) } else { Ok(y) };
-    match x.rank() {
-        3 if own_kernel(x) => {
-            let spec = super::conv1d_kernel::Conv1dSpec {
-                stride: stride[0],
-                pad_left: padding[0].0,
-                pad_right: padding[0].1,
-                dilation: dilation[0],
-                groups,
-            };
-            // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
-            activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?)
-        }
-        4 if own_kernel(x) => {
-            let spec = super::conv2d_block::BlockSpec { conv: conv2d_spec(stride, padding, dilation, groups), relu, pool: None };
-            super::conv2d_block::conv2d_block(x, w, bias, spec)
-        }
-        _ => activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?),
-    }
+    conv_block(x, w, bias, stride, padding, dilation, groups, relu, None)
 }
 
-fn conv2d_spec(stride: &[usize], padding: &[(usize, usize)], dilation: &[usize], groups: usize) -> super::conv2d_kernel::Conv2dSpec {
-    super::conv2d_kernel::Conv2dSpec {
-        stride: [stride[0], stride[1]],
-        padding: [padding[0], padding[1]],
-        dilation: [dilation[0], dilation[1]],
-        groups,
-    }
-}
-
-/// [`conv_act`], then a max pool whose windows tile its input (`pool`: the
-/// window, also the stride; no padding): on the CPU a 2-D block is one op
-/// (`conv2d_block`), which never writes the convolution's full output.
+/// [`conv`], then ReLU when `relu`, then, when `pool` is given, a max pool
+/// whose windows tile its input (`pool` is the window and the stride; no
+/// padding). On the CPU a 1-D convolution and its bias are one op, and a 2-D
+/// block (convolution, bias, ReLU, pool) is one op (`conv2d_block`), which
+/// never writes the convolution's full output.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_block(
     x: &Tensor,
@@ -180,15 +153,37 @@ pub fn conv_block(
     dilation: &[usize],
     groups: usize,
     relu: bool,
-    pool: &[usize],
+    pool: Option<&[usize]>,
 ) -> Result<Tensor> {
-    if own_kernel(x) && x.rank() == 4 && pool.len() == 2 {
-        let spec =
-            super::conv2d_block::BlockSpec { conv: conv2d_spec(stride, padding, dilation, groups), relu, pool: Some([pool[0], pool[1]]) };
-        return super::conv2d_block::conv2d_block(x, w, bias, spec);
+    let activate = |y: Tensor| if relu { self::relu(&y) } else { Ok(y) };
+    let y = match x.rank() {
+        3 if own_kernel(x) => {
+            let spec = super::conv1d_kernel::Conv1dSpec {
+                stride: stride[0],
+                pad_left: padding[0].0,
+                pad_right: padding[0].1,
+                dilation: dilation[0],
+                groups,
+            };
+            // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
+            activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?)?
+        }
+        4 if own_kernel(x) && pool.is_none_or(|k| k.len() == 2) => {
+            let conv = super::conv2d_kernel::Conv2dSpec {
+                stride: [stride[0], stride[1]],
+                padding: [padding[0], padding[1]],
+                dilation: [dilation[0], dilation[1]],
+                groups,
+            };
+            let spec = super::conv2d_block::BlockSpec { conv, relu, pool: pool.map(|k| [k[0], k[1]]) };
+            return super::conv2d_block::conv2d_block(x, w, bias, spec);
+        }
+        _ => activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?)?,
+    };
+    match pool {
+        Some(k) => max_pool(&y, k, k, &vec![0; k.len()]),
+        None => Ok(y),
     }
-    let y = conv_act(x, w, bias, stride, padding, dilation, groups, relu)?;
-    max_pool(&y, pool, pool, &vec![0; pool.len()])
 }
 
 /// Adds a per-channel bias `[C]` to `[B, C, *spatial]`.
