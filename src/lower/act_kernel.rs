@@ -55,7 +55,7 @@ fn zip_map<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<
 }
 
 #[inline]
-fn relu_of<T: WithDType>(v: T) -> T {
+pub(super) fn relu_of<T: WithDType>(v: T) -> T {
     // NaN stays NaN, as in PyTorch.
     if v <= T::zero() { T::zero() } else { v }
 }

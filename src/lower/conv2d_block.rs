@@ -251,7 +251,7 @@ fn dims_of(x: &Shape, w: &Shape, spec: &Conv2dSpec) -> Result<Dims> {
 /// The block's forward pass: the output `[B, Cout, ho', wo']` and, when it
 /// pools, each pooled value's winning cell.
 fn forward<T: BlockNum>(x: &[T], w: &[T], bias: &[T], d: &Dims, spec: &BlockSpec) -> (Vec<T>, Vec<u8>) {
-    let act = |v: T| if spec.relu && v <= T::zero() { T::zero() } else { v };
+    let act = |v: T| if spec.relu { act_kernel::relu_of(v) } else { v };
     let Some([ph, pw]) = spec.pool else {
         let per_sample = d.cout * d.ho * d.wo;
         if per_sample == 0 {
@@ -284,19 +284,8 @@ fn forward<T: BlockNum>(x: &[T], w: &[T], bias: &[T], d: &Dims, spec: &BlockSpec
             for pr in 0..po_h {
                 let out = (c * po_h + pr) * po_w;
                 let (yr, wr) = (&mut yb[out..out + po_w], &mut wb[out..out + po_w]);
-                if ph == 2 && pw == 2 {
-                    // The common case, unrolled.
-                    let (r0, r1) = (rows.row(c, 2 * pr), rows.row(c, 2 * pr + 1));
-                    if T::pool2_row(r0, r1, b, spec.relu, yr, wr) {
-                        continue;
-                    }
-                    for (pc, (y, win)) in yr.iter_mut().zip(wr.iter_mut()).enumerate() {
-                        let first = (act(r0[2 * pc] + b), 0);
-                        let (best, at) =
-                            keep(keep(keep(first, act(r0[2 * pc + 1] + b), 1), act(r1[2 * pc] + b), 2), act(r1[2 * pc + 1] + b), 3);
-                        *y = MaybeUninit::new(best);
-                        *win = at as u8;
-                    }
+                // The common case, 16 windows at a time where the CPU can.
+                if ph == 2 && pw == 2 && T::pool2_row(rows.row(c, 2 * pr), rows.row(c, 2 * pr + 1), b, spec.relu, yr, wr) {
                     continue;
                 }
                 for (pc, (y, win)) in yr.iter_mut().zip(wr.iter_mut()).enumerate() {

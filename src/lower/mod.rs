@@ -333,17 +333,12 @@ impl Net {
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
             {
                 let bias = b.map(|b| self.p(b)).transpose()?;
-                let w = self.p(*w)?;
-                if let Some(Node::MaxPool { kernel, stride: pool_stride, padding: pool_padding }) = nodes.get(i + 2).map(|n| &n.node)
-                    && pool_stride == kernel
-                    && pool_padding.iter().all(|&p| p == 0)
-                {
-                    x = ops::conv_block(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true, Some(kernel))?;
-                    i += 3;
-                    continue;
-                }
-                x = ops::conv_act(&x, &w, bias.as_ref(), stride, padding, dilation, *groups, true)?;
-                i += 2;
+                let pool = match nodes.get(i + 2).map(|n| &n.node) {
+                    Some(Node::MaxPool { kernel, stride, padding }) if stride == kernel && padding.iter().all(|&p| p == 0) => Some(kernel),
+                    _ => None,
+                };
+                x = ops::conv_block(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups, true, pool.map(|k| &k[..]))?;
+                i += if pool.is_some() { 3 } else { 2 };
                 continue;
             }
             x = self.step(&nodes[i], &x, mode)?;

@@ -108,8 +108,9 @@ fn own_kernel(x: &Tensor) -> bool {
 
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
 /// `w [Cout, Cin/groups, *kernel]`: on the CPU, 1-D by the direct kernel of
-/// `conv1d_kernel` and 2-D by the im2col + GEMM kernel of `conv2d_kernel`;
-/// elsewhere by `conv_by_matmuls`.
+/// `conv1d_kernel` and 2-D by the kernels of `conv2d_kernel` (as a
+/// `conv2d_block` with neither ReLU nor pool); elsewhere by
+/// `conv_by_matmuls`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     x: &Tensor,
@@ -120,22 +121,7 @@ pub fn conv(
     dilation: &[usize],
     groups: usize,
 ) -> Result<Tensor> {
-    conv_act(x, w, bias, stride, padding, dilation, groups, false)
-}
-
-/// [`conv`], then ReLU when `relu`: [`conv_block`] without a pool.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_act(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    dilation: &[usize],
-    groups: usize,
-    relu: bool,
-) -> Result<Tensor> {
-    conv_block(x, w, bias, stride, padding, dilation, groups, relu, None)
+    conv_block(x, w, bias, stride, padding, dilation, groups, false, None)
 }
 
 /// [`conv`], then ReLU when `relu`, then, when `pool` is given, a max pool
