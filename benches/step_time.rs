@@ -206,7 +206,6 @@ fn time(path: &Path, epochs: usize, warmup: usize) -> Result<(), String> {
     let out_dir = std::env::temp_dir().join(format!("lpn-step-time-{}", std::process::id()));
     let mut options = lpn::train::Options::new(&out_dir);
     options.epochs = Some(warmup + epochs);
-    options.quiet = true;
     let report = lpn::train::train(&program, &base, &options).map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&out_dir);
     let report = report?;

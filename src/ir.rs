@@ -12,14 +12,14 @@ use crate::bands::BandSpec;
 use crate::schema::{Family, Mode, Task};
 use crate::shape::Shape;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Program {
     pub model: Model,
     pub data: DataSpec,
     pub train: TrainSpec,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Model {
     pub name: String,
     pub input: Shape,
@@ -48,7 +48,7 @@ impl Model {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Layer {
     /// Deterministic, readable path: `conv2`, `residual1.conv1`, `repeat1.2.conv1`.
     pub name: String,
@@ -61,10 +61,11 @@ pub struct Layer {
     pub frozen: bool,
     pub lr_scale: f64,
     pub init: Option<Init>,
+    #[serde(skip)]
     pub span: Span,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub enum Op {
     Conv(Conv),
     Linear { in_features: usize, out_features: usize, bias: bool },
@@ -102,7 +103,7 @@ fn join(v: &[usize]) -> String {
     v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("×")
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conv {
     pub in_channels: usize,
     pub out_channels: usize,
@@ -116,14 +117,14 @@ pub struct Conv {
     pub bias: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pool {
     pub kernel: Vec<usize>,
     pub stride: Vec<usize>,
     pub padding: Vec<usize>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub enum Activation {
     Relu,
     Gelu,
@@ -171,7 +172,7 @@ impl Serialize for Family {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Init {
     Kaiming,
     Xavier,
@@ -185,12 +186,15 @@ pub enum Init {
         cutoff: f64,
     },
     File {
+        /// Where it was found is not part of a run's identity: the file's
+        /// bytes are (`train::checkpoint::RunDigest`).
+        #[serde(skip)]
         path: PathBuf,
         tensor: String,
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DataSpec {
     pub train: Source,
     pub val: Option<Source>,
@@ -201,17 +205,40 @@ pub struct DataSpec {
     pub classes: Option<usize>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub enum Source {
-    Sines { n: usize, components: usize, max_freq: f64, noise: f64, seed: u64 },
-    Waveforms { n: usize, classes: usize, noise: f64, seed: u64 },
-    Ucr { path: PathBuf },
-    Signal { path: PathBuf, column: usize, stride: Option<usize>, noise: f64, seed: u64 },
+    Sines {
+        n: usize,
+        components: usize,
+        max_freq: f64,
+        noise: f64,
+        seed: u64,
+    },
+    Waveforms {
+        n: usize,
+        classes: usize,
+        noise: f64,
+        seed: u64,
+    },
+    // Where a file was found is not part of a run's identity: its bytes are
+    // (`train::checkpoint::RunDigest`).
+    Ucr {
+        #[serde(skip)]
+        path: PathBuf,
+    },
+    Signal {
+        #[serde(skip)]
+        path: PathBuf,
+        column: usize,
+        stride: Option<usize>,
+        noise: f64,
+        seed: u64,
+    },
 }
 
 /// One stage of a staged training: how long, and what changes for its
 /// duration (the rest stays as the model declares).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Phase {
     pub name: String,
     pub epochs: usize,
@@ -219,7 +246,7 @@ pub struct Phase {
     pub layers: Vec<PhaseLayer>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PhaseLayer {
     pub layer: String,
     pub frozen: bool,
@@ -229,7 +256,7 @@ pub struct PhaseLayer {
     pub constraints: Vec<Constraint>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TrainSpec {
     /// Empty: one phase of `epochs`.
     pub phases: Vec<Phase>,
@@ -243,9 +270,45 @@ pub struct TrainSpec {
     pub clip: Option<f64>,
     /// Epochs between checkpoints.
     pub checkpoint_every: usize,
+    /// Which epoch's weights the run ends with.
+    pub keep: Keep,
+    /// The validation figure that `keep = best` and `early_stop` watch.
+    pub monitor: Monitor,
+    /// Stop when `monitor` has not improved for this many epochs.
+    pub early_stop: Option<usize>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Which weights a run ends with (in model.safetensors, and evaluated on the
+/// test data): those of the last epoch, or of the epoch with the best
+/// validation figure (Keras's `ModelCheckpoint(save_best_only=True)`,
+/// Lightning's `ModelCheckpoint(monitor=…)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    #[default]
+    Last,
+    Best,
+}
+
+/// A validation figure to watch: lower loss or higher accuracy is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    #[default]
+    ValLoss,
+    ValAccuracy,
+}
+
+impl Monitor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Monitor::ValLoss => "val_loss",
+            Monitor::ValAccuracy => "val_accuracy",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Optimizer {
     Sgd { lr: f64, momentum: f64, nesterov: bool, weight_decay: f64 },
     Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },

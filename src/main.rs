@@ -68,12 +68,15 @@ enum Command {
         /// Override the file's seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// No progress bars.
+        /// Nothing on stderr while training (the end table still goes to stdout).
         #[arg(long)]
         quiet: bool,
         /// Continue the run whose checkpoint is in this folder (its --out), exactly where it stopped.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
+        /// Replace the run already in the output folder (its files are removed first).
+        #[arg(long, conflicts_with = "resume")]
+        force: bool,
     },
     /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG), and ρ per epoch.
     Response {
@@ -111,7 +114,9 @@ fn main() -> ExitCode {
         Command::Check { files, message_format } => check(&files, message_format),
         Command::Explain { what } => explain(&what),
         Command::Inspect { file } => inspect_file(&file),
-        Command::Train { file, out, epochs, seed, quiet, resume } => train(&file, out, epochs, seed, quiet, resume),
+        Command::Train { file, out, epochs, seed, quiet, resume, force } => {
+            train(&file, TrainArgs { out, epochs, seed, quiet, resume, force })
+        }
         Command::Eval { file, weights } => eval(&file, &weights),
         Command::Response { file, weights, out } => response(&file, &weights, &out),
     }
@@ -231,9 +236,8 @@ fn inspect_file(path: &Path) -> ExitCode {
 }
 
 /// Loads and checks a file for training; prints its diagnostics.
-/// A checked program, the folder its data paths are relative to, and the
-/// digest of its source (checkpoints record it).
-fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf, String), ExitCode> {
+/// A checked program and the folder its data paths are relative to.
+fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
@@ -241,7 +245,7 @@ fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf, String), E
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
     print_problems(&checked.problems, &loaded, MessageFormat::Human);
     match checked.program {
-        Some(program) => Ok((program, loaded.base_dir, lpn::train::checkpoint::digest(&loaded.source))),
+        Some(program) => Ok((program, loaded.base_dir)),
         None => {
             eprintln!("error: {} has errors; nothing was trained", loaded.display);
             Err(ExitCode::from(HAS_ERRORS))
@@ -252,48 +256,72 @@ fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf, String), E
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells do).
 const INTERRUPTED: u8 = 130;
 
-fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<u64>, quiet: bool, resume: Option<PathBuf>) -> ExitCode {
-    let (program, base, digest) = match checked_program(path) {
+/// A second signal this soon after the first is taken as the same request,
+/// not as "quit now": `timeout -s INT`, a terminal's Ctrl-C and batch
+/// schedulers signal every process of the group (and a wrapper may forward
+/// the signal as well), so one request can arrive twice at once.
+const SAME_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
+
+struct TrainArgs {
+    out: Option<PathBuf>,
+    epochs: Option<usize>,
+    seed: Option<u64>,
+    quiet: bool,
+    resume: Option<PathBuf>,
+    force: bool,
+}
+
+fn train(path: &Path, args: TrainArgs) -> ExitCode {
+    let (program, base) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let out_dir = resume.clone().or(out).unwrap_or_else(|| PathBuf::from("runs").join(&program.model.name));
-    if !quiet {
-        let verb = if resume.is_some() { "resuming" } else { "training" };
-        eprintln!("{verb} `{}` ({} parameters) → {}", program.model.name, program.model.parameter_count(), out_dir.display());
-    }
+    let out_dir = args.resume.clone().or(args.out).unwrap_or_else(|| PathBuf::from("runs").join(&program.model.name));
     // The first Ctrl-C (or SIGTERM) asks for a checkpoint after the current
-    // step; a second one quits at once (the last checkpoint is intact, as
-    // every write is atomic).
+    // step; a second one, a second or more later, quits at once (the last
+    // checkpoint is intact, as every write is atomic).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
+    let first_signal = std::sync::Mutex::new(None::<std::time::Instant>);
     let installed = ctrlc::set_handler(move || {
-        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("\nstopped without saving the current step; the last checkpoint is intact");
-            std::process::exit(INTERRUPTED as i32);
+        let mut first = first_signal.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match *first {
+            None => {
+                *first = Some(std::time::Instant::now());
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprintln!("\nstopping after this step to save a checkpoint (press Ctrl-C again to quit at once)");
+            }
+            // The same request delivered twice (see SAME_REQUEST): ignored.
+            Some(at) if at.elapsed() < SAME_REQUEST => {}
+            Some(_) => {
+                eprintln!("\nstopped without saving the current step; the last checkpoint is intact");
+                std::process::exit(INTERRUPTED as i32);
+            }
         }
-        eprintln!("\nstopping after this step to save a checkpoint (press Ctrl-C again to quit at once)");
     });
     if let Err(e) = installed {
         eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last checkpoint");
     }
     let options = lpn::train::Options {
         out_dir: out_dir.clone(),
-        epochs,
-        seed,
-        quiet,
-        resume: resume.is_some(),
-        source_digest: Some(digest),
+        epochs: args.epochs,
+        seed: args.seed,
+        resume: args.resume.is_some(),
+        force: args.force,
         stop: Some(stop),
     };
-    match lpn::train::train(&program, &base, &options) {
+    let mut observer: Box<dyn lpn::train::Observer> = if args.quiet {
+        Box::new(lpn::train::Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(progress::Bars::default())
+    } else {
+        Box::new(progress::Lines)
+    };
+    let result = lpn::train::train_observed(&program, &base, &options, observer.as_mut());
+    drop(observer);
+    match result {
         Ok(report) => {
-            if let Some(test) = &report.test {
-                match test.accuracy {
-                    Some(a) => say!("test: loss {:.4}, accuracy {:.1}%", test.loss, a * 100.0),
-                    None => say!("test: loss {:.4}", test.loss),
-                }
-            }
+            say_raw!("{}", progress::end_table(&report));
             if !report.constraints.is_empty() {
                 say_raw!("{}", lpn::train::constraint_table(&report));
             }
@@ -312,8 +340,174 @@ fn train(path: &Path, out: Option<PathBuf>, epochs: Option<usize>, seed: Option<
     }
 }
 
+/// What `lpnc train` shows while a run goes: progress bars on a terminal,
+/// one plain line per epoch elsewhere (CI, nohup, batch jobs' log files).
+mod progress {
+    use lpn::lower::constraints::Measure;
+    use lpn::train::{ConstraintLabel, EpochReport, Event, LiveFigure, Observer, Report, Stopped};
+
+    /// The messages both observers show as lines.
+    fn note(event: &Event<'_>) -> Option<String> {
+        match event {
+            Event::Started { model, parameters, dir, epochs, resumed_at: None, .. } => {
+                Some(format!("training `{model}` ({parameters} parameters, {epochs} epochs) → {}", dir.display()))
+            }
+            Event::Started { model, dir, epochs, resumed_at: Some((epoch, step)), .. } => {
+                Some(format!("resuming `{model}` at epoch {epoch}, step {step} (of {epochs} epochs) → {}", dir.display()))
+            }
+            Event::StaleLockTakenOver { pid, command } => {
+                Some(format!("note: took over the folder's lock from process {pid} (`{command}`), which is no longer running"))
+            }
+            Event::Replaced { files } => Some(format!("note: --force: removed the earlier run's {}", files.join(", "))),
+            Event::InitFitted { layer, constraint, relative_change } => Some(format!(
+                "note: {layer}'s initial weight did not satisfy `@{constraint}`; it was fitted into the constraint set (relative change {relative_change:.3e})"
+            )),
+            Event::PhaseEntered { name, epochs } => Some(format!("phase `{name}`: {epochs} epoch(s)")),
+            Event::EarlyStop { epoch, best_epoch, patience, monitor } => Some(format!(
+                "early stop after epoch {epoch}: {monitor} has not improved for {patience} epoch(s) (best: epoch {best_epoch})"
+            )),
+            Event::EpochStarted { .. } | Event::StepDone { .. } | Event::EpochDone { .. } | Event::Interrupted => None,
+        }
+    }
+
+    fn figure_text(label: &ConstraintLabel, value: Option<f64>, multiplier: Option<f64>) -> String {
+        let Some(v) = value else { return String::new() };
+        let mut out =
+            if label.band { format!(" · {} ρ {v:.2e}", label.layer) } else { format!(" · {} {} {v:.1e}", label.layer, label.kind) };
+        if let Some(m) = multiplier {
+            out.push_str(&format!(" λ {m:.3}"));
+        }
+        out
+    }
+
+    fn live_text(labels: &[ConstraintLabel], figures: &[Option<LiveFigure>]) -> String {
+        labels.iter().zip(figures).map(|(l, f)| figure_text(l, f.map(|f| f.value), f.and_then(|f| f.multiplier))).collect()
+    }
+
+    fn measured_text(labels: &[ConstraintLabel], measures: &[Measure]) -> String {
+        labels
+            .iter()
+            .zip(measures)
+            .map(|(l, m)| figure_text(l, if l.band { m.stopband_ratio } else { m.violation }, m.multiplier))
+            .collect()
+    }
+
+    fn epoch_text(r: &EpochReport, labels: &[ConstraintLabel]) -> String {
+        let val = match (r.val_loss, r.val_accuracy) {
+            (Some(loss), Some(a)) => format!(" · val loss {loss:.4} · val acc {:.1}%", a * 100.0),
+            (Some(loss), None) => format!(" · val loss {loss:.4}"),
+            (None, _) => String::new(),
+        };
+        format!("loss {:.4}{val}{} · {:.1}s", r.train_loss, measured_text(labels, &r.constraints), r.seconds)
+    }
+
+    /// One line per epoch and per note, nothing per step.
+    pub struct Lines;
+
+    impl Observer for Lines {
+        fn event(&mut self, event: &Event<'_>) {
+            if let Some(line) = note(event) {
+                eprintln!("{line}");
+            }
+            if let Event::EpochDone { report, epochs, constraints, .. } = event {
+                eprintln!("epoch {:>3}/{epochs} {}", report.epoch, epoch_text(report, constraints));
+            }
+        }
+    }
+
+    /// A progress bar per epoch, with the loss and the constraints' figures live.
+    #[derive(Default)]
+    pub struct Bars {
+        bar: Option<indicatif::ProgressBar>,
+        labels: Vec<ConstraintLabel>,
+    }
+
+    impl Observer for Bars {
+        fn event(&mut self, event: &Event<'_>) {
+            if let Some(line) = note(event) {
+                match &self.bar {
+                    Some(bar) if !bar.is_finished() => bar.println(line),
+                    _ => eprintln!("{line}"),
+                }
+            }
+            match event {
+                Event::Started { constraints, .. } => self.labels = constraints.to_vec(),
+                Event::EpochStarted { epoch, epochs, steps, done } => {
+                    let bar = indicatif::ProgressBar::new(*steps as u64);
+                    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {pos}/{len} {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> ");
+                    bar.set_style(style);
+                    bar.set_prefix(format!("epoch {epoch:>3}/{epochs}"));
+                    bar.inc(*done as u64);
+                    self.bar = Some(bar);
+                }
+                Event::StepDone { mean_loss, live, .. } => {
+                    if let Some(bar) = &self.bar {
+                        bar.set_message(format!("loss {mean_loss:.4}{}", live_text(&self.labels, &live.figures())));
+                        bar.inc(1);
+                    }
+                }
+                Event::EpochDone { report, constraints, .. } => {
+                    if let Some(bar) = self.bar.take() {
+                        bar.finish_with_message(epoch_text(report, constraints));
+                    }
+                }
+                Event::Interrupted => {
+                    if let Some(bar) = self.bar.take() {
+                        bar.abandon();
+                    }
+                }
+                Event::StaleLockTakenOver { .. }
+                | Event::Replaced { .. }
+                | Event::InitFitted { .. }
+                | Event::PhaseEntered { .. }
+                | Event::EarlyStop { .. } => {}
+            }
+        }
+    }
+
+    /// The end of a run, for people: which epoch's weights were kept and why
+    /// the run stopped, then loss and accuracy on each data set.
+    pub fn end_table(report: &Report) -> String {
+        let mut out = String::new();
+        let ran = report.epochs.len();
+        let kept = report.kept_epoch.and_then(|k| report.epochs.iter().find(|e| e.epoch == k));
+        if let Some(k) = kept {
+            let why = match report.keep {
+                lpn::ir::Keep::Best => format!("the best {}", report.monitor.name()),
+                lpn::ir::Keep::Last => "the last".to_string(),
+            };
+            out.push_str(&format!("kept the weights of epoch {} ({why}) of {ran} run", k.epoch));
+            if report.stopped == Some(Stopped::EarlyStop) {
+                out.push_str(", stopped early");
+            }
+            out.push('\n');
+        }
+        let mut rows = vec![["".to_string(), "loss".into(), "accuracy".into()]];
+        let accuracy = |a: Option<f64>| a.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or_else(|| "-".into());
+        if let Some(k) = kept {
+            rows.push(["train".into(), format!("{:.4}", k.train_loss), "-".into()]);
+            if let Some(loss) = k.val_loss {
+                rows.push(["val".into(), format!("{loss:.4}"), accuracy(k.val_accuracy)]);
+            }
+        }
+        if let Some(t) = &report.test {
+            rows.push(["test".into(), format!("{:.4}", t.loss), accuracy(t.accuracy)]);
+        }
+        if rows.len() == 1 {
+            return out;
+        }
+        let widths: Vec<usize> = (0..3).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            out.push_str(&format!("{:<w0$}  {:>w1$}  {:>w2$}\n", row[0], row[1], row[2], w0 = widths[0], w1 = widths[1], w2 = widths[2]));
+        }
+        out
+    }
+}
+
 fn eval(path: &Path, weights: &Path) -> ExitCode {
-    let (program, base, _) = match checked_program(path) {
+    let (program, base) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -333,7 +527,7 @@ fn eval(path: &Path, weights: &Path) -> ExitCode {
 }
 
 fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
-    let (program, _, _) = match checked_program(path) {
+    let (program, _) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };

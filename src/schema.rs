@@ -770,6 +770,24 @@ pub const TRAIN_SECTION: Schema = Schema {
             Default::Int(1),
             "epochs between checkpoints (weights, optimizer, RNG and data order; `lpnc train --resume`); one is always written at the end",
         ),
+        param(
+            "keep",
+            ParamType::Choice { what: "weights to keep", options: &["last", "best"] },
+            Default::Word("last"),
+            "which epoch's weights the run ends with (model.safetensors, the test figures): `last`, or `best` by `monitor` on the validation data (Keras ModelCheckpoint(save_best_only=True))",
+        ),
+        param(
+            "monitor",
+            ParamType::Choice { what: "validation figure", options: &["val_loss", "val_accuracy"] },
+            Default::Word("val_loss"),
+            "what `keep = best` and `early_stop` watch: `val_loss` (lower is better) or `val_accuracy` (higher is better, classification)",
+        ),
+        param(
+            "early_stop",
+            int(1),
+            Default::Absent,
+            "stop when `monitor` has not improved for this many epochs (Keras EarlyStopping(patience))",
+        ),
     ],
     example: "train {\n  optimizer = adam(lr=1e-3)\n  epochs = 30\n  batch = 16\n}",
 };

@@ -55,9 +55,7 @@ train {
 
 fn uninterrupted(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let dir = out_dir(name);
-    let report =
-        lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { quiet: true, ..lpn::train::Options::new(&dir) })
-            .unwrap();
+    let report = lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { ..lpn::train::Options::new(&dir) }).unwrap();
     (report, dir)
 }
 
@@ -71,7 +69,7 @@ fn stopping_after_every_single_step_and_resuming_gives_the_same_weights() {
     let stop = Arc::new(AtomicBool::new(true));
     let mut runs = 0;
     let report = loop {
-        let opts = lpn::train::Options { quiet: true, resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
+        let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
         runs += 1;
         match lpn::train::train(&p, Path::new("."), &opts) {
             Ok(report) => break report,
@@ -112,26 +110,35 @@ fn resume_refuses_what_would_not_continue_the_same_run() {
     // No checkpoint at all.
     let empty = out_dir("refuse-empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&empty) });
+    let e = err(lpn::train::Options { resume: true, ..lpn::train::Options::new(&empty) });
     assert!(e.contains("no checkpoint in"), "{e}");
     // A damaged file: cut in half, or not a checkpoint at all.
     let (_, dir) = uninterrupted(STATEFUL, "refuse");
     let ck = dir.join(lpn::train::checkpoint::FILE);
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
-    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&dir) });
+    let e = err(lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) });
     assert!(e.starts_with("cannot resume:") && (e.contains("not a checkpoint") || e.contains("cannot be read")), "{e}");
     std::fs::copy(dir.join("model.safetensors"), &ck).unwrap();
-    let e = err(lpn::train::Options { quiet: true, resume: true, ..lpn::train::Options::new(&dir) });
+    let e = err(lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) });
     assert!(e.contains("not an lpn checkpoint"), "{e}");
     std::fs::write(&ck, &bytes).unwrap();
-    // Another seed, another source text.
-    let e = err(lpn::train::Options { quiet: true, resume: true, seed: Some(7), ..lpn::train::Options::new(&dir) });
+    // Another seed.
+    let e = err(lpn::train::Options { resume: true, seed: Some(7), ..lpn::train::Options::new(&dir) });
     assert!(e.contains("seed"), "{e}");
-    let first = lpn::train::Options { quiet: true, source_digest: Some("a".into()), ..lpn::train::Options::new(out_dir("refuse-digest")) };
-    lpn::train::train(&p, Path::new("."), &first).unwrap();
-    let e = err(lpn::train::Options { resume: true, source_digest: Some("b".into()), ..first });
-    assert!(e.contains("the file changed"), "{e}");
+    // Another program: the model, the data set-up, the training set-up.
+    for (from, to, says) in [
+        ("conv(out=1, k=9)", "conv(out=1, k=7)", "the model section changed"),
+        ("sines(n=40, noise=0.2)", "sines(n=40, noise=0.3)", "the data section changed"),
+        ("batch = 16", "batch = 8", "the train section changed"),
+    ] {
+        assert!(STATEFUL.contains(from));
+        let changed = program(&STATEFUL.replace(from, to));
+        let e = lpn::train::train(&changed, Path::new("."), &lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) })
+            .expect_err("must refuse")
+            .to_string();
+        assert!(e.contains(says), "{from} → {to}: {e}");
+    }
 }
 
 /// A model whose run has many steps and checkpoints, so that kills land at
@@ -176,11 +183,15 @@ fn delays(seed: u64, n: usize, whole_run: Duration) -> Vec<Duration> {
 }
 
 /// `lpnc train` arguments that resume the run in `run` if it has a
-/// checkpoint, else start it there.
+/// checkpoint, else start it there (replacing what a run killed before its
+/// first checkpoint left: its weights may be written already).
 fn continue_or_start<'a>(file: &'a str, run: &'a Path) -> Vec<&'a str> {
     let run_s = run.to_str().unwrap();
-    let how = if run.join(lpn::train::checkpoint::FILE).exists() { "--resume" } else { "--out" };
-    vec!["train", file, "--quiet", how, run_s]
+    if run.join(lpn::train::checkpoint::FILE).exists() {
+        vec!["train", file, "--quiet", "--resume", run_s]
+    } else {
+        vec!["train", file, "--quiet", "--force", "--out", run_s]
+    }
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn dykstra_meets_a_band_and_nonnegativity_together() {
     let report = lpn::train::train(
         &program,
         std::path::Path::new("."),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, quiet: true, ..Default::default() },
+        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() },
     )
     .unwrap();
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();

@@ -21,9 +21,7 @@ fn program(source: &str, base: &Path) -> lpn::ir::Program {
 fn train(source: &str, base: &Path, name: &str, epochs: Option<usize>, seed: Option<u64>) -> (lpn::train::Report, PathBuf) {
     let p = program(source, base);
     let out = out_dir(name);
-    let report =
-        lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, quiet: true, ..Default::default() })
-            .unwrap();
+    let report = lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, ..Default::default() }).unwrap();
     (report, out)
 }
 
@@ -207,7 +205,7 @@ fn errors_while_training_are_messages_not_panics() {
     let err = lpn::train::train(
         &p,
         Path::new("."),
-        &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, quiet: true, ..Default::default() },
+        &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, ..Default::default() },
     )
     .unwrap_err();
     let text = err.to_string();
@@ -437,7 +435,7 @@ fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
     let err = lpn::train::train(
         &p,
         Path::new("."),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, quiet: true, ..Default::default() },
+        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() },
     )
     .unwrap_err();
     let text = err.to_string();

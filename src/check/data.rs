@@ -22,7 +22,7 @@ use crate::ast::{self, Arg, Span, Stmt};
 use crate::check::Ctx;
 use crate::check::params::{self, Call};
 use crate::diagnostic::Problem;
-use crate::ir::{DataSpec, Loss, Model, Optimizer, Source, TrainSpec};
+use crate::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
 use crate::schema::{DATA_SECTION, TRAIN_SECTION, Task};
 use crate::shape::Shape;
 
@@ -377,6 +377,18 @@ pub fn check_train(
             help: Some("remove it; the run lasts the sum of the phases' epochs".into()),
         });
     }
+    let keep = match call.word("keep")? {
+        "last" => Keep::Last,
+        "best" => Keep::Best,
+        other => unreachable!("keep = {other} has no meaning"),
+    };
+    let monitor = match call.word("monitor")? {
+        "val_loss" => Monitor::ValLoss,
+        "val_accuracy" => Monitor::ValAccuracy,
+        other => unreachable!("monitor = {other} has no meaning"),
+    };
+    let early_stop = call.int("early_stop").map(|n| n as usize);
+    watched_figure_exists(ctx, &call, keep, monitor, early_stop, data);
     Some(TrainSpec {
         phases,
         optimizer,
@@ -387,7 +399,35 @@ pub fn check_train(
         shuffle: call.bool("shuffle")?,
         clip: call.f64("clip"),
         checkpoint_every: call.int("checkpoint_every")? as usize,
+        keep,
+        monitor,
+        early_stop,
     })
+}
+
+/// `keep = best` and `early_stop` watch a validation figure: there must be
+/// validation data, and an accuracy to watch if `monitor = val_accuracy`.
+fn watched_figure_exists(
+    ctx: &mut Ctx,
+    call: &Call,
+    keep: Keep,
+    monitor: Monitor,
+    early_stop: Option<usize>,
+    data: Option<(&DataSpec, Span)>,
+) {
+    let Some((data, data_span)) = data else { return };
+    let watching = [
+        (keep == Keep::Best).then(|| ("keep", "keep = best".to_string())),
+        early_stop.map(|n| ("early_stop", format!("early_stop = {n}"))),
+    ];
+    for (setting, written) in watching.into_iter().flatten() {
+        if data.val.is_none() && data.val_split == 0.0 {
+            ctx.problems.push(Problem::NoValidationData { span: call.span_of(setting), setting: written, data_span });
+        }
+    }
+    if monitor == Monitor::ValAccuracy && data.task == Task::Denoise {
+        ctx.problems.push(Problem::MonitorWithoutAccuracy { span: call.span_of("monitor") });
+    }
 }
 
 pub fn optimizer(call: &Call) -> Option<Optimizer> {

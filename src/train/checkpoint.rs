@@ -13,24 +13,28 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{EpochReport, TrainError};
+use crate::ir::{Init, Program, Source};
 use crate::rng::Rng;
 
 pub const FILE: &str = "checkpoint.safetensors";
 const METADATA_KEY: &str = "lpn.checkpoint";
 /// Bumped when the layout changes, so an old file is refused with a reason.
-const FORMAT: u32 = 1;
+/// 2: the run's digest (`RunDigest`) replaced the source text's.
+const FORMAT: u32 = 2;
 
 /// The non-tensor part of a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct State {
     pub format: u32,
     pub model: String,
-    /// Digest of the `.lpn` source the run was started from.
-    pub source_digest: Option<String>,
+    /// What determines the run: its checked program and the bytes it reads.
+    pub run_digest: RunDigest,
     pub seed: u64,
     /// Epochs the run was planned for.
     pub epochs: usize,
@@ -57,13 +61,94 @@ pub struct Checkpoint {
     pub tensors: HashMap<String, Tensor>,
 }
 
-/// A short, stable digest of a source text (FNV-1a, 64 bits).
-pub fn digest(text: &str) -> String {
+/// A short, stable digest of bytes (FNV-1a, 64 bits): a check that nothing
+/// changed, not a defence against forgery.
+pub fn digest(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
+    for &b in bytes {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// What determines a run, so that a checkpoint is resumed only by the same
+/// training: each section of the checked program (not its source text, so a
+/// comment or a layout change does not count; not where a data file was
+/// found, so the same file reached by another path does not count either),
+/// and the bytes of every file the run reads.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RunDigest {
+    pub model: String,
+    pub data: String,
+    pub train: String,
+    pub files: Vec<FileDigest>,
+}
+
+/// A file a run reads: what it is for, where it was read, its digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileDigest {
+    pub role: String,
+    pub path: String,
+    pub digest: String,
+}
+
+impl RunDigest {
+    pub fn of(program: &Program) -> Result<RunDigest, TrainError> {
+        let of_json = |v: serde_json::Result<String>| digest(v.expect("the program serializes").as_bytes());
+        let mut read: Vec<(String, &Path)> = Vec::new();
+        let data = &program.data;
+        for (role, source) in
+            [("training data", Some(&data.train)), ("validation data", data.val.as_ref()), ("test data", data.test.as_ref())]
+        {
+            match source {
+                Some(Source::Ucr { path } | Source::Signal { path, .. }) => read.push((role.to_string(), path)),
+                Some(Source::Sines { .. } | Source::Waveforms { .. }) | None => {}
+            }
+        }
+        for layer in program.model.walk() {
+            if let Some(Init::File { path, .. }) = &layer.init {
+                read.push((format!("`@init` of {}", layer.name), path));
+            }
+        }
+        let files = read
+            .into_iter()
+            .map(|(role, path)| {
+                let bytes = std::fs::read(path).map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
+                Ok(FileDigest { role, path: path.display().to_string(), digest: digest(&bytes) })
+            })
+            .collect::<Result<_, TrainError>>()?;
+        Ok(RunDigest {
+            model: of_json(serde_json::to_string(&program.model)),
+            data: of_json(serde_json::to_string(&program.data)),
+            train: of_json(serde_json::to_string(&program.train)),
+            files,
+        })
+    }
+
+    /// What changed from `self` (the checkpoint's) to `now`, in words; empty
+    /// when nothing did.
+    pub fn changes(&self, now: &RunDigest) -> Vec<String> {
+        let mut out = Vec::new();
+        for (section, was, is) in [("model", &self.model, &now.model), ("data", &self.data, &now.data), ("train", &self.train, &now.train)]
+        {
+            if was != is {
+                out.push(format!("the {section} section changed"));
+            }
+        }
+        for file in &now.files {
+            match self.files.iter().find(|f| f.role == file.role) {
+                Some(was) if was.digest != file.digest => out.push(format!("the {} file {} changed", file.role, file.path)),
+                Some(_) => {}
+                None => out.push(format!("the {} file {} was added", file.role, file.path)),
+            }
+        }
+        for was in &self.files {
+            if !now.files.iter().any(|f| f.role == was.role) {
+                out.push(format!("the {} file {} is no longer read", was.role, was.path));
+            }
+        }
+        out
+    }
 }
 
 pub fn path_in(dir: &Path) -> PathBuf {
@@ -81,12 +166,19 @@ pub fn save(dir: &Path, state: &State, tensors: Vec<(String, Tensor)>) -> Result
     Ok(path)
 }
 
-/// Temporary file + flush + fsync + rename + fsync of the folder.
+/// Marks the temporary files of `write_durably` (`.NAME.tmp-PID-N`).
+pub const TEMPORARY_MARK: &str = ".tmp-";
+
+/// Temporary file + flush + fsync + rename + fsync of the folder. The
+/// temporary name is unique to the process and the write, so two writers
+/// never share one (a folder's lock keeps two runs apart; this keeps their
+/// files whole even without it).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let io = |e| TrainError::Io(path.to_path_buf(), e);
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}{TEMPORARY_MARK}{}-{unique}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(bytes).map_err(io)?;

@@ -3,9 +3,12 @@
 //! and `report.json`.
 
 pub mod checkpoint;
+pub mod observe;
 pub mod optim;
 pub mod response;
+pub mod run_dir;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,23 +18,21 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset, Targets};
-use crate::ir::{Loss, Program};
+use crate::ir::{Keep, Loss, Monitor, Program};
 use crate::lower::constraints::{Enforced, Measure};
 use crate::lower::{LowerError, Mode, Net, ops};
 use crate::rng::Rng;
+pub use observe::{ConstraintLabel, Event, Live, LiveFigure, Observer, Recorder, Silent};
 
 #[derive(Default)]
 pub struct Options {
     pub out_dir: PathBuf,
     pub epochs: Option<usize>,
     pub seed: Option<u64>,
-    /// No progress bars or tables (tests, scripts).
-    pub quiet: bool,
     /// Continue the run whose checkpoint is in `out_dir`.
     pub resume: bool,
-    /// Digest of the source text (`checkpoint::digest`): a checkpoint records
-    /// it, and resuming from a different file is refused.
-    pub source_digest: Option<String>,
+    /// Start a new run in a folder that holds another one, removing its files.
+    pub force: bool,
     /// Set from elsewhere (a signal handler) to stop after the current step
     /// with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
@@ -67,6 +68,17 @@ pub enum TrainError {
     },
     /// A checkpoint that cannot be resumed, and why.
     Resume(String),
+    /// A new run into a folder that holds another run's files.
+    RunExists {
+        dir: PathBuf,
+        files: Vec<String>,
+    },
+    /// Another run is writing into the folder (`holder`: who, if its lock
+    /// file can be read).
+    Locked {
+        dir: PathBuf,
+        holder: Option<run_dir::Holder>,
+    },
 }
 
 impl std::fmt::Display for TrainError {
@@ -90,6 +102,27 @@ impl std::fmt::Display for TrainError {
                 write!(f, "interrupted at epoch {epoch}, step {step}/{steps}; checkpoint saved in {}", dir.display())
             }
             TrainError::Resume(m) => write!(f, "cannot resume: {m}"),
+            TrainError::RunExists { dir, files } => write!(
+                f,
+                "{} already holds a run ({}); continue it with --resume {0}, train into another folder with --out DIR, \
+                 or replace it with --force",
+                dir.display(),
+                files.join(", ")
+            ),
+            TrainError::Locked { dir, holder: Some(h) } => write!(
+                f,
+                "{} is in use by another run: process {} (`{}`), started {} s ago; wait for it to end or train into another folder",
+                dir.display(),
+                h.pid,
+                h.command,
+                h.age()
+            ),
+            TrainError::Locked { dir, holder: None } => write!(
+                f,
+                "{} is in use by another run (its {} cannot be read); wait for it to end or train into another folder",
+                dir.display(),
+                run_dir::LOCK_FILE
+            ),
         }
     }
 }
@@ -169,7 +202,30 @@ pub struct Report {
     pub parameters: usize,
     pub epochs: Vec<EpochReport>,
     pub constraints: Vec<ConstraintReport>,
+    /// On the kept weights (`kept_epoch`).
     pub test: Option<Evaluation>,
+    /// Which weights the run ends with, `last` or `best` by `monitor`.
+    #[serde(default)]
+    pub keep: Keep,
+    #[serde(default)]
+    pub monitor: Monitor,
+    /// The epoch whose weights model.safetensors holds at the end; null while
+    /// the run goes on (report.json is rewritten after every epoch).
+    #[serde(default)]
+    pub kept_epoch: Option<usize>,
+    /// Why the run ended; null while it goes on.
+    #[serde(default)]
+    pub stopped: Option<Stopped>,
+}
+
+/// Why a run ended.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// Every planned epoch ran.
+    Epochs,
+    /// `early_stop`: the watched figure stopped improving.
+    EarlyStop,
 }
 
 /// A batch of examples as tensors.
@@ -283,13 +339,39 @@ pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
     write_atomic(path, &bytes)
 }
 
+/// Trains without telling anything as it goes (tests, scripts): see
+/// [`train_observed`].
 pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, TrainError> {
+    train_observed(program, base, opts, &mut Silent)
+}
+
+/// Trains `program` into `opts.out_dir`, handing every event to `observer`.
+///
+/// The folder holds one run: it is locked while the run writes there, a new
+/// run refuses a folder with another run's files unless `opts.force`, and
+/// report.json is rewritten after every epoch.
+pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: &mut dyn Observer) -> Result<Report, TrainError> {
     let model = &program.model;
     let spec = &program.train;
+    let dir = &opts.out_dir;
+    if opts.resume && !dir.is_dir() {
+        return Err(TrainError::Resume(format!("no checkpoint in {}: the folder does not exist", dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::Io(dir.clone(), e))?;
+    let lock = run_dir::Lock::acquire(dir)?;
+    if let Some(holder) = &lock.took_over {
+        observer.event(&Event::StaleLockTakenOver { pid: holder.pid, command: &holder.command });
+    }
+    let run_digest = checkpoint::RunDigest::of(program)?;
     // A resumed run takes its seed and length from the checkpoint.
-    let resumed = if opts.resume { Some(checkpoint::load(&opts.out_dir, &Device::Cpu)?) } else { None };
+    let resumed = if opts.resume { Some(checkpoint::load(dir, &Device::Cpu)?) } else { None };
     if let Some(ck) = &resumed {
-        check_resumable(&ck.state, program, opts)?;
+        check_resumable(&ck.state, program, &run_digest, opts)?;
+    } else {
+        let replaced = run_dir::claim_for_new_run(dir, opts.force)?;
+        if !replaced.is_empty() {
+            observer.event(&Event::Replaced { files: &replaced });
+        }
     }
     let seed = resumed.as_ref().map(|c| c.state.seed).unwrap_or(opts.seed.unwrap_or(spec.seed));
     let epochs = opts.epochs.or(resumed.as_ref().map(|c| c.state.epochs)).unwrap_or(spec.epochs);
@@ -317,25 +399,17 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             Some((moved / size.max(1e-30)).sqrt())
         })
         .collect();
-    if !opts.quiet && resumed.is_none() {
-        for (e, r) in enforced.iter().zip(&init_residuals) {
-            if let Some(r) = r.filter(|r| *r > 1e-6) {
-                eprintln!(
-                    "note: {}'s initial weight did not satisfy `@{}`; it was fitted into the constraint set (relative change {r:.3e})",
-                    e.layer,
-                    e.spec.family.name()
-                );
-            }
-        }
-    }
+    let labels: Vec<ConstraintLabel> = enforced
+        .iter()
+        .map(|e| ConstraintLabel { layer: e.layer.clone(), kind: e.spec.family.name().into(), band: e.spec.band.is_some() })
+        .collect();
     let mut optimizer = optim::Optimizer::new(&spec.optimizer, net.params.len());
     let mut shuffle = Rng::derive(seed, "shuffle");
     let mut dropout = Rng::derive(seed, "dropout");
     let train_set = &splits.train;
     let batch_size = spec.batch.min(train_set.len.max(1));
     let steps_per_epoch = train_set.len.div_ceil(batch_size);
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::Io(opts.out_dir.clone(), e))?;
-    let weights_path = opts.out_dir.join("model.safetensors");
+    let weights_path = dir.join("model.safetensors");
 
     let mut report = Report {
         model: model.name.clone(),
@@ -344,6 +418,10 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         epochs: Vec::new(),
         constraints: Vec::new(),
         test: None,
+        keep: spec.keep,
+        monitor: spec.monitor,
+        kept_epoch: None,
+        stopped: None,
     };
     // Which phase each epoch belongs to (`--epochs` caps a staged run's total).
     let schedule: Vec<Option<usize>> = if spec.phases.is_empty() {
@@ -360,6 +438,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
     let mut first_epoch = 0;
     let mut resume_within: Option<(Vec<usize>, usize, f64, f64)> = None;
     let mut last_checkpoint: Option<usize> = None;
+    // The state (`Net::state_tensors`) of the best epoch so far, for `keep = best`.
+    let mut best_state: Option<Vec<(String, Tensor)>> = None;
+    let mut resumed_at = None;
     if let Some(ck) = resumed {
         let st = ck.state;
         // The phase in force at the checkpoint: that of the epoch it is
@@ -380,6 +461,9 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         for (e, m) in enforced.iter().zip(&st.multipliers) {
             e.set_multiplier(*m);
         }
+        if spec.keep == Keep::Best && best_epoch(&st.reports, spec.monitor).is_some() {
+            best_state = Some(stored_best(&ck.tensors, &net)?);
+        }
         shuffle = st.shuffle;
         dropout = st.dropout;
         report.epochs = st.reports;
@@ -388,8 +472,22 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             resume_within = Some((st.order, st.steps_done, st.epoch_loss_sum, st.epoch_seconds));
         }
         last_checkpoint = Some(st.epochs_done);
-        if !opts.quiet {
-            eprintln!("resuming at epoch {}, step {} of {}", st.epochs_done + 1, st.steps_done + 1, epochs);
+        resumed_at = Some((st.epochs_done + 1, st.steps_done + 1));
+    }
+    observer.event(&Event::Started {
+        model: &model.name,
+        parameters: model.parameter_count(),
+        dir,
+        epochs,
+        steps_per_epoch,
+        constraints: &labels,
+        resumed_at,
+    });
+    if resumed_at.is_none() {
+        for (e, r) in enforced.iter().zip(&init_residuals) {
+            if let Some(r) = r.filter(|r| *r > 1e-6) {
+                observer.event(&Event::InitFitted { layer: &e.layer, constraint: e.spec.family.name(), relative_change: r });
+            }
         }
     }
     let write_checkpoint = |net: &Net,
@@ -397,7 +495,8 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
                             enforced: &[Enforced],
                             progress: (usize, usize, &[usize], f64, f64),
                             rngs: (&Rng, &Rng),
-                            reports: &[EpochReport]|
+                            reports: &[EpochReport],
+                            best: Option<&Vec<(String, Tensor)>>|
      -> Result<(), TrainError> {
         let (epochs_done, steps_done, order, epoch_loss_sum, epoch_seconds) = progress;
         let (optimizer_step, moments) = optimizer.state();
@@ -405,10 +504,13 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         for (i, which, t) in moments {
             tensors.push((format!("optimizer/{which}/{}", net.params[i].name), t));
         }
+        for (name, t) in best.into_iter().flatten() {
+            tensors.push((format!("{BEST_PREFIX}{name}"), t.clone()));
+        }
         let state = checkpoint::State {
             format: checkpoint::FORMAT_VERSION,
             model: model.name.clone(),
-            source_digest: opts.source_digest.clone(),
+            run_digest: run_digest.clone(),
             seed,
             epochs,
             epochs_done,
@@ -424,12 +526,17 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         };
         // Weights first: a checkpoint never points at weights older than itself.
         save_weights(net, &weights_path)?;
-        checkpoint::save(&opts.out_dir, &state, tensors)?;
+        checkpoint::save(dir, &state, tensors)?;
         Ok(())
     };
     let stop_requested = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
 
     for index in first_epoch..epochs {
+        // A resumed run whose patience had already run out stops here again.
+        if let Some(stop) = early_stop_due(&report.epochs, spec) {
+            report.stopped = Some(stop);
+            break;
+        }
         let phase_index = schedule[index];
         let epoch = index + 1;
         let within = if index == first_epoch { resume_within.take() } else { None };
@@ -442,9 +549,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             if let Some(o) = &phase.optimizer {
                 optimizer = optim::Optimizer::new(o, net.params.len());
             }
-            if !opts.quiet {
-                eprintln!("phase `{}`: {} epoch(s)", phase.name, phase.epochs);
-            }
+            observer.event(&Event::PhaseEntered { name: &phase.name, epochs: phase.epochs });
         }
         let phase_name = phase_index.map(|i| spec.phases[i].name.clone());
         let started = Instant::now();
@@ -452,10 +557,7 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             Some(w) => w,
             None => (if spec.shuffle { shuffle.permutation(train_set.len) } else { (0..train_set.len).collect() }, 0, 0.0, 0.0),
         };
-        let bar = progress_bar(opts.quiet, steps_per_epoch as u64, epoch, epochs);
-        if let Some(bar) = &bar {
-            bar.inc(skip as u64);
-        }
+        observer.event(&Event::EpochStarted { epoch, epochs, steps: steps_per_epoch, done: skip });
         for (step, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             let (x, y) = batch(train_set, chunk, &net.device)?;
             let out = net.forward(&x, &mut Mode::Train { dropout: &mut dropout })?;
@@ -503,18 +605,20 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             for e in &enforced {
                 e.dual_update(&net)?;
             }
-            if let Some(bar) = &bar {
-                bar.set_message(format!("loss {:.4}{}", total / ((step * batch_size + chunk.len()) as f64), live_figures(&enforced, &net)));
-                bar.inc(1);
-            }
+            let mean_loss = total / ((step * batch_size + chunk.len()) as f64);
+            observer.event(&Event::StepDone {
+                epoch,
+                step: step + 1,
+                steps: steps_per_epoch,
+                mean_loss,
+                live: Live { enforced: &enforced, net: &net },
+            });
             if stop_requested() {
-                if let Some(bar) = &bar {
-                    bar.abandon();
-                }
+                observer.event(&Event::Interrupted);
                 let seconds = earlier_seconds + started.elapsed().as_secs_f64();
                 let progress = (index, step + 1, order.as_slice(), total, seconds);
-                write_checkpoint(&net, &optimizer, &enforced, progress, (&shuffle, &dropout), &report.epochs)?;
-                return Err(TrainError::Interrupted { epoch, step: step + 1, steps: steps_per_epoch, dir: opts.out_dir.clone() });
+                write_checkpoint(&net, &optimizer, &enforced, progress, (&shuffle, &dropout), &report.epochs, best_state.as_ref())?;
+                return Err(TrainError::Interrupted { epoch, step: step + 1, steps: steps_per_epoch, dir: dir.clone() });
             }
         }
         let step_seconds = earlier_seconds + started.elapsed().as_secs_f64();
@@ -522,14 +626,6 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
         let val = if splits.val.len > 0 { Some(evaluate(&net, spec.loss, &splits.val, batch_size)?) } else { None };
         let measures = enforced.iter().map(|e| e.measure(&net)).collect::<candle_core::Result<Vec<_>>>()?;
         let seconds = earlier_seconds + started.elapsed().as_secs_f64();
-        if let Some(bar) = bar {
-            let val_text = match &val {
-                Some(Evaluation { loss, accuracy: Some(a) }) => format!(" · val loss {loss:.4} · val acc {:.1}%", a * 100.0),
-                Some(Evaluation { loss, accuracy: None }) => format!(" · val loss {loss:.4}"),
-                None => String::new(),
-            };
-            bar.finish_with_message(format!("loss {train_loss:.4}{val_text}{} · {seconds:.1}s", live_figures(&enforced, &net)));
-        }
         report.epochs.push(EpochReport {
             epoch,
             phase: phase_name,
@@ -538,44 +634,127 @@ pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, T
             val_accuracy: val.as_ref().and_then(|v| v.accuracy),
             seconds,
             step_seconds,
-            constraints: measures,
+            constraints: measures.clone(),
         });
+        let best = best_epoch(&report.epochs, spec.monitor);
+        if spec.keep == Keep::Best && best == Some(epoch) {
+            best_state = Some(net.state_tensors()?.into_iter().map(|(n, t)| Ok((n, t.copy()?))).collect::<candle_core::Result<_>>()?);
+        }
+        let this_epoch = report.epochs.last().expect("just pushed");
+        observer.event(&Event::EpochDone { report: this_epoch, epochs, constraints: &labels, best_epoch: best });
+        let early_stop = early_stop_due(&report.epochs, spec);
         // A checkpoint every `checkpoint_every` epochs and at the end: a later
         // fault or kill leaves the last good state on disk.
-        if epoch % spec.checkpoint_every.max(1) == 0 || epoch == epochs || stop_requested() {
-            write_checkpoint(&net, &optimizer, &enforced, (epoch, 0, &[], 0.0, 0.0), (&shuffle, &dropout), &report.epochs)?;
+        if epoch % spec.checkpoint_every.max(1) == 0 || epoch == epochs || stop_requested() || early_stop.is_some() {
+            let progress = (epoch, 0, &[][..], 0.0, 0.0);
+            write_checkpoint(&net, &optimizer, &enforced, progress, (&shuffle, &dropout), &report.epochs, best_state.as_ref())?;
             last_checkpoint = Some(epoch);
         }
+        // report.json follows the run epoch by epoch (final figures at the end).
+        report.constraints = constraint_reports(&enforced, &net, measures, &init_residuals);
+        write_report(dir, &report)?;
+        if let (Some(stop), Some(best_epoch)) = (early_stop, best) {
+            report.stopped = Some(stop);
+            let patience = spec.early_stop.unwrap_or(0);
+            observer.event(&Event::EarlyStop { epoch, best_epoch, patience, monitor: spec.monitor.name() });
+            break;
+        }
         if stop_requested() && epoch < epochs {
-            return Err(TrainError::Interrupted { epoch: epoch + 1, step: 0, steps: steps_per_epoch, dir: opts.out_dir.clone() });
+            observer.event(&Event::Interrupted);
+            return Err(TrainError::Interrupted { epoch: epoch + 1, step: 0, steps: steps_per_epoch, dir: dir.clone() });
         }
     }
+    // The weights the run ends with: the last epoch's, or the best one's.
+    let last_epoch = report.epochs.last().map(|e| e.epoch);
+    report.kept_epoch = match (spec.keep, best_epoch(&report.epochs, spec.monitor), &best_state) {
+        (Keep::Best, Some(best), Some(state)) => {
+            let state: HashMap<String, Tensor> = state.iter().cloned().collect();
+            net.load_state(&state)?;
+            Some(best)
+        }
+        (Keep::Best, _, _) | (Keep::Last, _, _) => last_epoch,
+    };
+    report.stopped = report.stopped.or(Some(Stopped::Epochs));
     if let Some(test) = &splits.test {
         report.test = Some(evaluate(&net, spec.loss, test, batch_size)?);
     }
-    for (e, init_residual) in enforced.iter().zip(init_residuals) {
-        let m = e.measure(&net)?;
-        report.constraints.push(ConstraintReport {
-            init_residual,
+    let measures = enforced.iter().map(|e| e.measure(&net)).collect::<candle_core::Result<Vec<_>>>()?;
+    report.constraints = constraint_reports(&enforced, &net, measures, &init_residuals);
+    save_weights(&net, &weights_path)?;
+    write_report(dir, &report)?;
+    drop(lock);
+    Ok(report)
+}
+
+/// Where a checkpoint keeps the best epoch's state (`keep = best`).
+const BEST_PREFIX: &str = "best/";
+
+/// The best epoch's state stored in a checkpoint.
+fn stored_best(tensors: &HashMap<String, Tensor>, net: &Net) -> Result<Vec<(String, Tensor)>, TrainError> {
+    net.state_tensors()?
+        .into_iter()
+        .map(|(name, _)| match tensors.get(&format!("{BEST_PREFIX}{name}")) {
+            Some(t) => Ok((name, t.clone())),
+            None => Err(TrainError::Resume(format!("the checkpoint keeps no best-epoch tensor `{name}` (`keep = best`)"))),
+        })
+        .collect()
+}
+
+/// The epoch (from 1) with the best `monitor` so far: the first of equals, as
+/// Keras and Lightning count only a strict improvement. `None` without
+/// validation figures.
+pub fn best_epoch(reports: &[EpochReport], monitor: Monitor) -> Option<usize> {
+    let figure = |r: &EpochReport| match monitor {
+        Monitor::ValLoss => r.val_loss.map(|l| -l),
+        Monitor::ValAccuracy => r.val_accuracy,
+    };
+    let mut best: Option<(usize, f64)> = None;
+    for r in reports {
+        if let Some(v) = figure(r).filter(|v| !v.is_nan())
+            && best.is_none_or(|(_, b)| v > b)
+        {
+            best = Some((r.epoch, v));
+        }
+    }
+    best.map(|(e, _)| e)
+}
+
+/// Whether `early_stop = N` ends the run now: the best epoch is N or more
+/// epochs behind the last one (Keras EarlyStopping(patience=N)).
+fn early_stop_due(reports: &[EpochReport], spec: &crate::ir::TrainSpec) -> Option<Stopped> {
+    let patience = spec.early_stop?;
+    let best = best_epoch(reports, spec.monitor)?;
+    let last = reports.last()?.epoch;
+    (last - best >= patience).then_some(Stopped::EarlyStop)
+}
+
+fn constraint_reports(enforced: &[Enforced], net: &Net, measures: Vec<Measure>, init_residuals: &[Option<f64>]) -> Vec<ConstraintReport> {
+    enforced
+        .iter()
+        .zip(measures)
+        .zip(init_residuals)
+        .map(|((e, measure), init_residual)| ConstraintReport {
+            init_residual: *init_residual,
             layer: e.layer.clone(),
             tensor: net.params[e.param].name.clone(),
             kind: e.spec.family.name().into(),
             mode: e.spec.mode.name().into(),
             params: constraint_params(&e.spec),
-            measure: m,
+            measure,
             lambda_min: e.spec.lambda_min,
             tol: e.spec.tol,
-        });
-    }
-    save_weights(&net, &weights_path)?;
-    let json = serde_json::to_vec_pretty(&report).expect("reports serialize");
-    write_atomic(&opts.out_dir.join("report.json"), &json)?;
-    Ok(report)
+        })
+        .collect()
+}
+
+fn write_report(dir: &Path, report: &Report) -> Result<(), TrainError> {
+    let json = serde_json::to_vec_pretty(report).expect("reports serialize");
+    write_atomic(&dir.join("report.json"), &json)
 }
 
 /// Refuses a checkpoint that would not continue this run: another model,
-/// another source text, another seed.
-fn check_resumable(state: &checkpoint::State, program: &Program, opts: &Options) -> Result<(), TrainError> {
+/// another program or data, another seed.
+fn check_resumable(state: &checkpoint::State, program: &Program, now: &checkpoint::RunDigest, opts: &Options) -> Result<(), TrainError> {
     let dir = opts.out_dir.display();
     if state.model != program.model.name {
         return Err(TrainError::Resume(format!(
@@ -583,12 +762,12 @@ fn check_resumable(state: &checkpoint::State, program: &Program, opts: &Options)
             state.model, program.model.name
         )));
     }
-    if let (Some(was), Some(now)) = (&state.source_digest, &opts.source_digest)
-        && was != now
-    {
+    let changes = state.run_digest.changes(now);
+    if !changes.is_empty() {
         return Err(TrainError::Resume(format!(
-            "the file changed since the checkpoint in {dir} was written, so the run would not continue the same training; \
-             restore the file, or start a new run (another --out)"
+            "since the checkpoint in {dir} was written, {}, so the run would not continue the same training; \
+             restore them, or start a new run (another --out)",
+            changes.join("; ")
         )));
     }
     if let Some(seed) = opts.seed
@@ -674,35 +853,6 @@ pub fn evaluate_file(program: &Program, base: &Path, weights: &Path) -> Result<E
         .map_err(|e| TrainError::Lower(LowerError::Init(format!("cannot read {}: {e}", weights.display()))))?;
     net.load(&tensors)?;
     evaluate(&net, program.train.loss, test, program.train.batch)
-}
-
-fn live_figures(enforced: &[Enforced], net: &Net) -> String {
-    let mut out = String::new();
-    for e in enforced {
-        if let Ok(v) = e.headline(net) {
-            if e.spec.band.is_some() {
-                out.push_str(&format!(" · {} ρ {:.2e}", e.layer, v));
-            } else {
-                out.push_str(&format!(" · {} {} {:.1e}", e.layer, e.spec.family.name(), v));
-            }
-            if e.spec.mode == crate::schema::Mode::Lagrangian {
-                out.push_str(&format!(" λ {:.3}", e.multiplier()));
-            }
-        }
-    }
-    out
-}
-
-fn progress_bar(quiet: bool, steps: u64, epoch: usize, epochs: usize) -> Option<indicatif::ProgressBar> {
-    if quiet {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(steps);
-    let style =
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(format!("epoch {epoch:>3}/{epochs}"));
-    Some(bar)
 }
 
 /// The end-of-run table of constraints, for people.
