@@ -289,7 +289,7 @@ pub const LAYERS: &[LayerDef] = &[
     LayerDef {
         schema: Schema {
             name: "global_maxpool",
-            summary: "Maximum over the whole length (or image): `[C, …]` → `[C]`.",
+            summary: "Maximum over the whole length (or image): `[C, …]` → `[C]`. Its gradient goes to one position, the first maximum (a NaN wins), as PyTorch's `x.flatten(2).max(2)`; tied maxima do not each get it.",
             params: NO_PARAMS,
             example: "global_maxpool",
         },

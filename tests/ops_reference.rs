@@ -68,13 +68,19 @@ fn check(name: &str) {
     check_with("ops", name, false, DType::F64);
     // Convolution and pooling have two paths each: our CPU kernel and the
     // Candle ops that other devices use.
-    if name.starts_with("conv") || name.starts_with("maxpool") || name.starts_with("avgpool") {
+    if name.starts_with("conv") || name.starts_with("maxpool") || name.starts_with("avgpool") || name.starts_with("global_max") {
         check_with("ops", name, true, DType::F64);
+    }
+    // Global max pooling with tied maxima: one winner in f32 as in f64.
+    if name.starts_with("global_max") {
+        check_with("ops", name, false, DType::F32);
+        check_with("ops", name, true, DType::F32);
     }
 }
 
-/// `candle_path`: the convolution by shifted matmuls and pooling by windows
-/// (what runs off the CPU) instead of our CPU kernels.
+/// `candle_path`: the convolution by shifted matmuls, pooling by windows and
+/// global max pooling by index (what runs off the CPU) instead of our CPU
+/// kernels.
 fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
     let mut f = load(dir, name);
     f.dtype = dtype;
@@ -124,7 +130,8 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
         "avgpool1d" | "avgpool2d" if candle_path => ops::avg_pool_by_windows(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
         "avgpool1d" | "avgpool2d" => ops::avg_pool(xt, &f.usizes("k"), &f.usizes("stride"), &f.usizes("padding")),
         "global_avgpool1d" | "global_avgpool2d" => ops::global_avg_pool(xt),
-        "global_maxpool1d" => ops::global_max_pool(xt),
+        "global_maxpool1d" | "global_maxpool2d" if candle_path => ops::global_max_pool_by_index(xt),
+        "global_maxpool1d" | "global_maxpool2d" => ops::global_max_pool(xt),
         "relu" => ops::relu(xt),
         "gelu_tanh" => ops::gelu(xt),
         "tanh" => xt.tanh(),

@@ -314,8 +314,34 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.flatten_from(2)?.mean(2)
 }
 
+/// Max over every spatial position of `[B, C, *spatial]`, as `[B, C]`, with
+/// PyTorch's gradient (`x.flatten(2).max(2)`): the whole gradient goes to one
+/// position, the first NaN if there is one, else the first maximum in
+/// row-major order; tied maxima do not each get it. On the CPU the windowed
+/// max pool of `pool_kernel` with one window over the whole length or plane,
+/// elsewhere [`global_max_pool_by_index`].
 pub fn global_max_pool(x: &Tensor) -> Result<Tensor> {
-    x.flatten_from(2)?.max(2)
+    if own_kernel(x) && (3..=4).contains(&x.rank()) {
+        let spatial = &x.dims()[2..];
+        let zeros = vec![0; spatial.len()];
+        let y = super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Max, spatial, spatial, &zeros)?;
+        return y.flatten_from(1);
+    }
+    global_max_pool_by_index(x)
+}
+
+/// `global_max_pool` from Candle ops (any device): the winner's index per
+/// row (the first NaN, else the first maximum: Candle's `argmax` keeps the
+/// first of equal values), then a `gather`, whose gradient goes to that one
+/// index. Candle's `max` would give the full gradient to every tied maximum.
+pub fn global_max_pool_by_index(x: &Tensor) -> Result<Tensor> {
+    let flat = x.flatten_from(2)?.contiguous()?;
+    let nan = flat.ne(&flat)?;
+    let first_nan = nan.argmax_keepdim(2)?;
+    let has_nan = nan.max_keepdim(2)?;
+    let first_max = flat.argmax_keepdim(2)?;
+    let winner = has_nan.where_cond(&first_nan, &first_max)?.contiguous()?;
+    flat.gather(&winner, 2)?.squeeze(2)
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {
@@ -434,3 +460,33 @@ pub fn stopband_ratios(w: &Tensor, q: &Tensor) -> Result<Tensor> {
 
 /// The dtype used for training.
 pub const TRAIN_DTYPE: DType = DType::F32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// NaN wins global max pooling on both paths, as in PyTorch: the output
+    /// is NaN and the whole gradient goes to the first NaN; a row of −∞ gives
+    /// its gradient to its first element.
+    #[test]
+    fn global_max_pool_nan_and_infinity() {
+        let nan = f64::NAN;
+        let inf = f64::INFINITY;
+        let rows = [[1.0, nan, 3.0, nan], [-inf, -inf, -inf, -inf], [2.0, inf, inf, 0.0]];
+        let data: Vec<f64> = rows.iter().flatten().copied().collect();
+        for dtype in [DType::F64, DType::F32] {
+            for by_index in [false, true] {
+                let x =
+                    Var::from_tensor(&Tensor::from_vec(data.clone(), (1, 3, 4), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
+                let y = if by_index { global_max_pool_by_index(&x) } else { global_max_pool(&x) }.unwrap();
+                let out: Vec<f64> = y.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                assert!(out[0].is_nan() && out[1] == -inf && out[2] == inf, "{dtype:?} by index {by_index}: {out:?}");
+                let g = y.sum_all().unwrap().backward().unwrap();
+                let gx: Vec<f64> = g.get(&x).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                let want = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+                assert_eq!(gx, want, "{dtype:?} by index {by_index}");
+            }
+        }
+    }
+}

@@ -103,8 +103,11 @@ def check_grads(name, fwd, inputs, grad_out, analytic):
         assert err <= FD_RTOL, f"{name}: grad_{key} finite-difference mismatch, rel err {err:.3e}"
 
 
-def emit(name, op, params, inputs, fwd, grad_fn, extra_inputs=None, extra_out=None):
+def emit(name, op, params, inputs, fwd, grad_fn, extra_inputs=None, extra_out=None, fd=True):
     """Run fwd, the analytic gradient and the FD check; write NAME.json.
+
+    fd=False skips the finite-difference check, for inputs where the op is not
+    differentiable (tied maxima): the gradient is then the convention's.
 
     inputs: differentiable tensors (name -> array)
     extra_inputs: non-differentiable inputs passed to fwd/grad_fn (targets, Q)
@@ -122,7 +125,8 @@ def emit(name, op, params, inputs, fwd, grad_fn, extra_inputs=None, extra_out=No
     for k, g in grads.items():
         assert g.shape == inputs[k].shape, (name, k, g.shape, inputs[k].shape)
     assert np.all(np.isfinite(out)), name
-    check_grads(name, f, inputs, grad_out, grads)
+    if fd:
+        check_grads(name, f, inputs, grad_out, grads)
     tensors = {}
     for k, v in inputs.items():
         tensors[k] = tensor(v)
@@ -406,9 +410,17 @@ def make_pool2d(name, kind, B, C, H, W, k, stride=None, padding=(0, 0)):
          lambda g, x: {"x": pool2d_adjoint(g, x, kind, k, stride, padding)})
 
 
-def make_global(name, kind, shape):
+def make_global(name, kind, shape, ties=False):
+    """ties: small integers, so most rows have tied maxima. PyTorch's
+    x.flatten(2).max(2) gives the whole gradient to the first maximum
+    (np.argmax picks the same one); no finite differences then."""
     rng = rng_for(name)
-    x = distinct(rng, shape) if kind == "max" else rng.standard_normal(shape)
+    if ties:
+        x = rng.integers(0, 3, shape).astype(np.float64)
+    elif kind == "max":
+        x = distinct(rng, shape)
+    else:
+        x = rng.standard_normal(shape)
     axes = tuple(range(2, len(shape)))
     n = int(np.prod(shape[2:]))
 
@@ -427,7 +439,7 @@ def make_global(name, kind, shape):
                     gx[bb, c] = g[bb, c] / n
         return {"x": gx}
 
-    emit(name, f"global_{kind}pool{len(shape) - 2}d", {}, {"x": x}, fwd, grad)
+    emit(name, f"global_{kind}pool{len(shape) - 2}d", {}, {"x": x}, fwd, grad, fd=not ties)
 
 
 # ---------------------------------------------------------------------------
@@ -734,6 +746,9 @@ def main():
     make_global("global_avgpool1d", "avg", (2, 3, 7))
     make_global("global_maxpool1d", "max", (2, 3, 7))
     make_global("global_avgpool2d", "avg", (2, 3, 4, 5))
+    make_global("global_maxpool2d", "max", (2, 3, 4, 5))
+    make_global("global_maxpool1d_ties", "max", (2, 3, 6), ties=True)
+    make_global("global_maxpool2d_ties", "max", (2, 3, 3, 4), ties=True)
 
     # activations
     for kind in ("relu", "gelu_tanh", "tanh", "sigmoid", "silu"):
