@@ -657,7 +657,15 @@ fn apply_phase_settings(
         }
         for c in &change.constraints {
             for e in enforced.iter_mut().filter(|e| e.layer == change.layer && e.spec.family == c.family) {
-                e.spec = crate::ir::Constraint { lambda_min: e.spec.lambda_min, span: e.spec.span, ..c.clone() };
+                // The phase changes how the constraint is enforced, never its band or
+                // value (the checker refuses that, E0060): keep the model's.
+                e.spec = crate::ir::Constraint {
+                    band: e.spec.band,
+                    value: e.spec.value,
+                    lambda_min: e.spec.lambda_min,
+                    span: e.spec.span,
+                    ..c.clone()
+                };
             }
         }
     }
