@@ -73,6 +73,7 @@ pub enum Problem {
     PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
     NoEffect { span: Span, reason: String, help: Option<String> },
     DesignMissesTol { span: Span, constraint: String, taps: String, rho: f64, tol: f64 },
+    PhaseRedefines { span: Span, declared_span: Span, constraint: String, layer: String, param: String, declared: String, phase: String },
 
     // ---- shapes ----
     KernelTooLong { span: Span, layer: String, window: String, input: String, help: String },
@@ -144,6 +145,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0054", "loss or data set does not fit the task"),
     ("E0080", "best-epoch keeping or early stopping without validation data"),
     ("E0081", "validation accuracy watched on a task without classes"),
+    ("E0060", "phase changes what a constraint is"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -400,6 +402,16 @@ impl Problem {
                 ),
                 vec![label(*span, format!("designed filter has ρ = {}", fmt_num(*rho)))],
                 Some("a Hamming-windowed design of this length cannot do better; use more taps, a wider transition, or mode=project to learn a kernel that meets tol".into()),
+            ),
+            PhaseRedefines { span, declared_span, constraint, layer, param, declared, phase } => (
+                "E0060",
+                format!("a phase cannot change `{param}` of `@{constraint}` on `{layer}`: the model declares {declared}, this phase {phase}"),
+                vec![label(*span, format!("{param}={phase} here")), label(*declared_span, format!("declared with {param}={declared}"))],
+                Some(match param.as_str() {
+                    "tol" => "mode=reparam trains coordinates in a subspace built once from the model's tol; change tol on the layer, or use mode=project in both".into(),
+                    "value" | "max" => format!("a phase may change mode, weight and tol; declare the {param} you want on the layer"),
+                    _ => "a phase may change mode, weight and tol; declare the band you want on the layer".into(),
+                }),
             ),
             KernelTooLong { span, layer, window, input, help } => (
                 "E0040",

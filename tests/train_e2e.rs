@@ -320,6 +320,22 @@ fn staged_training_freezes_then_projects() {
     assert_eq!(capped.epochs.len(), 3);
 }
 
+#[test]
+fn a_phase_tol_is_the_tol_projected_onto() {
+    // The model's penalty has the default tol 0.01; the phase projects with a
+    // tighter one. The projector must be made for the phase's tol, not kept
+    // from the model's (where ρ up to 0.01 would be reported against 1e-5).
+    let source = "model m {\n input [1, 128]\n conv(out=4, k=15) @lowpass(cutoff=0.2, mode=penalty, weight=0.1)\n tanh\n conv(out=1, k=9)\n}\ndata sines(n=96)\ntrain {\n optimizer = adam(lr=3e-3)\n phase warm {\n  epochs = 1\n }\n phase tight {\n  epochs = 2\n  conv1 @lowpass(cutoff=0.2, mode=project, tol=1e-5)\n }\n}\n";
+    let (report, dir) = train(source, Path::new("."), "phase-tol", None, None);
+    let c = &report.constraints[0];
+    assert_eq!((c.mode.as_str(), c.tol), ("project", 1e-5));
+    assert!(c.satisfied, "{c:?}");
+    let spec = BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None };
+    let worst = saved_rhos(&dir, "conv1.weight", &spec).into_iter().fold(0.0, f64::max);
+    // f32 weights: a margin for rounding.
+    assert!(worst <= 1e-5 + 1e-6, "ρ {worst}");
+}
+
 /// A tiny trainable file with one constrained layer (`conv1` or `linear1`).
 fn family_model(annotation: &str, linear: bool, epochs: usize) -> String {
     let body = if linear {

@@ -10,8 +10,10 @@ use crate::check::params;
 use crate::diagnostic::Problem;
 use std::collections::HashMap;
 
-use crate::ir::{Layer, Model, Op, Phase, PhaseLayer};
-use crate::schema::{self, AnnotationRole, LayerKind, Mode, PHASE_SECTION};
+use crate::bands::{default_transition, freq_words};
+use crate::diagnostic::fmt_num;
+use crate::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
+use crate::schema::{self, AnnotationRole, Family, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
 struct Layers<'m> {
@@ -203,8 +205,72 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     help: Some("phases switch among penalty, project and lagrangian".into()),
                 })
             }
-            Some(_) => constraints.push(c),
+            Some(b) => {
+                let call = written.iter().find(|(a, _, _)| a.span == c.span).map(|(_, _, call)| call);
+                match redefinition(&c, b, facts.kernel.as_deref().unwrap_or(&[])) {
+                    Some((param, declared, phase)) => ctx.problems.push(Problem::PhaseRedefines {
+                        span: call.map(|call| call.span_of(param)).unwrap_or(c.span),
+                        declared_span: b.span,
+                        constraint: c.family.name().into(),
+                        layer: layer.name.clone(),
+                        param: param.into(),
+                        declared,
+                        phase,
+                    }),
+                    // What the phase enforces is the model's constraint: its band and
+                    // value, and the bound computed for them, with the phase's mode,
+                    // weight, tol and dual_lr.
+                    None => constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, ..c }),
+                }
+            }
         }
     }
     Some(PhaseLayer { layer: layer.name.clone(), frozen: attached.frozen, lr_scale: attached.lr_scale, constraints })
+}
+
+/// Two frequencies (Nyquist units) or values the same up to rounding: a
+/// cutoff given in Hz is divided by fs/2 on both sides.
+fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// The first parameter a phase's constraint gives differently from the
+/// model's declaration of it: (parameter, declared value, phase value), in the
+/// units each side wrote. A phase may change how a constraint is enforced
+/// (mode, weight, tol, dual_lr), never what it is: the lowering builds the
+/// stopband operator and the admissible subspace from the model's declaration
+/// once, so a phase's own band would be reported but not enforced.
+fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Option<(&'static str, String, String)> {
+    if let (Some(p), Some(m)) = (phase.band, model.band) {
+        let edges: &[(&'static str, f64, f64)] = match phase.family {
+            Family::Bandpass | Family::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
+            _ => &[("cutoff", p.low, m.low)],
+        };
+        for &(param, pv, mv) in edges {
+            if !same(pv, mv) {
+                return Some((param, freq_words(mv, m.fs), freq_words(pv, p.fs)));
+            }
+        }
+        // An unset transition is the default of each axis' length.
+        let effective = |t: Option<f64>| -> Vec<f64> { kernel.iter().map(|&k| t.unwrap_or_else(|| default_transition(k))).collect() };
+        let (pt, mt) = (effective(p.transition), effective(m.transition));
+        if pt.iter().zip(&mt).any(|(a, b)| !same(*a, *b)) {
+            let words = |t: Option<f64>, fs: Option<f64>, all: &[f64]| match t {
+                Some(t) => freq_words(t, fs),
+                None => format!("the default {}", freq_words(all.first().copied().unwrap_or(0.0), fs)),
+            };
+            return Some(("transition", words(m.transition, m.fs, &mt), words(p.transition, p.fs, &pt)));
+        }
+    }
+    if let (Some(pv), Some(mv)) = (phase.value, model.value)
+        && !same(pv, mv)
+    {
+        let param = if phase.family == Family::DcGain { "value" } else { "max" };
+        return Some((param, fmt_num(mv), fmt_num(pv)));
+    }
+    // The reparametrization's subspace is built once from the model's tol.
+    if phase.mode == Mode::Reparam && !same(phase.tol, model.tol) {
+        return Some(("tol", fmt_num(model.tol), fmt_num(phase.tol)));
+    }
+    None
 }

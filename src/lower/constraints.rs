@@ -24,6 +24,8 @@ pub struct Enforced {
     taps: usize,
     /// Stopband operator (band families), `[taps, taps]`.
     q: Option<Tensor>,
+    /// The same in f64, to rebuild the projector for a phase's tol.
+    q_matrix: Option<DMatrix<f64>>,
     /// Projector onto the admissible subspace (linear families in project mode).
     projector: Option<Tensor>,
     /// Lagrangian mode: the multiplier λ ≥ 0, updated by dual ascent.
@@ -102,6 +104,7 @@ impl Enforced {
             |what: &str| LowerError::Unsupported(format!("{}: `@{}` with mode={} {what}", layer.name, c.family.name(), c.mode));
         let (device, dtype) = (net.device.clone(), net.dtype);
         let mut q = None;
+        let mut q_matrix = None;
         let mut projector = None;
         if let Some(band) = &c.band {
             let qm = band.stopband_operator(&kernel);
@@ -116,6 +119,7 @@ impl Enforced {
                 net.params[param].frozen = true;
             }
             q = Some(to_tensor(&qm, &device, dtype)?);
+            q_matrix = Some(qm);
         } else {
             projector = match c.family {
                 Family::Symmetric => Some(to_tensor(&mirror_projector(taps, 1.0), &device, dtype)?),
@@ -136,7 +140,30 @@ impl Enforced {
             };
             net.reparametrize(param, reparam)?;
         }
-        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, q, projector, multiplier: std::cell::Cell::new(0.0) })
+        Ok(Enforced {
+            layer: layer.name.clone(),
+            param,
+            spec: c.clone(),
+            taps,
+            q,
+            q_matrix,
+            projector,
+            multiplier: std::cell::Cell::new(0.0),
+        })
+    }
+
+    /// Enforces `spec` from now on (a phase's mode, weight and tol; the band
+    /// is the model's). A band's projector is rebuilt when the tol changes,
+    /// so a phase's `tol` is the one projected onto, not only the one reported.
+    pub fn set_spec(&mut self, spec: Constraint) -> Result<()> {
+        if let (Some(qm), Some(old)) = (&self.q_matrix, &self.projector)
+            && spec.tol != self.spec.tol
+        {
+            let (p, _) = bands::admissible_projector(qm, spec.tol);
+            self.projector = Some(to_tensor(&p, old.device(), old.dtype())?);
+        }
+        self.spec = spec;
+        Ok(())
     }
 
     fn kernels(&self, w: &Tensor) -> Result<Tensor> {

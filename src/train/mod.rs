@@ -447,7 +447,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
         // inside of, or of the last finished one at an epoch's end.
         let current = if st.steps_done > 0 { Some(st.epochs_done) } else { st.epochs_done.checked_sub(1) };
         if let Some(phase) = current.and_then(|e| schedule.get(e).copied().flatten()) {
-            apply_phase_settings(&spec.phases[phase], &mut net, &mut enforced, &base_frozen, &base_specs);
+            apply_phase_settings(&spec.phases[phase], &mut net, &mut enforced, &base_frozen, &base_specs)?;
             if let Some(o) = spec.phases[..=phase].iter().rev().find_map(|p| p.optimizer.as_ref()) {
                 optimizer = optim::Optimizer::new(o, net.params.len());
             }
@@ -806,7 +806,7 @@ fn enter_phase(
     base: &[(bool, f64)],
     base_specs: &[crate::ir::Constraint],
 ) -> candle_core::Result<()> {
-    apply_phase_settings(phase, net, enforced, base, base_specs);
+    apply_phase_settings(phase, net, enforced, base, base_specs)?;
     Enforced::project_all(enforced, net)
 }
 
@@ -818,13 +818,13 @@ fn apply_phase_settings(
     enforced: &mut [Enforced],
     base: &[(bool, f64)],
     base_specs: &[crate::ir::Constraint],
-) {
+) -> candle_core::Result<()> {
     for (p, &(frozen, lr)) in net.params.iter_mut().zip(base) {
         p.frozen = frozen;
         p.lr_scale = lr;
     }
     for (e, s) in enforced.iter_mut().zip(base_specs) {
-        e.spec = s.clone();
+        e.set_spec(s.clone())?;
     }
     for change in &phase.layers {
         let prefix = format!("{}.", change.layer);
@@ -836,10 +836,20 @@ fn apply_phase_settings(
         }
         for c in &change.constraints {
             for e in enforced.iter_mut().filter(|e| e.layer == change.layer && e.spec.family == c.family) {
-                e.spec = crate::ir::Constraint { lambda_min: e.spec.lambda_min, span: e.spec.span, ..c.clone() };
+                // The phase changes how the constraint is enforced, never its band or
+                // value (the checker refuses that, E0060): keep the model's.
+                let spec = crate::ir::Constraint {
+                    band: e.spec.band,
+                    value: e.spec.value,
+                    lambda_min: e.spec.lambda_min,
+                    span: e.spec.span,
+                    ..c.clone()
+                };
+                e.set_spec(spec)?;
             }
         }
     }
+    Ok(())
 }
 
 /// `lpnc eval`: trained weights on the file's declared test data.
