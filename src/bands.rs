@@ -389,3 +389,26 @@ impl BandSpec {
         }
     }
 }
+
+/// `|H(ν1, ν2)|` of a 2-D kernel (`kh × kw`, row-major) at the centres of a
+/// `cells × cells` grid over `[−1, 1]²` (Nyquist units), by direct
+/// evaluation of `Σ h[m, n]·e^(−iπ(ν1·m + ν2·n))`: `(ν1, ν2, |H|)`.
+pub fn magnitude_response_2d(h: &[f64], kh: usize, kw: usize, cells: usize) -> Vec<(f64, f64, f64)> {
+    let centre = |i: usize| -1.0 + (2 * i + 1) as f64 / cells as f64;
+    let mut out = Vec::with_capacity(cells * cells);
+    for i in 0..cells {
+        for j in 0..cells {
+            let (n1, n2) = (centre(i), centre(j));
+            let (mut re, mut im) = (0.0, 0.0);
+            for m in 0..kh {
+                for n in 0..kw {
+                    let phase = std::f64::consts::PI * (n1 * m as f64 + n2 * n as f64);
+                    re += h[m * kw + n] * phase.cos();
+                    im -= h[m * kw + n] * phase.sin();
+                }
+            }
+            out.push((n1, n2, (re * re + im * im).sqrt()));
+        }
+    }
+    out
+}

@@ -527,11 +527,11 @@ fn eval(path: &Path, weights: &Path) -> ExitCode {
 }
 
 fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
-    let (program, _) = match checked_program(path) {
+    let (program, base) = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let panels = match lpn::train::response::panels(&program, weights) {
+    let panels = match lpn::train::response::panels(&program, &base, weights) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -542,6 +542,11 @@ fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
     match lpn::train::response::draw(&panels, report.as_ref(), out) {
         Ok(()) => {
             say!("wrote {} ({} layer(s){})", out.display(), panels.len(), if report.is_some() { ", ρ per epoch" } else { "" });
+            for panel in &panels {
+                if let Some(note) = panel.cap_note() {
+                    say!("{}: {note}", panel.layer);
+                }
+            }
             ExitCode::from(OK)
         }
         Err(e) => {

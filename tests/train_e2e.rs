@@ -269,7 +269,7 @@ fn lagrangian_meets_tol_on_the_ecg_example_without_a_weight() {
 fn response_plot_is_written_with_mask_and_history() {
     let (report, dir) = train(&denoiser("project"), Path::new("."), "response", Some(2), None);
     let p = program(&denoiser("project"), Path::new("."));
-    let panels = lpn::train::response::panels(&p, &dir.join("model.safetensors")).unwrap();
+    let panels = lpn::train::response::panels(&p, Path::new("."), &dir.join("model.safetensors")).unwrap();
     assert_eq!(panels.len(), 1);
     assert_eq!(panels[0].kernels.len(), 4);
     let svg = dir.join("response.svg");

@@ -525,19 +525,20 @@ impl Net {
         set(&self.nodes, &|key, like| fetch(key.to_string(), like))
     }
 
-    /// Loads every tensor saved by `tensors` (for `lpnc eval`).
+    /// The name and shape of every tensor `tensors` writes: what a weights
+    /// file of this model holds, no more and no less.
+    pub fn expected_tensors(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        let mut out: Vec<(String, Vec<usize>)> = self.tensors()?.into_iter().map(|(name, t)| (name, t.dims().to_vec())).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Loads every tensor saved by `tensors` (for `lpnc eval`), after
+    /// [`validate_weights`] has found the file to fit this model.
     pub fn load(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
+        validate_weights(&self.expected_tensors()?, tensors)?;
         for (i, p) in self.params.iter().enumerate() {
-            let t = tensors.get(&p.name).ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{}`", p.name)))?;
-            let want = self.effective(i)?.dims().to_vec();
-            if t.dims() != want.as_slice() {
-                return Err(LowerError::Init(format!(
-                    "`{}` has shape {:?} in the weights file, the model needs {:?}",
-                    p.name,
-                    t.dims(),
-                    want
-                )));
-            }
+            let t = tensors.get(&p.name).ok_or_else(|| LowerError::Weights(format!("the weights file has no tensor `{}`", p.name)))?;
             self.set_effective(i, t)?;
         }
         fn stats(nodes: &[Named], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
@@ -562,6 +563,50 @@ impl Net {
     }
 }
 
+/// Checks the tensors of a weights file against what a model expects
+/// (`Net::expected_tensors`): every expected tensor present with its shape, no
+/// tensor the model does not have (weights of another model), every value a
+/// finite number (a run that blew up). The first problem found, naming the
+/// tensor; missing and extra names are checked before shapes and values, so
+/// weights of another model are called that rather than a shape mismatch.
+pub fn validate_weights(expected: &[(String, Vec<usize>)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
+    let wanted: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<&str> = tensors.keys().map(|k| k.as_str()).filter(|k| !wanted.contains(k)).collect();
+    extra.sort();
+    let missing: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).filter(|n| !tensors.contains_key(*n)).collect();
+    if let Some(first) = missing.first() {
+        let mut message = format!("the weights file has no tensor `{first}`");
+        if missing.len() > 1 {
+            message.push_str(&format!(" (nor {} other tensor(s) of this model)", missing.len() - 1));
+        }
+        if !extra.is_empty() {
+            message.push_str(&format!(" and has `{}`, which this model does not have: it was written for another model", extra[0]));
+        }
+        return Err(LowerError::Weights(message));
+    }
+    if let Some(first) = extra.first() {
+        return Err(LowerError::Weights(format!(
+            "the weights file has a tensor `{first}` that this model does not have{}: it was written for another model",
+            if extra.len() > 1 { format!(" (and {} more)", extra.len() - 1) } else { String::new() }
+        )));
+    }
+    for (name, shape) in expected {
+        let t = &tensors[name];
+        if t.dims() != shape.as_slice() {
+            return Err(LowerError::Weights(format!("`{name}` has shape {:?} in the weights file, the model needs {shape:?}", t.dims())));
+        }
+        let values: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let bad = values.iter().filter(|x| !x.is_finite()).count();
+        if bad > 0 {
+            return Err(LowerError::Weights(format!(
+                "`{name}` holds {bad} value(s) that are NaN or infinite (of {}): these weights come from a run that diverged",
+                values.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub enum LowerError {
     Candle(candle_core::Error),
@@ -569,13 +614,15 @@ pub enum LowerError {
     Init(String),
     /// A constraint mode this version cannot enforce yet.
     Unsupported(String),
+    /// A weights file that does not fit the model (`validate_weights`).
+    Weights(String),
 }
 
 impl std::fmt::Display for LowerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LowerError::Candle(e) => write!(f, "tensor error: {e}"),
-            LowerError::Init(m) | LowerError::Unsupported(m) => write!(f, "{m}"),
+            LowerError::Init(m) | LowerError::Unsupported(m) | LowerError::Weights(m) => write!(f, "{m}"),
         }
     }
 }

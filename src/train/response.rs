@@ -1,6 +1,12 @@
 //! `lpnc response`: the magnitude response of every band-constrained layer's
 //! kernels, drawn over the spec's mask (passband and stopband), and, when the
 //! run's report.json sits next to the weights, ρ per epoch. One SVG file.
+//!
+//! A 1-D layer is drawn as |H(ν)| of up to [`MAX_KERNELS`] kernels (those with
+//! the largest ρ); a 2-D layer as a heat map of |H(ν1, ν2)| over the whole
+//! frequency plane for its kernel with the largest ρ, the separable box
+//! passband outlined. The weights file is validated against the model first
+//! (`lower::validate_weights`), as `lpnc eval` does.
 
 use std::path::Path;
 
@@ -8,34 +14,78 @@ use plotters::prelude::*;
 
 use crate::bands::{self, BandSpec};
 use crate::ir::{Constraint, Program};
+use crate::lower::{LowerError, Net, ops, validate_weights};
 use crate::train::Report;
 
-/// Kernels drawn per layer (the rest would only blacken the plot).
-const MAX_KERNELS: usize = 24;
+/// Kernels drawn per 1-D layer (the rest would only blacken the plot); the
+/// plot and `lpnc response` say so when a layer has more.
+pub const MAX_KERNELS: usize = 24;
+
+/// Cells per axis of a 2-D heat map over ν1, ν2 ∈ [−1, 1].
+const CELLS_2D: usize = 64;
 
 pub struct Panel {
     pub layer: String,
     pub constraint: Constraint,
-    /// Each kernel's taps (1-D kernels; 2-D ones are drawn along their rows' outer product axis).
+    /// One kernel's shape: `[k]` or `[kh, kw]`.
+    pub shape: Vec<usize>,
+    /// Every kernel's taps (row-major for 2-D), the largest ρ first.
     pub kernels: Vec<Vec<f64>>,
+    /// Each kernel's stopband energy ratio ρ, in the order of `kernels`.
+    pub rhos: Vec<f64>,
 }
 
-/// The band-constrained 1-D layers of a program with their kernels from a weights file.
-pub fn panels(program: &Program, weights: &Path) -> Result<Vec<Panel>, String> {
+impl Panel {
+    pub fn is_2d(&self) -> bool {
+        self.shape.len() == 2
+    }
+
+    /// How many kernels the plot draws: up to [`MAX_KERNELS`] in 1-D, the
+    /// worst one in 2-D (one heat map).
+    pub fn shown(&self) -> usize {
+        if self.is_2d() { self.kernels.len().min(1) } else { self.kernels.len().min(MAX_KERNELS) }
+    }
+
+    /// "showing 24 of 64 kernels (largest ρ first)" when not every kernel is drawn.
+    pub fn cap_note(&self) -> Option<String> {
+        (self.shown() < self.kernels.len()).then(|| {
+            let which = if self.is_2d() { "the one with the largest ρ" } else { "those with the largest ρ" };
+            format!("showing {} of {} kernels ({which})", self.shown(), self.kernels.len())
+        })
+    }
+}
+
+/// The band-constrained layers of a program with their kernels from a weights
+/// file, after checking that the file fits the model: every tensor present
+/// with its shape, none of another model, every value finite.
+pub fn panels(program: &Program, base: &Path, weights: &Path) -> Result<Vec<Panel>, String> {
     let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
         .map_err(|e| format!("cannot read {}: {e}", weights.display()))?;
+    let net = Net::new(&program.model, 0, ops::TRAIN_DTYPE, base).map_err(|e| e.to_string())?;
+    let expected = net.expected_tensors().map_err(|e| LowerError::from(e).to_string())?;
+    validate_weights(&expected, &tensors).map_err(|e| format!("{}: {e}", weights.display()))?;
     let mut out = Vec::new();
     for layer in program.model.walk() {
         for c in layer.constraints.iter().filter(|c| c.band.is_some()) {
+            let band = c.band.expect("filtered on band");
             let name = format!("{}.weight", layer.name);
-            let w = tensors.get(&name).ok_or_else(|| format!("{} has no tensor `{name}`", weights.display()))?;
-            if w.rank() != 3 {
-                continue; // 2-D kernels: no single frequency axis to draw
-            }
-            let taps = w.dim(2).map_err(|e| e.to_string())?;
-            let data: Vec<f32> = w.flatten_all().and_then(|t| t.to_vec1()).map_err(|e| e.to_string())?;
-            let kernels = data.chunks(taps).map(|h| h.iter().map(|&x| x as f64).collect()).collect();
-            out.push(Panel { layer: layer.name.clone(), constraint: c.clone(), kernels });
+            let w = &tensors[&name];
+            let shape: Vec<usize> = w.dims()[2..].to_vec();
+            let taps: usize = shape.iter().product();
+            let q = band.stopband_operator(&shape);
+            let data: Vec<f64> = w.to_dtype(candle_core::DType::F64).and_then(|t| t.flatten_all()?.to_vec1()).map_err(|e| e.to_string())?;
+            let mut kernels: Vec<(f64, Vec<f64>)> = data
+                .chunks(taps)
+                .map(|h| {
+                    let v = nalgebra::DVector::from_column_slice(h);
+                    let energy = v.norm_squared();
+                    let rho = if energy > 0.0 { (v.transpose() * &q * &v)[0] / energy } else { 0.0 };
+                    (rho, h.to_vec())
+                })
+                .collect();
+            kernels.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let (rhos, kernels) = kernels.into_iter().unzip();
+            out.push(Panel { layer: layer.name.clone(), constraint: c.clone(), shape, kernels, rhos });
         }
     }
     Ok(out)
@@ -51,13 +101,13 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 pub fn draw(panels: &[Panel], report: Option<&Report>, out: &Path) -> DrawResult {
     let rows = panels.len() + usize::from(report.is_some_and(|r| !r.epochs.is_empty() && !r.constraints.is_empty()));
     if rows == 0 {
-        return Err("the model has no 1-D band-constrained layer to draw".into());
+        return Err("the model has no band-constrained layer to draw".into());
     }
-    let root = SVGBackend::new(out, (900, 360 * rows as u32)).into_drawing_area();
+    let root = SVGBackend::new(out, (900, 420 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((rows, 1));
     for (panel, area) in panels.iter().zip(&areas) {
-        draw_panel(panel, area)?;
+        if panel.is_2d() { draw_panel_2d(panel, area)? } else { draw_panel(panel, area)? }
     }
     if let (Some(report), Some(area)) = (report, areas.get(panels.len())) {
         draw_history(report, area)?;
@@ -66,23 +116,35 @@ pub fn draw(panels: &[Panel], report: Option<&Report>, out: &Path) -> DrawResult
     Ok(())
 }
 
+/// The frequency axis's words and its scale (Hz when the spec has a sample rate).
+fn axis(band: &BandSpec) -> (String, f64) {
+    match band.fs {
+        Some(fs) => (format!("frequency (Hz, fs = {fs})"), fs / 2.0),
+        None => ("frequency (fraction of Nyquist)".to_string(), 1.0),
+    }
+}
+
+/// The caption's kernel count: "4 kernels", or "24 of 64 kernels, largest ρ first".
+fn count_words(panel: &Panel) -> String {
+    match panel.cap_note() {
+        Some(note) => note,
+        None => format!("{} kernel(s)", panel.kernels.len()),
+    }
+}
+
 fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
     let band: BandSpec = panel.constraint.band.expect("band panels");
-    let taps = panel.kernels.first().map(|k| k.len()).unwrap_or(1);
-    let responses: Vec<Vec<(f64, f64)>> = panel.kernels.iter().take(MAX_KERNELS).map(|h| bands::magnitude_response(h, 512)).collect();
+    let taps = panel.shape[0];
+    let responses: Vec<Vec<(f64, f64)>> = panel.kernels.iter().take(panel.shown()).map(|h| bands::magnitude_response(h, 512)).collect();
     let peak = responses.iter().flatten().map(|(_, m)| *m).fold(1e-12, f64::max);
     let floor = -80.0;
-    let unit = match band.fs {
-        Some(fs) => format!("frequency (Hz, fs = {fs})"),
-        None => "frequency (fraction of Nyquist)".to_string(),
-    };
-    let scale = band.fs.map(|fs| fs / 2.0).unwrap_or(1.0);
+    let (unit, scale) = axis(&band);
     let title = format!(
-        "{}: @{}(mode={}) — |H| of {} kernel(s), dB re peak",
+        "{}: @{}(mode={}) — |H| {}, dB re peak",
         panel.layer,
         panel.constraint.family.name(),
         panel.constraint.mode,
-        responses.len()
+        count_words(panel)
     );
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
@@ -105,6 +167,78 @@ fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::Shi
     for (i, r) in responses.iter().enumerate() {
         let color = Palette99::pick(i).mix(0.8);
         chart.draw_series(LineSeries::new(r.iter().map(|&(nu, m)| (nu * scale, (db(m) - db(peak)).max(floor))), color.stroke_width(1)))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    Ok(())
+}
+
+/// The pass intervals of one axis over ν ∈ [−1, 1]: the complement of the
+/// axis's stopband in [0, 1], mirrored (a real kernel's |H| is even).
+fn pass_intervals(band: &BandSpec, k: usize) -> Vec<(f64, f64)> {
+    let mut stops: Vec<(f64, f64)> = band.stopband(k).pieces.iter().copied().filter(|(a, b)| a < b).collect();
+    stops.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut pass = Vec::new();
+    let mut from = 0.0;
+    for (a, b) in stops {
+        if a > from {
+            pass.push((from, a));
+        }
+        from = from.max(b);
+    }
+    if from < 1.0 {
+        pass.push((from, 1.0));
+    }
+    pass.iter().flat_map(|&(a, b)| if a == 0.0 { vec![(-b, b)] } else { vec![(a, b), (-b, -a)] }).collect()
+}
+
+/// A 2-D layer: |H(ν1, ν2)| of its kernel with the largest ρ over the whole
+/// frequency plane (dB re its peak), with the separable box passband
+/// outlined; everything outside the boxes is stopband.
+fn draw_panel_2d(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
+    let band: BandSpec = panel.constraint.band.expect("band panels");
+    let (kh, kw) = (panel.shape[0], panel.shape[1]);
+    let Some(h) = panel.kernels.first() else { return Ok(()) };
+    let grid = bands::magnitude_response_2d(h, kh, kw, CELLS_2D);
+    let peak = grid.iter().map(|&(_, _, m)| m).fold(1e-12, f64::max);
+    let floor = -60.0;
+    let (unit, scale) = axis(&band);
+    let title = format!(
+        "{}: @{}(mode={}) — |H(ν1, ν2)| of the kernel with the largest ρ ({:.2e}; {}), dB re peak: white 0, black ≤ {floor}",
+        panel.layer,
+        panel.constraint.family.name(),
+        panel.constraint.mode,
+        panel.rhos.first().copied().unwrap_or(0.0),
+        count_words(panel)
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(-scale..scale, -scale..scale)?;
+    chart.configure_mesh().disable_mesh().x_desc(format!("ν2, along the kernel's width: {unit}")).y_desc("ν1, along its height").draw()?;
+    let half = 1.0 / CELLS_2D as f64;
+    chart.draw_series(grid.iter().map(|&(n1, n2, m)| {
+        let t = ((db(m) - db(peak)).max(floor) - floor) / -floor;
+        let shade = (255.0 * t).round() as u8;
+        Rectangle::new(
+            [((n2 - half) * scale, (n1 - half) * scale), ((n2 + half) * scale, (n1 + half) * scale)],
+            RGBColor(shade, shade, shade).filled(),
+        )
+    }))?;
+    let (rows, cols) = (pass_intervals(&band, kh), pass_intervals(&band, kw));
+    let mut labelled = false;
+    for &(a1, b1) in &rows {
+        for &(a2, b2) in &cols {
+            let outline = Rectangle::new([(a2 * scale, a1 * scale), (b2 * scale, b1 * scale)], GREEN.stroke_width(2));
+            let series = chart.draw_series(std::iter::once(outline))?;
+            if !labelled {
+                series
+                    .label("passband (box); outside: stopband")
+                    .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], GREEN.stroke_width(2)));
+                labelled = true;
+            }
+        }
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())

@@ -1,0 +1,159 @@
+//! What lpnc reports and reads must be true: weights files are validated
+//! against the model before `eval` and `response` use them, `response` says
+//! what it leaves out and draws 2-D kernels.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{DType, Tensor};
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lpn-honesty-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn program(source: &str, base: &Path) -> lpn::ir::Program {
+    let (_, checked) = lpn::check_source(source, base);
+    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
+    checked.program.unwrap()
+}
+
+/// The tensors a freshly initialised network of `source` would save.
+fn fresh_weights(source: &str) -> HashMap<String, Tensor> {
+    let p = program(source, Path::new("."));
+    let net = lpn::lower::Net::new(&p.model, 0, DType::F32, Path::new(".")).unwrap();
+    net.tensors().unwrap()
+}
+
+fn save(tensors: &HashMap<String, Tensor>, path: &Path) {
+    candle_core::safetensors::save(tensors, path).unwrap();
+}
+
+fn lpnc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lpnc")).args(args).output().unwrap()
+}
+
+const CLASSIFIER: &str = "model m {
+  input [1, 64]
+  conv(out=4, k=9) @lowpass(cutoff=0.3)
+  relu
+  global_avgpool
+  linear(out=3)
+}
+data {
+  train = waveforms(classes=3, n=60)
+  test = waveforms(classes=3, n=30)
+}
+";
+
+#[test]
+fn eval_refuses_non_finite_weights() {
+    let dir = out_dir("nan");
+    let mut w = fresh_weights(CLASSIFIER);
+    let good = dir.join("good.safetensors");
+    save(&w, &good);
+    let p = program(CLASSIFIER, Path::new("."));
+    assert!(lpn::train::evaluate_file(&p, Path::new("."), &good).is_ok());
+    let mut values: Vec<f32> = w["linear1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+    values[2] = f32::NAN;
+    let shape = w["linear1.weight"].dims().to_vec();
+    w.insert("linear1.weight".into(), Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap());
+    let bad = dir.join("nan.safetensors");
+    save(&w, &bad);
+    let err = lpn::train::evaluate_file(&p, Path::new("."), &bad).unwrap_err().to_string();
+    assert!(err.contains("linear1.weight") && err.contains("NaN"), "{err}");
+    // The command line refuses them too, with a non-zero exit and no loss printed.
+    let file = dir.join("m.lpn");
+    std::fs::write(&file, CLASSIFIER).unwrap();
+    let out = lpnc(&["eval", file.to_str().unwrap(), "--weights", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("loss"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("linear1.weight"));
+}
+
+#[test]
+fn eval_refuses_weights_of_another_model() {
+    let dir = out_dir("other");
+    // The same layers and one more: every tensor this model needs is there.
+    let other = CLASSIFIER.replace("linear(out=3)\n", "linear(out=3)\n  relu\n  linear(out=3)\n");
+    let path = dir.join("other.safetensors");
+    save(&fresh_weights(&other), &path);
+    let p = program(CLASSIFIER, Path::new("."));
+    let err = lpn::train::evaluate_file(&p, Path::new("."), &path).unwrap_err().to_string();
+    assert!(err.contains("`linear2.") && err.contains("another model"), "{err}");
+}
+
+#[test]
+fn response_refuses_wrong_shapes_missing_tensors_and_nan() {
+    let dir = out_dir("response-refuses");
+    let p = program(CLASSIFIER, Path::new("."));
+    let good = fresh_weights(CLASSIFIER);
+    let check = |tensors: &HashMap<String, Tensor>, name: &str, words: &str| {
+        let path = dir.join(format!("{name}.safetensors"));
+        save(tensors, &path);
+        let err = match lpn::train::response::panels(&p, Path::new("."), &path) {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => e,
+        };
+        assert!(err.contains(words), "{name}: {err}");
+    };
+    // A head of another shape (the plotted layer itself is fine).
+    let mut wrong = good.clone();
+    wrong.insert("linear1.weight".into(), Tensor::zeros((5, 4), DType::F32, &candle_core::Device::Cpu).unwrap());
+    check(&wrong, "shape", "`linear1.weight` has shape [5, 4]");
+    let mut missing = good.clone();
+    missing.remove("linear1.bias");
+    check(&missing, "missing", "no tensor `linear1.bias`");
+    let mut nan = good.clone();
+    nan.insert("conv1.weight".into(), (good["conv1.weight"].clone() * f64::NAN).unwrap());
+    check(&nan, "nan", "`conv1.weight` holds 36 value(s) that are NaN");
+}
+
+#[test]
+fn response_says_when_it_caps_the_kernels() {
+    let dir = out_dir("cap");
+    // 8 outputs × 8 inputs = 64 kernels, more than the 24 drawn.
+    let source = "model wide {\n  input [1, 64]\n  conv(out=8, k=3)\n  conv(out=8, k=9) @lowpass(cutoff=0.3)\n  conv(out=1, k=3)\n}\ndata sines(n=16)\n";
+    let file = dir.join("wide.lpn");
+    std::fs::write(&file, source).unwrap();
+    let weights = dir.join("w.safetensors");
+    save(&fresh_weights(source), &weights);
+    let svg = dir.join("r.svg");
+    let out = lpnc(&["response", file.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("conv2: showing 24 of 64 kernels"), "{stdout}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("showing 24 of 64 kernels"));
+}
+
+#[test]
+fn response_draws_two_d_kernels_over_the_frequency_plane() {
+    let source = std::fs::read_to_string("examples/digits_2d.lpn").unwrap();
+    let p = program(&source, Path::new("examples"));
+    let dir = out_dir("digits");
+    lpn::train::train(
+        &p,
+        Path::new("examples"),
+        &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), quiet: true, ..Default::default() },
+    )
+    .unwrap();
+    let weights = dir.join("model.safetensors");
+    let panels = lpn::train::response::panels(&p, Path::new("examples"), &weights).unwrap();
+    assert_eq!(panels.len(), 1);
+    assert_eq!(panels[0].shape, vec![3, 3]);
+    assert_eq!(panels[0].cap_note().as_deref(), Some("showing 1 of 16 kernels (the one with the largest ρ)"));
+    // Kernels come worst first.
+    assert!(panels[0].rhos.windows(2).all(|w| w[0] >= w[1]));
+    let svg = dir.join("response.svg");
+    let report = lpn::train::response::report_next_to(&weights);
+    lpn::train::response::draw(&panels, report.as_ref(), &svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("|H(ν1, ν2)|") && text.contains("passband (box)"), "no 2-D panel");
+    // The heat map: one cell per grid point.
+    assert!(text.matches("<rect").count() >= 64 * 64);
+}
