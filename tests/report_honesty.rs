@@ -139,7 +139,7 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     lpn::train::train(
         &p,
         Path::new("examples"),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), quiet: true, ..Default::default() },
+        &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), ..Default::default() },
     )
     .unwrap();
     let weights = dir.join("model.safetensors");
