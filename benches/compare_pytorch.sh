@@ -134,7 +134,7 @@ memory=""
 for net in $nets; do
   rm -rf "$work/memrun-$net"
   if [ -x /usr/bin/time ]; then
-    l=$(RAYON_NUM_THREADS=2 peak "$lpnc" train "benches/nets/$net.lpn" --epochs 2 --quiet --out "$work/memrun-$net")
+    l=$(RAYON_NUM_THREADS=2 peak "$lpnc" train "benches/nets/$net.lpn" --epochs 2 --quiet --force --out "$work/memrun-$net")
   else
     l=$(RAYON_NUM_THREADS=2 peak "$step" time "benches/nets/$net.lpn" --epochs 1 --warmup 1)
   fi

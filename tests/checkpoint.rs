@@ -291,3 +291,99 @@ fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
         assert_eq!(weights(&run), weights(&reference), "{signal}");
     }
 }
+
+/// A small classifier on a data file the test writes.
+const FROM_FILE: &str = "model from_file {
+  input [1, 8]
+  conv(out=4, k=3)
+  relu
+  global_avgpool
+  linear(out=2)
+}
+data ucr(\"rows.csv\")
+train {
+  epochs = 2
+  batch = 8
+}
+";
+
+/// 24 rows of a UCR-style CSV: label, then 8 values.
+fn rows_csv() -> String {
+    (0..24)
+        .map(|i| {
+            let label = 1 + i % 2;
+            let values: Vec<String> = (0..8).map(|j| format!("{:.3}", ((i * 8 + j) as f64 * 0.37).sin() + label as f64 * 0.5)).collect();
+            format!("{label},{}\n", values.join(","))
+        })
+        .collect()
+}
+
+#[test]
+fn resume_takes_a_comment_only_edit_and_refuses_changed_data_naming_the_file() {
+    let work = out_dir("digest");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("from_file.lpn");
+    let file_s = file.to_str().unwrap();
+    let csv = work.join("rows.csv");
+    std::fs::write(&csv, rows_csv()).unwrap();
+    std::fs::write(&file, FROM_FILE).unwrap();
+    let reference = work.join("reference");
+    assert!(lpnc(&["train", file_s, "--quiet", "--out", reference.to_str().unwrap()]).status().unwrap().success());
+
+    let run = work.join("run");
+    let run_s = run.to_str().unwrap();
+    assert!(lpnc(&["train", file_s, "--quiet", "--epochs", "1", "--out", run_s]).status().unwrap().success());
+    // Comments, blank lines and another layout: the same program.
+    let edited = format!("// a note added after the first epoch\n\n{}", FROM_FILE.replace("  relu\n", "  relu   // rectifier\n\n"));
+    std::fs::write(&file, edited).unwrap();
+    // The data file's bytes changed: refused, naming the file.
+    std::fs::write(&csv, rows_csv().replacen("0.", "0.9", 1)).unwrap();
+    let out = lpnc(&["train", file_s, "--quiet", "--epochs", "2", "--resume", run_s]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("the training data file {} changed", csv.display())), "{stderr}");
+    assert!(!stderr.contains("section changed"), "only the data file changed: {stderr}");
+    // The data restored, the comment edit stays: resumed, to the same weights.
+    std::fs::write(&csv, rows_csv()).unwrap();
+    let out = lpnc(&["train", file_s, "--quiet", "--epochs", "2", "--resume", run_s]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weights(&run), weights(&reference), "a comment-only edit changed the run");
+}
+
+#[cfg(unix)]
+#[test]
+fn two_signals_at_once_are_one_request_a_checkpoint_is_saved() {
+    // `timeout -s INT`, a terminal's Ctrl-C and batch schedulers signal the
+    // whole process group, and wrappers may forward the signal too: two
+    // arrive at once. That is one request to stop, not "quit now".
+    let work = out_dir("two-signals");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("killable.lpn");
+    std::fs::write(&file, KILLABLE).unwrap();
+    let file = file.to_str().unwrap();
+    let reference = work.join("reference");
+    assert!(lpnc(&["train", file, "--quiet", "--out", reference.to_str().unwrap()]).status().unwrap().success());
+    let run = work.join("run");
+    let run_s = run.to_str().unwrap();
+    let mut interrupted = 0;
+    for wait_ms in [300, 150, 80] {
+        let _ = std::fs::remove_dir_all(&run);
+        let child = lpnc(&["train", file, "--quiet", "--out", run_s]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let pid = child.id().to_string();
+        let sent = Command::new("sh").args(["-c", &format!("kill -INT {pid}; kill -INT {pid}")]).status().unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            continue; // Finished before the signals arrived.
+        }
+        interrupted += 1;
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("checkpoint saved in") && !stderr.contains("without saving"), "{stderr}");
+        let out = lpnc(&["train", file, "--quiet", "--resume", run_s]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(weights(&run), weights(&reference));
+    }
+    assert!(interrupted > 0, "every run finished before its signals");
+}

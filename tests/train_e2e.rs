@@ -466,3 +466,118 @@ fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
     let (report, _) = train(&clipped, Path::new("."), "blowup-clipped", None, None);
     assert!(report.epochs.iter().all(|e| e.train_loss.is_finite()));
 }
+
+/// A classifier whose validation loss goes up and down (a large learning
+/// rate): its best epoch is not its last.
+const SWINGING: &str = "model swinging {
+  input [1, 64]
+  conv(out=4, k=9)
+  relu
+  global_avgpool
+  linear(out=3)
+}
+data {
+  train = waveforms(n=120)
+  test = waveforms(n=60, seed=2)
+}
+train {
+  optimizer = adam(lr=0.1)
+  epochs = 8
+  batch = 16
+  KEEP
+}
+";
+
+fn swinging(settings: &str) -> lpn::ir::Program {
+    program(&SWINGING.replace("KEEP", settings), Path::new("."))
+}
+
+#[test]
+fn keep_best_ends_with_the_best_validation_epochs_weights() {
+    let best_dir = out_dir("keep-best");
+    let best = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options::new(&best_dir)).unwrap();
+    let kept = best.kept_epoch.unwrap();
+    assert_eq!(Some(kept), lpn::train::best_epoch(&best.epochs, lpn::ir::Monitor::ValLoss));
+    assert!(kept < best.epochs.len(), "the example must have a best epoch before its last (kept {kept})");
+    assert_eq!(best.stopped, Some(lpn::train::Stopped::Epochs));
+    // The same run cut at that epoch and keeping its last weights: the same
+    // weights, bit for bit, and the same test figures.
+    let cut_dir = out_dir("keep-best-cut");
+    let cut = lpn::train::train(
+        &swinging("keep = last"),
+        Path::new("."),
+        &lpn::train::Options { epochs: Some(kept), ..lpn::train::Options::new(&cut_dir) },
+    )
+    .unwrap();
+    assert_eq!(cut.kept_epoch, Some(kept));
+    let bytes = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(bytes(&best_dir), bytes(&cut_dir));
+    assert_eq!(best.test.as_ref().map(|t| (t.loss, t.accuracy)), cut.test.as_ref().map(|t| (t.loss, t.accuracy)));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(best_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        (json["keep"].as_str(), json["monitor"].as_str(), json["kept_epoch"].as_u64()),
+        (Some("best"), Some("val_loss"), Some(kept as u64))
+    );
+    assert_eq!(json["stopped"], "epochs");
+}
+
+#[test]
+fn early_stop_ends_the_run_when_the_validation_loss_stops_improving() {
+    let full = lpn::train::train(&swinging("keep = last"), Path::new("."), &lpn::train::Options::new(out_dir("early-full"))).unwrap();
+    let losses: Vec<f64> = full.epochs.iter().map(|e| e.val_loss.unwrap()).collect();
+    // The first epoch after which the loss does not improve for one epoch.
+    let stop_after = (1..losses.len()).find(|&i| losses[i] >= losses[..i].iter().cloned().fold(f64::INFINITY, f64::min)).unwrap() + 1;
+    assert!(stop_after < losses.len());
+    for (keep, kept) in [("keep = last", stop_after), ("keep = best", stop_after - 1)] {
+        let r = lpn::train::train(
+            &swinging(&format!("{keep}\n  early_stop = 1")),
+            Path::new("."),
+            &lpn::train::Options::new(out_dir(&format!("early-{}", kept))),
+        )
+        .unwrap();
+        assert_eq!(r.epochs.len(), stop_after, "{keep}");
+        assert_eq!(r.stopped, Some(lpn::train::Stopped::EarlyStop));
+        assert_eq!(r.kept_epoch, Some(kept), "{keep}");
+        // Up to the stop, the very same run.
+        assert_eq!(
+            r.epochs.iter().map(|e| e.val_loss).collect::<Vec<_>>(),
+            full.epochs[..stop_after].iter().map(|e| e.val_loss).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Asks the run to stop after a given step (epoch, step).
+struct StopAt {
+    at: (usize, usize),
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl lpn::train::Observer for StopAt {
+    fn event(&mut self, event: &lpn::train::Event<'_>) {
+        if let lpn::train::Event::StepDone { epoch, step, .. } = event
+            && (*epoch, *step) == self.at
+        {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn the_best_epochs_weights_survive_an_interruption() {
+    let reference_dir = out_dir("best-reference");
+    let reference = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options::new(&reference_dir)).unwrap();
+    let kept = reference.kept_epoch.unwrap();
+    // Stopped before the best epoch, and after it (in the middle of an epoch).
+    for at in [(2, 3), (kept + 1, 2)] {
+        let dir = out_dir(&format!("best-stopped-{}-{}", at.0, at.1));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opts = lpn::train::Options { stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
+        let e = lpn::train::train_observed(&swinging("keep = best"), Path::new("."), &opts, &mut StopAt { at, stop: stop.clone() });
+        assert!(matches!(e, Err(lpn::train::TrainError::Interrupted { .. })), "{at:?}");
+        stop.store(false, std::sync::atomic::Ordering::SeqCst);
+        let resumed = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options { resume: true, ..opts }).unwrap();
+        assert_eq!(resumed.kept_epoch, Some(kept));
+        let bytes = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+        assert_eq!(bytes(&dir), bytes(&reference_dir), "stopped at {at:?}");
+    }
+}

@@ -224,3 +224,50 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, TrainError> {
 }
 
 pub const FORMAT_VERSION: u32 = FORMAT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_of_one_file_at_once_never_share_a_temporary_file() {
+        // Two runs into one folder once failed here on a shared `NAME.tmp`: one
+        // renamed it away while the other was still writing it.
+        let dir = std::env::temp_dir().join(format!("lpn-durable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("report.json");
+        let writers: Vec<_> = (0..4u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        write_durably(&path, &[w; 4096]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("a writer failed");
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]), "a torn file");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 1, "temporary files left: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_run_digest_ignores_comments_and_layout_and_names_what_changed() {
+        let base = "model m {\n  input [1, 32]\n  conv(out=1, k=9)\n}\ndata sines(n=20)\ntrain {\n  epochs = 2\n}\n";
+        let of = |s: &str| {
+            let (_, checked) = crate::check_source(s, Path::new("."));
+            RunDigest::of(&checked.program.unwrap()).unwrap()
+        };
+        let reference = of(base);
+        let commented = "// header\nmodel m {   // the model\n  input [1, 32]\n\n  conv(out=1,   k=9)  // one layer\n}\ndata sines(n=20)\ntrain { epochs = 2 }\n";
+        assert_eq!(reference.changes(&of(commented)), Vec::<String>::new());
+        assert_eq!(reference.changes(&of(&base.replace("k=9", "k=7"))), ["the model section changed"]);
+        assert_eq!(reference.changes(&of(&base.replace("n=20", "n=21"))), ["the data section changed"]);
+        assert_eq!(reference.changes(&of(&base.replace("epochs = 2", "epochs = 3"))), ["the train section changed"]);
+    }
+}

@@ -889,3 +889,51 @@ pub fn constraint_table(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epochs(val: &[(Option<f64>, Option<f64>)]) -> Vec<EpochReport> {
+        val.iter()
+            .enumerate()
+            .map(|(i, &(val_loss, val_accuracy))| EpochReport {
+                epoch: i + 1,
+                phase: None,
+                train_loss: 1.0,
+                val_loss,
+                val_accuracy,
+                seconds: 0.0,
+                step_seconds: 0.0,
+                constraints: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_best_epoch_is_the_first_of_equals_by_the_monitored_figure() {
+        let r = epochs(&[(Some(0.5), Some(0.6)), (Some(0.3), Some(0.9)), (Some(0.3), Some(0.9)), (Some(0.4), Some(0.95))]);
+        assert_eq!(best_epoch(&r, Monitor::ValLoss), Some(2));
+        assert_eq!(best_epoch(&r, Monitor::ValAccuracy), Some(4));
+        // NaN never improves; no validation figures, no best epoch.
+        let r = epochs(&[(Some(0.5), None), (Some(f64::NAN), None), (Some(0.6), None)]);
+        assert_eq!(best_epoch(&r, Monitor::ValLoss), Some(1));
+        assert_eq!(best_epoch(&epochs(&[(None, None), (None, None)]), Monitor::ValLoss), None);
+    }
+
+    #[test]
+    fn early_stop_is_due_when_the_best_epoch_is_patience_epochs_behind() {
+        let (_, checked) =
+            crate::check_source("model m {\n input [1, 16]\n conv(out=1, k=3)\n}\ndata sines\ntrain { early_stop = 2 }\n", Path::new("."));
+        let mut spec = checked.program.map(|p| p.train).unwrap_or_else(|| panic!("{:?}", checked.problems));
+        assert_eq!(spec.early_stop, Some(2));
+        let losses = [0.5, 0.4, 0.45, 0.41, 0.3];
+        let due = |n: usize, spec: &crate::ir::TrainSpec| {
+            early_stop_due(&epochs(&losses[..n].iter().map(|&l| (Some(l), None)).collect::<Vec<_>>()), spec)
+        };
+        assert_eq!(due(3, &spec), None, "one epoch without improvement");
+        assert_eq!(due(4, &spec), Some(Stopped::EarlyStop), "two epochs without improvement");
+        spec.early_stop = None;
+        assert_eq!(due(4, &spec), None);
+    }
+}
