@@ -322,6 +322,51 @@ fn staged_training_freezes_then_projects() {
     assert_eq!(capped.epochs.len(), 3);
 }
 
+/// Adam counts steps per parameter, as PyTorch's `state['step']`: a layer
+/// frozen in phase 1 that joins the carried-on optimizer in phase 2 takes a
+/// first step, whose bias correction makes it `lr · g / (|g| + ε)`, so every
+/// weight moves by `lr` (up to ε). With one run-wide count (t = 2 here) the
+/// first update would be `lr · (0.1/0.19) / √(0.001/0.001999) ≈ 0.744 lr`.
+#[test]
+fn a_layer_unfrozen_in_phase_two_takes_a_first_adam_step() {
+    // One step per epoch: the batch holds every training example.
+    let source = "model m {
+  input [1, 32]
+  conv(out=2, k=5)
+  tanh
+  conv(out=1, k=5)
+}
+data sines(n=20)
+train {
+  optimizer = adam(lr=1e-2)
+  batch = 64
+  phase warmup {
+    epochs = 1
+    conv1 @freeze
+  }
+  phase finetune {
+    epochs = 1
+  }
+}
+";
+    let (after_warmup, warm) = train(source, Path::new("."), "adam-steps-warmup", Some(1), None);
+    let (after_finetune, fine) = train(source, Path::new("."), "adam-steps-finetune", None, None);
+    assert_eq!(after_warmup.epochs.len(), 1);
+    assert_eq!(after_finetune.epochs.len(), 2);
+    let load = |d: &Path| candle_core::safetensors::load(d.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (a, b) = (load(&warm), load(&fine));
+    let v = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for name in ["conv1.weight", "conv1.bias"] {
+        for (x, y) in v(&a[name]).iter().zip(v(&b[name])) {
+            let moved = (y - x).abs();
+            assert!((moved / 1e-2 - 1.0).abs() < 1e-3, "{name} moved by {moved}, Adam's first step is lr = 0.01");
+        }
+    }
+    // conv2 was trained in both phases: its second step is not a first one.
+    let moved: Vec<f32> = v(&a["conv2.weight"]).iter().zip(v(&b["conv2.weight"])).map(|(x, y)| (y - x).abs()).collect();
+    assert!(moved.iter().any(|m| (m / 1e-2 - 1.0).abs() > 1e-2), "{moved:?}");
+}
+
 /// A tiny trainable file with one constrained layer (`conv1` or `linear1`).
 fn family_model(annotation: &str, linear: bool, epochs: usize) -> String {
     let body = if linear {
