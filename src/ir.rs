@@ -184,9 +184,14 @@ pub enum Init {
         family: Family,
         cutoff: f64,
     },
+    /// Tensors from a safetensors file: the weight `tensor` and the bias
+    /// `bias`, which must exist when `bias_required` (named by the user) and
+    /// otherwise is loaded only when present.
     File {
         path: PathBuf,
         tensor: String,
+        bias: String,
+        bias_required: bool,
     },
 }
 
