@@ -156,3 +156,86 @@ fn the_tie_rule_on_a_known_case() {
     );
     assert_same("symmetric_7", &v, &want);
 }
+
+/// Adam on the coordinates of the documented basis, re-implemented here in
+/// f64 (convolution with `same` padding, mean squared error, Adam's formula)
+/// with the basis from numpy's fixture: lpn's trained weights follow it. In
+/// another orthonormal basis of the same subspace Adam's trajectory differs
+/// (checked below), so this pins the basis the training really uses.
+#[test]
+fn adam_on_the_coordinates_follows_the_documented_basis() {
+    let source = "model m {
+  input [1, 64]
+  conv(out=1, k=15, bias=false) @lowpass(cutoff=0.2, transition=0.1, tol=0.01, mode=reparam)
+}
+data sines(n=24)
+train {
+  optimizer = adam(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8)
+  loss = mse
+  batch = 64
+  epochs = 4
+}
+";
+    let (_, checked) = lpn::check_source(source, std::path::Path::new("."));
+    assert!(!checked.has_errors(), "{:?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
+    let program = checked.program.unwrap();
+    let out = |name: &str| std::env::temp_dir().join(format!("lpn-reparam-{}-{name}", std::process::id()));
+    let run = |epochs: usize, name: &str| {
+        let dir = out(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let opts = lpn::train::Options { out_dir: dir.clone(), epochs: Some(epochs), quiet: true, ..Default::default() };
+        lpn::train::train(&program, std::path::Path::new("."), &opts).unwrap();
+        let t = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+        t["conv1.weight"].flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()
+    };
+    let reference = cases().into_iter().find(|c| c.name == "lowpass_15").unwrap().reference;
+    let start = nalgebra::DVector::from_vec(run(0, "start"));
+    let data = lpn::data::load(&program.data, &program.model.input.0).unwrap().train;
+    let lpn::data::Targets::Signals(targets) = &data.targets else { panic!("denoising data") };
+    let (len, k, pad) = (64, 15, 7);
+    let xs: Vec<Vec<f64>> = (0..data.len)
+        .map(|b| {
+            let mut x = vec![0.0; len + 2 * pad];
+            for i in 0..len {
+                x[pad + i] = data.inputs[b * len + i] as f64;
+            }
+            x
+        })
+        .collect();
+    // Adam on c with h = V c, from c = Vᵀ h₀.
+    let adam = |v: &DMatrix<f64>, steps: usize| {
+        let mut c = v.transpose() * &start;
+        let (mut m, mut s) = (nalgebra::DVector::zeros(c.len()), nalgebra::DVector::zeros(c.len()));
+        for t in 1..=steps as i32 {
+            let h = v * &c;
+            let mut grad_h = nalgebra::DVector::<f64>::zeros(k);
+            for (b, x) in xs.iter().enumerate() {
+                for i in 0..len {
+                    let y: f64 = (0..k).map(|j| h[j] * x[i + j]).sum();
+                    let r = 2.0 * (y - targets[b * len + i] as f64) / (data.len * len) as f64;
+                    for j in 0..k {
+                        grad_h[j] += r * x[i + j];
+                    }
+                }
+            }
+            let g = v.transpose() * grad_h;
+            m = m * 0.9 + &g * 0.1;
+            s = s * 0.999 + g.component_mul(&g) * 0.001;
+            let (c1, c2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+            c -= (&m / c1).zip_map(&(&s / c2), |m, s| 1e-2 * m / (s.sqrt() + 1e-8));
+        }
+        v * c
+    };
+    let steps_per_epoch = data.len.div_ceil(64);
+    let trained = nalgebra::DVector::from_vec(run(4, "trained"));
+    let expected = adam(&reference, 4 * steps_per_epoch);
+    let scale = expected.abs().max();
+    let error = (&trained - &expected).abs().max() / scale;
+    assert!(error < 1e-4, "lpn's weights differ from Adam in the documented basis by {error} (relative)\n{trained:.5}\n{expected:.5}");
+    // The test can tell bases apart: another basis of the same subspace gives
+    // other weights.
+    let rotation = DMatrix::from_row_slice(2, 2, &[0.6, -0.8, 0.8, 0.6]);
+    let other = adam(&(&reference * rotation), 4 * steps_per_epoch);
+    let apart = (&other - &expected).abs().max() / scale;
+    assert!(apart > 100.0 * error.max(1e-6), "another basis is only {apart} apart");
+}
