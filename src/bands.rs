@@ -233,12 +233,109 @@ pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
 }
 
 /// An orthonormal basis `V` (`[n, r]`) of the eigenvectors of `Q` whose
-/// eigenvalue is at most `tol`: the coordinates of `mode=reparam`.
+/// eigenvalue is at most `tol`: the coordinates of `mode=reparam` for one
+/// band. In the order and with the signs of [`ordered_basis`]: by eigenvalue
+/// from the smallest, ties by the canonical rule, first significant
+/// component positive.
 pub fn admissible_basis(q: &DMatrix<f64>, tol: f64) -> DMatrix<f64> {
     let eig = SymmetricEigen::new(q.clone());
     let columns: Vec<_> =
         eig.eigenvalues.iter().enumerate().filter(|(_, l)| **l <= tol).map(|(i, _)| eig.eigenvectors.column(i).into_owned()).collect();
-    if columns.is_empty() { DMatrix::zeros(q.nrows(), 0) } else { DMatrix::from_columns(&columns) }
+    if columns.is_empty() { DMatrix::zeros(q.nrows(), 0) } else { ordered_basis(&DMatrix::from_columns(&columns), q) }
+}
+
+/// Eigenvalues (of `VᵀQV`, in `[0, 1]` for a stopband operator) that differ
+/// by at most this, consecutive in sorted order, count as one repeated
+/// eigenvalue: their eigenvectors are one eigenspace, whose basis is then
+/// the canonical one of [`canonical_basis`], not whatever the eigen-solver
+/// returned. Catches the exact repeats of the 2-D Kronecker `Q` (equal up to
+/// rounding) and of symmetric structure.
+pub const EIGENVALUE_TIE: f64 = 1e-9;
+
+/// A component (or a projection's remainder) of norm at most this counts as
+/// zero in [`canonical_basis`].
+pub const PIVOT_TOL: f64 = 1e-8;
+
+/// The documented basis of span(`v`) (orthonormal columns `[n, r]`),
+/// whatever basis `v` itself is: the eigenvectors of `VᵀQV` mapped back by
+/// `V`, ordered by eigenvalue from the smallest. Within a cluster of
+/// repeated eigenvalues (consecutive sorted eigenvalues within
+/// [`EIGENVALUE_TIE`]) the basis is [`canonical_basis`] of the cluster's
+/// eigenspace; a cluster of one is the eigenvector with its first component
+/// of magnitude above [`PIVOT_TOL`] positive (the same rule). With `Q = 0`
+/// (no band) the whole span is one cluster. Deterministic and independent of
+/// the solver's choices, so Adam's per-coordinate steps follow a stated
+/// basis.
+pub fn ordered_basis(v: &DMatrix<f64>, q: &DMatrix<f64>) -> DMatrix<f64> {
+    let (n, r) = v.shape();
+    if r == 0 {
+        return v.clone();
+    }
+    let m = v.transpose() * q * v;
+    let m = (&m + m.transpose()) * 0.5;
+    let eig = SymmetricEigen::new(m);
+    let mut order: Vec<usize> = (0..r).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]).then(a.cmp(&b)));
+    let mut columns = Vec::with_capacity(r);
+    let mut start = 0;
+    while start < r {
+        let mut end = start + 1;
+        while end < r && eig.eigenvalues[order[end]] - eig.eigenvalues[order[end - 1]] <= EIGENVALUE_TIE {
+            end += 1;
+        }
+        let vectors: Vec<_> = order[start..end].iter().map(|&i| v * eig.eigenvectors.column(i)).collect();
+        let cluster = canonical_basis(&DMatrix::from_columns(&vectors));
+        columns.extend(cluster.column_iter().map(|c| c.into_owned()));
+        start = end;
+    }
+    let basis = DMatrix::from_columns(&columns);
+    debug_assert_eq!(basis.shape(), (n, r));
+    basis
+}
+
+/// The canonical orthonormal basis of span(`s`) (orthonormal columns
+/// `[n, m]`): Gram–Schmidt, in order, of the projections of the unit vectors
+/// e₁, e₂, … onto the span, skipping those whose remainder has norm at most
+/// [`PIVOT_TOL`]. It depends on the span alone, and each vector's component
+/// at its own unit vector is positive (for m = 1: the first component above
+/// the tolerance).
+pub fn canonical_basis(s: &DMatrix<f64>) -> DMatrix<f64> {
+    let (n, m) = s.shape();
+    if m == 0 {
+        return s.clone();
+    }
+    let mut out: Vec<nalgebra::DVector<f64>> = Vec::with_capacity(m);
+    // P e_j = S Sᵀ e_j, minus what the vectors so far hold (twice, for
+    // orthogonality to rounding).
+    let remainder = |out: &[nalgebra::DVector<f64>], j: usize| {
+        let mut r: nalgebra::DVector<f64> = s * s.row(j).transpose();
+        for _ in 0..2 {
+            for u in out {
+                let along = u.dot(&r);
+                r.axpy(-along, u, 1.0);
+            }
+        }
+        r
+    };
+    for j in 0..n {
+        if out.len() == m {
+            break;
+        }
+        let r = remainder(&out, j);
+        let norm = r.norm();
+        if norm > PIVOT_TOL {
+            out.push(r / norm);
+        }
+    }
+    // Only if rounding hid a direction: the largest remainder, first of equals.
+    while out.len() < m {
+        let (r, norm) = (0..n)
+            .map(|j| remainder(&out, j))
+            .map(|r| (r.clone(), r.norm()))
+            .fold((nalgebra::DVector::zeros(n), 0.0), |best, (r, norm)| if norm > best.1 { (r, norm) } else { best });
+        out.push(r / norm);
+    }
+    DMatrix::from_columns(&out)
 }
 
 /// The designed filter for a kernel of shape `[k]` or `[kh, kw]` (the 2-D one

@@ -185,12 +185,17 @@ pub enum Init {
         family: Family,
         cutoff: f64,
     },
+    /// Tensors from a safetensors file: the weight `tensor` and the bias
+    /// `bias`, which must exist when `bias_required` (named by the user) and
+    /// otherwise is loaded only when present.
     File {
         /// Where it was found is not part of a run's identity: the file's
         /// bytes are (`train::checkpoint::RunDigest`).
         #[serde(skip)]
         path: PathBuf,
         tensor: String,
+        bias: String,
+        bias_required: bool,
     },
 }
 

@@ -582,7 +582,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
     AnnotationDef {
         schema: Schema {
             name: "init",
-            summary: "How the layer's weights start: a scheme, a designed filter, or a tensor from a safetensors file (a pretrained layer).",
+            summary: "How the layer's weights start: a scheme, a designed filter, or tensors from a safetensors file (a pretrained layer: its weight, and its bias when the file has one). Each parameter's random draws come from its own stream (the seed and the parameter's name, e.g. `conv2.weight`), so changing one layer's `@init` leaves every other initial value as it was.",
             params: &[
                 positional(
                     "scheme",
@@ -593,7 +593,13 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
                 param("std", POSITIVE, Default::Float(0.02), "standard deviation for `normal`"),
                 param("cutoff", ParamType::Frequency, Default::Absent, "cutoff of the designed filter for `lowpass` / `highpass`"),
                 param("file", ParamType::Path, Default::Absent, "safetensors file to load from (implies scheme=file)"),
-                param("tensor", ParamType::Str, Default::Derived("NAME.weight"), "name of the tensor in that file"),
+                param("tensor", ParamType::Str, Default::Derived("NAME.weight"), "name of the weight tensor in that file"),
+                param(
+                    "bias",
+                    ParamType::Str,
+                    Default::Derived("`tensor` with `.weight` replaced by `.bias` (NAME.bias)"),
+                    "name of the bias tensor in that file; when left to its default and absent from the file, the bias keeps its default initialisation; a name given here must exist; ignored by a layer without bias",
+                ),
             ],
             example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")",
         },

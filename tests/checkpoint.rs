@@ -123,6 +123,20 @@ fn resume_refuses_what_would_not_continue_the_same_run() {
     let e = err(lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) });
     assert!(e.contains("not an lpn checkpoint"), "{e}");
     std::fs::write(&ck, &bytes).unwrap();
+    // A checkpoint of the previous format (one step count for the whole
+    // run): refused with the reason, not misread.
+    let old_dir = out_dir("refuse-old-format");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&header.metadata().as_ref().unwrap()["lpn.checkpoint"]).unwrap();
+    state["format"] = 1.into();
+    state.as_object_mut().unwrap().remove("optimizer_steps");
+    state["optimizer_step"] = 8.into();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).unwrap();
+    let metadata = std::collections::HashMap::from([("lpn.checkpoint".to_string(), state.to_string())]);
+    std::fs::write(old_dir.join(lpn::train::checkpoint::FILE), safetensors::serialize(tensors, Some(metadata)).unwrap()).unwrap();
+    let e = err(lpn::train::Options { resume: true, ..lpn::train::Options::new(&old_dir) });
+    assert!(e.contains("written in checkpoint format 1") && e.contains("without --resume"), "{e}");
     // Another seed.
     let e = err(lpn::train::Options { resume: true, seed: Some(7), ..lpn::train::Options::new(&dir) });
     assert!(e.contains("seed"), "{e}");

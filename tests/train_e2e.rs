@@ -336,6 +336,116 @@ fn a_phase_tol_is_the_tol_projected_onto() {
     assert!(worst <= 1e-5 + 1e-6, "ρ {worst}");
 }
 
+/// Adam counts steps per parameter, as PyTorch's `state['step']`: a layer
+/// frozen in phase 1 that joins the carried-on optimizer in phase 2 takes a
+/// first step, whose bias correction makes it `lr · g / (|g| + ε)`, so every
+/// weight moves by `lr` (up to ε). With one run-wide count (t = 2 here) the
+/// first update would be `lr · (0.1/0.19) / √(0.001/0.001999) ≈ 0.744 lr`.
+#[test]
+fn a_layer_unfrozen_in_phase_two_takes_a_first_adam_step() {
+    // One step per epoch: the batch holds every training example.
+    let source = "model m {
+  input [1, 32]
+  conv(out=2, k=5)
+  tanh
+  conv(out=1, k=5)
+}
+data sines(n=20)
+train {
+  optimizer = adam(lr=1e-2)
+  batch = 64
+  phase warmup {
+    epochs = 1
+    conv1 @freeze
+  }
+  phase finetune {
+    epochs = 1
+  }
+}
+";
+    let (after_warmup, warm) = train(source, Path::new("."), "adam-steps-warmup", Some(1), None);
+    let (after_finetune, fine) = train(source, Path::new("."), "adam-steps-finetune", None, None);
+    assert_eq!(after_warmup.epochs.len(), 1);
+    assert_eq!(after_finetune.epochs.len(), 2);
+    let load = |d: &Path| candle_core::safetensors::load(d.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (a, b) = (load(&warm), load(&fine));
+    let v = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for name in ["conv1.weight", "conv1.bias"] {
+        for (x, y) in v(&a[name]).iter().zip(v(&b[name])) {
+            let moved = (y - x).abs();
+            assert!((moved / 1e-2 - 1.0).abs() < 1e-3, "{name} moved by {moved}, Adam's first step is lr = 0.01");
+        }
+    }
+    // conv2 was trained in both phases: its second step is not a first one.
+    let moved: Vec<f32> = v(&a["conv2.weight"]).iter().zip(v(&b["conv2.weight"])).map(|(x, y)| (y - x).abs()).collect();
+    assert!(moved.iter().any(|m| (m / 1e-2 - 1.0).abs() > 1e-2), "{moved:?}");
+}
+
+/// Initial values of every parameter of a model, by name.
+fn initial_values(source: &str, seed: u64) -> Result<Vec<(String, Vec<f64>)>, String> {
+    let p = program(source, Path::new("."));
+    let net = lpn::lower::Net::new(&p.model, seed, candle_core::DType::F64, Path::new(".")).map_err(|e| e.to_string())?;
+    Ok(net.params.iter().map(|q| (q.name.clone(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
+}
+
+/// `@init(file)` loads the bias with the weight, and changing one layer's
+/// `@init` leaves every other initial value as it was: each parameter draws
+/// from its own stream (seed and parameter name).
+#[test]
+fn init_from_a_file_loads_the_bias_and_leaves_other_layers_alone() {
+    let dir = out_dir("init-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let w: Vec<f32> = (0..3 * 2 * 5).map(|i| i as f32 * 0.01 - 0.1).collect();
+    let weight = candle_core::Tensor::from_vec(w.clone(), (3, 2, 5), &cpu).unwrap();
+    let bias = candle_core::Tensor::from_vec(vec![0.5f32, -0.25, 0.125], 3, &cpu).unwrap();
+    let both = dir.join("both.safetensors");
+    let weight_only = dir.join("weight_only.safetensors");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("pre.weight", weight.clone()), ("pre.bias", bias)]), &both).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("conv2.weight", weight)]), &weight_only).unwrap();
+    let model = |init: &str| {
+        format!(
+            "model m {{\n  input [1, 32]\n  conv(out=2, k=5)\n  tanh\n  conv(out=3, k=5) {init}\n  tanh\n  conv(out=1, k=3)\n  \
+             global_avgpool\n  linear(out=2)\n}}\ndata waveforms(n=8, classes=2)\n"
+        )
+    };
+    let plain = initial_values(&model(""), 5).unwrap();
+    let from_file = initial_values(&model(&format!("@init(file=\"{}\", tensor=\"pre.weight\")", both.display())), 5).unwrap();
+    let weight_loaded = initial_values(&model(&format!("@init(file=\"{}\")", weight_only.display())), 5).unwrap();
+    let xavier = initial_values(&model("@init(xavier)"), 5).unwrap();
+    let names: Vec<&str> = plain.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias", "linear1.weight", "linear1.bias"]
+    );
+    let w64: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    for (i, name) in names.iter().enumerate() {
+        match *name {
+            "conv2.weight" => {
+                assert_eq!(from_file[i].1, w64);
+                assert_eq!(weight_loaded[i].1, w64);
+                assert_ne!(xavier[i].1, plain[i].1);
+            }
+            // Loaded with the weight (`pre.weight` → `pre.bias`) ...
+            "conv2.bias" => {
+                assert_eq!(from_file[i].1, [0.5, -0.25, 0.125]);
+                // ... or, absent from the file, its default, as without @init.
+                assert_eq!(weight_loaded[i].1, plain[i].1);
+            }
+            _ => {
+                assert_eq!(from_file[i].1, plain[i].1, "{name} moved because conv2 is loaded from a file");
+                assert_eq!(weight_loaded[i].1, plain[i].1, "{name}");
+                assert_eq!(xavier[i].1, plain[i].1, "{name} moved because conv2 uses xavier");
+            }
+        }
+    }
+    // Another seed, other draws.
+    assert_ne!(initial_values(&model(""), 6).unwrap()[0].1, plain[0].1);
+    // A bias named explicitly must be in the file.
+    let e = initial_values(&model(&format!("@init(file=\"{}\", bias=\"conv2.bias\")", weight_only.display())), 5).unwrap_err();
+    assert!(e.contains("has no tensor `conv2.bias`"), "{e}");
+}
+
 /// A tiny trainable file with one constrained layer (`conv1` or `linear1`).
 fn family_model(annotation: &str, linear: bool, epochs: usize) -> String {
     let body = if linear {

@@ -389,7 +389,14 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
             };
             let path = ctx.resolve_path(file, call.span_of("file"))?;
             let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
-            Some(Init::File { path, tensor })
+            let bias = match call.str("bias") {
+                Some(bias) => bias.to_string(),
+                None => match tensor.strip_suffix(".weight") {
+                    Some(stem) => format!("{stem}.bias"),
+                    None => format!("{}.bias", layer.name),
+                },
+            };
+            Some(Init::File { path, tensor, bias_required: call.given("bias"), bias })
         }
         "lowpass" | "highpass" => {
             if layer.kind != LayerKind::Conv {

@@ -417,14 +417,26 @@ fn linear_part(c: &Constraint, kernel: &[usize]) -> std::result::Result<(DMatrix
 /// intersection of their subspaces (the null space of Σ(I − Pᵢ)) and, with a
 /// `dc_gain`, the point of that intersection's span with unit direction
 /// summing to the gain. Computed once, when the model is compiled.
+///
+/// The basis is the documented one (`bands::ordered_basis`): the
+/// intersection's basis rotated by the eigenvectors of `VᵀQV`, `Q` the sum of
+/// the band constraints' stopband operators (for one band alone: Q's
+/// eigenvectors with eigenvalue ≤ tol), smallest eigenvalue first, repeated
+/// eigenvalues and signs by the canonical rule; without a band (`Q = 0`) the
+/// canonical basis of the whole intersection. Adam's steps are per
+/// coordinate, so the basis shapes the trajectory.
 pub fn composed_subspace(constraints: &[&Constraint], kernel: &[usize]) -> std::result::Result<(DMatrix<f64>, Option<Vec<f64>>), String> {
     let taps: usize = kernel.iter().product();
     let eye = DMatrix::<f64>::identity(taps, taps);
     let mut directions = DMatrix::zeros(taps, taps);
     let mut without_dc = DMatrix::zeros(taps, taps);
     let mut gain = None;
+    let mut stopband = DMatrix::zeros(taps, taps);
     for c in constraints {
         let (p, dc) = linear_part(c, kernel)?;
+        if let Some(band) = &c.band {
+            stopband += band.stopband_operator(kernel);
+        }
         directions += &eye - &p;
         if dc.is_some() {
             gain = dc;
@@ -432,7 +444,7 @@ pub fn composed_subspace(constraints: &[&Constraint], kernel: &[usize]) -> std::
             without_dc += &eye - &p;
         }
     }
-    let basis = bands::admissible_basis(&directions, 1e-9);
+    let basis = bands::ordered_basis(&bands::admissible_basis(&directions, 1e-9), &stopband);
     let offset = match gain {
         None => None,
         Some(g) => {

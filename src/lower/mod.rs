@@ -120,16 +120,19 @@ pub enum Mode<'a> {
 
 impl Net {
     /// Builds the network with weights drawn from `seed` (PyTorch's default
-    /// initialisation unless `@init` says otherwise).
+    /// initialisation unless `@init` says otherwise). Each parameter draws
+    /// from its own stream, derived from the seed and its name
+    /// (`init/conv2.weight`), so a layer whose `@init` changes (a file,
+    /// another scheme) leaves every other initial value as it was, its own
+    /// bias included when that is not loaded.
     pub fn new(model: &Model, seed: u64, dtype: DType, base: &std::path::Path) -> std::result::Result<Net, LowerError> {
         let device = Device::Cpu;
         let mut net = Net { nodes: Vec::new(), params: Vec::new(), device, dtype };
-        let mut rng = Rng::derive(seed, "init");
-        net.nodes = net.build(&model.layers, &mut rng, base)?;
+        net.nodes = net.build(&model.layers, seed, base)?;
         Ok(net)
     }
 
-    fn build(&mut self, layers: &[Layer], rng: &mut Rng, base: &std::path::Path) -> std::result::Result<Vec<Named>, LowerError> {
+    fn build(&mut self, layers: &[Layer], seed: u64, base: &std::path::Path) -> std::result::Result<Vec<Named>, LowerError> {
         let mut nodes = Vec::new();
         for layer in layers {
             let node = match &layer.op {
@@ -138,8 +141,8 @@ impl Net {
                     wshape.extend(&c.kernel);
                     let fan_in = (c.in_channels / c.groups) * c.kernel.iter().product::<usize>();
                     let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
-                    let w = self.weight(layer, &wshape, fan_in, fan_out, rng, base)?;
-                    let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, rng)).transpose()?;
+                    let w = self.weight(layer, &wshape, fan_in, fan_out, seed, base)?;
+                    let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, seed)).transpose()?;
                     Node::Conv {
                         w,
                         b,
@@ -150,8 +153,8 @@ impl Net {
                     }
                 }
                 Op::Linear { in_features, out_features, bias } => {
-                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, rng, base)?;
-                    let b = bias.then(|| self.bias(layer, *out_features, *in_features, rng)).transpose()?;
+                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed, base)?;
+                    let b = bias.then(|| self.bias(layer, *out_features, *in_features, seed)).transpose()?;
                     Node::Linear { w, b }
                 }
                 Op::Activation(a) => Node::Act(*a),
@@ -167,7 +170,7 @@ impl Net {
                 }
                 Op::Dropout { p } => Node::Dropout { p: *p },
                 Op::Flatten => Node::Flatten,
-                Op::Residual { body } => Node::Residual(self.build(body, rng, base)?),
+                Op::Residual { body } => Node::Residual(self.build(body, seed, base)?),
             };
             nodes.push(Named { name: layer.name.clone(), node });
         }
@@ -199,10 +202,11 @@ impl Net {
         shape: &[usize],
         fan_in: usize,
         fan_out: usize,
-        rng: &mut Rng,
+        seed: u64,
         base: &std::path::Path,
     ) -> std::result::Result<usize, LowerError> {
         let n: usize = shape.iter().product();
+        let rng = &mut Rng::derive(seed, &format!("init/{}.weight", layer.name));
         let value = match &layer.init {
             // PyTorch's default (kaiming_uniform with a=√5): U(±1/√fan_in).
             None | Some(Init::Kaiming) => self.uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng)?,
@@ -213,42 +217,69 @@ impl Net {
                 let spec = crate::bands::BandSpec { family: *family, low: *cutoff, high: *cutoff, transition: None, fs: None };
                 constraints::designed_weight(&spec, shape, &self.device)?
             }
-            Some(Init::File { path, tensor }) => {
+            Some(Init::File { path, tensor, .. }) => {
                 // Already resolved against the .lpn file's folder by the checker.
                 let _ = base;
-                let tensors = candle_core::safetensors::load(path, &self.device)
-                    .map_err(|e| LowerError::Init(format!("{}: cannot read {}: {e}", layer.name, path.display())))?;
-                let t = tensors.get(tensor).ok_or_else(|| {
-                    let mut names: Vec<&String> = tensors.keys().collect();
-                    names.sort();
-                    LowerError::Init(format!(
-                        "{}: {} has no tensor `{tensor}` (it has: {})",
-                        layer.name,
-                        path.display(),
-                        names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-                if t.dims() != shape {
-                    return Err(LowerError::Init(format!(
-                        "{}: tensor `{tensor}` in {} has shape {:?}, the layer needs {:?}",
-                        layer.name,
-                        path.display(),
-                        t.dims(),
-                        shape
-                    )));
-                }
-                t.to_dtype(DType::F64)?
+                self.from_file(layer, path, tensor, shape, true)?.expect("a required tensor is loaded or an error")
             }
         };
         Ok(self.add(layer, "weight", value, true)?)
     }
 
-    fn bias(&mut self, layer: &Layer, n: usize, fan_in: usize, rng: &mut Rng) -> std::result::Result<usize, LowerError> {
-        let value = match layer.init {
-            Some(Init::Zeros) | Some(Init::Designed { .. }) => Tensor::zeros(n, DType::F64, &self.device)?,
-            _ => self.uniform(&[n], 1.0 / (fan_in as f64).sqrt(), rng)?,
+    /// The bias: PyTorch's default U(±1/√fan_in) unless `@init` says
+    /// otherwise; `@init(file)` loads it when the file has it (and must when
+    /// the user named it), else the default.
+    fn bias(&mut self, layer: &Layer, n: usize, fan_in: usize, seed: u64) -> std::result::Result<usize, LowerError> {
+        let rng = &mut Rng::derive(seed, &format!("init/{}.bias", layer.name));
+        let loaded = match &layer.init {
+            Some(Init::File { path, bias, bias_required, .. }) => self.from_file(layer, path, bias, &[n], *bias_required)?,
+            None | Some(Init::Kaiming | Init::Xavier | Init::Normal { .. } | Init::Zeros | Init::Designed { .. }) => None,
+        };
+        let value = match (loaded, &layer.init) {
+            (Some(t), _) => t,
+            (None, Some(Init::Zeros) | Some(Init::Designed { .. })) => Tensor::zeros(n, DType::F64, &self.device)?,
+            (None, None | Some(Init::Kaiming | Init::Xavier | Init::Normal { .. } | Init::File { .. })) => {
+                self.uniform(&[n], 1.0 / (fan_in as f64).sqrt(), rng)?
+            }
         };
         Ok(self.add(layer, "bias", value, false)?)
+    }
+
+    /// Tensor `name` of the safetensors file `path`, checked against `shape`;
+    /// `None` when the file lacks it and it is not `required`.
+    fn from_file(
+        &self,
+        layer: &Layer,
+        path: &std::path::Path,
+        name: &str,
+        shape: &[usize],
+        required: bool,
+    ) -> std::result::Result<Option<Tensor>, LowerError> {
+        let tensors = candle_core::safetensors::load(path, &self.device)
+            .map_err(|e| LowerError::Init(format!("{}: cannot read {}: {e}", layer.name, path.display())))?;
+        let Some(t) = tensors.get(name) else {
+            if !required {
+                return Ok(None);
+            }
+            let mut names: Vec<&String> = tensors.keys().collect();
+            names.sort();
+            return Err(LowerError::Init(format!(
+                "{}: {} has no tensor `{name}` (it has: {})",
+                layer.name,
+                path.display(),
+                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if t.dims() != shape {
+            return Err(LowerError::Init(format!(
+                "{}: tensor `{name}` in {} has shape {:?}, the layer needs {:?}",
+                layer.name,
+                path.display(),
+                t.dims(),
+                shape
+            )));
+        }
+        Ok(Some(t.to_dtype(DType::F64)?))
     }
 
     pub fn param_index(&self, name: &str) -> Option<usize> {

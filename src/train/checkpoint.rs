@@ -1,6 +1,6 @@
 //! Checkpoints: everything a run needs to go on as if it had never stopped —
 //! each parameter's own tensor (reparametrization coordinates, not the kernel
-//! they make), batch-norm statistics, optimizer moments and step count,
+//! they make), batch-norm statistics, optimizer moments and step counts (one per parameter),
 //! lagrangian multipliers, the shuffle and dropout generators, the current
 //! epoch's data order and position, and the epochs reported so far.
 //!
@@ -9,7 +9,7 @@
 //! over the old one: a reader finds the old checkpoint or the new one, never
 //! half of either, whatever moment the process is killed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,8 @@ pub const FILE: &str = "checkpoint.safetensors";
 const METADATA_KEY: &str = "lpn.checkpoint";
 /// Bumped when the layout changes, so an old file is refused with a reason.
 /// 2: the run's digest (`RunDigest`) replaced the source text's.
-const FORMAT: u32 = 2;
+/// 3: Adam's step count per parameter (`optimizer_steps`), not one per run.
+const FORMAT: u32 = 3;
 
 /// The non-tensor part of a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -49,7 +50,8 @@ pub struct State {
     pub epoch_seconds: f64,
     pub shuffle: Rng,
     pub dropout: Rng,
-    pub optimizer_step: i32,
+    /// Each parameter's optimizer step count, by parameter name (absent: 0).
+    pub optimizer_steps: BTreeMap<String, i32>,
     /// One per enforced constraint, in report order.
     pub multipliers: Vec<f64>,
     pub reports: Vec<EpochReport>,
@@ -215,10 +217,20 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, TrainError> {
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
         .ok_or_else(|| bad("a safetensors file but not an lpn checkpoint (no training state in it)".into()))?;
-    let state: State = serde_json::from_str(json).map_err(|e| bad(format!("its training state cannot be read ({e})")))?;
-    if state.format != FORMAT {
-        return Err(bad(format!("written in checkpoint format {}, this lpnc reads format {FORMAT}", state.format)));
+    // The format first: an older layout is refused for what it is, not for
+    // whichever field it lacks.
+    #[derive(Deserialize)]
+    struct Format {
+        format: u32,
     }
+    let format: Format = serde_json::from_str(json).map_err(|e| bad(format!("its training state cannot be read ({e})")))?;
+    if format.format != FORMAT {
+        return Err(bad(format!(
+            "written in checkpoint format {}, this lpnc reads format {FORMAT}; start the run again without --resume",
+            format.format
+        )));
+    }
+    let state: State = serde_json::from_str(json).map_err(|e| bad(format!("its training state cannot be read ({e})")))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| bad(format!("its tensors cannot be read ({e})")))?;
     Ok(Checkpoint { state, tensors })
 }

@@ -457,7 +457,8 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
             .flat_map(|i| ["first", "second"].map(|w| (i, w)))
             .filter_map(|(i, which)| ck.tensors.get(&format!("optimizer/{which}/{}", net.params[i].name)).map(|t| (i, which, t.clone())))
             .collect();
-        optimizer.restore(st.optimizer_step, moments);
+        let steps: Vec<i32> = net.params.iter().map(|p| st.optimizer_steps.get(&p.name).copied().unwrap_or(0)).collect();
+        optimizer.restore(&steps, moments);
         for (e, m) in enforced.iter().zip(&st.multipliers) {
             e.set_multiplier(*m);
         }
@@ -499,7 +500,8 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
                             best: Option<&Vec<(String, Tensor)>>|
      -> Result<(), TrainError> {
         let (epochs_done, steps_done, order, epoch_loss_sum, epoch_seconds) = progress;
-        let (optimizer_step, moments) = optimizer.state();
+        let (steps, moments) = optimizer.state();
+        let optimizer_steps = net.params.iter().zip(steps).map(|(p, n)| (p.name.clone(), n)).collect();
         let mut tensors = net.state_tensors()?;
         for (i, which, t) in moments {
             tensors.push((format!("optimizer/{which}/{}", net.params[i].name), t));
@@ -520,7 +522,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
             epoch_seconds,
             shuffle: rngs.0.clone(),
             dropout: rngs.1.clone(),
-            optimizer_step,
+            optimizer_steps,
             multipliers: enforced.iter().map(|e| e.multiplier()).collect(),
             reports: reports.to_vec(),
         };

@@ -13,12 +13,16 @@ pub struct Optimizer {
     /// First and second moments (or the momentum buffer in `first`), per parameter.
     first: Vec<Option<Tensor>>,
     second: Vec<Option<Tensor>>,
-    step: i32,
+    /// Updates made to each parameter, PyTorch's `state['step']`: Adam's
+    /// bias correction for a parameter counts its own updates, so one frozen
+    /// in an earlier phase takes its first step as a first step (1 − β¹)
+    /// when it joins a carried-on optimizer, not at the run's step count.
+    steps: Vec<i32>,
 }
 
 impl Optimizer {
     pub fn new(spec: &Spec, params: usize) -> Self {
-        Optimizer { spec: spec.clone(), first: vec![None; params], second: vec![None; params], step: 0 }
+        Optimizer { spec: spec.clone(), first: vec![None; params], second: vec![None; params], steps: vec![0; params] }
     }
 
     pub fn lr(&self) -> f64 {
@@ -27,15 +31,16 @@ impl Optimizer {
         }
     }
 
-    /// One update of every trainable parameter that has a gradient. Weight decay
-    /// applies to the tensors marked `decay` (conv and linear weights).
+    /// One update of every trainable parameter that has a gradient; only
+    /// those count a step. Weight decay applies to the tensors marked `decay`
+    /// (conv and linear weights).
     pub fn step(&mut self, params: &[Param], grads: &[Option<Tensor>]) -> Result<()> {
-        self.step += 1;
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
             let Some(g) = g else { continue };
             if p.frozen {
                 continue;
             }
+            self.steps[i] += 1;
             let w = p.var.as_tensor();
             if let Some(updated) = self.fused_adam(i, p, w, g)? {
                 p.var.set(&updated)?;
@@ -103,8 +108,8 @@ impl Optimizer {
         let decay = p.decay && weight_decay > 0.0;
         let (b1, c1) = (beta1 as f32, (1.0 - beta1) as f32);
         let (b2, c2) = (beta2 as f32, (1.0 - beta2) as f32);
-        let inv1 = (1.0 / (1.0 - beta1.powi(self.step))) as f32;
-        let inv2 = (1.0 / (1.0 - beta2.powi(self.step))) as f32;
+        let inv1 = (1.0 / (1.0 - beta1.powi(self.steps[i]))) as f32;
+        let inv2 = (1.0 / (1.0 - beta2.powi(self.steps[i]))) as f32;
         let (eps, rate, wd) = (eps as f32, (lr * p.lr_scale) as f32, weight_decay as f32);
         let shrink = (1.0 - lr * p.lr_scale * weight_decay) as f32;
         for k in 0..n {
@@ -133,16 +138,18 @@ impl Optimizer {
         };
         self.first[i] = Some(m.clone());
         self.second[i] = Some(v.clone());
-        let mhat = (m / (1.0 - beta1.powi(self.step)))?;
-        let vhat = (v / (1.0 - beta2.powi(self.step)))?;
+        let mhat = (m / (1.0 - beta1.powi(self.steps[i])))?;
+        let vhat = (v / (1.0 - beta2.powi(self.steps[i])))?;
         mhat / (vhat.sqrt()? + eps)?
     }
 }
 
-/// What a checkpoint keeps of an optimizer: its step count and moments.
+/// What a checkpoint keeps of an optimizer: each parameter's step count and
+/// its moments.
 impl Optimizer {
-    /// `(step, [(i, "first" | "second", tensor)])` for every moment that exists.
-    pub fn state(&self) -> (i32, Vec<(usize, &'static str, Tensor)>) {
+    /// `(steps per parameter, [(i, "first" | "second", tensor)])` for every
+    /// moment that exists.
+    pub fn state(&self) -> (Vec<i32>, Vec<(usize, &'static str, Tensor)>) {
         let mut out = Vec::new();
         for (i, m) in self.first.iter().enumerate() {
             if let Some(m) = m {
@@ -154,12 +161,14 @@ impl Optimizer {
                 out.push((i, "second", v.clone()));
             }
         }
-        (self.step, out)
+        (self.steps.clone(), out)
     }
 
-    /// Restores what `state` gave.
-    pub fn restore(&mut self, step: i32, moments: Vec<(usize, &'static str, Tensor)>) {
-        self.step = step;
+    /// Restores what `state` gave (a missing count is 0).
+    pub fn restore(&mut self, steps: &[i32], moments: Vec<(usize, &'static str, Tensor)>) {
+        for (slot, &n) in self.steps.iter_mut().zip(steps) {
+            *slot = n;
+        }
         for (i, which, t) in moments {
             let slot = if which == "first" { &mut self.first } else { &mut self.second };
             if i < slot.len() {
