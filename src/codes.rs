@@ -50,6 +50,10 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0052" => include_str!("../docs/codes/E0052.md"),
         "E0053" => include_str!("../docs/codes/E0053.md"),
         "E0054" => include_str!("../docs/codes/E0054.md"),
+        "E0060" => include_str!("../docs/codes/E0060.md"),
+        "W0061" => include_str!("../docs/codes/W0061.md"),
+        "W0062" => include_str!("../docs/codes/W0062.md"),
+        "W0063" => include_str!("../docs/codes/W0063.md"),
         _ => return None,
     })
 }

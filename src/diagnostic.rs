@@ -34,62 +34,316 @@ pub struct Diagnostic {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
     // ---- syntax ----
-    Syntax { span: Span, message: String, label: String, help: Option<String> },
+    Syntax {
+        span: Span,
+        message: String,
+        label: String,
+        help: Option<String>,
+    },
 
     // ---- sections ----
-    UnknownSection { span: Span, name: String, known: Vec<&'static str> },
-    DuplicateSection { span: Span, first: Span, name: String },
-    MissingModel { span: Span },
-    MalformedSection { span: Span, section: String, expected: String },
-    MissingInput { span: Span, model: Option<String> },
-    BadInput { span: Span, first: Option<Span>, reason: String, help: Option<String> },
-    MisplacedStatement { span: Span, what: String, section: String, help: String },
+    UnknownSection {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    DuplicateSection {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    MissingModel {
+        span: Span,
+    },
+    MalformedSection {
+        span: Span,
+        section: String,
+        expected: String,
+    },
+    MissingInput {
+        span: Span,
+        model: Option<String>,
+    },
+    BadInput {
+        span: Span,
+        first: Option<Span>,
+        reason: String,
+        help: Option<String>,
+    },
+    MisplacedStatement {
+        span: Span,
+        what: String,
+        section: String,
+        help: String,
+    },
 
     // ---- names and parameters ----
-    UnknownLayer { span: Span, name: String, known: Vec<&'static str> },
-    UnknownParameter { span: Span, name: String, owner: String, known: Vec<&'static str> },
-    MissingParameter { span: Span, name: String, owner: String, example: String },
-    WrongType { span: Span, param: String, owner: String, expected: String, found: String },
-    DuplicateParameter { span: Span, first: Span, name: String },
-    OutOfRange { span: Span, param: String, owner: String, value: String, allowed: String, help: Option<String> },
-    MisplacedArgument { span: Span, reason: String, help: Option<String> },
-    BadStructure { span: Span, reason: String, help: Option<String> },
-    UnknownChoice { span: Span, what: String, name: String, known: Vec<&'static str> },
-    InvalidBand { span: Span, other: Span, constraint: String, low: f64, high: f64 },
+    UnknownLayer {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    UnknownParameter {
+        span: Span,
+        name: String,
+        owner: String,
+        known: Vec<&'static str>,
+    },
+    MissingParameter {
+        span: Span,
+        name: String,
+        owner: String,
+        example: String,
+    },
+    WrongType {
+        span: Span,
+        param: String,
+        owner: String,
+        expected: String,
+        found: String,
+    },
+    DuplicateParameter {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    OutOfRange {
+        span: Span,
+        param: String,
+        owner: String,
+        value: String,
+        allowed: String,
+        help: Option<String>,
+    },
+    MisplacedArgument {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    BadStructure {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    UnknownChoice {
+        span: Span,
+        what: String,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    InvalidBand {
+        span: Span,
+        other: Span,
+        constraint: String,
+        low: f64,
+        high: f64,
+    },
 
     // ---- annotations and constraints ----
-    UnknownAnnotation { span: Span, name: String, known: Vec<&'static str> },
-    UnsupportedMode { span: Span, constraint: String, mode: String, supported: Vec<&'static str> },
-    UnusedParameter { span: Span, param: String, constraint: String, mode: String, used_in: Vec<&'static str> },
-    WeightlessLayer { span: Span, layer_span: Span, annotation: String, layer: String, constraint: bool },
-    NotApplicable { span: Span, layer_span: Span, annotation: String, layer: String, reason: String, help: Option<String> },
-    DuplicateAnnotation { span: Span, first: Span, name: String },
-    ConflictingAnnotations { span: Span, other: Span, reason: String, help: Option<String> },
-    DisjointPassbands { span: Span, other: Span, first: String, second: String },
-    InfeasibleBand { span: Span, constraint: String, taps: String, stopband: String, bound: f64, tol: f64, min_taps: Option<usize> },
-    ImpossibleStructure { span: Span, other: Option<Span>, reason: String, help: Option<String> },
-    EmptyStopband { span: Span, constraint: String, reason: String },
-    ZeroPenaltyWeight { span: Span, constraint: String },
-    PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
-    NoEffect { span: Span, reason: String, help: Option<String> },
-    DesignMissesTol { span: Span, constraint: String, taps: String, rho: f64, tol: f64 },
-    PhaseRedefines { span: Span, declared_span: Span, constraint: String, layer: String, param: String, declared: String, phase: String },
+    UnknownAnnotation {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    UnsupportedMode {
+        span: Span,
+        constraint: String,
+        mode: String,
+        supported: Vec<&'static str>,
+    },
+    UnusedParameter {
+        span: Span,
+        param: String,
+        constraint: String,
+        mode: String,
+        used_in: Vec<&'static str>,
+    },
+    WeightlessLayer {
+        span: Span,
+        layer_span: Span,
+        annotation: String,
+        layer: String,
+        constraint: bool,
+    },
+    NotApplicable {
+        span: Span,
+        layer_span: Span,
+        annotation: String,
+        layer: String,
+        reason: String,
+        help: Option<String>,
+    },
+    DuplicateAnnotation {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    ConflictingAnnotations {
+        span: Span,
+        other: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    DisjointPassbands {
+        span: Span,
+        other: Span,
+        first: String,
+        second: String,
+    },
+    InfeasibleBand {
+        span: Span,
+        constraint: String,
+        taps: String,
+        stopband: String,
+        bound: f64,
+        tol: f64,
+        min_taps: Option<usize>,
+    },
+    ImpossibleStructure {
+        span: Span,
+        other: Option<Span>,
+        reason: String,
+        help: Option<String>,
+    },
+    EmptyStopband {
+        span: Span,
+        constraint: String,
+        reason: String,
+    },
+    ZeroPenaltyWeight {
+        span: Span,
+        constraint: String,
+    },
+    PenaltyFloor {
+        span: Span,
+        constraint: String,
+        taps: String,
+        bound: f64,
+    },
+    NoEffect {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    DesignMissesTol {
+        span: Span,
+        constraint: String,
+        taps: String,
+        rho: f64,
+        tol: f64,
+    },
+    PassbandSwallowed {
+        span: Span,
+        constraint: String,
+        transition: String,
+        passband: String,
+        stopband: String,
+        help: String,
+    },
+    BandEdgeClamped {
+        span: Span,
+        constraint: String,
+        reason: String,
+        help: String,
+    },
+    SmallAdmissibleSubspace {
+        span: Span,
+        constraint: String,
+        mode: String,
+        taps: String,
+        dimension: usize,
+        size: usize,
+        tol: f64,
+        help: String,
+    },
+    PhaseRedefines {
+        span: Span,
+        declared_span: Span,
+        constraint: String,
+        layer: String,
+        param: String,
+        declared: String,
+        phase: String,
+    },
 
     // ---- shapes ----
-    KernelTooLong { span: Span, layer: String, window: String, input: String, help: String },
-    ResidualMismatch { span: Span, layer: String, input: Shape, output: Shape },
-    BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
-    BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
-    TwoDOption { span: Span, param: String, layer: String },
-    ModelTooLarge { span: Span, parameters: usize, needed: u64, available: u64, batch: usize },
-    OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
+    KernelTooLong {
+        span: Span,
+        layer: String,
+        window: String,
+        input: String,
+        help: String,
+    },
+    ResidualMismatch {
+        span: Span,
+        layer: String,
+        input: Shape,
+        output: Shape,
+    },
+    BadRank {
+        span: Span,
+        layer: String,
+        found: Shape,
+        expected: String,
+        help: Option<String>,
+    },
+    BadGroups {
+        span: Span,
+        layer: String,
+        groups: usize,
+        in_channels: usize,
+        out_channels: usize,
+    },
+    TwoDOption {
+        span: Span,
+        param: String,
+        layer: String,
+    },
+    ModelTooLarge {
+        span: Span,
+        parameters: usize,
+        needed: u64,
+        available: u64,
+        batch: usize,
+    },
+    OutputMismatch {
+        span: Span,
+        model_span: Span,
+        output: Shape,
+        expected: String,
+        why: String,
+        help: Option<String>,
+    },
 
     // ---- data and training ----
-    FileNotFound { span: Span, path: String, resolved: String },
-    BadDataFile { span: Span, path: String, line: Option<usize>, column: Option<usize>, reason: String },
-    DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
-    MissingTrainData { span: Span, no_section: bool },
-    TaskMismatch { span: Span, reason: String, help: Option<String> },
+    FileNotFound {
+        span: Span,
+        path: String,
+        resolved: String,
+    },
+    BadDataFile {
+        span: Span,
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        reason: String,
+    },
+    DataShapeMismatch {
+        span: Span,
+        input_span: Span,
+        data: String,
+        input: Shape,
+        help: Option<String>,
+    },
+    MissingTrainData {
+        span: Span,
+        no_section: bool,
+    },
+    TaskMismatch {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
@@ -140,6 +394,9 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0053", "no training data"),
     ("E0054", "loss or data set does not fit the task"),
     ("E0060", "phase changes what a constraint is"),
+    ("W0061", "transition wider than the passband"),
+    ("W0062", "band-pass stopband edge clamped: DC or Nyquist passes"),
+    ("W0063", "admissible subspace of very few kernels"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -396,6 +653,29 @@ impl Problem {
                 ),
                 vec![label(*span, format!("designed filter has ρ = {}", fmt_num(*rho)))],
                 Some("a Hamming-windowed design of this length cannot do better; use more taps, a wider transition, or mode=project to learn a kernel that meets tol".into()),
+            ),
+            PassbandSwallowed { span, constraint, transition, passband, stopband, help } => (
+                "W0061",
+                format!(
+                    "the transition of `@{constraint}` swallows its passband: with a transition of {transition}, no frequency of the passband {passband} is clear of it; the constraint suppresses only {stopband}"
+                ),
+                vec![label(*span, "passband inside the transition")],
+                Some(help.clone()),
+            ),
+            BandEdgeClamped { span, constraint, reason, help } => {
+                ("W0062", format!("`@{constraint}`: {reason}"), vec![label(*span, "stopband edge clamped")], Some(help.clone()))
+            }
+            SmallAdmissibleSubspace { span, constraint, mode, taps, dimension, size, tol, help } => (
+                "W0063",
+                format!(
+                    "mode={mode} keeps the kernels of `@{constraint}` in a subspace of dimension {dimension} (of {size}): on {taps}, only {dimension} independent kernel{} {} ρ ≤ tol={}, so every kernel of the layer is {}",
+                    if *dimension == 1 { "" } else { "s" },
+                    if *dimension == 1 { "has" } else { "have" },
+                    fmt_num(*tol),
+                    if *dimension == 1 { "the same kernel times a scale".to_string() } else { format!("a combination of the same {dimension}") }
+                ),
+                vec![label(*span, format!("admissible dimension {dimension}"))],
+                Some(help.clone()),
             ),
             PhaseRedefines { span, declared_span, constraint, layer, param, declared, phase } => (
                 "E0060",

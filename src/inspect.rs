@@ -1,7 +1,7 @@
 //! `lpnc inspect`: the checked model as a table.
 
 use crate::ir::{Layer, Model};
-use crate::schema::Family;
+use crate::schema::{Family, Mode};
 
 pub fn table(model: &Model) -> String {
     let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
@@ -51,7 +51,43 @@ pub fn table(model: &Model) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&band_notes(model));
     out
+}
+
+/// Where each band constraint really acts: the stopband and passband after
+/// the transition, per kernel axis length (they differ from the written
+/// cutoffs by half a transition each).
+fn band_notes(model: &Model) -> String {
+    let mut lines = Vec::new();
+    for layer in model.walk() {
+        for c in layer.constraints.iter().filter(|c| !c.edges.is_empty()) {
+            let fs = c.band.and_then(|b| b.fs);
+            let mut seen = Vec::new();
+            for e in &c.edges {
+                if seen.contains(&e.taps) {
+                    continue;
+                }
+                seen.push(e.taps);
+                let axis = if c.edges.len() > 1 { format!(" (axes of {} taps)", e.taps) } else { String::new() };
+                let dimension = c
+                    .admissible_dimension
+                    .filter(|_| matches!(c.mode, Mode::Project | Mode::Reparam))
+                    .map(|d| format!("; admissible dimension {d} of {} at tol={}", kernel_size(&c.edges), fmt(c.tol)))
+                    .unwrap_or_default();
+                lines.push(format!("  {} @{}{axis}: {}{dimension}", layer.name, c.family.name(), e.describe(fs)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\nband edges (each half a transition from its cutoff):\n{}\n", lines.join("\n"))
+}
+
+/// Taps of a whole kernel (k, or kh·kw).
+fn kernel_size(edges: &[crate::bands::BandEdges]) -> usize {
+    edges.iter().map(|e| e.taps).product()
 }
 
 fn annotations(layer: &Layer) -> String {

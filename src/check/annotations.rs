@@ -3,7 +3,7 @@
 //! they agree with each other.
 
 use crate::ast::{self, Span};
-use crate::bands::{BandSpec, default_transition, freq_words};
+use crate::bands::{BandSpec, default_transition, freq_words, intervals_words};
 use crate::check::Ctx;
 use crate::check::params::Call;
 use crate::diagnostic::{Problem, fmt_num};
@@ -178,6 +178,8 @@ fn constraint(
         band: None,
         value: call.f64("value").or_else(|| call.f64("max")),
         lambda_min: None,
+        edges: Vec::new(),
+        admissible_dimension: None,
         span: annotation.span,
     };
     if family.is_band() {
@@ -308,6 +310,8 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             return;
         }
     }
+    constraint.edges = kernel.iter().map(|&k| band.edges(k)).collect();
+    edge_warnings(ctx, constraint, name);
     // The operators are dense taps×taps matrices (and training projects with
     // them every step): past this size they would take gigabytes and minutes.
     if kernel.iter().any(|&k| k > MAX_BAND_TAPS) {
@@ -336,6 +340,13 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
                 tol: constraint.tol,
                 min_taps,
             });
+        }
+        Mode::Project | Mode::Reparam => {
+            let dimension = band.admissible_dimension(kernel, constraint.tol);
+            constraint.admissible_dimension = Some(dimension);
+            if dimension <= SMALL_ADMISSIBLE_DIMENSION {
+                small_subspace(ctx, constraint, kernel, name, dimension);
+            }
         }
         Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
             ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
@@ -369,6 +380,160 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             });
         }
         _ => {}
+    }
+}
+
+/// An admissible subspace of this dimension or less makes every kernel of a
+/// layer a combination of one or two fixed kernels (at 1, all of them the same
+/// kernel times a scale): the layer can hardly learn, which is worth a warning
+/// when the constraint is hard (project, reparam). Three is the target the
+/// help gives numbers for.
+const SMALL_ADMISSIBLE_DIMENSION: usize = 2;
+
+/// Longest kernel axis the small-subspace help searches (2-D kernels are
+/// searched square).
+const MAX_SUGGESTED_AXIS: usize = 64;
+
+/// W0063: the admissible subspace is tiny; help with the tol and the kernel
+/// length that reach `SMALL_ADMISSIBLE_DIMENSION + 1`.
+fn small_subspace(ctx: &mut Ctx, constraint: &Constraint, kernel: &[usize], name: &str, dimension: usize) {
+    let band = constraint.band.expect("band constraints carry a band");
+    let target = SMALL_ADMISSIBLE_DIMENSION + 1;
+    let spectrum = band.stopband_spectrum(kernel);
+    // tol must reach the target-th smallest ρ; rounded up so the figure shown works.
+    let tol_needed = spectrum.get(target - 1).map(|&l| round_up(l)).filter(|&t| t < 1.0);
+    let longer = (kernel.iter().copied().max().unwrap_or(1) + 1..=MAX_SUGGESTED_AXIS).find_map(|k| {
+        let dims: Vec<usize> = kernel.iter().map(|_| k).collect();
+        (band.admissible_dimension(&dims, constraint.tol) >= target).then_some(dims)
+    });
+    let mut ways = Vec::new();
+    if let Some(t) = tol_needed {
+        ways.push(format!("tol={} gives {target}", fmt_num(t)));
+    }
+    if let Some(dims) = longer {
+        ways.push(format!("k={} gives {target} at tol={}", describe_dims(&dims), fmt_num(constraint.tol)));
+    }
+    ways.push("a wider band or a narrower transition raises it too".into());
+    ctx.problems.push(Problem::SmallAdmissibleSubspace {
+        span: constraint.span,
+        constraint: name.into(),
+        mode: constraint.mode.name().into(),
+        taps: describe_taps(kernel),
+        dimension,
+        size: kernel.iter().product(),
+        tol: constraint.tol,
+        help: ways.join("; "),
+    });
+}
+
+/// `x` rounded up to two significant digits.
+fn round_up(x: f64) -> f64 {
+    if x <= 0.0 {
+        return x;
+    }
+    let scale = 10f64.powf(x.log10().floor() - 1.0);
+    (x / scale - 1e-9).ceil() * scale
+}
+
+fn describe_dims(dims: &[usize]) -> String {
+    match dims {
+        [k] => k.to_string(),
+        dims => format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The fewest taps whose default transition 6.6/k is below `width` (counted
+/// up, so a rounding of 6.6/width cannot give one too few).
+fn taps_for_transition_below(width: f64) -> usize {
+    let mut k = ((6.6 / width).floor() as usize).max(1);
+    while default_transition(k) >= width {
+        k += 1;
+    }
+    k
+}
+
+/// The transition in words: `0.73 (6.6/k for 9 taps)` or `0.1`.
+fn transition_words(band: &BandSpec, k: usize) -> String {
+    let width = freq_words(band.transition_for(k), band.fs);
+    match band.transition {
+        Some(_) => width,
+        None => format!("{width} (the default 6.6/k for {k} taps)"),
+    }
+}
+
+/// Warnings about where the edges really fall: a passband the transitions
+/// swallow (W0061), and a band-pass whose lower (upper) stopband is cut off
+/// at 0 (1), so DC (Nyquist) passes (W0062). Once per distinct axis length.
+fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
+    let band = constraint.band.expect("band constraints carry a band");
+    let mut seen: Vec<usize> = Vec::new();
+    for edges in &constraint.edges {
+        let k = edges.taps;
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
+        let half = edges.transition / 2.0;
+        let hz = |x: f64| freq_words(x, band.fs);
+        if edges.passband.is_empty() {
+            // The widest transition that leaves a passband: half of it must fit
+            // inside each written passband piece (both halves in a band-pass).
+            let room = match band.family {
+                Family::Lowpass => 2.0 * band.low,
+                Family::Highpass => 2.0 * (1.0 - band.low),
+                Family::Bandpass => band.high - band.low,
+                Family::Bandstop => 2.0 * band.low.max(1.0 - band.high),
+                other => unreachable!("{other:?} is not a band constraint"),
+            };
+            let taps = taps_for_transition_below(room);
+            ctx.problems.push(Problem::PassbandSwallowed {
+                span: constraint.span,
+                constraint: name.into(),
+                transition: transition_words(&band, k),
+                passband: intervals_words(&band.passband(), band.fs),
+                stopband: intervals_words(&edges.stopband, band.fs),
+                help: format!(
+                    "give `transition=` below {} (e.g. transition={}), or use a kernel of at least {taps} taps, whose default transition 6.6/k fits",
+                    hz(room),
+                    hz(room / 2.0)
+                ),
+            });
+        }
+        if band.family == Family::Bandpass {
+            let sides = [
+                (band.low - half <= 0.0, "low", band.low, "below the band", "DC (ν = 0)", format!("`@lowpass(cutoff={})`", hz(band.high))),
+                (
+                    band.high + half >= 1.0,
+                    "high",
+                    band.high,
+                    "above the band",
+                    "Nyquist (ν = 1)",
+                    format!("`@highpass(cutoff={})`", hz(band.low)),
+                ),
+            ];
+            for (clamped, side, edge, where_, passes, instead) in sides {
+                if !clamped {
+                    continue;
+                }
+                let sign = if side == "low" { "−" } else { "+" };
+                let limit = if side == "low" { edge } else { 1.0 - edge };
+                let taps = taps_for_transition_below(2.0 * limit);
+                ctx.problems.push(Problem::BandEdgeClamped {
+                    span: constraint.span,
+                    constraint: name.into(),
+                    reason: format!(
+                        "with a transition of {}, the stopband edge {side} {sign} transition/2 = {} is {}, so nothing {where_} is suppressed: {passes} passes",
+                        transition_words(&band, k),
+                        hz(edge + if side == "low" { -half } else { half }),
+                        if side == "low" { "at or below 0" } else { "at or beyond Nyquist" }
+                    ),
+                    help: format!(
+                        "to suppress it, give `transition=` below {} or use a kernel of at least {taps} taps; if it should pass, say so with {instead}",
+                        hz(2.0 * limit)
+                    ),
+                });
+            }
+        }
     }
 }
 
@@ -650,7 +815,10 @@ fn cross_check(
         }
         if c.family == Family::DcGain && c.value.is_some_and(|g| g != 0.0) {
             for (b, bspan) in &bands {
-                if matches!(b.family, Family::Highpass | Family::Bandpass) {
+                // DC is in the stopband of a high-pass, and of a band-pass unless
+                // its lower edge is clamped at 0 (W0062).
+                let dc_stopped = b.edges.iter().any(|e| e.stopband.first().is_some_and(|&(from, _)| from <= 0.0));
+                if matches!(b.family, Family::Highpass | Family::Bandpass) && dc_stopped {
                     ctx.problems.push(Problem::ImpossibleStructure {
                         span: *span,
                         other: Some(*bspan),

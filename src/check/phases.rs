@@ -220,7 +220,9 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     // What the phase enforces is the model's constraint: its band and
                     // value, and the bound computed for them, with the phase's mode,
                     // weight, tol and dual_lr.
-                    None => constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, ..c }),
+                    None => {
+                        constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, edges: b.edges.clone(), ..c })
+                    }
                 }
             }
         }
