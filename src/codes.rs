@@ -54,6 +54,7 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "W0061" => include_str!("../docs/codes/W0061.md"),
         "W0062" => include_str!("../docs/codes/W0062.md"),
         "W0063" => include_str!("../docs/codes/W0063.md"),
+        "E0064" => include_str!("../docs/codes/E0064.md"),
         _ => return None,
     })
 }

@@ -256,6 +256,12 @@ pub enum Problem {
         tol: f64,
         help: String,
     },
+    InfeasibleSet {
+        spans: Vec<Span>,
+        names: Vec<String>,
+        empty: bool,
+        reason: String,
+    },
     PhaseRedefines {
         span: Span,
         declared_span: Span,
@@ -397,6 +403,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("W0061", "transition wider than the passband"),
     ("W0062", "band-pass stopband edge clamped: DC or Nyquist passes"),
     ("W0063", "admissible subspace of very few kernels"),
+    ("E0064", "hard constraints that leave no weight but zero"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -404,6 +411,15 @@ fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String
         Some(best) => Some(format!("did you mean `{best}`?")),
         None if known.is_empty() => None,
         None => Some(format!("known {kind}: {}", known.join(", "))),
+    }
+}
+
+/// `` `@a`, `@b` and `@c` ``.
+fn join_and(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.join(""),
     }
 }
 
@@ -676,6 +692,25 @@ impl Problem {
                 ),
                 vec![label(*span, format!("admissible dimension {dimension}"))],
                 Some(help.clone()),
+            ),
+            InfeasibleSet { spans, names, empty, reason } => (
+                "E0064",
+                format!(
+                    "{} cannot hold together: {}{reason}",
+                    join_and(names),
+                    if *empty { "no weight satisfies them all; " } else { "only the zero weight satisfies them all; " }
+                ),
+                spans
+                    .iter()
+                    .zip(names)
+                    .enumerate()
+                    .map(|(i, (span, name))| label(*span, if i == 0 { format!("{name} (hard)") } else { format!("{name} (hard), with it") }))
+                    .collect(),
+                Some(if *empty {
+                    "training would never reach a weight that meets them; enforce one of them as a penalty (mode=penalty), or drop one".into()
+                } else {
+                    "training would leave this layer at zero; enforce one of them as a penalty (mode=penalty), or drop one".into()
+                }),
             ),
             PhaseRedefines { span, declared_span, constraint, layer, param, declared, phase } => (
                 "E0060",

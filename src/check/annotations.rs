@@ -5,6 +5,7 @@
 use crate::ast::{self, Span};
 use crate::bands::{BandSpec, default_transition, freq_words, intervals_words};
 use crate::check::Ctx;
+use crate::check::feasible_set::{self, Units};
 use crate::check::params::Call;
 use crate::diagnostic::{Problem, fmt_num};
 use crate::ir::{Constraint, Init};
@@ -24,6 +25,9 @@ pub struct LayerFacts {
     pub dilated: bool,
     /// The `@freeze` of an enclosing structure, if any.
     pub frozen_by: Option<Span>,
+    /// Output units and weights per unit, for the norm constraints (None when
+    /// the shape is unknown).
+    pub units: Option<Units>,
 }
 
 #[derive(Default)]
@@ -43,6 +47,7 @@ const PENALTY_FLOOR_WARNING: f64 = 0.05;
 type Written<'a> = (&'a ast::Annotation, &'static AnnotationDef, Call);
 
 pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Attached {
+    let first_problem = ctx.problems.len();
     let mut attached = Attached::default();
     // (constraint, its annotation span) for the cross-checks below.
     let mut placed: Vec<(Constraint, Span)> = Vec::new();
@@ -99,6 +104,14 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
     }
 
     cross_check(ctx, layer, &placed, freeze_span, lr_span, init_span);
+    // Whether the hard constraints leave any weight but zero; only when the
+    // layer's annotations are otherwise sound (one error per conflict).
+    if !ctx.problems[first_problem..].iter().any(Problem::is_error) {
+        let constraints: Vec<&Constraint> = placed.iter().map(|(c, _)| c).collect();
+        if let Some(found) = feasible_set::check(&constraints, layer.kernel.as_deref(), layer.units) {
+            ctx.problems.push(Problem::InfeasibleSet { spans: found.spans, names: found.names, empty: found.empty, reason: found.reason });
+        }
+    }
     attached.constraints = placed.into_iter().map(|(c, _)| c).collect();
     attached
 }
@@ -442,11 +455,12 @@ fn describe_dims(dims: &[usize]) -> String {
     }
 }
 
-/// The fewest taps whose default transition 6.6/k is below `width` (counted
-/// up, so a rounding of 6.6/width cannot give one too few).
-fn taps_for_transition_below(width: f64) -> usize {
+/// The fewest taps from about 6.6/width (where the default transition
+/// 6.6/k falls below `width`) for which `fits` holds, counted up with the
+/// same edge arithmetic as the checks, so rounding cannot give one too few.
+fn taps_from(width: f64, fits: impl Fn(usize) -> bool) -> usize {
     let mut k = ((6.6 / width).floor() as usize).max(1);
-    while default_transition(k) >= width {
+    while !fits(k) {
         k += 1;
     }
     k
@@ -485,7 +499,8 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
                 Family::Bandstop => 2.0 * band.low.max(1.0 - band.high),
                 other => unreachable!("{other:?} is not a band constraint"),
             };
-            let taps = taps_for_transition_below(room);
+            let default = BandSpec { transition: None, ..band };
+            let taps = taps_from(room, |k| !default.edges(k).passband.is_empty());
             ctx.problems.push(Problem::PassbandSwallowed {
                 span: constraint.span,
                 constraint: name.into(),
@@ -517,7 +532,12 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
                 }
                 let sign = if side == "low" { "−" } else { "+" };
                 let limit = if side == "low" { edge } else { 1.0 - edge };
-                let taps = taps_for_transition_below(2.0 * limit);
+                let default = BandSpec { transition: None, ..band };
+                let piece = if side == "low" { 0 } else { 1 };
+                let taps = taps_from(2.0 * limit, |k| {
+                    let (a, b) = default.stopband(k).pieces[piece];
+                    a < b
+                });
                 ctx.problems.push(Problem::BandEdgeClamped {
                     span: constraint.span,
                     constraint: name.into(),

@@ -144,6 +144,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         Op::BatchNorm { .. } => LayerKind::BatchNorm,
         _ => LayerKind::Activation,
     };
+    let first_problem = ctx.problems.len();
     let mut written = Vec::new();
     for annotation in &l.annotations {
         let Some(def) = schema::annotation(&annotation.name.name) else {
@@ -178,6 +179,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         kernel,
         dilated: matches!(&layer.op, Op::Conv(c) if c.dilation.iter().any(|&d| d > 1)),
         frozen_by: None,
+        units: super::model::units_of(&layer.op),
     };
     let attached = annotations::check(ctx, &facts, &written);
     let mut constraints = Vec::new();
@@ -225,6 +227,16 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     }
                 }
             }
+        }
+    }
+    // The set in force during the phase: the model's constraints with the
+    // phase's modes. A phase that makes a constraint hard may leave no weight
+    // but zero with the others (checked once, if the line was otherwise sound).
+    if !constraints.is_empty() && !ctx.problems[first_problem..].iter().any(Problem::is_error) {
+        let in_force: Vec<&Constraint> =
+            layer.constraints.iter().map(|b| constraints.iter().find(|c| c.family == b.family).unwrap_or(b)).collect();
+        if let Some(found) = super::feasible_set::check(&in_force, facts.kernel.as_deref(), facts.units) {
+            ctx.problems.push(Problem::InfeasibleSet { spans: found.spans, names: found.names, empty: found.empty, reason: found.reason });
         }
     }
     Some(PhaseLayer { layer: layer.name.clone(), frozen: attached.frozen, lr_scale: attached.lr_scale, constraints })
