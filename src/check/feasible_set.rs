@@ -400,9 +400,16 @@ mod tests {
         assert!(check(&[&n, &d], Some(&[9]), units(9)).unwrap().empty);
         let d0 = exact(Family::DcGain, Some(0.0));
         assert!(!check(&[&n, &d0], Some(&[9]), units(9)).unwrap().empty);
-        // A high-pass subspace holds no kernel with a DC gain of 1.
-        let (d1, h) = (exact(Family::DcGain, Some(1.0)), band(Family::Highpass, 0.5, 0.5, 15));
-        assert!(check(&[&d1, &h], Some(&[15]), units(15)).unwrap().empty);
+        // Every antisymmetric kernel sums to 0: none has a DC gain of 1.
+        let (d1, a) = (exact(Family::DcGain, Some(1.0)), exact(Family::Antisymmetric, None));
+        assert!(check(&[&d1, &a], Some(&[15]), units(15)).unwrap().empty);
+        // A high-pass subspace at tol 0.01 still holds kernels with a DC gain of
+        // 1 (numpy: ‖P_L 1‖ = 0.131 for k = 15, cutoff 0.5), of norm ≥ 1/0.131.
+        let h = band(Family::Highpass, 0.5, 0.5, 15);
+        assert_eq!(check(&[&d1, &h], Some(&[15]), units(15)), None);
+        let m = exact(Family::MaxNorm, Some(7.0));
+        let found = check(&[&d1, &h, &m], Some(&[15]), units(15)).expect("norm ≥ 7.64 > 7");
+        assert!(found.reason.contains("7.63") || found.reason.contains("7.64"), "{found:?}");
     }
 
     #[test]
