@@ -117,3 +117,19 @@ fn annotations(layer: &Layer) -> String {
 fn fmt(x: f64) -> String {
     crate::diagnostic::fmt_num(x)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_shows_band_edges_and_admissible_dimension() {
+        let source = "model m {\n input [1, 128]\n conv(out=4, k=15) @lowpass(cutoff=0.2)\n conv(out=1, k=9, padding=same) @highpass(cutoff=40, fs=200, transition=20, mode=penalty)\n}\ndata sines()\n";
+        let (_, checked) = crate::check_source(source, std::path::Path::new("."));
+        let table = super::table(&checked.program.expect("checks").model);
+        // k = 15: transition 6.6/15 = 0.44, so the stopband starts at 0.2 + 0.22.
+        assert!(table.contains("conv1 @lowpass: stopband ν ≥ 0.42, passband none (transition 0.44)"), "{table}");
+        // numpy: 4 eigenvalues of I − K(0.42) on 15 taps are ≤ 0.01.
+        assert!(table.contains("admissible dimension 4 of 15 at tol=0.01"), "{table}");
+        // In Hz with fs: stopband f ≤ 40 − 10, passband f ≥ 40 + 10; no dimension for a penalty.
+        assert!(table.contains("conv2 @highpass: stopband f ≤ 30 Hz, passband f ≥ 50 Hz (transition 20 Hz)\n"), "{table}");
+    }
+}

@@ -1042,3 +1042,17 @@ pub fn reference_markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn explain_gives_the_band_edges_in_force() {
+        let text = super::describe("lowpass").unwrap();
+        assert!(text.contains("stopband is ν ≥ cutoff + transition/2"), "{text}");
+        assert!(text.contains("constrains only ν ≥ 0.42"), "{text}");
+        assert!(!text.contains("at most tol of its energy above the cutoff"), "{text}");
+        for family in ["highpass", "bandpass", "bandstop"] {
+            assert!(super::describe(family).unwrap().contains("6.6/k"), "{family}");
+        }
+    }
+}
