@@ -61,25 +61,73 @@ impl Stopband {
 impl Stopband {
     /// In words, in Nyquist units, or in Hz when the sample rate is known.
     pub fn describe(&self, fs: Option<f64>) -> String {
-        let parts: Vec<String> = self
-            .pieces
-            .iter()
-            .filter(|(a, b)| a < b)
-            .map(|&(a, b)| {
-                let (f, lo, hi) = match fs {
-                    Some(fs) => ("f", freq_words(a, Some(fs)), freq_words(b, Some(fs))),
-                    None => ("ν", freq_words(a, None), freq_words(b, None)),
-                };
-                match (a <= 0.0, b >= 1.0) {
-                    (true, true) => format!("every frequency ({lo} ≤ {f} ≤ {hi})"),
-                    (true, false) => format!("{f} ≤ {hi}"),
-                    (false, true) => format!("{f} ≥ {lo}"),
-                    (false, false) => format!("{lo} ≤ {f} ≤ {hi}"),
-                }
-            })
-            .collect();
-        parts.join(" or ")
+        intervals_words(&self.pieces, fs)
     }
+
+    /// The non-empty pieces.
+    pub fn intervals(&self) -> Vec<(f64, f64)> {
+        self.pieces.iter().copied().filter(|(a, b)| a < b).collect()
+    }
+}
+
+/// Where a band constraint really acts on a kernel axis of `taps` taps: the
+/// transition width in force, the stopband (each edge half a transition
+/// beyond its cutoff, clamped to [0, 1]) and the passband (each edge half a
+/// transition inside its cutoff); between them lie the transitions, where
+/// nothing is asked. In Nyquist units.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BandEdges {
+    pub taps: usize,
+    pub transition: f64,
+    pub stopband: Vec<(f64, f64)>,
+    /// Empty when the transitions swallow it.
+    pub passband: Vec<(f64, f64)>,
+}
+
+impl BandEdges {
+    /// `stopband ν ≥ 0.42, passband ν ≤ 0.0 (transition 0.44)`, in Hz with a sample rate.
+    pub fn describe(&self, fs: Option<f64>) -> String {
+        let pass = if self.passband.is_empty() { "none".to_string() } else { intervals_words(&self.passband, fs) };
+        format!("stopband {}, passband {pass} (transition {})", intervals_words(&self.stopband, fs), freq_words(self.transition, fs))
+    }
+}
+
+impl BandEdges {
+    /// For report.json: the edges in the units the user wrote (Hz with a
+    /// sample rate, else fractions of Nyquist), and the stopband in words.
+    pub fn to_json(&self, fs: Option<f64>) -> serde_json::Value {
+        let scale = fs.map(|fs| fs / 2.0).unwrap_or(1.0);
+        let pieces = |v: &[(f64, f64)]| -> Vec<[f64; 2]> { v.iter().map(|&(a, b)| [a * scale, b * scale]).collect() };
+        serde_json::json!({
+            "units": if fs.is_some() { "Hz" } else { "nyquist" },
+            "taps": self.taps,
+            "transition": self.transition * scale,
+            "stopband": pieces(&self.stopband),
+            "passband": pieces(&self.passband),
+            "stopband_words": intervals_words(&self.stopband, fs),
+        })
+    }
+}
+
+/// Intervals of [0, 1] in words (`ν ≤ 0.1 or ν ≥ 0.6`), in Hz with a sample rate.
+pub fn intervals_words(pieces: &[(f64, f64)], fs: Option<f64>) -> String {
+    let parts: Vec<String> = pieces
+        .iter()
+        .filter(|(a, b)| a < b)
+        .map(|&(a, b)| {
+            let (f, lo, hi) = match fs {
+                Some(fs) => ("f", freq_words(a, Some(fs)), freq_words(b, Some(fs))),
+                None => ("ν", freq_words(a, None), freq_words(b, None)),
+            };
+            match (a <= 0.0, b >= 1.0) {
+                (true, true) => format!("every frequency ({lo} ≤ {f} ≤ {hi})"),
+                (true, false) => format!("{f} ≤ {hi}"),
+                (false, true) => format!("{f} ≥ {lo}"),
+                (false, false) => format!("{lo} ≤ {f} ≤ {hi}"),
+            }
+        })
+        .collect();
+    parts.join(" or ")
 }
 
 /// A normalised frequency (1 = Nyquist) as the user wrote it: in Hz with a sample rate.
@@ -105,6 +153,26 @@ impl BandSpec {
         // A piece that is a single point holds no energy.
         let pieces = pieces.map(|(a, b)| if b - a <= 1e-12 { (1.0, 0.0) } else { (a, b) });
         Stopband { pieces }
+    }
+
+    /// The transition width in force on a kernel axis of `k` taps.
+    pub fn transition_for(&self, k: usize) -> f64 {
+        self.transition.unwrap_or_else(|| default_transition(k))
+    }
+
+    /// The edges this constraint really has on a kernel axis of `k` taps.
+    pub fn edges(&self, k: usize) -> BandEdges {
+        let transition = self.transition_for(k);
+        let half = transition / 2.0;
+        let pieces: Vec<(f64, f64)> = match self.family {
+            Family::Lowpass => vec![(0.0, self.low - half)],
+            Family::Highpass => vec![(self.low + half, 1.0)],
+            Family::Bandpass => vec![(self.low + half, self.high - half)],
+            Family::Bandstop => vec![(0.0, self.low - half), (self.high + half, 1.0)],
+            other => unreachable!("{other:?} is not a band constraint"),
+        };
+        let passband = pieces.into_iter().map(|(a, b)| (a.clamp(0.0, 1.0), b.clamp(0.0, 1.0))).filter(|(a, b)| b - a > 1e-12).collect();
+        BandEdges { taps: k, transition, stopband: self.stopband(k).intervals(), passband }
     }
 
     /// The passband as written (the cutoffs, before transitions), for overlap checks.
@@ -164,6 +232,30 @@ impl BandSpec {
             }
             _ => smallest_eigenvalue(self.stopband_operator(dims)),
         }
+    }
+
+    /// Every eigenvalue of the stopband operator Q for a kernel of this shape,
+    /// ascending: the ρ of each direction of the kernel space. In 2-D (the
+    /// separable box, `Q₂ = I − P_h ⊗ P_w`) they are `1 − (1 − λ_i)(1 − μ_j)`
+    /// over the eigenvalues λ, μ of the two axes' operators.
+    pub fn stopband_spectrum(&self, dims: &[usize]) -> Vec<f64> {
+        let axis = |k: usize| -> Vec<f64> { SymmetricEigen::new(self.stopband_operator_1d(k)).eigenvalues.iter().copied().collect() };
+        let mut all: Vec<f64> = match dims {
+            [k] => axis(*k),
+            [kh, kw] => {
+                let (a, b) = (axis(*kh), axis(*kw));
+                a.iter().flat_map(|x| b.iter().map(move |y| 1.0 - (1.0 - x) * (1.0 - y))).collect()
+            }
+            _ => panic!("band constraints act on 1-D or 2-D kernels, not {dims:?}"),
+        };
+        all.sort_by(f64::total_cmp);
+        all
+    }
+
+    /// The dimension of the admissible subspace at `tol`: how many independent
+    /// kernels have `ρ ≤ tol` (what `mode=project` and `mode=reparam` keep).
+    pub fn admissible_dimension(&self, dims: &[usize], tol: f64) -> usize {
+        self.stopband_spectrum(dims).iter().filter(|&&l| l <= tol).count()
     }
 
     /// The shortest 1-D kernel (up to `limit` taps) whose `λ_min` is at most `tol`.
@@ -422,6 +514,52 @@ mod tests {
         let two_d = spec.lambda_min(&[5, 5]);
         // λ_min(I − K⊗K) = 1 − λ_max(K)² and λ_max(K) = 1 − λ_min(I − K).
         assert!((two_d - (1.0 - (1.0 - one_d).powi(2))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn edges_follow_the_default_transition() {
+        // k = 15: transition 6.6/15 = 0.44. A low-pass at 0.2 stops ν ≥ 0.42 and
+        // has no passband left (0.2 − 0.22 < 0).
+        let e = lowpass(0.2, None).edges(15);
+        assert!((e.transition - 0.44).abs() < 1e-12);
+        assert_eq!(e.stopband.len(), 1);
+        assert!((e.stopband[0].0 - 0.42).abs() < 1e-12 && e.stopband[0].1 == 1.0);
+        assert!(e.passband.is_empty());
+        // k = 63 band-pass (0.1, 0.4): stopband ν ≤ 0.1 − 3.3/63, ν ≥ 0.4 + 3.3/63.
+        let spec = BandSpec { family: Family::Bandpass, low: 0.1, high: 0.4, transition: None, fs: None };
+        let e = spec.edges(63);
+        let half = 3.3 / 63.0;
+        assert_eq!(e.stopband.len(), 2);
+        assert!((e.stopband[0].1 - (0.1 - half)).abs() < 1e-12 && (e.stopband[1].0 - (0.4 + half)).abs() < 1e-12);
+        assert!((e.passband[0].0 - (0.1 + half)).abs() < 1e-12 && (e.passband[0].1 - (0.4 - half)).abs() < 1e-12);
+        // GunPoint's band-pass (0.02, 0.5) on 9 taps: the lower stopband is clamped away.
+        let gun = BandSpec { family: Family::Bandpass, low: 0.02, high: 0.5, transition: None, fs: None }.edges(9);
+        assert_eq!(gun.stopband.len(), 1);
+        assert!((gun.stopband[0].0 - (0.5 + 3.3 / 9.0)).abs() < 1e-12);
+        // In Hz for the report: an ECG low-pass at 40 Hz, fs = 360, k = 31.
+        let ecg = BandSpec { family: Family::Lowpass, low: 40.0 / 180.0, high: 40.0 / 180.0, transition: None, fs: Some(360.0) };
+        let json = ecg.edges(31).to_json(ecg.fs);
+        let from = json["stopband"][0][0].as_f64().unwrap();
+        assert!((from - (40.0 + 180.0 * 3.3 / 31.0)).abs() < 1e-9, "{json}");
+        assert_eq!(json["units"], "Hz");
+    }
+
+    #[test]
+    fn admissible_dimension_of_the_digits_3x3_lowpass() {
+        // numpy: eigenvalues of I − K(0.7) on 3 taps, then 1 − (1−λi)(1−λj):
+        // 0.00741869, 0.15179854 (twice), 0.27517705, 0.74858689, …
+        let spec = lowpass(0.5, Some(0.4));
+        let s = spec.stopband_spectrum(&[3, 3]);
+        for (got, want) in s.iter().zip([0.00741869, 0.15179854, 0.15179854, 0.27517705, 0.74858689]) {
+            assert!((got - want).abs() < 1e-7, "{s:?}");
+        }
+        assert_eq!(spec.admissible_dimension(&[3, 3], 0.05), 1);
+        // ν_s = 0.8: 0.00095043, 0.04908686 (twice), 0.09490398 → 4 at tol 0.1.
+        assert_eq!(lowpass(0.6, Some(0.4)).admissible_dimension(&[3, 3], 0.1), 4);
+        // 1-D: the count matches the full eigen-solve of Q.
+        let one = lowpass(0.2, None);
+        let full = SymmetricEigen::new(one.stopband_operator(&[15])).eigenvalues.iter().filter(|&&l| l <= 0.01).count();
+        assert_eq!(one.admissible_dimension(&[15], 0.01), full);
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0054" => include_str!("../docs/codes/E0054.md"),
         "E0080" => include_str!("../docs/codes/E0080.md"),
         "E0081" => include_str!("../docs/codes/E0081.md"),
+        "E0060" => include_str!("../docs/codes/E0060.md"),
+        "W0061" => include_str!("../docs/codes/W0061.md"),
+        "W0062" => include_str!("../docs/codes/W0062.md"),
+        "W0063" => include_str!("../docs/codes/W0063.md"),
+        "E0064" => include_str!("../docs/codes/E0064.md"),
         _ => return None,
     })
 }

@@ -73,6 +73,10 @@ pub enum Problem {
     PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
     NoEffect { span: Span, reason: String, help: Option<String> },
     DesignMissesTol { span: Span, constraint: String, taps: String, rho: f64, tol: f64 },
+    PassbandSwallowed { span: Span, constraint: String, transition: String, passband: String, stopband: String, help: String },
+    BandEdgeClamped { span: Span, constraint: String, reason: String, help: String },
+    SmallSubspace { span: Span, constraint: String, mode: String, taps: String, dimension: usize, size: usize, tol: f64, help: String },
+    InfeasibleSet { spans: Vec<Span>, names: Vec<String>, empty: bool, reason: String },
     PhaseRedefines { span: Span, declared_span: Span, constraint: String, layer: String, param: String, declared: String, phase: String },
 
     // ---- shapes ----
@@ -146,6 +150,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0080", "best-epoch keeping or early stopping without validation data"),
     ("E0081", "validation accuracy watched on a task without classes"),
     ("E0060", "phase changes what a constraint is"),
+    ("W0061", "transition wider than the passband"),
+    ("W0062", "band-pass stopband edge clamped: DC or Nyquist passes"),
+    ("W0063", "admissible subspace of very few kernels"),
+    ("E0064", "hard constraints that leave no weight but zero"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -153,6 +161,15 @@ fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String
         Some(best) => Some(format!("did you mean `{best}`?")),
         None if known.is_empty() => None,
         None => Some(format!("known {kind}: {}", known.join(", "))),
+    }
+}
+
+/// `` `@a`, `@b` and `@c` ``.
+fn join_and(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.join(""),
     }
 }
 
@@ -402,6 +419,48 @@ impl Problem {
                 ),
                 vec![label(*span, format!("designed filter has ρ = {}", fmt_num(*rho)))],
                 Some("a Hamming-windowed design of this length cannot do better; use more taps, a wider transition, or mode=project to learn a kernel that meets tol".into()),
+            ),
+            PassbandSwallowed { span, constraint, transition, passband, stopband, help } => (
+                "W0061",
+                format!(
+                    "the transition of `@{constraint}` swallows its passband: with a transition of {transition}, no frequency of the passband {passband} is clear of it; the constraint suppresses only {stopband}"
+                ),
+                vec![label(*span, "passband inside the transition")],
+                Some(help.clone()),
+            ),
+            BandEdgeClamped { span, constraint, reason, help } => {
+                ("W0062", format!("`@{constraint}`: {reason}"), vec![label(*span, "stopband edge clamped")], Some(help.clone()))
+            }
+            SmallSubspace { span, constraint, mode, taps, dimension, size, tol, help } => (
+                "W0063",
+                format!(
+                    "mode={mode} keeps the kernels of `@{constraint}` in a subspace of dimension {dimension} (of {size}): on {taps}, only {dimension} independent kernel{} {} ρ ≤ tol={}, so every kernel of the layer is {}",
+                    if *dimension == 1 { "" } else { "s" },
+                    if *dimension == 1 { "has" } else { "have" },
+                    fmt_num(*tol),
+                    if *dimension == 1 { "the same kernel times a scale".to_string() } else { format!("a combination of the same {dimension}") }
+                ),
+                vec![label(*span, format!("admissible dimension {dimension}"))],
+                Some(help.clone()),
+            ),
+            InfeasibleSet { spans, names, empty, reason } => (
+                "E0064",
+                format!(
+                    "{} cannot hold together: {}{reason}",
+                    join_and(names),
+                    if *empty { "no weight satisfies them all; " } else { "only the zero weight satisfies them all; " }
+                ),
+                spans
+                    .iter()
+                    .zip(names)
+                    .enumerate()
+                    .map(|(i, (span, name))| label(*span, if i == 0 { format!("{name} (hard)") } else { format!("{name} (hard), with it") }))
+                    .collect(),
+                Some(if *empty {
+                    "training would never reach a weight that meets them; enforce one of them as a penalty (mode=penalty), or drop one".into()
+                } else {
+                    "training would leave this layer at zero; enforce one of them as a penalty (mode=penalty), or drop one".into()
+                }),
             ),
             PhaseRedefines { span, declared_span, constraint, layer, param, declared, phase } => (
                 "E0060",

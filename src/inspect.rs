@@ -1,7 +1,7 @@
 //! `lpnc inspect`: the checked model as a table.
 
 use crate::ir::{Layer, Model};
-use crate::schema::Family;
+use crate::schema::{Family, Mode};
 
 pub fn table(model: &Model) -> String {
     let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
@@ -51,7 +51,43 @@ pub fn table(model: &Model) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&band_notes(model));
     out
+}
+
+/// Where each band constraint really acts: the stopband and passband after
+/// the transition, per kernel axis length (they differ from the written
+/// cutoffs by half a transition each).
+fn band_notes(model: &Model) -> String {
+    let mut lines = Vec::new();
+    for layer in model.walk() {
+        for c in layer.constraints.iter().filter(|c| !c.edges.is_empty()) {
+            let fs = c.band.and_then(|b| b.fs);
+            let mut seen = Vec::new();
+            for e in &c.edges {
+                if seen.contains(&e.taps) {
+                    continue;
+                }
+                seen.push(e.taps);
+                let axis = if c.edges.len() > 1 { format!(" (axes of {} taps)", e.taps) } else { String::new() };
+                let dimension = c
+                    .admissible_dimension
+                    .filter(|_| matches!(c.mode, Mode::Project | Mode::Reparam))
+                    .map(|d| format!("; admissible dimension {d} of {} at tol={}", kernel_size(&c.edges), fmt(c.tol)))
+                    .unwrap_or_default();
+                lines.push(format!("  {} @{}{axis}: {}{dimension}", layer.name, c.family.name(), e.describe(fs)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\nband edges (each half a transition from its cutoff):\n{}\n", lines.join("\n"))
+}
+
+/// Taps of a whole kernel (k, or kh·kw).
+fn kernel_size(edges: &[crate::bands::BandEdges]) -> usize {
+    edges.iter().map(|e| e.taps).product()
 }
 
 fn annotations(layer: &Layer) -> String {
@@ -80,4 +116,20 @@ fn annotations(layer: &Layer) -> String {
 
 fn fmt(x: f64) -> String {
     crate::diagnostic::fmt_num(x)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_shows_band_edges_and_admissible_dimension() {
+        let source = "model m {\n input [1, 128]\n conv(out=4, k=15) @lowpass(cutoff=0.2)\n conv(out=1, k=9, padding=same) @highpass(cutoff=40, fs=200, transition=20, mode=penalty)\n}\ndata sines()\n";
+        let (_, checked) = crate::check_source(source, std::path::Path::new("."));
+        let table = super::table(&checked.program.expect("checks").model);
+        // k = 15: transition 6.6/15 = 0.44, so the stopband starts at 0.2 + 0.22.
+        assert!(table.contains("conv1 @lowpass: stopband ν ≥ 0.42, passband none (transition 0.44)"), "{table}");
+        // numpy: 4 eigenvalues of I − K(0.42) on 15 taps are ≤ 0.01.
+        assert!(table.contains("admissible dimension 4 of 15 at tol=0.01"), "{table}");
+        // In Hz with fs: stopband f ≤ 40 − 10, passband f ≥ 40 + 10; no dimension for a penalty.
+        assert!(table.contains("conv2 @highpass: stopband f ≤ 30 Hz, passband f ≥ 50 Hz (transition 20 Hz)\n"), "{table}");
+    }
 }

@@ -150,6 +150,12 @@ pub struct Constraint {
     pub value: Option<f64>,
     /// The lowest ρ a kernel of this layer's length can reach (band families).
     pub lambda_min: Option<f64>,
+    /// Band families: the edges in force on each kernel axis (stopband and
+    /// passband after the transition), computed once by the checker.
+    pub edges: Vec<crate::bands::BandEdges>,
+    /// Band families: how many independent kernels have ρ ≤ tol (the
+    /// subspace that mode=project and mode=reparam keep the kernels in).
+    pub admissible_dimension: Option<usize>,
     #[serde(skip)]
     pub span: Span,
 }

@@ -464,28 +464,28 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
     band(
         "lowpass",
         Family::Lowpass,
-        "Each kernel keeps at most tol of its energy above the cutoff.",
+        "Each kernel keeps at most tol of its energy in the stopband, which starts half a transition above the cutoff.",
         &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@lowpass(cutoff=0.2)",
     ),
     band(
         "highpass",
         Family::Highpass,
-        "Each kernel keeps at most tol of its energy below the cutoff.",
+        "Each kernel keeps at most tol of its energy in the stopband, which ends half a transition below the cutoff.",
         &[CUTOFF, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@highpass(cutoff=0.3)",
     ),
     band(
         "bandpass",
         Family::Bandpass,
-        "Each kernel keeps at most tol of its energy outside [low, high].",
+        "Each kernel keeps at most tol of its energy in the stopband, below low and above high by half a transition each.",
         &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@bandpass(low=0.1, high=0.4)",
     ),
     band(
         "bandstop",
         Family::Bandstop,
-        "Each kernel keeps at most tol of its energy inside [low, high].",
+        "Each kernel keeps at most tol of its energy in the stopband, from half a transition above low to half a transition below high.",
         &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@bandstop(low=0.2, high=0.5)",
     ),
@@ -872,16 +872,34 @@ impl fmt::Display for Default {
     }
 }
 
+/// Breaks a paragraph into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("starts with a line");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.join("\n")
+}
+
 /// `lpnc explain NAME` for a layer, annotation, source, optimizer or loss.
 pub fn describe(name: &str) -> Option<String> {
     let (kind, schema, extra) = if let Some(def) = layer(name) {
         ("layer", def.schema, String::new())
     } else if let Some(def) = annotation(name.trim_start_matches('@')) {
         let extra = match def.role {
-            AnnotationRole::Constraint { modes, default_mode, layers, .. } => format!(
-                "modes: {} (default {default_mode})\napplies to: {}\n",
+            AnnotationRole::Constraint { family, modes, default_mode, layers } => format!(
+                "modes: {} (default {default_mode})\napplies to: {}\n{}",
                 modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
-                layers.iter().map(|k| format!("{k:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+                layers.iter().map(|k| format!("{k:?}").to_lowercase()).collect::<Vec<_>>().join(", "),
+                family.edges_note().map(|n| format!("\n{}\n\n", wrap(n, 92))).unwrap_or_default()
             ),
             _ => String::new(),
         };
@@ -923,6 +941,40 @@ pub fn describe(name: &str) -> Option<String> {
 }
 
 impl Family {
+    /// Where a band constraint's edges really fall, for `lpnc explain` and the
+    /// reference: the transition moves each edge off its cutoff.
+    pub fn edges_note(self) -> Option<&'static str> {
+        let note = match self {
+            Family::Lowpass => {
+                "band edges: the stopband is ν ≥ cutoff + transition/2 and the passband ν ≤ cutoff − transition/2 (clamped to [0, 1]); \
+                 in between, the transition, nothing is asked. The default transition is 6.6/k for a kernel of k taps (a Hamming window's), \
+                 so with k = 15 (transition 0.44), cutoff=0.2 constrains only ν ≥ 0.42 and leaves no passband clear of the transition (W0061). \
+                 `lpnc inspect` shows each layer's edges."
+            }
+            Family::Highpass => {
+                "band edges: the stopband is ν ≤ cutoff − transition/2 and the passband ν ≥ cutoff + transition/2 (clamped to [0, 1]); \
+                 in between, the transition, nothing is asked. The default transition is 6.6/k for a kernel of k taps (a Hamming window's), \
+                 so with k = 15 (transition 0.44), cutoff=0.3 constrains only ν ≤ 0.08 and passes from ν ≥ 0.52. \
+                 `lpnc inspect` shows each layer's edges."
+            }
+            Family::Bandpass => {
+                "band edges: the stopband is ν ≤ low − transition/2 and ν ≥ high + transition/2, the passband \
+                 low + transition/2 ≤ ν ≤ high − transition/2 (clamped to [0, 1]); in between nothing is asked. The default transition is \
+                 6.6/k for a kernel of k taps (a Hamming window's): with k = 63 (transition 0.105), low=0.1, high=0.4 give the stopband \
+                 ν ≤ 0.048 or ν ≥ 0.452; with k = 15 (transition 0.44), low − 0.22 falls below 0, so nothing below the band is suppressed \
+                 and DC passes (W0062). `lpnc inspect` shows each layer's edges."
+            }
+            Family::Bandstop => {
+                "band edges: the stopband is low + transition/2 ≤ ν ≤ high − transition/2 and the passband ν ≤ low − transition/2 and \
+                 ν ≥ high + transition/2 (clamped to [0, 1]); in between nothing is asked. The default transition is 6.6/k for a kernel \
+                 of k taps (a Hamming window's): with k = 31 (transition 0.213), low=0.2, high=0.5 give the stopband 0.306 ≤ ν ≤ 0.394; \
+                 with k = 15 (transition 0.44) nothing is left of it (E0030). `lpnc inspect` shows each layer's edges."
+            }
+            _ => return None,
+        };
+        Some(note)
+    }
+
     /// How the family reads in a sentence: "a high-pass filter".
     pub fn words(self) -> &'static str {
         match self {
@@ -988,10 +1040,11 @@ pub fn reference_markdown() -> String {
     out.push_str("## Annotations\n\n");
     for def in ANNOTATIONS {
         let extra = match def.role {
-            AnnotationRole::Constraint { modes, default_mode, layers, .. } => format!(
-                "Modes: {} (default `{default_mode}`). Applies to: {}.\n\n",
+            AnnotationRole::Constraint { family, modes, default_mode, layers } => format!(
+                "Modes: {} (default `{default_mode}`). Applies to: {}.\n\n{}",
                 modes.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
-                layers.iter().map(|k| format!("`{}`", format!("{k:?}").to_lowercase())).collect::<Vec<_>>().join(", ")
+                layers.iter().map(|k| format!("`{}`", format!("{k:?}").to_lowercase())).collect::<Vec<_>>().join(", "),
+                family.edges_note().map(|n| format!("{}\n\n", n.replacen("band edges:", "Band edges:", 1))).unwrap_or_default()
             ),
             _ => String::new(),
         };
@@ -1012,4 +1065,18 @@ pub fn reference_markdown() -> String {
         entry(&mut out, &format!("loss `{}`", s.name), s, "");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn explain_gives_the_band_edges_in_force() {
+        let text = super::describe("lowpass").unwrap();
+        assert!(text.contains("stopband is ν ≥ cutoff + transition/2"), "{text}");
+        assert!(text.contains("constrains only ν ≥ 0.42"), "{text}");
+        assert!(!text.contains("at most tol of its energy above the cutoff"), "{text}");
+        for family in ["highpass", "bandpass", "bandstop"] {
+            assert!(super::describe(family).unwrap().contains("6.6/k"), "{family}");
+        }
+    }
 }

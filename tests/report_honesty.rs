@@ -136,12 +136,8 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     let source = std::fs::read_to_string("examples/digits_2d.lpn").unwrap();
     let p = program(&source, Path::new("examples"));
     let dir = out_dir("digits");
-    lpn::train::train(
-        &p,
-        Path::new("examples"),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), ..Default::default() },
-    )
-    .unwrap();
+    lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), ..Default::default() })
+        .unwrap();
     let weights = dir.join("model.safetensors");
     let panels = lpn::train::response::panels(&p, Path::new("examples"), &weights).unwrap();
     assert_eq!(panels.len(), 1);

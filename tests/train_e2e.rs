@@ -134,6 +134,20 @@ fn report_json_has_the_documented_fields() {
     }
     assert_eq!(v["constraints"][0]["tensor"], "conv1.weight");
     assert_eq!(v["constraints"][0]["params"]["cutoff"], 0.2);
+    // Where the band really acts on 15 taps: the stopband from 0.2 + 6.6/15/2 = 0.42.
+    let edges = &v["constraints"][0]["params"]["band_edges"];
+    let from = edges["stopband"][0][0].as_f64().unwrap();
+    assert!((from - 0.42).abs() < 1e-12 && edges["stopband"][0][1] == 1.0, "{edges}");
+    assert!(edges["passband"].as_array().unwrap().is_empty(), "{edges}");
+    assert_eq!(edges["units"], "nyquist");
+}
+
+#[test]
+fn end_table_shows_the_stopband_in_force() {
+    let (report, _) = train(&denoiser("project"), Path::new("."), "table", Some(1), None);
+    let table = lpn::train::constraint_table(&report);
+    assert!(table.lines().next().unwrap().contains("stopband"), "{table}");
+    assert!(table.contains("ν ≥ 0.42"), "{table}");
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! they agree with each other.
 
 use crate::ast::{self, Span};
-use crate::bands::{BandSpec, default_transition, freq_words};
+use crate::bands::{BandSpec, default_transition, freq_words, intervals_words};
 use crate::check::Ctx;
+use crate::check::feasible_set::{self, Units};
 use crate::check::params::Call;
 use crate::diagnostic::{Problem, fmt_num};
 use crate::ir::{Constraint, Init};
@@ -24,6 +25,9 @@ pub struct LayerFacts {
     pub dilated: bool,
     /// The `@freeze` of an enclosing structure, if any.
     pub frozen_by: Option<Span>,
+    /// Output units and weights per unit, for the norm constraints (None when
+    /// the shape is unknown).
+    pub units: Option<Units>,
 }
 
 #[derive(Default)]
@@ -43,6 +47,7 @@ const PENALTY_FLOOR_WARNING: f64 = 0.05;
 type Written<'a> = (&'a ast::Annotation, &'static AnnotationDef, Call);
 
 pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Attached {
+    let first_problem = ctx.problems.len();
     let mut attached = Attached::default();
     // (constraint, its annotation span) for the cross-checks below.
     let mut placed: Vec<(Constraint, Span)> = Vec::new();
@@ -99,6 +104,14 @@ pub fn check(ctx: &mut Ctx, layer: &LayerFacts, annotations: &[Written]) -> Atta
     }
 
     cross_check(ctx, layer, &placed, freeze_span, lr_span, init_span);
+    // Whether the hard constraints leave any weight but zero; only when the
+    // layer's annotations are otherwise sound (one error per conflict).
+    if !ctx.problems[first_problem..].iter().any(Problem::is_error) {
+        let constraints: Vec<&Constraint> = placed.iter().map(|(c, _)| c).collect();
+        if let Some(found) = feasible_set::check(&constraints, layer.kernel.as_deref(), layer.units) {
+            ctx.problems.push(Problem::InfeasibleSet { spans: found.spans, names: found.names, empty: found.empty, reason: found.reason });
+        }
+    }
     attached.constraints = placed.into_iter().map(|(c, _)| c).collect();
     attached
 }
@@ -178,6 +191,8 @@ fn constraint(
         band: None,
         value: call.f64("value").or_else(|| call.f64("max")),
         lambda_min: None,
+        edges: Vec::new(),
+        admissible_dimension: None,
         span: annotation.span,
     };
     if family.is_band() {
@@ -308,6 +323,8 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             return;
         }
     }
+    constraint.edges = kernel.iter().map(|&k| band.edges(k)).collect();
+    edge_warnings(ctx, constraint, name);
     // The operators are dense taps×taps matrices (and training projects with
     // them every step): past this size they would take gigabytes and minutes.
     if kernel.iter().any(|&k| k > MAX_BAND_TAPS) {
@@ -336,6 +353,13 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
                 tol: constraint.tol,
                 min_taps,
             });
+        }
+        Mode::Project | Mode::Reparam => {
+            let dimension = band.admissible_dimension(kernel, constraint.tol);
+            constraint.admissible_dimension = Some(dimension);
+            if dimension <= SMALL_ADMISSIBLE_DIMENSION {
+                small_subspace(ctx, constraint, kernel, name, dimension);
+            }
         }
         Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
             ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
@@ -369,6 +393,167 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             });
         }
         _ => {}
+    }
+}
+
+/// An admissible subspace of this dimension or less makes every kernel of a
+/// layer a combination of one or two fixed kernels (at 1, all of them the same
+/// kernel times a scale): the layer can hardly learn, which is worth a warning
+/// when the constraint is hard (project, reparam). Three is the target the
+/// help gives numbers for.
+const SMALL_ADMISSIBLE_DIMENSION: usize = 2;
+
+/// Longest kernel axis the small-subspace help searches (2-D kernels are
+/// searched square).
+const MAX_SUGGESTED_AXIS: usize = 64;
+
+/// W0063: the admissible subspace is tiny; help with the tol and the kernel
+/// length that reach `SMALL_ADMISSIBLE_DIMENSION + 1`.
+fn small_subspace(ctx: &mut Ctx, constraint: &Constraint, kernel: &[usize], name: &str, dimension: usize) {
+    let band = constraint.band.expect("band constraints carry a band");
+    let target = SMALL_ADMISSIBLE_DIMENSION + 1;
+    let spectrum = band.stopband_spectrum(kernel);
+    // tol must reach the target-th smallest ρ; rounded up so the figure shown works.
+    let tol_needed = spectrum.get(target - 1).map(|&l| round_up(l)).filter(|&t| t < 1.0);
+    let longer = (kernel.iter().copied().max().unwrap_or(1) + 1..=MAX_SUGGESTED_AXIS).find_map(|k| {
+        let dims: Vec<usize> = kernel.iter().map(|_| k).collect();
+        (band.admissible_dimension(&dims, constraint.tol) >= target).then_some(dims)
+    });
+    let mut ways = Vec::new();
+    if let Some(t) = tol_needed {
+        ways.push(format!("tol={} gives {target}", fmt_num(t)));
+    }
+    if let Some(dims) = longer {
+        ways.push(format!("k={} gives {target} at tol={}", describe_dims(&dims), fmt_num(constraint.tol)));
+    }
+    ways.push("a wider band or a narrower transition raises it too".into());
+    ctx.problems.push(Problem::SmallSubspace {
+        span: constraint.span,
+        constraint: name.into(),
+        mode: constraint.mode.name().into(),
+        taps: describe_taps(kernel),
+        dimension,
+        size: kernel.iter().product(),
+        tol: constraint.tol,
+        help: ways.join("; "),
+    });
+}
+
+/// `x` rounded up to two significant digits.
+fn round_up(x: f64) -> f64 {
+    if x <= 0.0 {
+        return x;
+    }
+    let scale = 10f64.powf(x.log10().floor() - 1.0);
+    (x / scale - 1e-9).ceil() * scale
+}
+
+fn describe_dims(dims: &[usize]) -> String {
+    match dims {
+        [k] => k.to_string(),
+        dims => format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The fewest taps from about 6.6/width (where the default transition
+/// 6.6/k falls below `width`) for which `fits` holds, counted up with the
+/// same edge arithmetic as the checks, so rounding cannot give one too few.
+fn taps_from(width: f64, fits: impl Fn(usize) -> bool) -> usize {
+    let mut k = ((6.6 / width).floor() as usize).max(1);
+    while !fits(k) {
+        k += 1;
+    }
+    k
+}
+
+/// The transition in words: `0.73 (6.6/k for 9 taps)` or `0.1`.
+fn transition_words(band: &BandSpec, k: usize) -> String {
+    let width = freq_words(band.transition_for(k), band.fs);
+    match band.transition {
+        Some(_) => width,
+        None => format!("{width} (the default 6.6/k for {k} taps)"),
+    }
+}
+
+/// Warnings about where the edges really fall: a passband the transitions
+/// swallow (W0061), and a band-pass whose lower (upper) stopband is cut off
+/// at 0 (1), so DC (Nyquist) passes (W0062). Once per distinct axis length.
+fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
+    let band = constraint.band.expect("band constraints carry a band");
+    let mut seen: Vec<usize> = Vec::new();
+    for edges in &constraint.edges {
+        let k = edges.taps;
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
+        let half = edges.transition / 2.0;
+        let hz = |x: f64| freq_words(x, band.fs);
+        if edges.passband.is_empty() {
+            // The widest transition that leaves a passband: half of it must fit
+            // inside each written passband piece (both halves in a band-pass).
+            let room = match band.family {
+                Family::Lowpass => 2.0 * band.low,
+                Family::Highpass => 2.0 * (1.0 - band.low),
+                Family::Bandpass => band.high - band.low,
+                Family::Bandstop => 2.0 * band.low.max(1.0 - band.high),
+                other => unreachable!("{other:?} is not a band constraint"),
+            };
+            let default = BandSpec { transition: None, ..band };
+            let taps = taps_from(room, |k| !default.edges(k).passband.is_empty());
+            ctx.problems.push(Problem::PassbandSwallowed {
+                span: constraint.span,
+                constraint: name.into(),
+                transition: transition_words(&band, k),
+                passband: intervals_words(&band.passband(), band.fs),
+                stopband: intervals_words(&edges.stopband, band.fs),
+                help: format!(
+                    "give `transition=` below {} (e.g. transition={}), or use a kernel of at least {taps} taps, whose default transition 6.6/k fits",
+                    hz(room),
+                    hz(room / 2.0)
+                ),
+            });
+        }
+        if band.family == Family::Bandpass {
+            let sides = [
+                (band.low - half <= 0.0, "low", band.low, "below the band", "DC (ν = 0)", format!("`@lowpass(cutoff={})`", hz(band.high))),
+                (
+                    band.high + half >= 1.0,
+                    "high",
+                    band.high,
+                    "above the band",
+                    "Nyquist (ν = 1)",
+                    format!("`@highpass(cutoff={})`", hz(band.low)),
+                ),
+            ];
+            for (clamped, side, edge, where_, passes, instead) in sides {
+                if !clamped {
+                    continue;
+                }
+                let sign = if side == "low" { "−" } else { "+" };
+                let limit = if side == "low" { edge } else { 1.0 - edge };
+                let default = BandSpec { transition: None, ..band };
+                let piece = if side == "low" { 0 } else { 1 };
+                let taps = taps_from(2.0 * limit, |k| {
+                    let (a, b) = default.stopband(k).pieces[piece];
+                    a < b
+                });
+                ctx.problems.push(Problem::BandEdgeClamped {
+                    span: constraint.span,
+                    constraint: name.into(),
+                    reason: format!(
+                        "with a transition of {}, the stopband edge {side} {sign} transition/2 = {} is {}, so nothing {where_} is suppressed: {passes} passes",
+                        transition_words(&band, k),
+                        hz(edge + if side == "low" { -half } else { half }),
+                        if side == "low" { "at or below 0" } else { "at or beyond Nyquist" }
+                    ),
+                    help: format!(
+                        "to suppress it, give `transition=` below {} or use a kernel of at least {taps} taps; if it should pass, say so with {instead}",
+                        hz(2.0 * limit)
+                    ),
+                });
+            }
+        }
     }
 }
 
@@ -657,7 +842,10 @@ fn cross_check(
         }
         if c.family == Family::DcGain && c.value.is_some_and(|g| g != 0.0) {
             for (b, bspan) in &bands {
-                if matches!(b.family, Family::Highpass | Family::Bandpass) {
+                // DC is in the stopband of a high-pass, and of a band-pass unless
+                // its lower edge is clamped at 0 (W0062).
+                let dc_stopped = b.edges.iter().any(|e| e.stopband.first().is_some_and(|&(from, _)| from <= 0.0));
+                if matches!(b.family, Family::Highpass | Family::Bandpass) && dc_stopped {
                     ctx.problems.push(Problem::ImpossibleStructure {
                         span: *span,
                         other: Some(*bspan),

@@ -7,6 +7,7 @@
 
 pub mod annotations;
 pub mod data;
+pub mod feasible_set;
 pub mod model;
 pub mod params;
 pub mod phases;

@@ -396,6 +396,7 @@ impl Builder<'_> {
                         },
                         dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
                         frozen_by: inherit.frozen_by,
+                        units: built.as_ref().and_then(|(op, _, _)| units_of(op)),
                     };
                     // A repeat visits a template again: report its annotations once.
                     let first_visit = self.checked.insert(t.ast.span.start);
@@ -673,5 +674,16 @@ fn layer_with(
         lr_scale: attached.lr_scale.or(inherit.lr_scale).unwrap_or(1.0),
         init: attached.init,
         span,
+    }
+}
+
+/// A layer's weight as the norm constraints see it: output units and weights
+/// per unit (in/groups·taps for a conv, in features for a linear).
+pub fn units_of(op: &Op) -> Option<crate::check::feasible_set::Units> {
+    use crate::check::feasible_set::Units;
+    match op {
+        Op::Conv(c) => Some(Units { count: c.out_channels, width: c.in_channels / c.groups.max(1) * c.kernel.iter().product::<usize>() }),
+        Op::Linear { in_features, out_features, .. } => Some(Units { count: *out_features, width: *in_features }),
+        _ => None,
     }
 }

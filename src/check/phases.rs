@@ -144,6 +144,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         Op::BatchNorm { .. } => LayerKind::BatchNorm,
         _ => LayerKind::Activation,
     };
+    let first_problem = ctx.problems.len();
     let mut written = Vec::new();
     for annotation in &l.annotations {
         let Some(def) = schema::annotation(&annotation.name.name) else {
@@ -178,8 +179,25 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         kernel,
         dilated: matches!(&layer.op, Op::Conv(c) if c.dilation.iter().any(|&d| d > 1)),
         frozen_by: None,
+        units: super::model::units_of(&layer.op),
     };
     let attached = annotations::check(ctx, &facts, &written);
+    // Warnings the model's declaration already gave: a phase's band is the
+    // model's (E0060 otherwise), so its edges were warned about there, and a
+    // subspace at the same hard mode's tol is the same subspace.
+    let repeated = |p: &Problem| match p {
+        Problem::PassbandSwallowed { .. } | Problem::BandEdgeClamped { .. } => true,
+        Problem::SmallSubspace { span, .. } => attached.constraints.iter().any(|c| {
+            c.span == *span
+                && layer
+                    .constraints
+                    .iter()
+                    .any(|b| b.family == c.family && matches!(b.mode, Mode::Project | Mode::Reparam) && same(b.tol, c.tol))
+        }),
+        _ => false,
+    };
+    let tail = ctx.problems.split_off(first_problem);
+    ctx.problems.extend(tail.into_iter().filter(|p| !repeated(p)));
     let mut constraints = Vec::new();
     for c in attached.constraints {
         let base = layer.constraints.iter().find(|b| b.family == c.family);
@@ -220,9 +238,26 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     // What the phase enforces is the model's constraint: its band and
                     // value, and the bound computed for them, with the phase's mode,
                     // weight, tol and dual_lr.
-                    None => constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, ..c }),
+                    None => {
+                        constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, edges: b.edges.clone(), ..c })
+                    }
                 }
             }
+        }
+    }
+    // The set in force during the phase: the model's constraints with the
+    // phase's modes. A phase that makes a constraint hard may leave no weight
+    // but zero with the others (checked once, if the line was otherwise sound).
+    if !constraints.is_empty() && !ctx.problems[first_problem..].iter().any(Problem::is_error) {
+        let in_force: Vec<&Constraint> =
+            layer.constraints.iter().map(|b| constraints.iter().find(|c| c.family == b.family).unwrap_or(b)).collect();
+        // Only a phase that makes another set hard can newly fail (the model's
+        // own set was checked with the model).
+        let hard = |c: &&Constraint| matches!(c.mode, Mode::Project | Mode::Reparam);
+        let changed = in_force.iter().zip(&layer.constraints).any(|(now, before)| hard(now) != hard(&before));
+        let found = if changed { super::feasible_set::check(&in_force, facts.kernel.as_deref(), facts.units) } else { None };
+        if let Some(found) = found {
+            ctx.problems.push(Problem::InfeasibleSet { spans: found.spans, names: found.names, empty: found.empty, reason: found.reason });
         }
     }
     Some(PhaseLayer { layer: layer.name.clone(), frozen: attached.frozen, lr_scale: attached.lr_scale, constraints })

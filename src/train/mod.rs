@@ -316,6 +316,10 @@ fn constraint_params(c: &crate::ir::Constraint) -> serde_json::Value {
             m.insert("transition".into(), (t * nyquist).into());
         }
     }
+    // Where the band really acts (the stopband starts half a transition past the cutoff).
+    if let Some(edges) = c.edges.first() {
+        m.insert("band_edges".into(), edges.to_json(c.band.and_then(|b| b.fs)));
+    }
     if let Some(v) = c.value {
         m.insert("value".into(), v.into());
     }
@@ -869,20 +873,30 @@ pub fn evaluate_file(program: &Program, base: &Path, weights: &Path) -> Result<E
 
 /// The end-of-run table of constraints, for people.
 pub fn constraint_table(report: &Report) -> String {
-    let mut rows =
-        vec![["layer".to_string(), "kind".into(), "mode".into(), "ρ (max)".into(), "violation".into(), "tol".into(), "held".into()]];
+    let mut rows = vec![[
+        "layer".to_string(),
+        "kind".into(),
+        "mode".into(),
+        "stopband".into(),
+        "ρ (max)".into(),
+        "violation".into(),
+        "tol".into(),
+        "held".into(),
+    ]];
     for c in &report.constraints {
+        let stopband = c.params.get("band_edges").and_then(|e| e.get("stopband_words")).and_then(|w| w.as_str());
         rows.push([
             c.layer.clone(),
             c.kind.clone(),
             c.mode.clone(),
+            stopband.unwrap_or("-").to_string(),
             c.stopband_ratio.map(|r| format!("{r:.3e}")).unwrap_or_else(|| "-".into()),
             c.violation.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "-".into()),
             format!("{}", c.tol),
             if c.satisfied { "yes".into() } else { "no".into() },
         ]);
     }
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in &rows {
         let line: Vec<String> = row.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
