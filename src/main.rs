@@ -75,7 +75,7 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
     },
-    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG), and ρ per epoch.
+    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG; 1-D: up to 24 kernels, largest ρ first; 2-D: a heat map of the worst kernel), and ρ per epoch.
     Response {
         file: PathBuf,
         /// A model.safetensors written by `lpnc train` (its report.json, if next to it, adds ρ per epoch).

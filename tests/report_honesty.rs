@@ -153,7 +153,7 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     let report = lpn::train::response::report_next_to(&weights);
     lpn::train::response::draw(&panels, report.as_ref(), &svg).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("|H(ν1, ν2)|") && text.contains("passband (box)"), "no 2-D panel");
+    assert!(text.contains("|H(ν1, ν2)|") && text.contains("the passband box"), "no 2-D panel");
     // The heat map: one cell per grid point.
     assert!(text.matches("<rect").count() >= 64 * 64);
 }
