@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod optim;
 pub mod response;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
