@@ -287,3 +287,21 @@ fn a_penalty_far_from_tol_gets_advice_and_one_that_holds_does_not() {
     assert!(report.constraints[0].satisfied, "{:?}", report.constraints[0]);
     assert!(lpn::train::verdict::penalty_advice(&report).is_empty());
 }
+
+#[test]
+fn the_highpass_and_lagrangian_examples_hold_their_constraints() {
+    for (file, mode) in [("ecg_highpass_residual.lpn", "project"), ("ecg_lagrangian.lpn", "lagrangian")] {
+        let source = std::fs::read_to_string(format!("examples/{file}")).unwrap();
+        assert!(source.contains(&format!("mode={mode}")));
+        let p = program(&source, Path::new("examples"));
+        let dir = out_dir(file);
+        let report =
+            lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, quiet: true, ..Default::default() }).unwrap();
+        for c in &report.constraints {
+            assert!(c.satisfied, "{file}: {} @{} not held: {c:?}", c.layer, c.kind);
+        }
+        // Both denoise: the validation MSE ends below the added noise's variance (0.15²).
+        let val = report.epochs.last().unwrap().val_loss.unwrap();
+        assert!(val < 0.0225, "{file}: val MSE {val}");
+    }
+}
