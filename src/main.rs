@@ -303,12 +303,24 @@ fn round_weight(w: f64) -> f64 {
 fn failure_words(f: &lpn::train::verdict::Failure) -> String {
     use lpn::train::verdict::Failure;
     match f {
-        Failure::NotHeld { layer, kind, mode, figure, tol } => format!(
-            "error: constraint not held: {layer} `@{kind}` (mode={mode}) ends at {figure:.3e}, above its tol {tol}, although \
-             mode={mode} should keep it; the constraints on this weight may not hold together (alternating projections do not \
-             converge on sets that do not meet)\n  help: drop or relax one of the layer's constraints, or enforce one with \
-             mode=penalty or mode=lagrangian\n"
-        ),
+        Failure::NotHeld { layer, kind, mode, figure, tol } => {
+            use lpn::schema::Mode;
+            let (why, help) = match mode {
+                Mode::Freeze => (
+                    "the designed filter (a Hamming-windowed sinc) does not meet tol for this band",
+                    "use more taps, a wider transition, or mode=project or mode=reparam, which learn a kernel that meets tol",
+                ),
+                Mode::Project | Mode::Reparam | Mode::Penalty | Mode::Lagrangian => (
+                    "the constraints on this weight may not hold together (alternating projections need not converge on \
+                     sets that do not meet, or that are not convex)",
+                    "drop or relax one of the layer's constraints, or enforce one with mode=penalty or mode=lagrangian",
+                ),
+            };
+            format!(
+                "error: constraint not held: {layer} `@{kind}` (mode={mode}) ends at {figure:.3e}, above its tol {tol}, \
+                 although mode={mode} should keep it: {why}\n  help: {help}\n"
+            )
+        }
         Failure::Collapsed { layer, tensor, kinds, max_abs, threshold } => {
             let has = |k: &str| kinds.iter().any(|x| x == k);
             let why = if has("@nonneg") && (has("@highpass") || has("@bandpass")) {
