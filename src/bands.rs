@@ -588,14 +588,31 @@ pub fn magnitude_response(h: &[f64], points: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Figures of one kernel against a band spec, read off a dense response.
+/// Points of the dense grid the response figures are read off: `ν = i/1023`,
+/// `i = 0..1024`, over `[0, 1]` (the bins of a 2046-point real FFT).
+pub const FIGURE_GRID: usize = 1024;
+
+/// Figures of one kernel against a band spec, read off `|H|` on the dense
+/// grid [`FIGURE_GRID`] (tests/reference/response_figures.py computes the same
+/// with numpy's FFT).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct ResponseFigures {
-    /// Largest gain in the stopband, in dB relative to the passband's largest gain.
-    pub stopband_gain_db: f64,
-    /// Largest minus smallest gain over the passband (edges excluded by half a
-    /// transition), in dB.
-    pub passband_ripple_db: f64,
+    /// `20·log10(max |H| over the stopband / max |H| over the passband as
+    /// written)`: the passband is the cutoffs' band, *not* trimmed by the
+    /// transition, so it is never empty (`[0, cutoff]` for a low-pass);
+    /// negative when the stopband is below the passband's peak. `None` when
+    /// the stopband holds no grid point or the passband's peak is 0 (a zero
+    /// kernel). If no grid point falls inside a (very narrow) written
+    /// passband, the reference is the peak over the whole band.
+    pub stopband_gain_db: Option<f64>,
+    /// `20·log10(max |H| / min |H|)` over the passband trimmed by half a
+    /// transition at each inner edge (the part clear of the transition
+    /// bands). `None` when nothing is left of it: the kernel is too short for
+    /// its band (a low-pass with cutoff ≤ Δ/2, Δ = 6.6/k by default, as for
+    /// k = 15, cutoff = 0.2), and a ripple over the transition band would only
+    /// measure the roll-off; `None` also for a zero kernel. Infinite (null in
+    /// report.json) only if |H| is exactly 0 at a grid point inside it.
+    pub passband_ripple_db: Option<f64>,
     /// `Σ h`: the gain at frequency 0.
     pub dc_gain: f64,
 }
@@ -610,16 +627,24 @@ impl BandSpec {
     pub fn figures(&self, h: &[f64]) -> ResponseFigures {
         let k = h.len();
         let stop = self.stopband(k);
-        let response = magnitude_response(h, 1024);
-        let db = |x: f64| 20.0 * x.max(1e-12).log10();
-        let pass: Vec<f64> = response.iter().filter(|(nu, _)| self.in_passband(*nu, k)).map(|(_, m)| *m).collect();
-        let reference = pass.iter().cloned().fold(1e-12, f64::max);
-        let stop_max =
-            response.iter().filter(|(nu, _)| stop.pieces.iter().any(|&(a, b)| *nu >= a && *nu <= b)).map(|(_, m)| *m).fold(0.0, f64::max);
-        let pass_min = pass.iter().cloned().fold(f64::INFINITY, f64::min);
+        let response = magnitude_response(h, FIGURE_GRID);
+        let db = |x: f64| 20.0 * x.log10();
+        let peak = |m: &mut dyn Iterator<Item = f64>| m.fold(None, |best: Option<f64>, x| Some(best.map_or(x, |b| b.max(x))));
+        let written = self.passband();
+        let in_written = |nu: f64| written.iter().any(|&(a, b)| nu >= a && nu <= b);
+        let reference = peak(&mut response.iter().filter(|(nu, _)| in_written(*nu)).map(|(_, m)| *m))
+            .or_else(|| peak(&mut response.iter().map(|(_, m)| *m)))
+            .filter(|r| *r > 0.0);
+        let stop_max = peak(&mut response.iter().filter(|(nu, _)| stop.pieces.iter().any(|&(a, b)| *nu >= a && *nu <= b)).map(|(_, m)| *m));
+        let trimmed: Vec<f64> = response.iter().filter(|(nu, _)| self.in_passband(*nu, k)).map(|(_, m)| *m).collect();
+        let (hi, lo) = trimmed.iter().fold((0.0f64, f64::INFINITY), |(hi, lo), &m| (hi.max(m), lo.min(m)));
+        let ripple = (hi > 0.0).then(|| db(hi) - db(lo));
         ResponseFigures {
-            stopband_gain_db: db(stop_max) - db(reference),
-            passband_ripple_db: if pass.is_empty() { 0.0 } else { db(reference) - db(pass_min) },
+            stopband_gain_db: match (stop_max, reference) {
+                (Some(s), Some(r)) => Some(db(s) - db(r)),
+                _ => None,
+            },
+            passband_ripple_db: ripple,
             dc_gain: h.iter().sum(),
         }
     }

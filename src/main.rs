@@ -57,6 +57,10 @@ enum Command {
     /// Check a file and print its layers: names, output shapes, parameter counts and constraints.
     Inspect { file: PathBuf },
     /// Train the model of a file on its data; writes model.safetensors and report.json.
+    ///
+    /// Exit status: 0 trained; 1 errors in the file or while training; 2 usage or I/O; 3 trained and written, but a
+    /// constraint in a hard mode (project, reparam, freeze) does not hold or a constrained weight collapsed to zero;
+    /// 130 interrupted (checkpoint saved).
     Train {
         file: PathBuf,
         /// Output folder (default: runs/MODEL_NAME).
@@ -78,7 +82,7 @@ enum Command {
         #[arg(long, conflicts_with = "resume")]
         force: bool,
     },
-    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG), and ρ per epoch.
+    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG; 1-D: up to 24 kernels, largest ρ first; 2-D: a heat map of the worst kernel), and ρ per epoch.
     Response {
         file: PathBuf,
         /// A model.safetensors written by `lpnc train` (its report.json, if next to it, adds ρ per epoch).
@@ -256,6 +260,90 @@ fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode>
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells do).
 const INTERRUPTED: u8 = 130;
 
+/// Exit code of a run that finished (its files written) with a hard
+/// constraint (project, reparam, freeze) not held, or a constrained weight
+/// collapsed to zero.
+const CONSTRAINT_FAILED: u8 = 3;
+
+/// A penalty that ended far from its tolerance, and what to do.
+fn penalty_advice_words(a: &lpn::train::verdict::PenaltyAdvice) -> String {
+    let what = if a.band { "ρ (max)" } else { "its violation" };
+    let trend = match a.first_figure {
+        Some(first) if a.epochs > 1 && first > a.figure => format!(
+            "; it fell from {first:.3e} after epoch 1 to {:.3e} after epoch {} (under Adam a kernel moves about lr per step whatever \
+             the weight, so more epochs help too)",
+            a.figure, a.epochs
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "note: {} `@{}` (mode=penalty, weight={}) ends with {what} = {:.3e}, {:.0}× its tol {}: the penalty barely \
+         constrains it{trend}\n  help: raise the weight to about {} (task loss {:.3e} / tol {}: the weight at which a \
+         kernel just meeting tol would cost as much as the whole task loss does now; at least 10× the weight used), or let \
+         lpn enforce it: mode=project (holds after every step) or mode=lagrangian (a multiplier that rises until it holds, \
+         no weight to tune)\n",
+        a.layer,
+        a.kind,
+        a.weight,
+        a.figure,
+        a.figure / a.tol,
+        a.tol,
+        lpn::diagnostic::fmt_num(round_weight(a.suggested_weight)),
+        a.task_loss,
+        a.tol,
+    )
+}
+
+/// A suggested weight to two significant figures.
+fn round_weight(w: f64) -> f64 {
+    if w <= 0.0 || !w.is_finite() {
+        return w;
+    }
+    let scale = 10f64.powf(w.log10().floor() - 1.0);
+    (w / scale).round() * scale
+}
+
+/// A hard constraint that failed, as an error for people.
+fn failure_words(f: &lpn::train::verdict::Failure) -> String {
+    use lpn::train::verdict::Failure;
+    match f {
+        Failure::NotHeld { layer, kind, mode, figure, tol } => {
+            use lpn::schema::Mode;
+            let (why, help) = match mode {
+                Mode::Freeze => (
+                    "the designed filter (a Hamming-windowed sinc) does not meet tol for this band",
+                    "use more taps, a wider transition, or mode=project or mode=reparam, which learn a kernel that meets tol",
+                ),
+                Mode::Project | Mode::Reparam | Mode::Penalty | Mode::Lagrangian => (
+                    "the constraints on this weight may not hold together (alternating projections need not converge on \
+                     sets that do not meet, or that are not convex)",
+                    "drop or relax one of the layer's constraints, or enforce one with mode=penalty or mode=lagrangian",
+                ),
+            };
+            format!(
+                "error: constraint not held: {layer} `@{kind}` (mode={mode}) ends at {figure:.3e}, above its tol {tol}, \
+                 although mode={mode} should keep it: {why}\n  help: {help}\n"
+            )
+        }
+        Failure::Collapsed { layer, tensor, kinds, max_abs, threshold } => {
+            let has = |k: &str| kinds.iter().any(|x| x == k);
+            let why = if has("@nonneg") && (has("@highpass") || has("@bandpass")) {
+                " (a non-negative kernel has its largest gain at DC, so it cannot keep DC out)"
+            } else {
+                ""
+            };
+            format!(
+                "error: layer collapsed: {tensor} ended numerically zero (largest |w| = {max_abs:.3e} ≤ {threshold:.3e}, a \
+                 millionth of the default initial scale 1/√fan_in), so {layer} passes nothing on: its constraints ({}) may \
+                 meet only at zero{why}, or training left it there (a zero layer before a ReLU gets no gradient)\n  help: \
+                 drop or relax a constraint, enforce one with mode=penalty or mode=lagrangian, or start the layer from a \
+                 non-zero init\n",
+                kinds.join(" ")
+            )
+        }
+    }
+}
+
 /// A second signal this soon after the first is taken as the same request,
 /// not as "quit now": `timeout -s INT`, a terminal's Ctrl-C and batch
 /// schedulers signal every process of the group (and a wrapper may forward
@@ -326,7 +414,20 @@ fn train(path: &Path, args: TrainArgs) -> ExitCode {
                 say_raw!("{}", lpn::train::constraint_table(&report));
             }
             say!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
-            ExitCode::from(OK)
+            let verdict = match lpn::train::verdict::judge_run(&report, &out_dir.join("model.safetensors")) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(HAS_ERRORS);
+                }
+            };
+            for advice in &verdict.advice {
+                say_raw!("{}", penalty_advice_words(advice));
+            }
+            for failure in &verdict.failures {
+                eprint!("{}", failure_words(failure));
+            }
+            if verdict.failures.is_empty() { ExitCode::from(OK) } else { ExitCode::from(CONSTRAINT_FAILED) }
         }
         Err(e @ lpn::train::TrainError::Interrupted { .. }) => {
             eprintln!("{e}");

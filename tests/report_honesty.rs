@@ -149,7 +149,155 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     let report = lpn::train::response::report_next_to(&weights);
     lpn::train::response::draw(&panels, report.as_ref(), &svg).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("|H(ν1, ν2)|") && text.contains("passband (box)"), "no 2-D panel");
+    assert!(text.contains("|H(ν1, ν2)|") && text.contains("the passband box"), "no 2-D panel");
     // The heat map: one cell per grid point.
     assert!(text.matches("<rect").count() >= 64 * 64);
+}
+
+fn train_quiet(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
+    let p = program(source, Path::new("."));
+    let dir = out_dir(name);
+    let report =
+        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), quiet: true, ..Default::default() }).unwrap();
+    (report, dir)
+}
+
+/// A constrained layer that can only stay at zero: all-zero weights and bias
+/// before a ReLU pass no gradient back (and the checker cannot know it).
+const DEAD: &str = "model dead {
+  input [1, 64]
+  conv(out=4, k=9) @init(zeros) @nonneg
+  relu
+  conv(out=1, k=5)
+}
+data sines(n=48)
+train { epochs = 2 }
+";
+
+/// Orthogonal and non-negative columns exist (disjoint supports), so the
+/// file is fine to a checker, but alternating projections do not find them.
+const ORTHO_NONNEG: &str = "model on {
+  input [1, 64]
+  conv(out=4, k=9)
+  relu
+  global_avgpool
+  linear(out=6) @orthogonal @nonneg
+  relu
+  linear(out=3)
+}
+data waveforms(classes=3, n=60)
+train { epochs = 2 }
+";
+
+#[test]
+fn collapse_is_relative_to_the_default_initial_scale() {
+    use lpn::train::verdict::collapsed;
+    let dev = candle_core::Device::Cpu;
+    // [4, 1, 9]: fan_in 9, threshold 1e-6/3.
+    let zeros = Tensor::zeros((4, 1, 9), DType::F32, &dev).unwrap();
+    assert_eq!(collapsed(&zeros).unwrap(), Some((0.0, 1e-6 / 3.0)));
+    let tiny = (Tensor::ones((4, 1, 9), DType::F32, &dev).unwrap() * 3e-7).unwrap();
+    assert!(collapsed(&tiny).unwrap().is_some());
+    let small_but_alive = (Tensor::ones((4, 1, 9), DType::F32, &dev).unwrap() * 1e-5).unwrap();
+    assert_eq!(collapsed(&small_but_alive).unwrap(), None);
+    let w = fresh_weights(CLASSIFIER);
+    assert_eq!(collapsed(&w["conv1.weight"]).unwrap(), None);
+}
+
+#[test]
+fn a_collapsed_constrained_layer_is_a_failure_of_the_run() {
+    let (report, dir) = train_quiet(DEAD, "dead");
+    let verdict = lpn::train::verdict::judge_run(&report, &dir.join("model.safetensors")).unwrap();
+    assert!(
+        matches!(verdict.failures.as_slice(), [lpn::train::verdict::Failure::Collapsed { tensor, max_abs, .. }] if tensor == "conv1.weight" && *max_abs == 0.0),
+        "{verdict:?}"
+    );
+    // A run whose constraints hold and whose layers live has no failure.
+    let (report, dir) = train_quiet(CLASSIFIER, "alive");
+    let verdict = lpn::train::verdict::judge_run(&report, &dir.join("model.safetensors")).unwrap();
+    assert!(verdict.failures.is_empty(), "{verdict:?}");
+}
+
+#[test]
+fn lpnc_train_exits_3_when_a_hard_constraint_fails_and_keeps_the_files() {
+    let dir = out_dir("cli-hard");
+    for (name, source, words) in [
+        ("dead", DEAD, "error: layer collapsed: conv1.weight"),
+        ("ortho", ORTHO_NONNEG, "error: constraint not held: linear1 `@orthogonal` (mode=project)"),
+    ] {
+        let file = dir.join(format!("{name}.lpn"));
+        std::fs::write(&file, source).unwrap();
+        let out_path = dir.join(name);
+        let out = lpnc(&["train", file.to_str().unwrap(), "--out", out_path.to_str().unwrap(), "--quiet"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {stderr}");
+        assert!(stderr.contains(words), "{name}: {stderr}");
+        // The table comes first, the files stay.
+        assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
+        assert!(out_path.join("model.safetensors").is_file() && out_path.join("report.json").is_file());
+    }
+    // A run that holds exits 0.
+    let file = dir.join("fine.lpn");
+    std::fs::write(&file, CLASSIFIER).unwrap();
+    let out = lpnc(&["train", file.to_str().unwrap(), "--out", dir.join("fine").to_str().unwrap(), "--quiet", "--epochs", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const PENALTY: &str = "model pen {
+  input [1, 128]
+  conv(out=4, k=31) INIT @lowpass(cutoff=0.2, mode=penalty, weight=WEIGHT)
+  tanh
+  conv(out=1, k=9)
+}
+data sines(n=64, noise=0.3)
+train { epochs = 3 }
+";
+
+#[test]
+fn a_penalty_far_from_tol_gets_advice_and_one_that_holds_does_not() {
+    let weak = PENALTY.replace("INIT ", "").replace("WEIGHT", "0.0001");
+    let (report, _) = train_quiet(&weak, "weak");
+    let advice = lpn::train::verdict::penalty_advice(&report);
+    assert_eq!(advice.len(), 1, "{:?}", report.constraints[0]);
+    let a = &advice[0];
+    assert_eq!((a.layer.as_str(), a.weight, a.tol, a.epochs), ("conv1", 0.0001, 0.01, 3));
+    assert!(a.figure > lpn::train::verdict::FAR_FACTOR * a.tol);
+    // The weight at which meeting tol costs as much as the task loss.
+    let task = report.epochs.last().unwrap().train_loss;
+    assert_eq!(a.task_loss, task);
+    assert!((a.suggested_weight - (task / 0.01).max(0.001)).abs() < 1e-12);
+    // The command line prints it after the table, with the other modes.
+    let dir = out_dir("advice-cli");
+    let file = dir.join("weak.lpn");
+    std::fs::write(&file, &weak).unwrap();
+    let out = lpnc(&["train", file.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let note = stdout.find("note: conv1 `@lowpass` (mode=penalty, weight=0.0001)").expect(&stdout);
+    assert!(note > stdout.find("held").unwrap());
+    assert!(stdout.contains("raise the weight to about") && stdout.contains("mode=lagrangian") && stdout.contains("mode=project"));
+
+    // Started from a designed low-pass and kept there by a real weight: no advice.
+    let held = PENALTY.replace("INIT", "@init(lowpass, cutoff=0.2)").replace("WEIGHT", "1.0");
+    let (report, _) = train_quiet(&held, "held");
+    assert!(report.constraints[0].satisfied, "{:?}", report.constraints[0]);
+    assert!(lpn::train::verdict::penalty_advice(&report).is_empty());
+}
+
+#[test]
+fn the_highpass_and_lagrangian_examples_hold_their_constraints() {
+    for (file, mode) in [("ecg_highpass_residual.lpn", "project"), ("ecg_lagrangian.lpn", "lagrangian")] {
+        let source = std::fs::read_to_string(format!("examples/{file}")).unwrap();
+        assert!(source.contains(&format!("mode={mode}")));
+        let p = program(&source, Path::new("examples"));
+        let dir = out_dir(file);
+        let report =
+            lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, quiet: true, ..Default::default() }).unwrap();
+        for c in &report.constraints {
+            assert!(c.satisfied, "{file}: {} @{} not held: {c:?}", c.layer, c.kind);
+        }
+        // Both denoise: the validation MSE ends below the added noise's variance (0.15²).
+        let val = report.epochs.last().unwrap().val_loss.unwrap();
+        assert!(val < 0.0225, "{file}: val MSE {val}");
+    }
 }

@@ -292,7 +292,9 @@ fn response_plot_is_written_with_mask_and_history() {
     assert!(text.starts_with("<svg") && text.contains("stopband") && text.contains("per epoch"), "{}", &text[..200.min(text.len())]);
     // Report figures from the dense response are there for a 1-D band constraint.
     let c = &report.constraints[0];
-    assert!(c.stopband_gain_db.is_some() && c.passband_ripple_db.is_some() && c.dc_gain.is_some());
+    assert!(c.stopband_gain_db.is_some() && c.dc_gain.is_some());
+    // k = 15 at cutoff 0.2: the default transition (0.44) leaves no passband clear of it.
+    assert_eq!(c.passband_ripple_db, None);
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod observe;
 pub mod optim;
 pub mod response;
 pub mod run_dir;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

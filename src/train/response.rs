@@ -203,20 +203,28 @@ fn draw_panel_2d(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::
     let floor = -60.0;
     let (unit, scale) = axis(&band);
     let title = format!(
-        "{}: @{}(mode={}) — |H(ν1, ν2)| of the kernel with the largest ρ ({:.2e}; {}), dB re peak: white 0, black ≤ {floor}",
+        "{} @{}(mode={}): |H(ν1, ν2)| in dB re peak (white 0, black ≤ {floor}) of the kernel with the largest ρ = {:.2e}, {} of {}",
         panel.layer,
         panel.constraint.family.name(),
         panel.constraint.mode,
         panel.rhos.first().copied().unwrap_or(0.0),
-        count_words(panel)
+        panel.shown(),
+        panel.kernels.len()
     );
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 15))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(-scale..scale, -scale..scale)?;
-    chart.configure_mesh().disable_mesh().x_desc(format!("ν2, along the kernel's width: {unit}")).y_desc("ν1, along its height").draw()?;
+    // The caption across the row, the plane itself square in the middle.
+    let area = area.titled(&title, ("sans-serif", 14))?;
+    let (width, height) = area.dim_in_pixel();
+    let side = (height as i32 + 48 - 36).min(width as i32);
+    let sides = ((width as i32 - side) / 2).max(0);
+    let area = area.margin(0, 0, sides, sides);
+    let mut chart =
+        ChartBuilder::on(&area).margin(12).x_label_area_size(36).y_label_area_size(48).build_cartesian_2d(-scale..scale, -scale..scale)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(format!("ν2 (kernel width), {unit}; green: the passband box, outside it the stopband"))
+        .y_desc("ν1 (kernel height)")
+        .draw()?;
     let half = 1.0 / CELLS_2D as f64;
     chart.draw_series(grid.iter().map(|&(n1, n2, m)| {
         let t = ((db(m) - db(peak)).max(floor) - floor) / -floor;
@@ -226,21 +234,15 @@ fn draw_panel_2d(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::
             RGBColor(shade, shade, shade).filled(),
         )
     }))?;
+    // The mask: each passband box outlined in green (the x axis's words say
+    // so; a legend would hide part of the plane).
     let (rows, cols) = (pass_intervals(&band, kh), pass_intervals(&band, kw));
-    let mut labelled = false;
     for &(a1, b1) in &rows {
         for &(a2, b2) in &cols {
             let outline = Rectangle::new([(a2 * scale, a1 * scale), (b2 * scale, b1 * scale)], GREEN.stroke_width(2));
-            let series = chart.draw_series(std::iter::once(outline))?;
-            if !labelled {
-                series
-                    .label("passband (box); outside: stopband")
-                    .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], GREEN.stroke_width(2)));
-                labelled = true;
-            }
+            chart.draw_series(std::iter::once(outline))?;
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())
 }
 
