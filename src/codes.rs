@@ -50,6 +50,8 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0052" => include_str!("../docs/codes/E0052.md"),
         "E0053" => include_str!("../docs/codes/E0053.md"),
         "E0054" => include_str!("../docs/codes/E0054.md"),
+        "E0070" => include_str!("../docs/codes/E0070.md"),
+        "E0071" => include_str!("../docs/codes/E0071.md"),
         _ => return None,
     })
 }

@@ -327,6 +327,27 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
+/// What a file that is not a regular file is, in words: `a named pipe (FIFO)`.
+pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() { "a folder" } else { "neither a file nor a folder" }
+}
+
 /// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
 /// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
 /// folder, a missing or unreadable file, text that is not UTF-8 and a file
@@ -334,6 +355,12 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
 pub fn read_text(path: &Path) -> Result<String, DataError> {
     if path.is_dir() {
         return Err(DataError::file(path, "is a folder, not a file"));
+    }
+    // A named pipe would be waited on, a device read without end.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(DataError::file(path, format!("is not a regular file: it is {}", file_kind(&meta.file_type()))));
     }
     let bytes = std::fs::read(path).map_err(|e| {
         DataError::file(

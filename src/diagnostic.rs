@@ -89,6 +89,13 @@ pub enum Problem {
     DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
     MissingTrainData { span: Span, no_section: bool },
     TaskMismatch { span: Span, reason: String, help: Option<String> },
+
+    // ---- characters and literals ----
+    // A character outside ASCII (or an ASCII control) outside strings and
+    // comments; `spelling`: the word around it written in ASCII.
+    StrayCharacter { span: Span, character: char, spelling: Option<String> },
+    // A number literal too large for a 64-bit float (it would read as ±∞).
+    NumberOverflow { span: Span, text: String },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
@@ -138,6 +145,8 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0052", "data does not fit the model's input"),
     ("E0053", "no training data"),
     ("E0054", "loss or data set does not fit the task"),
+    ("E0070", "invisible or look-alike character"),
+    ("E0071", "number too large"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -479,7 +488,36 @@ impl Problem {
                 }),
             ),
             TaskMismatch { span, reason, help } => ("E0054", reason.clone(), vec![label(*span, "here")], help.clone()),
-        };
+            StrayCharacter { span, character, spelling } => {
+                use crate::confusables::{Looks, describe, looks};
+                let code_point = format!("U+{:04X}", *character as u32);
+                let help = match (looks(*character), spelling) {
+                    (Looks::Invisible, Some(word)) => format!("delete it: did you mean `{word}`?"),
+                    (Looks::Like(_), Some(word)) | (Looks::Other, Some(word)) => {
+                        format!("names are written in ASCII letters: did you mean `{word}`?")
+                    }
+                    (Looks::Invisible, None) => "delete it (most editors do not show it)".into(),
+                    (Looks::Space, _) => "replace it with a plain space".into(),
+                    (Looks::Like(ascii), None) => format!("type a plain `{ascii}` instead"),
+                    (Looks::Other, None) => "outside strings and comments a .lpn file is ASCII".into(),
+                };
+                (
+                    "E0070",
+                    format!("unexpected character {}", describe(*character)),
+                    vec![label(*span, match looks(*character) {
+                        Looks::Invisible => format!("invisible {code_point} here"),
+                        Looks::Space | Looks::Like(_) | Looks::Other => format!("{code_point}, not ASCII"),
+                    })],
+                    Some(help),
+                )
+            }
+            NumberOverflow { span, text } => (
+                "E0071",
+                format!("the number `{text}` overflows a 64-bit float"),
+                vec![label(*span, "beyond ±1.8e308")],
+                Some("no number can be larger in magnitude than about 1.8e308: check the exponent".into()),
+            ),
+                };
         let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
         Diagnostic { code, severity, message, labels, help }
     }

@@ -8,6 +8,7 @@ pub mod ast;
 pub mod bands;
 pub mod check;
 pub mod codes;
+pub mod confusables;
 pub mod data;
 pub mod diagnostic;
 pub mod inspect;

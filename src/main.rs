@@ -1,6 +1,6 @@
 //! `lpnc`: the command-line front of lpn.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -101,6 +101,9 @@ enum MessageFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Explain { .. }) {
+        warn_oversubscribed(cli.threads);
+    }
     // SAFETY: nothing else runs yet (no thread has been started), as
     // `configure` requires.
     if let Err(e) = unsafe { lpn::threads::configure(cli.threads) } {
@@ -117,6 +120,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Warns when more threads are asked for than the CPUs this process may use:
+/// each parallel step then waits for threads that take turns on the same
+/// CPUs, so a run gets slower, not faster (issue 12: a 0.4 s run took 59 s
+/// with `--threads 1000`).
+fn warn_oversubscribed(threads: Option<usize>) {
+    let Some(threads) = threads else { return };
+    let Ok(cpus) = std::thread::available_parallelism().map(usize::from) else { return };
+    if threads > cpus {
+        eprintln!(
+            "warning: {threads} threads were asked for (--threads or LPN_THREADS), but this process may use only {cpus} CPU(s); \
+             the extra threads take turns on the same CPUs and every step waits for them, so training and evaluation can run \
+             many times slower, not faster (use at most {cpus})"
+        );
+    }
+}
+
+/// Whether stderr gets colours: a terminal, and no `NO_COLOR` (any non-empty
+/// value turns colours off, as https://no-color.org asks).
+fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Exit codes of `check` and `inspect`.
 const OK: u8 = 0;
 const HAS_ERRORS: u8 = 1;
@@ -128,7 +153,14 @@ struct Loaded {
     base_dir: PathBuf,
 }
 
+/// Reads a .lpn file; `-` reads standard input (shown as `<stdin>`, data
+/// paths relative to the current folder).
 fn load(path: &Path) -> Result<Loaded, String> {
+    if path == Path::new("-") {
+        let mut source = String::new();
+        std::io::stdin().read_to_string(&mut source).map_err(|e| format!("error: cannot read standard input: {e}"))?;
+        return Ok(Loaded { source, display: "<stdin>".into(), base_dir: PathBuf::from(".") });
+    }
     let source = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
@@ -138,8 +170,7 @@ fn load(path: &Path) -> Result<Loaded, String> {
 fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) {
     match format {
         MessageFormat::Human => {
-            let color = std::io::stderr().is_terminal();
-            eprint!("{}", report::render_human(problems, &loaded.source, &loaded.display, color));
+            eprint!("{}", report::render_human(problems, &loaded.source, &loaded.display, stderr_color()));
         }
         MessageFormat::Json => {
             let mut stdout = std::io::stdout().lock();
@@ -154,13 +185,14 @@ fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) 
 
 fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
     let mut status = OK;
-    let (mut errors, mut warnings) = (0, 0);
+    let (mut errors, mut warnings, mut unread) = (0, 0, 0);
     for path in files {
         let loaded = match load(path) {
             Ok(l) => l,
             Err(message) => {
                 eprintln!("{message}");
                 status = USAGE_OR_IO;
+                unread += 1;
                 continue;
             }
         };
@@ -175,7 +207,17 @@ fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
     }
     if matches!(format, MessageFormat::Human) {
         let files_word = if files.len() == 1 { "file" } else { "files" };
-        eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", files.len());
+        if unread == 0 {
+            eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", files.len());
+        } else {
+            // A file that could not be read was not checked: say so, rather
+            // than "0 error(s)" for it.
+            eprintln!(
+                "checked {} of {} {files_word} ({unread} could not be read): {errors} error(s), {warnings} warning(s)",
+                files.len() - unread,
+                files.len()
+            );
+        }
     }
     ExitCode::from(status)
 }

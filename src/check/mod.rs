@@ -52,15 +52,23 @@ impl Ctx {
         crate::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
     }
 
-    /// A path from the file, relative to its folder; reports a missing file.
+    /// A path from the file, relative to its folder; reports a missing file
+    /// (E0050) and one that is not a regular file (E0051: a folder, a named
+    /// pipe, a device, which reading would fail on or wait for forever).
     pub fn resolve_path(&mut self, written: &str, span: Span) -> Option<PathBuf> {
         let path = Path::new(written);
         let resolved = if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) };
-        if resolved.is_file() {
-            Some(resolved)
-        } else {
-            self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
-            None
+        match std::fs::metadata(&resolved) {
+            Ok(meta) if meta.is_file() => Some(resolved),
+            Ok(meta) => {
+                let reason = format!("is not a regular file: it is {}", crate::data::file_kind(&meta.file_type()));
+                self.problems.push(Problem::BadDataFile { span, path: written.into(), line: None, column: None, reason });
+                None
+            }
+            Err(_) => {
+                self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
+                None
+            }
         }
     }
 }
@@ -80,7 +88,7 @@ pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
 fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
     // Top-level lines that did not parse, or sections with unknown names: the
     // section a user meant may be among them, so "missing section" would pile on.
-    let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. }));
+    let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. } | Problem::StrayCharacter { .. }));
     let mut by_name: HashMap<&str, &ast::Section> = HashMap::new();
     for section in &file.sections {
         let keyword = section.keyword.name.as_str();

@@ -112,6 +112,8 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         for d in &dims {
             match d.kind {
                 ValueKind::Number { value, integer: true, .. } if (1.0..1e12).contains(&value) => shape.push(value as usize),
+                // Reported where it was read (E0071).
+                _ if d.overflows() => ok = false,
                 _ => {
                     ok = false;
                     ctx.problems.push(Problem::BadInput {
@@ -202,6 +204,8 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                     ValueKind::Number { value, integer: true, .. } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
                         t.count = Some(value as usize)
                     }
+                    // Reported where it was read (E0071).
+                    _ if count.overflows() => {}
                     _ => ctx.problems.push(Problem::BadStructure {
                         span: count.span,
                         reason: format!(
