@@ -62,8 +62,8 @@ enum Command {
         /// Output folder (default: runs/MODEL_NAME).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Override the file's epoch count.
-        #[arg(long)]
+        /// Override the file's epoch count (at least 1, as in the file).
+        #[arg(long, value_parser = at_least_one_epoch)]
         epochs: Option<usize>,
         /// Override the file's seed.
         #[arg(long)]
@@ -91,6 +91,16 @@ enum Command {
         #[arg(long)]
         weights: PathBuf,
     },
+}
+
+/// `--epochs`: the file's `epochs` must be ≥ 1, and so must its override
+/// (0 would train nothing and write the initial weights as a result).
+fn at_least_one_epoch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, as `epochs` in a file (0 would train nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -137,3 +137,15 @@ fn more_threads_than_cpus_warns_with_both_numbers() {
     let out = run(Command::new(LPNC).arg("--threads").arg(cpus.to_string()).arg("check").arg(dir.join("good.lpn")));
     assert!(!stderr(&out).contains("threads were asked for"), "{}", stderr(&out));
 }
+
+#[test]
+fn zero_epochs_is_refused_as_in_the_file() {
+    let dir = scratch("epochs");
+    std::fs::write(dir.join("good.lpn"), GOOD).unwrap();
+    let out =
+        run(Command::new(LPNC).arg("train").arg(dir.join("good.lpn")).arg("--out").arg(dir.join("run")).args(["--epochs", "0", "--quiet"]));
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("--epochs") && text.contains("must be at least 1"), "{text}");
+    assert!(!dir.join("run").exists(), "nothing may be written");
+}
