@@ -80,7 +80,7 @@ pub enum Problem {
     BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
     BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
     TwoDOption { span: Span, param: String, layer: String },
-    ModelTooLarge { span: Span, parameters: usize, needed: u64, available: u64, batch: usize },
+    ModelTooLarge { span: Span, data_span: Option<Span>, parameters: usize, needed: u64, data: u64, available: u64, batch: usize },
     OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
 
     // ---- data and training ----
@@ -434,17 +434,28 @@ impl Problem {
                 vec![label(*span, "one value per axis of a 2-D layer")],
                 Some(format!("a 1-D layer takes a single `{param}`; a layer is 2-D when its input is `[channels, height, width]`")),
             ),
-            ModelTooLarge { span, parameters, needed, available, batch } => (
-                "E0046",
-                format!(
-                    "training this model needs about {} of memory ({} parameters, batch {batch}), more than the {} available",
-                    bytes(*needed),
-                    parameters,
-                    bytes(*available)
-                ),
-                vec![label(*span, format!("about {}", bytes(*needed)))],
-                Some("use fewer or narrower layers, downsample earlier, or a smaller `batch`".into()),
-            ),
+            ModelTooLarge { span, data_span, parameters, needed, data, available, batch } => {
+                let mut labels = vec![label(*span, format!("weights and activations: about {}", bytes(needed - data)))];
+                if let Some(data_span) = data_span.filter(|_| *data > 0) {
+                    labels.push(label(data_span, format!("{} of data in memory", bytes(*data))));
+                }
+                (
+                    "E0046",
+                    format!(
+                        "training this model needs about {} of memory ({} parameters, batch {batch}, {} of data), more than the {} available",
+                        bytes(*needed),
+                        parameters,
+                        bytes(*data),
+                        bytes(*available)
+                    ),
+                    labels,
+                    Some(if *data > needed - data {
+                        "most of it is the data: use fewer or shorter examples (`n=`, a shorter input), or a smaller file".into()
+                    } else {
+                        "use fewer or narrower layers, downsample earlier, or a smaller `batch`".into()
+                    }),
+                )
+            }
             OutputMismatch { span, model_span, output, expected, why, help } => (
                 "E0044",
                 format!("the model's output is {output}, but {why} needs {expected}"),

@@ -23,4 +23,4 @@ pub mod syntax;
 pub mod threads;
 pub mod train;
 
-pub use check::{Checked, check_source};
+pub use check::{Checked, Machine, check_source, check_source_on};
