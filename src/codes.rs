@@ -52,6 +52,10 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0054" => include_str!("../docs/codes/E0054.md"),
         "E0070" => include_str!("../docs/codes/E0070.md"),
         "E0071" => include_str!("../docs/codes/E0071.md"),
+        "E0072" => include_str!("../docs/codes/E0072.md"),
+        "E0073" => include_str!("../docs/codes/E0073.md"),
+        "E0074" => include_str!("../docs/codes/E0074.md"),
+        "E0075" => include_str!("../docs/codes/E0075.md"),
         _ => return None,
     })
 }

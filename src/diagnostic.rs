@@ -96,6 +96,12 @@ pub enum Problem {
     StrayCharacter { span: Span, character: char, spelling: Option<String> },
     // A number literal too large for a 64-bit float (it would read as ±∞).
     NumberOverflow { span: Span, text: String },
+
+    // ---- @init(file=…) ----
+    NotSafetensors { span: Span, path: String, reason: String },
+    InitTensorMissing { span: Span, path: String, tensor: String, known: Vec<String> },
+    InitTensorShape { span: Span, layer_span: Span, tensor: String, layer: String, found: Vec<usize>, expected: Vec<usize> },
+    InitTensorDtype { span: Span, tensor: String, dtype: String },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
@@ -147,6 +153,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0054", "loss or data set does not fit the task"),
     ("E0070", "invisible or look-alike character"),
     ("E0071", "number too large"),
+    ("E0072", "@init file is not a safetensors file"),
+    ("E0073", "@init tensor not in the file"),
+    ("E0074", "@init tensor of the wrong shape"),
+    ("E0075", "@init tensor that is not floating-point"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -528,7 +538,35 @@ impl Problem {
                 vec![label(*span, "beyond ±1.8e308")],
                 Some("no number can be larger in magnitude than about 1.8e308: check the exponent".into()),
             ),
-                };
+                    NotSafetensors { span, path, reason } => (
+                "E0072",
+                format!("`{path}` is not a safetensors file: {reason}"),
+                vec![label(*span, "not safetensors")],
+                Some("`@init(file=…)` reads the safetensors files `lpnc train` writes (model.safetensors) or PyTorch's `safetensors.torch.save_file`".into()),
+            ),
+            InitTensorMissing { span, path, tensor, known } => (
+                "E0073",
+                format!("`{path}` has no tensor `{tensor}`"),
+                vec![label(*span, format!("no `{tensor}` in the file"))],
+                Some(match crate::suggest::closest(tensor, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
+                    Some(best) => format!("did you mean `tensor=\"{best}\"`? (the file has: {})", known.join(", ")),
+                    None if known.is_empty() => "the file holds no tensor".into(),
+                    None => format!("the file has: {}", known.join(", ")),
+                }),
+            ),
+            InitTensorShape { span, layer_span, tensor, layer, found, expected } => (
+                "E0074",
+                format!("tensor `{tensor}` has shape {found:?}, but `{layer}`'s weight is {expected:?}"),
+                vec![label(*span, format!("shape {found:?}")), label(*layer_span, format!("weight {expected:?}"))],
+                Some("give the tensor of the layer it was trained for (`tensor=\"…\"`), or change the layer to its shape".into()),
+            ),
+            InitTensorDtype { span, tensor, dtype } => (
+                "E0075",
+                format!("tensor `{tensor}` holds {dtype} values, not floating-point ones"),
+                vec![label(*span, format!("dtype {dtype}"))],
+                Some(format!("weights are read from {} tensors", crate::check::init_file::FLOAT_DTYPES.join(", "))),
+            ),
+        };
         let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
         Diagnostic { code, severity, message, labels, help }
     }

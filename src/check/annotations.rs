@@ -2,6 +2,8 @@
 //! parameters, whether they can be met by a kernel of this shape, and whether
 //! they agree with each other.
 
+use std::path::Path;
+
 use crate::ast::{self, Span};
 use crate::bands::{BandSpec, default_transition, freq_words};
 use crate::check::Ctx;
@@ -24,6 +26,8 @@ pub struct LayerFacts {
     pub dilated: bool,
     /// The `@freeze` of an enclosing structure, if any.
     pub frozen_by: Option<Span>,
+    /// The shape of its weight tensor, where the input shape is known.
+    pub weight_shape: Option<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -372,6 +376,48 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
     }
 }
 
+/// The tensor `@init(file=…, tensor=…)` names, by the file's header: the
+/// file is safetensors, holds the tensor, in a float dtype, of the layer's
+/// weight shape (E0072 to E0075).
+fn init_tensor_fits(ctx: &mut Ctx, layer: &LayerFacts, call: &Call, written: &str, path: &Path, tensor: &str) -> Option<()> {
+    let file_span = call.span_of("file");
+    let tensor_span = if call.given("tensor") { call.span_of("tensor") } else { call.span };
+    let tensors = match super::init_file::read_header(path) {
+        Ok(tensors) => tensors,
+        Err(reason) => {
+            ctx.problems.push(Problem::NotSafetensors { span: file_span, path: written.into(), reason });
+            return None;
+        }
+    };
+    let Some(info) = tensors.iter().find(|t| t.name == tensor) else {
+        ctx.problems.push(Problem::InitTensorMissing {
+            span: tensor_span,
+            path: written.into(),
+            tensor: tensor.into(),
+            known: tensors.iter().map(|t| t.name.clone()).collect(),
+        });
+        return None;
+    };
+    if !super::init_file::FLOAT_DTYPES.contains(&info.dtype.as_str()) {
+        ctx.problems.push(Problem::InitTensorDtype { span: tensor_span, tensor: tensor.into(), dtype: info.dtype.clone() });
+        return None;
+    }
+    if let Some(expected) = &layer.weight_shape
+        && *expected != info.shape
+    {
+        ctx.problems.push(Problem::InitTensorShape {
+            span: tensor_span,
+            layer_span: layer.span,
+            tensor: tensor.into(),
+            layer: layer.name.clone(),
+            found: info.shape.clone(),
+            expected: expected.clone(),
+        });
+        return None;
+    }
+    Some(())
+}
+
 fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
     let scheme = if call.given("file") && !call.given("scheme") { "file" } else { call.word("scheme")? };
     match scheme {
@@ -389,6 +435,7 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
             };
             let path = ctx.resolve_path(file, call.span_of("file"))?;
             let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
+            init_tensor_fits(ctx, layer, call, file, &path, &tensor)?;
             Some(Init::File { path, tensor })
         }
         "lowpass" | "highpass" => {

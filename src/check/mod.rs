@@ -7,6 +7,7 @@
 
 pub mod annotations;
 pub mod data;
+pub mod init_file;
 pub mod model;
 pub mod params;
 pub mod phases;

@@ -400,6 +400,7 @@ impl Builder<'_> {
                         },
                         dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
                         frozen_by: inherit.frozen_by,
+                        weight_shape: built.as_ref().and_then(|(op, _, _)| op.weight_shape()),
                     };
                     // A repeat visits a template again: report its annotations once.
                     let first_visit = self.checked.insert(t.ast.span.start);

@@ -176,6 +176,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         kernel,
         dilated: matches!(&layer.op, Op::Conv(c) if c.dilation.iter().any(|&d| d > 1)),
         frozen_by: None,
+        weight_shape: layer.op.weight_shape(),
     };
     let attached = annotations::check(ctx, &facts, &written);
     let mut constraints = Vec::new();
