@@ -255,7 +255,13 @@ fn explain(what: &str) -> ExitCode {
     known.extend(schema::layer_names());
     known.extend(schema::annotation_names());
     eprintln!("error: nothing is called `{what}`");
-    if let Some(best) = lpn::suggest::closest(what, &known) {
+    // A look-alike or invisible character: name it, and try the name in ASCII.
+    let stray = what.char_indices().find(|&(_, c)| lpn::confusables::is_suspicious(c));
+    let spelt = stray.and_then(|(at, _)| lpn::confusables::ascii_spelling(what, at)).map(|(_, word)| word);
+    if let Some((_, c)) = stray {
+        eprintln!("note: it contains {}", lpn::confusables::describe(c));
+    }
+    if let Some(best) = spelt.as_deref().filter(|w| known.contains(w)).or_else(|| lpn::suggest::closest(what, &known)) {
         eprintln!("help: did you mean `{best}`?");
     }
     eprintln!("help: `lpnc explain list` lists every code; names of layers, annotations, data sources, optimizers and losses work too");

@@ -149,3 +149,12 @@ fn zero_epochs_is_refused_as_in_the_file() {
     assert!(text.contains("--epochs") && text.contains("must be at least 1"), "{text}");
     assert!(!dir.join("run").exists(), "nothing may be written");
 }
+
+#[test]
+fn explain_names_a_look_alike_character() {
+    let out = run(Command::new(LPNC).args(["explain", "lowp\u{0430}ss"]));
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("note: it contains U+0430 CYRILLIC SMALL LETTER A (looks like `a`)"), "{text}");
+    assert!(text.contains("help: did you mean `lowpass`?"), "{text}");
+}
