@@ -145,6 +145,14 @@ pub enum ValueKind {
     },
 }
 
+impl Value {
+    /// A number literal too large for f64 (`1e400`): it reads as ±∞, and
+    /// `syntax::parse` reports it (E0071), so checks of ranges pass over it.
+    pub fn overflows(&self) -> bool {
+        matches!(self.kind, ValueKind::Number { value, .. } if value.is_infinite())
+    }
+}
+
 impl ValueKind {
     /// How the value reads in a message: "a number", "a list", …
     pub fn describe(&self) -> String {

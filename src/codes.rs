@@ -57,6 +57,12 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "W0062" => include_str!("../docs/codes/W0062.md"),
         "W0063" => include_str!("../docs/codes/W0063.md"),
         "E0064" => include_str!("../docs/codes/E0064.md"),
+        "E0070" => include_str!("../docs/codes/E0070.md"),
+        "E0071" => include_str!("../docs/codes/E0071.md"),
+        "E0072" => include_str!("../docs/codes/E0072.md"),
+        "E0073" => include_str!("../docs/codes/E0073.md"),
+        "E0074" => include_str!("../docs/codes/E0074.md"),
+        "E0075" => include_str!("../docs/codes/E0075.md"),
         _ => return None,
     })
 }

@@ -121,6 +121,42 @@ impl Dataset {
     }
 }
 
+/// Room for `examples × per_example` values of a data set, or an error
+/// saying the data does not fit in memory: a failed allocation would abort
+/// the process instead. (`lpnc check` estimates the same need, E0046; this is
+/// for what it could not foresee.)
+fn buffer<T>(examples: usize, per_example: usize, what: &str) -> Result<Vec<T>, DataError> {
+    let mut values = Vec::new();
+    match examples.checked_mul(per_example).map(|count| values.try_reserve_exact(count)) {
+        Some(Ok(())) => Ok(values),
+        _ => {
+            let needed = (examples as u128 * per_example as u128 * std::mem::size_of::<T>() as u128).min(u64::MAX as u128) as u64;
+            Err(DataError::new(format!(
+                "{what}: {examples} examples of {per_example} values need {} of memory, more than this process can have; \
+                 use fewer or shorter examples",
+                crate::diagnostic::bytes(needed)
+            )))
+        }
+    }
+}
+
+/// [`Dataset::subset`] with an error instead of an abort when memory runs out.
+fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, DataError> {
+    let per = data.per_example();
+    let gather = |xs: &[f32]| -> Result<Vec<f32>, DataError> {
+        let mut out = buffer(indices.len(), per, what)?;
+        for &i in indices {
+            out.extend_from_slice(&xs[i * per..(i + 1) * per]);
+        }
+        Ok(out)
+    };
+    let targets = match &data.targets {
+        Targets::Signals(s) => Targets::Signals(gather(s)?),
+        Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+    };
+    Ok(Dataset { inputs: gather(&data.inputs)?, targets, len: indices.len(), shape: data.shape.clone() })
+}
+
 /// Loads the training, validation and test data of `spec`. `input` is the
 /// model's input shape (without batch axis).
 ///
@@ -157,7 +193,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
     };
     let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
     let (train_set, val) = match &spec.val {
-        Some(v) => (train.data.clone(), other(v, "validation")?),
+        Some(v) => (try_subset(&train.data, &(0..train.data.len).collect::<Vec<_>>(), "the training data")?, other(v, "validation")?),
         None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
     };
     if let (Targets::Classes(labels), Some(classes)) = (&train_set.targets, train.classes) {
@@ -214,7 +250,7 @@ pub fn split_indices(len: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>
 /// keep the original order of their examples.
 fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), DataError> {
     let (train, val) = split_indices(data.len, fraction, seed)?;
-    Ok((data.subset(&train), data.subset(&val)))
+    Ok((try_subset(data, &train, "the training part of the data")?, try_subset(data, &val, "the validation part of the data")?))
 }
 
 struct Loaded {
@@ -262,9 +298,10 @@ fn sines(n: usize, components: usize, max_freq: f64, noise: f64, seed: u64, inpu
     }
     let mut rng = Rng::derive(seed, "sines");
     let scale = 1.0 / (components as f64).sqrt();
-    let mut inputs = Vec::with_capacity(n * len);
-    let mut targets = Vec::with_capacity(n * len);
-    let mut clean = vec![0.0f64; len];
+    let mut inputs = buffer(n, len, "`sines`")?;
+    let mut targets = buffer(n, len, "`sines`")?;
+    let mut clean: Vec<f64> = buffer(1, len, "`sines`")?;
+    clean.resize(len, 0.0);
     for _ in 0..n {
         clean.fill(0.0);
         for _ in 0..components {
@@ -292,8 +329,8 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
         return Err(DataError::new(format!("`waveforms` has 2 to 5 classes, not {classes}")));
     }
     let mut rng = Rng::derive(seed, "waveforms");
+    let mut inputs = buffer(n, len, "`waveforms`")?;
     let labels = waveform_labels(&mut rng, n, classes);
-    let mut inputs = Vec::with_capacity(n * len);
     let span = (len.max(2) - 1) as f64;
     for &class in &labels {
         let freq = rng.range(0.02, 0.08);
@@ -327,6 +364,27 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
+/// What a file that is not a regular file is, in words: `a named pipe (FIFO)`.
+pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() { "a folder" } else { "neither a file nor a folder" }
+}
+
 /// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
 /// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
 /// folder, a missing or unreadable file, text that is not UTF-8 and a file
@@ -334,6 +392,12 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
 pub fn read_text(path: &Path) -> Result<String, DataError> {
     if path.is_dir() {
         return Err(DataError::file(path, "is a folder, not a file"));
+    }
+    // A named pipe would be waited on, a device read without end.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(DataError::file(path, format!("is not a regular file: it is {}", file_kind(&meta.file_type()))));
     }
     let bytes = std::fs::read(path).map_err(|e| {
         DataError::file(
@@ -750,8 +814,8 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
     }
     let windows = (samples.len() - len) / stride + 1;
     let mut rng = Rng::derive(seed, "signal");
-    let mut inputs = Vec::with_capacity(windows * len);
-    let mut targets = Vec::with_capacity(windows * len);
+    let mut inputs = buffer(windows, len, "`signal`")?;
+    let mut targets = buffer(windows, len, "`signal`")?;
     for w in 0..windows {
         for &x in &samples[w * stride..w * stride + len] {
             targets.push(x);

@@ -85,7 +85,7 @@ pub enum Problem {
     BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
     BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
     TwoDOption { span: Span, param: String, layer: String },
-    ModelTooLarge { span: Span, parameters: usize, needed: u64, available: u64, batch: usize },
+    ModelTooLarge { span: Span, data_span: Option<Span>, parameters: usize, needed: u64, data: u64, available: u64, batch: usize },
     OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
 
     // ---- data and training ----
@@ -98,6 +98,19 @@ pub enum Problem {
     NoValidationData { span: Span, setting: String, data_span: Span },
     // `monitor = val_accuracy` on a task without classes.
     MonitorWithoutAccuracy { span: Span },
+
+    // ---- characters and literals ----
+    // A character outside ASCII (or an ASCII control) outside strings and
+    // comments; `spelling`: the word around it written in ASCII.
+    StrayCharacter { span: Span, character: char, spelling: Option<String> },
+    // A number literal too large for a 64-bit float (it would read as ±∞).
+    NumberOverflow { span: Span, text: String },
+
+    // ---- @init(file=…) ----
+    NotSafetensors { span: Span, path: String, reason: String },
+    InitTensorMissing { span: Span, path: String, tensor: String, known: Vec<String> },
+    InitTensorShape { span: Span, layer_span: Span, tensor: String, layer: String, found: Vec<usize>, expected: Vec<usize> },
+    InitTensorDtype { span: Span, tensor: String, dtype: String },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
@@ -154,6 +167,12 @@ pub const CODES: &[(&str, &str)] = &[
     ("W0062", "band-pass stopband edge clamped: DC or Nyquist passes"),
     ("W0063", "admissible subspace of very few kernels"),
     ("E0064", "hard constraints that leave no weight but zero"),
+    ("E0070", "invisible or look-alike character"),
+    ("E0071", "number too large"),
+    ("E0072", "@init file is not a safetensors file"),
+    ("E0073", "@init tensor not in the file"),
+    ("E0074", "@init tensor of the wrong shape"),
+    ("E0075", "@init tensor that is not floating-point"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -502,17 +521,28 @@ impl Problem {
                 vec![label(*span, "one value per axis of a 2-D layer")],
                 Some(format!("a 1-D layer takes a single `{param}`; a layer is 2-D when its input is `[channels, height, width]`")),
             ),
-            ModelTooLarge { span, parameters, needed, available, batch } => (
-                "E0046",
-                format!(
-                    "training this model needs about {} of memory ({} parameters, batch {batch}), more than the {} available",
-                    bytes(*needed),
-                    parameters,
-                    bytes(*available)
-                ),
-                vec![label(*span, format!("about {}", bytes(*needed)))],
-                Some("use fewer or narrower layers, downsample earlier, or a smaller `batch`".into()),
-            ),
+            ModelTooLarge { span, data_span, parameters, needed, data, available, batch } => {
+                let mut labels = vec![label(*span, format!("weights and activations: about {}", bytes(needed - data)))];
+                if let Some(data_span) = data_span.filter(|_| *data > 0) {
+                    labels.push(label(data_span, format!("{} of data in memory", bytes(*data))));
+                }
+                (
+                    "E0046",
+                    format!(
+                        "training this model needs about {} of memory ({} parameters, batch {batch}, {} of data), more than the {} available",
+                        bytes(*needed),
+                        parameters,
+                        bytes(*data),
+                        bytes(*available)
+                    ),
+                    labels,
+                    Some(if *data > needed - data {
+                        "most of it is the data: use fewer or shorter examples (`n=`, a shorter input), or a smaller file".into()
+                    } else {
+                        "use fewer or narrower layers, downsample earlier, or a smaller `batch`".into()
+                    }),
+                )
+            }
             OutputMismatch { span, model_span, output, expected, why, help } => (
                 "E0044",
                 format!("the model's output is {output}, but {why} needs {expected}"),
@@ -567,6 +597,63 @@ impl Problem {
                 "`monitor = val_accuracy` needs a classification task; this data is for denoising, which has no accuracy".into(),
                 vec![label(*span, "no accuracy to watch")],
                 Some("use `monitor = val_loss`".into()),
+            ),
+            StrayCharacter { span, character, spelling } => {
+                use crate::confusables::{Looks, describe, looks};
+                let code_point = format!("U+{:04X}", *character as u32);
+                let help = match (looks(*character), spelling) {
+                    (Looks::Invisible, Some(word)) => format!("delete it: did you mean `{word}`?"),
+                    (Looks::Like(_), Some(word)) | (Looks::Other, Some(word)) => {
+                        format!("names are written in ASCII letters: did you mean `{word}`?")
+                    }
+                    (Looks::Invisible, None) => "delete it (most editors do not show it)".into(),
+                    (Looks::Space, _) => "replace it with a plain space".into(),
+                    (Looks::Like(ascii), None) => format!("type a plain `{ascii}` instead"),
+                    (Looks::Other, None) => "outside strings and comments a .lpn file is ASCII".into(),
+                };
+                (
+                    "E0070",
+                    format!("unexpected character {}", describe(*character)),
+                    vec![label(*span, match looks(*character) {
+                        Looks::Invisible => format!("invisible {code_point} here"),
+                        Looks::Space | Looks::Like(_) | Looks::Other => format!("{code_point}, not ASCII"),
+                    })],
+                    Some(help),
+                )
+            }
+            NumberOverflow { span, text } => (
+                "E0071",
+                format!("the number `{text}` overflows a 64-bit float"),
+                vec![label(*span, "beyond ±1.8e308")],
+                Some("no number can be larger in magnitude than about 1.8e308: check the exponent".into()),
+            ),
+                    NotSafetensors { span, path, reason } => (
+                "E0072",
+                format!("`{path}` is not a safetensors file: {reason}"),
+                vec![label(*span, "not safetensors")],
+                Some("`@init(file=…)` reads the safetensors files `lpnc train` writes (model.safetensors) or PyTorch's `safetensors.torch.save_file`".into()),
+            ),
+            InitTensorMissing { span, path, tensor, known } => (
+                "E0073",
+                format!("`{path}` has no tensor `{tensor}`"),
+                vec![label(*span, format!("no `{tensor}` in the file"))],
+                Some(match crate::suggest::closest(tensor, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
+                    Some(best) => format!("did you mean `tensor=\"{best}\"`? (the file has: {})", known.join(", ")),
+                    None if known.is_empty() => "the file holds no tensor".into(),
+                    None => format!("the file has: {}", known.join(", ")),
+                }),
+            ),
+            InitTensorShape { span, layer_span, tensor, layer, found, expected } => (
+                "E0074",
+                format!("tensor `{tensor}` has shape {found:?}, but `{layer}`'s weight is {expected:?}"),
+                vec![label(*span, format!("shape {found:?}")), label(*layer_span, format!("weight {expected:?}"))],
+                Some("give the tensor of the layer it was trained for (`tensor=\"…\"`), or change the layer to its shape".into()),
+            ),
+            InitTensorDtype { span, tensor, dtype } => (
+                "E0075",
+                format!("tensor `{tensor}` holds {dtype} values, not floating-point ones"),
+                vec![label(*span, format!("dtype {dtype}"))],
+                Some(format!("weights are read from {} tensors", crate::check::init_file::FLOAT_DTYPES.join(", "))),
             ),
         };
         let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };

@@ -81,6 +81,25 @@ pub enum Op {
 }
 
 impl Op {
+    /// The shape of the weight tensor (`NAME.weight`) that `@init` fills:
+    /// `[out, in/groups, k…]` for a conv, `[out, in]` for a linear.
+    pub fn weight_shape(&self) -> Option<Vec<usize>> {
+        match self {
+            Op::Conv(c) => Some([c.out_channels, c.in_channels / c.groups.max(1)].into_iter().chain(c.kernel.iter().copied()).collect()),
+            Op::Linear { in_features, out_features, .. } => Some(vec![*out_features, *in_features]),
+            // Its scale starts at 1; `@init` does not fill it.
+            Op::BatchNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten
+            | Op::Residual { .. } => None,
+        }
+    }
+
     /// Short description for tables: `conv1d 1→16 k=15`.
     pub fn describe(&self) -> String {
         match self {

@@ -8,6 +8,7 @@ pub mod ast;
 pub mod bands;
 pub mod check;
 pub mod codes;
+pub mod confusables;
 pub mod data;
 pub mod diagnostic;
 pub mod inspect;
@@ -22,4 +23,4 @@ pub mod syntax;
 pub mod threads;
 pub mod train;
 
-pub use check::{Checked, check_source};
+pub use check::{Checked, Machine, check_source, check_source_on};

@@ -1,6 +1,6 @@
 //! `lpnc`: the command-line front of lpn.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -66,8 +66,8 @@ enum Command {
         /// Output folder (default: runs/MODEL_NAME).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Override the file's epoch count.
-        #[arg(long)]
+        /// Override the file's epoch count (at least 1, as in the file).
+        #[arg(long, value_parser = at_least_one_epoch)]
         epochs: Option<usize>,
         /// Override the file's seed.
         #[arg(long)]
@@ -100,6 +100,16 @@ enum Command {
     },
 }
 
+/// `--epochs`: the file's `epochs` must be ≥ 1, and so must its override
+/// (0 would train nothing and write the initial weights as a result).
+fn at_least_one_epoch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, as `epochs` in a file (0 would train nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum MessageFormat {
     Human,
@@ -108,6 +118,9 @@ enum MessageFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Explain { .. }) {
+        warn_oversubscribed(cli.threads);
+    }
     // SAFETY: nothing else runs yet (no thread has been started), as
     // `configure` requires.
     if let Err(e) = unsafe { lpn::threads::configure(cli.threads) } {
@@ -126,6 +139,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Warns when more threads are asked for than the CPUs this process may use:
+/// each parallel step then waits for threads that take turns on the same
+/// CPUs, so a run gets slower, not faster (issue 12: a 0.4 s run took 59 s
+/// with `--threads 1000`).
+fn warn_oversubscribed(threads: Option<usize>) {
+    let Some(threads) = threads else { return };
+    let Ok(cpus) = std::thread::available_parallelism().map(usize::from) else { return };
+    if threads > cpus {
+        eprintln!(
+            "warning: {threads} threads were asked for (--threads or LPN_THREADS), but this process may use only {cpus} CPU(s); \
+             the extra threads take turns on the same CPUs and every step waits for them, so training and evaluation can run \
+             many times slower, not faster (use at most {cpus})"
+        );
+    }
+}
+
+/// Whether stderr gets colours: a terminal, and no `NO_COLOR` (any non-empty
+/// value turns colours off, as https://no-color.org asks).
+fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Exit codes of `check` and `inspect`.
 const OK: u8 = 0;
 const HAS_ERRORS: u8 = 1;
@@ -137,7 +172,14 @@ struct Loaded {
     base_dir: PathBuf,
 }
 
+/// Reads a .lpn file; `-` reads standard input (shown as `<stdin>`, data
+/// paths relative to the current folder).
 fn load(path: &Path) -> Result<Loaded, String> {
+    if path == Path::new("-") {
+        let mut source = String::new();
+        std::io::stdin().read_to_string(&mut source).map_err(|e| format!("error: cannot read standard input: {e}"))?;
+        return Ok(Loaded { source, display: "<stdin>".into(), base_dir: PathBuf::from(".") });
+    }
     let source = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
@@ -147,8 +189,7 @@ fn load(path: &Path) -> Result<Loaded, String> {
 fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) {
     match format {
         MessageFormat::Human => {
-            let color = std::io::stderr().is_terminal();
-            eprint!("{}", report::render_human(problems, &loaded.source, &loaded.display, color));
+            eprint!("{}", report::render_human(problems, &loaded.source, &loaded.display, stderr_color()));
         }
         MessageFormat::Json => {
             let mut stdout = std::io::stdout().lock();
@@ -163,13 +204,14 @@ fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageFormat) 
 
 fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
     let mut status = OK;
-    let (mut errors, mut warnings) = (0, 0);
+    let (mut errors, mut warnings, mut unread) = (0, 0, 0);
     for path in files {
         let loaded = match load(path) {
             Ok(l) => l,
             Err(message) => {
                 eprintln!("{message}");
                 status = USAGE_OR_IO;
+                unread += 1;
                 continue;
             }
         };
@@ -184,7 +226,17 @@ fn check(files: &[PathBuf], format: MessageFormat) -> ExitCode {
     }
     if matches!(format, MessageFormat::Human) {
         let files_word = if files.len() == 1 { "file" } else { "files" };
-        eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", files.len());
+        if unread == 0 {
+            eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", files.len());
+        } else {
+            // A file that could not be read was not checked: say so, rather
+            // than "0 error(s)" for it.
+            eprintln!(
+                "checked {} of {} {files_word} ({unread} could not be read): {errors} error(s), {warnings} warning(s)",
+                files.len() - unread,
+                files.len()
+            );
+        }
     }
     ExitCode::from(status)
 }
@@ -212,7 +264,13 @@ fn explain(what: &str) -> ExitCode {
     known.extend(schema::layer_names());
     known.extend(schema::annotation_names());
     eprintln!("error: nothing is called `{what}`");
-    if let Some(best) = lpn::suggest::closest(what, &known) {
+    // A look-alike or invisible character: name it, and try the name in ASCII.
+    let stray = what.char_indices().find(|&(_, c)| lpn::confusables::is_suspicious(c));
+    let spelt = stray.and_then(|(at, _)| lpn::confusables::ascii_spelling(what, at)).map(|(_, word)| word);
+    if let Some((_, c)) = stray {
+        eprintln!("note: it contains {}", lpn::confusables::describe(c));
+    }
+    if let Some(best) = spelt.as_deref().filter(|w| known.contains(w)).or_else(|| lpn::suggest::closest(what, &known)) {
         eprintln!("help: did you mean `{best}`?");
     }
     eprintln!("help: `lpnc explain list` lists every code; names of layers, annotations, data sources, optimizers and losses work too");

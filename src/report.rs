@@ -14,6 +14,10 @@ use crate::diagnostic::{Diagnostic, Problem, Severity};
 /// Linear in the size of the source and the number of problems: the source is
 /// indexed by line once, each report reads only the lines it shows, and a very
 /// long line is shown as a window around the label (see [`Indexed`]).
+///
+/// A byte-order mark at the start of `source` is not shown: the reports
+/// quote the text after it, and columns count from there, as an editor shows
+/// the file.
 pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: bool) -> String {
     if problems.is_empty() {
         // Nothing to show: skip indexing the lines of a possibly huge source.
@@ -21,10 +25,12 @@ pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: 
     }
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
-    let indexed = Indexed::new(source, file_name);
+    let origin = bom_len(source);
+    let text = &source[origin..];
+    let indexed = Indexed::new(text, file_name);
     let mut out = String::new();
     for problem in problems {
-        let report = Located { inner: to_miette(&problem.to_diagnostic(), source), source: &indexed };
+        let report = Located { inner: to_miette(&problem.to_diagnostic(), text, origin), source: &indexed };
         if handler.render_report(&mut out, &report).is_err() {
             // Rendering into a String cannot fail short of a bug in miette; fall back to the plain message.
             out.push_str(&problem.to_diagnostic().message);
@@ -42,9 +48,17 @@ const LONG_REGION: usize = 4096;
 /// How much of a long line a window shows on each side of its label.
 const WINDOW: usize = 96;
 
-fn to_miette(d: &Diagnostic, source: &str) -> MietteDiagnostic {
+/// The length of a byte-order mark at the start of `source` (0 without one).
+fn bom_len(source: &str) -> usize {
+    if source.starts_with('\u{FEFF}') { '\u{FEFF}'.len_utf8() } else { 0 }
+}
+
+/// Labels of `d`, whose spans are offsets into a source of which `source` is
+/// the part from byte `origin` on.
+fn to_miette(d: &Diagnostic, source: &str, origin: usize) -> MietteDiagnostic {
     let labels = d.labels.iter().enumerate().map(|(i, l)| {
-        let (start, mut len) = clamp(l.span.start, l.span.len(), source.len());
+        let start = l.span.start.saturating_sub(origin);
+        let (start, mut len) = clamp(start, l.span.end.saturating_sub(origin).max(start) - start, source.len());
         if len > MAX_LABEL {
             len = floor_boundary(source, start + MAX_LABEL) - start;
         }
@@ -229,6 +243,9 @@ fn clamp(start: usize, len: usize, total: usize) -> (usize, usize) {
     (start, len.min(total - start))
 }
 
+/// A label's place. `offset` and `length` are bytes of the file as read, a
+/// byte-order mark included; `line` and `column` are as an editor shows
+/// them, so a mark at the start takes no column.
 #[derive(Serialize)]
 pub struct JsonLabel {
     pub offset: usize,
@@ -274,9 +291,10 @@ pub fn to_json_all(problems: &[Problem], source: &str, file_name: &str) -> Vec<J
     offsets.dedup();
     // One sweep: (offset, line, column) for every label start, in order.
     let mut positions: Vec<(usize, usize, usize)> = Vec::with_capacity(offsets.len());
-    let (mut at, mut line, mut column) = (0usize, 1usize, 1usize);
+    // Columns count from after a byte-order mark (see `JsonLabel`).
+    let (mut at, mut line, mut column) = (bom_len(source), 1usize, 1usize);
     for &offset in &offsets {
-        let target = floor_boundary(source, offset);
+        let target = floor_boundary(source, offset).max(at);
         let between = &source[at..target];
         match between.rfind('\n') {
             Some(last) => {
@@ -307,14 +325,16 @@ pub fn to_json_all(problems: &[Problem], source: &str, file_name: &str) -> Vec<J
 }
 
 /// 1-based line and character column of a byte offset.
+///
+/// A byte-order mark at the start takes no column.
 pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(source.len());
+    let mut offset = offset.min(source.len()).max(bom_len(source));
     while !source.is_char_boundary(offset) {
         offset -= 1;
     }
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(bom_len(source));
     (line, source[line_start..offset].chars().count() + 1)
 }
 

@@ -198,11 +198,21 @@ const fn activation(name: &'static str, summary: &'static str, example: &'static
     LayerDef { schema: Schema { name, summary, params: NO_PARAMS, example }, kind: LayerKind::Activation, weights: false }
 }
 
-const POOL_PARAMS: &[Param] = &[
-    positional("k", ParamType::IntOrPair { min: 1 }, Default::Required, "window size; `[h, w]` for 2-D"),
-    param("stride", ParamType::IntOrPair { min: 1 }, Default::Derived("k"), "step between windows"),
-    param("padding", ParamType::IntOrPair { min: 0 }, Default::Int(0), "zeros added on each side (at most k/2)"),
-];
+/// A pooling layer's parameters; `padding` says what the padded positions hold.
+const fn pool_params(padding: &'static str) -> [Param; 3] {
+    [
+        positional("k", ParamType::IntOrPair { min: 1 }, Default::Required, "window size; `[h, w]` for 2-D"),
+        param("stride", ParamType::IntOrPair { min: 1 }, Default::Derived("k"), "step between windows"),
+        param("padding", ParamType::IntOrPair { min: 0 }, Default::Int(0), padding),
+    ]
+}
+
+// As PyTorch's `MaxPool` and `AvgPool` (with `count_include_pad=True`);
+// `tests/doc_claims.rs` holds the code to these words.
+const MAXPOOL_PARAMS: &[Param] = &pool_params(
+    "positions added on each side (at most k/2) that hold −∞, so they never win the maximum (PyTorch's padding): an all-negative window's maximum stays negative",
+);
+const AVGPOOL_PARAMS: &[Param] = &pool_params("zeros added on each side (at most k/2); they count in the mean");
 
 pub const LAYERS: &[LayerDef] = &[
     LayerDef {
@@ -259,8 +269,8 @@ pub const LAYERS: &[LayerDef] = &[
     LayerDef {
         schema: Schema {
             name: "maxpool",
-            summary: "Maximum over sliding windows (1-D or 2-D, like conv).",
-            params: POOL_PARAMS,
+            summary: "Maximum over sliding windows (1-D or 2-D, like conv); padded positions never win.",
+            params: MAXPOOL_PARAMS,
             example: "maxpool(k=2)",
         },
         kind: LayerKind::MaxPool,
@@ -270,7 +280,7 @@ pub const LAYERS: &[LayerDef] = &[
         schema: Schema {
             name: "avgpool",
             summary: "Mean over sliding windows (1-D or 2-D, like conv); padded zeros count in the mean.",
-            params: POOL_PARAMS,
+            params: AVGPOOL_PARAMS,
             example: "avgpool(k=2)",
         },
         kind: LayerKind::AvgPool,
@@ -423,8 +433,15 @@ const BAND_TOL: Param = in_modes(
 );
 const EXACT_TOL: Param =
     in_modes(param("tol", POSITIVE, Default::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
-const DUAL_LR: Param =
-    in_modes(param("dual_lr", POSITIVE, Default::Float(1.0), "step of the multiplier's dual ascent"), &[Mode::Lagrangian]);
+const DUAL_LR: Param = in_modes(
+    param(
+        "dual_lr",
+        POSITIVE,
+        Default::Float(1.0),
+        "step of the multiplier's dual ascent: loss += λ · mean over kernels of max(0, ρ − tol) (λ · violation for other constraints), and after every step λ ← max(0, λ + dual_lr · (g − tol)), g the largest ρ over kernels (the violation for other constraints), from λ = 0",
+    ),
+    &[Mode::Lagrangian],
+);
 const FS: Param = param("fs", POSITIVE, Default::Absent, "sample rate in Hz; when given, frequencies are in Hz");
 const TRANSITION: Param = param(
     "transition",
@@ -573,7 +590,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
     AnnotationDef {
         schema: Schema {
             name: "lr",
-            summary: "Multiplies this layer's parameter updates (not its gradients, which Adam would normalise away) by scale.",
+            summary: "Multiplies this layer's parameter updates (not its gradients, which Adam would normalise away) by scale: each update is optimizer lr × scale × the optimizer's step. A phase's `LAYER @lr(s)` replaces this scale for that phase (it does not multiply it).",
             params: &[positional("scale", POSITIVE, Default::Required, "factor on the layer's updates")],
             example: "@lr(0.1)",
         },
@@ -801,7 +818,7 @@ pub const TRAIN_SECTION: Schema = Schema {
 /// The settings of `phase NAME { … }` in a train section.
 pub const PHASE_SECTION: Schema = Schema {
     name: "phase",
-    summary: "One stage of training. Lines `LAYER @annotation…` change, for this phase only, a layer's `@freeze`, `@lr` or how one of its constraints is enforced (penalty, project, lagrangian).",
+    summary: "One stage of training. Lines `LAYER @annotation…` change, for this phase only, a layer's `@freeze`, `@lr` or how one of its constraints is enforced (penalty, project, lagrangian). A phase's `@lr(s)` replaces the layer's own `@lr` scale (the update is optimizer lr × s); `@freeze` freezes a layer for the phase, but a layer frozen in the model stays frozen. Other layers train as the model says.",
     params: &[
         param("epochs", int(1), Default::Required, "length of the phase"),
         param(

@@ -19,11 +19,53 @@ struct LpnParser;
 
 /// Parses a whole file. The tree holds every statement that parsed; the
 /// problems list every line that did not.
+///
+/// A byte-order mark at the start is skipped by both parsers; spans stay
+/// byte offsets into `source` as given, mark included.
 pub fn parse(source: &str) -> (File, Vec<Problem>) {
-    if let Some(file) = fast::parse(source) {
-        return (file, Vec::new());
+    let (file, mut problems) = match fast::parse(source) {
+        Some(file) => (file, Vec::new()),
+        None => parse_with_pest(source),
+    };
+    overflowing_numbers(&file, &mut problems);
+    (file, problems)
+}
+
+/// E0071 for every number literal that reads as ±∞.
+fn overflowing_numbers(file: &File, problems: &mut Vec<Problem>) {
+    fn value(v: &Value, problems: &mut Vec<Problem>) {
+        match &v.kind {
+            ValueKind::Number { text, .. } if v.overflows() => problems.push(Problem::NumberOverflow { span: v.span, text: text.clone() }),
+            ValueKind::Number { .. } | ValueKind::Str(_) | ValueKind::Ident(_) => {}
+            ValueKind::List(items) => items.iter().for_each(|item| value(item, problems)),
+            ValueKind::Call { args: a, .. } => args(a, problems),
+        }
     }
-    parse_with_pest(source)
+    fn args(a: &Args, problems: &mut Vec<Problem>) {
+        a.items.iter().for_each(|arg| value(&arg.value, problems));
+    }
+    fn block(b: &Block, problems: &mut Vec<Problem>) {
+        for stmt in &b.stmts {
+            match stmt {
+                Stmt::Input { dims, .. } => dims.iter().for_each(|d| value(d, problems)),
+                Stmt::Setting(s) => value(&s.value, problems),
+                Stmt::Layer(layer) => {
+                    layer.count.iter().for_each(|c| value(c, problems));
+                    layer.args.iter().for_each(|a| args(a, problems));
+                    layer.annotations.iter().filter_map(|a| a.args.as_ref()).for_each(|a| args(a, problems));
+                    layer.body.iter().for_each(|b| block(b, problems));
+                }
+                Stmt::Named(named) => block(&named.block, problems),
+                Stmt::Error { .. } => {}
+            }
+        }
+    }
+    for section in &file.sections {
+        match &section.body {
+            SectionBody::Block(b) => block(b, problems),
+            SectionBody::Inline(v) => value(v, problems),
+        }
+    }
 }
 
 /// The whole file through pest, with its recovery from bad lines.
@@ -360,6 +402,17 @@ fn unescape(raw: &str) -> String {
 fn explain_bad(source: &str, pair: Pair<Rule>, entry: Rule) -> Problem {
     let span = span_of(&pair);
     let text = &source[span.start..span.end];
+    // A character that is invisible or looks like ASCII explains the line
+    // better than what pest expected where it stands.
+    if let Some((at, character)) = stray_character(text) {
+        let at = span.start + at;
+        return Problem::StrayCharacter {
+            span: Span::new(at, at + character.len_utf8()),
+            character,
+            spelling: crate::confusables::ascii_spelling(source, at)
+                .map(|(range, word)| if source[..range.start].ends_with('@') { format!("@{word}") } else { word }),
+        };
+    }
     let what = if entry == Rule::section_alone { "a section" } else { "a statement" };
     if let Some(open) = unclosed_quote(text) {
         return Problem::Syntax {
@@ -501,6 +554,32 @@ fn found_len(source: &str, pos: usize) -> usize {
         }
         Some(c) => c.len_utf8(),
     }
+}
+
+/// The first character outside strings and comments that is not ASCII (or
+/// is an ASCII control), with its offset in `text`.
+fn stray_character(text: &str) -> Option<(usize, char)> {
+    let mut in_string = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (c, in_string) {
+            ('/', false) if chars.peek().is_some_and(|(_, n)| *n == '/') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            ('"', _) => in_string = !in_string,
+            ('\\', true) => {
+                chars.next();
+            }
+            ('\n', true) => in_string = false,
+            (c, false) if crate::confusables::is_suspicious(c) => return Some((i, c)),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The offset of a `"` that opens a string with no closing quote, if any
@@ -991,7 +1070,8 @@ mod fast {
         /// `file = { SOI ~ gap ~ ((section | bad_item) ~ item_end)* ~ EOI }`
         fn file(&mut self) -> Option<File> {
             let mut sections = Vec::new();
-            let mut j = self.ws(0);
+            // A byte-order mark, as the grammar's `file` rule skips it.
+            let mut j = self.ws(if self.s.starts_with('\u{FEFF}') { '\u{FEFF}'.len_utf8() } else { 0 });
             while !self.eoi(j) {
                 let (end, section) = self.section(j)?;
                 sections.push(section);
@@ -1011,6 +1091,22 @@ mod fast {
 
 #[cfg(test)]
 mod tests {
+    use crate::diagnostic::Problem;
+
+    /// A NUL, which the fast path leaves to pest, is named like any other
+    /// invisible character; strings and comments may hold anything.
+    #[test]
+    fn control_and_foreign_characters_are_named() {
+        let (_, problems) = super::parse("model m {\n  input [1, 8]\n  relu\0\n}\n");
+        let Some(Problem::StrayCharacter { span, character: '\0', spelling: None }) = problems.first() else {
+            panic!("expected E0070 for the NUL, got {problems:?}")
+        };
+        assert_eq!((span.start, span.end), (31, 32));
+        assert!(problems[0].to_diagnostic().message.contains("U+0000 NULL (invisible)"));
+        let (_, problems) = super::parse("model m {\n  input [1, 8] // ça, \u{00A0}\n}\ndata ucr(\"données\u{200B}.csv\")\n");
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
     /// Every program the tree holds, whole and mutated at many places (a
     /// byte removed, whitespace, a comment, a newline or a bracket put in):
     /// wherever the fast path gives a tree, pest gives the same tree and no

@@ -213,9 +213,15 @@ fn errors_while_training_are_messages_not_panics() {
     let dir = out_dir("missing-init");
     std::fs::create_dir_all(&dir).unwrap();
     let weights = dir.join("w.safetensors");
-    std::fs::write(&weights, b"not a safetensors file").unwrap();
+    // A good file when checking (the checker reads its header), garbage when training.
+    let header = br#"{"conv1.weight":{"dtype":"F32","shape":[1,1,3],"data_offsets":[0,12]}}"#;
+    let mut good = (header.len() as u64).to_le_bytes().to_vec();
+    good.extend_from_slice(header);
+    good.extend_from_slice(&[0u8; 12]);
+    std::fs::write(&weights, good).unwrap();
     let source = format!("model m {{\n input [1, 32]\n conv(out=1, k=3) @init(file=\"{}\")\n}}\ndata sines(n=16)\n", weights.display());
     let p = program(&source, Path::new("."));
+    std::fs::write(&weights, b"not a safetensors file").unwrap();
     let err = lpn::train::train(
         &p,
         Path::new("."),

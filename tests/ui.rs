@@ -5,21 +5,17 @@
 
 use std::path::Path;
 
-/// Pins the memory the checker believes available, so E0046's message is the
-/// same on every machine.
-fn pin_memory() {
-    // SAFETY: every test of this binary sets the same value.
-    unsafe { std::env::set_var("LPN_AVAILABLE_MEMORY", (16u64 << 30).to_string()) };
-}
+/// The machine the snapshots are taken on: 16 GiB available, so E0046's
+/// message is the same everywhere.
+const MACHINE: lpn::Machine = lpn::Machine { available_memory: 16 << 30 };
 
 fn render(path: &Path) -> (String, String, bool) {
-    pin_memory();
     // Relative to the crate, so messages that show paths do not depend on
     // where the checkout lives.
     let path = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path);
     let source = std::fs::read_to_string(path).unwrap();
     let base = path.parent().unwrap();
-    let (_, checked) = lpn::check_source(&source, base);
+    let (_, checked) = lpn::check_source_on(&source, base, &MACHINE);
     let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
     let human = lpn::report::render_human(&checked.problems, &source, &name, false);
     let json: Vec<String> =
@@ -65,7 +61,7 @@ fn every_code_is_exercised_by_the_ui_corpus() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "lpn") {
             let source = std::fs::read_to_string(&path).unwrap();
-            let (_, checked) = lpn::check_source(&source, path.parent().unwrap());
+            let (_, checked) = lpn::check_source_on(&source, path.parent().unwrap(), &MACHINE);
             seen.extend(checked.problems.iter().map(|p| p.to_diagnostic().code));
         }
     }
@@ -127,4 +123,43 @@ fn reference_doc_is_generated_from_the_tables() {
         committed == lpn::schema::reference_markdown(),
         "docs/reference.md is stale: run `cargo run -- explain reference > docs/reference.md`"
     );
+}
+
+/// A UTF-8 byte-order mark opens the file: it is skipped by both parsers;
+/// JSON offsets are bytes of the file as read (the mark included), lines and
+/// columns as an editor shows them; the human report does not show the mark.
+#[test]
+fn a_byte_order_mark_is_skipped_and_labels_still_point_right() {
+    let clean = "model m {\n  input [1, 64]\n  conv(out=1, k=3, padding=same)\n}\ndata sines(n=16)\n";
+    // Both parsers: the fast path takes the clean file, pest the one with a
+    // syntax error.
+    for body in [clean.to_string(), clean.replace("padding=same)", "padding=same")] {
+        let with_bom = format!("\u{FEFF}{body}");
+        let (_, plain) = lpn::check_source(&body, Path::new("."));
+        let (_, marked) = lpn::check_source(&with_bom, Path::new("."));
+        let shifted: Vec<_> = plain.problems.iter().map(|p| (p.to_diagnostic().code, p.span().start + 3)).collect();
+        let found: Vec<_> = marked.problems.iter().map(|p| (p.to_diagnostic().code, p.span().start)).collect();
+        assert_eq!(found, shifted, "the mark changes nothing but the offsets:\n{with_bom}");
+    }
+
+    // A label on the first line, just after the mark.
+    let source = "\u{FEFF}modle m {\n  input [1, 64]\n}\n";
+    let (_, checked) = lpn::check_source(source, Path::new("."));
+    let json = lpn::report::to_json_all(&checked.problems, source, "m.lpn");
+    let first = &json[0].labels[0];
+    assert_eq!(&source[first.offset..first.offset + first.length], "modle");
+    assert_eq!((first.offset, first.line, first.column), (3, 1, 1));
+    let single = lpn::report::to_json(&checked.problems[0], source, "m.lpn");
+    assert_eq!((single.labels[0].offset, single.labels[0].line, single.labels[0].column), (3, 1, 1));
+    // A label further down.
+    let later = "\u{FEFF}model m {\n  input [1, 64]\n  cnv(k=3)\n}\ndata sines()\n";
+    let (_, later_checked) = lpn::check_source(later, Path::new("."));
+    let label = &lpn::report::to_json_all(&later_checked.problems, later, "m.lpn")[0].labels[0];
+    assert_eq!(&later[label.offset..label.offset + label.length], "cnv");
+    assert_eq!((label.line, label.column), (3, 3));
+
+    let human = lpn::report::render_human(&checked.problems, source, "m.lpn", false);
+    assert!(human.contains("[m.lpn:1:1]"), "{human}");
+    assert!(!human.contains('\u{FEFF}'), "the mark is not shown:\n{human}");
+    assert!(human.contains(" 1 │ modle m {"), "{human}");
 }

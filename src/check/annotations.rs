@@ -2,6 +2,8 @@
 //! parameters, whether they can be met by a kernel of this shape, and whether
 //! they agree with each other.
 
+use std::path::Path;
+
 use crate::ast::{self, Span};
 use crate::bands::{BandSpec, default_transition, freq_words, intervals_words};
 use crate::check::Ctx;
@@ -28,6 +30,8 @@ pub struct LayerFacts {
     /// Output units and weights per unit, for the norm constraints (None when
     /// the shape is unknown).
     pub units: Option<Units>,
+    /// The shape of its weight tensor, where the input shape is known.
+    pub weight_shape: Option<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -557,6 +561,48 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
     }
 }
 
+/// The tensor `@init(file=…, tensor=…)` names, by the file's header: the
+/// file is safetensors, holds the tensor, in a float dtype, of the layer's
+/// weight shape (E0072 to E0075).
+fn init_tensor_fits(ctx: &mut Ctx, layer: &LayerFacts, call: &Call, written: &str, path: &Path, tensor: &str) -> Option<()> {
+    let file_span = call.span_of("file");
+    let tensor_span = if call.given("tensor") { call.span_of("tensor") } else { call.span };
+    let tensors = match super::init_file::read_header(path) {
+        Ok(tensors) => tensors,
+        Err(reason) => {
+            ctx.problems.push(Problem::NotSafetensors { span: file_span, path: written.into(), reason });
+            return None;
+        }
+    };
+    let Some(info) = tensors.iter().find(|t| t.name == tensor) else {
+        ctx.problems.push(Problem::InitTensorMissing {
+            span: tensor_span,
+            path: written.into(),
+            tensor: tensor.into(),
+            known: tensors.iter().map(|t| t.name.clone()).collect(),
+        });
+        return None;
+    };
+    if !super::init_file::FLOAT_DTYPES.contains(&info.dtype.as_str()) {
+        ctx.problems.push(Problem::InitTensorDtype { span: tensor_span, tensor: tensor.into(), dtype: info.dtype.clone() });
+        return None;
+    }
+    if let Some(expected) = &layer.weight_shape
+        && *expected != info.shape
+    {
+        ctx.problems.push(Problem::InitTensorShape {
+            span: tensor_span,
+            layer_span: layer.span,
+            tensor: tensor.into(),
+            layer: layer.name.clone(),
+            found: info.shape.clone(),
+            expected: expected.clone(),
+        });
+        return None;
+    }
+    Some(())
+}
+
 fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
     let scheme = if call.given("file") && !call.given("scheme") { "file" } else { call.word("scheme")? };
     match scheme {
@@ -581,6 +627,7 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
                     None => format!("{}.bias", layer.name),
                 },
             };
+            init_tensor_fits(ctx, layer, call, file, &path, &tensor)?;
             Some(Init::File { path, tensor, bias_required: call.given("bias"), bias })
         }
         "lowpass" | "highpass" => {

@@ -71,6 +71,19 @@ pub struct SourceFacts {
     pub span: Span,
     /// The rows of a `ucr` file, to compare its labels with the training data's.
     pub ucr: Option<UcrFacts>,
+    /// Bytes its examples take once loaded (`crate::data::Dataset`): f32
+    /// inputs, and f32 clean signals (denoising) or a class index each.
+    pub bytes: u64,
+}
+
+/// Bytes of `examples` examples of `input` once loaded.
+fn dataset_bytes(examples: usize, input: Option<(&Shape, Span)>, task: Task) -> u64 {
+    let Some((shape, _)) = input else { return 0 };
+    let values = (examples as u64).saturating_mul(shape.numel() as u64).saturating_mul(4);
+    match task {
+        Task::Denoise => values.saturating_mul(2),
+        Task::Classify => values.saturating_add((examples as u64).saturating_mul(std::mem::size_of::<usize>() as u64)),
+    }
 }
 
 /// A probed `ucr` file: its path as written and where, and its rows.
@@ -138,6 +151,14 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         });
     }
     let train = train?;
+    // Loading holds the whole training set while it splits off the
+    // validation part (or copies it, with a separate `val`): twice its size.
+    let data_bytes = train
+        .bytes
+        .saturating_mul(2)
+        .saturating_add(val.as_ref().map_or(0, |v| v.bytes))
+        .saturating_add(test.as_ref().map_or(0, |t| t.bytes));
+    ctx.data_bytes = Some((data_bytes, train.span));
     let val_split = call.f64("val_split").unwrap_or(0.2);
     if let (None, Some(facts)) = (&val, &train.ucr)
         && let Err(e) = crate::data::split_keeps_every_class(&facts.path, &facts.table, val_split)
@@ -224,24 +245,21 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
     match call.schema.name {
         "sines" => {
             needs_signal_input(ctx, "sines");
-            let source = Source::Sines {
-                n: call.int("n")? as usize,
-                components: call.int("components")? as usize,
-                max_freq: call.f64("max_freq")?,
-                noise,
-                seed,
-            };
-            Some(SourceFacts { source, task, classes: None, span, ucr: None })
+            let n = call.int("n")? as usize;
+            let source = Source::Sines { n, components: call.int("components")? as usize, max_freq: call.f64("max_freq")?, noise, seed };
+            Some(SourceFacts { source, task, classes: None, span, ucr: None, bytes: dataset_bytes(n, input, task) })
         }
         "waveforms" => {
             needs_signal_input(ctx, "waveforms");
             let classes = call.int("classes")? as usize;
+            let n = call.int("n")? as usize;
             Some(SourceFacts {
-                source: Source::Waveforms { n: call.int("n")? as usize, classes, noise, seed },
+                source: Source::Waveforms { n, classes, noise, seed },
                 task,
                 classes: Some(classes),
                 span,
                 ucr: None,
+                bytes: dataset_bytes(n, input, task),
             })
         }
         "ucr" => {
@@ -269,15 +287,27 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                 });
             }
             let classes = crate::data::distinct_labels(&table.rows).len();
+            let bytes = dataset_bytes(table.rows.len(), input, task);
             let ucr = UcrFacts { written: call.str("path")?.into(), span: call.span_of("path"), path: path.clone(), table };
-            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr) })
+            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr), bytes })
         }
         "signal" => {
             needs_signal_input(ctx, "signal");
             let path = data_path(ctx, call)?;
             let column = call.int("column")? as usize;
+            let stride = call.int("stride").map(|s| s as usize);
+            let mut windows = 0;
             match probe_signal(&path, column) {
                 Ok(samples) => {
+                    // As `crate::data` cuts the recording: windows of the
+                    // input's length, `stride` apart (default: not overlapping).
+                    if let Some((shape, _)) = input
+                        && let [1, len] = shape.0[..]
+                        && len > 0
+                        && samples >= len
+                    {
+                        windows = (samples - len) / stride.unwrap_or(len).max(1) + 1;
+                    }
                     if let Some((shape, input_span)) = input
                         && shape.rank() == 2
                         && shape.0[1] > samples
@@ -296,8 +326,14 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                     return None;
                 }
             }
-            let stride = call.int("stride").map(|s| s as usize);
-            Some(SourceFacts { source: Source::Signal { path, column, stride, noise, seed }, task, classes: None, span, ucr: None })
+            Some(SourceFacts {
+                source: Source::Signal { path, column, stride, noise, seed },
+                task,
+                classes: None,
+                span,
+                ucr: None,
+                bytes: dataset_bytes(windows, input, task),
+            })
         }
         other => unreachable!("data source {other} has no checker"),
     }

@@ -8,6 +8,7 @@
 pub mod annotations;
 pub mod data;
 pub mod feasible_set;
+pub mod init_file;
 pub mod model;
 pub mod params;
 pub mod phases;
@@ -33,11 +34,30 @@ impl Checked {
     }
 }
 
+/// What the checker asks of the machine it runs on, so tests can give
+/// their own answers instead of changing the process's environment.
+#[derive(Clone, Copy, Debug)]
+pub struct Machine {
+    /// Bytes that training may use (E0046).
+    pub available_memory: u64,
+}
+
+impl Machine {
+    /// This machine: `LPN_AVAILABLE_MEMORY` (bytes) when set, else
+    /// MemAvailable on Linux, else a generous 64 GiB.
+    pub fn current() -> Machine {
+        Machine { available_memory: available_memory() }
+    }
+}
+
 /// State shared by the checking passes.
 pub struct Ctx {
     pub problems: Vec<Problem>,
     /// Folder that relative paths in the file are taken from.
     pub base_dir: PathBuf,
+    /// Bytes the data sets take once loaded for training, and where the
+    /// training data is declared (set by `data::check_data`).
+    pub data_bytes: Option<(u64, Span)>,
     /// λ_min per band and kernel shape: large models repeat the same few.
     lambda_cache: HashMap<(u64, u64, u64, u8, Vec<usize>), f64>,
 }
@@ -53,24 +73,37 @@ impl Ctx {
         crate::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
     }
 
-    /// A path from the file, relative to its folder; reports a missing file.
+    /// A path from the file, relative to its folder; reports a missing file
+    /// (E0050) and one that is not a regular file (E0051: a folder, a named
+    /// pipe, a device, which reading would fail on or wait for forever).
     pub fn resolve_path(&mut self, written: &str, span: Span) -> Option<PathBuf> {
         let path = Path::new(written);
         let resolved = if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) };
-        if resolved.is_file() {
-            Some(resolved)
-        } else {
-            self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
-            None
+        match std::fs::metadata(&resolved) {
+            Ok(meta) if meta.is_file() => Some(resolved),
+            Ok(meta) => {
+                let reason = format!("is not a regular file: it is {}", crate::data::file_kind(&meta.file_type()));
+                self.problems.push(Problem::BadDataFile { span, path: written.into(), line: None, column: None, reason });
+                None
+            }
+            Err(_) => {
+                self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
+                None
+            }
         }
     }
 }
 
 /// Parses and checks a source. `base_dir` is where relative data paths start.
 pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
+    check_source_on(source, base_dir, &Machine::current())
+}
+
+/// [`check_source`] against a given machine (tests pin its memory).
+pub fn check_source_on(source: &str, base_dir: &Path, machine: &Machine) -> (ast::File, Checked) {
     let (file, syntax_problems) = crate::syntax::parse(source);
-    let mut ctx = Ctx { problems: syntax_problems, base_dir: base_dir.to_path_buf(), lambda_cache: HashMap::new() };
-    let program = check_file(&mut ctx, &file, source.len());
+    let mut ctx = Ctx { problems: syntax_problems, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() };
+    let program = check_file(&mut ctx, &file, source.len(), machine);
     let mut problems = ctx.problems;
     problems.sort_by_key(|p| p.span().start);
     problems.dedup();
@@ -78,10 +111,10 @@ pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
     (file, Checked { program: if has_errors { None } else { program }, problems })
 }
 
-fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
+fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize, machine: &Machine) -> Option<Program> {
     // Top-level lines that did not parse, or sections with unknown names: the
     // section a user meant may be among them, so "missing section" would pile on.
-    let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. }));
+    let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. } | Problem::StrayCharacter { .. }));
     let mut by_name: HashMap<&str, &ast::Section> = HashMap::new();
     for section in &file.sections {
         let keyword = section.keyword.name.as_str();
@@ -132,21 +165,27 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
     };
     let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref(), model_span);
     if let (Some(model), Some(train)) = (&model, &train) {
-        memory_check(ctx, model, train.batch, model_span);
+        memory_check(ctx, model, train.batch, model_span, machine.available_memory);
     }
     Some(Program { model: model?, data: data?.0, train: train? })
 }
 
 /// Refuses a model whose training would not fit in memory. The estimate:
 /// f32 weights with their gradient and two optimizer moments, plus every
-/// layer's output for a batch, kept for the backward pass and its gradient.
-fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Span) {
+/// layer's output for a batch, kept for the backward pass and its gradient,
+/// plus the data sets as loaded (`data::check_data` counts them).
+fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Span, available: u64) {
     let parameters = model.parameter_count() as u64;
     let activations: u64 = model.walk().iter().fold(model.input.numel() as u64, |n, l| n.saturating_add(l.output.numel() as u64));
-    let needed = parameters.saturating_mul(4).saturating_add(activations.saturating_mul(batch as u64).saturating_mul(2)).saturating_mul(4);
-    let available = available_memory();
+    let training =
+        parameters.saturating_mul(4).saturating_add(activations.saturating_mul(batch as u64).saturating_mul(2)).saturating_mul(4);
+    let (data, data_span) = match ctx.data_bytes {
+        Some((bytes, span)) => (bytes, Some(span)),
+        None => (0, None),
+    };
+    let needed = training.saturating_add(data);
     if needed > available {
-        ctx.problems.push(Problem::ModelTooLarge { span, parameters: parameters as usize, needed, available, batch });
+        ctx.problems.push(Problem::ModelTooLarge { span, data_span, parameters: parameters as usize, needed, data, available, batch });
     }
 }
 
@@ -170,7 +209,7 @@ fn available_memory() -> u64 {
 /// needed): for tools and tests that want the layers and shapes alone.
 pub fn check_model_only(source: &str) -> Result<crate::ir::Model, Vec<Problem>> {
     let (file, problems) = crate::syntax::parse(source);
-    let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), lambda_cache: HashMap::new() };
+    let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), data_bytes: None, lambda_cache: HashMap::new() };
     let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
         ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block).model,
         ast::SectionBody::Inline(_) => None,

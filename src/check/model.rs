@@ -112,6 +112,8 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
         for d in &dims {
             match d.kind {
                 ValueKind::Number { value, integer: true, .. } if (1.0..1e12).contains(&value) => shape.push(value as usize),
+                // Reported where it was read (E0071).
+                _ if d.overflows() => ok = false,
                 _ => {
                     ok = false;
                     ctx.problems.push(Problem::BadInput {
@@ -202,6 +204,8 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                     ValueKind::Number { value, integer: true, .. } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
                         t.count = Some(value as usize)
                     }
+                    // Reported where it was read (E0071).
+                    _ if count.overflows() => {}
                     _ => ctx.problems.push(Problem::BadStructure {
                         span: count.span,
                         reason: format!(
@@ -397,6 +401,7 @@ impl Builder<'_> {
                         dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
                         frozen_by: inherit.frozen_by,
                         units: built.as_ref().and_then(|(op, _, _)| units_of(op)),
+                        weight_shape: built.as_ref().and_then(|(op, _, _)| op.weight_shape()),
                     };
                     // A repeat visits a template again: report its annotations once.
                     let first_visit = self.checked.insert(t.ast.span.start);

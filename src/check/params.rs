@@ -259,6 +259,10 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
         problems.push(p);
         None
     };
+    if value.overflows() {
+        // Reported where it was read (E0071); any range would be beside the point.
+        return None;
+    }
     match param.ty {
         ParamType::Int { min, max } => {
             let Some(i) = as_int(value) else {
@@ -369,6 +373,10 @@ const MAX_SIZE: i64 = 1 << 31;
 
 fn int_or_pair(param: &'static Param, value: &Value, owner: &str, min: i64, problems: &mut Vec<Problem>) -> Option<Val> {
     let check = |v: &Value, problems: &mut Vec<Problem>| -> Option<i64> {
+        if v.overflows() {
+            // Reported where it was read (E0071).
+            return None;
+        }
         match as_int(v) {
             None => {
                 problems.push(wrong_type(param, v, owner, "an integer or a pair `[a, b]`".into()));

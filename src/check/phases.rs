@@ -180,6 +180,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         dilated: matches!(&layer.op, Op::Conv(c) if c.dilation.iter().any(|&d| d > 1)),
         frozen_by: None,
         units: super::model::units_of(&layer.op),
+        weight_shape: layer.op.weight_shape(),
     };
     let attached = annotations::check(ctx, &facts, &written);
     // Warnings the model's declaration already gave: a phase's band is the
