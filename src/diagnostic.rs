@@ -192,6 +192,22 @@ fn join_and(names: &[String]) -> String {
     }
 }
 
+/// `` `sаme` contains U+0430 CYRILLIC SMALL LETTER A (looks like `a`); `` for a
+/// name with an invisible or look-alike character, else nothing.
+fn stray_note(name: &str) -> String {
+    match name.chars().find(|&c| crate::confusables::is_suspicious(c)) {
+        Some(c) => format!("`{name}` contains {}; ", crate::confusables::describe(c)),
+        None => String::new(),
+    }
+}
+
+/// The known name that `name` spells with look-alikes, if any.
+fn ascii_name(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    let at = name.char_indices().find(|&(_, c)| crate::confusables::is_suspicious(c))?.0;
+    let (_, spelt) = crate::confusables::ascii_spelling(name, at)?;
+    known.iter().copied().find(|k| *k == spelt)
+}
+
 fn label(span: Span, text: impl Into<String>) -> Label {
     Label { span, text: text.into() }
 }
@@ -331,10 +347,10 @@ impl Problem {
                 "E0018",
                 format!("unknown {what} `{name}`"),
                 vec![label(*span, format!("not a known {what}"))],
-                match crate::suggest::closest(name, known) {
-                    Some(best) => Some(format!("did you mean `{best}`? (known: {})", known.join(", "))),
-                    None => Some(format!("known: {}", known.join(", "))),
-                },
+                Some(format!("{}{}", stray_note(name), match ascii_name(name, known).or_else(|| crate::suggest::closest(name, known)) {
+                    Some(best) => format!("did you mean `{best}`? (known: {})", known.join(", ")),
+                    None => format!("known: {}", known.join(", ")),
+                })),
             ),
             InvalidBand { span, other, constraint, low, high } => (
                 "E0019",

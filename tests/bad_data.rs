@@ -224,11 +224,9 @@ fn loaded(splits: &data::Splits) -> String {
 }
 
 fn run(case: &Case) -> String {
-    // The same memory everywhere, so E0046 never depends on the machine.
-    // SAFETY: every test of this binary sets the same value.
-    unsafe { std::env::set_var("LPN_AVAILABLE_MEMORY", (16u64 << 30).to_string()) };
     let source = program(case);
-    let (_, checked) = lpn::check_source(&source, Path::new(DIR));
+    // The same memory everywhere, so E0046 never depends on the machine.
+    let (_, checked) = lpn::check_source_on(&source, Path::new(DIR), &lpn::Machine { available_memory: 16 << 30 });
     let name = format!("bad_data/{}.lpn", case.name);
     let check = lpn::report::render_human(&checked.problems, &source, &name, false);
     let ok_case = case.name.starts_with("ok_");

@@ -190,7 +190,7 @@ fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Spa
 }
 
 /// Memory this process could use: `LPN_AVAILABLE_MEMORY` (bytes) when set
-/// (tests pin it), else MemAvailable on Linux, else a generous 64 GiB.
+/// (to try a budget from the command line), else MemAvailable on Linux, else a generous 64 GiB.
 fn available_memory() -> u64 {
     if let Some(bytes) = std::env::var("LPN_AVAILABLE_MEMORY").ok().and_then(|v| v.parse().ok()) {
         return bytes;
