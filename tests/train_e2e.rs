@@ -230,12 +230,12 @@ fn errors_while_training_are_messages_not_panics() {
     .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("conv1") && text.contains("w.safetensors"), "{text}");
-    // Trained weights with the wrong shapes for `eval`.
+    // Trained weights of another model for `eval`.
     let (_, other) = train(&denoiser("project"), Path::new("."), "other", Some(1), None);
     let gun = std::fs::read_to_string("examples/gunpoint_classifier.lpn").unwrap();
     let p = program(&gun, Path::new("examples"));
     let err = lpn::train::evaluate_file(&p, Path::new("examples"), &other.join("model.safetensors")).unwrap_err();
-    assert!(err.to_string().contains("conv1.weight"), "{err}");
+    assert!(err.to_string().contains("another model"), "{err}");
 }
 
 #[test]

@@ -124,11 +124,11 @@ fn axis(band: &BandSpec) -> (String, f64) {
     }
 }
 
-/// The caption's kernel count: "4 kernels", or "24 of 64 kernels, largest ρ first".
+/// The caption's kernel count: "of 4 kernel(s)", or the cap note ("showing 24 of 64 kernels (…)").
 fn count_words(panel: &Panel) -> String {
     match panel.cap_note() {
         Some(note) => note,
-        None => format!("{} kernel(s)", panel.kernels.len()),
+        None => format!("of {} kernel(s)", panel.kernels.len()),
     }
 }
 
