@@ -396,11 +396,14 @@ pub fn canonical_basis(s: &DMatrix<f64>) -> DMatrix<f64> {
     if m == 0 {
         return s.clone();
     }
+    // Gram–Schmidt in the coordinates of `s` (orthonormal columns): the
+    // projection of e_j is `s · aⱼ` with `aⱼ = sᵀ e_j`, row j of `s`, so the
+    // results lie in the span and stay orthonormal even when a remainder is
+    // small (its rounding cannot leave the span).
     let mut out: Vec<nalgebra::DVector<f64>> = Vec::with_capacity(m);
-    // P e_j = S Sᵀ e_j, minus what the vectors so far hold (twice, for
-    // orthogonality to rounding).
     let remainder = |out: &[nalgebra::DVector<f64>], j: usize| {
-        let mut r: nalgebra::DVector<f64> = s * s.row(j).transpose();
+        let mut r: nalgebra::DVector<f64> = s.row(j).transpose();
+        // Twice, for orthogonality to rounding.
         for _ in 0..2 {
             for u in out {
                 let along = u.dot(&r);
@@ -424,10 +427,11 @@ pub fn canonical_basis(s: &DMatrix<f64>) -> DMatrix<f64> {
         let (r, norm) = (0..n)
             .map(|j| remainder(&out, j))
             .map(|r| (r.clone(), r.norm()))
-            .fold((nalgebra::DVector::zeros(n), 0.0), |best, (r, norm)| if norm > best.1 { (r, norm) } else { best });
+            .fold((nalgebra::DVector::zeros(m), 0.0), |best, (r, norm)| if norm > best.1 { (r, norm) } else { best });
         out.push(r / norm);
     }
-    DMatrix::from_columns(&out)
+    let coordinates = DMatrix::from_columns(&out);
+    s * coordinates
 }
 
 /// The designed filter for a kernel of shape `[k]` or `[kh, kw]` (the 2-D one

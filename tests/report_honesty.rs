@@ -158,7 +158,7 @@ fn train_quiet(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let p = program(source, Path::new("."));
     let dir = out_dir(name);
     let report =
-        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), quiet: true, ..Default::default() }).unwrap();
+        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), ..Default::default() }).unwrap();
     (report, dir)
 }
 
@@ -292,7 +292,7 @@ fn the_highpass_and_lagrangian_examples_hold_their_constraints() {
         let p = program(&source, Path::new("examples"));
         let dir = out_dir(file);
         let report =
-            lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, quiet: true, ..Default::default() }).unwrap();
+            lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, ..Default::default() }).unwrap();
         for c in &report.constraints {
             assert!(c.satisfied, "{file}: {} @{} not held: {c:?}", c.layer, c.kind);
         }

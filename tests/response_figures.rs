@@ -69,7 +69,7 @@ fn the_denoiser_example_reports_figures_relative_to_its_passband() {
     let report = lpn::train::train(
         &program,
         Path::new("examples"),
-        &lpn::train::Options { out_dir: dir, epochs: Some(1), quiet: true, ..Default::default() },
+        &lpn::train::Options { out_dir: dir, epochs: Some(1), ..Default::default() },
     )
     .unwrap();
     let (conv1, conv2) = (&report.constraints[0], &report.constraints[1]);

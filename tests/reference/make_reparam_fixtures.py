@@ -32,7 +32,8 @@ def canonical(S):
     for j in range(n):
         if len(out) == m:
             break
-        r = S @ S[j, :]
+        # In S's coordinates: the projection of e_j is S @ S[j, :].
+        r = S[j, :].copy()
         for _ in range(2):
             for u in out:
                 r = r - u * (u @ r)
@@ -40,7 +41,7 @@ def canonical(S):
         if norm > PIVOT:
             out.append(r / norm)
     assert len(out) == m
-    return np.stack(out, axis=1)
+    return S @ np.stack(out, axis=1)
 
 
 def documented(V, Q):
