@@ -634,12 +634,12 @@ mod progress {
         let kept = report.kept_epoch.and_then(|k| report.epochs.iter().find(|e| e.epoch == k));
         if let Some(k) = kept {
             let why = match report.keep {
-                lpn::ir::Keep::Best => format!("the best {}", report.monitor.name()),
+                lpn::ir::Keep::Best => format!("best {}", report.monitor.name()),
                 lpn::ir::Keep::Last => "the last".to_string(),
             };
-            out.push_str(&format!("kept the weights of epoch {} ({why}) of {ran} run", k.epoch));
+            out.push_str(&format!("kept epoch {} of {ran} ({why})", k.epoch));
             if report.stopped == Some(Stopped::EarlyStop) {
-                out.push_str(", stopped early");
+                out.push_str("; stopped early");
             }
             out.push('\n');
         }

@@ -364,40 +364,52 @@ fn resume_takes_a_comment_only_edit_and_refuses_changed_data_naming_the_file() {
     assert_eq!(weights(&run), weights(&reference), "a comment-only edit changed the run");
 }
 
+/// Steps long enough (a wide kernel on long signals, large batches) for a
+/// second signal to arrive while one is running.
+const SLOW_STEPS: &str = "model slow {
+  input [1, 4096]
+  conv(out=32, k=63)
+  relu
+  conv(out=1, k=63)
+}
+data sines(n=320)
+train {
+  epochs = 1
+  batch = 128
+}
+";
+
 #[cfg(unix)]
 #[test]
 fn two_signals_at_once_are_one_request_a_checkpoint_is_saved() {
     // `timeout -s INT`, a terminal's Ctrl-C and batch schedulers signal the
-    // whole process group, and wrappers may forward the signal too: two
-    // arrive at once. That is one request to stop, not "quit now".
+    // whole process group, and wrappers may forward the signal too: two can
+    // arrive within a moment, while a step is running. That is one request
+    // to stop, not "quit now".
     let work = out_dir("two-signals");
     std::fs::create_dir_all(&work).unwrap();
-    let file = work.join("killable.lpn");
-    std::fs::write(&file, KILLABLE).unwrap();
+    let file = work.join("slow.lpn");
+    std::fs::write(&file, SLOW_STEPS).unwrap();
     let file = file.to_str().unwrap();
     let reference = work.join("reference");
     assert!(lpnc(&["train", file, "--quiet", "--out", reference.to_str().unwrap()]).status().unwrap().success());
     let run = work.join("run");
     let run_s = run.to_str().unwrap();
-    let mut interrupted = 0;
-    for wait_ms in [300, 150, 80] {
-        let _ = std::fs::remove_dir_all(&run);
-        let child = lpnc(&["train", file, "--quiet", "--out", run_s]).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(wait_ms));
-        let pid = child.id().to_string();
-        let sent = Command::new("sh").args(["-c", &format!("kill -INT {pid}; kill -INT {pid}")]).status().unwrap();
-        assert!(sent.success());
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            continue; // Finished before the signals arrived.
-        }
-        interrupted += 1;
-        assert_eq!(out.status.code(), Some(130), "{stderr}");
-        assert!(stderr.contains("checkpoint saved in") && !stderr.contains("without saving"), "{stderr}");
-        let out = lpnc(&["train", file, "--quiet", "--resume", run_s]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(weights(&run), weights(&reference));
+    let child = lpnc(&["train", file, "--quiet", "--out", run_s]).spawn().unwrap();
+    // The lock is taken before the data is made and the first step runs.
+    let started = Instant::now();
+    while !run.join(lpn::train::run_dir::LOCK_FILE).exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run never started");
+        std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(interrupted > 0, "every run finished before its signals");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    Command::new("sh").args(["-c", &format!("kill -INT {pid}; sleep 0.1; kill -INT {pid} 2>/dev/null")]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("checkpoint saved in") && !stderr.contains("without saving"), "{stderr}");
+    let out = lpnc(&["train", file, "--quiet", "--resume", run_s]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weights(&run), weights(&reference));
 }

@@ -98,7 +98,7 @@ fn outside_a_terminal_each_epoch_is_one_line_and_the_end_table_has_the_final_met
     }
     assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "no terminal control in a log: {stderr:?}");
     // The end table: the kept epoch and loss and accuracy on train, val and test.
-    assert!(stdout.contains("kept the weights of epoch 3 (the last) of 3 run"), "{stdout}");
+    assert!(stdout.contains("kept epoch 3 of 3 (the last)"), "{stdout}");
     let row = |name: &str| stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row: {stdout}")).to_string();
     let report = report(&run);
     let val_loss = report["epochs"][2]["val_loss"].as_f64().unwrap();
@@ -110,7 +110,7 @@ fn outside_a_terminal_each_epoch_is_one_line_and_the_end_table_has_the_final_met
     let out = lpnc(&["train", &file, "--quiet", "--force", "--out", run.to_str().unwrap()]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("kept the weights of epoch 3"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept epoch 3 of 3"));
 }
 
 /// Checks, at the end of each epoch, that report.json already holds it.
