@@ -33,6 +33,8 @@ fn constraint(c: &[Value]) -> Constraint {
         band,
         value: if family == Family::DcGain { c[1].as_f64() } else { None },
         lambda_min: None,
+        edges: Vec::new(),
+        admissible_dimension: None,
         span: Default::default(),
     }
 }
