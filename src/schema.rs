@@ -615,7 +615,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
                     "bias",
                     ParamType::Str,
                     Default::Derived("`tensor` with `.weight` replaced by `.bias` (NAME.bias)"),
-                    "name of the bias tensor in that file; when left to its default and absent from the file, the bias keeps its default initialisation; a name given here must exist; ignored by a layer without bias",
+                    "name of the bias tensor in that file; when left to its default and absent from the file, the bias keeps its default initialisation; a name given here must exist; on a layer without bias it does nothing (warning W0033)",
                 ),
             ],
             example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")",

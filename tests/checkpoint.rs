@@ -87,6 +87,55 @@ fn stopping_after_every_single_step_and_resuming_gives_the_same_weights() {
     assert_eq!(multipliers(&report), multipliers(&reference));
 }
 
+/// Adam's step counts differ between parameters when a layer is frozen in a
+/// phase and the optimizer carries on: a resumed run must restore each
+/// parameter's own count (by name), or its bias correction and weights drift.
+const STAGED_ADAM: &str = "model staged_adam {
+  input [1, 32]
+  conv(out=2, k=5)
+  tanh
+  conv(out=1, k=5)
+}
+data sines(n=24)
+train {
+  batch = 8
+  optimizer = adam(lr=1e-2)
+  phase warmup {
+    epochs = 1
+    conv1 @freeze
+  }
+  phase finetune {
+    epochs = 2
+  }
+}
+";
+
+#[test]
+fn resuming_a_staged_run_keeps_each_parameters_adam_step_count() {
+    let (_, reference_dir) = uninterrupted(STAGED_ADAM, "staged-adam-reference");
+    let p = program(STAGED_ADAM);
+    let dir = out_dir("staged-adam");
+    let stop = Arc::new(AtomicBool::new(true));
+    let mut runs = 0;
+    let mut counts_differed = false;
+    loop {
+        let opts = lpn::train::Options { quiet: true, resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
+        runs += 1;
+        match lpn::train::train(&p, Path::new("."), &opts) {
+            Ok(_) => break,
+            Err(lpn::train::TrainError::Interrupted { .. }) => {}
+            Err(e) => panic!("run {runs}: {e}"),
+        }
+        assert!(runs < 100, "the run never finished");
+        // Inside the fine-tuning phase conv1 has fewer steps than conv2.
+        let ck = lpn::train::checkpoint::load(&dir, &candle_core::Device::Cpu).unwrap();
+        let steps = &ck.state.optimizer_steps;
+        counts_differed |= steps["conv1.weight"] > 0 && steps["conv1.weight"] < steps["conv2.weight"];
+    }
+    assert!(counts_differed, "no checkpoint with conv1 behind conv2");
+    assert_eq!(weights(&dir), weights(&reference_dir), "resumed weights differ from the uninterrupted run's");
+}
+
 #[test]
 fn a_checkpoint_holds_the_training_state() {
     let (_, dir) = uninterrupted(STATEFUL, "contents");

@@ -22,6 +22,8 @@ pub struct LayerFacts {
     pub name: String,
     pub span: Span,
     pub weights: bool,
+    /// Whether the layer has a bias (`@init(bias=…)` needs one).
+    pub bias: bool,
     /// Kernel taps per axis, for convolutions.
     pub kernel: Option<Vec<usize>>,
     pub dilated: bool,
@@ -620,6 +622,13 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
             };
             let path = ctx.resolve_path(file, call.span_of("file"))?;
             let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
+            if call.given("bias") && !layer.bias {
+                ctx.problems.push(Problem::NoEffect {
+                    span: call.span_of("bias"),
+                    reason: format!("`bias=` of `@init` does nothing: `{}` has no bias", layer.name),
+                    help: Some("remove `bias=`, or give the layer a bias (`bias=true`)".into()),
+                });
+            }
             let bias = match call.str("bias") {
                 Some(bias) => bias.to_string(),
                 None => match tensor.strip_suffix(".weight") {

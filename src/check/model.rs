@@ -392,6 +392,7 @@ impl Builder<'_> {
                         name: name.clone(),
                         span: t.ast.name.span,
                         weights: def.weights,
+                        bias: def.weights && call.bool("bias").unwrap_or(true),
                         kernel: match &built {
                             Some((Op::Conv(c), _, _)) => Some(c.kernel.clone()),
                             // Shape unknown: take the kernel as written.

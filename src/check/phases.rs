@@ -176,6 +176,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         name: layer.name.clone(),
         span: l.name.span,
         weights: layer.parameters > 0,
+        bias: matches!(&layer.op, Op::Conv(c) if c.bias) || matches!(&layer.op, Op::Linear { bias: true, .. }),
         kernel,
         dilated: matches!(&layer.op, Op::Conv(c) if c.dilation.iter().any(|&d| d > 1)),
         frozen_by: None,

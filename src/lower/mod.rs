@@ -220,7 +220,7 @@ impl Net {
             Some(Init::File { path, tensor, .. }) => {
                 // Already resolved against the .lpn file's folder by the checker.
                 let _ = base;
-                self.from_file(layer, path, tensor, shape, true)?.expect("a required tensor is loaded or an error")
+                self.tensor_from_file(layer, path, tensor, shape, true)?.expect("a required tensor is loaded or an error")
             }
         };
         Ok(self.add(layer, "weight", value, true)?)
@@ -232,7 +232,7 @@ impl Net {
     fn bias(&mut self, layer: &Layer, n: usize, fan_in: usize, seed: u64) -> std::result::Result<usize, LowerError> {
         let rng = &mut Rng::derive(seed, &format!("init/{}.bias", layer.name));
         let loaded = match &layer.init {
-            Some(Init::File { path, bias, bias_required, .. }) => self.from_file(layer, path, bias, &[n], *bias_required)?,
+            Some(Init::File { path, bias, bias_required, .. }) => self.tensor_from_file(layer, path, bias, &[n], *bias_required)?,
             None | Some(Init::Kaiming | Init::Xavier | Init::Normal { .. } | Init::Zeros | Init::Designed { .. }) => None,
         };
         let value = match (loaded, &layer.init) {
@@ -247,7 +247,7 @@ impl Net {
 
     /// Tensor `name` of the safetensors file `path`, checked against `shape`;
     /// `None` when the file lacks it and it is not `required`.
-    fn from_file(
+    fn tensor_from_file(
         &self,
         layer: &Layer,
         path: &std::path::Path,
