@@ -112,11 +112,13 @@ impl std::fmt::Display for TrainError {
             ),
             TrainError::Locked { dir, holder: Some(h) } => write!(
                 f,
-                "{} is in use by another run: process {} (`{}`), started {} s ago; wait for it to end or train into another folder",
+                "{} is in use by another run: process {} (`{}`), started {} s ago; wait for it to end or train into another folder \
+                 (if process {1} is no longer that run, delete {})",
                 dir.display(),
                 h.pid,
                 h.command,
-                h.age()
+                h.age(),
+                dir.join(run_dir::LOCK_FILE).display()
             ),
             TrainError::Locked { dir, holder: None } => write!(
                 f,
