@@ -119,7 +119,7 @@ fn resuming_a_staged_run_keeps_each_parameters_adam_step_count() {
     let mut runs = 0;
     let mut counts_differed = false;
     loop {
-        let opts = lpn::train::Options { quiet: true, resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
+        let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
         runs += 1;
         match lpn::train::train(&p, Path::new("."), &opts) {
             Ok(_) => break,

@@ -104,7 +104,6 @@ fn conv_after_training(layer_lr: &str, phase_line: &str, dir: &str) -> Vec<u8> {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("doc_claims").join(dir);
     let _ = std::fs::remove_dir_all(&out);
     let mut options = lpn::train::Options::new(&out);
-    options.quiet = true;
     lpn::train::train(&program, Path::new("."), &options).unwrap();
     let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
