@@ -461,7 +461,7 @@ fn describe_dims(dims: &[usize]) -> String {
 /// None past `MAX_HELP_TAPS` (a cutoff of 1e-300 would need 1e300 taps).
 fn taps_from(width: f64, fits: impl Fn(usize) -> bool) -> Option<usize> {
     let start = 6.6 / width;
-    if !(start < MAX_HELP_TAPS as f64) {
+    if start.is_nan() || start >= MAX_HELP_TAPS as f64 {
         return None;
     }
     // The answer is within a step or two of 6.6/width; the bound only guards rounding.
