@@ -85,7 +85,7 @@ fn ten_megabytes_of_layers() {
     let lines = [
         "  conv(out=4, k=3, padding=same)\n",
         "  relu\n",
-        "  conv(k=15, padding=same) @lowpass(cutoff=0.3, mode=penalty, weight=0.1) @symmetric\n",
+        "  conv(k=5, padding=same) @lowpass(cutoff=0.3, transition=0.4, mode=penalty, weight=0.1) @symmetric\n",
         "  batchnorm\n",
     ];
     let mut body = String::new();

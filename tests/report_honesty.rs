@@ -157,8 +157,7 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
 fn train_quiet(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let p = program(source, Path::new("."));
     let dir = out_dir(name);
-    let report =
-        lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), ..Default::default() }).unwrap();
+    let report = lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), ..Default::default() }).unwrap();
     (report, dir)
 }
 
@@ -294,8 +293,7 @@ fn the_highpass_and_lagrangian_examples_hold_their_constraints() {
         assert!(source.contains(&format!("mode={mode}")));
         let p = program(&source, Path::new("examples"));
         let dir = out_dir(file);
-        let report =
-            lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, ..Default::default() }).unwrap();
+        let report = lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, ..Default::default() }).unwrap();
         for c in &report.constraints {
             assert!(c.satisfied, "{file}: {} @{} not held: {c:?}", c.layer, c.kind);
         }

@@ -464,12 +464,22 @@ fn describe_dims(dims: &[usize]) -> String {
 /// The fewest taps from about 6.6/width (where the default transition
 /// 6.6/k falls below `width`) for which `fits` holds, counted up with the
 /// same edge arithmetic as the checks, so rounding cannot give one too few.
-fn taps_from(width: f64, fits: impl Fn(usize) -> bool) -> usize {
-    let mut k = ((6.6 / width).floor() as usize).max(1);
-    while !fits(k) {
-        k += 1;
+/// None past `MAX_HELP_TAPS` (a cutoff of 1e-300 would need 1e300 taps).
+fn taps_from(width: f64, fits: impl Fn(usize) -> bool) -> Option<usize> {
+    let start = 6.6 / width;
+    if start.is_nan() || start >= MAX_HELP_TAPS as f64 {
+        return None;
     }
-    k
+    // The answer is within a step or two of 6.6/width; the bound only guards rounding.
+    (((start.floor() as usize).max(1))..=MAX_HELP_TAPS).find(|&k| fits(k))
+}
+
+/// Longest kernel the edge warnings' help names.
+const MAX_HELP_TAPS: usize = 100_000;
+
+/// `, or use a kernel of at least N taps` when such a kernel is practical.
+fn taps_words(taps: Option<usize>, tail: &str) -> String {
+    taps.map(|n| format!(" or use a kernel of at least {n} taps{tail}")).unwrap_or_default()
 }
 
 /// The transition in words: `0.73 (6.6/k for 9 taps)` or `0.1`.
@@ -514,9 +524,10 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
                 passband: intervals_words(&band.passband(), band.fs),
                 stopband: intervals_words(&edges.stopband, band.fs),
                 help: format!(
-                    "give `transition=` below {} (e.g. transition={}), or use a kernel of at least {taps} taps, whose default transition 6.6/k fits",
+                    "give `transition=` below {} (e.g. transition={}){}",
                     hz(room),
-                    hz(room / 2.0)
+                    hz(room / 2.0),
+                    taps_words(taps, ", whose default transition 6.6/k fits").replacen(" or", ", or", 1)
                 ),
             });
         }
@@ -554,8 +565,9 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
                         if side == "low" { "at or below 0" } else { "at or beyond Nyquist" }
                     ),
                     help: format!(
-                        "to suppress it, give `transition=` below {} or use a kernel of at least {taps} taps; if it should pass, say so with {instead}",
-                        hz(2.0 * limit)
+                        "to suppress it, give `transition=` below {}{}; if it should pass, say so with {instead}",
+                        hz(2.0 * limit),
+                        taps_words(taps, "")
                     ),
                 });
             }
