@@ -600,7 +600,7 @@ fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
 }
 
 /// A classifier whose validation loss goes up and down (a large learning
-/// rate): its best epoch is not its last.
+/// rate): at seed 1 its best epoch is the 7th of 8 (val loss 0.71, then 1.09).
 const SWINGING: &str = "model swinging {
   input [1, 64]
   conv(out=4, k=9)
@@ -616,6 +616,7 @@ train {
   optimizer = adam(lr=0.1)
   epochs = 8
   batch = 16
+  seed = 1
   KEEP
 }
 ";

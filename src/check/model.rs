@@ -690,6 +690,14 @@ pub fn units_of(op: &Op) -> Option<crate::check::feasible_set::Units> {
     match op {
         Op::Conv(c) => Some(Units { count: c.out_channels, width: c.in_channels / c.groups.max(1) * c.kernel.iter().product::<usize>() }),
         Op::Linear { in_features, out_features, .. } => Some(Units { count: *out_features, width: *in_features }),
-        _ => None,
+        Op::Activation(_)
+        | Op::MaxPool(_)
+        | Op::AvgPool(_)
+        | Op::GlobalAvgPool
+        | Op::GlobalMaxPool
+        | Op::BatchNorm { .. }
+        | Op::Dropout { .. }
+        | Op::Flatten
+        | Op::Residual { .. } => None,
     }
 }

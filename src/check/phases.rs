@@ -281,7 +281,8 @@ fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Opt
     if let (Some(p), Some(m)) = (phase.band, model.band) {
         let edges: &[(&'static str, f64, f64)] = match phase.family {
             Family::Bandpass | Family::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
-            _ => &[("cutoff", p.low, m.low)],
+            Family::Lowpass | Family::Highpass => &[("cutoff", p.low, m.low)],
+            Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz => &[],
         };
         for &(param, pv, mv) in edges {
             if !same(pv, mv) {
