@@ -148,7 +148,14 @@ impl BandSpec {
             Family::Highpass => [(0.0, clamp(self.low - half)), (1.0, 0.0)],
             Family::Bandpass => [(0.0, clamp(self.low - half)), (clamp(self.high + half), 1.0)],
             Family::Bandstop => [(clamp(self.low + half), clamp(self.high - half)), (1.0, 0.0)],
-            other @ (Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+            other @ (Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
         };
         // A piece that is a single point holds no energy.
         let pieces = pieces.map(|(a, b)| if b - a <= 1e-12 { (1.0, 0.0) } else { (a, b) });
@@ -169,7 +176,14 @@ impl BandSpec {
             Family::Highpass => vec![(self.low + half, 1.0)],
             Family::Bandpass => vec![(self.low + half, self.high - half)],
             Family::Bandstop => vec![(0.0, self.low - half), (self.high + half, 1.0)],
-            other @ (Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+            other @ (Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
         };
         let passband = pieces.into_iter().map(|(a, b)| (a.clamp(0.0, 1.0), b.clamp(0.0, 1.0))).filter(|(a, b)| b - a > 1e-12).collect();
         BandEdges { taps: k, transition, stopband: self.stopband(k).intervals(), passband }
@@ -182,7 +196,14 @@ impl BandSpec {
             Family::Highpass => vec![(self.low, 1.0)],
             Family::Bandpass => vec![(self.low, self.high)],
             Family::Bandstop => vec![(0.0, self.low), (self.high, 1.0)],
-            other @ (Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+            other @ (Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
         }
     }
 

@@ -987,7 +987,14 @@ impl Family {
                  of k taps (a Hamming window's): with k = 31 (transition 0.213), low=0.2, high=0.5 give the stopband 0.306 ≤ ν ≤ 0.394; \
                  with k = 15 (transition 0.44) nothing is left of it (E0030). `lpnc inspect` shows each layer's edges."
             }
-            Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz => return None,
+            Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz => return None,
         };
         Some(note)
     }

@@ -513,7 +513,14 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
                 Family::Highpass => 2.0 * (1.0 - band.low),
                 Family::Bandpass => band.high - band.low,
                 Family::Bandstop => 2.0 * band.low.max(1.0 - band.high),
-                other @ (Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz) => {
+                other @ (Family::Symmetric
+                | Family::Antisymmetric
+                | Family::DcGain
+                | Family::Nonneg
+                | Family::MaxNorm
+                | Family::UnitNorm
+                | Family::Orthogonal
+                | Family::Lipschitz) => {
                     unreachable!("{other:?} is not a band constraint")
                 }
             };

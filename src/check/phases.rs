@@ -282,7 +282,14 @@ fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Opt
         let edges: &[(&'static str, f64, f64)] = match phase.family {
             Family::Bandpass | Family::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
             Family::Lowpass | Family::Highpass => &[("cutoff", p.low, m.low)],
-            Family::Symmetric | Family::Antisymmetric | Family::DcGain | Family::Nonneg | Family::MaxNorm | Family::UnitNorm | Family::Orthogonal | Family::Lipschitz => &[],
+            Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz => &[],
         };
         for &(param, pv, mv) in edges {
             if !same(pv, mv) {
