@@ -7,7 +7,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use crate::schema::Family;
+use crate::schema::{Band, Family};
 
 /// `sinc(x) = sin(πx)/(πx)`, `sinc(0) = 1`.
 pub fn sinc(x: f64) -> f64 {
@@ -139,23 +139,20 @@ pub fn freq_words(nu: f64, fs: Option<f64>) -> String {
 }
 
 impl BandSpec {
+    /// Which band: a `BandSpec` is only ever made for a band family.
+    pub fn shape(&self) -> Band {
+        self.family.band().expect("a BandSpec is made for band families only")
+    }
+
     /// The stopband for one kernel axis of length `k`.
     pub fn stopband(&self, k: usize) -> Stopband {
         let half = self.transition.unwrap_or_else(|| default_transition(k)) / 2.0;
         let clamp = |x: f64| x.clamp(0.0, 1.0);
-        let pieces = match self.family {
-            Family::Lowpass => [(clamp(self.low + half), 1.0), (1.0, 0.0)],
-            Family::Highpass => [(0.0, clamp(self.low - half)), (1.0, 0.0)],
-            Family::Bandpass => [(0.0, clamp(self.low - half)), (clamp(self.high + half), 1.0)],
-            Family::Bandstop => [(clamp(self.low + half), clamp(self.high - half)), (1.0, 0.0)],
-            other @ (Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+        let pieces = match self.shape() {
+            Band::Lowpass => [(clamp(self.low + half), 1.0), (1.0, 0.0)],
+            Band::Highpass => [(0.0, clamp(self.low - half)), (1.0, 0.0)],
+            Band::Bandpass => [(0.0, clamp(self.low - half)), (clamp(self.high + half), 1.0)],
+            Band::Bandstop => [(clamp(self.low + half), clamp(self.high - half)), (1.0, 0.0)],
         };
         // A piece that is a single point holds no energy.
         let pieces = pieces.map(|(a, b)| if b - a <= 1e-12 { (1.0, 0.0) } else { (a, b) });
@@ -171,19 +168,11 @@ impl BandSpec {
     pub fn edges(&self, k: usize) -> BandEdges {
         let transition = self.transition_for(k);
         let half = transition / 2.0;
-        let pieces: Vec<(f64, f64)> = match self.family {
-            Family::Lowpass => vec![(0.0, self.low - half)],
-            Family::Highpass => vec![(self.low + half, 1.0)],
-            Family::Bandpass => vec![(self.low + half, self.high - half)],
-            Family::Bandstop => vec![(0.0, self.low - half), (self.high + half, 1.0)],
-            other @ (Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+        let pieces: Vec<(f64, f64)> = match self.shape() {
+            Band::Lowpass => vec![(0.0, self.low - half)],
+            Band::Highpass => vec![(self.low + half, 1.0)],
+            Band::Bandpass => vec![(self.low + half, self.high - half)],
+            Band::Bandstop => vec![(0.0, self.low - half), (self.high + half, 1.0)],
         };
         let passband = pieces.into_iter().map(|(a, b)| (a.clamp(0.0, 1.0), b.clamp(0.0, 1.0))).filter(|(a, b)| b - a > 1e-12).collect();
         BandEdges { taps: k, transition, stopband: self.stopband(k).intervals(), passband }
@@ -191,19 +180,11 @@ impl BandSpec {
 
     /// The passband as written (the cutoffs, before transitions), for overlap checks.
     pub fn passband(&self) -> Vec<(f64, f64)> {
-        match self.family {
-            Family::Lowpass => vec![(0.0, self.low)],
-            Family::Highpass => vec![(self.low, 1.0)],
-            Family::Bandpass => vec![(self.low, self.high)],
-            Family::Bandstop => vec![(0.0, self.low), (self.high, 1.0)],
-            other @ (Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz) => unreachable!("{other:?} is not a band constraint"),
+        match self.shape() {
+            Band::Lowpass => vec![(0.0, self.low)],
+            Band::Highpass => vec![(self.low, 1.0)],
+            Band::Bandpass => vec![(self.low, self.high)],
+            Band::Bandstop => vec![(0.0, self.low), (self.high, 1.0)],
         }
     }
 
@@ -335,13 +316,12 @@ pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
         let g = gain_at(&h, nu);
         h.into_iter().map(|x| x / g).collect()
     };
-    match spec.family {
-        Family::Lowpass => scaled(ideal(&[(0.0, spec.low)]), 0.0),
+    match spec.shape() {
+        Band::Lowpass => scaled(ideal(&[(0.0, spec.low)]), 0.0),
         // firwin's form: δ minus the unscaled windowed low-pass, unit gain at Nyquist.
-        Family::Highpass => scaled(ideal(&[(spec.low, 1.0)]), 1.0),
-        Family::Bandpass => scaled(ideal(&[(spec.low, spec.high)]), (spec.low + spec.high) / 2.0),
-        Family::Bandstop => scaled(ideal(&[(0.0, spec.low), (spec.high, 1.0)]), 0.0),
-        other => unreachable!("{other:?} has no designed filter"),
+        Band::Highpass => scaled(ideal(&[(spec.low, 1.0)]), 1.0),
+        Band::Bandpass => scaled(ideal(&[(spec.low, spec.high)]), (spec.low + spec.high) / 2.0),
+        Band::Bandstop => scaled(ideal(&[(0.0, spec.low), (spec.high, 1.0)]), 0.0),
     }
 }
 

@@ -392,9 +392,38 @@ pub enum Family {
     Lipschitz,
 }
 
+/// The frequency-band families, for code that only makes sense on a band:
+/// it matches on these four and the compiler still lists every place a new
+/// band family needs, without repeating the other families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Band {
+    Lowpass,
+    Highpass,
+    Bandpass,
+    Bandstop,
+}
+
 impl Family {
+    /// Which band this family is, if it is one.
+    pub fn band(self) -> Option<Band> {
+        match self {
+            Family::Lowpass => Some(Band::Lowpass),
+            Family::Highpass => Some(Band::Highpass),
+            Family::Bandpass => Some(Band::Bandpass),
+            Family::Bandstop => Some(Band::Bandstop),
+            Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz => None,
+        }
+    }
+
     pub fn is_band(self) -> bool {
-        matches!(self, Family::Lowpass | Family::Highpass | Family::Bandpass | Family::Bandstop)
+        self.band().is_some()
     }
 }
 
@@ -961,40 +990,32 @@ impl Family {
     /// Where a band constraint's edges really fall, for `lpnc explain` and the
     /// reference: the transition moves each edge off its cutoff.
     pub fn edges_note(self) -> Option<&'static str> {
-        let note = match self {
-            Family::Lowpass => {
+        let note = match self.band()? {
+            Band::Lowpass => {
                 "band edges: the stopband is ν ≥ cutoff + transition/2 and the passband ν ≤ cutoff − transition/2 (clamped to [0, 1]); \
                  in between, the transition, nothing is asked. The default transition is 6.6/k for a kernel of k taps (a Hamming window's), \
                  so with k = 15 (transition 0.44), cutoff=0.2 constrains only ν ≥ 0.42 and leaves no passband clear of the transition (W0061). \
                  `lpnc inspect` shows each layer's edges."
             }
-            Family::Highpass => {
+            Band::Highpass => {
                 "band edges: the stopband is ν ≤ cutoff − transition/2 and the passband ν ≥ cutoff + transition/2 (clamped to [0, 1]); \
                  in between, the transition, nothing is asked. The default transition is 6.6/k for a kernel of k taps (a Hamming window's), \
                  so with k = 15 (transition 0.44), cutoff=0.3 constrains only ν ≤ 0.08 and passes from ν ≥ 0.52. \
                  `lpnc inspect` shows each layer's edges."
             }
-            Family::Bandpass => {
+            Band::Bandpass => {
                 "band edges: the stopband is ν ≤ low − transition/2 and ν ≥ high + transition/2, the passband \
                  low + transition/2 ≤ ν ≤ high − transition/2 (clamped to [0, 1]); in between nothing is asked. The default transition is \
                  6.6/k for a kernel of k taps (a Hamming window's): with k = 63 (transition 0.105), low=0.1, high=0.4 give the stopband \
                  ν ≤ 0.048 or ν ≥ 0.452; with k = 15 (transition 0.44), low − 0.22 falls below 0, so nothing below the band is suppressed \
                  and DC passes (W0062). `lpnc inspect` shows each layer's edges."
             }
-            Family::Bandstop => {
+            Band::Bandstop => {
                 "band edges: the stopband is low + transition/2 ≤ ν ≤ high − transition/2 and the passband ν ≤ low − transition/2 and \
                  ν ≥ high + transition/2 (clamped to [0, 1]); in between nothing is asked. The default transition is 6.6/k for a kernel \
                  of k taps (a Hamming window's): with k = 31 (transition 0.213), low=0.2, high=0.5 give the stopband 0.306 ≤ ν ≤ 0.394; \
                  with k = 15 (transition 0.44) nothing is left of it (E0030). `lpnc inspect` shows each layer's edges."
             }
-            Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz => return None,
         };
         Some(note)
     }

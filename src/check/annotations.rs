@@ -11,7 +11,7 @@ use crate::check::feasible_set::{self, Units};
 use crate::check::params::Call;
 use crate::diagnostic::{Problem, fmt_num};
 use crate::ir::{Constraint, Init};
-use crate::schema::{AnnotationDef, AnnotationRole, Family, LayerKind, Mode, ParamType};
+use crate::schema::{AnnotationDef, AnnotationRole, Band, Family, LayerKind, Mode, ParamType};
 
 /// What the checker knows of the layer the annotations sit on.
 pub struct LayerFacts {
@@ -508,21 +508,11 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
         if edges.passband.is_empty() {
             // The widest transition that leaves a passband: half of it must fit
             // inside each written passband piece (both halves in a band-pass).
-            let room = match band.family {
-                Family::Lowpass => 2.0 * band.low,
-                Family::Highpass => 2.0 * (1.0 - band.low),
-                Family::Bandpass => band.high - band.low,
-                Family::Bandstop => 2.0 * band.low.max(1.0 - band.high),
-                other @ (Family::Symmetric
-                | Family::Antisymmetric
-                | Family::DcGain
-                | Family::Nonneg
-                | Family::MaxNorm
-                | Family::UnitNorm
-                | Family::Orthogonal
-                | Family::Lipschitz) => {
-                    unreachable!("{other:?} is not a band constraint")
-                }
+            let room = match band.shape() {
+                Band::Lowpass => 2.0 * band.low,
+                Band::Highpass => 2.0 * (1.0 - band.low),
+                Band::Bandpass => band.high - band.low,
+                Band::Bandstop => 2.0 * band.low.max(1.0 - band.high),
             };
             let default = BandSpec { transition: None, ..band };
             let taps = taps_from(room, |k| !default.edges(k).passband.is_empty());

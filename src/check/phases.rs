@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::bands::{default_transition, freq_words};
 use crate::diagnostic::fmt_num;
 use crate::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
-use crate::schema::{self, AnnotationRole, Family, LayerKind, Mode, PHASE_SECTION};
+use crate::schema::{self, AnnotationRole, Band, Family, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
 struct Layers<'m> {
@@ -279,17 +279,9 @@ fn same(a: f64, b: f64) -> bool {
 /// once, so a phase's own band would be reported but not enforced.
 fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Option<(&'static str, String, String)> {
     if let (Some(p), Some(m)) = (phase.band, model.band) {
-        let edges: &[(&'static str, f64, f64)] = match phase.family {
-            Family::Bandpass | Family::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
-            Family::Lowpass | Family::Highpass => &[("cutoff", p.low, m.low)],
-            Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz => &[],
+        let edges: &[(&'static str, f64, f64)] = match p.shape() {
+            Band::Bandpass | Band::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
+            Band::Lowpass | Band::Highpass => &[("cutoff", p.low, m.low)],
         };
         for &(param, pv, mv) in edges {
             if !same(pv, mv) {
