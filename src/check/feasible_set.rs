@@ -166,7 +166,20 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
                     continue;
                 }
             },
-            _ => continue,
+            // Not a linear subspace (cones and balls are judged below), or a
+            // band without its spec (the checker always attaches one).
+            (
+                Family::Nonneg
+                | Family::MaxNorm
+                | Family::UnitNorm
+                | Family::Orthogonal
+                | Family::Lipschitz
+                | Family::Lowpass
+                | Family::Highpass
+                | Family::Bandpass
+                | Family::Bandstop,
+                None,
+            ) => continue,
         };
         linear.push((c, projector));
     }
