@@ -1,4 +1,4 @@
-//! Our conv1d — the direct kernel (`lpn::lower::ops::conv`) and the sum of
+//! Our conv1d — the direct kernel (`lpn::model::ops::conv`) and the sum of
 //! shifted matmuls (`ops::conv_by_matmuls`) — against Candle's own
 //! `Tensor::conv1d`, forward + backward, side by side in one run, reported as
 //! ratios. Also reports how far Candle's weight gradient is from ours (ours
@@ -64,8 +64,8 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
     let threads = unsafe { lpn::threads::configure(threads) }.map_err(candle_core::Error::msg)?;
     let (_, checked) = lpn::check_source(REFERENCE_NET, std::path::Path::new("."));
     let program = checked.program.expect("the reference net checks");
-    let mut net = lpn::lower::Net::new(&program.model, 0, lpn::lower::ops::TRAIN_DTYPE, std::path::Path::new(".")).expect("net");
-    let mut enforced = lpn::lower::constraints::Enforced::attach_all(&mut net, &program.model.walk()).expect("no constraints");
+    let mut net = lpn::model::Net::new(&program.model, 0, lpn::model::ops::TRAIN_DTYPE, std::path::Path::new(".")).expect("net");
+    let mut enforced = lpn::model::constraints::Enforced::attach_all(&mut net, &program.model.walk()).expect("no constraints");
     assert!(enforced.is_empty());
     enforced.clear();
     let mut optimizer = lpn::train::optim::Optimizer::new(&program.train.optimizer, net.params.len());
@@ -76,8 +76,8 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
     let mut times = vec![Vec::new(); phases.len() + 1];
     for i in 0..steps + 10 {
         let t0 = Instant::now();
-        let out = net.forward(&x, &mut lpn::lower::Mode::Train { dropout: &mut lpn::rng::Rng::derive(0, "dropout") })?;
-        let loss = lpn::lower::ops::mse(&out, &y)?;
+        let out = net.forward(&x, &mut lpn::model::Mode::Train { dropout: &mut lpn::rng::Rng::derive(0, "dropout") })?;
+        let loss = lpn::model::ops::mse(&out, &y)?;
         let value = loss.to_scalar::<f32>()?;
         assert!(value.is_finite());
         let t1 = Instant::now();
@@ -91,7 +91,7 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
         assert!(norm_sq.is_finite());
         let t3 = Instant::now();
         optimizer.step(&net.params, &per_param)?;
-        lpn::lower::constraints::Enforced::project_all(&enforced, &net)?;
+        lpn::model::constraints::Enforced::project_all(&enforced, &net)?;
         let t4 = Instant::now();
         if i >= 10 {
             let marks = [t0, t1, t2, t3, t4];
@@ -124,12 +124,12 @@ fn kernels() -> candle_core::Result<()> {
         let pad = (k - 1) / 2;
         let g = Tensor::randn(0f32, 1.0, (b, cout, l + 2 * pad - k + 1), &dev)?;
         let ours = || -> candle_core::Result<Tensor> {
-            let y = lpn::lower::ops::conv(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
+            let y = lpn::model::ops::conv(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
             let grads = (y * &g)?.sum_all()?.backward()?;
             Ok(grads.get(w.as_tensor()).unwrap().clone())
         };
         let shifted = || -> candle_core::Result<Tensor> {
-            let y = lpn::lower::ops::conv_by_matmuls(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
+            let y = lpn::model::ops::conv_by_matmuls(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
             let grads = (y * &g)?.sum_all()?.backward()?;
             Ok(grads.get(w.as_tensor()).unwrap().clone())
         };

@@ -1,4 +1,4 @@
-//! Our CPU kernels for 2-D convolution and pooling (`lpn::lower::ops::conv`,
+//! Our CPU kernels for 2-D convolution and pooling (`lpn::model::ops::conv`,
 //! `ops::max_pool`, `ops::avg_pool`) against the Candle-op paths that other
 //! devices use (`ops::conv_by_matmuls`, `ops::*_pool_by_windows`) and against
 //! Candle's own `conv2d` / `max_pool2d` / `avg_pool2d`, on the shapes of the
@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor, Var};
-use lpn::lower::ops;
+use lpn::model::ops;
 
 /// CPU time of every thread of this process, in ns (Linux; 0 elsewhere): on a
 /// shared machine, wall time measures the neighbours too.

@@ -25,9 +25,9 @@ use std::process::ExitCode;
 
 use candle_core::{DType, Device, Tensor};
 use lpn::data::Targets;
-use lpn::ir::{Op, Program};
-use lpn::lower::constraints::Enforced;
-use lpn::lower::{Net, Reparam, ops};
+use lpn::language::ir::{Op, Program};
+use lpn::model::constraints::Enforced;
+use lpn::model::{Net, Reparam, ops};
 
 // The allocator `lpnc` uses (see src/main.rs), so the benchmark times what users run.
 #[global_allocator]
@@ -89,7 +89,7 @@ fn compile(path: &Path) -> Result<(Program, PathBuf), String> {
     let (_, checked) = lpn::check_source(&source, &base);
     if checked.has_errors() {
         let name = path.display().to_string();
-        return Err(lpn::report::render_human(&checked.problems, &source, &name, false));
+        return Err(lpn::language::render::render_human(&checked.problems, &source, &name, false));
     }
     checked.program.map(|p| (p, base)).ok_or_else(|| format!("{}: no program", path.display()))
 }
@@ -163,7 +163,7 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
             Tensor::from_vec(v, (r, c), &dev)
         };
         let q = band.stopband_operator(&conv.kernel);
-        let (p, _) = lpn::bands::admissible_projector(&q, e.spec.tol);
+        let (p, _) = lpn::constraint::bands::admissible_projector(&q, e.spec.tol);
         operators.insert(format!("{}.q", e.layer), to_tensor(&q).map_err(err)?);
         operators.insert(format!("{}.p", e.layer), to_tensor(&p).map_err(err)?);
         if let Some(Reparam::Subspace { basis, .. }) = &net.params[e.param].reparam {
@@ -182,7 +182,7 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
         candle_core::safetensors::save(&operators, dir.join("operators.safetensors")).map_err(err)?;
     }
     let lr = match program.train.optimizer {
-        lpn::ir::Optimizer::Adam { lr, .. } => lr,
+        lpn::language::ir::Optimizer::Adam { lr, .. } => lr,
         ref other => return Err(format!("the benchmark's nets use adam, not {other:?}")),
     };
     let meta = serde_json::json!({

@@ -12,7 +12,7 @@ use std::f64::consts::{PI, TAU};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::ir::{DataSpec, Source};
+use crate::language::ir::{DataSpec, Source};
 use crate::rng::Rng;
 
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
@@ -134,7 +134,7 @@ fn buffer<T>(examples: usize, per_example: usize, what: &str) -> Result<Vec<T>, 
             Err(DataError::new(format!(
                 "{what}: {examples} examples of {per_example} values need {} of memory, more than this process can have; \
                  use fewer or shorter examples",
-                crate::diagnostic::bytes(needed)
+                crate::language::diagnostic::bytes(needed)
             )))
         }
     }
@@ -828,7 +828,7 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Task;
+    use crate::language::schema::Task;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A file in the temp folder, removed when dropped.

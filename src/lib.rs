@@ -1,26 +1,20 @@
 //! lpn: declarative structural constraints for neural-network layers.
 //!
-//! The front end is a pipeline: [`syntax`] (pest) → [`ast`] → [`check`] →
-//! [`ir`]; [`report`] turns problems into miette reports or JSON. None of it
-//! uses tensors. See ARCHITECTURE.md.
+//! The pipeline, one folder per room (see ARCHITECTURE.md):
+//! - [`language`]: source → [`language::syntax`] (pest) → [`language::ast`]
+//!   → [`language::check`] → [`language::ir`], with diagnostics as data and
+//!   their rendering. No tensors.
+//! - [`constraint`]: the maths of each constraint family, in plain `f64`.
+//! - [`data`]: the data a program declares, materialised without tensors.
+//! - [`model`]: the IR lowered to Candle tensors, constraints enforced.
+//! - [`train`]: the training loop, checkpoints and the report.
 
-pub mod ast;
-pub mod bands;
-pub mod check;
-pub mod codes;
-pub mod confusables;
+pub mod constraint;
 pub mod data;
-pub mod diagnostic;
-pub mod inspect;
-pub mod ir;
-pub mod lower;
-pub mod report;
+pub mod language;
+pub mod model;
 pub mod rng;
-pub mod schema;
-pub mod shape;
-pub mod suggest;
-pub mod syntax;
 pub mod threads;
 pub mod train;
 
-pub use check::{Checked, Machine, check_source, check_source_on};
+pub use language::check::{Checked, Machine, check_source, check_source_on};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use lpn::diagnostic::{CODES, Problem};
+use lpn::language::diagnostic::{CODES, Problem};
 
 /// Prints to stdout, ignoring a closed pipe (`lpnc explain list | head`).
 macro_rules! say {
@@ -19,7 +19,8 @@ macro_rules! say_raw {
         let _ = write!(std::io::stdout().lock(), $($arg)*);
     }};
 }
-use lpn::{codes, inspect, report, schema};
+use lpn::language::render as report;
+use lpn::language::{codes, inspect, schema};
 
 // Training allocates and frees megabyte-sized tensors every step; glibc's
 // malloc hands such blocks back to the kernel and takes them again, a page
@@ -265,12 +266,12 @@ fn explain(what: &str) -> ExitCode {
     known.extend(schema::annotation_names());
     eprintln!("error: nothing is called `{what}`");
     // A look-alike or invisible character: name it, and try the name in ASCII.
-    let stray = what.char_indices().find(|&(_, c)| lpn::confusables::is_suspicious(c));
-    let spelt = stray.and_then(|(at, _)| lpn::confusables::ascii_spelling(what, at)).map(|(_, word)| word);
+    let stray = what.char_indices().find(|&(_, c)| lpn::language::confusables::is_suspicious(c));
+    let spelt = stray.and_then(|(at, _)| lpn::language::confusables::ascii_spelling(what, at)).map(|(_, word)| word);
     if let Some((_, c)) = stray {
-        eprintln!("note: it contains {}", lpn::confusables::describe(c));
+        eprintln!("note: it contains {}", lpn::language::confusables::describe(c));
     }
-    if let Some(best) = spelt.as_deref().filter(|w| known.contains(w)).or_else(|| lpn::suggest::closest(what, &known)) {
+    if let Some(best) = spelt.as_deref().filter(|w| known.contains(w)).or_else(|| lpn::language::suggest::closest(what, &known)) {
         eprintln!("help: did you mean `{best}`?");
     }
     eprintln!("help: `lpnc explain list` lists every code; names of layers, annotations, data sources, optimizers and losses work too");
@@ -299,7 +300,7 @@ fn inspect_file(path: &Path) -> ExitCode {
 
 /// Loads and checks a file for training; prints its diagnostics.
 /// A checked program and the folder its data paths are relative to.
-fn checked_program(path: &Path) -> Result<(lpn::ir::Program, PathBuf), ExitCode> {
+fn checked_program(path: &Path) -> Result<(lpn::language::ir::Program, PathBuf), ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
@@ -346,7 +347,7 @@ fn penalty_advice_words(a: &lpn::train::verdict::PenaltyAdvice) -> String {
         a.figure,
         a.figure / a.tol,
         a.tol,
-        lpn::diagnostic::fmt_num(round_weight(a.suggested_weight)),
+        lpn::language::diagnostic::fmt_num(round_weight(a.suggested_weight)),
         a.task_loss,
         a.tol,
     )
@@ -366,7 +367,7 @@ fn failure_words(f: &lpn::train::verdict::Failure) -> String {
     use lpn::train::verdict::Failure;
     match f {
         Failure::NotHeld { layer, kind, mode, figure, tol } => {
-            use lpn::schema::Mode;
+            use lpn::language::schema::Mode;
             let (why, help) = match mode {
                 Mode::Freeze => (
                     "the designed filter (a Hamming-windowed sinc) does not meet tol for this band",
@@ -502,7 +503,7 @@ fn train(path: &Path, args: TrainArgs) -> ExitCode {
 /// What `lpnc train` shows while a run goes: progress bars on a terminal,
 /// one plain line per epoch elsewhere (CI, nohup, batch jobs' log files).
 mod progress {
-    use lpn::lower::constraints::Measure;
+    use lpn::model::constraints::Measure;
     use lpn::train::{ConstraintLabel, EpochReport, Event, LiveFigure, Observer, Report, Stopped};
 
     /// The messages both observers show as lines.
@@ -634,8 +635,8 @@ mod progress {
         let kept = report.kept_epoch.and_then(|k| report.epochs.iter().find(|e| e.epoch == k));
         if let Some(k) = kept {
             let why = match report.keep {
-                lpn::ir::Keep::Best => format!("best {}", report.monitor.name()),
-                lpn::ir::Keep::Last => "the last".to_string(),
+                lpn::language::ir::Keep::Best => format!("best {}", report.monitor.name()),
+                lpn::language::ir::Keep::Last => "the last".to_string(),
             };
             out.push_str(&format!("kept epoch {} of {ran} ({why})", k.epoch));
             if report.stopped == Some(Stopped::EarlyStop) {

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use lpn::data::{self, Targets};
-use lpn::ir::{DataSpec, Source};
-use lpn::schema::Task;
+use lpn::language::ir::{DataSpec, Source};
+use lpn::language::schema::Task;
 
 const DIR: &str = "tests/bad_data";
 
@@ -228,7 +228,7 @@ fn run(case: &Case) -> String {
     // The same memory everywhere, so E0046 never depends on the machine.
     let (_, checked) = lpn::check_source_on(&source, Path::new(DIR), &lpn::Machine { available_memory: 16 << 30 });
     let name = format!("bad_data/{}.lpn", case.name);
-    let check = lpn::report::render_human(&checked.problems, &source, &name, false);
+    let check = lpn::language::render::render_human(&checked.problems, &source, &name, false);
     let ok_case = case.name.starts_with("ok_");
     if ok_case {
         assert!(check.is_empty(), "{}: should check clean:\n{check}", case.name);

@@ -14,7 +14,7 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn program(source: &str) -> lpn::ir::Program {
+fn program(source: &str) -> lpn::language::ir::Program {
     let (_, checked) = lpn::check_source(source, Path::new("."));
     assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
     checked.program.unwrap()

@@ -1,15 +1,15 @@
-//! What the reference (`docs/reference.md`, generated from `src/schema.rs`),
+//! What the reference (`docs/reference.md`, generated from `src/language/schema.rs`),
 //! `docs/constraints.md` and the README say the code does, held to what it
 //! does: each test reads the sentence and runs the code it describes.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use lpn::lower::constraints::Enforced;
-use lpn::lower::{Mode, Net};
+use lpn::model::constraints::Enforced;
+use lpn::model::{Mode, Net};
 
-fn model(source: &str) -> lpn::ir::Model {
-    lpn::check::check_model_only(source).unwrap_or_else(|problems| panic!("{problems:?}"))
+fn model(source: &str) -> lpn::language::ir::Model {
+    lpn::language::check::check_model_only(source).unwrap_or_else(|problems| panic!("{problems:?}"))
 }
 
 fn forward(source: &str, input: &[f32], shape: &[usize]) -> Vec<f32> {
@@ -20,7 +20,7 @@ fn forward(source: &str, input: &[f32], shape: &[usize]) -> Vec<f32> {
 }
 
 fn padding_doc(layer: &str) -> &'static str {
-    let def = lpn::schema::layer(layer).unwrap();
+    let def = lpn::language::schema::layer(layer).unwrap();
     def.schema.params.iter().find(|p| p.name == "padding").unwrap().doc
 }
 
@@ -55,7 +55,7 @@ fn avgpool_padding_counts_zeros_as_documented() {
 #[test]
 fn lagrangian_term_is_lambda_times_mean_excess_as_documented() {
     let formula = "λ · mean over kernels of max(0, ρ";
-    let reference = lpn::schema::reference_markdown();
+    let reference = lpn::language::schema::reference_markdown();
     let constraints_md = std::fs::read_to_string("docs/constraints.md").unwrap();
     let readme = std::fs::read_to_string("README.md").unwrap();
     for (name, text) in [("reference", &reference), ("docs/constraints.md", &constraints_md), ("README.md", &readme)] {
@@ -115,8 +115,8 @@ fn conv_after_training(layer_lr: &str, phase_line: &str, dir: &str) -> Vec<u8> {
 /// multiply it.
 #[test]
 fn a_phase_lr_replaces_the_layers_own_as_documented() {
-    let lr = lpn::schema::annotation("lr").unwrap().schema.summary;
-    let phase = lpn::schema::PHASE_SECTION.summary;
+    let lr = lpn::language::schema::annotation("lr").unwrap().schema.summary;
+    let phase = lpn::language::schema::PHASE_SECTION.summary;
     assert!(lr.contains("replaces this scale"), "@lr: {lr}");
     assert!(phase.contains("replaces the layer's own `@lr` scale"), "phase: {phase}");
 

@@ -11,13 +11,13 @@ use std::path::Path;
 /// problems' codes and whether a program came out.
 fn front_end(source: &str) -> (Vec<&'static str>, bool) {
     let (_, checked) = lpn::check_source(source, Path::new("tests/ui"));
-    let human = lpn::report::render_human(&checked.problems, source, "t.lpn", false);
+    let human = lpn::language::render::render_human(&checked.problems, source, "t.lpn", false);
     assert_eq!(human.is_empty(), checked.problems.is_empty());
-    for json in lpn::report::to_json_all(&checked.problems, source, "t.lpn") {
+    for json in lpn::language::render::to_json_all(&checked.problems, source, "t.lpn") {
         serde_json::to_string(&json).unwrap();
     }
     if let Some(program) = &checked.program {
-        lpn::inspect::table(&program.model);
+        lpn::language::inspect::table(&program.model);
     }
     assert!(checked.program.is_some() || checked.has_errors(), "no program and no error");
     let codes = checked.problems.iter().map(|p| p.to_diagnostic().code).collect();
@@ -60,7 +60,7 @@ fn a_megabyte_of_balanced_nesting() {
 
 #[test]
 fn nesting_is_refused_past_the_limit_and_accepted_up_to_it() {
-    let limit = lpn::syntax::MAX_NESTING;
+    let limit = lpn::language::syntax::MAX_NESTING;
     // The model's own block is one level; each repeat adds one.
     let nested = |levels: usize| model(&format!("{}  relu\n{}", "  repeat 1 {\n".repeat(levels), "  }\n".repeat(levels)));
     let at_limit = nested(limit - 1);
@@ -172,10 +172,10 @@ fn json_in_one_pass_matches_json_one_by_one() {
     sources.push("model m {\n  input [1, 8]\n  cönv(k=é)\r\n  relu(\n}\n\u{1F600} x".into());
     for source in sources {
         let (_, checked) = lpn::check_source(&source, Path::new("tests/ui"));
-        let all = lpn::report::to_json_all(&checked.problems, &source, "t.lpn");
+        let all = lpn::language::render::to_json_all(&checked.problems, &source, "t.lpn");
         assert_eq!(all.len(), checked.problems.len());
         for (one, p) in all.iter().zip(&checked.problems) {
-            let single = lpn::report::to_json(p, &source, "t.lpn");
+            let single = lpn::language::render::to_json(p, &source, "t.lpn");
             assert_eq!(serde_json::to_string(one).unwrap(), serde_json::to_string(&single).unwrap());
         }
     }
@@ -185,7 +185,7 @@ fn json_in_one_pass_matches_json_one_by_one() {
 fn a_label_on_a_very_long_line_shows_a_window_of_it() {
     let source = model(&format!("  conv({}, kk=1)", vec!["k=3"; 20_000].join(", ")));
     let (_, checked) = lpn::check_source(&source, Path::new("."));
-    let human = lpn::report::render_human(&checked.problems, &source, "t.lpn", false);
+    let human = lpn::language::render::render_human(&checked.problems, &source, "t.lpn", false);
     // Every problem is reported, each with a window of the line around its
     // labels, not the whole 100 kB line (which made the output quadratic).
     assert!(human.contains("kk=1"), "{}", &human[..human.len().min(2000)]);

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use lpn::Machine;
-use lpn::diagnostic::Problem;
-use lpn::ir::{DataSpec, Source};
-use lpn::schema::Task;
+use lpn::language::diagnostic::Problem;
+use lpn::language::ir::{DataSpec, Source};
+use lpn::language::schema::Task;
 
 /// The data bytes E0046 counts, on a machine with no memory at all (so it
 /// always reports).

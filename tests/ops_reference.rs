@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use lpn::lower::ops;
+use lpn::model::ops;
 use serde_json::Value;
 
 struct Fixture {
@@ -221,9 +221,10 @@ fn designed_filters_equal_firwin() {
     for case in v["firwin"].as_array().unwrap() {
         let k = case["numtaps"].as_u64().unwrap() as usize;
         let cutoff = case["cutoff"].as_f64().unwrap();
-        let family = if case["kind"] == "lowpass" { lpn::schema::Family::Lowpass } else { lpn::schema::Family::Highpass };
-        let spec = lpn::bands::BandSpec { family, low: cutoff, high: cutoff, transition: None, fs: None };
-        let ours = lpn::bands::design(&spec, k);
+        let family =
+            if case["kind"] == "lowpass" { lpn::language::schema::Family::Lowpass } else { lpn::language::schema::Family::Highpass };
+        let spec = lpn::constraint::bands::BandSpec { family, low: cutoff, high: cutoff, transition: None, fs: None };
+        let ours = lpn::constraint::bands::design(&spec, k);
         let taps: Vec<f64> = case["taps"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         for (a, b) in ours.iter().zip(&taps) {
             assert!((a - b).abs() < 1e-12, "firwin({k}, {cutoff}, {}): {a} vs {b}", case["kind"]);
@@ -236,22 +237,23 @@ fn projector_matches_numpy_and_meets_tol() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/filters.json").unwrap()).unwrap();
     for case in v["projections"].as_array().unwrap() {
         let k = case["k"].as_u64().unwrap() as usize;
-        let family = if case["family"] == "lowpass" { lpn::schema::Family::Lowpass } else { lpn::schema::Family::Highpass };
-        let spec = lpn::bands::BandSpec {
+        let family =
+            if case["family"] == "lowpass" { lpn::language::schema::Family::Lowpass } else { lpn::language::schema::Family::Highpass };
+        let spec = lpn::constraint::bands::BandSpec {
             family,
             low: case["cutoff"].as_f64().unwrap(),
             high: 0.0,
             transition: case["transition"].as_f64(),
             fs: None,
         };
-        let spec = lpn::bands::BandSpec { high: spec.low, ..spec };
+        let spec = lpn::constraint::bands::BandSpec { high: spec.low, ..spec };
         let tol = case["tol"].as_f64().unwrap();
         let q = spec.stopband_operator(&[k]);
         let q_ref: Vec<f64> = case["Q"]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         for i in 0..k * k {
             assert!((q[(i / k, i % k)] - q_ref[i]).abs() < 1e-12, "Q differs at {i}");
         }
-        let (p, rank) = lpn::bands::admissible_projector(&q, tol);
+        let (p, rank) = lpn::constraint::bands::admissible_projector(&q, tol);
         assert_eq!(rank as u64, case["rank"].as_u64().unwrap());
         let p_ref: Vec<f64> = case["P"]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         for i in 0..k * k {

@@ -2,8 +2,8 @@
 //! projection is idempotent and never raises ρ, projected and reparametrized
 //! kernels meet tol, and Dykstra's projections meet several constraints at once.
 
-use lpn::bands::{BandSpec, admissible_basis, admissible_projector};
-use lpn::schema::Family;
+use lpn::constraint::bands::{BandSpec, admissible_basis, admissible_projector};
+use lpn::language::schema::Family;
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 

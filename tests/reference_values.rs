@@ -2,8 +2,8 @@
 //! numpy/scipy by `tests/reference/feasibility.py` (a dense DFT of the
 //! stopband, and scipy's DPSS concentration ratios for low-pass).
 
-use lpn::bands::BandSpec;
-use lpn::schema::Family;
+use lpn::constraint::bands::BandSpec;
+use lpn::language::schema::Family;
 
 fn family(name: &str) -> Family {
     match name {

@@ -4,10 +4,10 @@
 //! first, repeated eigenvalues and signs by the canonical rule. Reference
 //! bases from numpy (`tests/reference/make_reparam_fixtures.py`).
 
-use lpn::bands::{BandSpec, admissible_basis, ordered_basis};
-use lpn::ir::Constraint;
-use lpn::lower::constraints::composed_subspace;
-use lpn::schema::{Family, Mode};
+use lpn::constraint::bands::{BandSpec, admissible_basis, ordered_basis};
+use lpn::language::ir::Constraint;
+use lpn::language::schema::{Family, Mode};
+use lpn::model::constraints::composed_subspace;
 use nalgebra::DMatrix;
 use serde_json::Value;
 
@@ -54,8 +54,8 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/reparam_basis.json").unwrap()).unwrap();
-    assert_eq!(v["tie"].as_f64(), Some(lpn::bands::EIGENVALUE_TIE));
-    assert_eq!(v["pivot"].as_f64(), Some(lpn::bands::PIVOT_TOL));
+    assert_eq!(v["tie"].as_f64(), Some(lpn::constraint::bands::EIGENVALUE_TIE));
+    assert_eq!(v["pivot"].as_f64(), Some(lpn::constraint::bands::PIVOT_TOL));
     v["cases"]
         .as_array()
         .unwrap()
@@ -108,14 +108,14 @@ fn the_basis_diagonalises_vtqv_in_ascending_order() {
             for j in 0..r {
                 // Exactly diagonal but inside a cluster of repeated eigenvalues,
                 // whose eigenvalues differ by at most the tie tolerance.
-                let tie = r as f64 * lpn::bands::EIGENVALUE_TIE;
+                let tie = r as f64 * lpn::constraint::bands::EIGENVALUE_TIE;
                 let bound = if (d[(i, i)] - d[(j, j)]).abs() <= tie { tie } else { 1e-12 };
                 if i != j {
                     assert!(d[(i, j)].abs() < bound, "{}: VᵀQV[{i},{j}] = {}", case.name, d[(i, j)]);
                 }
             }
             if i > 0 {
-                let tie = r as f64 * lpn::bands::EIGENVALUE_TIE;
+                let tie = r as f64 * lpn::constraint::bands::EIGENVALUE_TIE;
                 assert!(d[(i, i)] >= d[(i - 1, i - 1)] - tie, "{}: eigenvalues not ascending", case.name);
             }
         }

@@ -15,7 +15,7 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn program(source: &str, base: &Path) -> lpn::ir::Program {
+fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
     let (_, checked) = lpn::check_source(source, base);
     assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
     checked.program.unwrap()
@@ -24,7 +24,7 @@ fn program(source: &str, base: &Path) -> lpn::ir::Program {
 /// The tensors a freshly initialised network of `source` would save.
 fn fresh_weights(source: &str) -> HashMap<String, Tensor> {
     let p = program(source, Path::new("."));
-    let net = lpn::lower::Net::new(&p.model, 0, DType::F32, Path::new(".")).unwrap();
+    let net = lpn::model::Net::new(&p.model, 0, DType::F32, Path::new(".")).unwrap();
     net.tensors().unwrap()
 }
 

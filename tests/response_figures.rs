@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use lpn::bands::BandSpec;
-use lpn::schema::Family;
+use lpn::constraint::bands::BandSpec;
+use lpn::language::schema::Family;
 
 #[derive(serde::Deserialize)]
 struct Case {

@@ -20,9 +20,9 @@ fn examples() -> Vec<String> {
 fn check(source: &str) {
     let (_, checked) = lpn::check_source(source, Path::new("examples"));
     // Rendering walks every span, so it must not panic either.
-    let _ = lpn::report::render_human(&checked.problems, source, "fuzz.lpn", false);
+    let _ = lpn::language::render::render_human(&checked.problems, source, "fuzz.lpn", false);
     for p in &checked.problems {
-        let _ = lpn::report::to_json(p, source, "fuzz.lpn");
+        let _ = lpn::language::render::to_json(p, source, "fuzz.lpn");
     }
 }
 

@@ -3,7 +3,7 @@
 //! against PyTorch's `numel()`, and layer naming.
 
 fn layers(source: &str) -> Vec<(String, Vec<usize>, usize)> {
-    let model = lpn::check::check_model_only(source)
+    let model = lpn::language::check::check_model_only(source)
         .unwrap_or_else(|problems| panic!("{:#?}", problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>()));
     model.walk().iter().map(|l| (l.name.clone(), l.output.0.clone(), l.parameters)).collect()
 }
@@ -68,13 +68,14 @@ fn names_are_deterministic_and_scoped() {
 
 #[test]
 fn shape_errors_carry_the_inferred_shapes() {
-    let problems =
-        lpn::check::check_model_only("model m {\n input [1, 10]\n conv(out=4, k=3, padding=valid, stride=2)\n conv(k=7, padding=valid)\n}")
-            .unwrap_err();
+    let problems = lpn::language::check::check_model_only(
+        "model m {\n input [1, 10]\n conv(out=4, k=3, padding=valid, stride=2)\n conv(k=7, padding=valid)\n}",
+    )
+    .unwrap_err();
     let d = problems[0].to_diagnostic();
     assert_eq!(d.code, "E0040");
     assert!(d.message.contains("[4, 4]"), "{}", d.message);
-    let problems = lpn::check::check_model_only("model m {\n input [3, 16]\n residual {\n  conv(out=5, k=3)\n }\n}").unwrap_err();
+    let problems = lpn::language::check::check_model_only("model m {\n input [3, 16]\n residual {\n  conv(out=5, k=3)\n }\n}").unwrap_err();
     let d = problems[0].to_diagnostic();
     assert_eq!(d.code, "E0041");
     assert!(d.message.contains("[3, 16]") && d.message.contains("[5, 16]"), "{}", d.message);
@@ -83,6 +84,7 @@ fn shape_errors_carry_the_inferred_shapes() {
 #[test]
 fn one_error_stops_shape_guessing_downstream() {
     // After the bad conv, the linear's rank is unknown: no second, made-up error.
-    let problems = lpn::check::check_model_only("model m {\n input [1, 10]\n conv(k=30, padding=valid)\n linear(out=3)\n}").unwrap_err();
+    let problems =
+        lpn::language::check::check_model_only("model m {\n input [1, 10]\n conv(k=30, padding=valid)\n linear(out=3)\n}").unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:#?}");
 }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lpn::bands::BandSpec;
-use lpn::schema::Family;
+use lpn::constraint::bands::BandSpec;
+use lpn::language::schema::Family;
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lpn-e2e-{}-{name}", std::process::id()));
@@ -12,7 +12,7 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn program(source: &str, base: &Path) -> lpn::ir::Program {
+fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
     let (_, checked) = lpn::check_source(source, base);
     assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
     checked.program.unwrap()
@@ -89,7 +89,7 @@ fn freeze_mode_saves_the_firwin_design_unchanged() {
     let (_, dir) = train(&denoiser("freeze"), Path::new("."), "freeze", None, None);
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
     let w: Vec<f32> = tensors["conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
-    let design = lpn::bands::design(&BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None }, 15);
+    let design = lpn::constraint::bands::design(&BandSpec { family: Family::Lowpass, low: 0.2, high: 0.2, transition: None, fs: None }, 15);
     // One input channel: every kernel is the design itself.
     for kernel in w.chunks(15) {
         for (a, b) in kernel.iter().zip(&design) {
@@ -406,7 +406,7 @@ train {
 /// Initial values of every parameter of a model, by name.
 fn initial_values(source: &str, seed: u64) -> Result<Vec<(String, Vec<f64>)>, String> {
     let p = program(source, Path::new("."));
-    let net = lpn::lower::Net::new(&p.model, seed, candle_core::DType::F64, Path::new(".")).map_err(|e| e.to_string())?;
+    let net = lpn::model::Net::new(&p.model, seed, candle_core::DType::F64, Path::new(".")).map_err(|e| e.to_string())?;
     Ok(net.params.iter().map(|q| (q.name.clone(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
 }
 
@@ -501,8 +501,8 @@ fn every_family_in_every_mode() {
         ("lipschitz", "max=0.3", true),
     ];
     for &(family, args, linear) in families {
-        let def = lpn::schema::annotation(family).unwrap();
-        let lpn::schema::AnnotationRole::Constraint { modes, .. } = def.role else { unreachable!() };
+        let def = lpn::language::schema::annotation(family).unwrap();
+        let lpn::language::schema::AnnotationRole::Constraint { modes, .. } = def.role else { unreachable!() };
         let sep = if args.is_empty() { "" } else { ", " };
         // The same run with the penalty weighted 0: the unconstrained dynamics.
         let free = train(
@@ -621,7 +621,7 @@ train {
 }
 ";
 
-fn swinging(settings: &str) -> lpn::ir::Program {
+fn swinging(settings: &str) -> lpn::language::ir::Program {
     program(&SWINGING.replace("KEEP", settings), Path::new("."))
 }
 
@@ -630,7 +630,7 @@ fn keep_best_ends_with_the_best_validation_epochs_weights() {
     let best_dir = out_dir("keep-best");
     let best = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options::new(&best_dir)).unwrap();
     let kept = best.kept_epoch.unwrap();
-    assert_eq!(Some(kept), lpn::train::best_epoch(&best.epochs, lpn::ir::Monitor::ValLoss));
+    assert_eq!(Some(kept), lpn::train::best_epoch(&best.epochs, lpn::language::ir::Monitor::ValLoss));
     assert!(kept < best.epochs.len(), "the example must have a best epoch before its last (kept {kept})");
     assert_eq!(best.stopped, Some(lpn::train::Stopped::Epochs));
     // The same run cut at that epoch and keeping its last weights: the same

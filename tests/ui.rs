@@ -17,9 +17,9 @@ fn render(path: &Path) -> (String, String, bool) {
     let base = path.parent().unwrap();
     let (_, checked) = lpn::check_source_on(&source, base, &MACHINE);
     let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
-    let human = lpn::report::render_human(&checked.problems, &source, &name, false);
+    let human = lpn::language::render::render_human(&checked.problems, &source, &name, false);
     let json: Vec<String> =
-        checked.problems.iter().map(|p| serde_json::to_string(&lpn::report::to_json(p, &source, &name)).unwrap()).collect();
+        checked.problems.iter().map(|p| serde_json::to_string(&lpn::language::render::to_json(p, &source, &name)).unwrap()).collect();
     (human, json.join("\n"), checked.has_errors())
 }
 
@@ -44,7 +44,7 @@ fn every_diagnostic_has_a_code_and_a_located_label() {
         let (_, checked) = lpn::check_source(&source, path.parent().unwrap());
         for problem in &checked.problems {
             let d = problem.to_diagnostic();
-            assert!(lpn::diagnostic::CODES.iter().any(|(c, _)| *c == d.code), "{}: unlisted code {}", path.display(), d.code);
+            assert!(lpn::language::diagnostic::CODES.iter().any(|(c, _)| *c == d.code), "{}: unlisted code {}", path.display(), d.code);
             assert!(!d.labels.is_empty(), "{}: {} has no label", path.display(), d.code);
             for label in &d.labels {
                 assert!(label.span.end <= source.len(), "{}: {} label past the end", path.display(), d.code);
@@ -65,7 +65,7 @@ fn every_code_is_exercised_by_the_ui_corpus() {
             seen.extend(checked.problems.iter().map(|p| p.to_diagnostic().code));
         }
     }
-    let missing: Vec<&str> = lpn::diagnostic::CODES.iter().map(|(c, _)| *c).filter(|c| !seen.contains(c)).collect();
+    let missing: Vec<&str> = lpn::language::diagnostic::CODES.iter().map(|(c, _)| *c).filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes with no UI test: {missing:?}");
 }
 
@@ -90,7 +90,7 @@ fn shipped_examples_check_clean() {
                 .into_iter()
                 .filter(|p| !ALLOWED_IN_EXAMPLES.iter().any(|(f, code, _)| *f == file && *code == p.to_diagnostic().code))
                 .collect();
-            let human = lpn::report::render_human(&left, &source, &file, false);
+            let human = lpn::language::render::render_human(&left, &source, &file, false);
             assert!(human.is_empty(), "{} should check clean:\n{human}", path.display());
             let first = std::fs::read_to_string(&path).unwrap();
             assert!(first.starts_with("//"), "{} should start with a comment saying what it shows", path.display());
@@ -104,7 +104,7 @@ fn shipped_examples_check_clean() {
 fn json_labels_point_at_the_right_text() {
     let source = "model m {\n  input [1, 64]\n  cnv(k=3)\n}\ndata sines()\n";
     let (_, checked) = lpn::check_source(source, Path::new("."));
-    let json = lpn::report::to_json(&checked.problems[0], source, "m.lpn");
+    let json = lpn::language::render::to_json(&checked.problems[0], source, "m.lpn");
     assert_eq!(json.code, "E0010");
     let label = &json.labels[0];
     assert_eq!((label.line, label.column), (3, 3));
@@ -120,7 +120,7 @@ fn json_labels_point_at_the_right_text() {
 fn reference_doc_is_generated_from_the_tables() {
     let committed = std::fs::read_to_string("docs/reference.md").unwrap();
     assert!(
-        committed == lpn::schema::reference_markdown(),
+        committed == lpn::language::schema::reference_markdown(),
         "docs/reference.md is stale: run `cargo run -- explain reference > docs/reference.md`"
     );
 }
@@ -145,20 +145,20 @@ fn a_byte_order_mark_is_skipped_and_labels_still_point_right() {
     // A label on the first line, just after the mark.
     let source = "\u{FEFF}modle m {\n  input [1, 64]\n}\n";
     let (_, checked) = lpn::check_source(source, Path::new("."));
-    let json = lpn::report::to_json_all(&checked.problems, source, "m.lpn");
+    let json = lpn::language::render::to_json_all(&checked.problems, source, "m.lpn");
     let first = &json[0].labels[0];
     assert_eq!(&source[first.offset..first.offset + first.length], "modle");
     assert_eq!((first.offset, first.line, first.column), (3, 1, 1));
-    let single = lpn::report::to_json(&checked.problems[0], source, "m.lpn");
+    let single = lpn::language::render::to_json(&checked.problems[0], source, "m.lpn");
     assert_eq!((single.labels[0].offset, single.labels[0].line, single.labels[0].column), (3, 1, 1));
     // A label further down.
     let later = "\u{FEFF}model m {\n  input [1, 64]\n  cnv(k=3)\n}\ndata sines()\n";
     let (_, later_checked) = lpn::check_source(later, Path::new("."));
-    let label = &lpn::report::to_json_all(&later_checked.problems, later, "m.lpn")[0].labels[0];
+    let label = &lpn::language::render::to_json_all(&later_checked.problems, later, "m.lpn")[0].labels[0];
     assert_eq!(&later[label.offset..label.offset + label.length], "cnv");
     assert_eq!((label.line, label.column), (3, 3));
 
-    let human = lpn::report::render_human(&checked.problems, source, "m.lpn", false);
+    let human = lpn::language::render::render_human(&checked.problems, source, "m.lpn", false);
     assert!(human.contains("[m.lpn:1:1]"), "{human}");
     assert!(!human.contains('\u{FEFF}'), "the mark is not shown:\n{human}");
     assert!(human.contains(" 1 │ modle m {"), "{human}");

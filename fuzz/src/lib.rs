@@ -27,17 +27,17 @@ pub fn run_frontend_in(source: &str, base_dir: &Path) -> Result<Outcome, String>
     // `lpnc check`: both output formats.
     // With and without colour, on alternate inputs (the colour only changes
     // the theme).
-    let human = lpn::report::render_human(&checked.problems, source, "fuzz.lpn", source.len() % 2 == 0);
-    for json in lpn::report::to_json_all(&checked.problems, source, "fuzz.lpn") {
+    let human = lpn::language::render::render_human(&checked.problems, source, "fuzz.lpn", source.len() % 2 == 0);
+    for json in lpn::language::render::to_json_all(&checked.problems, source, "fuzz.lpn") {
         serde_json::to_string(&json).map_err(|e| format!("JSON diagnostic does not serialise: {e}"))?;
     }
     // `lpnc inspect`.
     if let Some(program) = &checked.program {
-        let _ = lpn::inspect::table(&program.model);
+        let _ = lpn::language::inspect::table(&program.model);
     }
     // The model-only entry point for tools.
-    if let Ok(model) = lpn::check::check_model_only(source) {
-        let _ = lpn::inspect::table(&model);
+    if let Ok(model) = lpn::language::check::check_model_only(source) {
+        let _ = lpn::language::inspect::table(&model);
     }
 
     // Invariants.
@@ -49,7 +49,7 @@ pub fn run_frontend_in(source: &str, base_dir: &Path) -> Result<Outcome, String>
     }
     for problem in &checked.problems {
         let d = problem.to_diagnostic();
-        if !lpn::diagnostic::CODES.iter().any(|(c, _)| *c == d.code) {
+        if !lpn::language::diagnostic::CODES.iter().any(|(c, _)| *c == d.code) {
             return Err(format!("unlisted code {}", d.code));
         }
         if d.labels.is_empty() {

@@ -19,7 +19,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{EpochReport, TrainError};
-use crate::ir::{Init, Program, Source};
+use crate::language::ir::{Init, Program, Source};
 use crate::rng::Rng;
 
 pub const FILE: &str = "checkpoint.safetensors";

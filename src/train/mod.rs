@@ -19,9 +19,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset, Targets};
-use crate::ir::{Keep, Loss, Monitor, Program};
-use crate::lower::constraints::{Enforced, Measure};
-use crate::lower::{LowerError, Mode, Net, ops};
+use crate::language::ir::{Keep, Loss, Monitor, Program};
+use crate::model::constraints::{Enforced, Measure};
+use crate::model::{LowerError, Mode, Net, ops};
 use crate::rng::Rng;
 pub use observe::{ConstraintLabel, Event, Live, LiveFigure, Observer, Recorder, Silent};
 
@@ -299,12 +299,12 @@ pub fn evaluate(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Resu
     Ok(Evaluation { loss: total / n, accuracy: classify.then(|| right as f64 / n) })
 }
 
-fn constraint_params(c: &crate::ir::Constraint) -> serde_json::Value {
+fn constraint_params(c: &crate::language::ir::Constraint) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     if let Some(b) = &c.band {
         let nyquist = b.fs.map(|fs| fs / 2.0).unwrap_or(1.0);
         match c.family {
-            crate::schema::Family::Bandpass | crate::schema::Family::Bandstop => {
+            crate::language::schema::Family::Bandpass | crate::language::schema::Family::Bandstop => {
                 m.insert("low".into(), (b.low * nyquist).into());
                 m.insert("high".into(), (b.high * nyquist).into());
             }
@@ -326,7 +326,7 @@ fn constraint_params(c: &crate::ir::Constraint) -> serde_json::Value {
     if let Some(v) = c.value {
         m.insert("value".into(), v.into());
     }
-    if c.mode == crate::schema::Mode::Penalty {
+    if c.mode == crate::language::schema::Mode::Penalty {
         m.insert("weight".into(), c.weight.into());
     }
     serde_json::Value::Object(m)
@@ -396,7 +396,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
         .map(|e| {
             let layer = model.walk().into_iter().find(|l| l.name == e.layer)?;
             layer.init.as_ref()?;
-            if e.spec.mode == crate::schema::Mode::Freeze {
+            if e.spec.mode == crate::language::schema::Mode::Freeze {
                 return None;
             }
             let b = &initial[e.param];
@@ -439,7 +439,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
     };
     let epochs = schedule.len();
     let base_frozen: Vec<(bool, f64)> = net.params.iter().map(|p| (p.frozen, p.lr_scale)).collect();
-    let base_specs: Vec<crate::ir::Constraint> = enforced.iter().map(|e| e.spec.clone()).collect();
+    let base_specs: Vec<crate::language::ir::Constraint> = enforced.iter().map(|e| e.spec.clone()).collect();
 
     // Where the run starts: the beginning, or where the checkpoint left it.
     let mut first_epoch = 0;
@@ -591,7 +591,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
             for (p, g) in net.params.iter().zip(&per_param) {
                 let Some(g) = g else { continue };
                 let s = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-                if !s.is_finite() && !crate::lower::finite(g)? {
+                if !s.is_finite() && !crate::model::finite(g)? {
                     return Err(TrainError::NotFinite {
                         epoch,
                         step: step + 1,
@@ -730,7 +730,7 @@ pub fn best_epoch(reports: &[EpochReport], monitor: Monitor) -> Option<usize> {
 
 /// Whether `early_stop = N` ends the run now: the best epoch is N or more
 /// epochs behind the last one (Keras EarlyStopping(patience=N)).
-fn early_stop_due(reports: &[EpochReport], spec: &crate::ir::TrainSpec) -> Option<Stopped> {
+fn early_stop_due(reports: &[EpochReport], spec: &crate::language::ir::TrainSpec) -> Option<Stopped> {
     let patience = spec.early_stop?;
     let best = best_epoch(reports, spec.monitor)?;
     let last = reports.last()?.epoch;
@@ -809,11 +809,11 @@ fn clip_gradients(grads: &mut [Option<Tensor>], norm: f64, max_norm: f64) -> can
 /// or scaled for the phase, constraints enforced in another mode. Weights
 /// entering a projected mode are projected at once.
 fn enter_phase(
-    phase: &crate::ir::Phase,
+    phase: &crate::language::ir::Phase,
     net: &mut Net,
     enforced: &mut [Enforced],
     base: &[(bool, f64)],
-    base_specs: &[crate::ir::Constraint],
+    base_specs: &[crate::language::ir::Constraint],
 ) -> candle_core::Result<()> {
     apply_phase_settings(phase, net, enforced, base, base_specs)?;
     Enforced::project_all(enforced, net)
@@ -822,11 +822,11 @@ fn enter_phase(
 /// A phase's settings without the projection that entering it does (a
 /// resumed run's weights are already where the projection left them).
 fn apply_phase_settings(
-    phase: &crate::ir::Phase,
+    phase: &crate::language::ir::Phase,
     net: &mut Net,
     enforced: &mut [Enforced],
     base: &[(bool, f64)],
-    base_specs: &[crate::ir::Constraint],
+    base_specs: &[crate::language::ir::Constraint],
 ) -> candle_core::Result<()> {
     for (p, &(frozen, lr)) in net.params.iter_mut().zip(base) {
         p.frozen = frozen;
@@ -847,7 +847,7 @@ fn apply_phase_settings(
             for e in enforced.iter_mut().filter(|e| e.layer == change.layer && e.spec.family == c.family) {
                 // The phase changes how the constraint is enforced, never its band or
                 // value (the checker refuses that, E0060): keep the model's.
-                let spec = crate::ir::Constraint {
+                let spec = crate::language::ir::Constraint {
                     band: e.spec.band,
                     value: e.spec.value,
                     lambda_min: e.spec.lambda_min,
@@ -947,7 +947,7 @@ mod tests {
         let mut spec = checked.program.map(|p| p.train).unwrap_or_else(|| panic!("{:?}", checked.problems));
         assert_eq!(spec.early_stop, Some(2));
         let losses = [0.5, 0.4, 0.45, 0.41, 0.3];
-        let due = |n: usize, spec: &crate::ir::TrainSpec| {
+        let due = |n: usize, spec: &crate::language::ir::TrainSpec| {
             early_stop_due(&epochs(&losses[..n].iter().map(|&l| (Some(l), None)).collect::<Vec<_>>()), spec)
         };
         assert_eq!(due(3, &spec), None, "one epoch without improvement");

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use super::EpochReport;
-use crate::lower::Net;
-use crate::lower::constraints::Enforced;
-use crate::schema::Mode;
+use crate::language::schema::Mode;
+use crate::model::Net;
+use crate::model::constraints::Enforced;
 
 /// Receives a run's events in order.
 pub trait Observer {

@@ -5,8 +5,8 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use crate::ir::Optimizer as Spec;
-use crate::lower::Param;
+use crate::language::ir::Optimizer as Spec;
+use crate::model::Param;
 
 pub struct Optimizer {
     spec: Spec,

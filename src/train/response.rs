@@ -12,9 +12,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::bands::{self, BandSpec};
-use crate::ir::{Constraint, Program};
-use crate::lower::{LowerError, Net, ops, validate_weights};
+use crate::constraint::bands::{self, BandSpec};
+use crate::language::ir::{Constraint, Program};
+use crate::model::{LowerError, Net, ops, validate_weights};
 use crate::train::Report;
 
 /// Kernels drawn per 1-D layer (the rest would only blacken the plot); the

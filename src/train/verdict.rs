@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 
-use crate::schema::Mode;
+use crate::language::schema::Mode;
 use crate::train::{ConstraintReport, Report};
 
 /// A weight has collapsed when its largest |w| is at most this fraction of

@@ -7,7 +7,7 @@
 //! `tests/fuzz_regressions/*.lpn` and any `--corpus DIR`) with byte flips,
 //! deletions, duplications, splices, line moves and insertions of the
 //! language's own tokens (every layer, annotation, parameter and section name
-//! from `lpn::schema`, brackets, huge/negative/odd numbers, unicode), and runs
+//! from `lpn::language::schema`, brackets, huge/negative/odd numbers, unicode), and runs
 //! each input through `lpn_fuzz::run_frontend` (parse, check, inspect, miette
 //! and JSON rendering, invariants). Inputs whose set of diagnostics is new join
 //! the corpus, a cheap stand-in for coverage.
@@ -137,7 +137,7 @@ const WORDS: &[&str] = &[
 ];
 
 fn vocabulary() -> Vec<String> {
-    use lpn::schema;
+    use lpn::language::schema;
     let mut words: Vec<String> = Vec::new();
     words.extend(schema::layer_names().iter().map(|s| s.to_string()));
     words.extend(schema::annotation_names().iter().map(|s| s.to_string()));

@@ -1,4 +1,4 @@
-//! Lowering: the validated model (`crate::ir`) becomes a network of Candle
+//! Lowering: the validated model (`crate::language::ir`) becomes a network of Candle
 //! tensors with named parameters (`conv2.weight`), seeded initial weights, and
 //! each constraint attached the way its mode says (`constraints`).
 //!
@@ -45,7 +45,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-use crate::ir::{Activation, Init, Layer, Model, Op};
+use crate::language::ir::{Activation, Init, Layer, Model, Op};
 use crate::rng::Rng;
 
 /// A trainable tensor and how the optimizer may move it.
@@ -214,7 +214,7 @@ impl Net {
             Some(Init::Normal { std }) => Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect::<Vec<f64>>(), shape, &self.device)?,
             Some(Init::Zeros) => Tensor::zeros(shape, DType::F64, &self.device)?,
             Some(Init::Designed { family, cutoff }) => {
-                let spec = crate::bands::BandSpec { family: *family, low: *cutoff, high: *cutoff, transition: None, fs: None };
+                let spec = crate::constraint::bands::BandSpec { family: *family, low: *cutoff, high: *cutoff, transition: None, fs: None };
                 constraints::designed_weight(&spec, shape, &self.device)?
             }
             Some(Init::File { path, tensor, .. }) => {

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use crate::ast::{self, Span};
-use crate::bands::{BandSpec, default_transition, freq_words, intervals_words};
-use crate::check::Ctx;
-use crate::check::feasible_set::{self, Units};
-use crate::check::params::Call;
-use crate::diagnostic::{Problem, fmt_num};
-use crate::ir::{Constraint, Init};
-use crate::schema::{AnnotationDef, AnnotationRole, Band, Family, LayerKind, Mode, ParamType};
+use crate::constraint::bands::{BandSpec, default_transition, freq_words, intervals_words};
+use crate::language::ast::{self, Span};
+use crate::language::check::Ctx;
+use crate::language::check::feasible_set::{self, Units};
+use crate::language::check::params::Call;
+use crate::language::diagnostic::{Problem, fmt_num};
+use crate::language::ir::{Constraint, Init};
+use crate::language::schema::{AnnotationDef, AnnotationRole, Band, Family, LayerKind, Mode, ParamType};
 
 /// What the checker knows of the layer the annotations sit on.
 pub struct LayerFacts {
@@ -372,7 +372,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
         }
         Mode::Freeze if !(matches!(band.family, Family::Highpass | Family::Bandstop) && kernel.iter().any(|k| k % 2 == 0)) => {
             // What the frozen design achieves against this spec.
-            let h = crate::bands::design_kernel(&band, kernel);
+            let h = crate::constraint::bands::design_kernel(&band, kernel);
             let q = band.stopband_operator(kernel);
             let h = nalgebra::DVector::from_vec(h);
             let rho = (h.transpose() * &q * &h)[0] / h.norm_squared().max(1e-300);

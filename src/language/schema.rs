@@ -891,10 +891,10 @@ impl ParamType {
                 let hi = if max == f64::INFINITY { None } else { Some((if max_open { "<" } else { "≤" }, max)) };
                 match (lo, hi) {
                     (Some((a, x)), Some((b, y))) => {
-                        Some(format!("{a} {} and {b} {}", crate::diagnostic::fmt_num(x), crate::diagnostic::fmt_num(y)))
+                        Some(format!("{a} {} and {b} {}", crate::language::diagnostic::fmt_num(x), crate::language::diagnostic::fmt_num(y)))
                     }
-                    (Some((a, x)), None) => Some(format!("{a} {}", crate::diagnostic::fmt_num(x))),
-                    (None, Some((b, y))) => Some(format!("{b} {}", crate::diagnostic::fmt_num(y))),
+                    (Some((a, x)), None) => Some(format!("{a} {}", crate::language::diagnostic::fmt_num(x))),
+                    (None, Some((b, y))) => Some(format!("{b} {}", crate::language::diagnostic::fmt_num(y))),
                     (None, None) => None,
                 }
             }
@@ -910,7 +910,7 @@ impl fmt::Display for Default {
             Default::Required => write!(f, "required"),
             Default::Absent => write!(f, "not set"),
             Default::Int(v) => write!(f, "{v}"),
-            Default::Float(v) => write!(f, "{}", crate::diagnostic::fmt_num(*v)),
+            Default::Float(v) => write!(f, "{}", crate::language::diagnostic::fmt_num(*v)),
             Default::Bool(v) => write!(f, "{v}"),
             Default::Word(w) => write!(f, "{w}"),
             Default::Derived(text) => write!(f, "{text}"),
@@ -1077,7 +1077,7 @@ pub fn reference_markdown() -> String {
         out.push_str(&format!("```\n{}\n```\n\n", schema.example));
     }
     let mut out = String::from(
-        "# The .lpn language: reference\n\nGenerated from the tables in `src/schema.rs` by `lpnc explain reference`; do not edit by hand.\n\n## Layers\n\n",
+        "# The .lpn language: reference\n\nGenerated from the tables in `src/language/schema.rs` by `lpnc explain reference`; do not edit by hand.\n\n## Layers\n\n",
     );
     for def in LAYERS {
         entry(&mut out, &format!("`{}`", def.schema.name), &def.schema, "");

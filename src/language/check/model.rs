@@ -7,14 +7,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ast::{self, Span, Stmt, ValueKind};
-use crate::check::Ctx;
-use crate::check::annotations::{self, Attached, LayerFacts};
-use crate::check::params::{self, Call};
-use crate::diagnostic::Problem;
-use crate::ir::{Activation, Conv, Layer, Model, Op, Pool};
-use crate::schema::{self, AnnotationDef, LayerDef, LayerKind};
-use crate::shape::Shape;
+use crate::language::ast::{self, Span, Stmt, ValueKind};
+use crate::language::check::Ctx;
+use crate::language::check::annotations::{self, Attached, LayerFacts};
+use crate::language::check::params::{self, Call};
+use crate::language::diagnostic::Problem;
+use crate::language::ir::{Activation, Conv, Layer, Model, Op, Pool};
+use crate::language::schema::{self, AnnotationDef, LayerDef, LayerKind};
+use crate::language::shape::Shape;
 
 /// A statement of a model body: a layer, or a line that did not parse.
 pub enum Item<'a> {
@@ -685,8 +685,8 @@ fn layer_with(
 
 /// A layer's weight as the norm constraints see it: output units and weights
 /// per unit (in/groups·taps for a conv, in features for a linear).
-pub fn units_of(op: &Op) -> Option<crate::check::feasible_set::Units> {
-    use crate::check::feasible_set::Units;
+pub fn units_of(op: &Op) -> Option<crate::language::check::feasible_set::Units> {
+    use crate::language::check::feasible_set::Units;
     match op {
         Op::Conv(c) => Some(Units { count: c.out_channels, width: c.in_channels / c.groups.max(1) * c.kernel.iter().product::<usize>() }),
         Op::Linear { in_features, out_features, .. } => Some(Units { count: *out_features, width: *in_features }),

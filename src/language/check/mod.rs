@@ -1,4 +1,4 @@
-//! The checker: syntax tree → validated program (`crate::ir`), collecting every
+//! The checker: syntax tree → validated program (`crate::language::ir`), collecting every
 //! problem of every phase rather than stopping at the first.
 //!
 //! Sections are checked in order model → data → train, each with what the
@@ -16,11 +16,11 @@ pub mod phases;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::ast::{self, Span};
-use crate::bands::BandSpec;
-use crate::diagnostic::Problem;
-use crate::ir::Program;
-use crate::schema::SECTION_NAMES;
+use crate::constraint::bands::BandSpec;
+use crate::language::ast::{self, Span};
+use crate::language::diagnostic::Problem;
+use crate::language::ir::Program;
+use crate::language::schema::SECTION_NAMES;
 
 /// What checking found: the program when there are no errors, and every problem.
 pub struct Checked {
@@ -70,7 +70,7 @@ impl Ctx {
 
     /// The shortest 1-D kernel meeting `tol`, through the λ_min cache.
     pub fn min_taps(&mut self, band: &BandSpec, tol: f64, from: usize, limit: usize) -> Option<usize> {
-        crate::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
+        crate::constraint::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
     }
 
     /// A path from the file, relative to its folder; reports a missing file
@@ -101,7 +101,7 @@ pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
 
 /// [`check_source`] against a given machine (tests pin its memory).
 pub fn check_source_on(source: &str, base_dir: &Path, machine: &Machine) -> (ast::File, Checked) {
-    let (file, syntax_problems) = crate::syntax::parse(source);
+    let (file, syntax_problems) = crate::language::syntax::parse(source);
     let mut ctx = Ctx { problems: syntax_problems, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() };
     let program = check_file(&mut ctx, &file, source.len(), machine);
     let mut problems = ctx.problems;
@@ -174,7 +174,7 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize, machine: &Machine) ->
 /// f32 weights with their gradient and two optimizer moments, plus every
 /// layer's output for a batch, kept for the backward pass and its gradient,
 /// plus the data sets as loaded (`data::check_data` counts them).
-fn memory_check(ctx: &mut Ctx, model: &crate::ir::Model, batch: usize, span: Span, available: u64) {
+fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize, span: Span, available: u64) {
     let parameters = model.parameter_count() as u64;
     let activations: u64 = model.walk().iter().fold(model.input.numel() as u64, |n, l| n.saturating_add(l.output.numel() as u64));
     let training =
@@ -207,8 +207,8 @@ fn available_memory() -> u64 {
 
 /// Checks only the model section of a source (no data or training part
 /// needed): for tools and tests that want the layers and shapes alone.
-pub fn check_model_only(source: &str) -> Result<crate::ir::Model, Vec<Problem>> {
-    let (file, problems) = crate::syntax::parse(source);
+pub fn check_model_only(source: &str) -> Result<crate::language::ir::Model, Vec<Problem>> {
+    let (file, problems) = crate::language::syntax::parse(source);
     let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), data_bytes: None, lambda_cache: HashMap::new() };
     let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
         ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block).model,

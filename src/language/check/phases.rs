@@ -3,17 +3,17 @@
 //! layer for the phase's duration: `@freeze`, `@lr(scale)`, or how one of the
 //! layer's own constraints is enforced (`@lowpass(mode=project)`).
 
-use crate::ast::{self, Arg, Stmt};
-use crate::check::Ctx;
-use crate::check::annotations::{self, LayerFacts};
-use crate::check::params;
-use crate::diagnostic::Problem;
+use crate::language::ast::{self, Arg, Stmt};
+use crate::language::check::Ctx;
+use crate::language::check::annotations::{self, LayerFacts};
+use crate::language::check::params;
+use crate::language::diagnostic::Problem;
 use std::collections::HashMap;
 
-use crate::bands::{default_transition, freq_words};
-use crate::diagnostic::fmt_num;
-use crate::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
-use crate::schema::{self, AnnotationRole, Band, Family, LayerKind, Mode, PHASE_SECTION};
+use crate::constraint::bands::{default_transition, freq_words};
+use crate::language::diagnostic::fmt_num;
+use crate::language::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
+use crate::language::schema::{self, AnnotationRole, Band, Family, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
 struct Layers<'m> {
@@ -112,7 +112,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         } else {
             // The closest name, searched for the first hundred mistakes only
             // (each search reads every name), then the first names.
-            let best = if layers.unknown <= 100 { crate::suggest::closest(&l.name.name, all) } else { None };
+            let best = if layers.unknown <= 100 { crate::language::suggest::closest(&l.name.name, all) } else { None };
             match best {
                 Some(best) => vec![best],
                 None => all[..LIST_ALL_UP_TO].to_vec(),

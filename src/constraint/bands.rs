@@ -7,7 +7,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use crate::schema::{Band, Family};
+use crate::language::schema::{Band, Family};
 
 /// `sinc(x) = sin(πx)/(πx)`, `sinc(0) = 1`.
 pub fn sinc(x: f64) -> f64 {
@@ -133,8 +133,8 @@ pub fn intervals_words(pieces: &[(f64, f64)], fs: Option<f64>) -> String {
 /// A normalised frequency (1 = Nyquist) as the user wrote it: in Hz with a sample rate.
 pub fn freq_words(nu: f64, fs: Option<f64>) -> String {
     match fs {
-        Some(fs) => format!("{} Hz", crate::diagnostic::fmt_num(nu * fs / 2.0)),
-        None => crate::diagnostic::fmt_num(nu),
+        Some(fs) => format!("{} Hz", crate::language::diagnostic::fmt_num(nu * fs / 2.0)),
+        None => crate::language::diagnostic::fmt_num(nu),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `lpnc inspect`: the checked model as a table.
 
-use crate::ir::{Layer, Model};
-use crate::schema::{Family, Mode};
+use crate::language::ir::{Layer, Model};
+use crate::language::schema::{Family, Mode};
 
 pub fn table(model: &Model) -> String {
     let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
@@ -86,7 +86,7 @@ fn band_notes(model: &Model) -> String {
 }
 
 /// Taps of a whole kernel (k, or kh·kw).
-fn kernel_size(edges: &[crate::bands::BandEdges]) -> usize {
+fn kernel_size(edges: &[crate::constraint::bands::BandEdges]) -> usize {
     edges.iter().map(|e| e.taps).product()
 }
 
@@ -115,7 +115,7 @@ fn annotations(layer: &Layer) -> String {
 }
 
 fn fmt(x: f64) -> String {
-    crate::diagnostic::fmt_num(x)
+    crate::language::diagnostic::fmt_num(x)
 }
 
 #[cfg(test)]

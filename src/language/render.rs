@@ -7,7 +7,7 @@ use miette::{
 };
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, Problem, Severity};
+use crate::language::diagnostic::{Diagnostic, Problem, Severity};
 
 /// Renders problems as miette reports, one after the other.
 ///

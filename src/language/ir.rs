@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::ast::Span;
-use crate::bands::BandSpec;
-use crate::schema::{Family, Mode, Task};
-use crate::shape::Shape;
+use crate::constraint::bands::BandSpec;
+use crate::language::ast::Span;
+use crate::language::schema::{Family, Mode, Task};
+use crate::language::shape::Shape;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Program {
@@ -171,7 +171,7 @@ pub struct Constraint {
     pub lambda_min: Option<f64>,
     /// Band families: the edges in force on each kernel axis (stopband and
     /// passband after the transition), computed once by the checker.
-    pub edges: Vec<crate::bands::BandEdges>,
+    pub edges: Vec<crate::constraint::bands::BandEdges>,
     /// Band families: how many independent kernels have ρ ≤ tol (the
     /// subspace that mode=project and mode=reparam keep the kernels in).
     pub admissible_dimension: Option<usize>,

@@ -18,13 +18,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ast::{self, Arg, Span, Stmt};
-use crate::check::Ctx;
-use crate::check::params::{self, Call};
-use crate::diagnostic::Problem;
-use crate::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
-use crate::schema::{DATA_SECTION, TRAIN_SECTION, Task};
-use crate::shape::Shape;
+use crate::language::ast::{self, Arg, Span, Stmt};
+use crate::language::check::Ctx;
+use crate::language::check::params::{self, Call};
+use crate::language::diagnostic::Problem;
+use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
+use crate::language::schema::{DATA_SECTION, TRAIN_SECTION, Task};
+use crate::language::shape::Shape;
 
 /// A section's `key = value` lines as arguments, so the one resolver checks them.
 fn settings_as_args(ctx: &mut Ctx, block: &ast::Block, section: &str) -> Vec<Arg> {

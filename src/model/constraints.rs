@@ -9,10 +9,10 @@
 use candle_core::{DType, Device, Result, Tensor};
 use nalgebra::DMatrix;
 
-use crate::bands::{self, BandSpec};
-use crate::ir::{Constraint, Layer, Op};
-use crate::lower::{LowerError, Net, Reparam, ops};
-use crate::schema::{Family, Mode};
+use crate::constraint::bands::{self, BandSpec};
+use crate::language::ir::{Constraint, Layer, Op};
+use crate::language::schema::{Family, Mode};
+use crate::model::{LowerError, Net, Reparam, ops};
 
 /// A constraint bound to one parameter of the network.
 pub struct Enforced {

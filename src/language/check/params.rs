@@ -1,13 +1,13 @@
-//! Arguments → typed values, against a schema from `crate::schema`.
+//! Arguments → typed values, against a schema from `crate::language::schema`.
 //!
 //! One resolver serves layers, annotations, data sources, optimizers, losses and
 //! the settings of `data { … }` and `train { … }`, so every parameter anywhere
 //! gets the same checks: unknown names (with suggestions), duplicates, types,
 //! ranges, required parameters and defaults.
 
-use crate::ast::{Arg, Args, Span, Value, ValueKind};
-use crate::diagnostic::{Problem, fmt_num};
-use crate::schema::{self, Default, Param, ParamType, Schema};
+use crate::language::ast::{Arg, Args, Span, Value, ValueKind};
+use crate::language::diagnostic::{Problem, fmt_num};
+use crate::language::schema::{self, Default, Param, ParamType, Schema};
 
 #[derive(Clone, Debug)]
 pub enum Val {
@@ -122,7 +122,7 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                 match schema.param(&key.name) {
                     Some(p) => p,
                     None => {
-                        meant.extend(crate::suggest::closest(&key.name, &schema.param_names()));
+                        meant.extend(crate::language::suggest::closest(&key.name, &schema.param_names()));
                         problems.push(Problem::UnknownParameter {
                             span: key.span,
                             name: key.name.clone(),

@@ -1,7 +1,7 @@
 //! The syntax tree of a `.lpn` file, as written, with a byte span on every node.
 //!
 //! Nothing here knows which layers or constraints exist: names are plain
-//! identifiers, and the checker (`crate::check`) gives them meaning.
+//! identifiers, and the checker (`crate::language::check`) gives them meaning.
 
 use serde::Serialize;
 

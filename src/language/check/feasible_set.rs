@@ -32,11 +32,11 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use crate::ast::Span;
-use crate::bands;
-use crate::diagnostic::fmt_num;
-use crate::ir::Constraint;
-use crate::schema::{Family, Mode};
+use crate::constraint::bands;
+use crate::language::ast::Span;
+use crate::language::diagnostic::fmt_num;
+use crate::language::ir::Constraint;
+use crate::language::schema::{Family, Mode};
 
 /// Kernels longer than this skip the cone test (each iteration is a
 /// taps×taps product): conservative.
@@ -317,7 +317,7 @@ fn positive_orthogonal(basis: &DMatrix<f64>, taps: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bands::BandSpec;
+    use crate::constraint::bands::BandSpec;
 
     fn band(family: Family, low: f64, high: f64, k: usize) -> Constraint {
         let spec = BandSpec { family, low, high, transition: None, fs: None };

@@ -2,10 +2,10 @@
 //!
 //! Each variant carries the spans and facts of one finding; `to_diagnostic`
 //! words it (message, labels, help) and gives its stable code. Turning that into
-//! miette reports or JSON happens in one place, `crate::report`.
+//! miette reports or JSON happens in one place, `crate::language::render`.
 
-use crate::ast::Span;
-use crate::shape::Shape;
+use crate::language::ast::Span;
+use crate::language::shape::Shape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,7 +176,7 @@ pub const CODES: &[(&str, &str)] = &[
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
-    match crate::suggest::closest(name, known) {
+    match crate::language::suggest::closest(name, known) {
         Some(best) => Some(format!("did you mean `{best}`?")),
         None if known.is_empty() => None,
         None => Some(format!("known {kind}: {}", known.join(", "))),
@@ -195,16 +195,16 @@ fn join_and(names: &[String]) -> String {
 /// `` `sаme` contains U+0430 CYRILLIC SMALL LETTER A (looks like `a`); `` for a
 /// name with an invisible or look-alike character, else nothing.
 fn stray_note(name: &str) -> String {
-    match name.chars().find(|&c| crate::confusables::is_suspicious(c)) {
-        Some(c) => format!("`{name}` contains {}; ", crate::confusables::describe(c)),
+    match name.chars().find(|&c| crate::language::confusables::is_suspicious(c)) {
+        Some(c) => format!("`{name}` contains {}; ", crate::language::confusables::describe(c)),
         None => String::new(),
     }
 }
 
 /// The known name that `name` spells with look-alikes, if any.
 fn ascii_name(name: &str, known: &[&'static str]) -> Option<&'static str> {
-    let at = name.char_indices().find(|&(_, c)| crate::confusables::is_suspicious(c))?.0;
-    let (_, spelt) = crate::confusables::ascii_spelling(name, at)?;
+    let at = name.char_indices().find(|&(_, c)| crate::language::confusables::is_suspicious(c))?.0;
+    let (_, spelt) = crate::language::confusables::ascii_spelling(name, at)?;
     known.iter().copied().find(|k| *k == spelt)
 }
 
@@ -347,7 +347,7 @@ impl Problem {
                 "E0018",
                 format!("unknown {what} `{name}`"),
                 vec![label(*span, format!("not a known {what}"))],
-                Some(format!("{}{}", stray_note(name), match ascii_name(name, known).or_else(|| crate::suggest::closest(name, known)) {
+                Some(format!("{}{}", stray_note(name), match ascii_name(name, known).or_else(|| crate::language::suggest::closest(name, known)) {
                     Some(best) => format!("did you mean `{best}`? (known: {})", known.join(", ")),
                     None => format!("known: {}", known.join(", ")),
                 })),
@@ -615,7 +615,7 @@ impl Problem {
                 Some("use `monitor = val_loss`".into()),
             ),
             StrayCharacter { span, character, spelling } => {
-                use crate::confusables::{Looks, describe, looks};
+                use crate::language::confusables::{Looks, describe, looks};
                 let code_point = format!("U+{:04X}", *character as u32);
                 let help = match (looks(*character), spelling) {
                     (Looks::Invisible, Some(word)) => format!("delete it: did you mean `{word}`?"),
@@ -653,7 +653,7 @@ impl Problem {
                 "E0073",
                 format!("`{path}` has no tensor `{tensor}`"),
                 vec![label(*span, format!("no `{tensor}` in the file"))],
-                Some(match crate::suggest::closest(tensor, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
+                Some(match crate::language::suggest::closest(tensor, &known.iter().map(String::as_str).collect::<Vec<_>>()) {
                     Some(best) => format!("did you mean `tensor=\"{best}\"`? (the file has: {})", known.join(", ")),
                     None if known.is_empty() => "the file holds no tensor".into(),
                     None => format!("the file has: {}", known.join(", ")),
@@ -669,7 +669,7 @@ impl Problem {
                 "E0075",
                 format!("tensor `{tensor}` holds {dtype} values, not floating-point ones"),
                 vec![label(*span, format!("dtype {dtype}"))],
-                Some(format!("weights are read from {} tensors", crate::check::init_file::FLOAT_DTYPES.join(", "))),
+                Some(format!("weights are read from {} tensors", crate::language::check::init_file::FLOAT_DTYPES.join(", "))),
             ),
         };
         let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
@@ -680,7 +680,7 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::join_or;
+    use crate::language::syntax::join_or;
 
     #[test]
     fn every_code_is_listed_once() {

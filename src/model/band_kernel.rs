@@ -149,7 +149,7 @@ mod tests {
         let w = Var::from_tensor(&Tensor::randn(0f64, 1.0, (3, 4, taps), &dev).unwrap()).unwrap();
         for tol in [None, Some(0.5)] {
             let ours = mean_stopband_ratio(w.as_tensor(), &q, tol).unwrap();
-            let ratios = crate::lower::ops::stopband_ratios(w.as_tensor(), &q).unwrap();
+            let ratios = crate::model::ops::stopband_ratios(w.as_tensor(), &q).unwrap();
             let theirs = match tol {
                 Some(t) => (ratios - t).unwrap().relu().unwrap().mean_all().unwrap(),
                 None => ratios.mean_all().unwrap(),

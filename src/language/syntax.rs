@@ -10,8 +10,8 @@ use pest::Parser;
 use pest::iterators::Pair;
 use pest_derive::Parser;
 
-use crate::ast::*;
-use crate::diagnostic::Problem;
+use crate::language::ast::*;
+use crate::language::diagnostic::Problem;
 
 #[derive(Parser)]
 #[grammar = "../grammar/lpn.pest"]
@@ -409,7 +409,7 @@ fn explain_bad(source: &str, pair: Pair<Rule>, entry: Rule) -> Problem {
         return Problem::StrayCharacter {
             span: Span::new(at, at + character.len_utf8()),
             character,
-            spelling: crate::confusables::ascii_spelling(source, at)
+            spelling: crate::language::confusables::ascii_spelling(source, at)
                 .map(|(range, word)| if source[..range.start].ends_with('@') { format!("@{word}") } else { word }),
         };
     }
@@ -575,7 +575,7 @@ fn stray_character(text: &str) -> Option<(usize, char)> {
                 chars.next();
             }
             ('\n', true) => in_string = false,
-            (c, false) if crate::confusables::is_suspicious(c) => return Some((i, c)),
+            (c, false) if crate::language::confusables::is_suspicious(c) => return Some((i, c)),
             _ => {}
         }
     }
@@ -630,7 +630,7 @@ pub fn join_or(items: &[String]) -> String {
 /// large files; the test `fast_path_matches_pest` holds the two to the same tree.
 mod fast {
     use super::{MAX_NESTING, unescape};
-    use crate::ast::*;
+    use crate::language::ast::*;
 
     pub(super) fn parse(source: &str) -> Option<File> {
         if source.bytes().any(|c| matches!(c, b'\r' | b';' | 0)) {
@@ -1091,7 +1091,7 @@ mod fast {
 
 #[cfg(test)]
 mod tests {
-    use crate::diagnostic::Problem;
+    use crate::language::diagnostic::Problem;
 
     /// A NUL, which the fast path leaves to pest, is named like any other
     /// invisible character; strings and comments may hold anything.

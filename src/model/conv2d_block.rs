@@ -506,7 +506,7 @@ pub fn conv2d_block(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: BlockSp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lower::pool_kernel::{PoolKind, pool};
+    use crate::model::pool_kernel::{PoolKind, pool};
     use candle_core::{Device, Var};
 
     /// The block against its ops in sequence (conv2d, bias + ReLU, max pool),
