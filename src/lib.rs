@@ -24,4 +24,4 @@ pub mod threads;
 #[cfg(feature = "train")]
 pub mod train;
 
-pub use language::check::{Checked, Machine, check_source, check_source_on};
+pub use language::check::{Checked, Environment, FakeEnvironment, RealEnvironment, check_source, check_source_with};

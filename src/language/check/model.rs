@@ -295,8 +295,8 @@ struct Inherit {
     lr_scale: Option<f64>,
 }
 
-struct Builder<'c> {
-    ctx: &'c mut Ctx,
+struct Builder<'c, 'env> {
+    ctx: &'c mut Ctx<'env>,
     /// Templates whose annotations were already checked (repeats visit them again).
     checked: HashSet<usize>,
     /// Layers made so far, against MAX_LAYERS.
@@ -305,7 +305,7 @@ struct Builder<'c> {
     made: usize,
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     fn instantiate(
         &mut self,
         items: &[Item],
