@@ -12,6 +12,7 @@ use std::f64::consts::{PI, TAU};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::language::check::environment::{EntryKind, Environment, RealEnvironment};
 use crate::language::ir::{DataSpec, Source};
 use crate::rng::Rng;
 
@@ -364,42 +365,19 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
-/// What a file that is not a regular file is, in words: `a named pipe (FIFO)`.
-pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a named pipe (FIFO)";
-        }
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if kind.is_dir() { "a folder" } else { "neither a file nor a folder" }
-}
-
 /// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
 /// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
 /// folder, a missing or unreadable file, text that is not UTF-8 and a file
-/// without any non-blank line are errors.
-pub fn read_text(path: &Path) -> Result<String, DataError> {
-    if path.is_dir() {
-        return Err(DataError::file(path, "is a folder, not a file"));
+/// without any non-blank line are errors. The file is read from `env`
+/// (the checker's environment; training reads this machine's files).
+pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError> {
+    match env.kind(path) {
+        Some(EntryKind::Folder) => return Err(DataError::file(path, "is a folder, not a file")),
+        // A named pipe would be waited on, a device read without end.
+        Some(EntryKind::Other(what)) => return Err(DataError::file(path, format!("is not a regular file: it is {what}"))),
+        Some(EntryKind::File) | None => {}
     }
-    // A named pipe would be waited on, a device read without end.
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-    {
-        return Err(DataError::file(path, format!("is not a regular file: it is {}", file_kind(&meta.file_type()))));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = env.read(path).map_err(|e| {
         DataError::file(
             path,
             match e.kind() {
@@ -536,8 +514,8 @@ pub struct UcrTable {
 /// Reads and validates a UCR-style CSV (also used by the checker's probe):
 /// every row a label and the same number of finite values, comma-separated.
 /// Errors name the line and the column of the offending field.
-pub fn read_ucr(path: &Path) -> Result<UcrTable, DataError> {
-    let text = read_text(path)?;
+pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataError> {
+    let text = read_text(env, path)?;
     let mut values = Vec::new();
     let mut rows: Vec<UcrRow> = Vec::new();
     let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
@@ -683,7 +661,7 @@ pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> 
 
 fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     let numel: usize = input.iter().product();
-    let table = read_ucr(path)?;
+    let table = read_ucr(&RealEnvironment::default(), path)?;
     if table.width != numel {
         return Err(DataError::at(
             path,
@@ -748,8 +726,8 @@ fn label(field: &str, path: &Path, line: usize, column: usize, first_row: bool) 
 
 /// One column of a CSV recording (`column` counts from 0); a first row that
 /// is not a number there is a header.
-pub fn read_column(path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
-    let text = read_text(path)?;
+pub fn read_column(env: &dyn Environment, path: &Path, column: usize) -> Result<Vec<f32>, DataError> {
+    let text = read_text(env, path)?;
     let mut samples = Vec::new();
     let mut seen_row = false;
     for (i, line) in text.lines().enumerate() {
@@ -802,7 +780,7 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
     if stride == 0 {
         return Err(DataError::file(path, "`stride` must be at least 1"));
     }
-    let samples = read_column(path, column)?;
+    let samples = read_column(&RealEnvironment::default(), path, column)?;
     if samples.len() < len {
         return Err(DataError::file(
             path,
@@ -1197,7 +1175,7 @@ mod tests {
         // Five rows of label 1 and one of label 2: find a val_split that moves the
         // lone example of label 2 to the validation set.
         let file = TempFile::new("lone.csv", "1,0\n1,1\n1,2\n1,3\n1,4\n2,5\n");
-        let table = read_ucr(&file.0).unwrap();
+        let table = read_ucr(&RealEnvironment::default(), &file.0).unwrap();
         let fraction = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
             .into_iter()
             .find(|&f| split_indices(6, f, UCR_SPLIT_SEED).unwrap().1.contains(&5))

@@ -8,13 +8,20 @@
 //! - [`data`]: the data a program declares, materialised without tensors.
 //! - [`model`]: the IR lowered to Candle tensors, constraints enforced.
 //! - [`train`]: the training loop, checkpoints and the report.
+//!
+//! `model`, `train` and `threads` need Candle and the kernels' thread pools:
+//! they exist with the `train` feature (on by default). Without it the crate
+//! is the front end alone, which CI builds to keep Candle out of it.
 
 pub mod constraint;
 pub mod data;
 pub mod language;
+#[cfg(feature = "train")]
 pub mod model;
 pub mod rng;
+#[cfg(feature = "train")]
 pub mod threads;
+#[cfg(feature = "train")]
 pub mod train;
 
-pub use language::check::{Checked, Machine, check_source, check_source_on};
+pub use language::check::{Checked, Environment, FakeEnvironment, RealEnvironment, check_source, check_source_with};

@@ -226,7 +226,7 @@ fn loaded(splits: &data::Splits) -> String {
 fn run(case: &Case) -> String {
     let source = program(case);
     // The same memory everywhere, so E0046 never depends on the machine.
-    let (_, checked) = lpn::check_source_on(&source, Path::new(DIR), &lpn::Machine { available_memory: 16 << 30 });
+    let (_, checked) = lpn::check_source_with(&source, Path::new(DIR), &lpn::RealEnvironment { available_memory: Some(16 << 30) });
     let name = format!("bad_data/{}.lpn", case.name);
     let check = lpn::language::render::render_human(&checked.problems, &source, &name, false);
     let ok_case = case.name.starts_with("ok_");

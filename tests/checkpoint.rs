@@ -1,6 +1,8 @@
 //! Checkpoints and resume: a run stopped anywhere — by a request after any
 //! step, by Ctrl-C, or by `kill -9` at a random moment — continues from its
 //! last checkpoint to exactly the weights of the run that was never stopped.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

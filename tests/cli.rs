@@ -1,6 +1,8 @@
 //! The `lpnc` binary as a person runs it: exit codes, what goes to stderr,
 //! colours, standard input, files that are not regular files, thread
 //! counts, options refused before anything runs.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! What the reference (`docs/reference.md`, generated from `src/language/schema.rs`),
 //! `docs/constraints.md` and the README say the code does, held to what it
 //! does: each test reads the sentence and runs the code it describes.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::path::Path;
 

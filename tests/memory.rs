@@ -4,15 +4,15 @@
 
 use std::path::Path;
 
-use lpn::Machine;
+use lpn::FakeEnvironment;
 use lpn::language::diagnostic::Problem;
 use lpn::language::ir::{DataSpec, Source};
 use lpn::language::schema::Task;
 
 /// The data bytes E0046 counts, on a machine with no memory at all (so it
-/// always reports).
-fn data_bytes(source: &str, base: &Path) -> u64 {
-    let (_, checked) = lpn::check_source_on(source, base, &Machine { available_memory: 0 });
+/// always reports) and the files of `with(no_memory)`.
+fn data_bytes_with(source: &str, with: impl Fn(FakeEnvironment) -> FakeEnvironment) -> u64 {
+    let (_, checked) = lpn::check_source_with(source, Path::new("."), &with(FakeEnvironment::with_memory(0)));
     let found = checked.problems.iter().find_map(|p| match p {
         Problem::ModelTooLarge { data, .. } => Some(*data),
         _ => None,
@@ -20,33 +20,37 @@ fn data_bytes(source: &str, base: &Path) -> u64 {
     found.unwrap_or_else(|| panic!("no E0046: {:?}", checked.problems))
 }
 
+fn data_bytes(source: &str) -> u64 {
+    data_bytes_with(source, |no_files| no_files)
+}
+
 #[test]
 fn the_estimate_counts_generated_data() {
     // sines: inputs and clean targets, f32; the training set twice (loading
     // holds it whole while splitting off the validation part).
     let source = "model m {\n  input [1, 1000]\n  conv(out=1, k=3)\n}\ndata sines(n=300)\n";
-    assert_eq!(data_bytes(source, Path::new(".")), 2 * 300 * 1000 * 4 * 2);
+    assert_eq!(data_bytes(source), 2 * 300 * 1000 * 4 * 2);
     // waveforms: inputs and one class index each.
     let source = "model m {\n  input [1, 100]\n  flatten\n  linear(out=3)\n}\ndata waveforms(classes=3, n=50)\n";
-    assert_eq!(data_bytes(source, Path::new(".")), 2 * 50 * (100 * 4 + 8));
+    assert_eq!(data_bytes(source), 2 * 50 * (100 * 4 + 8));
     // Separate validation and test sets count once each.
     let source =
         "model m {\n  input [1, 10]\n  conv(out=1, k=3)\n}\ndata {\n  train = sines(n=20)\n  val = sines(n=7)\n  test = sines(n=5)\n}\n";
-    assert_eq!(data_bytes(source, Path::new(".")), (2 * 20 + 7 + 5) * 10 * 4 * 2);
+    assert_eq!(data_bytes(source), (2 * 20 + 7 + 5) * 10 * 4 * 2);
 }
 
 #[test]
 fn the_estimate_counts_files_by_their_rows() {
-    // Every row of tests/ui/data/two_class_64.csv: 64 values and a label.
-    let rows = std::fs::read_to_string("tests/ui/data/two_class_64.csv").unwrap().lines().filter(|l| !l.trim().is_empty()).count() as u64;
-    let source = "model m {\n  input [1, 64]\n  flatten\n  linear(out=2)\n}\ndata ucr(\"data/two_class_64.csv\")\n";
-    assert_eq!(data_bytes(source, Path::new("tests/ui")), 2 * rows * (64 * 4 + 8));
-    // A recording cut into windows of the input's length, `stride` apart.
-    let samples =
-        std::fs::read_to_string("tests/ui/data/recording.csv").unwrap().lines().skip(1).filter(|l| !l.trim().is_empty()).count() as u64;
-    let source = "model m {\n  input [1, 16]\n  conv(out=1, k=3)\n}\ndata signal(\"data/recording.csv\", column=0, stride=4)\n";
-    let windows = (samples - 16) / 4 + 1;
-    assert_eq!(data_bytes(source, Path::new("tests/ui")), 2 * windows * 16 * 4 * 2);
+    // Five rows of a label and 64 values: each 64 f32 and a class index.
+    let row = |label: usize| format!("{label},{}\n", vec!["0.5"; 64].join(","));
+    let table: String = (0..5).map(|i| row(i % 2)).collect();
+    let source = "model m {\n  input [1, 64]\n  flatten\n  linear(out=2)\n}\ndata ucr(\"data/t.csv\")\n";
+    assert_eq!(data_bytes_with(source, |env| env.file("./data/t.csv", table.clone())), 2 * 5 * (64 * 4 + 8));
+    // A recording of 40 samples (and a header) cut into windows of the
+    // input's length, `stride` apart: (40 - 16) / 4 + 1 windows.
+    let recording: String = std::iter::once("ecg\n".to_string()).chain((0..40).map(|i| format!("{i}\n"))).collect();
+    let source = "model m {\n  input [1, 16]\n  conv(out=1, k=3)\n}\ndata signal(\"data/r.csv\", column=0, stride=4)\n";
+    assert_eq!(data_bytes_with(source, |env| env.file("./data/r.csv", recording.clone())), 2 * 7 * 16 * 4 * 2);
 }
 
 /// Issue 12: `sines(n=4000)` on a `[1, 1000000]` input passed the check and
@@ -54,14 +58,14 @@ fn the_estimate_counts_files_by_their_rows() {
 #[test]
 fn data_too_large_for_the_machine_is_refused_by_check() {
     let source = "model m {\n  input [1, 1000000]\n  conv(out=1, k=3)\n}\ndata sines(n=4000)\n";
-    let (_, checked) = lpn::check_source_on(source, Path::new("."), &Machine { available_memory: 16 << 30 });
+    let (_, checked) = lpn::check_source_with(source, Path::new("."), &FakeEnvironment::with_memory(16 << 30));
     let e0046: Vec<_> = checked.problems.iter().filter(|p| p.to_diagnostic().code == "E0046").collect();
     assert_eq!(e0046.len(), 1, "{:?}", checked.problems);
     let d = e0046[0].to_diagnostic();
     assert!(d.message.contains("59.6 GiB of data"), "{}", d.message);
     assert!(d.help.unwrap().contains("most of it is the data"));
     // The same model on a tenth of the data fits.
-    let (_, checked) = lpn::check_source_on(&source.replace("n=4000", "n=400"), Path::new("."), &Machine { available_memory: 16 << 30 });
+    let (_, checked) = lpn::check_source_with(&source.replace("n=4000", "n=400"), Path::new("."), &FakeEnvironment::with_memory(16 << 30));
     assert!(!checked.has_errors(), "{:?}", checked.problems);
 }
 

@@ -7,6 +7,8 @@
 //! (convolution, bias, ReLU, max pool), are also checked against PyTorch
 //! (`tests/reference/make_torch_fixtures.py`, `tests/fixtures/torch`), in f64
 //! and f32, alongside the Candle-op paths that serve other devices.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::collections::HashMap;
 

@@ -1,6 +1,8 @@
 //! Properties of the constraint machinery over random specs and kernels:
 //! projection is idempotent and never raises ρ, projected and reparametrized
 //! kernels meet tol, and Dykstra's projections meet several constraints at once.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use lpn::constraint::bands::{BandSpec, admissible_basis, admissible_projector};
 use lpn::language::schema::Family;

@@ -3,6 +3,8 @@
 //! basis rotated by the eigenvectors of VᵀQV otherwise, smallest eigenvalue
 //! first, repeated eigenvalues and signs by the canonical rule. Reference
 //! bases from numpy (`tests/reference/make_reparam_fixtures.py`).
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use lpn::constraint::bands::{BandSpec, admissible_basis, ordered_basis};
 use lpn::language::ir::Constraint;

@@ -1,6 +1,8 @@
 //! What lpnc reports and reads must be true: weights files are validated
 //! against the model before `eval` and `response` use them, `response` says
 //! what it leaves out and draws 2-D kernels.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

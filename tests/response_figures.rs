@@ -2,6 +2,8 @@
 //! `passband_ripple_db`, `dc_gain`) against numpy: tests/reference/
 //! response_figures.py computes them with an FFT on the same grid and writes
 //! tests/fixtures/response_figures.json.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::path::Path;
 

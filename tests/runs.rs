@@ -1,6 +1,8 @@
 //! Run folders and what a run shows: one run per folder (refused, replaced
 //! whole with --force, locked while a run writes there), report.json after
 //! every epoch, one line per epoch outside a terminal, the end table.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

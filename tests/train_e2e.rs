@@ -1,5 +1,7 @@
 //! End to end: check a file, train it for a few epochs, read back what was
 //! written. Kept small so the suite stays fast (run with `--release`).
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
 
 use std::path::{Path, PathBuf};
 

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-/// The machine the snapshots are taken on: 16 GiB available, so E0046's
-/// message is the same everywhere.
-const MACHINE: lpn::Machine = lpn::Machine { available_memory: 16 << 30 };
+/// The machine the snapshots are taken on: this one's files, and 16 GiB
+/// available, so E0046's message is the same everywhere.
+const MACHINE: lpn::RealEnvironment = lpn::RealEnvironment { available_memory: Some(16 << 30) };
 
 fn render(path: &Path) -> (String, String, bool) {
     // Relative to the crate, so messages that show paths do not depend on
@@ -15,7 +15,7 @@ fn render(path: &Path) -> (String, String, bool) {
     let path = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path);
     let source = std::fs::read_to_string(path).unwrap();
     let base = path.parent().unwrap();
-    let (_, checked) = lpn::check_source_on(&source, base, &MACHINE);
+    let (_, checked) = lpn::check_source_with(&source, base, &MACHINE);
     let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
     let human = lpn::language::render::render_human(&checked.problems, &source, &name, false);
     let json: Vec<String> =
@@ -61,7 +61,7 @@ fn every_code_is_exercised_by_the_ui_corpus() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "lpn") {
             let source = std::fs::read_to_string(&path).unwrap();
-            let (_, checked) = lpn::check_source_on(&source, path.parent().unwrap(), &MACHINE);
+            let (_, checked) = lpn::check_source_with(&source, path.parent().unwrap(), &MACHINE);
             seen.extend(checked.problems.iter().map(|p| p.to_diagnostic().code));
         }
     }

@@ -92,8 +92,10 @@ impl Table {
     }
 }
 
+/// What a parameter takes when it is left out (named so as not to shadow
+/// the standard `Default` trait).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Default {
+pub enum DefaultValue {
     /// Must be given.
     Required,
     /// May be left out; then it is not set.
@@ -110,7 +112,7 @@ pub enum Default {
 pub struct Param {
     pub name: &'static str,
     pub ty: ParamType,
-    pub default: Default,
+    pub default: DefaultValue,
     /// May be given without its name, in table order.
     pub positional: bool,
     /// Modes in which the parameter does something (empty: all).
@@ -118,10 +120,10 @@ pub struct Param {
     pub doc: &'static str,
 }
 
-const fn param(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Param {
+const fn param(name: &'static str, ty: ParamType, default: DefaultValue, doc: &'static str) -> Param {
     Param { name, ty, default, positional: false, modes: &[], doc }
 }
-const fn positional(name: &'static str, ty: ParamType, default: Default, doc: &'static str) -> Param {
+const fn positional(name: &'static str, ty: ParamType, default: DefaultValue, doc: &'static str) -> Param {
     Param { name, ty, default, positional: true, modes: &[], doc }
 }
 const fn in_modes(p: Param, modes: &'static [Mode]) -> Param {
@@ -201,9 +203,9 @@ const fn activation(name: &'static str, summary: &'static str, example: &'static
 /// A pooling layer's parameters; `padding` says what the padded positions hold.
 const fn pool_params(padding: &'static str) -> [Param; 3] {
     [
-        positional("k", ParamType::IntOrPair { min: 1 }, Default::Required, "window size; `[h, w]` for 2-D"),
-        param("stride", ParamType::IntOrPair { min: 1 }, Default::Derived("k"), "step between windows"),
-        param("padding", ParamType::IntOrPair { min: 0 }, Default::Int(0), padding),
+        positional("k", ParamType::IntOrPair { min: 1 }, DefaultValue::Required, "window size; `[h, w]` for 2-D"),
+        param("stride", ParamType::IntOrPair { min: 1 }, DefaultValue::Derived("k"), "step between windows"),
+        param("padding", ParamType::IntOrPair { min: 0 }, DefaultValue::Int(0), padding),
     ]
 }
 
@@ -220,18 +222,18 @@ pub const LAYERS: &[LayerDef] = &[
             name: "conv",
             summary: "Convolution, 1-D on `[channels, length]` inputs, 2-D on `[channels, height, width]`. Weight `[out, in/groups, k]` (or `[out, in/groups, kh, kw]`), named `NAME.weight` and `NAME.bias`.",
             params: &[
-                param("out", int(1), Default::Derived("the input's channel count"), "output channels"),
-                param("k", ParamType::IntOrPair { min: 1 }, Default::Required, "kernel size; `[kh, kw]` for 2-D"),
-                param("stride", ParamType::IntOrPair { min: 1 }, Default::Int(1), "step between output samples"),
+                param("out", int(1), DefaultValue::Derived("the input's channel count"), "output channels"),
+                param("k", ParamType::IntOrPair { min: 1 }, DefaultValue::Required, "kernel size; `[kh, kw]` for 2-D"),
+                param("stride", ParamType::IntOrPair { min: 1 }, DefaultValue::Int(1), "step between output samples"),
                 param(
                     "padding",
                     ParamType::Padding,
-                    Default::Word("same"),
+                    DefaultValue::Word("same"),
                     "`same` keeps the length (at stride 1), `valid` or 0 pads nothing, an integer pads that many zeros on each side",
                 ),
-                param("dilation", ParamType::IntOrPair { min: 1 }, Default::Int(1), "spacing between kernel taps"),
-                param("groups", int(1), Default::Int(1), "split channels into this many independent groups"),
-                param("bias", ParamType::Bool, Default::Bool(true), "add a learnt bias per output channel"),
+                param("dilation", ParamType::IntOrPair { min: 1 }, DefaultValue::Int(1), "spacing between kernel taps"),
+                param("groups", int(1), DefaultValue::Int(1), "split channels into this many independent groups"),
+                param("bias", ParamType::Bool, DefaultValue::Bool(true), "add a learnt bias per output channel"),
             ],
             example: "conv(out=16, k=15)",
         },
@@ -243,8 +245,8 @@ pub const LAYERS: &[LayerDef] = &[
             name: "linear",
             summary: "Fully connected layer on a `[features]` input. Weight `[out, in]` (one row per output unit).",
             params: &[
-                positional("out", int(1), Default::Required, "output features"),
-                param("bias", ParamType::Bool, Default::Bool(true), "add a learnt bias per output"),
+                positional("out", int(1), DefaultValue::Required, "output features"),
+                param("bias", ParamType::Bool, DefaultValue::Bool(true), "add a learnt bias per output"),
             ],
             example: "linear(out=10)",
         },
@@ -260,7 +262,7 @@ pub const LAYERS: &[LayerDef] = &[
         schema: Schema {
             name: "leaky_relu",
             summary: "max(x, slope·x)",
-            params: &[positional("slope", NON_NEGATIVE, Default::Float(0.01), "slope for negative inputs")],
+            params: &[positional("slope", NON_NEGATIVE, DefaultValue::Float(0.01), "slope for negative inputs")],
             example: "leaky_relu(slope=0.1)",
         },
         kind: LayerKind::Activation,
@@ -311,8 +313,8 @@ pub const LAYERS: &[LayerDef] = &[
             name: "batchnorm",
             summary: "Batch normalisation over the first (channel) axis, with a learnt scale and shift per channel.",
             params: &[
-                param("momentum", float_closed(0.0, 1.0), Default::Float(0.1), "weight of the current batch in the running statistics"),
-                param("eps", POSITIVE, Default::Float(1e-5), "added to the variance"),
+                param("momentum", float_closed(0.0, 1.0), DefaultValue::Float(0.1), "weight of the current batch in the running statistics"),
+                param("eps", POSITIVE, DefaultValue::Float(1e-5), "added to the variance"),
             ],
             example: "batchnorm",
         },
@@ -326,7 +328,7 @@ pub const LAYERS: &[LayerDef] = &[
             params: &[positional(
                 "p",
                 ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
-                Default::Float(0.5),
+                DefaultValue::Float(0.5),
                 "drop probability",
             )],
             example: "dropout(p=0.2)",
@@ -451,31 +453,31 @@ const LINEAR_ONLY: &[LayerKind] = &[LayerKind::Linear];
 const MODE: Param = param(
     "mode",
     ParamType::Choice { what: "mode", options: Mode::NAMES },
-    Default::Derived("the constraint's default mode"),
+    DefaultValue::Derived("the constraint's default mode"),
     "how the constraint is enforced",
 );
 const WEIGHT: Param =
-    in_modes(param("weight", NON_NEGATIVE, Default::Float(1.0), "penalty weight: loss += weight · violation"), &[Mode::Penalty]);
+    in_modes(param("weight", NON_NEGATIVE, DefaultValue::Float(1.0), "penalty weight: loss += weight · violation"), &[Mode::Penalty]);
 const BAND_TOL: Param = in_modes(
-    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest stopband energy ratio ρ allowed"),
+    param("tol", float_open(0.0, 1.0), DefaultValue::Float(0.01), "largest stopband energy ratio ρ allowed"),
     &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
 );
 const EXACT_TOL: Param =
-    in_modes(param("tol", POSITIVE, Default::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
+    in_modes(param("tol", POSITIVE, DefaultValue::Float(1e-3), "largest violation the multiplier tolerates"), &[Mode::Lagrangian]);
 const DUAL_LR: Param = in_modes(
     param(
         "dual_lr",
         POSITIVE,
-        Default::Float(1.0),
+        DefaultValue::Float(1.0),
         "step of the multiplier's dual ascent: loss += λ · mean over kernels of max(0, ρ − tol) (λ · violation for other constraints), and after every step λ ← max(0, λ + dual_lr · (g − tol)), g the largest ρ over kernels (the violation for other constraints), from λ = 0",
     ),
     &[Mode::Lagrangian],
 );
-const FS: Param = param("fs", POSITIVE, Default::Absent, "sample rate in Hz; when given, frequencies are in Hz");
+const FS: Param = param("fs", POSITIVE, DefaultValue::Absent, "sample rate in Hz; when given, frequencies are in Hz");
 const TRANSITION: Param = param(
     "transition",
     ParamType::Frequency,
-    Default::Derived("6.6/k, a Hamming window's"),
+    DefaultValue::Derived("6.6/k, a Hamming window's"),
     "transition width; band edges sit half of it beyond each cutoff",
 );
 
@@ -502,9 +504,9 @@ const fn exact(
 }
 
 const CUTOFF: Param =
-    positional("cutoff", ParamType::Frequency, Default::Required, "cutoff frequency (fraction of Nyquist, or Hz with fs=)");
-const LOW: Param = positional("low", ParamType::Frequency, Default::Required, "lower band edge");
-const HIGH: Param = positional("high", ParamType::Frequency, Default::Required, "upper band edge");
+    positional("cutoff", ParamType::Frequency, DefaultValue::Required, "cutoff frequency (fraction of Nyquist, or Hz with fs=)");
+const LOW: Param = positional("low", ParamType::Frequency, DefaultValue::Required, "lower band edge");
+const HIGH: Param = positional("high", ParamType::Frequency, DefaultValue::Required, "upper band edge");
 
 pub const ANNOTATIONS: &[AnnotationDef] = &[
     band(
@@ -557,7 +559,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         "dc_gain",
         Family::DcGain,
         "Each kernel's taps sum to value (its gain at frequency 0).",
-        &[positional("value", ANY_REAL, Default::Required, "the gain at DC"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        &[positional("value", ANY_REAL, DefaultValue::Required, "the gain at DC"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
         SUBSPACE_MODES,
         CONV_ONLY,
         "@dc_gain(1.0)",
@@ -575,7 +577,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         "maxnorm",
         Family::MaxNorm,
         "Each output unit's weights (a row of a linear weight, an output channel's kernels of a conv, as Keras) have L2 norm ≤ max.",
-        &[positional("max", POSITIVE, Default::Required, "largest norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        &[positional("max", POSITIVE, DefaultValue::Required, "largest norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
         NORM_MODES,
         CONV_AND_LINEAR,
         "@maxnorm(3)",
@@ -602,7 +604,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         "lipschitz",
         Family::Lipschitz,
         "A linear layer's spectral norm (largest singular value) is ≤ max, so the layer is max-Lipschitz.",
-        &[positional("max", POSITIVE, Default::Required, "largest spectral norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
+        &[positional("max", POSITIVE, DefaultValue::Required, "largest spectral norm allowed"), MODE, WEIGHT, EXACT_TOL, DUAL_LR],
         NORM_MODES,
         LINEAR_ONLY,
         "@lipschitz(1.0)",
@@ -620,7 +622,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         schema: Schema {
             name: "lr",
             summary: "Multiplies this layer's parameter updates (not its gradients, which Adam would normalise away) by scale: each update is optimizer lr × scale × the optimizer's step. A phase's `LAYER @lr(s)` replaces this scale for that phase (it does not multiply it).",
-            params: &[positional("scale", POSITIVE, Default::Required, "factor on the layer's updates")],
+            params: &[positional("scale", POSITIVE, DefaultValue::Required, "factor on the layer's updates")],
             example: "@lr(0.1)",
         },
         role: AnnotationRole::LearningRate,
@@ -633,17 +635,17 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
                 positional(
                     "scheme",
                     ParamType::Choice { what: "init scheme", options: INIT_SCHEMES },
-                    Default::Word("kaiming"),
+                    DefaultValue::Word("kaiming"),
                     "kaiming | xavier | normal | zeros | lowpass | highpass | file",
                 ),
-                param("std", POSITIVE, Default::Float(0.02), "standard deviation for `normal`"),
-                param("cutoff", ParamType::Frequency, Default::Absent, "cutoff of the designed filter for `lowpass` / `highpass`"),
-                param("file", ParamType::Path, Default::Absent, "safetensors file to load from (implies scheme=file)"),
-                param("tensor", ParamType::Str, Default::Derived("NAME.weight"), "name of the weight tensor in that file"),
+                param("std", POSITIVE, DefaultValue::Float(0.02), "standard deviation for `normal`"),
+                param("cutoff", ParamType::Frequency, DefaultValue::Absent, "cutoff of the designed filter for `lowpass` / `highpass`"),
+                param("file", ParamType::Path, DefaultValue::Absent, "safetensors file to load from (implies scheme=file)"),
+                param("tensor", ParamType::Str, DefaultValue::Derived("NAME.weight"), "name of the weight tensor in that file"),
                 param(
                     "bias",
                     ParamType::Str,
-                    Default::Derived("`tensor` with `.weight` replaced by `.bias` (NAME.bias)"),
+                    DefaultValue::Derived("`tensor` with `.weight` replaced by `.bias` (NAME.bias)"),
                     "name of the bias tensor in that file; when left to its default and absent from the file, the bias keeps its default initialisation; a name given here must exist; on a layer without bias it does nothing (warning W0033)",
                 ),
             ],
@@ -679,11 +681,11 @@ pub const SOURCES: &[Schema] = &[
         name: "sines",
         summary: "Built-in denoising task: sums of a few low-frequency sines plus white noise; the target is the clean sum. Needs an input `[1, length]`.",
         params: &[
-            param("n", int(1), Default::Int(512), "number of signals"),
-            param("components", int(1), Default::Int(3), "sines per signal"),
-            param("max_freq", float_open(0.0, 1.0), Default::Float(0.1), "highest sine frequency, as a fraction of Nyquist"),
-            param("noise", NON_NEGATIVE, Default::Float(0.3), "standard deviation of the added noise"),
-            param("seed", int(0), Default::Int(1), "seed of the generator (independent of training's seed)"),
+            param("n", int(1), DefaultValue::Int(512), "number of signals"),
+            param("components", int(1), DefaultValue::Int(3), "sines per signal"),
+            param("max_freq", float_open(0.0, 1.0), DefaultValue::Float(0.1), "highest sine frequency, as a fraction of Nyquist"),
+            param("noise", NON_NEGATIVE, DefaultValue::Float(0.3), "standard deviation of the added noise"),
+            param("seed", int(0), DefaultValue::Int(1), "seed of the generator (independent of training's seed)"),
         ],
         example: "sines(n=512, noise=0.3)",
     },
@@ -691,28 +693,28 @@ pub const SOURCES: &[Schema] = &[
         name: "waveforms",
         summary: "Built-in classification task: noisy sine, square and sawtooth waves (and more classes: triangle, chirp) of random frequency and phase. Needs an input `[1, length]`.",
         params: &[
-            param("n", int(1), Default::Int(600), "number of examples"),
-            param("classes", ParamType::Int { min: 2, max: 5 }, Default::Int(3), "how many waveform kinds"),
-            param("noise", NON_NEGATIVE, Default::Float(0.3), "standard deviation of the added noise"),
-            param("seed", int(0), Default::Int(1), "seed of the generator"),
+            param("n", int(1), DefaultValue::Int(600), "number of examples"),
+            param("classes", ParamType::Int { min: 2, max: 5 }, DefaultValue::Int(3), "how many waveform kinds"),
+            param("noise", NON_NEGATIVE, DefaultValue::Float(0.3), "standard deviation of the added noise"),
+            param("seed", int(0), DefaultValue::Int(1), "seed of the generator"),
         ],
         example: "waveforms(classes=3)",
     },
     Schema {
         name: "ucr",
         summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). Labels are mapped to classes in sorted order.",
-        params: &[positional("path", ParamType::Path, Default::Required, "CSV file, relative to the .lpn file")],
+        params: &[positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file")],
         example: "ucr(\"data/gunpoint_train.csv\")",
     },
     Schema {
         name: "signal",
         summary: "Denoising from one long recording: a CSV column cut into windows of the model's input length, with white noise added to the inputs; the target is the clean window.",
         params: &[
-            positional("path", ParamType::Path, Default::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
-            param("column", int(0), Default::Int(0), "which column holds the signal, counting from 0"),
-            param("stride", int(1), Default::Derived("the window length"), "step between windows"),
-            param("noise", NON_NEGATIVE, Default::Float(0.1), "standard deviation of the added noise, in the signal's units"),
-            param("seed", int(0), Default::Int(1), "seed of the noise"),
+            positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
+            param("column", int(0), DefaultValue::Int(0), "which column holds the signal, counting from 0"),
+            param("stride", int(1), DefaultValue::Derived("the window length"), "step between windows"),
+            param("noise", NON_NEGATIVE, DefaultValue::Float(0.1), "standard deviation of the added noise, in the signal's units"),
+            param("seed", int(0), DefaultValue::Int(1), "seed of the noise"),
         ],
         example: "signal(\"data/ecg.csv\", noise=0.1)",
     },
@@ -728,43 +730,43 @@ impl Schema {
     }
 }
 
-const OPT_LR: Param = positional("lr", POSITIVE, Default::Float(1e-3), "learning rate");
+const OPT_LR: Param = positional("lr", POSITIVE, DefaultValue::Float(1e-3), "learning rate");
 const BETA1: Param = param(
     "beta1",
     ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
-    Default::Float(0.9),
+    DefaultValue::Float(0.9),
     "decay of the first moment",
 );
 const BETA2: Param = param(
     "beta2",
     ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
-    Default::Float(0.999),
+    DefaultValue::Float(0.999),
     "decay of the second moment",
 );
-const EPS: Param = param("eps", POSITIVE, Default::Float(1e-8), "added to the denominator");
+const EPS: Param = param("eps", POSITIVE, DefaultValue::Float(1e-8), "added to the denominator");
 
 pub const OPTIMIZERS: &[Schema] = &[
     Schema {
         name: "sgd",
         summary: "Stochastic gradient descent with momentum.",
         params: &[
-            positional("lr", POSITIVE, Default::Float(0.01), "learning rate"),
-            param("momentum", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, Default::Float(0.9), "momentum"),
-            param("nesterov", ParamType::Bool, Default::Bool(false), "Nesterov momentum"),
-            param("weight_decay", NON_NEGATIVE, Default::Float(0.0), "L2 penalty added to the gradient"),
+            positional("lr", POSITIVE, DefaultValue::Float(0.01), "learning rate"),
+            param("momentum", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, DefaultValue::Float(0.9), "momentum"),
+            param("nesterov", ParamType::Bool, DefaultValue::Bool(false), "Nesterov momentum"),
+            param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.0), "L2 penalty added to the gradient"),
         ],
         example: "sgd(lr=0.01, momentum=0.9)",
     },
     Schema {
         name: "adam",
         summary: "Adam (Kingma & Ba); weight_decay is added to the gradient (L2).",
-        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, Default::Float(0.0), "L2 penalty added to the gradient")],
+        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.0), "L2 penalty added to the gradient")],
         example: "adam(lr=1e-3)",
     },
     Schema {
         name: "adamw",
         summary: "Adam with decoupled weight decay (Loshchilov & Hutter).",
-        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, Default::Float(0.01), "decoupled weight decay")],
+        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.01), "decoupled weight decay")],
         example: "adamw(lr=1e-3, weight_decay=0.01)",
     },
 ];
@@ -786,13 +788,13 @@ pub const DATA_SECTION: Schema = Schema {
     name: "data",
     summary: "Where examples come from. The one-line form `data SOURCE` means `data { train = SOURCE }`.",
     params: &[
-        param("train", ParamType::Entry(Table::Source), Default::Required, "training data"),
-        param("val", ParamType::Entry(Table::Source), Default::Absent, "validation data (default: split off the training data)"),
-        param("test", ParamType::Entry(Table::Source), Default::Absent, "test data, evaluated once at the end"),
+        param("train", ParamType::Entry(Table::Source), DefaultValue::Required, "training data"),
+        param("val", ParamType::Entry(Table::Source), DefaultValue::Absent, "validation data (default: split off the training data)"),
+        param("test", ParamType::Entry(Table::Source), DefaultValue::Absent, "test data, evaluated once at the end"),
         param(
             "val_split",
             ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
-            Default::Float(0.2),
+            DefaultValue::Float(0.2),
             "share of the training data held out for validation when no `val` is given",
         ),
     ],
@@ -804,40 +806,40 @@ pub const TRAIN_SECTION: Schema = Schema {
     name: "train",
     summary: "How to train. Every setting has a default.",
     params: &[
-        param("optimizer", ParamType::Entry(Table::Optimizer), Default::Word("adam"), "sgd | adam | adamw, with their parameters"),
+        param("optimizer", ParamType::Entry(Table::Optimizer), DefaultValue::Word("adam"), "sgd | adam | adamw, with their parameters"),
         param(
             "loss",
             ParamType::Entry(Table::Loss),
-            Default::Derived("mse for denoising, cross_entropy for classification"),
+            DefaultValue::Derived("mse for denoising, cross_entropy for classification"),
             "mse | mae | cross_entropy | bce",
         ),
-        param("epochs", int(1), Default::Int(20), "passes over the training data"),
-        param("batch", int(1), Default::Int(32), "examples per step"),
-        param("seed", int(0), Default::Int(0), "makes a run reproducible bit for bit"),
-        param("shuffle", ParamType::Bool, Default::Bool(true), "shuffle the training data every epoch"),
-        param("clip", POSITIVE, Default::Absent, "largest global norm of the gradient: larger ones are scaled down to it"),
+        param("epochs", int(1), DefaultValue::Int(20), "passes over the training data"),
+        param("batch", int(1), DefaultValue::Int(32), "examples per step"),
+        param("seed", int(0), DefaultValue::Int(0), "makes a run reproducible bit for bit"),
+        param("shuffle", ParamType::Bool, DefaultValue::Bool(true), "shuffle the training data every epoch"),
+        param("clip", POSITIVE, DefaultValue::Absent, "largest global norm of the gradient: larger ones are scaled down to it"),
         param(
             "checkpoint_every",
             int(1),
-            Default::Int(1),
+            DefaultValue::Int(1),
             "epochs between checkpoints (weights, optimizer, RNG and data order; `lpnc train --resume`); one is always written at the end",
         ),
         param(
             "keep",
             ParamType::Choice { what: "weights to keep", options: &["last", "best"] },
-            Default::Word("last"),
+            DefaultValue::Word("last"),
             "which epoch's weights the run ends with (model.safetensors, the test figures): `last`, or `best` by `monitor` on the validation data (Keras ModelCheckpoint(save_best_only=True))",
         ),
         param(
             "monitor",
             ParamType::Choice { what: "validation figure", options: &["val_loss", "val_accuracy"] },
-            Default::Word("val_loss"),
+            DefaultValue::Word("val_loss"),
             "what `keep = best` and `early_stop` watch: `val_loss` (lower is better) or `val_accuracy` (higher is better, classification)",
         ),
         param(
             "early_stop",
             int(1),
-            Default::Absent,
+            DefaultValue::Absent,
             "stop when `monitor` has not improved for this many epochs (Keras EarlyStopping(patience))",
         ),
     ],
@@ -849,11 +851,11 @@ pub const PHASE_SECTION: Schema = Schema {
     name: "phase",
     summary: "One stage of training. Lines `LAYER @annotation…` change, for this phase only, a layer's `@freeze`, `@lr` or how one of its constraints is enforced (penalty, project, lagrangian). A phase's `@lr(s)` replaces the layer's own `@lr` scale (the update is optimizer lr × s); `@freeze` freezes a layer for the phase, but a layer frozen in the model stays frozen. Other layers train as the model says.",
     params: &[
-        param("epochs", int(1), Default::Required, "length of the phase"),
+        param("epochs", int(1), DefaultValue::Required, "length of the phase"),
         param(
             "optimizer",
             ParamType::Entry(Table::Optimizer),
-            Default::Absent,
+            DefaultValue::Absent,
             "a fresh optimizer for this phase (default: carry on with the current one)",
         ),
     ],
@@ -904,16 +906,16 @@ impl ParamType {
     }
 }
 
-impl fmt::Display for Default {
+impl fmt::Display for DefaultValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Default::Required => write!(f, "required"),
-            Default::Absent => write!(f, "not set"),
-            Default::Int(v) => write!(f, "{v}"),
-            Default::Float(v) => write!(f, "{}", crate::language::diagnostic::fmt_num(*v)),
-            Default::Bool(v) => write!(f, "{v}"),
-            Default::Word(w) => write!(f, "{w}"),
-            Default::Derived(text) => write!(f, "{text}"),
+            DefaultValue::Required => write!(f, "required"),
+            DefaultValue::Absent => write!(f, "not set"),
+            DefaultValue::Int(v) => write!(f, "{v}"),
+            DefaultValue::Float(v) => write!(f, "{}", crate::language::diagnostic::fmt_num(*v)),
+            DefaultValue::Bool(v) => write!(f, "{v}"),
+            DefaultValue::Word(w) => write!(f, "{w}"),
+            DefaultValue::Derived(text) => write!(f, "{text}"),
         }
     }
 }

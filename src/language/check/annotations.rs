@@ -580,7 +580,7 @@ fn edge_warnings(ctx: &mut Ctx, constraint: &Constraint, name: &str) {
 fn init_tensor_fits(ctx: &mut Ctx, layer: &LayerFacts, call: &Call, written: &str, path: &Path, tensor: &str) -> Option<()> {
     let file_span = call.span_of("file");
     let tensor_span = if call.given("tensor") { call.span_of("tensor") } else { call.span };
-    let tensors = match super::init_file::read_header(path) {
+    let tensors = match super::init_file::read_header(ctx.env, path) {
         Ok(tensors) => tensors,
         Err(reason) => {
             ctx.problems.push(Problem::NotSafetensors { span: file_span, path: written.into(), reason });

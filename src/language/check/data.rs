@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::language::ast::{self, Arg, Span, Stmt};
 use crate::language::check::Ctx;
+use crate::language::check::environment::{EntryKind, Environment};
 use crate::language::check::params::{self, Call};
 use crate::language::diagnostic::Problem;
 use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
@@ -105,7 +106,7 @@ fn data_path(ctx: &mut Ctx, call: &Call) -> Option<PathBuf> {
     let written = call.str("path")?;
     let span = call.span_of("path");
     let path = Path::new(written);
-    if ctx.base_dir.join(path).is_dir() {
+    if ctx.env.kind(&ctx.base_dir.join(path)) == Some(EntryKind::Folder) {
         ctx.problems.push(Problem::BadDataFile {
             span,
             path: written.into(),
@@ -264,7 +265,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         }
         "ucr" => {
             let path = data_path(ctx, call)?;
-            let table = match probe_ucr(&path) {
+            let table = match probe_ucr(ctx.env, &path) {
                 Ok(table) => table,
                 Err(e) => {
                     bad_file(ctx, call.span_of("path"), call.str("path")?, e);
@@ -297,7 +298,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
             let column = call.int("column")? as usize;
             let stride = call.int("stride").map(|s| s as usize);
             let mut windows = 0;
-            match probe_signal(&path, column) {
+            match probe_signal(ctx.env, &path, column) {
                 Ok(samples) => {
                     // As `crate::data` cuts the recording: windows of the
                     // input's length, `stride` apart (default: not overlapping).
@@ -341,8 +342,8 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
 
 /// The rows of a UCR-style CSV, read by the same code that loads it for
 /// training, with at least two distinct labels.
-fn probe_ucr(path: &Path) -> Result<crate::data::UcrTable, crate::data::DataError> {
-    let table = crate::data::read_ucr(path)?;
+fn probe_ucr(env: &dyn Environment, path: &Path) -> Result<crate::data::UcrTable, crate::data::DataError> {
+    let table = crate::data::read_ucr(env, path)?;
     let labels = crate::data::distinct_labels(&table.rows);
     if labels.len() < 2 {
         return Err(crate::data::DataError {
@@ -359,8 +360,8 @@ fn probe_ucr(path: &Path) -> Result<crate::data::UcrTable, crate::data::DataErro
 }
 
 /// Number of samples in one column of a signal CSV (a header line is allowed).
-fn probe_signal(path: &Path, column: usize) -> Result<usize, crate::data::DataError> {
-    crate::data::read_column(path, column).map(|s| s.len())
+fn probe_signal(env: &dyn Environment, path: &Path, column: usize) -> Result<usize, crate::data::DataError> {
+    crate::data::read_column(env, path, column).map(|s| s.len())
 }
 
 pub fn check_train(
@@ -540,7 +541,7 @@ fn fit_task(
                 format!("reduce to a vector first (`global_avgpool` or `flatten`), then end with `linear(out={logits})`")
             } else if loss != Loss::Bce
                 && model.output.0[0] != logits
-                && let Some(note) = label_note(data)
+                && let Some(note) = label_note(ctx.env, data)
             {
                 format!("end with `linear(out={logits})`; {note}")
             } else {
@@ -564,9 +565,9 @@ fn fit_task(
 /// For a `ucr` training file: its labels, which are its classes, and the
 /// integers between them without an example (which are no class), for the
 /// help of a model output that does not match.
-fn label_note(data: &DataSpec) -> Option<String> {
+fn label_note(env: &dyn Environment, data: &DataSpec) -> Option<String> {
     let Source::Ucr { path } = &data.train else { return None };
-    let labels = crate::data::distinct_labels(&crate::data::read_ucr(path).ok()?.rows);
+    let labels = crate::data::distinct_labels(&crate::data::read_ucr(env, path).ok()?.rows);
     let (low, high) = (*labels.first()?, *labels.last()?);
     let shown = |ls: &[i64]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
     let mut note = format!(

@@ -5,8 +5,9 @@
 //! integer tensor is reported by `lpnc check`, not by the first step of
 //! training.
 
-use std::io::Read;
 use std::path::Path;
+
+use crate::language::check::environment::Environment;
 
 /// One tensor of the file, as its header describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,14 +26,13 @@ pub const FLOAT_DTYPES: &[&str] = &["F16", "BF16", "F32", "F64"];
 const MAX_HEADER: u64 = 100_000_000;
 
 /// The tensors a safetensors file holds, in the order of its header, or why
-/// it is not a safetensors file.
-pub fn read_header(path: &Path) -> Result<Vec<TensorInfo>, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| format!("it cannot be read: {e}"))?;
-    let size = file.metadata().map(|m| m.len()).map_err(|e| format!("it cannot be read: {e}"))?;
-    let mut prefix = [0u8; 8];
-    if size < 8 || file.read_exact(&mut prefix).is_err() {
+/// it is not a safetensors file. Reads the header alone, from `env`.
+pub fn read_header(env: &dyn Environment, path: &Path) -> Result<Vec<TensorInfo>, String> {
+    let cannot_read = |e: std::io::Error| format!("it cannot be read: {e}");
+    let (prefix, size) = env.read_start(path, 8).map_err(cannot_read)?;
+    let Ok(prefix) = <[u8; 8]>::try_from(prefix) else {
         return Err(format!("it is {size} bytes long, too short for the 8-byte header length a safetensors file starts with"));
-    }
+    };
     let length = u64::from_le_bytes(prefix);
     if prefix.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\n') && length > size - 8 {
         return Err(format!(
@@ -43,9 +43,9 @@ pub fn read_header(path: &Path) -> Result<Vec<TensorInfo>, String> {
     if length > MAX_HEADER || length > size - 8 {
         return Err(format!("its first 8 bytes give a header length of {length} bytes, but the file has {} bytes after them", size - 8));
     }
-    let mut header = Vec::new();
-    file.take(length).read_to_end(&mut header).map_err(|e| format!("it cannot be read: {e}"))?;
-    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| format!("its header is not JSON ({e})"))?;
+    let (start, _) = env.read_start(path, 8 + length).map_err(cannot_read)?;
+    let header = start.get(8..).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(header).map_err(|e| format!("its header is not JSON ({e})"))?;
     let Some(entries) = json.as_object() else {
         return Err("its header is not a JSON object".into());
     };
@@ -68,11 +68,10 @@ pub fn read_header(path: &Path) -> Result<Vec<TensorInfo>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::language::check::environment::FakeEnvironment;
 
-    fn write(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("lpn-init-file-{}-{name}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        path
+    fn read(bytes: &[u8]) -> Result<Vec<TensorInfo>, String> {
+        read_header(&FakeEnvironment::default().file("w.safetensors", bytes), Path::new("w.safetensors"))
     }
 
     #[test]
@@ -81,25 +80,24 @@ mod tests {
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header);
         // The data is never read: a short file still has a readable header.
-        let path = write("ok", &bytes);
-        let tensors = read_header(&path).unwrap();
+        let tensors = read(&bytes).unwrap();
         assert_eq!(tensors, [TensorInfo { name: "w".into(), dtype: "F32".into(), shape: vec![2, 3] }]);
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
     fn says_why_a_file_is_not_safetensors() {
-        let cases: [(&str, &[u8], &str); 4] = [
-            ("short", b"abc", "too short"),
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("short", b"abc", "3 bytes long, too short"),
             ("text", b"conv1.weight = [0.1, 0.2]\n", "starts with text (`conv1.we`)"),
             ("binary", b"\x80\x02\x8a\x0alz\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", "header length of"),
             ("notjson", b"\x04\0\0\0\0\0\0\0abcd", "not JSON"),
+            ("notobject", b"\x02\0\0\0\0\0\0\0[]", "not a JSON object"),
         ];
         for (name, bytes, expected) in cases {
-            let path = write(name, bytes);
-            let e = read_header(&path).unwrap_err();
-            let _ = std::fs::remove_file(path);
+            let e = read(bytes).unwrap_err();
             assert!(e.contains(expected), "{name}: {e}");
         }
+        let e = read_header(&FakeEnvironment::default(), Path::new("missing.safetensors")).unwrap_err();
+        assert!(e.starts_with("it cannot be read"), "{e}");
     }
 }

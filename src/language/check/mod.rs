@@ -7,6 +7,7 @@
 
 pub mod annotations;
 pub mod data;
+pub mod environment;
 pub mod feasible_set;
 pub mod init_file;
 pub mod model;
@@ -15,6 +16,8 @@ pub mod phases;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+pub use environment::{EntryKind, Environment, FakeEnvironment, RealEnvironment};
 
 use crate::constraint::bands::BandSpec;
 use crate::language::ast::{self, Span};
@@ -34,25 +37,11 @@ impl Checked {
     }
 }
 
-/// What the checker asks of the machine it runs on, so tests can give
-/// their own answers instead of changing the process's environment.
-#[derive(Clone, Copy, Debug)]
-pub struct Machine {
-    /// Bytes that training may use (E0046).
-    pub available_memory: u64,
-}
-
-impl Machine {
-    /// This machine: `LPN_AVAILABLE_MEMORY` (bytes) when set, else
-    /// MemAvailable on Linux, else a generous 64 GiB.
-    pub fn current() -> Machine {
-        Machine { available_memory: available_memory() }
-    }
-}
-
 /// State shared by the checking passes.
-pub struct Ctx {
+pub struct Ctx<'env> {
     pub problems: Vec<Problem>,
+    /// The machine: the files the program names, the memory training may use.
+    pub env: &'env dyn Environment,
     /// Folder that relative paths in the file are taken from.
     pub base_dir: PathBuf,
     /// Bytes the data sets take once loaded for training, and where the
@@ -62,7 +51,11 @@ pub struct Ctx {
     lambda_cache: HashMap<(u64, u64, u64, u8, Vec<usize>), f64>,
 }
 
-impl Ctx {
+impl<'env> Ctx<'env> {
+    fn new(problems: Vec<Problem>, base_dir: &Path, env: &'env dyn Environment) -> Ctx<'env> {
+        Ctx { problems, env, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() }
+    }
+
     pub fn lambda_min(&mut self, band: &BandSpec, kernel: &[usize]) -> f64 {
         let key = (band.low.to_bits(), band.high.to_bits(), band.transition.unwrap_or(-1.0).to_bits(), band.family as u8, kernel.to_vec());
         *self.lambda_cache.entry(key).or_insert_with(|| band.lambda_min(kernel))
@@ -79,14 +72,19 @@ impl Ctx {
     pub fn resolve_path(&mut self, written: &str, span: Span) -> Option<PathBuf> {
         let path = Path::new(written);
         let resolved = if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) };
-        match std::fs::metadata(&resolved) {
-            Ok(meta) if meta.is_file() => Some(resolved),
-            Ok(meta) => {
-                let reason = format!("is not a regular file: it is {}", crate::data::file_kind(&meta.file_type()));
+        let what = match self.env.kind(&resolved) {
+            Some(EntryKind::File) => return Some(resolved),
+            Some(EntryKind::Folder) => Some("a folder"),
+            Some(EntryKind::Other(what)) => Some(what),
+            None => None,
+        };
+        match what {
+            Some(what) => {
+                let reason = format!("is not a regular file: it is {what}");
                 self.problems.push(Problem::BadDataFile { span, path: written.into(), line: None, column: None, reason });
                 None
             }
-            Err(_) => {
+            None => {
                 self.problems.push(Problem::FileNotFound { span, path: written.into(), resolved: resolved.display().to_string() });
                 None
             }
@@ -94,16 +92,18 @@ impl Ctx {
     }
 }
 
-/// Parses and checks a source. `base_dir` is where relative data paths start.
+/// Parses and checks a source on this machine. `base_dir` is where relative
+/// data paths start.
 pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
-    check_source_on(source, base_dir, &Machine::current())
+    check_source_with(source, base_dir, &RealEnvironment::default())
 }
 
-/// [`check_source`] against a given machine (tests pin its memory).
-pub fn check_source_on(source: &str, base_dir: &Path, machine: &Machine) -> (ast::File, Checked) {
+/// [`check_source`] in a given environment: its files and its memory (tests
+/// pass a [`environment::FakeEnvironment`], or pin the memory of this one).
+pub fn check_source_with(source: &str, base_dir: &Path, env: &dyn Environment) -> (ast::File, Checked) {
     let (file, syntax_problems) = crate::language::syntax::parse(source);
-    let mut ctx = Ctx { problems: syntax_problems, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() };
-    let program = check_file(&mut ctx, &file, source.len(), machine);
+    let mut ctx = Ctx::new(syntax_problems, base_dir, env);
+    let program = check_file(&mut ctx, &file, source.len());
     let mut problems = ctx.problems;
     problems.sort_by_key(|p| p.span().start);
     problems.dedup();
@@ -111,7 +111,7 @@ pub fn check_source_on(source: &str, base_dir: &Path, machine: &Machine) -> (ast
     (file, Checked { program: if has_errors { None } else { program }, problems })
 }
 
-fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize, machine: &Machine) -> Option<Program> {
+fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
     // Top-level lines that did not parse, or sections with unknown names: the
     // section a user meant may be among them, so "missing section" would pile on.
     let mut lost_sections = ctx.problems.iter().any(|p| matches!(p, Problem::Syntax { .. } | Problem::StrayCharacter { .. }));
@@ -165,7 +165,7 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize, machine: &Machine) ->
     };
     let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref(), model_span);
     if let (Some(model), Some(train)) = (&model, &train) {
-        memory_check(ctx, model, train.batch, model_span, machine.available_memory);
+        memory_check(ctx, model, train.batch, model_span);
     }
     Some(Program { model: model?, data: data?.0, train: train? })
 }
@@ -174,7 +174,8 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize, machine: &Machine) ->
 /// f32 weights with their gradient and two optimizer moments, plus every
 /// layer's output for a batch, kept for the backward pass and its gradient,
 /// plus the data sets as loaded (`data::check_data` counts them).
-fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize, span: Span, available: u64) {
+fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize, span: Span) {
+    let available = ctx.env.available_memory();
     let parameters = model.parameter_count() as u64;
     let activations: u64 = model.walk().iter().fold(model.input.numel() as u64, |n, l| n.saturating_add(l.output.numel() as u64));
     let training =
@@ -189,27 +190,12 @@ fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize,
     }
 }
 
-/// Memory this process could use: `LPN_AVAILABLE_MEMORY` (bytes) when set
-/// (to try a budget from the command line), else MemAvailable on Linux, else a generous 64 GiB.
-fn available_memory() -> u64 {
-    if let Some(bytes) = std::env::var("LPN_AVAILABLE_MEMORY").ok().and_then(|v| v.parse().ok()) {
-        return bytes;
-    }
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(64 << 30)
-}
-
 /// Checks only the model section of a source (no data or training part
 /// needed): for tools and tests that want the layers and shapes alone.
 pub fn check_model_only(source: &str) -> Result<crate::language::ir::Model, Vec<Problem>> {
     let (file, problems) = crate::language::syntax::parse(source);
-    let mut ctx = Ctx { problems, base_dir: PathBuf::from("."), data_bytes: None, lambda_cache: HashMap::new() };
+    let env = RealEnvironment::default();
+    let mut ctx = Ctx::new(problems, Path::new("."), &env);
     let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
         ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block).model,
         ast::SectionBody::Inline(_) => None,

@@ -176,7 +176,8 @@ fn templates<'a>(ctx: &mut Ctx, stmts: &'a [Stmt]) -> Vec<Item<'a>> {
                 });
                 continue;
             }
-            _ => continue,
+            // The input (read before) and `input = [...]` written as a setting.
+            Stmt::Input { .. } | Stmt::Setting(_) => continue,
         };
         out.push(Item::Layer(template(ctx, layer)));
     }
@@ -245,7 +246,16 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
                 });
             }
         }
-        _ => {
+        LayerKind::Conv
+        | LayerKind::Linear
+        | LayerKind::Activation
+        | LayerKind::MaxPool
+        | LayerKind::AvgPool
+        | LayerKind::GlobalAvgPool
+        | LayerKind::GlobalMaxPool
+        | LayerKind::BatchNorm
+        | LayerKind::Dropout
+        | LayerKind::Flatten => {
             if let Some(body) = &layer.body {
                 ctx.problems.push(Problem::BadStructure {
                     span: body.span,
@@ -295,8 +305,8 @@ struct Inherit {
     lr_scale: Option<f64>,
 }
 
-struct Builder<'c> {
-    ctx: &'c mut Ctx,
+struct Builder<'c, 'env> {
+    ctx: &'c mut Ctx<'env>,
     /// Templates whose annotations were already checked (repeats visit them again).
     checked: HashSet<usize>,
     /// Layers made so far, against MAX_LAYERS.
@@ -305,7 +315,7 @@ struct Builder<'c> {
     made: usize,
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     fn instantiate(
         &mut self,
         items: &[Item],
@@ -440,15 +450,18 @@ impl Builder<'_> {
             match adef.role {
                 schema::AnnotationRole::Freeze => inherit.frozen_by = Some(annotation.span),
                 schema::AnnotationRole::LearningRate => inherit.lr_scale = call.f64("scale").or(inherit.lr_scale),
-                _ if first_visit => self.ctx.problems.push(Problem::NotApplicable {
-                    span: annotation.span,
-                    layer_span: t.ast.name.span,
-                    annotation: adef.schema.name.into(),
-                    layer: name.into(),
-                    reason: "a structure has no weights of its own".into(),
-                    help: Some("put it on the layers inside; only `@freeze` and `@lr` can be given to a whole structure".into()),
-                }),
-                _ => {}
+                schema::AnnotationRole::Constraint { .. } | schema::AnnotationRole::Init if first_visit => {
+                    self.ctx.problems.push(Problem::NotApplicable {
+                        span: annotation.span,
+                        layer_span: t.ast.name.span,
+                        annotation: adef.schema.name.into(),
+                        layer: name.into(),
+                        reason: "a structure has no weights of its own".into(),
+                        help: Some("put it on the layers inside; only `@freeze` and `@lr` can be given to a whole structure".into()),
+                    })
+                }
+                // Reported on the first visit of a repeated structure.
+                schema::AnnotationRole::Constraint { .. } | schema::AnnotationRole::Init => {}
             }
         }
         inherit

@@ -7,7 +7,7 @@
 
 use crate::language::ast::{Arg, Args, Span, Value, ValueKind};
 use crate::language::diagnostic::{Problem, fmt_num};
-use crate::language::schema::{self, Default, Param, ParamType, Schema};
+use crate::language::schema::{self, DefaultValue, Param, ParamType, Schema};
 
 #[derive(Clone, Debug)]
 pub enum Val {
@@ -188,8 +188,8 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
             continue;
         }
         let default = match param.default {
-            Default::Required if misplaced || meant.contains(&param.name) => continue,
-            Default::Required => {
+            DefaultValue::Required if misplaced || meant.contains(&param.name) => continue,
+            DefaultValue::Required => {
                 problems.push(Problem::MissingParameter {
                     span,
                     name: param.name.to_string(),
@@ -198,11 +198,11 @@ pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: 
                 });
                 continue;
             }
-            Default::Absent | Default::Derived(_) => continue,
-            Default::Int(i) => Val::Int(i),
-            Default::Float(x) => Val::Float(x),
-            Default::Bool(b) => Val::Bool(b),
-            Default::Word(w) => match param.ty {
+            DefaultValue::Absent | DefaultValue::Derived(_) => continue,
+            DefaultValue::Int(i) => Val::Int(i),
+            DefaultValue::Float(x) => Val::Float(x),
+            DefaultValue::Bool(b) => Val::Bool(b),
+            DefaultValue::Word(w) => match param.ty {
                 ParamType::Entry(table) => {
                     let schema = schema::find(table.entries(), w).expect("default entry exists");
                     Val::Entry(Box::new(resolve_items(schema, &[], span, w, problems)))

@@ -82,7 +82,7 @@ fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, walked: &[&Layer], layers
                 let span = match other {
                     Stmt::Input { span, .. } => *span,
                     Stmt::Named(n) => n.span,
-                    _ => named.span,
+                    Stmt::Setting(_) | Stmt::Layer(_) | Stmt::Error { .. } => named.span,
                 };
                 ctx.problems.push(Problem::MisplacedStatement {
                     span,
@@ -138,12 +138,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
         Op::Conv(c) => Some(c.kernel.clone()),
         _ => None,
     };
-    let kind = match &layer.op {
-        Op::Conv(_) => LayerKind::Conv,
-        Op::Linear { .. } => LayerKind::Linear,
-        Op::BatchNorm { .. } => LayerKind::BatchNorm,
-        _ => LayerKind::Activation,
-    };
+    let kind = declared_kind(&layer.op);
     let first_problem = ctx.problems.len();
     let mut written = Vec::new();
     for annotation in &l.annotations {
@@ -310,4 +305,48 @@ fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Opt
         return Some(("tol", fmt_num(model.tol), fmt_num(phase.tol)));
     }
     None
+}
+
+/// The kind of layer an op was declared as, which its annotations are
+/// checked against. Every op is listed: a new one must say its kind here.
+fn declared_kind(op: &Op) -> LayerKind {
+    match op {
+        Op::Conv(_) => LayerKind::Conv,
+        Op::Linear { .. } => LayerKind::Linear,
+        Op::Activation(_) => LayerKind::Activation,
+        Op::MaxPool(_) => LayerKind::MaxPool,
+        Op::AvgPool(_) => LayerKind::AvgPool,
+        Op::GlobalAvgPool => LayerKind::GlobalAvgPool,
+        Op::GlobalMaxPool => LayerKind::GlobalMaxPool,
+        Op::BatchNorm { .. } => LayerKind::BatchNorm,
+        Op::Dropout { .. } => LayerKind::Dropout,
+        Op::Flatten => LayerKind::Flatten,
+        Op::Residual { .. } => LayerKind::Residual,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::language::schema::LayerKind;
+
+    /// Each layer of a model is of the kind its schema entry declares
+    /// (before, everything but conv, linear and batchnorm passed for an activation).
+    #[test]
+    fn declared_kind_is_the_schema_kind() {
+        let source = "model m {\n  input [2, 32]\n  conv(out=2, k=3)\n  relu\n  maxpool(k=2)\n  avgpool(k=2)\n  batchnorm\n  dropout(0.1)\n  residual {\n    conv(k=3)\n  }\n  flatten\n  linear(out=4)\n}\n";
+        let model = crate::language::check::check_model_only(source).unwrap_or_else(|p| panic!("{p:?}"));
+        let mut seen = 0;
+        for layer in &model.layers {
+            let name = layer.name.trim_end_matches(|c: char| c.is_ascii_digit());
+            let schema = crate::language::schema::layer(name).unwrap_or_else(|| panic!("no schema entry for {name}"));
+            assert_eq!(super::declared_kind(&layer.op), schema.kind, "{}", layer.name);
+            seen += 1;
+        }
+        assert_eq!(seen, 9);
+        for (global, kind) in [("global_avgpool", LayerKind::GlobalAvgPool), ("global_maxpool", LayerKind::GlobalMaxPool)] {
+            let model = crate::language::check::check_model_only(&format!("model m {{\n  input [2, 32]\n  {global}\n}}\n"))
+                .unwrap_or_else(|p| panic!("{p:?}"));
+            assert_eq!(super::declared_kind(&model.layers[0].op), kind);
+        }
+    }
 }

@@ -1,0 +1,195 @@
+//! What the checker asks of the machine it runs on: the files a program
+//! names (data sets, `@init` weights) and the memory training may use. The
+//! checker takes it as a parameter, so it touches nothing itself: `lpnc`
+//! passes [`RealEnvironment`], tests a [`FakeEnvironment`] with files in
+//! memory and a fixed budget, instead of writing temporary files or changing
+//! the process's environment variables.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What is at a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Folder,
+    /// Neither: a named pipe, a device, a socket (in words, for messages),
+    /// which reading would wait on forever or fail on.
+    Other(&'static str),
+}
+
+/// The machine as the checker (and the data readers it shares with
+/// training) sees it.
+pub trait Environment {
+    /// What is at `path`, or `None` when nothing is (or it cannot be seen).
+    fn kind(&self, path: &Path) -> Option<EntryKind>;
+    /// The whole file.
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    /// The file's first `len` bytes (fewer when it is shorter) and its size:
+    /// a header without reading what follows it.
+    fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)>;
+    /// Bytes that training may use (E0046).
+    fn available_memory(&self) -> u64;
+}
+
+/// This machine: its file system, and its memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealEnvironment {
+    /// The memory budget, when given; else `LPN_AVAILABLE_MEMORY` (bytes)
+    /// when set, else MemAvailable on Linux, else a generous 64 GiB.
+    pub available_memory: Option<u64>,
+}
+
+impl Environment for RealEnvironment {
+    fn kind(&self, path: &Path) -> Option<EntryKind> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(match meta.file_type() {
+            kind if kind.is_file() => EntryKind::File,
+            kind if kind.is_dir() => EntryKind::Folder,
+            kind => EntryKind::Other(other_kind(&kind)),
+        })
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        let file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut start = Vec::new();
+        file.take(len).read_to_end(&mut start)?;
+        Ok((start, size))
+    }
+
+    fn available_memory(&self) -> u64 {
+        self.available_memory.unwrap_or_else(system_memory)
+    }
+}
+
+/// What a file that is neither a regular file nor a folder is, in words:
+/// `a named pipe (FIFO)`.
+fn other_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = kind;
+    "neither a file nor a folder"
+}
+
+/// Memory this process could use: `LPN_AVAILABLE_MEMORY` (bytes) when set
+/// (to try a budget from the command line), else MemAvailable on Linux, else
+/// a generous 64 GiB.
+fn system_memory() -> u64 {
+    if let Some(bytes) = std::env::var("LPN_AVAILABLE_MEMORY").ok().and_then(|v| v.parse().ok()) {
+        return bytes;
+    }
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(64 << 30)
+}
+
+/// A machine in memory, for tests: files by path (folders are the paths
+/// above them), and a fixed memory budget.
+#[derive(Clone, Debug, Default)]
+pub struct FakeEnvironment {
+    files: HashMap<PathBuf, Vec<u8>>,
+    others: HashMap<PathBuf, &'static str>,
+    pub available_memory: u64,
+}
+
+impl FakeEnvironment {
+    /// No files, and `available_memory` bytes for training.
+    pub fn with_memory(available_memory: u64) -> FakeEnvironment {
+        FakeEnvironment { available_memory, ..FakeEnvironment::default() }
+    }
+
+    /// Adds a file (its folders exist with it).
+    pub fn file(mut self, path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> FakeEnvironment {
+        self.files.insert(path.into(), contents.into());
+        self
+    }
+
+    /// Adds something that is neither a file nor a folder, such as
+    /// `"a named pipe (FIFO)"`.
+    pub fn other(mut self, path: impl Into<PathBuf>, what: &'static str) -> FakeEnvironment {
+        self.others.insert(path.into(), what);
+        self
+    }
+
+    fn not_found(path: &Path) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is not in the fake environment", path.display()))
+    }
+}
+
+impl Environment for FakeEnvironment {
+    fn kind(&self, path: &Path) -> Option<EntryKind> {
+        if self.files.contains_key(path) {
+            return Some(EntryKind::File);
+        }
+        if let Some(what) = self.others.get(path) {
+            return Some(EntryKind::Other(what));
+        }
+        self.files.keys().chain(self.others.keys()).any(|p| p.starts_with(path)).then_some(EntryKind::Folder)
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.files.get(path).cloned().ok_or_else(|| Self::not_found(path))
+    }
+
+    fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        let bytes = self.files.get(path).ok_or_else(|| Self::not_found(path))?;
+        let end = bytes.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok((bytes[..end].to_vec(), bytes.len() as u64))
+    }
+
+    fn available_memory(&self) -> u64 {
+        self.available_memory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_files_have_folders_above_them() {
+        let env = FakeEnvironment::with_memory(1).file("data/a.csv", "1,2\n").other("data/pipe", "a named pipe (FIFO)");
+        assert_eq!(env.kind(Path::new("data/a.csv")), Some(EntryKind::File));
+        assert_eq!(env.kind(Path::new("data")), Some(EntryKind::Folder));
+        assert_eq!(env.kind(Path::new("data/pipe")), Some(EntryKind::Other("a named pipe (FIFO)")));
+        assert_eq!(env.kind(Path::new("dat")), None);
+        assert_eq!(env.read_start(Path::new("data/a.csv"), 2).unwrap(), (b"1,".to_vec(), 4));
+        assert_eq!(env.read(Path::new("nothing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn the_real_environment_sees_files_and_folders() {
+        let env = RealEnvironment { available_memory: Some(7) };
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(env.kind(&manifest.join("Cargo.toml")), Some(EntryKind::File));
+        assert_eq!(env.kind(manifest), Some(EntryKind::Folder));
+        assert_eq!(env.kind(&manifest.join("no such file")), None);
+        assert_eq!(env.read_start(&manifest.join("Cargo.toml"), 9).unwrap().0, b"[package]");
+        assert_eq!(env.available_memory(), 7);
+    }
+}
