@@ -8,8 +8,8 @@
 //! several output channels × positions in registers, so every loaded value
 //! feeds many multiply-adds. The input gradient is the forward kernel run on
 //! the output gradient with the kernels transposed and flipped. The hot loops
-//! are written for AVX-512 and AVX2+FMA (`x86::conv1d`), picked at run time
-//! ([`crate::Isa`]). Other strides, f64 and the portable path take plain
+//! and their drivers are written for AVX-512 and AVX2+FMA (`x86::conv1d`),
+//! picked at run time ([`crate::Isa`]). Other strides, f64 and the portable path take plain
 //! loops over contiguous rows.
 //!
 //! Determinism: every output value is computed by one thread in a fixed order;
@@ -21,209 +21,31 @@
 
 use rayon::prelude::*;
 
-use crate::isa::{self, Isa};
 use crate::{ConvGeometry, Num};
 
-/// A stride-1 convolution as the blocked kernels see it: `x [B, cin, l]`
-/// zero-padded by `pad_left` (and by zeros on the right as far as needed),
-/// `w [cout, cin/groups, k]`, output `[B, cout, lout]`.
+/// Which blocked kernel [`blocked`] runs.
 #[derive(Clone, Copy)]
-pub(crate) struct Plan {
-    pub(crate) cin: usize,
-    pub(crate) l: usize,
-    pub(crate) cout: usize,
-    pub(crate) k: usize,
-    pub(crate) lout: usize,
-    pub(crate) pad_left: usize,
-    pub(crate) dilation: usize,
-    pub(crate) groups: usize,
+enum Blocked {
+    Forward,
+    GradInput,
+    GradWeight,
 }
 
-/// The blocked kernels' view of `g`, where they apply: stride 1, and the
-/// input gradient mirrors the padding, which needs pad_left ≤ (k−1)·d.
-fn plan(g: &ConvGeometry<1>) -> Option<Plan> {
-    let (k, dilation, pad_left) = (g.kernel[0], g.dilation[0], g.padding[0].0);
-    (g.stride[0] == 1 && pad_left <= (k - 1) * dilation).then_some(Plan {
-        cin: g.in_channels,
-        l: g.input[0],
-        cout: g.out_channels,
-        k,
-        lout: g.out_len(0),
-        pad_left,
-        dilation,
-        groups: g.groups,
-    })
-}
-
-/// Output channels per register tile of the forward kernel.
-pub(crate) const OB: usize = 8;
-/// Widest tile, in positions: scratch rows are padded to a multiple of it.
-const MAX_WIDTH: usize = 128;
-
-impl Plan {
-    /// Length of a padded scratch row: whole tiles of up to `MAX_WIDTH`
-    /// outputs read inside it, and it holds the signal from `pad_left` on.
-    pub(crate) fn row_len(&self) -> usize {
-        self.lout.div_ceil(MAX_WIDTH) * MAX_WIDTH + (self.k - 1) * self.dilation
-    }
-
-    /// The weights regrouped for the tiles: for each group and block of output
-    /// channels (`OB` at a time, then one by one), `[ii][j][o in block]`, so a
-    /// tile reads its block's weights for one tap as one contiguous run.
-    fn pack_weights(&self, w: &[f32]) -> Vec<f32> {
-        let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
-        let mut out = Vec::with_capacity(w.len());
-        for g in 0..self.groups {
-            for (o0, n) in blocks(cout_g) {
-                for ii in 0..cin_g {
-                    for j in 0..self.k {
-                        for o in 0..n {
-                            out.push(w[((g * cout_g + o0 + o) * cin_g + ii) * self.k + j]);
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Copies `rows` rows of `src` (each `len` long) into `dst` as padded rows of
-/// `row_len`: zeros, the signal from `pad_left`, zeros.
-pub(crate) fn pad_rows(src: &[f32], rows: usize, len: usize, pad_left: usize, row_len: usize, dst: &mut Vec<f32>) {
-    dst.clear();
-    dst.resize(rows * row_len, 0.0);
-    let n = len.min(row_len - pad_left);
-    for r in 0..rows {
-        dst[r * row_len + pad_left..][..n].copy_from_slice(&src[r * len..][..n]);
-    }
-}
-
-/// Output-channel blocks: `(first, size)`, `OB` at a time, the rest singly.
-pub(crate) fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
-    let full = n / OB;
-    (0..full).map(|b| (b * OB, OB)).chain((full * OB..n).map(|o| (o, 1)))
-}
-
-/// A vector path of the blocked kernels, where this call has one.
-#[derive(Clone, Copy)]
-enum Simd {
+/// The blocked kernel `which` on `(a, b)`, where it applies: f32 operands,
+/// a vector instruction set (`x86::conv1d`), stride 1; None elsewhere.
+fn blocked<T: Num>(which: Blocked, (a, b): (&[T], &[T]), g: &ConvGeometry<1>) -> Option<Vec<T>> {
     #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-/// The blocked kernels' path for `isa` (from [`isa::current`], so it runs here).
-fn simd(isa: Isa) -> Option<Simd> {
-    match isa {
-        Isa::Portable => None,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Some(Simd::Avx2),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Some(Simd::Avx512),
+    if let (Some(a), Some(b)) = (T::as_f32(a), T::as_f32(b)) {
+        use crate::x86::conv1d as simd;
+        let run = match which {
+            Blocked::Forward => simd::forward,
+            Blocked::GradInput => simd::grad_input,
+            Blocked::GradWeight => simd::grad_weight,
+        };
+        return run(crate::isa::current(), (a, b), g).map(T::from_f32_vec);
     }
-}
-
-fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: &mut Vec<f32>) {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Simd::Avx512` comes from `isa::current()`, which returns
-        // AVX-512 only where the CPU has AVX-512F, AVX2 and FMA (run-time check).
-        Simd::Avx512 => unsafe { crate::x86::conv1d::avx512::forward_item(p, x, wt, y, xp) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Simd::Avx2` comes from `isa::current()`, which returns AVX2
-        // only where the CPU has AVX2 and FMA (run-time check).
-        Simd::Avx2 => unsafe { crate::x86::conv1d::avx2::forward_item(p, x, wt, y, xp) },
-    }
-}
-
-fn grad_weight_item(simd: Simd, p: &Plan, (gy, x): (&[f32], &[f32]), gw: &mut [f32], (xp, gyp): &mut (Vec<f32>, Vec<f32>)) {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `forward_item`: the CPU has AVX-512F, AVX2 and FMA.
-        Simd::Avx512 => unsafe { crate::x86::conv1d::avx512::grad_weight_item(p, gy, x, gw, xp, gyp) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `forward_item`: the CPU has AVX2 and FMA.
-        Simd::Avx2 => unsafe { crate::x86::conv1d::avx2::grad_weight_item(p, gy, x, gw, xp, gyp) },
-    }
-}
-
-/// Stride-1 forward over the batch, in parallel over batch items.
-fn forward_blocked(x: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
-    let wt = p.pack_weights(w);
-    let mut y = vec![0f32; b * p.cout * p.lout];
-    y.par_chunks_mut(p.cout * p.lout)
-        .enumerate()
-        .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, yb, xp));
-    y
-}
-
-/// Stride-1 weight gradient: fixed chunks of the batch in parallel, each
-/// summing its items into a partial; the partials are added in chunk order.
-fn grad_weight_blocked(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
-    /// The batch is cut into this many chunks whatever the thread count, so
-    /// the order of the sum (and so the result) does not depend on it.
-    const CHUNKS: usize = 16;
-    let n = p.cout * (p.cin / p.groups) * p.k;
-    let per = b.div_ceil(CHUNKS).max(1);
-    let starts: Vec<usize> = (0..b).step_by(per).collect();
-    let partials: Vec<Vec<f32>> = starts
-        .par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |scratch, &start| {
-                let mut part = vec![0f32; n];
-                for bi in start..(start + per).min(b) {
-                    let gyb = &gy[bi * p.cout * p.lout..(bi + 1) * p.cout * p.lout];
-                    let xb = &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l];
-                    grad_weight_item(simd, p, (gyb, xb), &mut part, scratch);
-                }
-                part
-            },
-        )
-        .collect();
-    let mut gw = vec![0f32; n];
-    for part in &partials {
-        for (a, v) in gw.iter_mut().zip(part) {
-            *a += *v;
-        }
-    }
-    gw
-}
-
-/// Stride-1 input gradient: the forward kernel on `gy` with each kernel
-/// transposed (`[cin, cout/groups, k]`) and flipped, and the padding mirrored,
-/// so `gx[i, s] = Σ_o Σ_j w[o, i, j] · gy[o, s + pad_left − j·d]`.
-fn grad_input_blocked(gy: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
-    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-    let mut wf = vec![0f32; w.len()];
-    for g in 0..p.groups {
-        for ii in 0..cin_g {
-            for oo in 0..cout_g {
-                for j in 0..p.k {
-                    wf[((g * cin_g + ii) * cout_g + oo) * p.k + (p.k - 1 - j)] = w[((g * cout_g + oo) * cin_g + ii) * p.k + j];
-                }
-            }
-        }
-    }
-    let flipped = Plan {
-        cin: p.cout,
-        l: p.lout,
-        cout: p.cin,
-        k: p.k,
-        lout: p.l,
-        pad_left: (p.k - 1) * p.dilation - p.pad_left,
-        dilation: p.dilation,
-        groups: p.groups,
-    };
-    forward_blocked(gy, &wf, b, &flipped, simd)
-}
-
-/// The blocked path for this call, where it applies: f32 operands, a vector
-/// instruction set, stride 1.
-fn blocked<'a, T: Num>(a: &'a [T], b: &'a [T], g: &ConvGeometry<1>) -> Option<(&'a [f32], &'a [f32], Plan, Simd)> {
-    Some((T::as_f32(a)?, T::as_f32(b)?, plan(g)?, simd(isa::current())?))
+    let _ = (which, a, b, g);
+    None
 }
 
 /// `y = conv1d(x, w) (+ bias per output channel)`: x `[B, Cin, L]`, w `[Cout,
@@ -231,8 +53,8 @@ fn blocked<'a, T: Num>(a: &'a [T], b: &'a [T], g: &ConvGeometry<1>) -> Option<(&
 pub fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(x.len(), w.len());
     assert!(bias.is_none_or(|b| b.len() == g.out_channels), "bias does not fit {g:?}");
-    let mut y = match blocked(x, w, g) {
-        Some((x, w, p, simd)) => T::from_f32_vec(forward_blocked(x, w, g.batch, &p, simd)),
+    let mut y = match blocked(Blocked::Forward, (x, w), g) {
+        Some(y) => y,
         None => forward_portable(x, w, g),
     };
     if let Some(bias) = bias {
@@ -282,8 +104,8 @@ fn forward_portable<T: Num>(x: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
 pub fn grad_input<T: Num>(gy: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(g.input_len(), w.len());
     assert_eq!(gy.len(), g.output_len(), "gradient does not fit {g:?}");
-    if let Some((gy, w, p, simd)) = blocked(gy, w, g) {
-        return T::from_f32_vec(grad_input_blocked(gy, w, g.batch, &p, simd));
+    if let Some(gx) = blocked(Blocked::GradInput, (gy, w), g) {
+        return gx;
     }
     let (cin, l, cout, k, lout) = (g.in_channels, g.input[0], g.out_channels, g.kernel[0], g.out_len(0));
     let (cin_g, cout_g, stride, dilation, pad_left) = (g.in_per_group(), g.out_per_group(), g.stride[0], g.dilation[0], g.padding[0].0);
@@ -321,8 +143,8 @@ pub fn grad_input<T: Num>(gy: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
 pub fn grad_weight<T: Num>(gy: &[T], x: &[T], g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(x.len(), g.weight_len());
     assert_eq!(gy.len(), g.output_len(), "gradient does not fit {g:?}");
-    if let Some((gy, x, p, simd)) = blocked(gy, x, g) {
-        return T::from_f32_vec(grad_weight_blocked(gy, x, g.batch, &p, simd));
+    if let Some(gw) = blocked(Blocked::GradWeight, (gy, x), g) {
+        return gw;
     }
     let (cin, l, cout, k, lout) = (g.in_channels, g.input[0], g.out_channels, g.kernel[0], g.out_len(0));
     let (cin_g, cout_g, stride, dilation, pad_left) = (g.in_per_group(), g.out_per_group(), g.stride[0], g.dilation[0], g.padding[0].0);
@@ -388,6 +210,7 @@ pub fn grad_bias<T: Num>(gy: &[T], channels: usize, len: usize) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Isa;
     use crate::testing::{Rng, as_2d, assert_close, on_every_path, on_threads, reference_conv2d, wide};
 
     fn geometry(

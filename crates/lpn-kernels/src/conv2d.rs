@@ -17,7 +17,6 @@
 //! Semantics: PyTorch's cross-correlation with padding, stride, dilation and
 //! groups.
 
-use std::any::TypeId;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
@@ -32,14 +31,14 @@ const WEIGHT_GRAD_CHUNKS: usize = 8;
 
 /// Whether this call runs our AVX-512 products: f32 on the AVX-512 path.
 fn own_kernels<T: Num>(isa: Isa) -> bool {
-    let f32_data = TypeId::of::<T>() == TypeId::of::<f32>();
-    match isa {
+    let avx512 = match isa {
         Isa::Portable => false,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => false,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => f32_data,
-    }
+        Isa::Avx512 => true,
+    };
+    avx512 && T::as_f32(&[]).is_some()
 }
 
 /// `dst[c·rows + r] = src[r·cols + c]`.
