@@ -127,6 +127,41 @@ impl<const N: usize> ConvGeometry<N> {
     }
 }
 
+/// The kernels of a convolution geometry (1-D or 2-D), so that callers can
+/// treat both alike: forward (no bias) and both gradients. Each panics if
+/// its operands do not fit the geometry.
+pub trait Convolution: Copy + fmt::Debug + Send + Sync + 'static {
+    fn forward<T: crate::Num>(&self, x: &[T], w: &[T]) -> Vec<T>;
+    /// The input's gradient from the output's `gy`.
+    fn grad_input<T: crate::Num>(&self, gy: &[T], w: &[T]) -> Vec<T>;
+    /// The weight's gradient from the output's `gy`.
+    fn grad_weight<T: crate::Num>(&self, gy: &[T], x: &[T]) -> Vec<T>;
+}
+
+impl Convolution for ConvGeometry<1> {
+    fn forward<T: crate::Num>(&self, x: &[T], w: &[T]) -> Vec<T> {
+        crate::conv1d::forward(x, w, None, self)
+    }
+    fn grad_input<T: crate::Num>(&self, gy: &[T], w: &[T]) -> Vec<T> {
+        crate::conv1d::grad_input(gy, w, self)
+    }
+    fn grad_weight<T: crate::Num>(&self, gy: &[T], x: &[T]) -> Vec<T> {
+        crate::conv1d::grad_weight(gy, x, self)
+    }
+}
+
+impl Convolution for ConvGeometry<2> {
+    fn forward<T: crate::Num>(&self, x: &[T], w: &[T]) -> Vec<T> {
+        crate::conv2d::forward(x, w, self)
+    }
+    fn grad_input<T: crate::Num>(&self, gy: &[T], w: &[T]) -> Vec<T> {
+        crate::conv2d::grad_input(gy, w, self)
+    }
+    fn grad_weight<T: crate::Num>(&self, gy: &[T], x: &[T]) -> Vec<T> {
+        crate::conv2d::grad_weight(gy, x, self)
+    }
+}
+
 /// A 2-D convolution followed by a per-channel bias, optionally a ReLU, and
 /// optionally a max pool whose windows tile the convolution's output (window
 /// = stride, no padding; trailing rows and columns that fill no window are

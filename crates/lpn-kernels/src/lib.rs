@@ -38,6 +38,6 @@ pub mod conv1d;
 pub mod conv2d;
 pub mod pool;
 
-pub use geometry::{BlockGeometry, ConvGeometry, GeometryError, MAX_POOL_WINDOW, PoolGeometry, PoolKind, out_len};
+pub use geometry::{BlockGeometry, ConvGeometry, Convolution, GeometryError, MAX_POOL_WINDOW, PoolGeometry, PoolKind, out_len};
 pub use isa::{Isa, with_isa};
 pub use num::Num;

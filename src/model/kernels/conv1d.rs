@@ -1,47 +1,17 @@
-//! The 1-D convolution (`lpn_kernels::conv1d`) as Candle ops: forward with
-//! an optional bias in the same op (no broadcast add, one pass for the bias
-//! gradient), and its gradients.
+//! The 1-D convolution with a bias in the same op (`lpn_kernels::conv1d`):
+//! no broadcast add, one pass for the bias gradient. Without a bias, and
+//! for the gradients, the ops of `conv.rs`.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use lpn_kernels::{ConvGeometry, conv1d as kernel};
 
+use super::conv::{Forward, gradients};
 use super::expect_shape;
 
-/// `conv1d(x, w)`: x `[B, Cin, L]`, w `[Cout, Cin/groups, K]`.
-struct Forward(ConvGeometry<1>);
 /// `conv1d(x, w) + bias` (per output channel).
 struct ForwardBias(ConvGeometry<1>);
-/// `(grad_y, w) ↦ grad_x`.
-struct GradInput(ConvGeometry<1>);
-/// `(grad_y, x) ↦ grad_w`.
-struct GradWeight(ConvGeometry<1>);
 /// `grad_y ↦ Σ_b Σ_t grad_y[b, :, t]`, the bias gradient.
 struct BiasGrad(ConvGeometry<1>);
-
-fn output_shape(g: &ConvGeometry<1>) -> Shape {
-    Shape::from(g.output_shape())
-}
-
-/// The input's and the weight's gradients from the output's `grad`.
-fn gradients(g: ConvGeometry<1>, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
-    Ok((grad.apply_op2_no_bwd(w, &GradInput(g))?, grad.apply_op2_no_bwd(x, &GradWeight(g))?))
-}
-
-impl CustomOp2 for Forward {
-    fn name(&self) -> &'static str {
-        "lpn-conv1d"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.input_shape(), "conv1d input")?;
-        expect_shape(l2, &g.weight_shape(), "conv1d weight")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |x, w| kernel::forward(x, w, None, g)), output_shape(g)))
-    }
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (gx, gw) = gradients(self.0, x, w, &grad.contiguous()?)?;
-        Ok((Some(gx), Some(gw)))
-    }
-}
 
 impl CustomOp3 for ForwardBias {
     fn name(&self) -> &'static str {
@@ -60,7 +30,7 @@ impl CustomOp3 for ForwardBias {
         expect_shape(l1, &g.input_shape(), "conv1d input")?;
         expect_shape(l2, &g.weight_shape(), "conv1d weight")?;
         expect_shape(l3, &[g.out_channels], "conv1d bias")?;
-        Ok((dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, w, b| kernel::forward(x, w, Some(b), g)), output_shape(g)))
+        Ok((dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, w, b| kernel::forward(x, w, Some(b), g)), Shape::from(g.output_shape())))
     }
     fn bwd(
         &self,
@@ -73,31 +43,7 @@ impl CustomOp3 for ForwardBias {
         let grad = grad.contiguous()?;
         let (gx, gw) = gradients(self.0, x, w, &grad)?;
         let gb = grad.apply_op1_no_bwd(&BiasGrad(self.0))?;
-        Ok((Some(gx), Some(gw), Some(gb)))
-    }
-}
-
-impl CustomOp2 for GradInput {
-    fn name(&self) -> &'static str {
-        "lpn-conv1d-grad-input"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.output_shape(), "conv1d output gradient")?;
-        expect_shape(l2, &g.weight_shape(), "conv1d weight")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |gy, w| kernel::grad_input(gy, w, g)), Shape::from(g.input_shape())))
-    }
-}
-
-impl CustomOp2 for GradWeight {
-    fn name(&self) -> &'static str {
-        "lpn-conv1d-grad-weight"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.output_shape(), "conv1d output gradient")?;
-        expect_shape(l2, &g.input_shape(), "conv1d input")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |gy, x| kernel::grad_weight(gy, x, g)), Shape::from(g.weight_shape())))
+        Ok((gx, gw, Some(gb)))
     }
 }
 

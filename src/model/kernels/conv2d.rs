@@ -1,6 +1,6 @@
-//! The 2-D convolution (`lpn_kernels::conv2d`) and the convolution block
-//! (`lpn_kernels::block`: convolution, bias, optional ReLU, optional max
-//! pool) as Candle ops with their gradients.
+//! The 2-D convolution block (`lpn_kernels::block`: convolution, bias,
+//! optional ReLU, optional max pool) as Candle ops with their gradients (the
+//! convolution's own are the ops of `conv.rs`).
 //!
 //! A pooling block's backward pass needs each window's winning cell, which
 //! its forward pass finds: the op returns `[2, B, C, h', w']`, the pooled
@@ -10,69 +10,16 @@
 //! but the tensors Candle keeps.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use lpn_kernels::{BlockGeometry, ConvGeometry, Num, block, conv2d as kernel};
+use lpn_kernels::{BlockGeometry, ConvGeometry, Num, block};
 
+use super::conv::{Forward, gradients};
 use super::{act, expect_shape, geometry_error};
 
-/// `conv2d(x, w)`: x `[B, Cin, H, W]`, w `[Cout, Cin/groups, kh, kw]`.
-struct Forward(ConvGeometry<2>);
-/// `(grad_y, w) ↦ grad_x`.
-struct GradInput(ConvGeometry<2>);
-/// `(grad_y, x) ↦ grad_w`.
-struct GradWeight(ConvGeometry<2>);
 /// `pool(act(conv2d(x, w) + bias))`, with the winners when it pools.
 struct Block(BlockGeometry);
 /// `(grad of the block's output, the block's output) ↦` the gradient of the
 /// convolution's output followed by the bias's gradient, flat.
 struct Unpool(BlockGeometry);
-
-impl CustomOp2 for Forward {
-    fn name(&self) -> &'static str {
-        "lpn-conv2d"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.input_shape(), "conv2d input")?;
-        expect_shape(l2, &g.weight_shape(), "conv2d weight")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |x, w| kernel::forward(x, w, g)), Shape::from(g.output_shape())))
-    }
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        conv_gradients(self.0, x, w, &grad.contiguous()?)
-    }
-}
-
-/// The input's and the weight's gradients from the convolution output's
-/// (contiguous) `grad`; a network's input needs none: the most expensive
-/// product is skipped.
-fn conv_gradients(g: ConvGeometry<2>, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let gx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &GradInput(g))?) } else { None };
-    let gw = if w.track_op() { Some(grad.apply_op2_no_bwd(x, &GradWeight(g))?) } else { None };
-    Ok((gx, gw))
-}
-
-impl CustomOp2 for GradInput {
-    fn name(&self) -> &'static str {
-        "lpn-conv2d-grad-input"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.output_shape(), "conv2d output gradient")?;
-        expect_shape(l2, &g.weight_shape(), "conv2d weight")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |gy, w| kernel::grad_input(gy, w, g)), Shape::from(g.input_shape())))
-    }
-}
-
-impl CustomOp2 for GradWeight {
-    fn name(&self) -> &'static str {
-        "lpn-conv2d-grad-weight"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        expect_shape(l1, &g.output_shape(), "conv2d output gradient")?;
-        expect_shape(l2, &g.input_shape(), "conv2d input")?;
-        Ok((dispatch!((s1, l1), (s2, l2) => |gy, x| kernel::grad_weight(gy, x, g)), Shape::from(g.weight_shape())))
-    }
-}
 
 /// The block's output shape `[B, C, h', w']`.
 fn block_shape(g: &BlockGeometry) -> Vec<usize> {
@@ -136,7 +83,7 @@ impl CustomOp3 for Block {
                 (gy, gb)
             }
         };
-        let (gx, gw) = conv_gradients(g.conv, x, w, &gy.contiguous()?)?;
+        let (gx, gw) = gradients(g.conv, x, w, &gy.contiguous()?)?;
         Ok((gx, gw, bias.track_op().then_some(gb)))
     }
 }

@@ -38,6 +38,7 @@ macro_rules! dispatch {
 
 mod act;
 mod band;
+mod conv;
 mod conv1d;
 mod conv2d;
 mod pool;
