@@ -123,13 +123,23 @@ fn kernels() -> candle_core::Result<()> {
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (cout, cin, k), &dev)?)?;
         let pad = (k - 1) / 2;
         let g = Tensor::randn(0f32, 1.0, (b, cout, l + 2 * pad - k + 1), &dev)?;
+        let conv = lpn::language::ir::Conv {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: vec![k],
+            stride: vec![1],
+            padding: vec![(pad, pad)],
+            dilation: vec![1],
+            groups: 1,
+            bias: false,
+        };
         let ours = || -> candle_core::Result<Tensor> {
-            let y = lpn::model::ops::conv(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
+            let y = lpn::model::ops::conv(x.as_tensor(), w.as_tensor(), None, &conv)?;
             let grads = (y * &g)?.sum_all()?.backward()?;
             Ok(grads.get(w.as_tensor()).unwrap().clone())
         };
         let shifted = || -> candle_core::Result<Tensor> {
-            let y = lpn::model::ops::conv_by_matmuls(x.as_tensor(), w.as_tensor(), None, &[1], &[(pad, pad)], &[1], 1)?;
+            let y = lpn::model::ops::conv_by_matmuls(x.as_tensor(), w.as_tensor(), None, &conv)?;
             let grads = (y * &g)?.sum_all()?.backward()?;
             Ok(grads.get(w.as_tensor()).unwrap().clone())
         };

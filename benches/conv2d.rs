@@ -93,9 +93,19 @@ fn main() -> Result<()> {
             match *case {
                 Case::Conv { pad, .. } => {
                     let w = w.as_ref().unwrap().as_tensor();
+                    let conv = lpn::language::ir::Conv {
+                        in_channels: w.dim(1)?,
+                        out_channels: w.dim(0)?,
+                        kernel: w.dims()[2..].to_vec(),
+                        stride: vec![1, 1],
+                        padding: vec![(pad, pad); 2],
+                        dilation: vec![1, 1],
+                        groups: 1,
+                        bias: false,
+                    };
                     match which {
-                        0 => ops::conv(&x_in, w, None, &[1, 1], &[(pad, pad), (pad, pad)], &[1, 1], 1),
-                        1 => ops::conv_by_matmuls(&x_in, w, None, &[1, 1], &[(pad, pad), (pad, pad)], &[1, 1], 1),
+                        0 => ops::conv(&x_in, w, None, &conv),
+                        1 => ops::conv_by_matmuls(&x_in, w, None, &conv),
                         _ => x_in.conv2d(w, pad, 1, 1, 1),
                     }
                 }

@@ -105,25 +105,35 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
             let groups = f.params["groups"].as_u64().unwrap() as usize;
             let (wt, bt) = (w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor()));
             let (stride, dilation) = (per_axis("stride"), per_axis("dilation"));
+            let conv = lpn::language::ir::Conv {
+                in_channels: xt.dim(1).unwrap(),
+                out_channels: wt.dim(0).unwrap(),
+                kernel: wt.dims()[2..].to_vec(),
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias: bt.is_some(),
+            };
             if f.op == "conv2d_block" {
                 // The fused convolution, bias, ReLU and max pool.
                 let relu = f.params["relu"].as_bool().unwrap();
                 let pool: Option<Vec<usize>> =
                     f.params["pool"].as_array().map(|k| k.iter().map(|v| v.as_u64().unwrap() as usize).collect());
                 if candle_path {
-                    let y = ops::conv_by_matmuls(xt, wt, bt, &stride, &padding, &dilation, groups).unwrap();
+                    let y = ops::conv_by_matmuls(xt, wt, bt, &conv).unwrap();
                     let y = if relu { ops::relu(&y).unwrap() } else { y };
                     match &pool {
                         Some(k) => ops::max_pool_by_windows(&y, k, k, &[0, 0]),
                         None => Ok(y),
                     }
                 } else {
-                    ops::conv_block(xt, wt, bt, &stride, &padding, &dilation, groups, relu, pool.as_deref())
+                    ops::conv_block(xt, wt, bt, &conv, relu, pool.as_deref())
                 }
             } else if candle_path {
-                ops::conv_by_matmuls(xt, wt, bt, &stride, &padding, &dilation, groups)
+                ops::conv_by_matmuls(xt, wt, bt, &conv)
             } else {
-                ops::conv(xt, wt, bt, &stride, &padding, &dilation, groups)
+                ops::conv(xt, wt, bt, &conv)
             }
         }
         "linear" => ops::linear(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().map(|b| b.as_tensor())),

@@ -4,41 +4,9 @@
 //!
 //! This module and `crate::train` are the only ones that use Candle.
 
-/// A contiguous CPU tensor's values, for the kernels (which need contiguous inputs).
-fn contiguous_slice<'a, T: candle_core::WithDType>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("lpn's CPU kernels need contiguous inputs"),
-    }
-}
-
-/// Runs a two-input kernel body on f32 or f64 CPU storage (the kernels are
-/// generic over both); defined before the kernel modules so they can use it.
-macro_rules! dispatch {
-    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (candle_core::CpuStorage::F32(a), candle_core::CpuStorage::F32(b)) => {
-                let ($a, $b) = (super::contiguous_slice(a, $l1)?, super::contiguous_slice(b, $l2)?);
-                candle_core::CpuStorage::F32($body)
-            }
-            (candle_core::CpuStorage::F64(a), candle_core::CpuStorage::F64(b)) => {
-                let ($a, $b) = (super::contiguous_slice(a, $l1)?, super::contiguous_slice(b, $l2)?);
-                candle_core::CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("lpn's CPU kernels support f32 and f64"),
-        }
-    };
-}
-
-pub mod act_kernel;
-pub mod avx512_gemm;
-pub mod band_kernel;
 pub mod constraints;
-pub mod conv1d_kernel;
-pub mod conv2d_block;
-pub mod conv2d_kernel;
+pub mod kernels;
 pub mod ops;
-pub mod pool_kernel;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,7 +54,7 @@ fn softplus(x: &Tensor) -> Result<Tensor> {
 }
 
 enum Node {
-    Conv { w: usize, b: Option<usize>, stride: Vec<usize>, padding: Vec<(usize, usize)>, dilation: Vec<usize>, groups: usize },
+    Conv { w: usize, b: Option<usize>, conv: crate::language::ir::Conv },
     Linear { w: usize, b: Option<usize> },
     Act(Activation),
     MaxPool { kernel: Vec<usize>, stride: Vec<usize>, padding: Vec<usize> },
@@ -143,14 +111,7 @@ impl Net {
                     let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
                     let w = self.weight(layer, &wshape, fan_in, fan_out, seed, base)?;
                     let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, seed)).transpose()?;
-                    Node::Conv {
-                        w,
-                        b,
-                        stride: c.stride.clone(),
-                        padding: c.padding.clone(),
-                        dilation: c.dilation.clone(),
-                        groups: c.groups,
-                    }
+                    Node::Conv { w, b, conv: c.clone() }
                 }
                 Op::Linear { in_features, out_features, bias } => {
                     let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed, base)?;
@@ -360,7 +321,7 @@ impl Net {
             // A convolution followed by a ReLU (and a max pool whose windows
             // tile its input) runs as one op: bias, ReLU and pool in one pass
             // over the product's output, and one pass back for all three.
-            if let (Node::Conv { w, b, stride, padding, dilation, groups }, Some(Node::Act(Activation::Relu))) =
+            if let (Node::Conv { w, b, conv }, Some(Node::Act(Activation::Relu))) =
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
             {
                 let bias = b.map(|b| self.p(b)).transpose()?;
@@ -368,7 +329,7 @@ impl Net {
                     Some(Node::MaxPool { kernel, stride, padding }) if stride == kernel && padding.iter().all(|&p| p == 0) => Some(kernel),
                     _ => None,
                 };
-                x = ops::conv_block(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups, true, pool.map(|k| &k[..]))?;
+                x = ops::conv_block(&x, &self.p(*w)?, bias.as_ref(), conv, true, pool.map(|k| &k[..]))?;
                 i += if pool.is_some() { 3 } else { 2 };
                 continue;
             }
@@ -407,9 +368,9 @@ impl Net {
         let x = x.clone();
         Ok({
             match &named.node {
-                Node::Conv { w, b, stride, padding, dilation, groups } => {
+                Node::Conv { w, b, conv } => {
                     let bias = b.map(|b| self.p(b)).transpose()?;
-                    ops::conv(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups)?
+                    ops::conv(&x, &self.p(*w)?, bias.as_ref(), conv)?
                 }
                 Node::Linear { w, b } => {
                     let bias = b.map(|b| self.p(b)).transpose()?;

@@ -8,10 +8,15 @@
 //! by the kernel, and a transposed left matmul operand with a broadcast right one
 //! gives wrong values. Everything here avoids those paths: windows are cut with
 //! `narrow`, every matmul is 2-D on contiguous operands. On the CPU,
-//! convolution and pooling run our own kernels instead (`conv1d_kernel`,
-//! `conv2d_kernel`, `pool_kernel`), tested against the same references.
+//! convolution, pooling, ReLU and the band ratio run our own kernels instead
+//! (`super::kernels`, the Candle glue of the `lpn-kernels` crate), tested
+//! against the same references.
 
 use candle_core::{D, DType, Result, Tensor};
+use lpn_kernels::{BlockGeometry, PoolKind};
+
+use super::kernels;
+use crate::language::ir;
 
 /// Cuts the sliding windows of a `[B, C, *spatial]` input (already padded) as
 /// one tensor per kernel tap, each `[B, C, P]` with `P` the number of output
@@ -20,7 +25,7 @@ pub fn windows(x: &Tensor, kernel: &[usize], stride: &[usize], dilation: &[usize
     let dims = x.dims();
     let (b, c) = (dims[0], dims[1]);
     let spatial = &dims[2..];
-    let out: Vec<usize> = (0..kernel.len()).map(|a| (spatial[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1).collect();
+    let out = output_size(spatial, kernel, stride, dilation)?;
     let positions: usize = out.iter().product();
     let mut taps = Vec::with_capacity(kernel.iter().product());
     match kernel.len() {
@@ -42,6 +47,17 @@ pub fn windows(x: &Tensor, kernel: &[usize], stride: &[usize], dilation: &[usize
         n => candle_core::bail!("windows over {n} spatial axes are not supported"),
     }
     Ok((taps, out))
+}
+
+/// The output's spatial size of windows `kernel` over an (already padded)
+/// input of size `spatial`: `lpn_kernels::out_len` per axis.
+fn output_size(spatial: &[usize], kernel: &[usize], stride: &[usize], dilation: &[usize]) -> Result<Vec<usize>> {
+    (0..kernel.len())
+        .map(|a| match lpn_kernels::out_len(spatial[a], (0, 0), kernel[a], stride[a], dilation[a]) {
+            Some(n) => Ok(n),
+            None => candle_core::bail!("windows {kernel:?} (stride {stride:?}, dilation {dilation:?}) do not fit {spatial:?}"),
+        })
+        .collect()
 }
 
 /// `x[.., start :: step][..count]` along `dim`, contiguous.
@@ -100,71 +116,34 @@ fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor
     Ok(x)
 }
 
-/// Whether our CPU kernels (`conv1d_kernel`, `conv2d_kernel`, `pool_kernel`)
-/// can take `x`: on other devices, and for other dtypes, Candle's basic ops do.
+/// Whether our CPU kernels (`super::kernels`) can take `x`: on other devices, and for other dtypes, Candle's basic ops do.
 fn own_kernel(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
-/// `w [Cout, Cin/groups, *kernel]`: on the CPU, 1-D by the direct kernel of
-/// `conv1d_kernel` and 2-D by the kernels of `conv2d_kernel` (as a
-/// `conv2d_block` with neither ReLU nor pool); elsewhere by
-/// `conv_by_matmuls`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    dilation: &[usize],
-    groups: usize,
-) -> Result<Tensor> {
-    conv_block(x, w, bias, stride, padding, dilation, groups, false, None)
+/// `w [Cout, Cin/groups, *kernel]` as `conv` declares it: on the CPU, 1-D by
+/// the direct kernel and 2-D by the 2-D kernels (as a block with neither
+/// ReLU nor pool); elsewhere by `conv_by_matmuls`.
+pub fn conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: &ir::Conv) -> Result<Tensor> {
+    conv_block(x, w, bias, conv, false, None)
 }
 
 /// [`conv`], then ReLU when `relu`, then, when `pool` is given, a max pool
 /// whose windows tile its input (`pool` is the window and the stride; no
 /// padding). On the CPU a 1-D convolution and its bias are one op, and a 2-D
-/// block (convolution, bias, ReLU, pool) is one op (`conv2d_block`), which
-/// never writes the convolution's full output.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_block(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    dilation: &[usize],
-    groups: usize,
-    relu: bool,
-    pool: Option<&[usize]>,
-) -> Result<Tensor> {
+/// block (convolution, bias, ReLU, pool) is one op, which never writes the
+/// convolution's full output.
+pub fn conv_block(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: &ir::Conv, relu: bool, pool: Option<&[usize]>) -> Result<Tensor> {
     let activate = |y: Tensor| if relu { self::relu(&y) } else { Ok(y) };
     let y = match x.rank() {
-        3 if own_kernel(x) => {
-            let spec = super::conv1d_kernel::Conv1dSpec {
-                stride: stride[0],
-                pad_left: padding[0].0,
-                pad_right: padding[0].1,
-                dilation: dilation[0],
-                groups,
-            };
-            // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
-            activate(super::conv1d_kernel::conv1d_bias(x, w, bias, spec)?)?
-        }
+        // Conv and bias in one op: no broadcast add, one pass for the bias gradient.
+        3 if own_kernel(x) => activate(kernels::conv1d(x, w, bias, kernels::conv_geometry(conv, x, w)?)?)?,
         4 if own_kernel(x) && pool.is_none_or(|k| k.len() == 2) => {
-            let conv = super::conv2d_kernel::Conv2dSpec {
-                stride: [stride[0], stride[1]],
-                padding: [padding[0], padding[1]],
-                dilation: [dilation[0], dilation[1]],
-                groups,
-            };
-            let spec = super::conv2d_block::BlockSpec { conv, relu, pool: pool.map(|k| [k[0], k[1]]) };
-            return super::conv2d_block::conv2d_block(x, w, bias, spec);
+            let block = BlockGeometry { conv: kernels::conv_geometry(conv, x, w)?, relu, pool: pool.map(|k| [k[0], k[1]]) };
+            return kernels::conv2d_block(x, w, bias, block);
         }
-        _ => activate(conv_by_matmuls(x, w, bias, stride, padding, dilation, groups)?)?,
+        _ => activate(conv_by_matmuls(x, w, bias, conv)?)?,
     };
     match pool {
         Some(k) => max_pool(&y, k, k, &vec![0; k.len()]),
@@ -189,25 +168,16 @@ fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 /// 2-D matmuls: with the input laid out `[Cin, B, *spatial]`, tap j's shifted
 /// view is `[Cin, B·P]` and contributes `W[:, :, j] · view`. No im2col buffer,
 /// and every matmul is 2-D on contiguous operands.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_by_matmuls(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    dilation: &[usize],
-    groups: usize,
-) -> Result<Tensor> {
+pub fn conv_by_matmuls(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, conv: &ir::Conv) -> Result<Tensor> {
+    let (stride, dilation, groups) = (&conv.stride, &conv.dilation, conv.groups);
     let b = x.dim(0)?;
     let cin = x.dim(1)?;
     let cout = w.dim(0)?;
     let kernel: Vec<usize> = w.dims()[2..].to_vec();
     let taps: usize = kernel.iter().product();
     let (cin_g, cout_g) = (cin / groups, cout / groups);
-    let xp = pad(x, padding)?;
-    let spatial = xp.dims()[2..].to_vec();
-    let out: Vec<usize> = (0..kernel.len()).map(|a| (spatial[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1).collect();
+    let xp = pad(x, &conv.padding)?;
+    let out = output_size(&xp.dims()[2..], &kernel, stride, dilation)?;
     let positions: usize = out.iter().product();
     // [Cin, B, *spatial]: a shifted view flattens to [Cin, B·P] rows per channel.
     let xt = xp.transpose(0, 1)?.contiguous()?;
@@ -265,10 +235,10 @@ fn restore(y: &Tensor, b: usize, c: usize, out: &[usize]) -> Result<Tensor> {
 }
 
 /// Max-pooling with −∞ padding (PyTorch semantics, floor mode): on the CPU by
-/// `pool_kernel`, elsewhere from windows cut with `narrow`.
+/// our kernel, elsewhere from windows cut with `narrow`.
 pub fn max_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
     if own_kernel(x) {
-        return super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Max, kernel, stride, padding);
+        return kernels::pool(x, PoolKind::Max, kernel, stride, padding);
     }
     max_pool_by_windows(x, kernel, stride, padding)
 }
@@ -288,10 +258,10 @@ pub fn max_pool_by_windows(x: &Tensor, kernel: &[usize], stride: &[usize], paddi
 }
 
 /// Average pooling with zero padding counted in the mean (PyTorch's default):
-/// on the CPU by `pool_kernel`, elsewhere from windows cut with `narrow`.
+/// on the CPU by our kernel, elsewhere from windows cut with `narrow`.
 pub fn avg_pool(x: &Tensor, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
     if own_kernel(x) {
-        return super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Avg, kernel, stride, padding);
+        return kernels::pool(x, PoolKind::Avg, kernel, stride, padding);
     }
     avg_pool_by_windows(x, kernel, stride, padding)
 }
@@ -318,13 +288,13 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
 /// PyTorch's gradient (`x.flatten(2).max(2)`): the whole gradient goes to one
 /// position, the first NaN if there is one, else the first maximum in
 /// row-major order; tied maxima do not each get it. On the CPU the windowed
-/// max pool of `pool_kernel` with one window over the whole length or plane,
+/// max pool of our kernel with one window over the whole length or plane,
 /// elsewhere [`global_max_pool_by_index`].
 pub fn global_max_pool(x: &Tensor) -> Result<Tensor> {
     if own_kernel(x) && (3..=4).contains(&x.rank()) {
         let spatial = &x.dims()[2..];
         let zeros = vec![0; spatial.len()];
-        let y = super::pool_kernel::pool(x, super::pool_kernel::PoolKind::Max, spatial, spatial, &zeros)?;
+        let y = kernels::pool(x, PoolKind::Max, spatial, spatial, &zeros)?;
         return y.flatten_from(1);
     }
     global_max_pool_by_index(x)
@@ -345,7 +315,7 @@ pub fn global_max_pool_by_index(x: &Tensor) -> Result<Tensor> {
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    if own_kernel(x) { super::act_kernel::relu(x) } else { x.relu() }
+    if own_kernel(x) { kernels::relu(x) } else { x.relu() }
 }
 
 /// Stable logistic function: ½(tanh(x/2) + 1) never overflows.
@@ -438,10 +408,10 @@ pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor,
 /// Stopband energy ratio of every kernel of a weight: the weight reshaped to
 /// `[kernels, taps]`, `ρ = hᵀQh / hᵀh` per row.
 /// Mean over kernels of ρ (`tol`: of max(0, ρ − tol)), as a scalar with its
-/// gradient: on the CPU one op with an analytic gradient (`band_kernel`).
+/// gradient: on the CPU one op with an analytic gradient (our kernel).
 pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
     if own_kernel(w) && w.dtype() == q.dtype() {
-        return super::band_kernel::mean_stopband_ratio(w, q, tol);
+        return kernels::mean_stopband_ratio(w, q, tol);
     }
     let ratios = stopband_ratios(w, q)?;
     match tol {

@@ -1,88 +1,14 @@
-//! ReLU and a convolution's per-channel bias (+ ReLU) for the CPU, as Candle
-//! custom ops whose backward pass is one pass over the gradient.
+//! ReLU and a convolution's per-channel bias (+ ReLU) (`lpn_kernels::act`)
+//! as Candle ops whose backward pass is one pass over the gradient.
 //!
 //! Candle's own `relu` backward takes five passes over the tensor (a zero
 //! tensor, a comparison, a cast, a product, the sum into the gradient store),
 //! and a broadcast bias add sums its gradient with a strided reduction; on
 //! the 2-D reference net these elementwise passes cost more than the
-//! convolutions. Here the forward pass writes its output once, the backward
-//! pass masks the gradient by `output > 0` (PyTorch's rule, also at 0) and
-//! sums the bias gradient per channel in the same pass. Results do not depend
-//! on the thread count: elementwise work is split in fixed chunks and each
-//! channel's bias gradient is summed in sample order by one thread.
+//! convolutions.
 
-use std::mem::MaybeUninit;
-
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
-
-use super::contiguous_slice as slice;
-
-/// Elements per parallel task: large enough that rayon's overhead vanishes.
-const CHUNK: usize = 1 << 14;
-
-/// A fresh vector of `len` elements, written by `fill(first row, rows)` over
-/// groups of whole rows of `row` elements in parallel (no zero fill first).
-fn build<T: WithDType>(len: usize, row: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(len);
-    let rows_per_task = (CHUNK / row.max(1)).max(1);
-    let step = rows_per_task * row.max(1);
-    out.spare_capacity_mut()[..len].par_chunks_mut(step).enumerate().for_each(|(task, dst)| fill(task * rows_per_task, dst));
-    // SAFETY: `fill` writes every element of its chunk (each caller below
-    // writes its whole `dst`), and the chunks cover 0..len.
-    unsafe { out.set_len(len) };
-    out
-}
-
-/// `out[i] = f(a[i])`.
-fn map<T: WithDType>(a: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    build(a.len(), CHUNK, |first, dst| {
-        let src = &a[first * CHUNK..first * CHUNK + dst.len()];
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d = MaybeUninit::new(f(v));
-        }
-    })
-}
-
-/// `out[i] = f(a[i], b[i])`.
-fn zip_map<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    build(a.len(), CHUNK, |first, dst| {
-        let range = first * CHUNK..first * CHUNK + dst.len();
-        for ((d, &x), &y) in dst.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
-            *d = MaybeUninit::new(f(x, y));
-        }
-    })
-}
-
-#[inline]
-pub(super) fn relu_of<T: WithDType>(v: T) -> T {
-    // NaN stays NaN, as in PyTorch.
-    if v <= T::zero() { T::zero() } else { v }
-}
-
-/// `grad` where the op's output was positive, else 0.
-#[inline]
-fn masked<T: WithDType>(g: T, out: T) -> T {
-    if out > T::zero() { g } else { T::zero() }
-}
-
-/// Sum of `g [B, C, P]` over samples and positions, per channel.
-fn channel_sums<T: WithDType>(g: &[T], channels: usize, plane: usize) -> Vec<T> {
-    (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let mut total = T::zero();
-            for row in g.chunks_exact(plane).skip(c).step_by(channels) {
-                let mut s = T::zero();
-                for &v in row {
-                    s += v;
-                }
-                total += s;
-            }
-            total
-        })
-        .collect()
-}
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use lpn_kernels::act as kernel;
 
 /// `relu(x)`.
 struct Relu;
@@ -93,31 +19,15 @@ struct BiasAct(bool);
 /// `(masked) grad ↦` its per-channel sums: the bias gradient.
 struct BiasSum;
 
-macro_rules! on_float {
-    ($s:expr, $l:expr, |$a:ident| $body:expr) => {
-        match $s {
-            CpuStorage::F32(a) => {
-                let $a = slice(a, $l)?;
-                CpuStorage::F32($body)
-            }
-            CpuStorage::F64(a) => {
-                let $a = slice(a, $l)?;
-                CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("lpn's CPU kernels support f32 and f64"),
-        }
-    };
-}
-
 impl CustomOp1 for Relu {
     fn name(&self) -> &'static str {
         "lpn-relu"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok((on_float!(s, l, |x| map(x, relu_of)), l.shape().clone()))
+        Ok((dispatch!((s, l) => |x| kernel::relu(x)), l.shape().clone()))
     }
     fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?))
+        Ok(Some(relu_grad(grad, res)?))
     }
 }
 
@@ -126,10 +36,14 @@ impl CustomOp2 for ReluGrad {
         "lpn-relu-grad"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok((dispatch!(s1, l1, s2, l2, |g, y| zip_map(g, y, masked)), l1.shape().clone()))
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("relu gradient {:?} does not fit its output {:?}", l1.shape(), l2.shape());
+        }
+        Ok((dispatch!((s1, l1), (s2, l2) => |g, y| kernel::relu_grad(g, y)), l1.shape().clone()))
     }
 }
 
+/// `(batch, channels, positions per channel)` of `[B, C, *spatial]`.
 fn channel_layout(shape: &Shape) -> Result<(usize, usize, usize)> {
     let dims = shape.dims();
     if dims.len() < 2 {
@@ -143,17 +57,11 @@ impl CustomOp2 for BiasAct {
         "lpn-bias-act"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, channels, plane) = channel_layout(l1.shape())?;
-        let relu = self.0;
-        let out = dispatch!(s1, l1, s2, l2, |y, bias| build(y.len(), plane, |first_row, dst| {
-            for (r, (d, src)) in dst.chunks_mut(plane).zip(y[first_row * plane..].chunks(plane)).enumerate() {
-                let b = bias[(first_row + r) % channels];
-                for (d, &v) in d.iter_mut().zip(src) {
-                    *d = MaybeUninit::new(if relu { relu_of(v + b) } else { v + b });
-                }
-            }
-        }));
-        Ok((out, l1.shape().clone()))
+        let (batch, channels, plane) = channel_layout(l1.shape())?;
+        if l2.shape().dims() != [channels] || batch * channels * plane == 0 {
+            candle_core::bail!("bias {:?} does not fit {:?}", l2.shape(), l1.shape());
+        }
+        Ok((dispatch!((s1, l1), (s2, l2) => |y, bias| kernel::bias_act(y, bias, plane, self.0)), l1.shape().clone()))
     }
     fn bwd(&self, _y: &Tensor, bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
@@ -169,7 +77,7 @@ impl CustomOp1 for BiasSum {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, channels, plane) = channel_layout(l.shape())?;
-        Ok((on_float!(s, l, |g| channel_sums(g, channels, plane)), Shape::from(channels)))
+        Ok((dispatch!((s, l) => |g| kernel::channel_sums(g, channels, plane)), Shape::from(channels)))
     }
 }
 

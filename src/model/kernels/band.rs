@@ -1,94 +1,27 @@
-//! The penalty and lagrangian terms of band constraints for the CPU, as one
-//! Candle custom op with an analytic gradient: the mean over kernels of
-//! `ρᵢ = hᵢᵀQhᵢ / hᵢᵀhᵢ` (or of `max(0, ρᵢ − tol)`), where the tensor-op
-//! version took some thirty small ops forward and back every step.
-//!
-//! `∂ρᵢ/∂hᵢ = 2(Qhᵢ − ρᵢhᵢ) / hᵢᵀhᵢ`. Sums run in f64 whatever the dtype;
-//! kernels are independent, so results do not depend on threads (there are
-//! none: the kernels are few and short).
+//! The penalty and lagrangian terms of band constraints
+//! (`lpn_kernels::band`) as one Candle op with an analytic gradient, where
+//! the tensor-op version took some thirty small ops forward and back every
+//! step.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use lpn_kernels::band as kernel;
 
 /// Mean of `ρᵢ` (or of `max(0, ρᵢ − tol)`) over the rows `hᵢ` of `w`.
 struct MeanRatio {
     tol: Option<f64>,
 }
 
-/// `(w, Q) ↦ ∂ mean / ∂w`, scaled by the upstream gradient `.0`.
+/// `(w, Q) ↦ ∂ mean / ∂w`, scaled by the upstream gradient.
 struct MeanRatioGrad {
     tol: Option<f64>,
     upstream: f64,
 }
 
-/// Q transposed, in f64: Q's column `j` is row `j` here, so `Qh` is a sum
-/// of scaled rows, which vectorizes (a row-times-h dot product in f64 does
-/// not: its sum keeps its order).
-fn transposed_f64<T: WithDType>(q: &[T], taps: usize) -> Vec<f64> {
-    let mut qt = vec![0.0; taps * taps];
-    for (i, row) in q.chunks_exact(taps).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            qt[j * taps + i] = v.to_f64();
-        }
-    }
-    qt
-}
-
-/// For one kernel `h`: `hf = h` in f64, `qh = Qh`; returns `(hᵀh, ρ)`.
-fn row_terms<T: WithDType>(h: &[T], qt: &[f64], hf: &mut [f64], qh: &mut [f64]) -> (f64, f64) {
-    let taps = hf.len();
-    for (d, &v) in hf.iter_mut().zip(h) {
-        *d = v.to_f64();
-    }
-    qh.fill(0.0);
-    for (column, &hj) in qt.chunks_exact(taps).zip(hf.iter()) {
-        for (o, &c) in qh.iter_mut().zip(column) {
-            *o += c * hj;
-        }
-    }
-    let energy = hf.iter().map(|v| v * v).sum::<f64>() + 1e-30;
-    let stop: f64 = qh.iter().zip(hf.iter()).map(|(a, b)| a * b).sum();
-    (energy, stop / energy)
-}
-
-fn mean_ratio<T: WithDType>(w: &[T], q: &[T], taps: usize, tol: Option<f64>) -> f64 {
-    let qt = transposed_f64(q, taps);
-    let (mut hf, mut qh) = (vec![0.0; taps], vec![0.0; taps]);
-    let rows = w.len() / taps;
-    let total: f64 = w
-        .chunks_exact(taps)
-        .map(|h| {
-            let (_, rho) = row_terms(h, &qt, &mut hf, &mut qh);
-            match tol {
-                Some(t) => (rho - t).max(0.0),
-                None => rho,
-            }
-        })
-        .sum();
-    total / rows.max(1) as f64
-}
-
-fn mean_ratio_grad<T: WithDType>(w: &[T], q: &[T], taps: usize, tol: Option<f64>, upstream: f64) -> Vec<T> {
-    let qt = transposed_f64(q, taps);
-    let (mut hf, mut qh) = (vec![0.0; taps], vec![0.0; taps]);
-    let rows = w.len() / taps;
-    let scale = upstream / rows.max(1) as f64;
-    let mut grad = Vec::with_capacity(w.len());
-    for h in w.chunks_exact(taps) {
-        let (energy, rho) = row_terms(h, &qt, &mut hf, &mut qh);
-        // The hinge passes no gradient where ρ ≤ tol (as relu's at 0).
-        let active = tol.is_none_or(|t| rho > t);
-        for (a, b) in qh.iter().zip(&hf) {
-            let g = if active { scale * 2.0 * (a - rho * b) / energy } else { 0.0 };
-            grad.push(T::from_f64(g));
-        }
-    }
-    grad
-}
-
-fn taps_of(l: &Layout) -> Result<usize> {
-    let (taps, cols) = l.shape().dims2()?;
-    if taps != cols {
-        candle_core::bail!("stopband operator must be square, not {taps}×{cols}");
+/// Taps per kernel: Q's side (Q square, `w` made of whole kernels).
+fn taps_of(w: &Layout, q: &Layout) -> Result<usize> {
+    let (taps, cols) = q.shape().dims2()?;
+    if taps != cols || taps == 0 || !w.shape().elem_count().is_multiple_of(taps) {
+        candle_core::bail!("stopband operator {taps}×{cols} does not fit weight {:?}", w.shape());
     }
     Ok(taps)
 }
@@ -98,8 +31,8 @@ impl CustomOp2 for MeanRatio {
         "lpn-mean-stopband-ratio"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let taps = taps_of(l2)?;
-        let out = dispatch!(s1, l1, s2, l2, |w, q| vec![WithDType::from_f64(mean_ratio(w, q, taps, self.tol))]);
+        let taps = taps_of(l1, l2)?;
+        let out = dispatch!((s1, l1), (s2, l2) => |w, q| vec![WithDType::from_f64(kernel::mean_ratio(w, q, taps, self.tol))]);
         Ok((out, Shape::from(())))
     }
     fn bwd(&self, w: &Tensor, q: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -114,8 +47,8 @@ impl CustomOp2 for MeanRatioGrad {
         "lpn-mean-stopband-ratio-grad"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let taps = taps_of(l2)?;
-        let out = dispatch!(s1, l1, s2, l2, |w, q| mean_ratio_grad(w, q, taps, self.tol, self.upstream));
+        let taps = taps_of(l1, l2)?;
+        let out = dispatch!((s1, l1), (s2, l2) => |w, q| kernel::mean_ratio_grad(w, q, taps, self.tol, self.upstream));
         Ok((out, l1.shape().clone()))
     }
 }

@@ -1,0 +1,401 @@
+//! The stride-1 blocked 1-D convolution (see `crate::conv1d`) for AVX-512
+//! and AVX2+FMA: the driver (padded scratch rows, packed weights, the batch
+//! in parallel), and the tile kernels, one module per instruction set from
+//! one template, written with intrinsics so that the accumulators stay in
+//! registers (left to itself the compiler vectorised these loops across
+//! channels, with gathers). The tile kernels' entry points are safe
+//! functions compiled for their instruction set: calling one is sound only
+//! on a CPU that has it, which the caller states.
+
+use rayon::prelude::*;
+
+use crate::{ConvGeometry, Isa};
+
+/// A stride-1 convolution as the blocked kernels see it: `x [B, cin, l]`
+/// zero-padded by `pad_left` (and by zeros on the right as far as needed),
+/// `w [cout, cin/groups, k]`, output `[B, cout, lout]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Plan {
+    pub(crate) cin: usize,
+    pub(crate) l: usize,
+    pub(crate) cout: usize,
+    pub(crate) k: usize,
+    pub(crate) lout: usize,
+    pub(crate) pad_left: usize,
+    pub(crate) dilation: usize,
+    pub(crate) groups: usize,
+}
+
+/// The blocked kernels' view of `g`, where they apply: stride 1, and the
+/// input gradient mirrors the padding, which needs pad_left ≤ (k−1)·d.
+fn plan(g: &ConvGeometry<1>) -> Option<Plan> {
+    let (k, dilation, pad_left) = (g.kernel[0], g.dilation[0], g.padding[0].0);
+    (g.stride[0] == 1 && pad_left <= (k - 1) * dilation).then_some(Plan {
+        cin: g.in_channels,
+        l: g.input[0],
+        cout: g.out_channels,
+        k,
+        lout: g.out_len(0),
+        pad_left,
+        dilation,
+        groups: g.groups,
+    })
+}
+
+/// Output channels per register tile of the forward kernel.
+pub(crate) const OB: usize = 8;
+/// Widest tile, in positions: scratch rows are padded to a multiple of it.
+const MAX_WIDTH: usize = 128;
+
+impl Plan {
+    /// Length of a padded scratch row: whole tiles of up to `MAX_WIDTH`
+    /// outputs read inside it, and it holds the signal from `pad_left` on.
+    pub(crate) fn row_len(&self) -> usize {
+        self.lout.div_ceil(MAX_WIDTH) * MAX_WIDTH + (self.k - 1) * self.dilation
+    }
+
+    /// The weights regrouped for the tiles: for each group and block of output
+    /// channels (`OB` at a time, then one by one), `[ii][j][o in block]`, so a
+    /// tile reads its block's weights for one tap as one contiguous run.
+    fn pack_weights(&self, w: &[f32]) -> Vec<f32> {
+        let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
+        let mut out = Vec::with_capacity(w.len());
+        for g in 0..self.groups {
+            for (o0, n) in blocks(cout_g) {
+                for ii in 0..cin_g {
+                    for j in 0..self.k {
+                        for o in 0..n {
+                            out.push(w[((g * cout_g + o0 + o) * cin_g + ii) * self.k + j]);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Copies `rows` rows of `src` (each `len` long) into `dst` as padded rows of
+/// `row_len`: zeros, the signal from `pad_left`, zeros.
+pub(crate) fn pad_rows(src: &[f32], rows: usize, len: usize, pad_left: usize, row_len: usize, dst: &mut Vec<f32>) {
+    dst.clear();
+    dst.resize(rows * row_len, 0.0);
+    let n = len.min(row_len - pad_left);
+    for r in 0..rows {
+        dst[r * row_len + pad_left..][..n].copy_from_slice(&src[r * len..][..n]);
+    }
+}
+
+/// Output-channel blocks: `(first, size)`, `OB` at a time, the rest singly.
+pub(crate) fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let full = n / OB;
+    (0..full).map(|b| (b * OB, OB)).chain((full * OB..n).map(|o| (o, 1)))
+}
+
+/// A vector path of the blocked kernels.
+#[derive(Clone, Copy)]
+enum Simd {
+    Avx512,
+    Avx2,
+}
+
+/// The blocked kernels' path for `isa` (from `isa::current`, so it runs here).
+fn simd(isa: Isa) -> Option<Simd> {
+    match isa {
+        Isa::Portable => None,
+        Isa::Avx2 => Some(Simd::Avx2),
+        Isa::Avx512 => Some(Simd::Avx512),
+    }
+}
+
+fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: &mut Vec<f32>) {
+    match simd {
+        // SAFETY: `Simd::Avx512` comes from `isa::current()`, which returns
+        // AVX-512 only where the CPU has AVX-512F, AVX2 and FMA (run-time check).
+        Simd::Avx512 => unsafe { avx512::forward_item(p, x, wt, y, xp) },
+        // SAFETY: `Simd::Avx2` comes from `isa::current()`, which returns AVX2
+        // only where the CPU has AVX2 and FMA (run-time check).
+        Simd::Avx2 => unsafe { avx2::forward_item(p, x, wt, y, xp) },
+    }
+}
+
+fn grad_weight_item(simd: Simd, p: &Plan, (gy, x): (&[f32], &[f32]), gw: &mut [f32], (xp, gyp): &mut (Vec<f32>, Vec<f32>)) {
+    match simd {
+        // SAFETY: as in `forward_item`: the CPU has AVX-512F, AVX2 and FMA.
+        Simd::Avx512 => unsafe { avx512::grad_weight_item(p, gy, x, gw, xp, gyp) },
+        // SAFETY: as in `forward_item`: the CPU has AVX2 and FMA.
+        Simd::Avx2 => unsafe { avx2::grad_weight_item(p, gy, x, gw, xp, gyp) },
+    }
+}
+
+/// Stride-1 forward over the batch, in parallel over batch items.
+/// The blocked forward pass, where it applies (a vector path, stride 1).
+pub(crate) fn forward(isa: Isa, (x, w): (&[f32], &[f32]), g: &ConvGeometry<1>) -> Option<Vec<f32>> {
+    Some(forward_blocked(x, w, g.batch, &plan(g)?, simd(isa)?))
+}
+
+/// The blocked input gradient, where it applies.
+pub(crate) fn grad_input(isa: Isa, (gy, w): (&[f32], &[f32]), g: &ConvGeometry<1>) -> Option<Vec<f32>> {
+    Some(grad_input_blocked(gy, w, g.batch, &plan(g)?, simd(isa)?))
+}
+
+/// The blocked weight gradient, where it applies.
+pub(crate) fn grad_weight(isa: Isa, (gy, x): (&[f32], &[f32]), g: &ConvGeometry<1>) -> Option<Vec<f32>> {
+    Some(grad_weight_blocked(gy, x, g.batch, &plan(g)?, simd(isa)?))
+}
+
+fn forward_blocked(x: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+    let wt = p.pack_weights(w);
+    let mut y = vec![0f32; b * p.cout * p.lout];
+    y.par_chunks_mut(p.cout * p.lout)
+        .enumerate()
+        .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, yb, xp));
+    y
+}
+
+/// Stride-1 weight gradient: fixed chunks of the batch in parallel, each
+/// summing its items into a partial; the partials are added in chunk order.
+fn grad_weight_blocked(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+    /// The batch is cut into this many chunks whatever the thread count, so
+    /// the order of the sum (and so the result) does not depend on it.
+    const CHUNKS: usize = 16;
+    let n = p.cout * (p.cin / p.groups) * p.k;
+    let per = b.div_ceil(CHUNKS).max(1);
+    let starts: Vec<usize> = (0..b).step_by(per).collect();
+    let partials: Vec<Vec<f32>> = starts
+        .par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |scratch, &start| {
+                let mut part = vec![0f32; n];
+                for bi in start..(start + per).min(b) {
+                    let gyb = &gy[bi * p.cout * p.lout..(bi + 1) * p.cout * p.lout];
+                    let xb = &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l];
+                    grad_weight_item(simd, p, (gyb, xb), &mut part, scratch);
+                }
+                part
+            },
+        )
+        .collect();
+    let mut gw = vec![0f32; n];
+    for part in &partials {
+        for (a, v) in gw.iter_mut().zip(part) {
+            *a += *v;
+        }
+    }
+    gw
+}
+
+/// Stride-1 input gradient: the forward kernel on `gy` with each kernel
+/// transposed (`[cin, cout/groups, k]`) and flipped, and the padding mirrored,
+/// so `gx[i, s] = Σ_o Σ_j w[o, i, j] · gy[o, s + pad_left − j·d]`.
+fn grad_input_blocked(gy: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+    let mut wf = vec![0f32; w.len()];
+    for g in 0..p.groups {
+        for ii in 0..cin_g {
+            for oo in 0..cout_g {
+                for j in 0..p.k {
+                    wf[((g * cin_g + ii) * cout_g + oo) * p.k + (p.k - 1 - j)] = w[((g * cout_g + oo) * cin_g + ii) * p.k + j];
+                }
+            }
+        }
+    }
+    let flipped = Plan {
+        cin: p.cout,
+        l: p.lout,
+        cout: p.cin,
+        k: p.k,
+        lout: p.l,
+        pad_left: (p.k - 1) * p.dilation - p.pad_left,
+        dilation: p.dilation,
+        groups: p.groups,
+    };
+    forward_blocked(gy, &wf, b, &flipped, simd)
+}
+
+/// The blocked kernels for one vector instruction set, written with its
+/// intrinsics so that the accumulators stay in registers (left to itself the
+/// compiler vectorised these loops across channels, with gathers).
+macro_rules! simd_kernels {
+    ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident,
+     forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal)) => {
+        pub(crate) mod $name {
+            use super::{OB, Plan, blocks, pad_rows};
+            #[allow(clippy::wildcard_imports)]
+            use std::arch::x86_64::*;
+
+            const LANES: usize = $lanes;
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn load(s: &[f32]) -> $v {
+                let s = &s[..LANES];
+                // SAFETY: `s` holds LANES floats (checked just above); unaligned loads are allowed.
+                unsafe { $loadu(s.as_ptr()) }
+            }
+
+            /// One tile: `O` output channels × `NV` vectors of positions from
+            /// `t0`, summed over the group's rows and taps.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn tile<const O: usize, const NV: usize>(p: &Plan, rows: &[f32], row_len: usize, t0: usize, wb: &[f32]) -> [[$v; NV]; O] {
+                let (cin_g, k, dilation) = (p.cin / p.groups, p.k, p.dilation);
+                let mut acc = [[$zero(); NV]; O];
+                for ii in 0..cin_g {
+                    let row = &rows[ii * row_len..(ii + 1) * row_len];
+                    let taps = &wb[ii * k * O..(ii + 1) * k * O];
+                    for j in 0..k {
+                        let xs = &row[t0 + j * dilation..][..NV * LANES];
+                        let mut xv = [$zero(); NV];
+                        for n in 0..NV {
+                            xv[n] = load(&xs[n * LANES..]);
+                        }
+                        let ws = &taps[j * O..][..O];
+                        for o in 0..O {
+                            let wv = $set1(ws[o]);
+                            for n in 0..NV {
+                                acc[o][n] = $fmadd(wv, xv[n], acc[o][n]);
+                            }
+                        }
+                    }
+                }
+                acc
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn store<const NV: usize>(acc: &[$v; NV], out: &mut [f32]) {
+                // `out` may end inside the last vector (the row's end).
+                for (n, part) in out.chunks_mut(LANES).enumerate() {
+                    let mut buf = [0f32; LANES];
+                    // SAFETY: `buf` holds LANES floats; unaligned stores are allowed.
+                    unsafe { $storeu(buf.as_mut_ptr(), acc[n]) };
+                    part.copy_from_slice(&buf[..part.len()]);
+                }
+            }
+
+            /// The forward pass of one batch item: `x [cin, l]` → `y [cout, lout]`.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn forward_item(p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: &mut Vec<f32>) {
+                const W: usize = $nv * LANES;
+                const W1: usize = $nv1 * LANES;
+                let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+                let row_len = p.row_len();
+                pad_rows(x, p.cin, p.l, p.pad_left, row_len, xp);
+                let mut woff = 0;
+                for g in 0..p.groups {
+                    let rows = &xp[g * cin_g * row_len..(g + 1) * cin_g * row_len];
+                    for (o0, n) in blocks(cout_g) {
+                        let wb = &wt[woff..woff + n * cin_g * p.k];
+                        woff += n * cin_g * p.k;
+                        let first = g * cout_g + o0;
+                        if n == OB {
+                            for t0 in (0..p.lout).step_by(W) {
+                                let acc = tile::<OB, $nv>(p, rows, row_len, t0, wb);
+                                let m = W.min(p.lout - t0);
+                                for (o, a) in acc.iter().enumerate() {
+                                    store(a, &mut y[(first + o) * p.lout + t0..][..m]);
+                                }
+                            }
+                        } else {
+                            for t0 in (0..p.lout).step_by(W1) {
+                                let acc = tile::<1, $nv1>(p, rows, row_len, t0, wb);
+                                let m = W1.min(p.lout - t0);
+                                store(&acc[0], &mut y[first * p.lout + t0..][..m]);
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// One tile of the weight gradient: `O` output channels × `J`
+            /// columns (input row, tap), each a vector of partial sums over
+            /// positions; returns the sums (lanes added in a fixed order).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn gw_tile<const O: usize, const J: usize>(gyp: &[f32], gy_len: usize, xp: &[f32], cols: &[usize; J]) -> [[f32; J]; O] {
+                let mut acc = [[$zero(); J]; O];
+                let gs_rows: [&[f32]; O] = std::array::from_fn(|o| &gyp[o * gy_len..(o + 1) * gy_len]);
+                let xs_rows: [&[f32]; J] = std::array::from_fn(|c| &xp[cols[c]..cols[c] + gy_len]);
+                for t0 in (0..gy_len).step_by(LANES) {
+                    let mut gs = [$zero(); O];
+                    for o in 0..O {
+                        gs[o] = load(&gs_rows[o][t0..]);
+                    }
+                    for c in 0..J {
+                        let xv = load(&xs_rows[c][t0..]);
+                        for o in 0..O {
+                            acc[o][c] = $fmadd(gs[o], xv, acc[o][c]);
+                        }
+                    }
+                }
+                let mut out = [[0f32; J]; O];
+                for o in 0..O {
+                    for c in 0..J {
+                        let mut lanes = [0f32; LANES];
+                        // SAFETY: `lanes` holds LANES floats; unaligned stores are allowed.
+                        unsafe { $storeu(lanes.as_mut_ptr(), acc[o][c]) };
+                        out[o][c] = lanes.iter().sum();
+                    }
+                }
+                out
+            }
+
+            /// Adds one batch item's weight gradient into `gw [cout, cin/groups, k]`.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn grad_weight_item(p: &Plan, gy: &[f32], x: &[f32], gw: &mut [f32], xp: &mut Vec<f32>, gyp: &mut Vec<f32>) {
+                const OW: usize = $ow;
+                const JW: usize = $jw;
+                let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+                let gy_len = p.lout.div_ceil(LANES) * LANES;
+                let row_len = p.row_len();
+                pad_rows(x, p.cin, p.l, p.pad_left, row_len, xp);
+                pad_rows(gy, p.cout, p.lout, 0, gy_len, gyp);
+                let ncols = cin_g * p.k;
+                for g in 0..p.groups {
+                    // Column c = (ii, j) starts at row ii's offset plus j taps.
+                    let col = |c: usize| (g * cin_g + c / p.k) * row_len + (c % p.k) * p.dilation;
+                    let mut o = 0;
+                    while o < cout_g {
+                        let n = if cout_g - o >= OW { OW } else { 1 };
+                        let rows = &gyp[(g * cout_g + o) * gy_len..(g * cout_g + o + n) * gy_len];
+                        let out = &mut gw[(g * cout_g + o) * ncols..(g * cout_g + o + n) * ncols];
+                        let mut c = 0;
+                        while c < ncols {
+                            if ncols - c >= JW {
+                                let cols: [usize; JW] = std::array::from_fn(|q| col(c + q));
+                                if n == OW {
+                                    let s = gw_tile::<OW, JW>(rows, gy_len, xp, &cols);
+                                    for (oo, r) in s.iter().enumerate() {
+                                        for (cc, v) in r.iter().enumerate() {
+                                            out[oo * ncols + c + cc] += *v;
+                                        }
+                                    }
+                                } else {
+                                    let s = gw_tile::<1, JW>(rows, gy_len, xp, &cols);
+                                    for (cc, v) in s[0].iter().enumerate() {
+                                        out[c + cc] += *v;
+                                    }
+                                }
+                                c += JW;
+                            } else {
+                                for oo in 0..n {
+                                    let row = &rows[oo * gy_len..(oo + 1) * gy_len];
+                                    out[oo * ncols + c] += gw_tile::<1, 1>(row, gy_len, xp, &[col(c)])[0][0];
+                                }
+                                c += 1;
+                            }
+                        }
+                        o += n;
+                    }
+                }
+            }
+        }
+    };
+}
+
+simd_kernels!(avx512, "avx512f,avx2,fma", 16, __m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
+    forward: (2, 8), weight: (4, 5));
+simd_kernels!(avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+    forward: (1, 8), weight: (2, 5));
