@@ -20,11 +20,19 @@ impl Mode {
     pub const ALL: [Mode; 5] = [Mode::Penalty, Mode::Project, Mode::Reparam, Mode::Freeze, Mode::Lagrangian];
     pub const NAMES: &'static [&'static str] = &["penalty", "project", "reparam", "freeze", "lagrangian"];
 
+    /// The name a file writes (`mode=project`), by variant: reordering the
+    /// enum renames nothing.
     pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+        match self {
+            Mode::Penalty => "penalty",
+            Mode::Project => "project",
+            Mode::Reparam => "reparam",
+            Mode::Freeze => "freeze",
+            Mode::Lagrangian => "lagrangian",
+        }
     }
     pub fn from_name(name: &str) -> Option<Mode> {
-        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+        Self::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -1027,7 +1035,14 @@ impl Family {
             Family::Highpass => "high-pass",
             Family::Bandpass => "band-pass",
             Family::Bandstop => "band-stop",
-            other => other.name(),
+            Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz => self.name(),
         }
     }
 
@@ -1114,6 +1129,21 @@ pub fn reference_markdown() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Mode;
+
+    #[test]
+    fn mode_names_are_the_variants_and_round_trip() {
+        // The table of names (the resolver's choices) and `name` agree, each
+        // name reads back as its mode, and serde writes the same word.
+        assert_eq!(Mode::ALL.map(Mode::name).as_slice(), Mode::NAMES);
+        for mode in Mode::ALL {
+            assert_eq!(Mode::from_name(mode.name()), Some(mode));
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{}\"", mode.name()));
+        }
+        assert_eq!(Mode::Lagrangian.name(), "lagrangian");
+        assert_eq!(Mode::from_name("projection"), None);
+    }
+
     #[test]
     fn explain_gives_the_band_edges_in_force() {
         let text = super::describe("lowpass").unwrap();
