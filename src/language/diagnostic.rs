@@ -409,7 +409,7 @@ impl Problem {
             InfeasibleBand { span, constraint, taps, stopband, bound, tol, min_taps } => (
                 "E0028",
                 format!(
-                    "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in the stopband {stopband}, more than tol={}",
+                    "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in {stopband}, more than tol={}",
                     fmt_num(*bound),
                     fmt_num(*tol)
                 ),
