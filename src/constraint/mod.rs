@@ -14,6 +14,7 @@
 
 pub mod bands;
 pub mod quadratic;
+pub mod smooth;
 pub mod subspace;
 
 use nalgebra::DMatrix;
@@ -26,7 +27,7 @@ use crate::language::schema::Family;
 /// wrote (resolved: frequencies in Nyquist units, bounds filled in).
 #[derive(Clone, Debug, PartialEq)]
 pub enum SetSpec {
-    /// `ρ(h) = hᵀQh/hᵀh ≤ tol` on every kernel: the bands.
+    /// `ρ(h) = hᵀQh/hᵀh ≤ tol` on every kernel: the bands, smoothness.
     Quadratic(QuadraticSpec),
     /// `h = sign · flip(h)`: `symmetric` (+1) and `antisymmetric` (−1).
     Mirror { sign: f64 },
@@ -78,6 +79,7 @@ impl SetSpec {
             Family::Lowpass | Family::Highpass | Family::Bandpass | Family::Bandstop => {
                 SetSpec::Quadratic(QuadraticSpec::new(Source::Band(band()?)))
             }
+            Family::Smooth => SetSpec::Quadratic(QuadraticSpec::new(Source::Smooth(smooth::Smooth { order: number("order")? as usize }))),
             Family::Symmetric => SetSpec::Mirror { sign: 1.0 },
             Family::Antisymmetric => SetSpec::Mirror { sign: -1.0 },
             Family::DcGain => SetSpec::DcGain { gain: number("value")? },

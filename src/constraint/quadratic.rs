@@ -65,6 +65,8 @@ pub trait Operator {
 pub enum Source {
     /// A frequency band: Q is its stopband's energy operator.
     Band(BandSpec),
+    /// Smoothness: Q is the normalised squared finite difference.
+    Smooth(crate::constraint::smooth::Smooth),
 }
 
 impl Source {
@@ -72,6 +74,7 @@ impl Source {
     pub fn family(&self) -> &dyn Operator {
         match self {
             Source::Band(band) => band,
+            Source::Smooth(smooth) => smooth,
         }
     }
 

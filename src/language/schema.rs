@@ -390,6 +390,7 @@ pub enum Family {
     Highpass,
     Bandpass,
     Bandstop,
+    Smooth,
     Symmetric,
     Antisymmetric,
     DcGain,
@@ -419,7 +420,8 @@ impl Family {
             Family::Highpass => Some(Band::Highpass),
             Family::Bandpass => Some(Band::Bandpass),
             Family::Bandstop => Some(Band::Bandstop),
-            Family::Symmetric
+            Family::Smooth
+            | Family::Symmetric
             | Family::Antisymmetric
             | Family::DcGain
             | Family::Nonneg
@@ -543,6 +545,24 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@bandstop(low=0.2, high=0.5)",
     ),
+    AnnotationDef {
+        schema: Schema {
+            name: "smooth",
+            summary: "Each kernel is smooth along its taps: its order-n differences keep at most tol of its energy, ρ = ‖Dⁿh‖² / (4ⁿ‖h‖²) (in 2-D the two axes' mean), the share of its energy under the high-frequency mask sin(πν/2)^2n.",
+            params: &[
+                param("order", ParamType::Int { min: 1, max: 4 }, Default::Int(2), "which difference: 1 penalises slopes, 2 curvature, …"),
+                MODE,
+                WEIGHT,
+                in_modes(
+                    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest roughness ratio ρ allowed"),
+                    &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
+                ),
+                DUAL_LR,
+            ],
+            example: "@smooth(order=2)",
+        },
+        role: AnnotationRole::Constraint { family: Family::Smooth, modes: ALL_MODES, default_mode: Mode::Project, layers: CONV_ONLY },
+    },
     exact(
         "symmetric",
         Family::Symmetric,
@@ -1035,7 +1055,8 @@ impl Family {
             Family::Highpass => "high-pass",
             Family::Bandpass => "band-pass",
             Family::Bandstop => "band-stop",
-            Family::Symmetric
+            Family::Smooth
+            | Family::Symmetric
             | Family::Antisymmetric
             | Family::DcGain
             | Family::Nonneg
@@ -1052,6 +1073,7 @@ impl Family {
             Family::Highpass => "highpass",
             Family::Bandpass => "bandpass",
             Family::Bandstop => "bandstop",
+            Family::Smooth => "smooth",
             Family::Symmetric => "symmetric",
             Family::Antisymmetric => "antisymmetric",
             Family::DcGain => "dc_gain",
