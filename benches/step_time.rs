@@ -155,7 +155,7 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
     for e in &enforced {
         let layer = layers.iter().find(|l| l.name == e.layer).ok_or("constraint on an unknown layer")?;
         let Op::Conv(conv) = &layer.op else { return Err(format!("{}: only conv constraints are exported", e.layer)) };
-        let Some(band) = &e.spec.band else { return Err(format!("{}: only band constraints are exported", e.layer)) };
+        let Some(band) = &e.spec.band() else { return Err(format!("{}: only band constraints are exported", e.layer)) };
         let taps: usize = conv.kernel.iter().product();
         let to_tensor = |m: &nalgebra::DMatrix<f64>| {
             let (r, c) = m.shape();

@@ -68,7 +68,7 @@ fn lagrangian_term_is_lambda_times_mean_excess_as_documented() {
     let mut net = Net::new(&model, 7, DType::F32, Path::new(".")).unwrap();
     let mut enforced = Enforced::attach_all(&mut net, &model.walk()).unwrap();
     let e = &mut enforced[0];
-    let band = e.spec.band.unwrap();
+    let band = e.spec.band().unwrap();
     let q = band.stopband_operator(&[9]);
     let w: Vec<f64> = net.effective(e.param).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let rho: Vec<f64> = w

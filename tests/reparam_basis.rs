@@ -6,6 +6,7 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+use lpn::constraint::SetSpec;
 use lpn::constraint::bands::{BandSpec, admissible_basis, ordered_basis};
 use lpn::language::ir::Constraint;
 use lpn::language::schema::{Family, Mode};
@@ -26,17 +27,15 @@ fn constraint(c: &[Value]) -> Constraint {
         let cutoff = c[1].as_f64().unwrap();
         BandSpec { family, low: cutoff, high: cutoff, transition: c[2].as_f64(), fs: None }
     });
+    let value = if family == Family::DcGain { c[1].as_f64() } else { None };
+    let set = SetSpec::read(family, |_| value, || band).unwrap();
     Constraint {
         family,
         mode: Mode::Reparam,
         weight: 0.0,
         tol: if band.is_some() { c[3].as_f64().unwrap() } else { 0.0 },
         dual_lr: 0.0,
-        band,
-        value: if family == Family::DcGain { c[1].as_f64() } else { None },
-        lambda_min: None,
-        edges: Vec::new(),
-        admissible_dimension: None,
+        set,
         span: Default::default(),
     }
 }
@@ -74,7 +73,7 @@ fn cases() -> Vec<Case> {
 /// The sum of the cases' band operators (0 without a band).
 fn stopband(case: &Case) -> DMatrix<f64> {
     let n: usize = case.dims.iter().product();
-    case.constraints.iter().filter_map(|c| c.band.as_ref()).fold(DMatrix::zeros(n, n), |q, b| q + b.stopband_operator(&case.dims))
+    case.constraints.iter().filter_map(|c| c.band()).fold(DMatrix::zeros(n, n), |q, b| q + b.stopband_operator(&case.dims))
 }
 
 fn assert_same(name: &str, ours: &DMatrix<f64>, reference: &DMatrix<f64>) {
@@ -91,7 +90,7 @@ fn the_reparam_basis_is_numpys_documented_basis() {
         assert_same(&case.name, &basis, &case.reference);
         // One band alone: Q's own eigenvectors, as `admissible_basis` gives them.
         if let [c] = case.constraints.as_slice()
-            && let Some(band) = &c.band
+            && let Some(band) = &c.band()
         {
             assert_same(&case.name, &admissible_basis(&band.stopband_operator(&case.dims), c.tol), &case.reference);
         }

@@ -9,6 +9,13 @@ use nalgebra::{DMatrix, SymmetricEigen};
 
 use crate::language::schema::{Band, Family};
 
+// The shared maths of every quadratic-operator family, where callers of the
+// band maths have always found it.
+pub use crate::constraint::quadratic::{
+    EIGENVALUE_TIE, NoDesign, PIVOT_TOL, admissible_basis, admissible_projector, canonical_basis, min_taps_with, ordered_basis,
+    smallest_eigenvalue,
+};
+
 /// `sinc(x) = sin(πx)/(πx)`, `sinc(0) = 1`.
 pub fn sinc(x: f64) -> f64 {
     if x == 0.0 {
@@ -257,40 +264,34 @@ impl BandSpec {
     /// The dimension of the admissible subspace at `tol`: how many independent
     /// kernels have `ρ ≤ tol` (what `mode=project` and `mode=reparam` keep).
     pub fn admissible_dimension(&self, dims: &[usize], tol: f64) -> usize {
-        self.stopband_spectrum(dims).iter().filter(|&&l| l <= tol).count()
+        crate::constraint::quadratic::admissible_dimension(&self.stopband_spectrum(dims), tol)
+    }
+
+    /// The designed filter `mode=freeze` sets (see [`design_kernel`]), or
+    /// why there is none: a linear-phase filter of even length has zero gain
+    /// at Nyquist, so it cannot be a high-pass or band-stop one.
+    pub fn designed_kernel(&self, dims: &[usize]) -> Result<Vec<f64>, NoDesign> {
+        let passes_nyquist = match self.shape() {
+            Band::Highpass | Band::Bandstop => true,
+            Band::Lowpass | Band::Bandpass => false,
+        };
+        if passes_nyquist && dims.iter().any(|k| k % 2 == 0) {
+            let taps = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+            return Err(NoDesign {
+                reason: format!(
+                    "mode=freeze designs a linear-phase filter, and one of even length ({taps} taps) has zero gain at Nyquist, so it cannot be a {} filter",
+                    self.family.words()
+                ),
+                help: "use an odd kernel size (as scipy.signal.firwin requires for a filter that passes Nyquist)".into(),
+            });
+        }
+        Ok(design_kernel(self, dims))
     }
 
     /// The shortest 1-D kernel (up to `limit` taps) whose `λ_min` is at most `tol`.
     pub fn min_taps(&self, tol: f64, from: usize, limit: usize) -> Option<usize> {
         min_taps_with(|k| self.lambda_min(&[k]), tol, from, limit)
     }
-}
-
-/// [`BandSpec::min_taps`] over any `λ_min(k)`, so a caller that caches the
-/// eigen-solves (the checker, which sees the same layer many times in a
-/// `repeat`) can use its cache.
-pub fn min_taps_with(mut lambda_min: impl FnMut(usize) -> f64, tol: f64, from: usize, limit: usize) -> Option<usize> {
-    let mut feasible = |k: usize| lambda_min(k) <= tol;
-    // λ_min falls with k; grow geometrically, then bisect.
-    let mut lo = from;
-    let mut hi = from.max(2);
-    while !feasible(hi) {
-        if hi >= limit {
-            return None;
-        }
-        lo = hi;
-        hi = (hi * 2).min(limit);
-    }
-    while hi - lo > 1 {
-        let mid = (lo + hi) / 2;
-        if feasible(mid) { hi = mid } else { lo = mid }
-    }
-    Some(hi)
-}
-
-pub fn smallest_eigenvalue(q: DMatrix<f64>) -> f64 {
-    let eig = SymmetricEigen::new(q);
-    eig.eigenvalues.iter().cloned().fold(f64::INFINITY, f64::min).max(0.0)
 }
 
 /// A Hamming-windowed sinc design, as `scipy.signal.firwin(k, cutoff)`:
@@ -325,116 +326,6 @@ pub fn design(spec: &BandSpec, k: usize) -> Vec<f64> {
     }
 }
 
-/// An orthonormal basis `V` (`[n, r]`) of the eigenvectors of `Q` whose
-/// eigenvalue is at most `tol`: the coordinates of `mode=reparam` for one
-/// band. In the order and with the signs of [`ordered_basis`]: by eigenvalue
-/// from the smallest, ties by the canonical rule, first significant
-/// component positive.
-pub fn admissible_basis(q: &DMatrix<f64>, tol: f64) -> DMatrix<f64> {
-    let eig = SymmetricEigen::new(q.clone());
-    let columns: Vec<_> =
-        eig.eigenvalues.iter().enumerate().filter(|(_, l)| **l <= tol).map(|(i, _)| eig.eigenvectors.column(i).into_owned()).collect();
-    if columns.is_empty() { DMatrix::zeros(q.nrows(), 0) } else { ordered_basis(&DMatrix::from_columns(&columns), q) }
-}
-
-/// Eigenvalues (of `VᵀQV`, in `[0, 1]` for a stopband operator) that differ
-/// by at most this, consecutive in sorted order, count as one repeated
-/// eigenvalue: their eigenvectors are one eigenspace, whose basis is then
-/// the canonical one of [`canonical_basis`], not whatever the eigen-solver
-/// returned. Catches the exact repeats of the 2-D Kronecker `Q` (equal up to
-/// rounding) and of symmetric structure.
-pub const EIGENVALUE_TIE: f64 = 1e-9;
-
-/// A component (or a projection's remainder) of norm at most this counts as
-/// zero in [`canonical_basis`].
-pub const PIVOT_TOL: f64 = 1e-8;
-
-/// The documented basis of span(`v`) (orthonormal columns `[n, r]`),
-/// whatever basis `v` itself is: the eigenvectors of `VᵀQV` mapped back by
-/// `V`, ordered by eigenvalue from the smallest. Within a cluster of
-/// repeated eigenvalues (consecutive sorted eigenvalues within
-/// [`EIGENVALUE_TIE`]) the basis is [`canonical_basis`] of the cluster's
-/// eigenspace; a cluster of one is the eigenvector with its first component
-/// of magnitude above [`PIVOT_TOL`] positive (the same rule). With `Q = 0`
-/// (no band) the whole span is one cluster. Deterministic and independent of
-/// the solver's choices, so Adam's per-coordinate steps follow a stated
-/// basis.
-pub fn ordered_basis(v: &DMatrix<f64>, q: &DMatrix<f64>) -> DMatrix<f64> {
-    let (n, r) = v.shape();
-    if r == 0 {
-        return v.clone();
-    }
-    let m = v.transpose() * q * v;
-    let m = (&m + m.transpose()) * 0.5;
-    let eig = SymmetricEigen::new(m);
-    let mut order: Vec<usize> = (0..r).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]).then(a.cmp(&b)));
-    let mut columns = Vec::with_capacity(r);
-    let mut start = 0;
-    while start < r {
-        let mut end = start + 1;
-        while end < r && eig.eigenvalues[order[end]] - eig.eigenvalues[order[end - 1]] <= EIGENVALUE_TIE {
-            end += 1;
-        }
-        let vectors: Vec<_> = order[start..end].iter().map(|&i| v * eig.eigenvectors.column(i)).collect();
-        let cluster = canonical_basis(&DMatrix::from_columns(&vectors));
-        columns.extend(cluster.column_iter().map(|c| c.into_owned()));
-        start = end;
-    }
-    let basis = DMatrix::from_columns(&columns);
-    debug_assert_eq!(basis.shape(), (n, r));
-    basis
-}
-
-/// The canonical orthonormal basis of span(`s`) (orthonormal columns
-/// `[n, m]`): Gram–Schmidt, in order, of the projections of the unit vectors
-/// e₁, e₂, … onto the span, skipping those whose remainder has norm at most
-/// [`PIVOT_TOL`]. It depends on the span alone, and each vector's component
-/// at its own unit vector is positive (for m = 1: the first component above
-/// the tolerance).
-pub fn canonical_basis(s: &DMatrix<f64>) -> DMatrix<f64> {
-    let (n, m) = s.shape();
-    if m == 0 {
-        return s.clone();
-    }
-    // Gram–Schmidt in the coordinates of `s` (orthonormal columns): the
-    // projection of e_j is `s · aⱼ` with `aⱼ = sᵀ e_j`, row j of `s`, so the
-    // results lie in the span and stay orthonormal even when a remainder is
-    // small (its rounding cannot leave the span).
-    let mut out: Vec<nalgebra::DVector<f64>> = Vec::with_capacity(m);
-    let remainder = |out: &[nalgebra::DVector<f64>], j: usize| {
-        let mut r: nalgebra::DVector<f64> = s.row(j).transpose();
-        // Twice, for orthogonality to rounding.
-        for _ in 0..2 {
-            for u in out {
-                let along = u.dot(&r);
-                r.axpy(-along, u, 1.0);
-            }
-        }
-        r
-    };
-    for j in 0..n {
-        if out.len() == m {
-            break;
-        }
-        let r = remainder(&out, j);
-        let norm = r.norm();
-        if norm > PIVOT_TOL {
-            out.push(r / norm);
-        }
-    }
-    // Only if rounding hid a direction: the largest remainder, first of equals.
-    while out.len() < m {
-        let (r, norm) = (0..n)
-            .map(|j| remainder(&out, j))
-            .map(|r| (r.clone(), r.norm()))
-            .fold((nalgebra::DVector::zeros(m), 0.0), |best, (r, norm)| if norm > best.1 { (r, norm) } else { best });
-        out.push(r / norm);
-    }
-    let coordinates = DMatrix::from_columns(&out);
-    s * coordinates
-}
-
 /// The designed filter for a kernel of shape `[k]` or `[kh, kw]` (the 2-D one
 /// is the separable outer product, the box passband), flattened row-major.
 pub fn design_kernel(spec: &BandSpec, dims: &[usize]) -> Vec<f64> {
@@ -446,23 +337,6 @@ pub fn design_kernel(spec: &BandSpec, dims: &[usize]) -> Vec<f64> {
         }
         _ => panic!("designed filters are 1-D or 2-D, not {dims:?}"),
     }
-}
-
-/// The orthogonal projector `P = V Vᵀ` onto the eigenvectors of `Q` whose
-/// eigenvalue is at most `tol`: every kernel in its range has `ρ ≤ tol`.
-pub fn admissible_projector(q: &DMatrix<f64>, tol: f64) -> (DMatrix<f64>, usize) {
-    let eig = SymmetricEigen::new(q.clone());
-    let n = q.nrows();
-    let mut p = DMatrix::zeros(n, n);
-    let mut rank = 0;
-    for (i, &l) in eig.eigenvalues.iter().enumerate() {
-        if l <= tol {
-            let v = eig.eigenvectors.column(i);
-            p += v * v.transpose();
-            rank += 1;
-        }
-    }
-    (p, rank)
 }
 
 #[cfg(test)]
@@ -573,6 +447,41 @@ mod tests {
         let k = spec.min_taps(0.01, 15, 512).unwrap();
         assert!(spec.lambda_min(&[k]) <= 0.01);
         assert!(spec.lambda_min(&[k - 1]) > 0.01);
+    }
+}
+
+/// The bands as a quadratic family: Q is the stopband's energy operator.
+impl crate::constraint::quadratic::Operator for BandSpec {
+    fn operator(&self, dims: &[usize]) -> DMatrix<f64> {
+        self.stopband_operator(dims)
+    }
+
+    fn lambda_min(&self, dims: &[usize]) -> f64 {
+        BandSpec::lambda_min(self, dims)
+    }
+
+    fn spectrum(&self, dims: &[usize]) -> Vec<f64> {
+        self.stopband_spectrum(dims)
+    }
+
+    fn designed_kernel(&self, dims: &[usize]) -> Result<Vec<f64>, NoDesign> {
+        BandSpec::designed_kernel(self, dims)
+    }
+
+    fn ratio_words(&self, dims: &[usize]) -> String {
+        format!("the stopband {}", self.stopband(dims[0]).describe(self.fs))
+    }
+
+    fn loosen_words(&self) -> &'static str {
+        "a wider band or a narrower transition raises it too"
+    }
+
+    fn key(&self) -> Vec<u64> {
+        vec![0, self.family as u64, self.low.to_bits(), self.high.to_bits(), self.transition.unwrap_or(-1.0).to_bits()]
+    }
+
+    fn band(&self) -> Option<&BandSpec> {
+        Some(self)
     }
 }
 

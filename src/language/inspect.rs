@@ -61,19 +61,19 @@ pub fn table(model: &Model) -> String {
 fn band_notes(model: &Model) -> String {
     let mut lines = Vec::new();
     for layer in model.walk() {
-        for c in layer.constraints.iter().filter(|c| !c.edges.is_empty()) {
-            let fs = c.band.and_then(|b| b.fs);
+        for c in layer.constraints.iter().filter(|c| !c.edges().is_empty()) {
+            let fs = c.band().and_then(|b| b.fs);
             let mut seen = Vec::new();
-            for e in &c.edges {
+            for e in c.edges() {
                 if seen.contains(&e.taps) {
                     continue;
                 }
                 seen.push(e.taps);
-                let axis = if c.edges.len() > 1 { format!(" (axes of {} taps)", e.taps) } else { String::new() };
+                let axis = if c.edges().len() > 1 { format!(" (axes of {} taps)", e.taps) } else { String::new() };
                 let dimension = c
-                    .admissible_dimension
+                    .admissible_dimension()
                     .filter(|_| matches!(c.mode, Mode::Project | Mode::Reparam))
-                    .map(|d| format!("; admissible dimension {d} of {} at tol={}", kernel_size(&c.edges), fmt(c.tol)))
+                    .map(|d| format!("; admissible dimension {d} of {} at tol={}", kernel_size(c.edges()), fmt(c.tol)))
                     .unwrap_or_default();
                 lines.push(format!("  {} @{}{axis}: {}{dimension}", layer.name, c.family.name(), e.describe(fs)));
             }
@@ -95,13 +95,13 @@ fn annotations(layer: &Layer) -> String {
         .constraints
         .iter()
         .map(|c| {
-            let args = match (c.family, c.band) {
+            let args = match (c.family, c.band()) {
                 (Family::Bandpass | Family::Bandstop, Some(b)) => format!("({}, {})", fmt(b.low), fmt(b.high)),
                 (_, Some(b)) => format!("({})", fmt(b.low)),
-                (_, None) => c.value.map(|v| format!("({})", fmt(v))).unwrap_or_default(),
+                (_, None) => c.value().map(|v| format!("({})", fmt(v))).unwrap_or_default(),
             };
             // The bound tells how far below tol a band constraint can go.
-            let bound = c.lambda_min.map(|b| format!(" (ρ ≥ {})", fmt(b))).unwrap_or_default();
+            let bound = c.lambda_min().map(|b| format!(" (ρ ≥ {})", fmt(b))).unwrap_or_default();
             format!("@{}{args} {}{bound}", c.family.name(), c.mode)
         })
         .collect();

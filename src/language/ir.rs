@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::constraint::SetSpec;
 use crate::constraint::bands::BandSpec;
 use crate::language::ast::Span;
 use crate::language::schema::{Family, Mode, Task};
@@ -153,30 +154,67 @@ pub enum Activation {
     LeakyRelu(f64),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A constraint on one layer's weight: which family, how it is enforced,
+/// and its admissible set (`constraint::SetSpec`, the family's own
+/// parameters and what the checker worked out for the layer's kernel).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Constraint {
     pub family: Family,
     pub mode: Mode,
     /// Penalty weight (penalty mode).
     pub weight: f64,
-    /// Largest violation allowed: ρ for bands (project, reparam, lagrangian).
+    /// Largest violation allowed: ρ for quadratic families (project, reparam, lagrangian).
     pub tol: f64,
     /// Dual ascent step (lagrangian).
     pub dual_lr: f64,
-    /// For band families, in Nyquist units.
-    pub band: Option<BandSpec>,
-    /// `dc_gain`'s value, `maxnorm`'s and `lipschitz`'s max.
-    pub value: Option<f64>,
-    /// The lowest ρ a kernel of this layer's length can reach (band families).
-    pub lambda_min: Option<f64>,
-    /// Band families: the edges in force on each kernel axis (stopband and
-    /// passband after the transition), computed once by the checker.
-    pub edges: Vec<crate::constraint::bands::BandEdges>,
-    /// Band families: how many independent kernels have ρ ≤ tol (the
-    /// subspace that mode=project and mode=reparam keep the kernels in).
-    pub admissible_dimension: Option<usize>,
-    #[serde(skip)]
+    pub set: SetSpec,
     pub span: Span,
+}
+
+impl Constraint {
+    /// The band, for band families, in Nyquist units.
+    pub fn band(&self) -> Option<BandSpec> {
+        self.set.band()
+    }
+
+    /// The family's one number: `dc_gain`'s value, `maxnorm`'s and `lipschitz`'s max.
+    pub fn value(&self) -> Option<f64> {
+        self.set.value().map(|(_, v)| v)
+    }
+
+    /// The lowest ρ a kernel of this layer's shape can reach (quadratic families).
+    pub fn lambda_min(&self) -> Option<f64> {
+        self.set.lambda_min()
+    }
+
+    /// Band families: the edges in force on each kernel axis.
+    pub fn edges(&self) -> &[crate::constraint::bands::BandEdges] {
+        self.set.edges()
+    }
+
+    /// Quadratic families in a hard mode: how many independent kernels have ρ ≤ tol.
+    pub fn admissible_dimension(&self) -> Option<usize> {
+        self.set.admissible_dimension()
+    }
+}
+
+/// The fields `lpnc inspect --json` has always shown, whatever the family.
+impl Serialize for Constraint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Constraint", 10)?;
+        st.serialize_field("family", &self.family)?;
+        st.serialize_field("mode", &self.mode)?;
+        st.serialize_field("weight", &self.weight)?;
+        st.serialize_field("tol", &self.tol)?;
+        st.serialize_field("dual_lr", &self.dual_lr)?;
+        st.serialize_field("band", &self.band())?;
+        st.serialize_field("value", &self.value())?;
+        st.serialize_field("lambda_min", &self.lambda_min())?;
+        st.serialize_field("edges", self.edges())?;
+        st.serialize_field("admissible_dimension", &self.admissible_dimension())?;
+        st.end()
+    }
 }
 
 impl Serialize for BandSpec {

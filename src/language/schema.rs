@@ -20,11 +20,19 @@ impl Mode {
     pub const ALL: [Mode; 5] = [Mode::Penalty, Mode::Project, Mode::Reparam, Mode::Freeze, Mode::Lagrangian];
     pub const NAMES: &'static [&'static str] = &["penalty", "project", "reparam", "freeze", "lagrangian"];
 
+    /// The name a file writes (`mode=project`), by variant: reordering the
+    /// enum renames nothing.
     pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+        match self {
+            Mode::Penalty => "penalty",
+            Mode::Project => "project",
+            Mode::Reparam => "reparam",
+            Mode::Freeze => "freeze",
+            Mode::Lagrangian => "lagrangian",
+        }
     }
     pub fn from_name(name: &str) -> Option<Mode> {
-        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+        Self::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -384,6 +392,7 @@ pub enum Family {
     Highpass,
     Bandpass,
     Bandstop,
+    Smooth,
     Symmetric,
     Antisymmetric,
     DcGain,
@@ -413,7 +422,8 @@ impl Family {
             Family::Highpass => Some(Band::Highpass),
             Family::Bandpass => Some(Band::Bandpass),
             Family::Bandstop => Some(Band::Bandstop),
-            Family::Symmetric
+            Family::Smooth
+            | Family::Symmetric
             | Family::Antisymmetric
             | Family::DcGain
             | Family::Nonneg
@@ -537,6 +547,24 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
         &[LOW, HIGH, FS, TRANSITION, MODE, WEIGHT, BAND_TOL, DUAL_LR],
         "@bandstop(low=0.2, high=0.5)",
     ),
+    AnnotationDef {
+        schema: Schema {
+            name: "smooth",
+            summary: "Each kernel is smooth along its taps: its order-n differences keep at most tol of its energy, ρ = ‖Dⁿh‖² / (4ⁿ‖h‖²) (in 2-D the two axes' mean), the share of its energy under the high-frequency mask sin(πν/2)^2n.",
+            params: &[
+                param("order", ParamType::Int { min: 1, max: 4 }, Default::Int(2), "which difference: 1 penalises slopes, 2 curvature, …"),
+                MODE,
+                WEIGHT,
+                in_modes(
+                    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest roughness ratio ρ allowed"),
+                    &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
+                ),
+                DUAL_LR,
+            ],
+            example: "@smooth(order=2)",
+        },
+        role: AnnotationRole::Constraint { family: Family::Smooth, modes: ALL_MODES, default_mode: Mode::Project, layers: CONV_ONLY },
+    },
     exact(
         "symmetric",
         Family::Symmetric,
@@ -1029,7 +1057,15 @@ impl Family {
             Family::Highpass => "high-pass",
             Family::Bandpass => "band-pass",
             Family::Bandstop => "band-stop",
-            other => other.name(),
+            Family::Smooth
+            | Family::Symmetric
+            | Family::Antisymmetric
+            | Family::DcGain
+            | Family::Nonneg
+            | Family::MaxNorm
+            | Family::UnitNorm
+            | Family::Orthogonal
+            | Family::Lipschitz => self.name(),
         }
     }
 
@@ -1039,6 +1075,7 @@ impl Family {
             Family::Highpass => "highpass",
             Family::Bandpass => "bandpass",
             Family::Bandstop => "bandstop",
+            Family::Smooth => "smooth",
             Family::Symmetric => "symmetric",
             Family::Antisymmetric => "antisymmetric",
             Family::DcGain => "dc_gain",
@@ -1116,6 +1153,21 @@ pub fn reference_markdown() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Mode;
+
+    #[test]
+    fn mode_names_are_the_variants_and_round_trip() {
+        // The table of names (the resolver's choices) and `name` agree, each
+        // name reads back as its mode, and serde writes the same word.
+        assert_eq!(Mode::ALL.map(Mode::name).as_slice(), Mode::NAMES);
+        for mode in Mode::ALL {
+            assert_eq!(Mode::from_name(mode.name()), Some(mode));
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{}\"", mode.name()));
+        }
+        assert_eq!(Mode::Lagrangian.name(), "lagrangian");
+        assert_eq!(Mode::from_name("projection"), None);
+    }
+
     #[test]
     fn explain_gives_the_band_edges_in_force() {
         let text = super::describe("lowpass").unwrap();

@@ -301,7 +301,7 @@ pub fn evaluate(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Resu
 
 fn constraint_params(c: &crate::language::ir::Constraint) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    if let Some(b) = &c.band {
+    if let Some(b) = &c.band() {
         let nyquist = b.fs.map(|fs| fs / 2.0).unwrap_or(1.0);
         match c.family {
             crate::language::schema::Family::Bandpass | crate::language::schema::Family::Bandstop => {
@@ -320,10 +320,10 @@ fn constraint_params(c: &crate::language::ir::Constraint) -> serde_json::Value {
         }
     }
     // Where the band really acts (the stopband starts half a transition past the cutoff).
-    if let Some(edges) = c.edges.first() {
-        m.insert("band_edges".into(), edges.to_json(c.band.and_then(|b| b.fs)));
+    if let Some(edges) = c.edges().first() {
+        m.insert("band_edges".into(), edges.to_json(c.band().and_then(|b| b.fs)));
     }
-    if let Some(v) = c.value {
+    if let Some(v) = c.value() {
         m.insert("value".into(), v.into());
     }
     if c.mode == crate::language::schema::Mode::Penalty {
@@ -408,7 +408,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
         .collect();
     let labels: Vec<ConstraintLabel> = enforced
         .iter()
-        .map(|e| ConstraintLabel { layer: e.layer.clone(), kind: e.spec.family.name().into(), band: e.spec.band.is_some() })
+        .map(|e| ConstraintLabel { layer: e.layer.clone(), kind: e.spec.family.name().into(), band: e.spec.set.quadratic().is_some() })
         .collect();
     let mut optimizer = optim::Optimizer::new(&spec.optimizer, net.params.len());
     let mut shuffle = Rng::derive(seed, "shuffle");
@@ -750,7 +750,7 @@ fn constraint_reports(enforced: &[Enforced], net: &Net, measures: Vec<Measure>, 
             mode: e.spec.mode.name().into(),
             params: constraint_params(&e.spec),
             measure,
-            lambda_min: e.spec.lambda_min,
+            lambda_min: e.spec.lambda_min(),
             tol: e.spec.tol,
         })
         .collect()
@@ -845,16 +845,9 @@ fn apply_phase_settings(
         }
         for c in &change.constraints {
             for e in enforced.iter_mut().filter(|e| e.layer == change.layer && e.spec.family == c.family) {
-                // The phase changes how the constraint is enforced, never its band or
-                // value (the checker refuses that, E0060): keep the model's.
-                let spec = crate::language::ir::Constraint {
-                    band: e.spec.band,
-                    value: e.spec.value,
-                    lambda_min: e.spec.lambda_min,
-                    span: e.spec.span,
-                    ..c.clone()
-                };
-                e.set_spec(spec)?;
+                // The phase changes how the constraint is enforced, never its set
+                // (the checker refuses that, E0060): set_spec keeps the model's.
+                e.set_spec(c.clone())?;
             }
         }
     }

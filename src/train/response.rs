@@ -66,8 +66,8 @@ pub fn panels(program: &Program, base: &Path, weights: &Path) -> Result<Vec<Pane
     validate_weights(&expected, &tensors).map_err(|e| format!("{}: {e}", weights.display()))?;
     let mut out = Vec::new();
     for layer in program.model.walk() {
-        for c in layer.constraints.iter().filter(|c| c.band.is_some()) {
-            let band = c.band.expect("filtered on band");
+        for c in layer.constraints.iter().filter(|c| c.band().is_some()) {
+            let band = c.band().expect("filtered on band");
             let name = format!("{}.weight", layer.name);
             let w = &tensors[&name];
             let shape: Vec<usize> = w.dims()[2..].to_vec();
@@ -133,7 +133,7 @@ fn count_words(panel: &Panel) -> String {
 }
 
 fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
-    let band: BandSpec = panel.constraint.band.expect("band panels");
+    let band: BandSpec = panel.constraint.band().expect("band panels");
     let taps = panel.shape[0];
     let responses: Vec<Vec<(f64, f64)>> = panel.kernels.iter().take(panel.shown()).map(|h| bands::magnitude_response(h, 512)).collect();
     let peak = responses.iter().flatten().map(|(_, m)| *m).fold(1e-12, f64::max);
@@ -195,7 +195,7 @@ fn pass_intervals(band: &BandSpec, k: usize) -> Vec<(f64, f64)> {
 /// frequency plane (dB re its peak), with the separable box passband
 /// outlined; everything outside the boxes is stopband.
 fn draw_panel_2d(panel: &Panel, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
-    let band: BandSpec = panel.constraint.band.expect("band panels");
+    let band: BandSpec = panel.constraint.band().expect("band panels");
     let (kh, kw) = (panel.shape[0], panel.shape[1]);
     let Some(h) = panel.kernels.first() else { return Ok(()) };
     let grid = bands::magnitude_response_2d(h, kh, kw, CELLS_2D);

@@ -32,7 +32,8 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use crate::constraint::bands;
+use crate::constraint::SetSpec;
+use crate::constraint::quadratic;
 use crate::language::ast::Span;
 use crate::language::diagnostic::fmt_num;
 use crate::language::ir::Constraint;
@@ -92,7 +93,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
 
     // Norm balls that do not meet, whatever the kernel.
     if let (Some(unit), Some(max)) = (find(Family::UnitNorm), find(Family::MaxNorm)) {
-        let c = max.value.unwrap_or(1.0);
+        let c = bound(max);
         if c < 1.0 {
             return Some(found(&[unit, max], true, format!("every output unit's weights must have norm 1, and at most {}", fmt_num(c))));
         }
@@ -101,15 +102,15 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         // Orthonormal rows (out ≤ in) or columns: every singular value is 1,
         // and the rows' squared norms sum to min(out, in).
         let (out, inp) = (units.count as f64, units.width as f64);
-        if let Some(lip) = find(Family::Lipschitz).filter(|l| l.value.unwrap_or(1.0) < 1.0) {
+        if let Some(lip) = find(Family::Lipschitz).filter(|l| bound(l) < 1.0) {
             return Some(found(
                 &[ortho, lip],
                 true,
-                format!("an orthogonal weight has spectral norm 1, above the bound {}", fmt_num(lip.value.unwrap_or(1.0))),
+                format!("an orthogonal weight has spectral norm 1, above the bound {}", fmt_num(bound(lip))),
             ));
         }
         let smallest_max_row = if out <= inp { 1.0 } else { (inp / out).sqrt() };
-        if let Some(max) = find(Family::MaxNorm).filter(|m| m.value.unwrap_or(1.0) < smallest_max_row - 1e-12) {
+        if let Some(max) = find(Family::MaxNorm).filter(|m| bound(m) < smallest_max_row - 1e-12) {
             return Some(found(
                 &[ortho, max],
                 true,
@@ -118,7 +119,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
                     units.count,
                     units.width,
                     fmt_num(smallest_max_row),
-                    fmt_num(max.value.unwrap_or(1.0))
+                    fmt_num(bound(max))
                 ),
             ));
         }
@@ -134,7 +135,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         }
     }
     if let (Some(unit), Some(lip)) = (find(Family::UnitNorm), find(Family::Lipschitz)) {
-        let c = lip.value.unwrap_or(1.0);
+        let c = bound(lip);
         if c < 1.0 {
             return Some(found(
                 &[unit, lip],
@@ -153,42 +154,24 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
     let mut linear: Vec<(&Constraint, DMatrix<f64>)> = Vec::new();
     let mut gain: Option<(&Constraint, f64)> = None;
     for &c in &hard {
-        let projector = match (c.family, &c.band) {
-            // A band not checked through (an error was reported): no verdict.
-            (_, Some(_)) if c.edges.is_empty() => return None,
-            (_, Some(band)) => bands::admissible_projector(&band.stopband_operator(kernel), c.tol).0,
-            (Family::Symmetric, None) => mirror(taps, 1.0),
-            (Family::Antisymmetric, None) => mirror(taps, -1.0),
-            (Family::DcGain, None) => match c.value.unwrap_or(1.0) {
-                0.0 => DMatrix::identity(taps, taps) - DMatrix::from_element(taps, taps, 1.0 / taps as f64),
-                v => {
-                    gain = Some((c, v));
-                    continue;
-                }
-            },
-            // Not a linear subspace (cones and balls are judged below), or a
-            // band without its spec (the checker always attaches one).
-            (
-                Family::Nonneg
-                | Family::MaxNorm
-                | Family::UnitNorm
-                | Family::Orthogonal
-                | Family::Lipschitz
-                | Family::Lowpass
-                | Family::Highpass
-                | Family::Bandpass
-                | Family::Bandstop,
-                None,
-            ) => continue,
-        };
-        linear.push((c, projector));
+        // A quadratic set not checked through (an error was reported): no verdict.
+        if c.set.quadratic().is_some_and(|q| q.lambda_min.is_none()) {
+            return None;
+        }
+        // Cones and balls are not linear subspaces: judged below.
+        let Some((projector, dc)) = c.set.geometry(kernel).linear_part(taps, c.tol) else { continue };
+        match dc {
+            Some(v) if v != 0.0 => gain = Some((c, v)),
+            // `Σh = 0` is a subspace.
+            Some(_) | None => linear.push((c, projector)),
+        }
     }
     let eye = DMatrix::<f64>::identity(taps, taps);
     let mut directions = DMatrix::zeros(taps, taps);
     for (_, p) in &linear {
         directions += &eye - p;
     }
-    let basis = bands::admissible_basis(&directions, NULL_TOL);
+    let basis = quadratic::admissible_basis(&directions, NULL_TOL);
     let in_subspace = basis.ncols();
     let members: Vec<&Constraint> = linear.iter().map(|(c, _)| *c).collect();
     let dims_words =
@@ -220,7 +203,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         {
             return Some(found(&[nonneg, dc], true, format!("non-negative taps sum to 0 or more, never to {}", fmt_num(v))));
         }
-        if let Some(dc) = hard.iter().copied().find(|c| c.family == Family::DcGain && c.value == Some(0.0)) {
+        if let Some(dc) = hard.iter().copied().find(|c| c.family == Family::DcGain && c.value() == Some(0.0)) {
             return Some(found(&[nonneg, dc], false, "the only kernel with non-negative taps that sum to 0 is the zero kernel".into()));
         }
         if !linear.is_empty() && taps <= MAX_CONE_TAPS && positive_orthogonal(&basis, taps) {
@@ -259,7 +242,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         } else {
             String::new()
         };
-        if let Some(max) = find(Family::MaxNorm).filter(|m| least > m.value.unwrap_or(1.0) * (1.0 + 1e-9)) {
+        if let Some(max) = find(Family::MaxNorm).filter(|m| least > bound(m) * (1.0 + 1e-9)) {
             let mut all = vec![dc, max];
             all.extend(members.iter().copied());
             return Some(found(
@@ -268,7 +251,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
                 format!(
                     "a kernel of {taps} taps summing to {} has norm at least {kernel_words}{unit_words}, above the bound {}",
                     fmt_num(v),
-                    fmt_num(max.value.unwrap_or(1.0))
+                    fmt_num(bound(max))
                 ),
             ));
         }
@@ -285,9 +268,17 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
     None
 }
 
-/// The mirror-image projector `(I ± J)/2` (J reverses the flattened kernel).
-fn mirror(taps: usize, sign: f64) -> DMatrix<f64> {
-    DMatrix::from_fn(taps, taps, |i, j| 0.5 * (if i == j { 1.0 } else { 0.0 } + if i + j == taps - 1 { sign } else { 0.0 }))
+/// The bound of `@maxnorm(max)` or `@lipschitz(max)` (none for the others).
+fn bound(c: &Constraint) -> f64 {
+    match c.set {
+        SetSpec::MaxNorm { max } | SetSpec::Lipschitz { max } => max,
+        SetSpec::Quadratic(_)
+        | SetSpec::Mirror { .. }
+        | SetSpec::DcGain { .. }
+        | SetSpec::Nonneg
+        | SetSpec::UnitNorm
+        | SetSpec::Orthogonal => f64::INFINITY,
+    }
 }
 
 /// The rank of a projector (its trace).
@@ -321,35 +312,17 @@ mod tests {
 
     fn band(family: Family, low: f64, high: f64, k: usize) -> Constraint {
         let spec = BandSpec { family, low, high, transition: None, fs: None };
-        Constraint {
-            family,
-            mode: Mode::Project,
-            weight: 1.0,
-            tol: 0.01,
-            dual_lr: 1.0,
-            band: Some(spec),
-            value: None,
-            lambda_min: Some(spec.lambda_min(&[k])),
-            edges: vec![spec.edges(k)],
-            admissible_dimension: None,
-            span: Span::default(),
+        let mut set = SetSpec::read(family, |_| None, || Some(spec)).expect("a band");
+        if let Some(q) = set.quadratic_mut() {
+            q.lambda_min = Some(spec.lambda_min(&[k]));
+            q.edges = vec![spec.edges(k)];
         }
+        Constraint { family, mode: Mode::Project, weight: 1.0, tol: 0.01, dual_lr: 1.0, set, span: Span::default() }
     }
 
     fn exact(family: Family, value: Option<f64>) -> Constraint {
-        Constraint {
-            family,
-            mode: Mode::Project,
-            weight: 1.0,
-            tol: 1e-3,
-            dual_lr: 1.0,
-            band: None,
-            value,
-            lambda_min: None,
-            edges: Vec::new(),
-            admissible_dimension: None,
-            span: Span::default(),
-        }
+        let set = SetSpec::read(family, |_| value, || None).expect("an exact family");
+        Constraint { family, mode: Mode::Project, weight: 1.0, tol: 1e-3, dual_lr: 1.0, set, span: Span::default() }
     }
 
     fn units(k: usize) -> Option<Units> {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use environment::{EntryKind, Environment, FakeEnvironment, RealEnvironment};
 
-use crate::constraint::bands::BandSpec;
+use crate::constraint::quadratic::Source;
 use crate::language::ast::{self, Span};
 use crate::language::diagnostic::Problem;
 use crate::language::ir::Program;
@@ -47,8 +47,8 @@ pub struct Ctx<'env> {
     /// Bytes the data sets take once loaded for training, and where the
     /// training data is declared (set by `data::check_data`).
     pub data_bytes: Option<(u64, Span)>,
-    /// λ_min per band and kernel shape: large models repeat the same few.
-    lambda_cache: HashMap<(u64, u64, u64, u8, Vec<usize>), f64>,
+    /// λ_min per quadratic operator and kernel shape: large models repeat the same few.
+    lambda_cache: HashMap<(Vec<u64>, Vec<usize>), f64>,
 }
 
 impl<'env> Ctx<'env> {
@@ -56,14 +56,13 @@ impl<'env> Ctx<'env> {
         Ctx { problems, env, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() }
     }
 
-    pub fn lambda_min(&mut self, band: &BandSpec, kernel: &[usize]) -> f64 {
-        let key = (band.low.to_bits(), band.high.to_bits(), band.transition.unwrap_or(-1.0).to_bits(), band.family as u8, kernel.to_vec());
-        *self.lambda_cache.entry(key).or_insert_with(|| band.lambda_min(kernel))
+    pub fn lambda_min(&mut self, source: &Source, kernel: &[usize]) -> f64 {
+        *self.lambda_cache.entry((source.key(), kernel.to_vec())).or_insert_with(|| source.lambda_min(kernel))
     }
 
     /// The shortest 1-D kernel meeting `tol`, through the λ_min cache.
-    pub fn min_taps(&mut self, band: &BandSpec, tol: f64, from: usize, limit: usize) -> Option<usize> {
-        crate::constraint::bands::min_taps_with(|k| self.lambda_min(band, &[k]), tol, from, limit)
+    pub fn min_taps(&mut self, source: &Source, tol: f64, from: usize, limit: usize) -> Option<usize> {
+        crate::constraint::quadratic::min_taps_with(|k| self.lambda_min(source, &[k]), tol, from, limit)
     }
 
     /// A path from the file, relative to its folder; reports a missing file

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::constraint::bands::{default_transition, freq_words};
 use crate::language::diagnostic::fmt_num;
 use crate::language::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
-use crate::language::schema::{self, AnnotationRole, Band, Family, LayerKind, Mode, PHASE_SECTION};
+use crate::language::schema::{self, AnnotationRole, Band, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
 struct Layers<'m> {
@@ -236,7 +236,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     // value, and the bound computed for them, with the phase's mode,
                     // weight, tol and dual_lr.
                     None => {
-                        constraints.push(Constraint { band: b.band, value: b.value, lambda_min: b.lambda_min, edges: b.edges.clone(), ..c })
+                        constraints.push(Constraint { set: b.set.in_phase(&c.set), ..c })
                     }
                 }
             }
@@ -273,7 +273,7 @@ fn same(a: f64, b: f64) -> bool {
 /// stopband operator and the admissible subspace from the model's declaration
 /// once, so a phase's own band would be reported but not enforced.
 fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Option<(&'static str, String, String)> {
-    if let (Some(p), Some(m)) = (phase.band, model.band) {
+    if let (Some(p), Some(m)) = (phase.band(), model.band()) {
         let edges: &[(&'static str, f64, f64)] = match p.shape() {
             Band::Bandpass | Band::Bandstop => &[("low", p.low, m.low), ("high", p.high, m.high)],
             Band::Lowpass | Band::Highpass => &[("cutoff", p.low, m.low)],
@@ -294,10 +294,9 @@ fn redefinition(phase: &Constraint, model: &Constraint, kernel: &[usize]) -> Opt
             return Some(("transition", words(m.transition, m.fs, &mt), words(p.transition, p.fs, &pt)));
         }
     }
-    if let (Some(pv), Some(mv)) = (phase.value, model.value)
+    if let (Some((param, pv)), Some((_, mv))) = (phase.set.value(), model.set.value())
         && !same(pv, mv)
     {
-        let param = if phase.family == Family::DcGain { "value" } else { "max" };
         return Some((param, fmt_num(mv), fmt_num(pv)));
     }
     // The reparametrization's subspace is built once from the model's tol.

@@ -244,7 +244,7 @@ pub(super) fn infeasible_band(
     (
         "E0028",
         format!(
-            "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in the stopband {stopband}, more than tol={}",
+            "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in {stopband}, more than tol={}",
             fmt_num(*bound),
             fmt_num(*tol)
         ),
