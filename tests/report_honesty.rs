@@ -24,7 +24,7 @@ fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
 /// The tensors a freshly initialised network of `source` would save.
 fn fresh_weights(source: &str) -> HashMap<String, Tensor> {
     let p = program(source, Path::new("."));
-    let net = lpn::model::Net::new(&p.model, 0, DType::F32, Path::new(".")).unwrap();
+    let net = lpn::model::Net::new(&p.model, 0, DType::F32).unwrap();
     net.tensors().unwrap()
 }
 

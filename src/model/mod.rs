@@ -113,7 +113,7 @@ pub struct Net {
 }
 
 /// Where a forward pass runs: training (batch statistics, dropout) or not.
-pub enum Mode<'a> {
+pub enum Pass<'a> {
     Train { dropout: &'a mut Rng },
     Eval,
 }
@@ -125,14 +125,14 @@ impl Net {
     /// (`init/conv2.weight`), so a layer whose `@init` changes (a file,
     /// another scheme) leaves every other initial value as it was, its own
     /// bias included when that is not loaded.
-    pub fn new(model: &Model, seed: u64, dtype: DType, base: &std::path::Path) -> std::result::Result<Net, LowerError> {
+    pub fn new(model: &Model, seed: u64, dtype: DType) -> std::result::Result<Net, LowerError> {
         let device = Device::Cpu;
         let mut net = Net { nodes: Vec::new(), params: Vec::new(), device, dtype };
-        net.nodes = net.build(&model.layers, seed, base)?;
+        net.nodes = net.build(&model.layers, seed)?;
         Ok(net)
     }
 
-    fn build(&mut self, layers: &[Layer], seed: u64, base: &std::path::Path) -> std::result::Result<Vec<Named>, LowerError> {
+    fn build(&mut self, layers: &[Layer], seed: u64) -> std::result::Result<Vec<Named>, LowerError> {
         let mut nodes = Vec::new();
         for layer in layers {
             let node = match &layer.op {
@@ -141,7 +141,7 @@ impl Net {
                     wshape.extend(&c.kernel);
                     let fan_in = (c.in_channels / c.groups) * c.kernel.iter().product::<usize>();
                     let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
-                    let w = self.weight(layer, &wshape, fan_in, fan_out, seed, base)?;
+                    let w = self.weight(layer, &wshape, fan_in, fan_out, seed)?;
                     let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, seed)).transpose()?;
                     Node::Conv {
                         w,
@@ -153,7 +153,7 @@ impl Net {
                     }
                 }
                 Op::Linear { in_features, out_features, bias } => {
-                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed, base)?;
+                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed)?;
                     let b = bias.then(|| self.bias(layer, *out_features, *in_features, seed)).transpose()?;
                     Node::Linear { w, b }
                 }
@@ -170,7 +170,7 @@ impl Net {
                 }
                 Op::Dropout { p } => Node::Dropout { p: *p },
                 Op::Flatten => Node::Flatten,
-                Op::Residual { body } => Node::Residual(self.build(body, seed, base)?),
+                Op::Residual { body } => Node::Residual(self.build(body, seed)?),
             };
             nodes.push(Named { name: layer.name.clone(), node });
         }
@@ -203,7 +203,6 @@ impl Net {
         fan_in: usize,
         fan_out: usize,
         seed: u64,
-        base: &std::path::Path,
     ) -> std::result::Result<usize, LowerError> {
         let n: usize = shape.iter().product();
         let rng = &mut Rng::derive(seed, &format!("init/{}.weight", layer.name));
@@ -219,7 +218,6 @@ impl Net {
             }
             Some(Init::File { path, tensor, .. }) => {
                 // Already resolved against the .lpn file's folder by the checker.
-                let _ = base;
                 self.tensor_from_file(layer, path, tensor, shape, true)?.expect("a required tensor is loaded or an error")
             }
         };
@@ -345,15 +343,15 @@ impl Net {
         self.set_effective(i, &current)
     }
 
-    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        self.run(&self.nodes, x, mode)
+    pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.run(&self.nodes, x, pass)
     }
 
     fn p(&self, i: usize) -> Result<Tensor> {
         self.effective(i)
     }
 
-    fn run(&self, nodes: &[Named], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    fn run(&self, nodes: &[Named], x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = x.clone();
         let mut i = 0;
         while i < nodes.len() {
@@ -372,7 +370,7 @@ impl Net {
                 i += if pool.is_some() { 3 } else { 2 };
                 continue;
             }
-            x = self.step(&nodes[i], &x, mode)?;
+            x = self.step(&nodes[i], &x, pass)?;
             i += 1;
         }
         Ok(x)
@@ -390,7 +388,7 @@ impl Net {
                         return Ok((y, found));
                     }
                 }
-                x = net.step(named, &x, &mut Mode::Eval)?;
+                x = net.step(named, &x, &mut Pass::Eval)?;
                 if !finite(&x)? {
                     return Ok((x, Some(named.name.clone())));
                 }
@@ -403,7 +401,7 @@ impl Net {
         Ok(walk(self, &self.nodes, x)?.1)
     }
 
-    fn step(&self, named: &Named, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    fn step(&self, named: &Named, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let x = x.clone();
         Ok({
             match &named.node {
@@ -429,8 +427,8 @@ impl Net {
                 Node::GlobalMax => ops::global_max_pool(&x)?,
                 Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } => {
                     let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
-                    let y = match mode {
-                        Mode::Train { .. } => {
+                    let y = match pass {
+                        Pass::Train { .. } => {
                             let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps)?;
                             let mut s = stats.borrow_mut();
                             let m = *momentum;
@@ -438,15 +436,15 @@ impl Net {
                             s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
                             y
                         }
-                        Mode::Eval => {
+                        Pass::Eval => {
                             let s = stats.borrow();
                             ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps)?
                         }
                     };
                     if x.rank() == 2 { y.squeeze(2)? } else { y }
                 }
-                Node::Dropout { p } => match mode {
-                    Mode::Train { dropout } if *p > 0.0 => {
+                Node::Dropout { p } => match pass {
+                    Pass::Train { dropout } if *p > 0.0 => {
                         let keep = 1.0 - p;
                         let mask: Vec<f64> = (0..x.elem_count()).map(|_| if dropout.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
                         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
@@ -456,7 +454,7 @@ impl Net {
                 },
                 Node::Flatten => x.flatten_from(1)?,
                 Node::Residual(body) => {
-                    let y = self.run(body, &x, mode)?;
+                    let y = self.run(body, &x, pass)?;
                     (x + y)?
                 }
             }

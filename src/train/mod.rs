@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, Dataset, Targets};
 use crate::language::ir::{Keep, Loss, Monitor, Program};
 use crate::model::constraints::{Enforced, Measure};
-use crate::model::{LowerError, Mode, Net, ops};
+use crate::model::{LowerError, Net, Pass, ops};
 use crate::rng::Rng;
 pub use observe::{ConstraintLabel, Event, Live, LiveFigure, Observer, Recorder, Silent};
 
@@ -288,7 +288,7 @@ pub fn evaluate(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Resu
     let order: Vec<usize> = (0..set.len).collect();
     for chunk in order.chunks(batch_size.max(1)) {
         let (x, y) = batch(set, chunk, &net.device)?;
-        let out = net.forward(&x, &mut Mode::Eval)?;
+        let out = net.forward(&x, &mut Pass::Eval)?;
         total += task_loss(loss, &out, &y)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         if let Some(c) = correct(loss, &out, &y)? {
             right += c;
@@ -383,7 +383,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
     let seed = resumed.as_ref().map(|c| c.state.seed).unwrap_or(opts.seed.unwrap_or(spec.seed));
     let epochs = opts.epochs.or(resumed.as_ref().map(|c| c.state.epochs)).unwrap_or(spec.epochs);
     let splits = data::load(&program.data, &model.input.0)?;
-    let mut net = Net::new(model, seed, ops::TRAIN_DTYPE, base)?;
+    let mut net = Net::new(model, seed, ops::TRAIN_DTYPE)?;
     // Weights as initialised, to tell how far the constraints moved given ones.
     let initial: Vec<Tensor> =
         (0..net.params.len()).map(|i| net.effective(i).and_then(|w| w.detach().copy())).collect::<candle_core::Result<_>>()?;
@@ -569,7 +569,7 @@ pub fn train_observed(program: &Program, base: &Path, opts: &Options, observer: 
         observer.event(&Event::EpochStarted { epoch, epochs, steps: steps_per_epoch, done: skip });
         for (step, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             let (x, y) = batch(train_set, chunk, &net.device)?;
-            let out = net.forward(&x, &mut Mode::Train { dropout: &mut dropout })?;
+            let out = net.forward(&x, &mut Pass::Train { dropout: &mut dropout })?;
             let task = task_loss(spec.loss, &out, &y)?;
             let mut loss = task.clone();
             for e in &enforced {
@@ -867,7 +867,7 @@ pub fn evaluate_file(program: &Program, base: &Path, weights: &Path) -> Result<E
     let Some(test) = &splits.test else {
         return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));
     };
-    let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE, base)?;
+    let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE)?;
     let tensors = candle_core::safetensors::load(weights, &net.device)
         .map_err(|e| TrainError::Lower(LowerError::Init(format!("cannot read {}: {e}", weights.display()))))?;
     net.load(&tensors)?;

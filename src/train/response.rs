@@ -61,7 +61,7 @@ impl Panel {
 pub fn panels(program: &Program, base: &Path, weights: &Path) -> Result<Vec<Panel>, String> {
     let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
         .map_err(|e| format!("cannot read {}: {e}", weights.display()))?;
-    let net = Net::new(&program.model, 0, ops::TRAIN_DTYPE, base).map_err(|e| e.to_string())?;
+    let net = Net::new(&program.model, 0, ops::TRAIN_DTYPE).map_err(|e| e.to_string())?;
     let expected = net.expected_tensors().map_err(|e| LowerError::from(e).to_string())?;
     validate_weights(&expected, &tensors).map_err(|e| format!("{}: {e}", weights.display()))?;
     let mut out = Vec::new();
