@@ -407,7 +407,7 @@ train {
 fn initial_values(source: &str, seed: u64) -> Result<Vec<(String, Vec<f64>)>, String> {
     let p = program(source, Path::new("."));
     let net = lpn::model::Net::new(&p.model, seed, candle_core::DType::F64).map_err(|e| e.to_string())?;
-    Ok(net.params.iter().map(|q| (q.name.clone(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
+    Ok(net.params.iter().map(|q| (q.name.to_string(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
 }
 
 /// `@init(file)` loads the bias with the weight, and changing one layer's

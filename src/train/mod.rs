@@ -189,8 +189,7 @@ pub fn evaluate_file(program: &Program, _base: &Path, weights: &Path) -> Result<
         return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));
     };
     let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE)?;
-    let tensors = candle_core::safetensors::load(weights, &net.device)
-        .map_err(|e| TrainError::Lower(LowerError::Init(format!("cannot read {}: {e}", weights.display()))))?;
+    let tensors = crate::model::params::read(weights, crate::model::Source::WeightsFile).map_err(LowerError::from)?;
     net.load(&tensors)?;
     evaluate(&net, program.train.loss, test, program.train.batch)
 }

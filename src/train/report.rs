@@ -186,7 +186,7 @@ pub(super) fn constraint_reports(
         .map(|((e, measure), init_residual)| ConstraintReport {
             init_residual: *init_residual,
             layer: e.layer.clone(),
-            tensor: net.params[e.param].name.clone(),
+            tensor: net.params[e.param].name.to_string(),
             kind: e.spec.family.name().into(),
             mode: e.spec.mode.name().into(),
             params: constraint_params(&e.spec),

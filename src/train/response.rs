@@ -6,7 +6,7 @@
 //! the largest ρ); a 2-D layer as a heat map of |H(ν1, ν2)| over the whole
 //! frequency plane for its kernel with the largest ρ, the separable box
 //! passband outlined. The weights file is validated against the model first
-//! (`lower::validate_weights`), as `lpnc eval` does.
+//! (`model::validate_weights`), as `lpnc eval` does.
 
 use std::path::Path;
 
@@ -14,6 +14,7 @@ use plotters::prelude::*;
 
 use crate::constraint::bands::{self, BandSpec};
 use crate::language::ir::{Constraint, Program};
+use crate::model::params::{self, Kind, ParamName};
 use crate::model::{LowerError, Net, ops, validate_weights};
 use crate::train::Report;
 
@@ -59,8 +60,7 @@ impl Panel {
 /// file, after checking that the file fits the model: every tensor present
 /// with its shape, none of another model, every value finite.
 pub fn panels(program: &Program, _base: &Path, weights: &Path) -> Result<Vec<Panel>, String> {
-    let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
-        .map_err(|e| format!("cannot read {}: {e}", weights.display()))?;
+    let tensors = params::read(weights, params::Source::WeightsFile).map_err(|e| e.to_string())?;
     let net = Net::new(&program.model, 0, ops::TRAIN_DTYPE).map_err(|e| e.to_string())?;
     let expected = net.expected_tensors().map_err(|e| LowerError::from(e).to_string())?;
     validate_weights(&expected, &tensors).map_err(|e| format!("{}: {e}", weights.display()))?;
@@ -68,7 +68,7 @@ pub fn panels(program: &Program, _base: &Path, weights: &Path) -> Result<Vec<Pan
     for layer in program.model.walk() {
         for c in layer.constraints.iter().filter(|c| c.band.is_some()) {
             let band = c.band.expect("filtered on band");
-            let name = format!("{}.weight", layer.name);
+            let name = ParamName::new(&layer.name, Kind::Weight).to_string();
             let w = &tensors[&name];
             let shape: Vec<usize> = w.dims()[2..].to_vec();
             let taps: usize = shape.iter().product();

@@ -74,8 +74,7 @@ impl Schedule {
             e.set_spec(s.clone())?;
         }
         for change in &phase.layers {
-            let prefix = format!("{}.", change.layer);
-            for p in net.params.iter_mut().filter(|p| p.name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('.'))) {
+            for p in net.params.iter_mut().filter(|p| p.name.layer == change.layer) {
                 p.frozen |= change.frozen;
                 if let Some(s) = change.lr_scale {
                     p.lr_scale = s;

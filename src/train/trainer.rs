@@ -20,7 +20,7 @@ use crate::data::{self, Splits};
 use crate::language::ir::{Keep, Model, Program};
 use crate::language::schema::Mode;
 use crate::model::constraints::{Enforced, Measure};
-use crate::model::{Net, ops};
+use crate::model::{Net, ParamName, ops};
 use crate::rng::Rng;
 
 /// Where a checkpoint keeps the best epoch's state (`keep = best`).
@@ -194,7 +194,7 @@ impl<'a> Trainer<'a> {
             .flat_map(|i| ["first", "second"].map(|w| (i, w)))
             .filter_map(|(i, which)| tensors.get(&moment_name(which, &params[i].name)).map(|t| (i, which, t.clone())))
             .collect();
-        let steps: Vec<i32> = params.iter().map(|p| steps.get(&p.name).copied().unwrap_or(0)).collect();
+        let steps: Vec<i32> = params.iter().map(|p| steps.get(&p.name.to_string()).copied().unwrap_or(0)).collect();
         self.optimizer.restore(&steps, moments);
     }
 
@@ -402,7 +402,7 @@ impl<'a> Trainer<'a> {
     fn save_checkpoint(&self, progress: Progress) -> Result<(), TrainError> {
         let (steps, moments) = self.optimizer.state();
         let params = &self.net.params;
-        let optimizer_steps = params.iter().zip(steps).map(|(p, n)| (p.name.clone(), n)).collect();
+        let optimizer_steps = params.iter().zip(steps).map(|(p, n)| (p.name.to_string(), n)).collect();
         let mut tensors = self.net.state_tensors()?;
         for (i, which, t) in moments {
             tensors.push((moment_name(which, &params[i].name), t));
@@ -522,7 +522,7 @@ fn restore_multipliers(enforced: &[Enforced], multipliers: &[f64]) {
 }
 
 /// A checkpoint's name for an optimizer moment of a parameter.
-fn moment_name(which: &str, param: &str) -> String {
+fn moment_name(which: &str, param: &ParamName) -> String {
     format!("optimizer/{which}/{param}")
 }
 
