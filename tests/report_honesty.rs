@@ -146,8 +146,8 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     // Kernels come worst first.
     assert!(panels[0].rhos.windows(2).all(|w| w[0] >= w[1]));
     let svg = dir.join("response.svg");
-    let report = lpn::train::response::report_next_to(&weights);
-    lpn::train::response::draw(&panels, report.as_ref(), &svg).unwrap();
+    let out = lpnc(&["response", "examples/digits_2d.lpn", "--weights", weights.to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("|H(ν1, ν2)|") && text.contains("the passband box"), "no 2-D panel");
     // The heat map: one cell per grid point.

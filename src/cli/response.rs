@@ -19,7 +19,7 @@ pub fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
         }
     };
     let report = lpn::train::response::report_next_to(weights);
-    match lpn::train::response::draw(&panels, report.as_ref(), out) {
+    match super::plot::draw(&panels, report.as_ref(), out) {
         Ok(()) => {
             say!("wrote {} ({} layer(s){})", out.display(), panels.len(), if report.is_some() { ", ρ per epoch" } else { "" });
             for panel in &panels {
