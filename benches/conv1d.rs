@@ -64,7 +64,7 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
     let threads = unsafe { lpn::threads::configure(threads) }.map_err(candle_core::Error::msg)?;
     let (_, checked) = lpn::check_source(REFERENCE_NET, std::path::Path::new("."));
     let program = checked.program.expect("the reference net checks");
-    let mut net = lpn::model::Net::new(&program.model, 0, lpn::model::ops::TRAIN_DTYPE, std::path::Path::new(".")).expect("net");
+    let mut net = lpn::model::Net::new(&program.model, 0, lpn::model::ops::TRAIN_DTYPE).expect("net");
     let mut enforced = lpn::model::constraints::Enforced::attach_all(&mut net, &program.model.walk()).expect("no constraints");
     assert!(enforced.is_empty());
     enforced.clear();
@@ -76,7 +76,7 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
     let mut times = vec![Vec::new(); phases.len() + 1];
     for i in 0..steps + 10 {
         let t0 = Instant::now();
-        let out = net.forward(&x, &mut lpn::model::Mode::Train { dropout: &mut lpn::rng::Rng::derive(0, "dropout") })?;
+        let out = net.forward(&x, &mut lpn::model::Pass::Train { dropout: &mut lpn::rng::Rng::derive(0, "dropout") })?;
         let loss = lpn::model::ops::mse(&out, &y)?;
         let value = loss.to_scalar::<f32>()?;
         assert!(value.is_finite());

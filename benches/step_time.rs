@@ -143,7 +143,7 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
 
     // The weights training starts from: the seeded initialisation with each
     // constraint attached and projected modes projected, as `train` does.
-    let mut net = Net::new(model, program.train.seed, ops::TRAIN_DTYPE, &base).map_err(|e| e.to_string())?;
+    let mut net = Net::new(model, program.train.seed, ops::TRAIN_DTYPE).map_err(|e| e.to_string())?;
     let enforced = Enforced::attach_all(&mut net, &model.walk()).map_err(|e| e.to_string())?;
     Enforced::project_all(&enforced, &net).map_err(err)?;
     candle_core::safetensors::save(&net.tensors().map_err(err)?, dir.join("init.safetensors")).map_err(err)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use lpn::model::constraints::Enforced;
-use lpn::model::{Mode, Net};
+use lpn::model::{Net, Pass};
 
 fn model(source: &str) -> lpn::language::ir::Model {
     lpn::language::check::check_model_only(source).unwrap_or_else(|problems| panic!("{problems:?}"))
@@ -16,9 +16,9 @@ fn model(source: &str) -> lpn::language::ir::Model {
 
 fn forward(source: &str, input: &[f32], shape: &[usize]) -> Vec<f32> {
     let model = model(source);
-    let net = Net::new(&model, 0, DType::F32, Path::new(".")).unwrap();
+    let net = Net::new(&model, 0, DType::F32).unwrap();
     let x = Tensor::from_slice(input, shape, &Device::Cpu).unwrap();
-    net.forward(&x, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    net.forward(&x, &mut Pass::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 fn padding_doc(layer: &str) -> &'static str {
@@ -65,7 +65,7 @@ fn lagrangian_term_is_lambda_times_mean_excess_as_documented() {
     }
 
     let model = model("model m {\n  input [1, 64]\n  conv(out=8, k=9) @lowpass(cutoff=0.3, mode=lagrangian, tol=0.5)\n}\n");
-    let mut net = Net::new(&model, 7, DType::F32, Path::new(".")).unwrap();
+    let mut net = Net::new(&model, 7, DType::F32).unwrap();
     let mut enforced = Enforced::attach_all(&mut net, &model.walk()).unwrap();
     let e = &mut enforced[0];
     let band = e.spec.band().unwrap();

@@ -26,7 +26,7 @@ fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
 /// The tensors a freshly initialised network of `source` would save.
 fn fresh_weights(source: &str) -> HashMap<String, Tensor> {
     let p = program(source, Path::new("."));
-    let net = lpn::model::Net::new(&p.model, 0, DType::F32, Path::new(".")).unwrap();
+    let net = lpn::model::Net::new(&p.model, 0, DType::F32).unwrap();
     net.tensors().unwrap()
 }
 
@@ -148,8 +148,8 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     // Kernels come worst first.
     assert!(panels[0].rhos.windows(2).all(|w| w[0] >= w[1]));
     let svg = dir.join("response.svg");
-    let report = lpn::train::response::report_next_to(&weights);
-    lpn::train::response::draw(&panels, report.as_ref(), &svg).unwrap();
+    let out = lpnc(&["response", "examples/digits_2d.lpn", "--weights", weights.to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("|H(ν1, ν2)|") && text.contains("the passband box"), "no 2-D panel");
     // The heat map: one cell per grid point.

@@ -294,8 +294,16 @@ fn response_plot_is_written_with_mask_and_history() {
     let panels = lpn::train::response::panels(&p, Path::new("."), &dir.join("model.safetensors")).unwrap();
     assert_eq!(panels.len(), 1);
     assert_eq!(panels[0].kernels.len(), 4);
+    // The CLI draws them, with the ρ history from the report.json next to the weights.
+    let file = dir.join("denoiser.lpn");
+    std::fs::write(&file, denoiser("project")).unwrap();
     let svg = dir.join("response.svg");
-    lpn::train::response::draw(&panels, Some(&report), &svg).unwrap();
+    let weights = dir.join("model.safetensors");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lpnc"))
+        .args(["response", file.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--out", svg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.contains("stopband") && text.contains("per epoch"), "{}", &text[..200.min(text.len())]);
     // Report figures from the dense response are there for a 1-D band constraint.
@@ -408,8 +416,8 @@ train {
 /// Initial values of every parameter of a model, by name.
 fn initial_values(source: &str, seed: u64) -> Result<Vec<(String, Vec<f64>)>, String> {
     let p = program(source, Path::new("."));
-    let net = lpn::model::Net::new(&p.model, seed, candle_core::DType::F64, Path::new(".")).map_err(|e| e.to_string())?;
-    Ok(net.params.iter().map(|q| (q.name.clone(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
+    let net = lpn::model::Net::new(&p.model, seed, candle_core::DType::F64).map_err(|e| e.to_string())?;
+    Ok(net.params.iter().map(|q| (q.name.to_string(), q.var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap())).collect())
 }
 
 /// `@init(file)` loads the bias with the weight, and changing one layer's

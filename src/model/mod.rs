@@ -7,6 +7,7 @@
 pub mod constraints;
 pub mod kernels;
 pub mod ops;
+pub mod params;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,11 +16,13 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 
 use crate::language::ir::{Activation, Init, Layer, Model, Op};
 use crate::rng::Rng;
+use params::Expect;
+pub use params::{Kind, LoadError, ParamName, Source, validate_weights};
 
 /// A trainable tensor and how the optimizer may move it.
 pub struct Param {
     /// Name in the weights file: `conv2.weight`.
-    pub name: String,
+    pub name: ParamName,
     pub var: Var,
     pub frozen: bool,
     /// Multiplies this tensor's updates (`@lr`).
@@ -81,7 +84,7 @@ pub struct Net {
 }
 
 /// Where a forward pass runs: training (batch statistics, dropout) or not.
-pub enum Mode<'a> {
+pub enum Pass<'a> {
     Train { dropout: &'a mut Rng },
     Eval,
 }
@@ -93,14 +96,14 @@ impl Net {
     /// (`init/conv2.weight`), so a layer whose `@init` changes (a file,
     /// another scheme) leaves every other initial value as it was, its own
     /// bias included when that is not loaded.
-    pub fn new(model: &Model, seed: u64, dtype: DType, base: &std::path::Path) -> std::result::Result<Net, LowerError> {
+    pub fn new(model: &Model, seed: u64, dtype: DType) -> std::result::Result<Net, LowerError> {
         let device = Device::Cpu;
         let mut net = Net { nodes: Vec::new(), params: Vec::new(), device, dtype };
-        net.nodes = net.build(&model.layers, seed, base)?;
+        net.nodes = net.build(&model.layers, seed)?;
         Ok(net)
     }
 
-    fn build(&mut self, layers: &[Layer], seed: u64, base: &std::path::Path) -> std::result::Result<Vec<Named>, LowerError> {
+    fn build(&mut self, layers: &[Layer], seed: u64) -> std::result::Result<Vec<Named>, LowerError> {
         let mut nodes = Vec::new();
         for layer in layers {
             let node = match &layer.op {
@@ -109,12 +112,12 @@ impl Net {
                     wshape.extend(&c.kernel);
                     let fan_in = (c.in_channels / c.groups) * c.kernel.iter().product::<usize>();
                     let fan_out = (c.out_channels / c.groups) * c.kernel.iter().product::<usize>();
-                    let w = self.weight(layer, &wshape, fan_in, fan_out, seed, base)?;
+                    let w = self.weight(layer, &wshape, fan_in, fan_out, seed)?;
                     let b = c.bias.then(|| self.bias(layer, c.out_channels, fan_in, seed)).transpose()?;
                     Node::Conv { w, b, conv: c.clone() }
                 }
                 Op::Linear { in_features, out_features, bias } => {
-                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed, base)?;
+                    let w = self.weight(layer, &[*out_features, *in_features], *in_features, *out_features, seed)?;
                     let b = bias.then(|| self.bias(layer, *out_features, *in_features, seed)).transpose()?;
                     Node::Linear { w, b }
                 }
@@ -124,23 +127,23 @@ impl Net {
                 Op::GlobalAvgPool => Node::GlobalAvg,
                 Op::GlobalMaxPool => Node::GlobalMax,
                 Op::BatchNorm { channels, momentum, eps } => {
-                    let gamma = self.add(layer, "weight", Tensor::ones(*channels, self.dtype, &self.device)?, false)?;
-                    let beta = self.add(layer, "bias", Tensor::zeros(*channels, self.dtype, &self.device)?, false)?;
+                    let gamma = self.add(layer, Kind::Weight, Tensor::ones(*channels, self.dtype, &self.device)?, false)?;
+                    let beta = self.add(layer, Kind::Bias, Tensor::zeros(*channels, self.dtype, &self.device)?, false)?;
                     let stats = (Tensor::zeros(*channels, self.dtype, &self.device)?, Tensor::ones(*channels, self.dtype, &self.device)?);
                     Node::BatchNorm { gamma, beta, stats: RefCell::new(stats), momentum: *momentum, eps: *eps, name: layer.name.clone() }
                 }
                 Op::Dropout { p } => Node::Dropout { p: *p },
                 Op::Flatten => Node::Flatten,
-                Op::Residual { body } => Node::Residual(self.build(body, seed, base)?),
+                Op::Residual { body } => Node::Residual(self.build(body, seed)?),
             };
             nodes.push(Named { name: layer.name.clone(), node });
         }
         Ok(nodes)
     }
 
-    fn add(&mut self, layer: &Layer, what: &str, value: Tensor, decay: bool) -> Result<usize> {
+    fn add(&mut self, layer: &Layer, kind: Kind, value: Tensor, decay: bool) -> Result<usize> {
         self.params.push(Param {
-            name: format!("{}.{what}", layer.name),
+            name: ParamName::new(&layer.name, kind),
             var: Var::from_tensor(&value.to_dtype(self.dtype)?)?,
             frozen: layer.frozen,
             lr_scale: layer.lr_scale,
@@ -164,10 +167,9 @@ impl Net {
         fan_in: usize,
         fan_out: usize,
         seed: u64,
-        base: &std::path::Path,
     ) -> std::result::Result<usize, LowerError> {
         let n: usize = shape.iter().product();
-        let rng = &mut Rng::derive(seed, &format!("init/{}.weight", layer.name));
+        let rng = &mut Rng::derive(seed, &ParamName::new(&layer.name, Kind::Weight).init_stream());
         let value = match &layer.init {
             // PyTorch's default (kaiming_uniform with a=√5): U(±1/√fan_in).
             None | Some(Init::Kaiming) => self.uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng)?,
@@ -180,18 +182,17 @@ impl Net {
             }
             Some(Init::File { path, tensor, .. }) => {
                 // Already resolved against the .lpn file's folder by the checker.
-                let _ = base;
                 self.tensor_from_file(layer, path, tensor, shape, true)?.expect("a required tensor is loaded or an error")
             }
         };
-        Ok(self.add(layer, "weight", value, true)?)
+        Ok(self.add(layer, Kind::Weight, value, true)?)
     }
 
     /// The bias: PyTorch's default U(±1/√fan_in) unless `@init` says
     /// otherwise; `@init(file)` loads it when the file has it (and must when
     /// the user named it), else the default.
     fn bias(&mut self, layer: &Layer, n: usize, fan_in: usize, seed: u64) -> std::result::Result<usize, LowerError> {
-        let rng = &mut Rng::derive(seed, &format!("init/{}.bias", layer.name));
+        let rng = &mut Rng::derive(seed, &ParamName::new(&layer.name, Kind::Bias).init_stream());
         let loaded = match &layer.init {
             Some(Init::File { path, bias, bias_required, .. }) => self.tensor_from_file(layer, path, bias, &[n], *bias_required)?,
             None | Some(Init::Kaiming | Init::Xavier | Init::Normal { .. } | Init::Zeros | Init::Designed { .. }) => None,
@@ -203,7 +204,7 @@ impl Net {
                 self.uniform(&[n], 1.0 / (fan_in as f64).sqrt(), rng)?
             }
         };
-        Ok(self.add(layer, "bias", value, false)?)
+        Ok(self.add(layer, Kind::Bias, value, false)?)
     }
 
     /// Tensor `name` of the safetensors file `path`, checked against `shape`;
@@ -216,35 +217,17 @@ impl Net {
         shape: &[usize],
         required: bool,
     ) -> std::result::Result<Option<Tensor>, LowerError> {
-        let tensors = candle_core::safetensors::load(path, &self.device)
-            .map_err(|e| LowerError::Init(format!("{}: cannot read {}: {e}", layer.name, path.display())))?;
-        let Some(t) = tensors.get(name) else {
-            if !required {
-                return Ok(None);
-            }
-            let mut names: Vec<&String> = tensors.keys().collect();
-            names.sort();
-            return Err(LowerError::Init(format!(
-                "{}: {} has no tensor `{name}` (it has: {})",
-                layer.name,
-                path.display(),
-                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        };
-        if t.dims() != shape {
-            return Err(LowerError::Init(format!(
-                "{}: tensor `{name}` in {} has shape {:?}, the layer needs {:?}",
-                layer.name,
-                path.display(),
-                t.dims(),
-                shape
-            )));
+        let source = Source::Init { layer: &layer.name, path };
+        let tensors = params::read(path, source)?;
+        if !required && !tensors.contains_key(name) {
+            return Ok(None);
         }
+        let t = params::fetch(&tensors, name, Expect { shape, dtype: None }, source)?;
         Ok(Some(t.to_dtype(DType::F64)?))
     }
 
     pub fn param_index(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|p| p.name == name)
+        self.params.iter().position(|p| p.name == *name)
     }
 
     /// The tensor the layer uses: the parameter itself, or the weight computed
@@ -306,15 +289,15 @@ impl Net {
         self.set_effective(i, &current)
     }
 
-    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        self.run(&self.nodes, x, mode)
+    pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.run(&self.nodes, x, pass)
     }
 
     fn p(&self, i: usize) -> Result<Tensor> {
         self.effective(i)
     }
 
-    fn run(&self, nodes: &[Named], x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    fn run(&self, nodes: &[Named], x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let mut x = x.clone();
         let mut i = 0;
         while i < nodes.len() {
@@ -333,7 +316,7 @@ impl Net {
                 i += if pool.is_some() { 3 } else { 2 };
                 continue;
             }
-            x = self.step(&nodes[i], &x, mode)?;
+            x = self.step(&nodes[i], &x, pass)?;
             i += 1;
         }
         Ok(x)
@@ -351,7 +334,7 @@ impl Net {
                         return Ok((y, found));
                     }
                 }
-                x = net.step(named, &x, &mut Mode::Eval)?;
+                x = net.step(named, &x, &mut Pass::Eval)?;
                 if !finite(&x)? {
                     return Ok((x, Some(named.name.clone())));
                 }
@@ -364,7 +347,7 @@ impl Net {
         Ok(walk(self, &self.nodes, x)?.1)
     }
 
-    fn step(&self, named: &Named, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    fn step(&self, named: &Named, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let x = x.clone();
         Ok({
             match &named.node {
@@ -390,8 +373,8 @@ impl Net {
                 Node::GlobalMax => ops::global_max_pool(&x)?,
                 Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } => {
                     let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
-                    let y = match mode {
-                        Mode::Train { .. } => {
+                    let y = match pass {
+                        Pass::Train { .. } => {
                             let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps)?;
                             let mut s = stats.borrow_mut();
                             let m = *momentum;
@@ -399,15 +382,15 @@ impl Net {
                             s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
                             y
                         }
-                        Mode::Eval => {
+                        Pass::Eval => {
                             let s = stats.borrow();
                             ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps)?
                         }
                     };
                     if x.rank() == 2 { y.squeeze(2)? } else { y }
                 }
-                Node::Dropout { p } => match mode {
-                    Mode::Train { dropout } if *p > 0.0 => {
+                Node::Dropout { p } => match pass {
+                    Pass::Train { dropout } if *p > 0.0 => {
                         let keep = 1.0 - p;
                         let mask: Vec<f64> = (0..x.elem_count()).map(|_| if dropout.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
                         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
@@ -417,34 +400,51 @@ impl Net {
                 },
                 Node::Flatten => x.flatten_from(1)?,
                 Node::Residual(body) => {
-                    let y = self.run(body, &x, mode)?;
+                    let y = self.run(body, &x, pass)?;
                     (x + y)?
                 }
             }
         })
     }
 
+    /// Every batch-norm layer's running statistics (mean, variance), with
+    /// their names, in the order of the layers.
+    fn running_stats(&self) -> Vec<(ParamName, ParamName, &RefCell<(Tensor, Tensor)>)> {
+        fn walk<'n>(nodes: &'n [Named], out: &mut Vec<(ParamName, ParamName, &'n RefCell<(Tensor, Tensor)>)>) {
+            for named in nodes {
+                match &named.node {
+                    Node::BatchNorm { stats, name, .. } => {
+                        out.push((ParamName::new(name, Kind::RunningMean), ParamName::new(name, Kind::RunningVar), stats))
+                    }
+                    Node::Residual(body) => walk(body, out),
+                    Node::Conv { .. }
+                    | Node::Linear { .. }
+                    | Node::Act(_)
+                    | Node::MaxPool { .. }
+                    | Node::AvgPool { .. }
+                    | Node::GlobalAvg
+                    | Node::GlobalMax
+                    | Node::Dropout { .. }
+                    | Node::Flatten => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.nodes, &mut out);
+        out
+    }
+
     /// Every tensor to save: parameters, then batch-norm running statistics.
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (i, p) in self.params.iter().enumerate() {
-            out.insert(p.name.clone(), self.effective(i)?.detach().to_dtype(DType::F32)?);
+            out.insert(p.name.to_string(), self.effective(i)?.detach().to_dtype(DType::F32)?);
         }
-        fn stats(nodes: &[Named], out: &mut HashMap<String, Tensor>) -> Result<()> {
-            for named in nodes {
-                match &named.node {
-                    Node::BatchNorm { stats: s, name, .. } => {
-                        let s = s.borrow();
-                        out.insert(format!("{name}.running_mean"), s.0.to_dtype(DType::F32)?);
-                        out.insert(format!("{name}.running_var"), s.1.to_dtype(DType::F32)?);
-                    }
-                    Node::Residual(body) => stats(body, out)?,
-                    _ => {}
-                }
-            }
-            Ok(())
+        for (mean, var, stats) in self.running_stats() {
+            let s = stats.borrow();
+            out.insert(mean.to_string(), s.0.to_dtype(DType::F32)?);
+            out.insert(var.to_string(), s.1.to_dtype(DType::F32)?);
         }
-        stats(&self.nodes, &mut out)?;
         Ok(out)
     }
 
@@ -454,67 +454,32 @@ impl Net {
     /// What a checkpoint needs to continue bit for bit.
     pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out: Vec<(String, Tensor)> =
-            self.params.iter().map(|p| (format!("param/{}", p.name), p.var.as_tensor().detach())).collect();
-        fn stats(nodes: &[Named], out: &mut Vec<(String, Tensor)>) {
-            for named in nodes {
-                match &named.node {
-                    Node::BatchNorm { stats: s, name, .. } => {
-                        let s = s.borrow();
-                        out.push((format!("stats/{name}.running_mean"), s.0.clone()));
-                        out.push((format!("stats/{name}.running_var"), s.1.clone()));
-                    }
-                    Node::Residual(body) => stats(body, out),
-                    _ => {}
-                }
-            }
+            self.params.iter().map(|p| (format!("{PARAM_PREFIX}{}", p.name), p.var.as_tensor().detach())).collect();
+        for (mean, var, stats) in self.running_stats() {
+            let s = stats.borrow();
+            out.push((format!("{STATS_PREFIX}{mean}"), s.0.clone()));
+            out.push((format!("{STATS_PREFIX}{var}"), s.1.clone()));
         }
-        stats(&self.nodes, &mut out);
         Ok(out)
     }
 
     /// Restores what `state_tensors` gave; every tensor must be there with
     /// the shape and type the network has.
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
-        let fetch = |key: String, like: &Tensor| -> std::result::Result<Tensor, LowerError> {
-            let t = tensors.get(&key).ok_or_else(|| LowerError::Init(format!("the checkpoint has no tensor `{key}`")))?;
-            if t.dims() != like.dims() || t.dtype() != like.dtype() {
-                return Err(LowerError::Init(format!(
-                    "`{key}` is {:?} {:?} in the checkpoint, the model has {:?} {:?}",
-                    t.dtype(),
-                    t.dims(),
-                    like.dtype(),
-                    like.dims()
-                )));
-            }
-            Ok(t.clone())
+        let fetch = |key: String, like: &Tensor| {
+            params::fetch(tensors, &key, Expect { shape: like.dims(), dtype: Some(like.dtype()) }, Source::Checkpoint)
         };
         for p in &self.params {
-            let t = fetch(format!("param/{}", p.name), p.var.as_tensor())?;
-            p.var.set(&t)?;
+            p.var.set(&fetch(format!("{PARAM_PREFIX}{}", p.name), p.var.as_tensor())?)?;
         }
-        fn set(
-            nodes: &[Named],
-            get: &dyn Fn(&str, &Tensor) -> std::result::Result<Tensor, LowerError>,
-        ) -> std::result::Result<(), LowerError> {
-            for named in nodes {
-                match &named.node {
-                    Node::BatchNorm { stats: s, name, .. } => {
-                        let (mean, var) = {
-                            let current = s.borrow();
-                            (
-                                get(&format!("stats/{name}.running_mean"), &current.0)?,
-                                get(&format!("stats/{name}.running_var"), &current.1)?,
-                            )
-                        };
-                        *s.borrow_mut() = (mean, var);
-                    }
-                    Node::Residual(body) => set(body, get)?,
-                    _ => {}
-                }
-            }
-            Ok(())
+        for (mean, var, stats) in self.running_stats() {
+            let loaded = {
+                let s = stats.borrow();
+                (fetch(format!("{STATS_PREFIX}{mean}"), &s.0)?, fetch(format!("{STATS_PREFIX}{var}"), &s.1)?)
+            };
+            *stats.borrow_mut() = loaded;
         }
-        set(&self.nodes, &|key, like| fetch(key.to_string(), like))
+        Ok(())
     }
 
     /// The name and shape of every tensor `tensors` writes: what a weights
@@ -528,76 +493,23 @@ impl Net {
     /// Loads every tensor saved by `tensors` (for `lpnc eval`), after
     /// [`validate_weights`] has found the file to fit this model.
     pub fn load(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
-        validate_weights(&self.expected_tensors()?, tensors)?;
+        let expected = self.expected_tensors()?;
+        validate_weights(&expected, tensors)?;
+        let shapes: HashMap<&str, &[usize]> = expected.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        let fetch = |name: String| params::fetch(tensors, &name, Expect { shape: shapes[name.as_str()], dtype: None }, Source::WeightsFile);
         for (i, p) in self.params.iter().enumerate() {
-            let t = tensors.get(&p.name).ok_or_else(|| LowerError::Weights(format!("the weights file has no tensor `{}`", p.name)))?;
-            self.set_effective(i, t)?;
+            self.set_effective(i, &fetch(p.name.to_string())?)?;
         }
-        fn stats(nodes: &[Named], tensors: &HashMap<String, Tensor>, dtype: DType) -> std::result::Result<(), LowerError> {
-            for named in nodes {
-                match &named.node {
-                    Node::BatchNorm { stats: s, name, .. } => {
-                        let get = |what: &str| {
-                            tensors
-                                .get(&format!("{name}.{what}"))
-                                .ok_or_else(|| LowerError::Init(format!("the weights file has no tensor `{name}.{what}`")))
-                                .and_then(|t| Ok(t.to_dtype(dtype)?))
-                        };
-                        *s.borrow_mut() = (get("running_mean")?, get("running_var")?);
-                    }
-                    Node::Residual(body) => stats(body, tensors, dtype)?,
-                    _ => {}
-                }
-            }
-            Ok(())
+        for (mean, var, stats) in self.running_stats() {
+            *stats.borrow_mut() = (fetch(mean.to_string())?.to_dtype(self.dtype)?, fetch(var.to_string())?.to_dtype(self.dtype)?);
         }
-        stats(&self.nodes, tensors, self.dtype)
+        Ok(())
     }
 }
 
-/// Checks the tensors of a weights file against what a model expects
-/// (`Net::expected_tensors`): every expected tensor present with its shape, no
-/// tensor the model does not have (weights of another model), every value a
-/// finite number (a run that blew up). The first problem found, naming the
-/// tensor; missing and extra names are checked before shapes and values, so
-/// weights of another model are called that rather than a shape mismatch.
-pub fn validate_weights(expected: &[(String, Vec<usize>)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), LowerError> {
-    let wanted: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    let mut extra: Vec<&str> = tensors.keys().map(|k| k.as_str()).filter(|k| !wanted.contains(k)).collect();
-    extra.sort();
-    let missing: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).filter(|n| !tensors.contains_key(*n)).collect();
-    if let Some(first) = missing.first() {
-        let mut message = format!("the weights file has no tensor `{first}`");
-        if missing.len() > 1 {
-            message.push_str(&format!(" (nor {} other tensor(s) of this model)", missing.len() - 1));
-        }
-        if !extra.is_empty() {
-            message.push_str(&format!(" and has `{}`, which this model does not have: it was written for another model", extra[0]));
-        }
-        return Err(LowerError::Weights(message));
-    }
-    if let Some(first) = extra.first() {
-        return Err(LowerError::Weights(format!(
-            "the weights file has a tensor `{first}` that this model does not have{}: it was written for another model",
-            if extra.len() > 1 { format!(" (and {} more)", extra.len() - 1) } else { String::new() }
-        )));
-    }
-    for (name, shape) in expected {
-        let t = &tensors[name];
-        if t.dims() != shape.as_slice() {
-            return Err(LowerError::Weights(format!("`{name}` has shape {:?} in the weights file, the model needs {shape:?}", t.dims())));
-        }
-        let values: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-        let bad = values.iter().filter(|x| !x.is_finite()).count();
-        if bad > 0 {
-            return Err(LowerError::Weights(format!(
-                "`{name}` holds {bad} value(s) that are NaN or infinite (of {}): these weights come from a run that diverged",
-                values.len()
-            )));
-        }
-    }
-    Ok(())
-}
+/// Where a checkpoint keeps each parameter's own tensor, and the batch-norm statistics.
+const PARAM_PREFIX: &str = "param/";
+const STATS_PREFIX: &str = "stats/";
 
 #[derive(Debug)]
 pub enum LowerError {
@@ -606,20 +518,28 @@ pub enum LowerError {
     Init(String),
     /// A constraint mode this version cannot enforce yet.
     Unsupported(String),
-    /// A weights file that does not fit the model (`validate_weights`).
-    Weights(String),
+    /// Tensors read back that do not fit the network (a weights file, a
+    /// checkpoint, an `@init` file).
+    Load(LoadError),
 }
 
 impl std::fmt::Display for LowerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LowerError::Candle(e) => write!(f, "tensor error: {e}"),
-            LowerError::Init(m) | LowerError::Unsupported(m) | LowerError::Weights(m) => write!(f, "{m}"),
+            LowerError::Init(m) | LowerError::Unsupported(m) => write!(f, "{m}"),
+            LowerError::Load(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for LowerError {}
+
+impl From<LoadError> for LowerError {
+    fn from(e: LoadError) -> Self {
+        LowerError::Load(e)
+    }
+}
 
 impl From<candle_core::Error> for LowerError {
     fn from(e: candle_core::Error) -> Self {

@@ -1,0 +1,92 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "lpnc", version, about = "Compile, check and train .lpn models: neural-network layers with declared structure")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Threads for training and evaluation (default: LPN_THREADS, else every CPU this process may use).
+    #[arg(long, global = true, value_name = "N", env = "LPN_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check files and report every problem (exit 0: no errors, 1: errors, 2: usage or I/O).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `human` (miette reports on stderr) or `json` (one object per line on stdout).
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        message_format: MessageFormat,
+    },
+    /// Explain a diagnostic code (`E0028`) or describe a layer, annotation, data source, optimizer or loss.
+    Explain {
+        /// A code, a name such as `conv` or `lowpass`, `list` for every code, or `reference` for the whole language in Markdown.
+        what: String,
+    },
+    /// Check a file and print its layers: names, output shapes, parameter counts and constraints.
+    Inspect { file: PathBuf },
+    /// Train the model of a file on its data; writes model.safetensors and report.json.
+    ///
+    /// Exit status: 0 trained; 1 errors in the file or while training; 2 usage or I/O; 3 trained and written, but a
+    /// constraint in a hard mode (project, reparam, freeze) does not hold or a constrained weight collapsed to zero;
+    /// 130 interrupted (checkpoint saved).
+    Train {
+        file: PathBuf,
+        /// Output folder (default: runs/MODEL_NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the file's epoch count (at least 1, as in the file).
+        #[arg(long, value_parser = at_least_one_epoch)]
+        epochs: Option<usize>,
+        /// Override the file's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Nothing on stderr while training (the end table still goes to stdout).
+        #[arg(long)]
+        quiet: bool,
+        /// Continue the run whose checkpoint is in this folder (its --out), exactly where it stopped.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
+        /// Replace the run already in the output folder (its files are removed first).
+        #[arg(long, conflicts_with = "resume")]
+        force: bool,
+    },
+    /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG; 1-D: up to 24 kernels, largest ρ first; 2-D: a heat map of the worst kernel), and ρ per epoch.
+    Response {
+        file: PathBuf,
+        /// A model.safetensors written by `lpnc train` (its report.json, if next to it, adds ρ per epoch).
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long, default_value = "response.svg")]
+        out: PathBuf,
+    },
+    /// Loss and accuracy of trained weights on the file's declared test data.
+    Eval {
+        file: PathBuf,
+        /// A model.safetensors written by `lpnc train`.
+        #[arg(long)]
+        weights: PathBuf,
+    },
+}
+
+/// `--epochs`: the file's `epochs` must be ≥ 1, and so must its override
+/// (0 would train nothing and write the initial weights as a result).
+fn at_least_one_epoch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, as `epochs` in a file (0 would train nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
