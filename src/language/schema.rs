@@ -552,11 +552,11 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
             name: "smooth",
             summary: "Each kernel is smooth along its taps: its order-n differences keep at most tol of its energy, ρ = ‖Dⁿh‖² / (4ⁿ‖h‖²) (in 2-D the two axes' mean), the share of its energy under the high-frequency mask sin(πν/2)^2n.",
             params: &[
-                param("order", ParamType::Int { min: 1, max: 4 }, Default::Int(2), "which difference: 1 penalises slopes, 2 curvature, …"),
+                param("order", ParamType::Int { min: 1, max: 4 }, DefaultValue::Int(2), "which difference: 1 penalises slopes, 2 curvature, …"),
                 MODE,
                 WEIGHT,
                 in_modes(
-                    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest roughness ratio ρ allowed"),
+                    param("tol", float_open(0.0, 1.0), DefaultValue::Float(0.01), "largest roughness ratio ρ allowed"),
                     &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
                 ),
                 DUAL_LR,
