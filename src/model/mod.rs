@@ -347,9 +347,14 @@ impl Net {
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
             {
                 let bias = b.map(|b| self.p(b)).transpose()?;
-                let pool = match nodes.get(i + 2).map(|n| &n.node) {
-                    Some(Node::MaxPool { kernel, stride, padding }) if stride == kernel && padding.iter().all(|&p| p == 0) => Some(kernel),
-                    _ => None,
+                // A max pool joins the block when its windows tile its input.
+                let pool = if let Some(Node::MaxPool { kernel, stride, padding }) = nodes.get(i + 2).map(|n| &n.node)
+                    && stride == kernel
+                    && padding.iter().all(|&p| p == 0)
+                {
+                    Some(kernel)
+                } else {
+                    None
                 };
                 x = ops::conv_block(&x, &self.p(*w)?, bias.as_ref(), stride, padding, dilation, *groups, true, pool.map(|k| &k[..]))?;
                 i += if pool.is_some() { 3 } else { 2 };
@@ -435,7 +440,7 @@ impl Net {
                         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
                         (x * mask)?
                     }
-                    _ => x,
+                    Pass::Train { .. } | Pass::Eval => x,
                 },
                 Node::Flatten => x.flatten_from(1)?,
                 Node::Residual(body) => {
