@@ -116,7 +116,7 @@ fn median(xs: &[f64]) -> f64 {
 
 fn export(path: &Path, dir: &Path) -> Result<(), String> {
     let err = |e: candle_core::Error| e.to_string();
-    let (program, base) = compile(path)?;
+    let (program, _) = compile(path)?;
     let model = &program.model;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dev = Device::Cpu;

@@ -308,9 +308,14 @@ impl Net {
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
             {
                 let bias = b.map(|b| self.p(b)).transpose()?;
-                let pool = match nodes.get(i + 2).map(|n| &n.node) {
-                    Some(Node::MaxPool { kernel, stride, padding }) if stride == kernel && padding.iter().all(|&p| p == 0) => Some(kernel),
-                    _ => None,
+                // A max pool joins the block when its windows tile its input.
+                let pool = if let Some(Node::MaxPool { kernel, stride, padding }) = nodes.get(i + 2).map(|n| &n.node)
+                    && stride == kernel
+                    && padding.iter().all(|&p| p == 0)
+                {
+                    Some(kernel)
+                } else {
+                    None
                 };
                 x = ops::conv_block(&x, &self.p(*w)?, bias.as_ref(), conv, true, pool.map(|k| &k[..]))?;
                 i += if pool.is_some() { 3 } else { 2 };
@@ -396,7 +401,7 @@ impl Net {
                         let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
                         (x * mask)?
                     }
-                    _ => x,
+                    Pass::Train { .. } | Pass::Eval => x,
                 },
                 Node::Flatten => x.flatten_from(1)?,
                 Node::Residual(body) => {
@@ -409,13 +414,15 @@ impl Net {
 
     /// Every batch-norm layer's running statistics (mean, variance), with
     /// their names, in the order of the layers.
-    fn running_stats(&self) -> Vec<(ParamName, ParamName, &RefCell<(Tensor, Tensor)>)> {
-        fn walk<'n>(nodes: &'n [Named], out: &mut Vec<(ParamName, ParamName, &'n RefCell<(Tensor, Tensor)>)>) {
+    fn running_stats(&self) -> Vec<RunningStats<'_>> {
+        fn walk<'n>(nodes: &'n [Named], out: &mut Vec<RunningStats<'n>>) {
             for named in nodes {
                 match &named.node {
-                    Node::BatchNorm { stats, name, .. } => {
-                        out.push((ParamName::new(name, Kind::RunningMean), ParamName::new(name, Kind::RunningVar), stats))
-                    }
+                    Node::BatchNorm { stats, name, .. } => out.push(RunningStats {
+                        mean: ParamName::new(name, Kind::RunningMean),
+                        var: ParamName::new(name, Kind::RunningVar),
+                        stats,
+                    }),
                     Node::Residual(body) => walk(body, out),
                     Node::Conv { .. }
                     | Node::Linear { .. }
@@ -440,7 +447,7 @@ impl Net {
         for (i, p) in self.params.iter().enumerate() {
             out.insert(p.name.to_string(), self.effective(i)?.detach().to_dtype(DType::F32)?);
         }
-        for (mean, var, stats) in self.running_stats() {
+        for RunningStats { mean, var, stats } in self.running_stats() {
             let s = stats.borrow();
             out.insert(mean.to_string(), s.0.to_dtype(DType::F32)?);
             out.insert(var.to_string(), s.1.to_dtype(DType::F32)?);
@@ -455,7 +462,7 @@ impl Net {
     pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out: Vec<(String, Tensor)> =
             self.params.iter().map(|p| (format!("{PARAM_PREFIX}{}", p.name), p.var.as_tensor().detach())).collect();
-        for (mean, var, stats) in self.running_stats() {
+        for RunningStats { mean, var, stats } in self.running_stats() {
             let s = stats.borrow();
             out.push((format!("{STATS_PREFIX}{mean}"), s.0.clone()));
             out.push((format!("{STATS_PREFIX}{var}"), s.1.clone()));
@@ -472,7 +479,7 @@ impl Net {
         for p in &self.params {
             p.var.set(&fetch(format!("{PARAM_PREFIX}{}", p.name), p.var.as_tensor())?)?;
         }
-        for (mean, var, stats) in self.running_stats() {
+        for RunningStats { mean, var, stats } in self.running_stats() {
             let loaded = {
                 let s = stats.borrow();
                 (fetch(format!("{STATS_PREFIX}{mean}"), &s.0)?, fetch(format!("{STATS_PREFIX}{var}"), &s.1)?)
@@ -500,11 +507,18 @@ impl Net {
         for (i, p) in self.params.iter().enumerate() {
             self.set_effective(i, &fetch(p.name.to_string())?)?;
         }
-        for (mean, var, stats) in self.running_stats() {
+        for RunningStats { mean, var, stats } in self.running_stats() {
             *stats.borrow_mut() = (fetch(mean.to_string())?.to_dtype(self.dtype)?, fetch(var.to_string())?.to_dtype(self.dtype)?);
         }
         Ok(())
     }
+}
+
+/// A batch-norm layer's running statistics (mean, variance) and their names.
+struct RunningStats<'n> {
+    mean: ParamName,
+    var: ParamName,
+    stats: &'n RefCell<(Tensor, Tensor)>,
 }
 
 /// Where a checkpoint keeps each parameter's own tensor, and the batch-norm statistics.

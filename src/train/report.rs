@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::language::ir::{Keep, Model, Monitor, TrainSpec};
+use crate::language::schema::Band;
 use crate::model::Net;
 use crate::model::constraints::{Enforced, Measure};
 
@@ -116,12 +117,12 @@ fn constraint_params(c: &crate::language::ir::Constraint) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     if let Some(b) = &c.band() {
         let nyquist = b.fs.map(|fs| fs / 2.0).unwrap_or(1.0);
-        match c.family {
-            crate::language::schema::Family::Bandpass | crate::language::schema::Family::Bandstop => {
+        match c.family.band() {
+            Some(Band::Bandpass | Band::Bandstop) => {
                 m.insert("low".into(), (b.low * nyquist).into());
                 m.insert("high".into(), (b.high * nyquist).into());
             }
-            _ => {
+            Some(Band::Lowpass | Band::Highpass) | None => {
                 m.insert("cutoff".into(), (b.low * nyquist).into());
             }
         }

@@ -48,7 +48,9 @@ fn task_loss(loss: Loss, out: &Tensor, y: &BatchTargets) -> candle_core::Result<
         (Loss::Mae, BatchTargets::Signals(t)) => ops::mae(out, t),
         (Loss::CrossEntropy, BatchTargets::Classes(c)) => ops::cross_entropy(out, c),
         (Loss::Bce, BatchTargets::Classes(c)) => ops::bce_with_logits(out, c),
-        _ => candle_core::bail!("loss {loss:?} does not fit the data (the checker should have said so)"),
+        (Loss::Mse | Loss::Mae, BatchTargets::Classes(_)) | (Loss::CrossEntropy | Loss::Bce, BatchTargets::Signals(_)) => {
+            candle_core::bail!("loss {loss:?} does not fit the data (the checker should have said so)")
+        }
     }
 }
 

@@ -115,13 +115,13 @@ impl<'a> Trainer<'a> {
     /// network with its constraints, and resumes the checkpoint when
     /// `opts.resume` asks to.
     pub fn new(program: &'a Program, opts: &'a Options, observer: &'a mut dyn Observer) -> Result<Self, TrainError> {
-        let (lock, run_digest, resumed) = open_run_dir(program, opts, observer)?;
+        let OpenRun { lock, run_digest, resumed } = open_run_dir(program, opts, observer)?;
         let spec = &program.train;
         // A resumed run takes its seed and length from the checkpoint.
         let seed = resumed.as_ref().map(|c| c.state.seed).unwrap_or(opts.seed.unwrap_or(spec.seed));
         let epochs = opts.epochs.or(resumed.as_ref().map(|c| c.state.epochs)).unwrap_or(spec.epochs);
         let splits = data::load(&program.data, &program.model.input.0)?;
-        let (net, enforced, init_residuals) = build_net(&program.model, seed)?;
+        let Built { net, enforced, init_residuals } = build_net(&program.model, seed)?;
         // `--epochs` caps a staged run's total.
         let schedule = Schedule::new(spec, epochs, opts.epochs.is_some() || resumed.is_some(), &net, &enforced);
         let batch_size = spec.batch.min(splits.train.len.max(1));
@@ -322,7 +322,11 @@ impl<'a> Trainer<'a> {
         let early_stop = early_stop_due(&self.report.epochs, spec);
         // A checkpoint every `checkpoint_every` epochs and at the end: a later
         // fault or kill leaves the last good state on disk.
-        if epoch % spec.checkpoint_every.max(1) == 0 || epoch == self.schedule.len() || self.stop_requested() || early_stop.is_some() {
+        if epoch.is_multiple_of(spec.checkpoint_every.max(1))
+            || epoch == self.schedule.len()
+            || self.stop_requested()
+            || early_stop.is_some()
+        {
             self.save_checkpoint(Progress::epoch_end(epoch))?;
             self.last_checkpoint = Some(epoch);
         }
@@ -443,13 +447,16 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// The run folder, locked, with what determines the run and the checkpoint to resume.
+struct OpenRun {
+    lock: run_dir::Lock,
+    run_digest: RunDigest,
+    resumed: Option<Checkpoint>,
+}
+
 /// Creates and locks the run folder; reads the checkpoint to resume (and
 /// checks that it continues this run), or claims the folder for a new run.
-fn open_run_dir(
-    program: &Program,
-    opts: &Options,
-    observer: &mut dyn Observer,
-) -> Result<(run_dir::Lock, RunDigest, Option<Checkpoint>), TrainError> {
+fn open_run_dir(program: &Program, opts: &Options, observer: &mut dyn Observer) -> Result<OpenRun, TrainError> {
     let dir = &opts.out_dir;
     if opts.resume && !dir.is_dir() {
         return Err(TrainError::Resume(format!("no checkpoint in {}: the folder does not exist", dir.display())));
@@ -469,12 +476,20 @@ fn open_run_dir(
             observer.event(&Event::Replaced { files: &replaced });
         }
     }
-    Ok((lock, run_digest, resumed))
+    Ok(OpenRun { lock, run_digest, resumed })
+}
+
+/// A network with its constraints, and how far fitting given initial
+/// weights into them moved those.
+struct Built {
+    net: Net,
+    enforced: Vec<Enforced>,
+    init_residuals: Vec<Option<f64>>,
 }
 
 /// The network with its constraints attached and projected modes inside
 /// their sets; per constraint, how far that moved a given initial weight.
-fn build_net(model: &Model, seed: u64) -> Result<(Net, Vec<Enforced>, Vec<Option<f64>>), TrainError> {
+fn build_net(model: &Model, seed: u64) -> Result<Built, TrainError> {
     let mut net = Net::new(model, seed, ops::TRAIN_DTYPE)?;
     // Weights as initialised, to tell how far the constraints moved given ones.
     let initial: Vec<Tensor> =
@@ -484,7 +499,7 @@ fn build_net(model: &Model, seed: u64) -> Result<(Net, Vec<Enforced>, Vec<Option
     // outside is fitted in, and how far it moved is reported.
     Enforced::project_all(&enforced, &net)?;
     let residuals = enforced.iter().map(|e| init_residual(model, e, &net, &initial[e.param])).collect();
-    Ok((net, enforced, residuals))
+    Ok(Built { net, enforced, init_residuals: residuals })
 }
 
 /// ‖Δw‖/‖w‖ of a layer's given initial weight (`@init`) from `before` to
