@@ -1,7 +1,7 @@
 //! How many threads the CPU work uses.
 //!
 //! Two pools do the parallel work of a training step: rayon's global pool
-//! (our kernels, `lower::conv1d_kernel` and the others, and Candle's matmuls,
+//! (our kernels, the `lpn-kernels` crate, and Candle's matmuls,
 //! gemm with `Parallelism::Rayon`), and Candle 0.11's own "barrier pool" for
 //! its elementwise and reduction ops, whose size Candle reads once from
 //! `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical cores,

@@ -1,5 +1,5 @@
 """Reference fixtures from PyTorch for the CPU kernels of 2-D convolution and
-pooling (src/lower/conv2d_kernel.rs, src/lower/pool_kernel.rs).
+pooling (crates/lpn-kernels/src/conv2d.rs, pool.rs).
 
 What it makes
 -------------
@@ -16,7 +16,7 @@ torch.autograd in float64. Conv params: "stride" [sh, sw], "padding"
 first), "dilation" [dh, dw], "groups". Pool params: "k", "stride", "padding",
 one entry per pooled axis; max pools pad with -inf, avg pools count the
 padding (PyTorch's defaults), floor mode. A conv2d_block (lpn's fused
-convolution, bias, ReLU and max pool, src/lower/conv2d_block.rs) has the
+convolution, bias, ReLU and max pool, crates/lpn-kernels/src/block.rs) has the
 conv params plus "relu" and "pool" ([kh, kw], window = stride, or null):
 F.max_pool2d(F.relu(F.conv2d(...)), pool).
 

@@ -58,3 +58,25 @@ pub(crate) unsafe fn filled<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T
     unsafe { v.set_len(len) };
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_element_is_written_once() {
+        let v = build(10_000, 7, 64, |first_row, out| {
+            let start = first_row * 7;
+            out.extend((start..start + out.remaining()).map(|i| i as f64));
+        });
+        assert_eq!(v, (0..10_000).map(|i| i as f64).collect::<Vec<_>>());
+    }
+
+    /// A part left unwritten is a panic, never a vector with uninitialised
+    /// values in it.
+    #[test]
+    #[should_panic(expected = "unwritten")]
+    fn a_part_left_unwritten_panics() {
+        build(100, 10, 20, |_, out: &mut Out<f32>| out.extend([1.0; 15]));
+    }
+}

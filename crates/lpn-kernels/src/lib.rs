@@ -10,6 +10,9 @@
 //! portable path is always compiled, so the crate builds on any CPU. Which
 //! path runs is decided in one place ([`Isa`], detected at run time), and
 //! [`with_isa`] forces one, so tests compare every path with the portable one.
+//! Only the x86-64 toolchain is installed where this was written, so the
+//! other targets' build was checked by compiling and testing a copy with
+//! every `target_arch = "x86_64"` cfg made false: no warnings, tests pass.
 //!
 //! Each layer kind has one configuration type ([`ConvGeometry`],
 //! [`BlockGeometry`], [`PoolGeometry`]) built once by the caller and passed
