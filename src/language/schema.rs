@@ -1050,20 +1050,12 @@ impl Family {
 
     /// How the family reads in a sentence: "a high-pass filter".
     pub fn words(self) -> &'static str {
-        match self {
-            Family::Lowpass => "low-pass",
-            Family::Highpass => "high-pass",
-            Family::Bandpass => "band-pass",
-            Family::Bandstop => "band-stop",
-            Family::Smooth
-            | Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz => self.name(),
+        match self.band() {
+            Some(Band::Lowpass) => "low-pass",
+            Some(Band::Highpass) => "high-pass",
+            Some(Band::Bandpass) => "band-pass",
+            Some(Band::Bandstop) => "band-stop",
+            None => self.name(),
         }
     }
 
