@@ -32,7 +32,7 @@ fn unconstrained_rho(spec_source: &str, base: &Path, run: &Path) -> Option<f64> 
     let (_, checked) = lpn::check_source(spec_source, base);
     let program = checked.program?;
     let layer = program.model.walk().into_iter().find(|l| l.name == "conv1")?.clone();
-    let band = layer.constraints.first()?.band?;
+    let band = layer.constraints.first()?.band()?;
     let tensors = candle_core::safetensors::load(run.join("model.safetensors"), &candle_core::Device::Cpu).ok()?;
     let w = tensors.get("conv1.weight")?;
     let k = *w.dims().last()?;
