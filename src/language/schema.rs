@@ -554,7 +554,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
                 MODE,
                 WEIGHT,
                 in_modes(
-                    param("tol", float_open(0.0, 1.0), Default::Float(0.01), "largest roughness ratio ρ allowed"),
+                    param("tol", float_open(0.0, 1.0), Default::Float(0.05), "largest roughness ratio ρ allowed"),
                     &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
                 ),
                 DUAL_LR,
