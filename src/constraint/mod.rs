@@ -120,19 +120,6 @@ impl SetSpec {
         }
     }
 
-    pub fn quadratic_mut(&mut self) -> Option<&mut QuadraticSpec> {
-        match self {
-            SetSpec::Quadratic(spec) => Some(spec),
-            SetSpec::Mirror { .. }
-            | SetSpec::DcGain { .. }
-            | SetSpec::Nonneg
-            | SetSpec::MaxNorm { .. }
-            | SetSpec::UnitNorm
-            | SetSpec::Orthogonal
-            | SetSpec::Lipschitz { .. } => None,
-        }
-    }
-
     /// The band, for band families.
     pub fn band(&self) -> Option<BandSpec> {
         self.quadratic().and_then(|q| q.source.band().copied())
@@ -154,7 +141,7 @@ impl SetSpec {
     /// tol and mode) is the phase's.
     pub fn in_phase(&self, phase: &SetSpec) -> SetSpec {
         let mut set = self.clone();
-        if let Some(q) = set.quadratic_mut() {
+        if let SetSpec::Quadratic(q) = &mut set {
             q.admissible_dimension = phase.admissible_dimension();
         }
         set

@@ -152,7 +152,8 @@ impl Operator for Smooth {
     }
 
     fn loosen_words(&self) -> &'static str {
-        "a lower order raises it too"
+        // sin(πν/2)^2n shrinks with n below Nyquist: a higher order asks less of the low frequencies.
+        "a higher order (a mask that spares more of the low frequencies) raises it too"
     }
 
     fn value(&self) -> Option<(&'static str, f64)> {

@@ -556,7 +556,7 @@ pub const ANNOTATIONS: &[AnnotationDef] = &[
                 MODE,
                 WEIGHT,
                 in_modes(
-                    param("tol", float_open(0.0, 1.0), DefaultValue::Float(0.01), "largest roughness ratio ρ allowed"),
+                    param("tol", float_open(0.0, 1.0), DefaultValue::Float(0.05), "largest roughness ratio ρ allowed"),
                     &[Mode::Project, Mode::Reparam, Mode::Lagrangian],
                 ),
                 DUAL_LR,
@@ -1052,20 +1052,12 @@ impl Family {
 
     /// How the family reads in a sentence: "a high-pass filter".
     pub fn words(self) -> &'static str {
-        match self {
-            Family::Lowpass => "low-pass",
-            Family::Highpass => "high-pass",
-            Family::Bandpass => "band-pass",
-            Family::Bandstop => "band-stop",
-            Family::Smooth
-            | Family::Symmetric
-            | Family::Antisymmetric
-            | Family::DcGain
-            | Family::Nonneg
-            | Family::MaxNorm
-            | Family::UnitNorm
-            | Family::Orthogonal
-            | Family::Lipschitz => self.name(),
+        match self.band() {
+            Some(Band::Lowpass) => "low-pass",
+            Some(Band::Highpass) => "high-pass",
+            Some(Band::Bandpass) => "band-pass",
+            Some(Band::Bandstop) => "band-stop",
+            None => self.name(),
         }
     }
 

@@ -340,7 +340,7 @@ fn band_checks(ctx: &mut Ctx, constraint: &mut Constraint, band: &BandSpec, kern
             return false;
         }
     }
-    if let Some(spec) = constraint.set.quadratic_mut() {
+    if let SetSpec::Quadratic(spec) = &mut constraint.set {
         spec.edges = kernel.iter().map(|&k| band.edges(k)).collect();
     }
     edge_warnings(ctx, constraint, name);
@@ -372,7 +372,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
         return;
     }
     let bound = ctx.lambda_min(&source, kernel);
-    if let Some(spec) = constraint.set.quadratic_mut() {
+    if let SetSpec::Quadratic(spec) = &mut constraint.set {
         spec.lambda_min = Some(bound);
     }
     match constraint.mode {
@@ -390,7 +390,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
         }
         Mode::Project | Mode::Reparam => {
             let dimension = quadratic::admissible_dimension(&source.spectrum(kernel), constraint.tol);
-            if let Some(spec) = constraint.set.quadratic_mut() {
+            if let SetSpec::Quadratic(spec) = &mut constraint.set {
                 spec.admissible_dimension = Some(dimension);
             }
             if dimension <= SMALL_ADMISSIBLE_DIMENSION {
@@ -641,86 +641,8 @@ fn init_tensor_fits(ctx: &mut Ctx, layer: &LayerFacts, call: &Call, written: &st
 fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
     let scheme = if call.given("file") && !call.given("scheme") { "file" } else { call.word("scheme")? };
     match scheme {
-        "file" => {
-            let Some(file) = call.str("file") else {
-                if !call.given("file") {
-                    ctx.problems.push(Problem::MissingParameter {
-                        span: call.span,
-                        name: "file".into(),
-                        owner: "@init(file)".into(),
-                        example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")".into(),
-                    });
-                }
-                return None;
-            };
-            let path = ctx.resolve_path(file, call.span_of("file"))?;
-            let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
-            if call.given("bias") && !layer.bias {
-                ctx.problems.push(Problem::NoEffect {
-                    span: call.span_of("bias"),
-                    reason: format!("`bias=` of `@init` does nothing: `{}` has no bias", layer.name),
-                    help: Some("remove `bias=`, or give the layer a bias (`bias=true`)".into()),
-                });
-            }
-            let bias = match call.str("bias") {
-                Some(bias) => bias.to_string(),
-                None => match tensor.strip_suffix(".weight") {
-                    Some(stem) => format!("{stem}.bias"),
-                    None => format!("{}.bias", layer.name),
-                },
-            };
-            init_tensor_fits(ctx, layer, call, file, &path, &tensor)?;
-            Some(Init::File { path, tensor, bias_required: call.given("bias"), bias })
-        }
-        "lowpass" | "highpass" => {
-            if layer.kind != LayerKind::Conv {
-                ctx.problems.push(Problem::NotApplicable {
-                    span: call.span_of("scheme"),
-                    layer_span: layer.span,
-                    annotation: "init".into(),
-                    layer: layer.name.clone(),
-                    reason: format!(
-                        "a designed {} filter is a convolution kernel",
-                        if scheme == "lowpass" { "low-pass" } else { "high-pass" }
-                    ),
-                    help: Some("use it on a `conv` layer".into()),
-                });
-                return None;
-            }
-            let Some(cutoff) = call.f64("cutoff") else {
-                if !call.given("cutoff") {
-                    ctx.problems.push(Problem::MissingParameter {
-                        span: call.span,
-                        name: "cutoff".into(),
-                        owner: format!("@init({scheme})"),
-                        example: format!("@init({scheme}, cutoff=0.2)"),
-                    });
-                }
-                return None;
-            };
-            if cutoff >= 1.0 {
-                ctx.problems.push(Problem::OutOfRange {
-                    span: call.span_of("cutoff"),
-                    param: "cutoff".into(),
-                    owner: "@init".into(),
-                    value: fmt_num(cutoff),
-                    allowed: ParamType::Frequency.range().unwrap_or_default(),
-                    help: Some("cutoffs are fractions of Nyquist, as in scipy.signal.firwin".into()),
-                });
-                return None;
-            }
-            let family = if scheme == "lowpass" { Family::Lowpass } else { Family::Highpass };
-            if family == Family::Highpass && layer.kernel.as_ref().is_some_and(|k| k.iter().any(|k| k % 2 == 0)) {
-                ctx.problems.push(Problem::ImpossibleStructure {
-                    span: call.span_of("scheme"),
-                    other: None,
-                    reason: "a linear-phase filter of even length has zero gain at Nyquist, so it cannot be high-pass".into(),
-                    help: Some("use an odd kernel size".into()),
-                });
-                return None;
-            }
-            Some(Init::Designed { family, cutoff })
-        }
+        "file" => init_from_file(ctx, layer, call),
+        "lowpass" | "highpass" => designed_init(ctx, layer, call, scheme),
         "kaiming" => Some(Init::Kaiming),
         "xavier" => Some(Init::Xavier),
         "zeros" => Some(Init::Zeros),
@@ -729,6 +651,89 @@ fn init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
     }
 }
 
+/// `@init(file=…)`: the file, the tensor and the bias it names.
+fn init_from_file(ctx: &mut Ctx, layer: &LayerFacts, call: &Call) -> Option<Init> {
+    let Some(file) = call.str("file") else {
+        if !call.given("file") {
+            ctx.problems.push(Problem::MissingParameter {
+                span: call.span,
+                name: "file".into(),
+                owner: "@init(file)".into(),
+                example: "@init(file=\"pretrained.safetensors\", tensor=\"conv1.weight\")".into(),
+            });
+        }
+        return None;
+    };
+    let path = ctx.resolve_path(file, call.span_of("file"))?;
+    let tensor = call.str("tensor").map(str::to_string).unwrap_or_else(|| format!("{}.weight", layer.name));
+    if call.given("bias") && !layer.bias {
+        ctx.problems.push(Problem::NoEffect {
+            span: call.span_of("bias"),
+            reason: format!("`bias=` of `@init` does nothing: `{}` has no bias", layer.name),
+            help: Some("remove `bias=`, or give the layer a bias (`bias=true`)".into()),
+        });
+    }
+    let bias = match call.str("bias") {
+        Some(bias) => bias.to_string(),
+        None => match tensor.strip_suffix(".weight") {
+            Some(stem) => format!("{stem}.bias"),
+            None => format!("{}.bias", layer.name),
+        },
+    };
+    init_tensor_fits(ctx, layer, call, file, &path, &tensor)?;
+    Some(Init::File { path, tensor, bias_required: call.given("bias"), bias })
+}
+
+/// `@init(lowpass|highpass, cutoff=…)`: a designed filter on a conv.
+fn designed_init(ctx: &mut Ctx, layer: &LayerFacts, call: &Call, scheme: &str) -> Option<Init> {
+    if layer.kind != LayerKind::Conv {
+        ctx.problems.push(Problem::NotApplicable {
+            span: call.span_of("scheme"),
+            layer_span: layer.span,
+            annotation: "init".into(),
+            layer: layer.name.clone(),
+            reason: format!("a designed {} filter is a convolution kernel", if scheme == "lowpass" { "low-pass" } else { "high-pass" }),
+            help: Some("use it on a `conv` layer".into()),
+        });
+        return None;
+    }
+    let Some(cutoff) = call.f64("cutoff") else {
+        if !call.given("cutoff") {
+            ctx.problems.push(Problem::MissingParameter {
+                span: call.span,
+                name: "cutoff".into(),
+                owner: format!("@init({scheme})"),
+                example: format!("@init({scheme}, cutoff=0.2)"),
+            });
+        }
+        return None;
+    };
+    if cutoff >= 1.0 {
+        ctx.problems.push(Problem::OutOfRange {
+            span: call.span_of("cutoff"),
+            param: "cutoff".into(),
+            owner: "@init".into(),
+            value: fmt_num(cutoff),
+            allowed: ParamType::Frequency.range().unwrap_or_default(),
+            help: Some("cutoffs are fractions of Nyquist, as in scipy.signal.firwin".into()),
+        });
+        return None;
+    }
+    let family = if scheme == "lowpass" { Family::Lowpass } else { Family::Highpass };
+    if family == Family::Highpass && layer.kernel.as_ref().is_some_and(|k| k.iter().any(|k| k % 2 == 0)) {
+        ctx.problems.push(Problem::ImpossibleStructure {
+            span: call.span_of("scheme"),
+            other: None,
+            reason: "a linear-phase filter of even length has zero gain at Nyquist, so it cannot be high-pass".into(),
+            help: Some("use an odd kernel size".into()),
+        });
+        return None;
+    }
+    Some(Init::Designed { family, cutoff })
+}
+
+/// The annotations of one layer against each other: freezing against
+/// everything that would act, then the families' structural conflicts.
 fn cross_check(
     ctx: &mut Ctx,
     layer: &LayerFacts,
@@ -737,7 +742,15 @@ fn cross_check(
     lr: Option<Span>,
     init: Option<Span>,
 ) {
-    let frozen_by_mode = placed.iter().find(|(c, _)| c.mode == Mode::Freeze);
+    freeze_conflicts(ctx, placed, freeze, lr);
+    frozen_by_mode_conflicts(ctx, placed, freeze, lr, init);
+    structure_conflicts(ctx, placed);
+    passband_conflicts(ctx, placed);
+    parity_conflicts(ctx, layer, placed);
+}
+
+/// `@freeze` makes every mode but freeze, and `@lr`, pointless.
+fn freeze_conflicts(ctx: &mut Ctx, placed: &[(Constraint, Span)], freeze: Option<Span>, lr: Option<Span>) {
     if let Some(freeze) = freeze {
         for (c, span) in placed {
             if c.mode == Mode::Freeze {
@@ -771,6 +784,12 @@ fn cross_check(
             });
         }
     }
+}
+
+/// mode=freeze fixes the weights to a design: the layer's other constraints,
+/// `@init` and `@lr` cannot act.
+fn frozen_by_mode_conflicts(ctx: &mut Ctx, placed: &[(Constraint, Span)], freeze: Option<Span>, lr: Option<Span>, init: Option<Span>) {
+    let frozen_by_mode = placed.iter().find(|(c, _)| c.mode == Mode::Freeze);
     if let Some((fixed, fixed_span)) = frozen_by_mode {
         for (c, span) in placed {
             if span == fixed_span {
@@ -824,7 +843,11 @@ fn cross_check(
             });
         }
     }
+}
 
+/// Families that exclude each other: symmetric and antisymmetric, nonneg's
+/// softplus or clamp against another hard constraint.
+fn structure_conflicts(ctx: &mut Ctx, placed: &[(Constraint, Span)]) {
     let find = |family: Family| placed.iter().find(|(c, _)| c.family == family);
     if let (Some((_, a)), Some((_, b))) = (find(Family::Symmetric), find(Family::Antisymmetric)) {
         ctx.problems.push(Problem::ConflictingAnnotations {
@@ -863,8 +886,10 @@ fn cross_check(
             }
         }
     }
+}
 
-    // Passbands must share some frequency.
+/// Passbands must share some frequency.
+fn passband_conflicts(ctx: &mut Ctx, placed: &[(Constraint, Span)]) {
     let bands: Vec<(&Constraint, Span)> = placed.iter().filter(|(c, _)| c.band().is_some()).map(|(c, s)| (c, *s)).collect();
     for (i, (a, span_a)) in bands.iter().enumerate() {
         for (b, span_b) in &bands[..i] {
@@ -880,8 +905,13 @@ fn cross_check(
             }
         }
     }
+}
 
-    // Parity: what symmetry forces on H(0) and H(1).
+/// What symmetry forces on H(0) and H(1), and a DC gain against a band
+/// that stops DC.
+fn parity_conflicts(ctx: &mut Ctx, layer: &LayerFacts, placed: &[(Constraint, Span)]) {
+    let find = |family: Family| placed.iter().find(|(c, _)| c.family == family);
+    let bands: Vec<(&Constraint, Span)> = placed.iter().filter(|(c, _)| c.band().is_some()).map(|(c, s)| (c, *s)).collect();
     let kernel = layer.kernel.clone().unwrap_or_default();
     let even = kernel.iter().any(|k| k % 2 == 0);
     let odd = !kernel.is_empty() && kernel.iter().all(|k| k % 2 == 1);

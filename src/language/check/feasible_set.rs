@@ -83,15 +83,37 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
     if hard.len() < 2 {
         return None;
     }
-    let find = |family: Family| hard.iter().copied().find(|c| c.family == family);
-    let found = |members: &[&Constraint], empty: bool, reason: String| Infeasible {
+    if let Some(found) = norm_conflicts(&hard, units) {
+        return Some(found);
+    }
+    let kernel = kernel?;
+    let taps: usize = kernel.iter().product();
+    if taps == 0 {
+        return None;
+    }
+    let meet = Intersection::of(&hard, kernel, taps)?;
+    subspace_conflicts(&meet, taps)
+        .or_else(|| cone_conflicts(&hard, &meet, taps))
+        .or_else(|| gain_norm_conflicts(&hard, &meet, taps, units))
+}
+
+/// The hard constraint of a family, if the layer has one.
+fn find<'a>(hard: &[&'a Constraint], family: Family) -> Option<&'a Constraint> {
+    hard.iter().copied().find(|c| c.family == family)
+}
+
+fn found(members: &[&Constraint], empty: bool, reason: String) -> Infeasible {
+    Infeasible {
         spans: members.iter().map(|c| c.span).collect(),
         names: members.iter().map(|c| format!("@{}", c.family.name())).collect(),
         empty,
         reason,
-    };
+    }
+}
 
-    // Norm balls that do not meet, whatever the kernel.
+/// Norm balls, spheres and orthogonality that do not meet, whatever the kernel.
+fn norm_conflicts(hard: &[&Constraint], units: Option<Units>) -> Option<Infeasible> {
+    let find = |family: Family| find(hard, family);
     if let (Some(unit), Some(max)) = (find(Family::UnitNorm), find(Family::MaxNorm)) {
         let c = bound(max);
         if c < 1.0 {
@@ -145,58 +167,84 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         }
     }
 
-    let kernel = kernel?;
-    let taps: usize = kernel.iter().product();
-    if taps == 0 {
-        return None;
-    }
-    // The linear parts (subspaces through 0) and the DC gain.
-    let mut linear: Vec<(&Constraint, DMatrix<f64>)> = Vec::new();
-    let mut gain: Option<(&Constraint, f64)> = None;
-    for &c in &hard {
-        // A quadratic set not checked through (an error was reported): no verdict.
-        if c.set.quadratic().is_some_and(|q| q.lambda_min.is_none()) {
-            return None;
+    None
+}
+
+/// The linear parts of the hard constraints (subspaces through 0), their
+/// intersection `L`, and the DC gain an affine one asks for.
+struct Intersection<'a> {
+    linear: Vec<(&'a Constraint, DMatrix<f64>)>,
+    gain: Option<(&'a Constraint, f64)>,
+    /// An orthonormal basis of `L`.
+    basis: DMatrix<f64>,
+    /// `‖P_L 1‖`: the part of a constant kernel `L` allows; it bounds DC gains.
+    dc_reach: f64,
+}
+
+impl<'a> Intersection<'a> {
+    /// None when a quadratic set was not checked through (an error was
+    /// reported): no verdict.
+    fn of(hard: &[&'a Constraint], kernel: &[usize], taps: usize) -> Option<Intersection<'a>> {
+        let mut linear: Vec<(&Constraint, DMatrix<f64>)> = Vec::new();
+        let mut gain: Option<(&Constraint, f64)> = None;
+        for &c in hard {
+            // A quadratic set not checked through (an error was reported): no verdict.
+            if c.set.quadratic().is_some_and(|q| q.lambda_min.is_none()) {
+                return None;
+            }
+            // Cones and balls are not linear subspaces: judged below.
+            let Some((projector, dc)) = c.set.geometry(kernel).linear_part(taps, c.tol) else { continue };
+            match dc {
+                Some(v) if v != 0.0 => gain = Some((c, v)),
+                // `Σh = 0` is a subspace.
+                Some(_) | None => linear.push((c, projector)),
+            }
         }
-        // Cones and balls are not linear subspaces: judged below.
-        let Some((projector, dc)) = c.set.geometry(kernel).linear_part(taps, c.tol) else { continue };
-        match dc {
-            Some(v) if v != 0.0 => gain = Some((c, v)),
-            // `Σh = 0` is a subspace.
-            Some(_) | None => linear.push((c, projector)),
+        let eye = DMatrix::<f64>::identity(taps, taps);
+        let mut directions = DMatrix::zeros(taps, taps);
+        for (_, p) in &linear {
+            directions += &eye - p;
         }
+        let basis = quadratic::admissible_basis(&directions, NULL_TOL);
+        let ones = DVector::from_element(taps, 1.0);
+        let dc_reach = (&basis * (basis.transpose() * &ones)).norm();
+        Some(Intersection { linear, gain, basis, dc_reach })
     }
-    let eye = DMatrix::<f64>::identity(taps, taps);
-    let mut directions = DMatrix::zeros(taps, taps);
-    for (_, p) in &linear {
-        directions += &eye - p;
+
+    /// The constraints whose subspaces meet in `L`.
+    fn members(&self) -> Vec<&'a Constraint> {
+        self.linear.iter().map(|(c, _)| *c).collect()
     }
-    let basis = quadratic::admissible_basis(&directions, NULL_TOL);
-    let in_subspace = basis.ncols();
-    let members: Vec<&Constraint> = linear.iter().map(|(c, _)| *c).collect();
+}
+
+/// Subspaces that meet only at 0, or only in kernels that sum to 0 against a DC gain.
+fn subspace_conflicts(meet: &Intersection, taps: usize) -> Option<Infeasible> {
+    let (linear, gain, members) = (&meet.linear, meet.gain, meet.members());
     let dims_words =
         || linear.iter().map(|(c, p)| format!("`@{}` keeps {} of {taps}", c.family.name(), rank(p))).collect::<Vec<_>>().join(", ");
-
-    if linear.len() >= 2 && in_subspace == 0 {
+    if linear.len() >= 2 && meet.basis.ncols() == 0 {
         return Some(found(
             &members,
             gain.is_some(),
             format!("their subspaces meet only at the zero kernel ({}; together 0 dimensions)", dims_words()),
         ));
     }
-    // P_L 1: the part of a constant kernel the subspace allows; ‖P_L 1‖ bounds DC gains.
-    let ones = DVector::from_element(taps, 1.0);
-    let along_ones = &basis * (basis.transpose() * &ones);
-    let dc_reach = along_ones.norm();
     if let Some((dc, v)) = gain
         && !linear.is_empty()
-        && dc_reach < 1e-9 * (taps as f64).sqrt()
+        && meet.dc_reach < 1e-9 * (taps as f64).sqrt()
     {
         let mut all = members.clone();
         all.push(dc);
         return Some(found(&all, true, format!("every kernel their subspace allows sums to 0, so none has a DC gain of {}", fmt_num(v))));
     }
+    None
+}
 
+/// `@nonneg` (a cone) against a DC gain and against the subspace `L`.
+fn cone_conflicts(hard: &[&Constraint], meet: &Intersection, taps: usize) -> Option<Infeasible> {
+    let (linear, gain, basis, members) = (&meet.linear, meet.gain, &meet.basis, meet.members());
+    let in_subspace = basis.ncols();
+    let find = |family: Family| find(hard, family);
     if let Some(nonneg) = find(Family::Nonneg) {
         if let Some((dc, v)) = gain
             && v < 0.0
@@ -206,7 +254,7 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         if let Some(dc) = hard.iter().copied().find(|c| c.family == Family::DcGain && c.value() == Some(0.0)) {
             return Some(found(&[nonneg, dc], false, "the only kernel with non-negative taps that sum to 0 is the zero kernel".into()));
         }
-        if !linear.is_empty() && taps <= MAX_CONE_TAPS && positive_orthogonal(&basis, taps) {
+        if !linear.is_empty() && taps <= MAX_CONE_TAPS && positive_orthogonal(basis, taps) {
             let mut all = vec![nonneg];
             all.extend(members.iter().copied());
             if let Some((dc, _)) = gain {
@@ -226,7 +274,14 @@ pub fn check(constraints: &[&Constraint], kernel: Option<&[usize]>, units: Optio
         }
     }
 
-    // The smallest norm a unit can have when its kernels must sum to v.
+    None
+}
+
+/// The smallest norm a unit can have when its kernels must sum to v,
+/// against `@maxnorm` and `@unitnorm`.
+fn gain_norm_conflicts(hard: &[&Constraint], meet: &Intersection, taps: usize, units: Option<Units>) -> Option<Infeasible> {
+    let (linear, gain, dc_reach, members) = (&meet.linear, meet.gain, meet.dc_reach, meet.members());
+    let find = |family: Family| find(hard, family);
     if let (Some((dc, v)), Some(units)) = (gain, units) {
         let kernels_per_unit = (units.width / taps).max(1) as f64;
         let reach = if linear.is_empty() { (taps as f64).sqrt() } else { dc_reach };
@@ -313,7 +368,7 @@ mod tests {
     fn band(family: Family, low: f64, high: f64, k: usize) -> Constraint {
         let spec = BandSpec { family, low, high, transition: None, fs: None };
         let mut set = SetSpec::read(family, |_| None, || Some(spec)).expect("a band");
-        if let Some(q) = set.quadratic_mut() {
+        if let SetSpec::Quadratic(q) = &mut set {
             q.lambda_min = Some(spec.lambda_min(&[k]));
             q.edges = vec![spec.edges(k)];
         }

@@ -235,9 +235,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
                     // What the phase enforces is the model's constraint: its band and
                     // value, and the bound computed for them, with the phase's mode,
                     // weight, tol and dual_lr.
-                    None => {
-                        constraints.push(Constraint { set: b.set.in_phase(&c.set), ..c })
-                    }
+                    None => constraints.push(Constraint { set: b.set.in_phase(&c.set), ..c }),
                 }
             }
         }

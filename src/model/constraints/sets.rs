@@ -91,19 +91,39 @@ impl Set {
     /// A phase's tol: a quadratic set's projector is rebuilt, so the tol
     /// reported is the one projected onto.
     pub fn retol(&mut self, tol: f64) -> Result<()> {
+        // Only a quadratic set's projector depends on tol.
+        if let Set::Quadratic { q_matrix, projector, .. } = self {
+            *projector = to_tensor(&quadratic::admissible_projector(q_matrix, tol).0, projector.device(), projector.dtype())?;
+        }
+        Ok(())
+    }
+
+    /// The quadratic set's source and operator, for the hooks where every
+    /// other set is measured by its violation.
+    fn as_quadratic(&self) -> Option<(&Source, &Tensor)> {
         match self {
-            Set::Quadratic { q_matrix, projector, .. } => {
-                *projector = to_tensor(&quadratic::admissible_projector(q_matrix, tol).0, projector.device(), projector.dtype())?;
-            }
+            Set::Quadratic { source, q, .. } => Some((source, q)),
             Set::Subspace { .. }
             | Set::Affine { .. }
             | Set::Nonneg
             | Set::RowNormBall { .. }
             | Set::RowNormSphere
             | Set::Orthonormal
-            | Set::SpectralBall { .. } => {}
+            | Set::SpectralBall { .. } => None,
         }
-        Ok(())
+    }
+
+    /// The projector onto the set's linear subspace, for the sets that are one.
+    fn linear_projector(&self) -> Option<&Tensor> {
+        match self {
+            Set::Quadratic { projector, .. } | Set::Subspace { projector } => Some(projector),
+            Set::Affine { .. }
+            | Set::Nonneg
+            | Set::RowNormBall { .. }
+            | Set::RowNormSphere
+            | Set::Orthonormal
+            | Set::SpectralBall { .. } => None,
+        }
     }
 
     /// The violation the penalty (and the report) measures, as a
@@ -145,29 +165,17 @@ impl Set {
     /// Lagrangian mode's term before the multiplier: the mean over kernels
     /// of `max(0, ρ − tol)` for a quadratic set, the violation otherwise.
     pub fn lagrangian_term(&self, w: &Tensor, taps: usize, tol: f64) -> Result<Tensor> {
-        match self {
-            Set::Quadratic { q, .. } => ops::mean_stopband_ratio(w, q, Some(tol)),
-            Set::Subspace { .. }
-            | Set::Affine { .. }
-            | Set::Nonneg
-            | Set::RowNormBall { .. }
-            | Set::RowNormSphere
-            | Set::Orthonormal
-            | Set::SpectralBall { .. } => self.violation(w, taps),
+        match self.as_quadratic() {
+            Some((_, q)) => ops::mean_stopband_ratio(w, q, Some(tol)),
+            None => self.violation(w, taps),
         }
     }
 
     /// The headline figure: the largest ρ over kernels, else the violation.
     pub fn headline(&self, w: &Tensor, taps: usize) -> Result<f64> {
-        match self {
-            Set::Quadratic { q, .. } => scalar(&ops::stopband_ratios(w, q)?.max_all()?),
-            Set::Subspace { .. }
-            | Set::Affine { .. }
-            | Set::Nonneg
-            | Set::RowNormBall { .. }
-            | Set::RowNormSphere
-            | Set::Orthonormal
-            | Set::SpectralBall { .. } => scalar(&self.violation(w, taps)?),
+        match self.as_quadratic() {
+            Some((_, q)) => scalar(&ops::stopband_ratios(w, q)?.max_all()?),
+            None => scalar(&self.violation(w, taps)?),
         }
     }
 
@@ -199,14 +207,9 @@ impl Set {
     /// A gradient projected onto the set's linear directions (subspaces
     /// only: the steps then stay in them); unchanged for the other sets.
     pub fn project_gradient(&self, grad: &Tensor, taps: usize) -> Result<Tensor> {
-        match self {
-            Set::Quadratic { projector, .. } | Set::Subspace { projector } => kernels(grad, taps)?.matmul(projector)?.reshape(grad.dims()),
-            Set::Affine { .. }
-            | Set::Nonneg
-            | Set::RowNormBall { .. }
-            | Set::RowNormSphere
-            | Set::Orthonormal
-            | Set::SpectralBall { .. } => Ok(grad.clone()),
+        match self.linear_projector() {
+            Some(projector) => kernels(grad, taps)?.matmul(projector)?.reshape(grad.dims()),
+            None => Ok(grad.clone()),
         }
     }
 
@@ -240,23 +243,17 @@ impl Set {
 
     /// `mode=freeze`: the kernel the weights are fixed to, or why there is none.
     pub fn designed_kernel(&self, kernel: &[usize]) -> std::result::Result<Vec<f64>, String> {
-        match self {
-            Set::Quadratic { source, .. } => source.designed_kernel(kernel).map_err(|no| no.reason),
-            Set::Subspace { .. }
-            | Set::Affine { .. }
-            | Set::Nonneg
-            | Set::RowNormBall { .. }
-            | Set::RowNormSphere
-            | Set::Orthonormal
-            | Set::SpectralBall { .. } => Err("has no designed weight".into()),
+        match self.as_quadratic() {
+            Some((source, _)) => source.designed_kernel(kernel).map_err(|no| no.reason),
+            None => Err("has no designed weight".into()),
         }
     }
 
     /// Every figure of the report (`w` in f64): ρ (max and mean) and, for a
     /// band on 1-D kernels, the response figures; the violation otherwise.
     pub fn measure(&self, w: &Tensor, taps: usize, tol: f64) -> Result<Figures> {
-        match self {
-            Set::Quadratic { source, q, .. } => {
+        match self.as_quadratic() {
+            Some((source, q)) => {
                 let rho = ops::stopband_ratios(w, &q.to_dtype(DType::F64)?)?.to_vec1::<f64>()?;
                 let max = rho.iter().cloned().fold(0.0, f64::max);
                 let mean = rho.iter().sum::<f64>() / rho.len().max(1) as f64;
@@ -280,13 +277,7 @@ impl Set {
                     satisfied: max <= tol + 1e-9,
                 })
             }
-            Set::Subspace { .. }
-            | Set::Affine { .. }
-            | Set::Nonneg
-            | Set::RowNormBall { .. }
-            | Set::RowNormSphere
-            | Set::Orthonormal
-            | Set::SpectralBall { .. } => {
+            None => {
                 let v = scalar(&self.violation(w, taps)?)?;
                 Ok(Figures {
                     stopband_ratio: None,
