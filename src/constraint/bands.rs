@@ -5,6 +5,7 @@
 //! Plain `f64` linear algebra (nalgebra), no tensors: the checker uses it to
 //! reject infeasible specs, and the lowering reuses it to build projections.
 
+use crate::language::diagnostic::RatioWords;
 use nalgebra::{DMatrix, SymmetricEigen};
 
 use crate::language::schema::{Band, Family};
@@ -468,8 +469,14 @@ impl crate::constraint::quadratic::Operator for BandSpec {
         BandSpec::designed_kernel(self, dims)
     }
 
-    fn ratio_words(&self, dims: &[usize]) -> String {
-        format!("the stopband {}", self.stopband(dims[0]).describe(self.fs))
+    fn ratio_words(&self, dims: &[usize]) -> RatioWords {
+        RatioWords {
+            region: format!("the stopband {}", self.stopband(dims[0]).describe(self.fs)),
+            measure: "stopband energy",
+            operator: "the stopband operator",
+            relax: "widen the band",
+            design: "a Hamming-windowed design of this length cannot do better (a wider transition can)",
+        }
     }
 
     fn loosen_words(&self) -> &'static str {

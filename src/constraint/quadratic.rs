@@ -10,6 +10,7 @@
 //! Plain `f64` linear algebra (nalgebra), no tensors.
 #![deny(clippy::wildcard_enum_match_arm)]
 
+use crate::language::diagnostic::RatioWords;
 use nalgebra::{DMatrix, SymmetricEigen};
 
 use crate::constraint::bands::{BandEdges, BandSpec};
@@ -38,8 +39,9 @@ pub trait Operator {
     /// among a layer's inputs), or why there is none for this shape.
     fn designed_kernel(&self, dims: &[usize]) -> Result<Vec<f64>, NoDesign>;
 
-    /// What ρ measures, in the words of E0028 ("… of its energy in {this}").
-    fn ratio_words(&self, dims: &[usize]) -> String;
+    /// What ρ measures and how to relax it, in the words of E0028, W0032
+    /// and W0034 ("… of its energy in {region}").
+    fn ratio_words(&self, dims: &[usize]) -> RatioWords;
 
     /// How to enlarge the admissible subspace besides tol and the kernel
     /// length, for the help of W0063.
@@ -94,7 +96,7 @@ impl Source {
         self.family().designed_kernel(dims)
     }
 
-    pub fn stopband_words(&self, dims: &[usize]) -> String {
+    pub fn ratio_words(&self, dims: &[usize]) -> RatioWords {
         self.family().ratio_words(dims)
     }
 

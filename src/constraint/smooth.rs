@@ -20,6 +20,7 @@
 //! Everything else (feasibility `λ_min(Q) ≤ tol`, penalty, projection,
 //! reparametrization, lagrangian) is the quadratic families' shared code.
 
+use crate::language::diagnostic::RatioWords;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::constraint::quadratic::{NoDesign, Operator};
@@ -147,8 +148,15 @@ impl Operator for Smooth {
         Smooth::designed_kernel(self, dims)
     }
 
-    fn ratio_words(&self, _dims: &[usize]) -> String {
-        format!("its high frequencies (weighted by sin(πν/2)^{}, its order-{} differences)", 2 * self.order, self.order)
+    fn ratio_words(&self, _dims: &[usize]) -> RatioWords {
+        RatioWords {
+            region: format!("its high frequencies (weighted by sin(πν/2)^{}, its order-{} differences)", 2 * self.order, self.order),
+            measure: "roughness",
+            operator: "Q = DᵀD/4ⁿ",
+            // λ_min falls with the order: sin(πν/2)^2n is smaller below Nyquist for larger n.
+            relax: "raise the order",
+            design: "the design is the smoothest kernel of this length, so no kernel does better",
+        }
     }
 
     fn loosen_words(&self) -> &'static str {

@@ -382,7 +382,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
                 span: constraint.span,
                 constraint: name.into(),
                 taps: describe_taps(kernel),
-                stopband: source.stopband_words(kernel),
+                ratio: source.ratio_words(kernel),
                 bound,
                 tol: constraint.tol,
                 min_taps,
@@ -398,7 +398,13 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             }
         }
         Mode::Penalty if bound > PENALTY_FLOOR_WARNING => {
-            ctx.problems.push(Problem::PenaltyFloor { span: constraint.span, constraint: name.into(), taps: describe_taps(kernel), bound });
+            ctx.problems.push(Problem::PenaltyFloor {
+                span: constraint.span,
+                constraint: name.into(),
+                taps: describe_taps(kernel),
+                ratio: source.ratio_words(kernel),
+                bound,
+            });
         }
         Mode::Freeze => match source.designed_kernel(kernel) {
             // What the frozen design achieves against this spec.
@@ -409,6 +415,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
                         span: constraint.span,
                         constraint: name.into(),
                         taps: describe_taps(kernel),
+                        ratio: source.ratio_words(kernel),
                         rho,
                         tol: constraint.tol,
                     });

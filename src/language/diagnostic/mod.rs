@@ -33,6 +33,22 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+/// How a quadratic family (ρ = hᵀQh/hᵀh) words its ratio in E0028, W0032
+/// and W0034, so a smoothness constraint is not told to widen its band.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioWords {
+    /// Where ρ counts the energy: "the stopband [0.3, 1]", "its high frequencies (…)".
+    pub region: String,
+    /// What ρ is called: "stopband energy", "roughness".
+    pub measure: &'static str,
+    /// Q in words, for λ_min: "the stopband operator".
+    pub operator: &'static str,
+    /// The family's own way to lower λ_min besides the kernel length and tol.
+    pub relax: &'static str,
+    /// Why the frozen design cannot do better (W0034).
+    pub design: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
     // ---- syntax ----
@@ -68,13 +84,13 @@ pub enum Problem {
     DuplicateAnnotation { span: Span, first: Span, name: String },
     ConflictingAnnotations { span: Span, other: Span, reason: String, help: Option<String> },
     DisjointPassbands { span: Span, other: Span, first: String, second: String },
-    InfeasibleBand { span: Span, constraint: String, taps: String, stopband: String, bound: f64, tol: f64, min_taps: Option<usize> },
+    InfeasibleBand { span: Span, constraint: String, taps: String, ratio: RatioWords, bound: f64, tol: f64, min_taps: Option<usize> },
     ImpossibleStructure { span: Span, other: Option<Span>, reason: String, help: Option<String> },
     EmptyStopband { span: Span, constraint: String, reason: String },
     ZeroPenaltyWeight { span: Span, constraint: String },
-    PenaltyFloor { span: Span, constraint: String, taps: String, bound: f64 },
+    PenaltyFloor { span: Span, constraint: String, taps: String, ratio: RatioWords, bound: f64 },
     NoEffect { span: Span, reason: String, help: Option<String> },
-    DesignMissesTol { span: Span, constraint: String, taps: String, rho: f64, tol: f64 },
+    DesignMissesTol { span: Span, constraint: String, taps: String, ratio: RatioWords, rho: f64, tol: f64 },
     PassbandSwallowed { span: Span, constraint: String, transition: String, passband: String, stopband: String, help: String },
     BandEdgeClamped { span: Span, constraint: String, reason: String, help: String },
     SmallSubspace { span: Span, constraint: String, mode: String, taps: String, dimension: usize, size: usize, tol: f64, help: String },
@@ -286,15 +302,17 @@ impl Problem {
             DuplicateAnnotation { span, first, name } => wording::duplicate_annotation(span, first, name),
             ConflictingAnnotations { span, other, reason, help } => wording::conflicting_annotations(span, other, reason, help),
             DisjointPassbands { span, other, first, second } => wording::disjoint_passbands(span, other, first, second),
-            InfeasibleBand { span, constraint, taps, stopband, bound, tol, min_taps } => {
-                wording::infeasible_band(span, constraint, taps, stopband, bound, tol, min_taps)
+            InfeasibleBand { span, constraint, taps, ratio, bound, tol, min_taps } => {
+                wording::infeasible_band(span, constraint, taps, ratio, bound, tol, min_taps)
             }
             ImpossibleStructure { span, other, reason, help } => wording::impossible_structure(span, other, reason, help),
             EmptyStopband { span, constraint, reason } => wording::empty_stopband(span, constraint, reason),
             ZeroPenaltyWeight { span, constraint } => wording::zero_penalty_weight(span, constraint),
-            PenaltyFloor { span, constraint, taps, bound } => wording::penalty_floor(span, constraint, taps, bound),
+            PenaltyFloor { span, constraint, taps, ratio, bound } => wording::penalty_floor(span, constraint, taps, ratio, bound),
             NoEffect { span, reason, help } => wording::no_effect(span, reason, help),
-            DesignMissesTol { span, constraint, taps, rho, tol } => wording::design_misses_tol(span, constraint, taps, rho, tol),
+            DesignMissesTol { span, constraint, taps, ratio, rho, tol } => {
+                wording::design_misses_tol(span, constraint, taps, ratio, rho, tol)
+            }
             PassbandSwallowed { span, constraint, transition, passband, stopband, help } => {
                 wording::passband_swallowed(span, constraint, transition, passband, stopband, help)
             }

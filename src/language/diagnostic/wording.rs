@@ -236,24 +236,25 @@ pub(super) fn infeasible_band(
     span: &Span,
     constraint: &String,
     taps: &String,
-    stopband: &String,
+    ratio: &RatioWords,
     bound: &f64,
     tol: &f64,
     min_taps: &Option<usize>,
 ) -> Wording {
+    let (region, relax) = (&ratio.region, ratio.relax);
     (
         "E0028",
         format!(
-            "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in {stopband}, more than tol={}",
+            "`@{constraint}` cannot be met: a kernel of {taps} keeps at least {} of its energy in {region}, more than tol={}",
             fmt_num(*bound),
             fmt_num(*tol)
         ),
-        vec![label(*span, format!("smallest reachable stopband energy is {} (λ_min of the stopband operator)", fmt_num(*bound)))],
+        vec![label(*span, format!("smallest reachable {} is {} (λ_min of {})", ratio.measure, fmt_num(*bound), ratio.operator))],
         Some(match min_taps {
             Some(n) => {
-                format!("use a longer kernel (k={n} reaches tol={}), widen the band, or raise tol above {}", fmt_num(*tol), fmt_num(*bound))
+                format!("use a longer kernel (k={n} reaches tol={}), {relax}, or raise tol above {}", fmt_num(*tol), fmt_num(*bound))
             }
-            None => format!("widen the band, or raise tol above {}", fmt_num(*bound)),
+            None => format!("{relax}, or raise tol above {}", fmt_num(*bound)),
         }),
     )
 }
@@ -284,15 +285,16 @@ pub(super) fn zero_penalty_weight(span: &Span, constraint: &String) -> Wording {
     )
 }
 
-pub(super) fn penalty_floor(span: &Span, constraint: &String, taps: &String, bound: &f64) -> Wording {
+pub(super) fn penalty_floor(span: &Span, constraint: &String, taps: &String, ratio: &RatioWords, bound: &f64) -> Wording {
     (
         "W0032",
         format!(
-            "`@{constraint}`: no kernel of {taps} can have less than {} of its energy in the stopband, so the penalty can never vanish",
-            fmt_num(*bound)
+            "`@{constraint}`: no kernel of {taps} can have less than {} of its energy in {}, so the penalty can never vanish",
+            fmt_num(*bound),
+            ratio.region
         ),
         vec![label(*span, format!("ρ ≥ {} for every kernel", fmt_num(*bound)))],
-        Some("use a longer kernel or a wider band".into()),
+        Some(format!("use a longer kernel, or {}", ratio.relax)),
     )
 }
 
@@ -300,16 +302,17 @@ pub(super) fn no_effect(span: &Span, reason: &String, help: &Option<String>) -> 
     ("W0033", reason.clone(), vec![label(*span, "no effect")], help.clone())
 }
 
-pub(super) fn design_misses_tol(span: &Span, constraint: &String, taps: &String, rho: &f64, tol: &f64) -> Wording {
+pub(super) fn design_misses_tol(span: &Span, constraint: &String, taps: &String, ratio: &RatioWords, rho: &f64, tol: &f64) -> Wording {
     (
         "W0034",
         format!(
-            "mode=freeze fixes `@{constraint}` to a designed filter of {taps} whose stopband energy ratio is {}, above tol={}",
+            "mode=freeze fixes `@{constraint}` to a designed filter of {taps} whose {} ratio is {}, above tol={}",
+            ratio.measure,
             fmt_num(*rho),
             fmt_num(*tol)
         ),
         vec![label(*span, format!("designed filter has ρ = {}", fmt_num(*rho)))],
-        Some("a Hamming-windowed design of this length cannot do better; use more taps, a wider transition, or mode=project to learn a kernel that meets tol".into()),
+        Some(format!("{}; use more taps, {}, or mode=project to learn a kernel that meets tol", ratio.design, ratio.relax)),
     )
 }
 
@@ -396,7 +399,7 @@ pub(super) fn phase_redefines(
         vec![label(*span, format!("{param}={phase} here")), label(*declared_span, format!("declared with {param}={declared}"))],
         Some(match param.as_str() {
             "tol" => "mode=reparam trains coordinates in a subspace built once from the model's tol; change tol on the layer, or use mode=project in both".into(),
-            "value" | "max" => format!("a phase may change mode, weight and tol; declare the {param} you want on the layer"),
+            "value" | "max" | "order" => format!("a phase may change mode, weight and tol; declare the {param} you want on the layer"),
             _ => "a phase may change mode, weight and tol; declare the band you want on the layer".into(),
         }),
     )
