@@ -50,6 +50,8 @@ fn project_and_reparam_keep_every_saved_kernel_within_tol() {
         let (report, dir) = train(&format!("mode={mode}, tol=0.005"), mode);
         let c = &report.constraints[0];
         assert_eq!((c.kind.as_str(), c.mode.as_str()), ("smooth", mode));
+        // report.json names the family's number as the user wrote it.
+        assert_eq!(c.params.get("order").and_then(|v| v.as_f64()), Some(2.0), "{}", c.params);
         assert!(c.satisfied, "{mode}: {c:?}");
         for h in saved_kernels(&dir) {
             assert!(rho(&h) <= 0.005 + 1e-6, "{mode}: saved kernel has ρ = {} > tol: {h:?}", rho(&h));

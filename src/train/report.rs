@@ -137,8 +137,11 @@ fn constraint_params(c: &crate::language::ir::Constraint) -> serde_json::Value {
     if let Some(edges) = c.edges().first() {
         m.insert("band_edges".into(), edges.to_json(c.band().and_then(|b| b.fs)));
     }
-    if let Some(v) = c.value() {
-        m.insert("value".into(), v.into());
+    // A quadratic family's own number under its own name (`@smooth`'s
+    // `order`); the others' keep the key report.json has always used.
+    if let Some((name, v)) = c.set.value() {
+        let key = if c.set.quadratic().is_some() { name } else { "value" };
+        m.insert(key.into(), v.into());
     }
     if c.mode == crate::language::schema::Mode::Penalty {
         m.insert("weight".into(), c.weight.into());
