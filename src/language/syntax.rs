@@ -149,7 +149,10 @@ fn too_deep(root: Pair<Rule>) -> Option<usize> {
 
 /// The same limit on the text itself, before any parsing: brackets in
 /// strings and `//` comments do not count, a stray closer does not go below
-/// zero.
+/// zero. This stays outside the grammar because a pest grammar cannot count:
+/// its only state is the PUSH/POP stack of matched text, which can require
+/// brackets to match but not refuse the 65th level, and the recovery rules
+/// would already have spent their quadratic time before a rule could.
 fn too_deep_in_text(source: &str) -> Option<usize> {
     let bytes = source.as_bytes();
     let (mut braces, mut depth) = (0usize, 0usize);

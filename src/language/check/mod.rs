@@ -5,14 +5,16 @@
 //! earlier ones established (the model's input shape decides whether the data
 //! fits, the data's task which loss and output the model needs).
 
+// The passes are the checker's own; what others use is re-exported below
+// or reached through `environment`.
 pub mod annotations;
-pub mod data;
+pub(crate) mod data;
 pub mod environment;
 pub mod feasible_set;
-pub mod init_file;
-pub mod model;
-pub mod params;
-pub mod phases;
+pub(crate) mod init_file;
+pub(crate) mod model;
+pub(crate) mod params;
+pub(crate) mod phases;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
