@@ -200,13 +200,13 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
 }
 
 fn time(path: &Path, epochs: usize, warmup: usize) -> Result<(), String> {
-    let (program, base) = compile(path)?;
+    let (program, _) = compile(path)?;
     let examples = lpn::data::load(&program.data, &program.model.input.0).map_err(|e| e.to_string())?.train.len;
     let steps = examples.div_ceil(program.train.batch.min(examples).max(1));
     let out_dir = std::env::temp_dir().join(format!("lpn-step-time-{}", std::process::id()));
     let mut options = lpn::train::Options::new(&out_dir);
     options.epochs = Some(warmup + epochs);
-    let report = lpn::train::train(&program, &base, &options).map_err(|e| e.to_string());
+    let report = lpn::train::train(&program, &options).map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&out_dir);
     let report = report?;
     let per_step: Vec<f64> = report.epochs.iter().map(|e| 1e3 * e.step_seconds / steps as f64).collect();

@@ -76,7 +76,7 @@ fn main() {
             let out = std::env::temp_dir().join(format!("lpn-compare-{}-{mode}", case.file));
             let started = Instant::now();
             let options = lpn::train::Options { out_dir: out, epochs: None, seed: None, force: true, ..Default::default() };
-            let report = match lpn::train::train(&program, &base, &options) {
+            let report = match lpn::train::train(&program, &options) {
                 Ok(r) => r,
                 Err(e) => {
                     println!("{mode:<11} failed: {e}");

@@ -57,7 +57,7 @@ train {
 
 fn uninterrupted(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let dir = out_dir(name);
-    let report = lpn::train::train(&program(source), Path::new("."), &lpn::train::Options { ..lpn::train::Options::new(&dir) }).unwrap();
+    let report = lpn::train::train(&program(source), &lpn::train::Options { ..lpn::train::Options::new(&dir) }).unwrap();
     (report, dir)
 }
 
@@ -73,7 +73,7 @@ fn stopping_after_every_single_step_and_resuming_gives_the_same_weights() {
     let report = loop {
         let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
         runs += 1;
-        match lpn::train::train(&p, Path::new("."), &opts) {
+        match lpn::train::train(&p, &opts) {
             Ok(report) => break report,
             Err(lpn::train::TrainError::Interrupted { .. }) => {}
             Err(e) => panic!("run {runs}: {e}"),
@@ -123,7 +123,7 @@ fn resuming_a_staged_run_keeps_each_parameters_adam_step_count() {
     loop {
         let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
         runs += 1;
-        match lpn::train::train(&p, Path::new("."), &opts) {
+        match lpn::train::train(&p, &opts) {
             Ok(_) => break,
             Err(lpn::train::TrainError::Interrupted { .. }) => {}
             Err(e) => panic!("run {runs}: {e}"),
@@ -157,7 +157,7 @@ fn a_checkpoint_holds_the_training_state() {
 #[test]
 fn resume_refuses_what_would_not_continue_the_same_run() {
     let p = program(STATEFUL);
-    let err = |opts: lpn::train::Options| lpn::train::train(&p, Path::new("."), &opts).expect_err("must fail").to_string();
+    let err = |opts: lpn::train::Options| lpn::train::train(&p, &opts).expect_err("must fail").to_string();
     // No checkpoint at all.
     let empty = out_dir("refuse-empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -199,7 +199,7 @@ fn resume_refuses_what_would_not_continue_the_same_run() {
     ] {
         assert!(STATEFUL.contains(from));
         let changed = program(&STATEFUL.replace(from, to));
-        let e = lpn::train::train(&changed, Path::new("."), &lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) })
+        let e = lpn::train::train(&changed, &lpn::train::Options { resume: true, ..lpn::train::Options::new(&dir) })
             .expect_err("must refuse")
             .to_string();
         assert!(e.contains(says), "{from} → {to}: {e}");

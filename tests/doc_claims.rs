@@ -106,7 +106,7 @@ fn conv_after_training(layer_lr: &str, phase_line: &str, dir: &str) -> Vec<u8> {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("doc_claims").join(dir);
     let _ = std::fs::remove_dir_all(&out);
     let options = lpn::train::Options::new(&out);
-    lpn::train::train(&program, Path::new("."), &options).unwrap();
+    lpn::train::train(&program, &options).unwrap();
     let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     tensors.tensor("conv1.weight").unwrap().data().to_vec()

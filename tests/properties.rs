@@ -77,12 +77,8 @@ fn dykstra_meets_a_band_and_nonnegativity_together() {
     let (_, checked) = lpn::check_source(source, std::path::Path::new("."));
     let program = checked.program.expect("checks");
     let dir = std::env::temp_dir().join(format!("lpn-dykstra-{}", std::process::id()));
-    let report = lpn::train::train(
-        &program,
-        std::path::Path::new("."),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() },
-    )
-    .unwrap();
+    let report =
+        lpn::train::train(&program, &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() }).unwrap();
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
     let w: Vec<f32> = tensors["conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
     let spec = BandSpec { family: Family::Lowpass, low: 0.3, high: 0.3, transition: None, fs: None };

@@ -187,7 +187,7 @@ train {
         let dir = out(name);
         let _ = std::fs::remove_dir_all(&dir);
         let opts = lpn::train::Options { out_dir: dir.clone(), epochs: Some(epochs), ..Default::default() };
-        lpn::train::train(&program, std::path::Path::new("."), &opts).unwrap();
+        lpn::train::train(&program, &opts).unwrap();
         let t = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
         t["conv1.weight"].flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()
     };

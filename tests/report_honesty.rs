@@ -58,14 +58,14 @@ fn eval_refuses_non_finite_weights() {
     let good = dir.join("good.safetensors");
     save(&w, &good);
     let p = program(CLASSIFIER, Path::new("."));
-    assert!(lpn::train::evaluate_file(&p, Path::new("."), &good).is_ok());
+    assert!(lpn::train::evaluate_file(&p, &good).is_ok());
     let mut values: Vec<f32> = w["linear1.weight"].flatten_all().unwrap().to_vec1().unwrap();
     values[2] = f32::NAN;
     let shape = w["linear1.weight"].dims().to_vec();
     w.insert("linear1.weight".into(), Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap());
     let bad = dir.join("nan.safetensors");
     save(&w, &bad);
-    let err = lpn::train::evaluate_file(&p, Path::new("."), &bad).unwrap_err().to_string();
+    let err = lpn::train::evaluate_file(&p, &bad).unwrap_err().to_string();
     assert!(err.contains("linear1.weight") && err.contains("NaN"), "{err}");
     // The command line refuses them too, with a non-zero exit and no loss printed.
     let file = dir.join("m.lpn");
@@ -85,7 +85,7 @@ fn eval_refuses_weights_of_another_model() {
     let path = dir.join("other.safetensors");
     save(&fresh_weights(&other), &path);
     let p = program(CLASSIFIER, Path::new("."));
-    let err = lpn::train::evaluate_file(&p, Path::new("."), &path).unwrap_err().to_string();
+    let err = lpn::train::evaluate_file(&p, &path).unwrap_err().to_string();
     assert!(err.contains("`linear2.") && err.contains("another model"), "{err}");
 }
 
@@ -97,7 +97,7 @@ fn response_refuses_wrong_shapes_missing_tensors_and_nan() {
     let check = |tensors: &HashMap<String, Tensor>, name: &str, words: &str| {
         let path = dir.join(format!("{name}.safetensors"));
         save(tensors, &path);
-        let err = match lpn::train::response::panels(&p, Path::new("."), &path) {
+        let err = match lpn::train::response::panels(&p, &path) {
             Ok(_) => panic!("{name}: accepted"),
             Err(e) => e,
         };
@@ -138,10 +138,9 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
     let source = std::fs::read_to_string("examples/digits_2d.lpn").unwrap();
     let p = program(&source, Path::new("examples"));
     let dir = out_dir("digits");
-    lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), ..Default::default() })
-        .unwrap();
+    lpn::train::train(&p, &lpn::train::Options { out_dir: dir.clone(), epochs: Some(1), ..Default::default() }).unwrap();
     let weights = dir.join("model.safetensors");
-    let panels = lpn::train::response::panels(&p, Path::new("examples"), &weights).unwrap();
+    let panels = lpn::train::response::panels(&p, &weights).unwrap();
     assert_eq!(panels.len(), 1);
     assert_eq!(panels[0].shape, vec![3, 3]);
     assert_eq!(panels[0].cap_note().as_deref(), Some("showing 1 of 16 kernels (the one with the largest ρ)"));
@@ -159,7 +158,7 @@ fn response_draws_two_d_kernels_over_the_frequency_plane() {
 fn train_quiet(source: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let p = program(source, Path::new("."));
     let dir = out_dir(name);
-    let report = lpn::train::train(&p, Path::new("."), &lpn::train::Options { out_dir: dir.clone(), ..Default::default() }).unwrap();
+    let report = lpn::train::train(&p, &lpn::train::Options { out_dir: dir.clone(), ..Default::default() }).unwrap();
     (report, dir)
 }
 
@@ -295,7 +294,7 @@ fn the_highpass_and_lagrangian_examples_hold_their_constraints() {
         assert!(source.contains(&format!("mode={mode}")));
         let p = program(&source, Path::new("examples"));
         let dir = out_dir(file);
-        let report = lpn::train::train(&p, Path::new("examples"), &lpn::train::Options { out_dir: dir, ..Default::default() }).unwrap();
+        let report = lpn::train::train(&p, &lpn::train::Options { out_dir: dir, ..Default::default() }).unwrap();
         for c in &report.constraints {
             assert!(c.satisfied, "{file}: {} @{} not held: {c:?}", c.layer, c.kind);
         }

@@ -68,9 +68,7 @@ fn the_denoiser_example_reports_figures_relative_to_its_passband() {
     let (_, checked) = lpn::check_source(&source, Path::new("examples"));
     let program = checked.program.unwrap();
     let dir = std::env::temp_dir().join(format!("lpn-figures-{}", std::process::id()));
-    let report =
-        lpn::train::train(&program, Path::new("examples"), &lpn::train::Options { out_dir: dir, epochs: Some(1), ..Default::default() })
-            .unwrap();
+    let report = lpn::train::train(&program, &lpn::train::Options { out_dir: dir, epochs: Some(1), ..Default::default() }).unwrap();
     let (conv1, conv2) = (&report.constraints[0], &report.constraints[1]);
     // conv1: k = 15, cutoff 0.2 ≤ Δ/2 = 0.22: no passband clear of the transition.
     let gain = conv1.stopband_gain_db.unwrap();

@@ -142,7 +142,7 @@ impl lpn::train::Observer for ReportWatcher {
 fn report_json_is_written_after_every_epoch() {
     let dir = out_dir("report-each-epoch");
     let mut watcher = ReportWatcher { dir: dir.clone(), seen: Vec::new() };
-    let report = lpn::train::train_observed(&program(WAVES), Path::new("."), &lpn::train::Options::new(&dir), &mut watcher).unwrap();
+    let report = lpn::train::train_observed(&program(WAVES), &lpn::train::Options::new(&dir), &mut watcher).unwrap();
     assert_eq!(watcher.seen, vec![1, 2, 3]);
     let r = self::report(&dir);
     assert_eq!(r["kept_epoch"], 3);
@@ -172,7 +172,7 @@ train {
 ";
     let dir = out_dir("observer");
     let mut recorder = lpn::train::Recorder::default();
-    lpn::train::train_observed(&program(source), Path::new("."), &lpn::train::Options::new(&dir), &mut recorder).unwrap();
+    lpn::train::train_observed(&program(source), &lpn::train::Options::new(&dir), &mut recorder).unwrap();
     // 16 training examples after the validation split: 2 steps of 10 (and 6).
     let want = [
         "started staged epochs=2 resumed_at=None",
@@ -195,12 +195,12 @@ train {
     let stop = Arc::new(AtomicBool::new(true));
     let opts = lpn::train::Options { stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
     let mut recorder = lpn::train::Recorder::default();
-    let e = lpn::train::train_observed(&program(source), Path::new("."), &opts, &mut recorder).unwrap_err();
+    let e = lpn::train::train_observed(&program(source), &opts, &mut recorder).unwrap_err();
     assert!(matches!(e, lpn::train::TrainError::Interrupted { .. }), "{e}");
     assert_eq!(recorder.lines.last().unwrap(), "interrupted");
     stop.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut recorder = lpn::train::Recorder::default();
-    lpn::train::train_observed(&program(source), Path::new("."), &lpn::train::Options { resume: true, ..opts }, &mut recorder).unwrap();
+    lpn::train::train_observed(&program(source), &lpn::train::Options { resume: true, ..opts }, &mut recorder).unwrap();
     assert_eq!(recorder.lines[0], "started staged epochs=2 resumed_at=Some((1, 2))");
     assert_eq!(recorder.lines[1], "epoch started 1 done=1");
 }
@@ -235,10 +235,10 @@ fn a_folder_that_holds_a_run_is_refused_and_force_replaces_the_run_whole() {
 #[test]
 fn force_leaves_nothing_of_the_old_run_beside_an_interrupted_new_one() {
     let dir = out_dir("force-interrupted");
-    lpn::train::train(&program(WAVES), Path::new("."), &lpn::train::Options::new(&dir)).unwrap();
+    lpn::train::train(&program(WAVES), &lpn::train::Options::new(&dir)).unwrap();
     // Another model into the folder, stopped after its first step.
     let opts = lpn::train::Options { force: true, stop: Some(Arc::new(AtomicBool::new(true))), ..lpn::train::Options::new(&dir) };
-    let e = lpn::train::train(&program(OTHER), Path::new("."), &opts).unwrap_err();
+    let e = lpn::train::train(&program(OTHER), &opts).unwrap_err();
     assert!(matches!(e, lpn::train::TrainError::Interrupted { .. }), "{e}");
     // What is there is the new run's: its weights and checkpoint, no report
     // yet (no epoch finished), and nothing of the first model's.

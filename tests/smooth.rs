@@ -27,7 +27,7 @@ fn train(annotation: &str, name: &str) -> (lpn::train::Report, PathBuf) {
     let out = std::env::temp_dir().join(format!("lpn-smooth-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let options = lpn::train::Options { out_dir: out.clone(), ..Default::default() };
-    (lpn::train::train(&checked.program.unwrap(), Path::new("."), &options).unwrap(), out)
+    (lpn::train::train(&checked.program.unwrap(), &options).unwrap(), out)
 }
 
 /// Second differences of the kernel taken as zero beyond its ends, over 4² = 16.

@@ -23,7 +23,7 @@ fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
 fn train(source: &str, base: &Path, name: &str, epochs: Option<usize>, seed: Option<u64>) -> (lpn::train::Report, PathBuf) {
     let p = program(source, base);
     let out = out_dir(name);
-    let report = lpn::train::train(&p, base, &lpn::train::Options { out_dir: out.clone(), epochs, seed, ..Default::default() }).unwrap();
+    let report = lpn::train::train(&p, &lpn::train::Options { out_dir: out.clone(), epochs, seed, ..Default::default() }).unwrap();
     (report, out)
 }
 
@@ -203,7 +203,7 @@ fn eval_reads_back_the_weights() {
     let (report, dir) = train_example("gunpoint_classifier.lpn", 2);
     let source = std::fs::read_to_string("examples/gunpoint_classifier.lpn").unwrap();
     let p = program(&source, Path::new("examples"));
-    let e = lpn::train::evaluate_file(&p, Path::new("examples"), &dir.join("model.safetensors")).unwrap();
+    let e = lpn::train::evaluate_file(&p, &dir.join("model.safetensors")).unwrap();
     let t = report.test.unwrap();
     assert!((e.loss - t.loss).abs() < 1e-6, "{} vs {}", e.loss, t.loss);
     assert_eq!(e.accuracy, t.accuracy);
@@ -224,19 +224,15 @@ fn errors_while_training_are_messages_not_panics() {
     let source = format!("model m {{\n input [1, 32]\n conv(out=1, k=3) @init(file=\"{}\")\n}}\ndata sines(n=16)\n", weights.display());
     let p = program(&source, Path::new("."));
     std::fs::write(&weights, b"not a safetensors file").unwrap();
-    let err = lpn::train::train(
-        &p,
-        Path::new("."),
-        &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, ..Default::default() },
-    )
-    .unwrap_err();
+    let err = lpn::train::train(&p, &lpn::train::Options { out_dir: dir.join("out"), epochs: Some(1), seed: None, ..Default::default() })
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("conv1") && text.contains("w.safetensors"), "{text}");
     // Trained weights of another model for `eval`.
     let (_, other) = train(&denoiser("project"), Path::new("."), "other", Some(1), None);
     let gun = std::fs::read_to_string("examples/gunpoint_classifier.lpn").unwrap();
     let p = program(&gun, Path::new("examples"));
-    let err = lpn::train::evaluate_file(&p, Path::new("examples"), &other.join("model.safetensors")).unwrap_err();
+    let err = lpn::train::evaluate_file(&p, &other.join("model.safetensors")).unwrap_err();
     assert!(err.to_string().contains("another model"), "{err}");
 }
 
@@ -291,7 +287,7 @@ fn lagrangian_meets_tol_on_the_ecg_example_without_a_weight() {
 fn response_plot_is_written_with_mask_and_history() {
     let (report, dir) = train(&denoiser("project"), Path::new("."), "response", Some(2), None);
     let p = program(&denoiser("project"), Path::new("."));
-    let panels = lpn::train::response::panels(&p, Path::new("."), &dir.join("model.safetensors")).unwrap();
+    let panels = lpn::train::response::panels(&p, &dir.join("model.safetensors")).unwrap();
     assert_eq!(panels.len(), 1);
     assert_eq!(panels[0].kernels.len(), 4);
     // The CLI draws them, with the ρ history from the report.json next to the weights.
@@ -617,12 +613,8 @@ fn a_blown_up_run_stops_with_the_step_and_layer_and_keeps_the_last_epoch() {
     let source = "model m {\n input [1, 128]\n conv(out=4, k=9)\n relu\n conv(out=1, k=9)\n}\ndata sines(n=64)\ntrain {\n optimizer = sgd(lr=1e6)\n epochs = 3\n}\n";
     let p = program(source, Path::new("."));
     let dir = out_dir("blowup");
-    let err = lpn::train::train(
-        &p,
-        Path::new("."),
-        &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() },
-    )
-    .unwrap_err();
+    let err =
+        lpn::train::train(&p, &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() }).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("epoch") && text.contains("step") && text.contains("conv"), "{text}");
     // The last complete epoch's weights are on disk and finite.
@@ -665,7 +657,7 @@ fn swinging(settings: &str) -> lpn::language::ir::Program {
 #[test]
 fn keep_best_ends_with_the_best_validation_epochs_weights() {
     let best_dir = out_dir("keep-best");
-    let best = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options::new(&best_dir)).unwrap();
+    let best = lpn::train::train(&swinging("keep = best"), &lpn::train::Options::new(&best_dir)).unwrap();
     let kept = best.kept_epoch.unwrap();
     assert_eq!(Some(kept), lpn::train::best_epoch(&best.epochs, lpn::language::ir::Monitor::ValLoss));
     assert!(kept < best.epochs.len(), "the example must have a best epoch before its last (kept {kept})");
@@ -673,12 +665,9 @@ fn keep_best_ends_with_the_best_validation_epochs_weights() {
     // The same run cut at that epoch and keeping its last weights: the same
     // weights, bit for bit, and the same test figures.
     let cut_dir = out_dir("keep-best-cut");
-    let cut = lpn::train::train(
-        &swinging("keep = last"),
-        Path::new("."),
-        &lpn::train::Options { epochs: Some(kept), ..lpn::train::Options::new(&cut_dir) },
-    )
-    .unwrap();
+    let cut =
+        lpn::train::train(&swinging("keep = last"), &lpn::train::Options { epochs: Some(kept), ..lpn::train::Options::new(&cut_dir) })
+            .unwrap();
     assert_eq!(cut.kept_epoch, Some(kept));
     let bytes = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(bytes(&best_dir), bytes(&cut_dir));
@@ -693,7 +682,7 @@ fn keep_best_ends_with_the_best_validation_epochs_weights() {
 
 #[test]
 fn early_stop_ends_the_run_when_the_validation_loss_stops_improving() {
-    let full = lpn::train::train(&swinging("keep = last"), Path::new("."), &lpn::train::Options::new(out_dir("early-full"))).unwrap();
+    let full = lpn::train::train(&swinging("keep = last"), &lpn::train::Options::new(out_dir("early-full"))).unwrap();
     let losses: Vec<f64> = full.epochs.iter().map(|e| e.val_loss.unwrap()).collect();
     // The first epoch after which the loss does not improve for one epoch.
     let stop_after = (1..losses.len()).find(|&i| losses[i] >= losses[..i].iter().cloned().fold(f64::INFINITY, f64::min)).unwrap() + 1;
@@ -701,7 +690,6 @@ fn early_stop_ends_the_run_when_the_validation_loss_stops_improving() {
     for (keep, kept) in [("keep = last", stop_after), ("keep = best", stop_after - 1)] {
         let r = lpn::train::train(
             &swinging(&format!("{keep}\n  early_stop = 1")),
-            Path::new("."),
             &lpn::train::Options::new(out_dir(&format!("early-{}", kept))),
         )
         .unwrap();
@@ -735,17 +723,17 @@ impl lpn::train::Observer for StopAt {
 #[test]
 fn the_best_epochs_weights_survive_an_interruption() {
     let reference_dir = out_dir("best-reference");
-    let reference = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options::new(&reference_dir)).unwrap();
+    let reference = lpn::train::train(&swinging("keep = best"), &lpn::train::Options::new(&reference_dir)).unwrap();
     let kept = reference.kept_epoch.unwrap();
     // Stopped before the best epoch, and after it (in the middle of an epoch).
     for at in [(2, 3), (kept + 1, 2)] {
         let dir = out_dir(&format!("best-stopped-{}-{}", at.0, at.1));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let opts = lpn::train::Options { stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
-        let e = lpn::train::train_observed(&swinging("keep = best"), Path::new("."), &opts, &mut StopAt { at, stop: stop.clone() });
+        let e = lpn::train::train_observed(&swinging("keep = best"), &opts, &mut StopAt { at, stop: stop.clone() });
         assert!(matches!(e, Err(lpn::train::TrainError::Interrupted { .. })), "{at:?}");
         stop.store(false, std::sync::atomic::Ordering::SeqCst);
-        let resumed = lpn::train::train(&swinging("keep = best"), Path::new("."), &lpn::train::Options { resume: true, ..opts }).unwrap();
+        let resumed = lpn::train::train(&swinging("keep = best"), &lpn::train::Options { resume: true, ..opts }).unwrap();
         assert_eq!(resumed.kept_epoch, Some(kept));
         let bytes = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
         assert_eq!(bytes(&dir), bytes(&reference_dir), "stopped at {at:?}");

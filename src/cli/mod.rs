@@ -96,7 +96,7 @@ pub fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageForm
 
 /// Loads and checks a file for training; prints its diagnostics.
 /// A checked program and the folder its data paths are relative to.
-pub fn checked_program(path: &Path) -> Result<(lpn::language::ir::Program, PathBuf), ExitCode> {
+pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
@@ -104,7 +104,7 @@ pub fn checked_program(path: &Path) -> Result<(lpn::language::ir::Program, PathB
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
     print_problems(&checked.problems, &loaded, MessageFormat::Human);
     match checked.program {
-        Some(program) => Ok((program, loaded.base_dir)),
+        Some(program) => Ok(program),
         None => {
             eprintln!("error: {} has errors; nothing was trained", loaded.display);
             Err(ExitCode::from(HAS_ERRORS))

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use super::{HAS_ERRORS, OK, checked_program};
 
 pub fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
-    let (program, base) = match checked_program(path) {
+    let program = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let panels = match lpn::train::response::panels(&program, &base, weights) {
+    let panels = match lpn::train::response::panels(&program, weights) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

@@ -111,7 +111,7 @@ pub struct TrainArgs {
 }
 
 pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
-    let (program, base) = match checked_program(path) {
+    let program = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -131,7 +131,7 @@ pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
     } else {
         Box::new(progress::Lines)
     };
-    let result = lpn::train::train_observed(&program, &base, &options, observer.as_mut());
+    let result = lpn::train::train_observed(&program, &options, observer.as_mut());
     drop(observer);
     match result {
         Ok(report) => trained(&report, &out_dir),
@@ -202,11 +202,11 @@ fn trained(report: &lpn::train::Report, out_dir: &Path) -> ExitCode {
 }
 
 pub fn eval(path: &Path, weights: &Path) -> ExitCode {
-    let (program, base) = match checked_program(path) {
+    let program = match checked_program(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match lpn::train::evaluate_file(&program, &base, weights) {
+    match lpn::train::evaluate_file(&program, weights) {
         Ok(e) => {
             match e.accuracy {
                 Some(a) => say!("test: loss {:.4}, accuracy {:.1}%", e.loss, a * 100.0),

@@ -304,9 +304,7 @@ impl Net {
             // A convolution followed by a ReLU (and a max pool whose windows
             // tile its input) runs as one op: bias, ReLU and pool in one pass
             // over the product's output, and one pass back for all three.
-            if let (Node::Conv { w, b, conv }, Some(Node::Act(Activation::Relu))) =
-                (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node))
-            {
+            if let (Node::Conv { w, b, conv }, Some(Node::Act(Activation::Relu))) = (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node)) {
                 let bias = b.map(|b| self.p(b)).transpose()?;
                 // A max pool joins the block when its windows tile its input.
                 let pool = if let Some(Node::MaxPool { kernel, stride, padding }) = nodes.get(i + 2).map(|n| &n.node)

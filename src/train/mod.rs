@@ -166,24 +166,24 @@ pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
 
 /// Trains without telling anything as it goes (tests, scripts): see
 /// [`train_observed`].
-pub fn train(program: &Program, base: &Path, opts: &Options) -> Result<Report, TrainError> {
-    train_observed(program, base, opts, &mut Silent)
+pub fn train(program: &Program, opts: &Options) -> Result<Report, TrainError> {
+    train_observed(program, opts, &mut Silent)
 }
 
 /// Trains `program` into `opts.out_dir`, handing every event to `observer`.
 ///
 /// The folder holds one run: it is locked while the run writes there, a new
 /// run refuses a folder with another run's files unless `opts.force`, and
-/// report.json is rewritten after every epoch. (`base`, the .lpn file's
-/// folder, is kept for callers: every path in `program` is already resolved.)
-pub fn train_observed(program: &Program, _base: &Path, opts: &Options, observer: &mut dyn Observer) -> Result<Report, TrainError> {
+/// report.json is rewritten after every epoch. Every path in `program` is
+/// already resolved by the checker, so no base folder is needed.
+pub fn train_observed(program: &Program, opts: &Options, observer: &mut dyn Observer) -> Result<Report, TrainError> {
     let mut trainer = Trainer::new(program, opts, observer)?;
     while trainer.run_epoch()? == Flow::Continue {}
     trainer.finish()
 }
 
 /// `lpnc eval`: trained weights on the file's declared test data.
-pub fn evaluate_file(program: &Program, _base: &Path, weights: &Path) -> Result<Evaluation, TrainError> {
+pub fn evaluate_file(program: &Program, weights: &Path) -> Result<Evaluation, TrainError> {
     let splits = data::load(&program.data, &program.model.input.0)?;
     let Some(test) = &splits.test else {
         return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));

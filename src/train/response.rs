@@ -54,7 +54,7 @@ impl Panel {
 /// The band-constrained layers of a program with their kernels from a weights
 /// file, after checking that the file fits the model: every tensor present
 /// with its shape, none of another model, every value finite.
-pub fn panels(program: &Program, _base: &Path, weights: &Path) -> Result<Vec<Panel>, String> {
+pub fn panels(program: &Program, weights: &Path) -> Result<Vec<Panel>, String> {
     let tensors = params::read(weights, params::Source::WeightsFile).map_err(|e| e.to_string())?;
     let net = Net::new(&program.model, 0, ops::TRAIN_DTYPE).map_err(|e| e.to_string())?;
     let expected = net.expected_tensors().map_err(|e| LowerError::from(e).to_string())?;
