@@ -183,7 +183,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
             (Targets::Classes(_), Targets::Signals(_)) => {
                 return Err(DataError::new(format!("the {what} data is for denoising, but the training data is for classification")));
             }
-            _ => {}
+            (Targets::Signals(_), Targets::Signals(_)) | (Targets::Classes(_), Targets::Classes(_)) => {}
         }
         if let (Some(theirs), Some(ours)) = (loaded.classes, train.classes)
             && theirs > ours
@@ -205,7 +205,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         if let Some(missing) = seen.iter().position(|&s| !s) {
             let why = match spec.train {
                 Source::Waveforms { n, classes, seed, .. } => waveforms_missing_class(n, classes, seed, split_off),
-                _ => None,
+                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")

@@ -950,7 +950,12 @@ impl ParamType {
                 }
             }
             ParamType::Frequency => Some("in (0, 1) as a fraction of Nyquist, or in Hz below fs/2 with fs=".into()),
-            _ => None,
+            ParamType::Bool
+            | ParamType::Choice { .. }
+            | ParamType::Str
+            | ParamType::Path
+            | ParamType::Padding
+            | ParamType::Entry(_) => None,
         }
     }
 }
@@ -998,7 +1003,7 @@ pub fn describe(name: &str) -> Option<String> {
                 layers.iter().map(|k| format!("{k:?}").to_lowercase()).collect::<Vec<_>>().join(", "),
                 family.edges_note().map(|n| format!("\n{}\n\n", wrap(n, 92))).unwrap_or_default()
             ),
-            _ => String::new(),
+            AnnotationRole::Freeze | AnnotationRole::LearningRate | AnnotationRole::Init => String::new(),
         };
         ("annotation", def.schema, extra)
     } else if let Some(s) = find(SOURCES, name) {
