@@ -525,12 +525,13 @@ impl Builder<'_, '_> {
                 for a in 0..axes {
                     // Saturating: absurd sizes are refused as too large, never wrap.
                     let window = dilation[a].saturating_mul(kernel[a].saturating_sub(1)).saturating_add(1);
-                    let padded = input.0[a + 1].saturating_add(padding[a].0).saturating_add(padding[a].1);
-                    if window > padded {
-                        problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a], a, false));
-                        return None;
+                    match lpn_kernels::out_len(input.0[a + 1], padding[a], kernel[a], stride[a], dilation[a]) {
+                        Some(len) => out.push(len),
+                        None => {
+                            problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a], a, false));
+                            return None;
+                        }
                     }
-                    out.push((padded - window) / stride[a] + 1);
                 }
                 let bias = call.bool("bias").unwrap_or(true);
                 let taps = kernel.iter().fold(1usize, |n, &k| n.saturating_mul(k));
@@ -593,12 +594,13 @@ impl Builder<'_, '_> {
                         });
                         return None;
                     }
-                    let padded = input.0[a + 1].saturating_add(padding[a].saturating_mul(2));
-                    if kernel[a] > padded {
-                        problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
-                        return None;
+                    match lpn_kernels::out_len(input.0[a + 1], (padding[a], padding[a]), kernel[a], stride[a], 1) {
+                        Some(len) => out.push(len),
+                        None => {
+                            problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
+                            return None;
+                        }
                     }
-                    out.push((padded - kernel[a]) / stride[a] + 1);
                 }
                 let pool = Pool { kernel, stride, padding };
                 let op = if def.kind == LayerKind::MaxPool { Op::MaxPool(pool) } else { Op::AvgPool(pool) };
