@@ -172,39 +172,7 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         ctx.problems.push(Problem::TaskMismatch { span: train.span, reason, help: None });
     }
     for other in [&val, &test].into_iter().flatten() {
-        // Each label of a validation or test file must have training examples.
-        let unknown = match (&other.ucr, &train.ucr) {
-            (Some(theirs), Some(ours)) => {
-                let known = crate::data::distinct_labels(&ours.table.rows);
-                crate::data::classes_of(&theirs.path, &theirs.table.rows, &known).err().map(|e| (theirs, e))
-            }
-            _ => None,
-        };
-        if other.task != train.task {
-            ctx.problems.push(Problem::TaskMismatch {
-                span: other.span,
-                reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
-                help: None,
-            });
-        }
-        if let (Some(a), Some(b)) = (other.classes, train.classes)
-            && a > b
-        {
-            let first = match &unknown {
-                Some((theirs, e)) => match (e.line, e.column) {
-                    (Some(line), Some(column)) => format!(" (the first is at {}:{line}:{column})", theirs.written),
-                    _ => String::new(),
-                },
-                None => String::new(),
-            };
-            ctx.problems.push(Problem::TaskMismatch {
-                span: other.span,
-                reason: format!("this data set has {a} classes, the training data only {b}"),
-                help: Some(format!("a class never seen in training cannot be learnt{first}")),
-            });
-        } else if let Some((theirs, e)) = unknown {
-            bad_file(ctx, theirs.span, &theirs.written, e);
-        }
+        fits_training_data(ctx, other, &train);
     }
     let spec = DataSpec {
         task: train.task,
@@ -215,6 +183,44 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         val_split,
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+/// A validation or test set against the training set: the same task, no
+/// more classes, and (for `ucr` files) no label without training examples.
+fn fits_training_data(ctx: &mut Ctx, other: &SourceFacts, train: &SourceFacts) {
+    // Each label of a validation or test file must have training examples.
+    let unknown = match (&other.ucr, &train.ucr) {
+        (Some(theirs), Some(ours)) => {
+            let known = crate::data::distinct_labels(&ours.table.rows);
+            crate::data::classes_of(&theirs.path, &theirs.table.rows, &known).err().map(|e| (theirs, e))
+        }
+        _ => None,
+    };
+    if other.task != train.task {
+        ctx.problems.push(Problem::TaskMismatch {
+            span: other.span,
+            reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
+            help: None,
+        });
+    }
+    if let (Some(a), Some(b)) = (other.classes, train.classes)
+        && a > b
+    {
+        let first = match &unknown {
+            Some((theirs, e)) => match (e.line, e.column) {
+                (Some(line), Some(column)) => format!(" (the first is at {}:{line}:{column})", theirs.written),
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        ctx.problems.push(Problem::TaskMismatch {
+            span: other.span,
+            reason: format!("this data set has {a} classes, the training data only {b}"),
+            help: Some(format!("a class never seen in training cannot be learnt{first}")),
+        });
+    } else if let Some((theirs, e)) = unknown {
+        bad_file(ctx, theirs.span, &theirs.written, e);
+    }
 }
 
 fn task_words(task: Task) -> &'static str {
