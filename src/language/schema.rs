@@ -313,7 +313,12 @@ pub const LAYERS: &[LayerDef] = &[
             name: "batchnorm",
             summary: "Batch normalisation over the first (channel) axis, with a learnt scale and shift per channel.",
             params: &[
-                param("momentum", float_closed(0.0, 1.0), DefaultValue::Float(0.1), "weight of the current batch in the running statistics"),
+                param(
+                    "momentum",
+                    float_closed(0.0, 1.0),
+                    DefaultValue::Float(0.1),
+                    "weight of the current batch in the running statistics",
+                ),
                 param("eps", POSITIVE, DefaultValue::Float(1e-5), "added to the variance"),
             ],
             example: "batchnorm",
@@ -751,7 +756,12 @@ pub const OPTIMIZERS: &[Schema] = &[
         summary: "Stochastic gradient descent with momentum.",
         params: &[
             positional("lr", POSITIVE, DefaultValue::Float(0.01), "learning rate"),
-            param("momentum", ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true }, DefaultValue::Float(0.9), "momentum"),
+            param(
+                "momentum",
+                ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+                DefaultValue::Float(0.9),
+                "momentum",
+            ),
             param("nesterov", ParamType::Bool, DefaultValue::Bool(false), "Nesterov momentum"),
             param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.0), "L2 penalty added to the gradient"),
         ],
@@ -760,7 +770,13 @@ pub const OPTIMIZERS: &[Schema] = &[
     Schema {
         name: "adam",
         summary: "Adam (Kingma & Ba); weight_decay is added to the gradient (L2).",
-        params: &[OPT_LR, BETA1, BETA2, EPS, param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.0), "L2 penalty added to the gradient")],
+        params: &[
+            OPT_LR,
+            BETA1,
+            BETA2,
+            EPS,
+            param("weight_decay", NON_NEGATIVE, DefaultValue::Float(0.0), "L2 penalty added to the gradient"),
+        ],
         example: "adam(lr=1e-3)",
     },
     Schema {
