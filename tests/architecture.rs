@@ -61,8 +61,7 @@ fn every_source_file_is_on_the_codemap() {
         let relative = file.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
         let folder = relative.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
         let name = relative.rsplit('/').next().unwrap();
-        let on_map = named.contains(&relative)
-            || (named.contains(&folder) && (name == "mod.rs" || text.contains(&format!("`{name}`"))));
+        let on_map = named.contains(&relative) || (named.contains(&folder) && (name == "mod.rs" || text.contains(&format!("`{name}`"))));
         if !on_map {
             unmapped.push(relative);
         }

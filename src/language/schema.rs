@@ -950,12 +950,9 @@ impl ParamType {
                 }
             }
             ParamType::Frequency => Some("in (0, 1) as a fraction of Nyquist, or in Hz below fs/2 with fs=".into()),
-            ParamType::Bool
-            | ParamType::Choice { .. }
-            | ParamType::Str
-            | ParamType::Path
-            | ParamType::Padding
-            | ParamType::Entry(_) => None,
+            ParamType::Bool | ParamType::Choice { .. } | ParamType::Str | ParamType::Path | ParamType::Padding | ParamType::Entry(_) => {
+                None
+            }
         }
     }
 }

@@ -490,10 +490,26 @@ fn problem_from_pest(source: &str, offset: usize, error: &pest::error::Error<Rul
     if expected.is_empty() && what == "a section" {
         expected.push("a section: `model NAME { … }`, `data { … }` or `train { … }`".into());
     }
+    let help = help_for(&expected, &found, source, pos);
+    let message = if expected.is_empty() {
+        format!("unexpected {found} in {what}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    Problem::Syntax {
+        span: Span::new(pos, (pos + found_len(source, pos)).min(source.len())),
+        message,
+        label: if expected.is_empty() { "not understood".into() } else { "unexpected here".into() },
+        help,
+    }
+}
+
+/// What to do about a syntax error, from what was expected and what was found.
+fn help_for(expected: &[String], found: &str, source: &str, pos: usize) -> Option<String> {
     let at_end = found == "end of line" || found == "end of file";
     let word_found = found.starts_with('`') && found[1..].starts_with(|c: char| c.is_alphabetic());
     let glued_to_number = word_found && source[..pos].ends_with(|c: char| c.is_ascii_digit() || c == '.');
-    let help = if glued_to_number {
+    if glued_to_number {
         Some("a number cannot have letters right after it; frequencies in Hz are plain numbers with `fs=` giving the sample rate".into())
     } else if expected.iter().any(|e| e == "`)`") && at_end {
         Some("arguments go inside `( … )` on one statement; close the list with `)`".into())
@@ -513,17 +529,6 @@ fn problem_from_pest(source: &str, offset: usize, error: &pest::error::Error<Rul
         Some("one layer per line; annotations start with `@`".into())
     } else {
         None
-    };
-    let message = if expected.is_empty() {
-        format!("unexpected {found} in {what}")
-    } else {
-        format!("expected {}, found {found}", join_or(&expected))
-    };
-    Problem::Syntax {
-        span: Span::new(pos, (pos + found_len(source, pos)).min(source.len())),
-        message,
-        label: if expected.is_empty() { "not understood".into() } else { "unexpected here".into() },
-        help,
     }
 }
 

@@ -172,39 +172,7 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         ctx.problems.push(Problem::TaskMismatch { span: train.span, reason, help: None });
     }
     for other in [&val, &test].into_iter().flatten() {
-        // Each label of a validation or test file must have training examples.
-        let unknown = match (&other.ucr, &train.ucr) {
-            (Some(theirs), Some(ours)) => {
-                let known = crate::data::distinct_labels(&ours.table.rows);
-                crate::data::classes_of(&theirs.path, &theirs.table.rows, &known).err().map(|e| (theirs, e))
-            }
-            _ => None,
-        };
-        if other.task != train.task {
-            ctx.problems.push(Problem::TaskMismatch {
-                span: other.span,
-                reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
-                help: None,
-            });
-        }
-        if let (Some(a), Some(b)) = (other.classes, train.classes)
-            && a > b
-        {
-            let first = match &unknown {
-                Some((theirs, e)) => match (e.line, e.column) {
-                    (Some(line), Some(column)) => format!(" (the first is at {}:{line}:{column})", theirs.written),
-                    _ => String::new(),
-                },
-                None => String::new(),
-            };
-            ctx.problems.push(Problem::TaskMismatch {
-                span: other.span,
-                reason: format!("this data set has {a} classes, the training data only {b}"),
-                help: Some(format!("a class never seen in training cannot be learnt{first}")),
-            });
-        } else if let Some((theirs, e)) = unknown {
-            bad_file(ctx, theirs.span, &theirs.written, e);
-        }
+        fits_training_data(ctx, other, &train);
     }
     let spec = DataSpec {
         task: train.task,
@@ -217,6 +185,44 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
 }
 
+/// A validation or test set against the training set: the same task, no
+/// more classes, and (for `ucr` files) no label without training examples.
+fn fits_training_data(ctx: &mut Ctx, other: &SourceFacts, train: &SourceFacts) {
+    // Each label of a validation or test file must have training examples.
+    let unknown = match (&other.ucr, &train.ucr) {
+        (Some(theirs), Some(ours)) => {
+            let known = crate::data::distinct_labels(&ours.table.rows);
+            crate::data::classes_of(&theirs.path, &theirs.table.rows, &known).err().map(|e| (theirs, e))
+        }
+        _ => None,
+    };
+    if other.task != train.task {
+        ctx.problems.push(Problem::TaskMismatch {
+            span: other.span,
+            reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
+            help: None,
+        });
+    }
+    if let (Some(a), Some(b)) = (other.classes, train.classes)
+        && a > b
+    {
+        let first = match &unknown {
+            Some((theirs, e)) => match (e.line, e.column) {
+                (Some(line), Some(column)) => format!(" (the first is at {}:{line}:{column})", theirs.written),
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        ctx.problems.push(Problem::TaskMismatch {
+            span: other.span,
+            reason: format!("this data set has {a} classes, the training data only {b}"),
+            help: Some(format!("a class never seen in training cannot be learnt{first}")),
+        });
+    } else if let Some((theirs, e)) = unknown {
+        bad_file(ctx, theirs.span, &theirs.written, e);
+    }
+}
+
 fn task_words(task: Task) -> &'static str {
     match task {
         Task::Denoise => "denoising",
@@ -227,31 +233,17 @@ fn task_words(task: Task) -> &'static str {
 fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<SourceFacts> {
     let task = call.schema.task();
     let span = call.span;
-    let needs_signal_input = |ctx: &mut Ctx, what: &str| {
-        if let Some((shape, input_span)) = input
-            && (shape.rank() != 2 || shape.channels() != 1)
-        {
-            let help = Some(format!("`{what}` gives 1-channel signals: use `input [1, {}]`", shape.0.last().copied().unwrap_or(256)));
-            ctx.problems.push(Problem::DataShapeMismatch {
-                span,
-                input_span,
-                data: "1-channel signals `[1, length]`".into(),
-                input: shape.clone(),
-                help,
-            });
-        }
-    };
     let seed = call.int("seed").unwrap_or(1) as u64;
     let noise = call.f64("noise").unwrap_or(0.1);
     match call.schema.name {
         "sines" => {
-            needs_signal_input(ctx, "sines");
+            needs_signal_input(ctx, input, span, "sines");
             let n = call.int("n")? as usize;
             let source = Source::Sines { n, components: call.int("components")? as usize, max_freq: call.f64("max_freq")?, noise, seed };
             Some(SourceFacts { source, task, classes: None, span, ucr: None, bytes: dataset_bytes(n, input, task) })
         }
         "waveforms" => {
-            needs_signal_input(ctx, "waveforms");
+            needs_signal_input(ctx, input, span, "waveforms");
             let classes = call.int("classes")? as usize;
             let n = call.int("n")? as usize;
             Some(SourceFacts {
@@ -263,81 +255,107 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                 bytes: dataset_bytes(n, input, task),
             })
         }
-        "ucr" => {
-            let path = data_path(ctx, call)?;
-            let table = match probe_ucr(ctx.env, &path) {
-                Ok(table) => table,
-                Err(e) => {
-                    bad_file(ctx, call.span_of("path"), call.str("path")?, e);
-                    return None;
-                }
-            };
-            if let Some((shape, input_span)) = input
-                && shape.numel() != table.width
+        "ucr" => ucr_source(ctx, call, input, task, span),
+        "signal" => signal_source(ctx, call, input, task, span),
+        other => unreachable!("data source {other} has no checker"),
+    }
+}
+
+/// E0052 for a generator or recording that gives 1-channel signals, when the
+/// model's input is not `[1, length]`.
+fn needs_signal_input(ctx: &mut Ctx, input: Option<(&Shape, Span)>, span: Span, what: &str) {
+    if let Some((shape, input_span)) = input
+        && (shape.rank() != 2 || shape.channels() != 1)
+    {
+        let help = Some(format!("`{what}` gives 1-channel signals: use `input [1, {}]`", shape.0.last().copied().unwrap_or(256)));
+        ctx.problems.push(Problem::DataShapeMismatch {
+            span,
+            input_span,
+            data: "1-channel signals `[1, length]`".into(),
+            input: shape.clone(),
+            help,
+        });
+    }
+}
+
+/// A `ucr` file: its rows, read through the environment, against the
+/// model's input.
+fn ucr_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, task: Task, span: Span) -> Option<SourceFacts> {
+    let path = data_path(ctx, call)?;
+    let table = match probe_ucr(ctx.env, &path) {
+        Ok(table) => table,
+        Err(e) => {
+            bad_file(ctx, call.span_of("path"), call.str("path")?, e);
+            return None;
+        }
+    };
+    if let Some((shape, input_span)) = input
+        && shape.numel() != table.width
+    {
+        let help = Some(match shape.rank() {
+            1 => format!("use `input [{}]`", table.width),
+            _ => format!("use an input with {} values, such as `input [1, {}]`", table.width, table.width),
+        });
+        ctx.problems.push(Problem::DataShapeMismatch {
+            span: call.span_of("path"),
+            input_span,
+            data: format!("{} values per row", table.width),
+            input: shape.clone(),
+            help,
+        });
+    }
+    let classes = crate::data::distinct_labels(&table.rows).len();
+    let bytes = dataset_bytes(table.rows.len(), input, task);
+    let ucr = UcrFacts { written: call.str("path")?.into(), span: call.span_of("path"), path: path.clone(), table };
+    Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr), bytes })
+}
+
+/// A `signal` recording: its samples in `column`, read through the
+/// environment, cut into windows of the input's length.
+fn signal_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, task: Task, span: Span) -> Option<SourceFacts> {
+    let (seed, noise) = (call.int("seed").unwrap_or(1) as u64, call.f64("noise").unwrap_or(0.1));
+    needs_signal_input(ctx, input, span, "signal");
+    let path = data_path(ctx, call)?;
+    let column = call.int("column")? as usize;
+    let stride = call.int("stride").map(|s| s as usize);
+    let mut windows = 0;
+    match probe_signal(ctx.env, &path, column) {
+        Ok(samples) => {
+            // As `crate::data` cuts the recording: windows of the
+            // input's length, `stride` apart (default: not overlapping).
+            if let Some((shape, _)) = input
+                && let [1, len] = shape.0[..]
+                && len > 0
+                && samples >= len
             {
-                let help = Some(match shape.rank() {
-                    1 => format!("use `input [{}]`", table.width),
-                    _ => format!("use an input with {} values, such as `input [1, {}]`", table.width, table.width),
-                });
+                windows = (samples - len) / stride.unwrap_or(len).max(1) + 1;
+            }
+            if let Some((shape, input_span)) = input
+                && shape.rank() == 2
+                && shape.0[1] > samples
+            {
                 ctx.problems.push(Problem::DataShapeMismatch {
                     span: call.span_of("path"),
                     input_span,
-                    data: format!("{} values per row", table.width),
+                    data: format!("a recording of {samples} samples"),
                     input: shape.clone(),
-                    help,
+                    help: Some(format!("windows are the model's input length; use at most {samples}")),
                 });
             }
-            let classes = crate::data::distinct_labels(&table.rows).len();
-            let bytes = dataset_bytes(table.rows.len(), input, task);
-            let ucr = UcrFacts { written: call.str("path")?.into(), span: call.span_of("path"), path: path.clone(), table };
-            Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr), bytes })
         }
-        "signal" => {
-            needs_signal_input(ctx, "signal");
-            let path = data_path(ctx, call)?;
-            let column = call.int("column")? as usize;
-            let stride = call.int("stride").map(|s| s as usize);
-            let mut windows = 0;
-            match probe_signal(ctx.env, &path, column) {
-                Ok(samples) => {
-                    // As `crate::data` cuts the recording: windows of the
-                    // input's length, `stride` apart (default: not overlapping).
-                    if let Some((shape, _)) = input
-                        && let [1, len] = shape.0[..]
-                        && len > 0
-                        && samples >= len
-                    {
-                        windows = (samples - len) / stride.unwrap_or(len).max(1) + 1;
-                    }
-                    if let Some((shape, input_span)) = input
-                        && shape.rank() == 2
-                        && shape.0[1] > samples
-                    {
-                        ctx.problems.push(Problem::DataShapeMismatch {
-                            span: call.span_of("path"),
-                            input_span,
-                            data: format!("a recording of {samples} samples"),
-                            input: shape.clone(),
-                            help: Some(format!("windows are the model's input length; use at most {samples}")),
-                        });
-                    }
-                }
-                Err(e) => {
-                    bad_file(ctx, call.span_of("path"), call.str("path")?, e);
-                    return None;
-                }
-            }
-            Some(SourceFacts {
-                source: Source::Signal { path, column, stride, noise, seed },
-                task,
-                classes: None,
-                span,
-                ucr: None,
-                bytes: dataset_bytes(windows, input, task),
-            })
+        Err(e) => {
+            bad_file(ctx, call.span_of("path"), call.str("path")?, e);
+            return None;
         }
-        other => unreachable!("data source {other} has no checker"),
     }
+    Some(SourceFacts {
+        source: Source::Signal { path, column, stride, noise, seed },
+        task,
+        classes: None,
+        span,
+        ucr: None,
+        bytes: dataset_bytes(windows, input, task),
+    })
 }
 
 /// The rows of a UCR-style CSV, read by the same code that loads it for

@@ -6,14 +6,14 @@
 use crate::language::ast::{self, Arg, Stmt};
 use crate::language::check::Ctx;
 use crate::language::check::annotations::{self, LayerFacts};
-use crate::language::check::params;
+use crate::language::check::params::{self, Call};
 use crate::language::diagnostic::Problem;
 use std::collections::HashMap;
 
 use crate::constraint::bands::{default_transition, freq_words};
 use crate::language::diagnostic::fmt_num;
 use crate::language::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
-use crate::language::schema::{self, AnnotationRole, Band, LayerKind, Mode, PHASE_SECTION};
+use crate::language::schema::{self, AnnotationDef, AnnotationRole, Band, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
 struct Layers<'m> {
@@ -100,30 +100,7 @@ fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, walked: &[&Layer], layers
 
 fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut Layers) -> Option<PhaseLayer> {
     let Some(&layer) = layers.by_name.get(l.name.name.as_str()) else {
-        // Diagnostics list known names as `&'static str`; layer names are made
-        // per file, so this (rare) error path keeps them for the process,
-        // once per file.
-        let all = layers.known.get_or_insert_with(|| {
-            walked.iter().filter(|x| x.parameters > 0).map(|x| &*Box::leak(x.name.clone().into_boxed_str())).collect()
-        });
-        layers.unknown += 1;
-        let known: Vec<&'static str> = if all.len() <= LIST_ALL_UP_TO {
-            all.clone()
-        } else {
-            // The closest name, searched for the first hundred mistakes only
-            // (each search reads every name), then the first names.
-            let best = if layers.unknown <= 100 { crate::language::suggest::closest(&l.name.name, all) } else { None };
-            match best {
-                Some(best) => vec![best],
-                None => all[..LIST_ALL_UP_TO].to_vec(),
-            }
-        };
-        ctx.problems.push(Problem::UnknownChoice {
-            span: l.name.span,
-            what: "layer with weights".into(),
-            name: l.name.name.clone(),
-            known,
-        });
+        unknown_layer(ctx, l, walked, layers);
         return None;
     };
     if l.args.is_some() || l.body.is_some() || l.count.is_some() {
@@ -140,31 +117,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
     };
     let kind = declared_kind(&layer.op);
     let first_problem = ctx.problems.len();
-    let mut written = Vec::new();
-    for annotation in &l.annotations {
-        let Some(def) = schema::annotation(&annotation.name.name) else {
-            ctx.problems.push(Problem::UnknownAnnotation {
-                span: annotation.name.span,
-                name: annotation.name.name.clone(),
-                known: schema::annotation_names(),
-            });
-            continue;
-        };
-        if def.role == AnnotationRole::Init {
-            ctx.problems.push(Problem::NotApplicable {
-                span: annotation.span,
-                layer_span: l.name.span,
-                annotation: "init".into(),
-                layer: layer.name.clone(),
-                reason: "a phase starts from the weights the previous one left".into(),
-                help: Some("put `@init` on the layer in the model".into()),
-            });
-            continue;
-        }
-        let call =
-            params::resolve(&def.schema, annotation.args.as_ref(), annotation.span, &format!("@{}", def.schema.name), &mut ctx.problems);
-        written.push((annotation, def, call));
-    }
+    let written = phase_annotations(ctx, l, layer);
     let facts = LayerFacts {
         kind,
         layer: "layer",
@@ -195,8 +148,83 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
     };
     let tail = ctx.problems.split_off(first_problem);
     ctx.problems.extend(tail.into_iter().filter(|p| !repeated(p)));
+    let constraints = phase_constraints(ctx, l, layer, attached.constraints, &written, facts.kernel.as_deref().unwrap_or(&[]));
+    check_set_in_force(ctx, layer, &constraints, &facts, first_problem);
+    Some(PhaseLayer { layer: layer.name.clone(), frozen: attached.frozen, lr_scale: attached.lr_scale, constraints })
+}
+
+/// E0018 for a phase's layer name that names no layer with weights, with
+/// the closest name (or the first ones).
+fn unknown_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut Layers) {
+    // Diagnostics list known names as `&'static str`; layer names are made
+    // per file, so this (rare) error path keeps them for the process,
+    // once per file.
+    let all = layers
+        .known
+        .get_or_insert_with(|| walked.iter().filter(|x| x.parameters > 0).map(|x| &*Box::leak(x.name.clone().into_boxed_str())).collect());
+    layers.unknown += 1;
+    let known: Vec<&'static str> = if all.len() <= LIST_ALL_UP_TO {
+        all.clone()
+    } else {
+        // The closest name, searched for the first hundred mistakes only
+        // (each search reads every name), then the first names.
+        let best = if layers.unknown <= 100 { crate::language::suggest::closest(&l.name.name, all) } else { None };
+        match best {
+            Some(best) => vec![best],
+            None => all[..LIST_ALL_UP_TO].to_vec(),
+        }
+    };
+    ctx.problems.push(Problem::UnknownChoice { span: l.name.span, what: "layer with weights".into(), name: l.name.name.clone(), known });
+}
+
+/// An annotation written on a phase's layer, with its schema entry and its
+/// resolved arguments.
+type Written<'a> = (&'a ast::Annotation, &'static AnnotationDef, Call);
+
+/// The annotations written on a phase's layer, resolved (`@init` has no
+/// place in a phase).
+fn phase_annotations<'a>(ctx: &mut Ctx, l: &'a ast::Layer, layer: &Layer) -> Vec<Written<'a>> {
+    let mut written = Vec::new();
+    for annotation in &l.annotations {
+        let Some(def) = schema::annotation(&annotation.name.name) else {
+            ctx.problems.push(Problem::UnknownAnnotation {
+                span: annotation.name.span,
+                name: annotation.name.name.clone(),
+                known: schema::annotation_names(),
+            });
+            continue;
+        };
+        if def.role == AnnotationRole::Init {
+            ctx.problems.push(Problem::NotApplicable {
+                span: annotation.span,
+                layer_span: l.name.span,
+                annotation: "init".into(),
+                layer: layer.name.clone(),
+                reason: "a phase starts from the weights the previous one left".into(),
+                help: Some("put `@init` on the layer in the model".into()),
+            });
+            continue;
+        }
+        let call =
+            params::resolve(&def.schema, annotation.args.as_ref(), annotation.span, &format!("@{}", def.schema.name), &mut ctx.problems);
+        written.push((annotation, def, call));
+    }
+    written
+}
+
+/// The constraints a phase enforces on `layer`: each the model's own, with
+/// the phase's mode, weight, tol and dual_lr; a new constraint, a switch to
+/// or from reparam/freeze and a redefinition are refused.
+fn phase_constraints(
+    ctx: &mut Ctx,
+    l: &ast::Layer,
+    layer: &Layer,
+    attached: Vec<Constraint>,
+    written: &[Written],
+    kernel: &[usize],
+) -> Vec<Constraint> {
     let mut constraints = Vec::new();
-    for c in attached.constraints {
+    for c in attached {
         let base = layer.constraints.iter().find(|b| b.family == c.family);
         match base {
             None => ctx.problems.push(Problem::NotApplicable {
@@ -222,7 +250,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
             }
             Some(b) => {
                 let call = written.iter().find(|(a, _, _)| a.span == c.span).map(|(_, _, call)| call);
-                match redefinition(&c, b, facts.kernel.as_deref().unwrap_or(&[])) {
+                match redefinition(&c, b, kernel) {
                     Some((param, declared, phase)) => ctx.problems.push(Problem::PhaseRedefines {
                         span: call.map(|call| call.span_of(param)).unwrap_or(c.span),
                         declared_span: b.span,
@@ -240,6 +268,12 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
             }
         }
     }
+    constraints
+}
+
+/// InfeasibleSet when the set in force during the phase leaves no weight
+/// but zero.
+fn check_set_in_force(ctx: &mut Ctx, layer: &Layer, constraints: &[Constraint], facts: &LayerFacts, first_problem: usize) {
     // The set in force during the phase: the model's constraints with the
     // phase's modes. A phase that makes a constraint hard may leave no weight
     // but zero with the others (checked once, if the line was otherwise sound).
@@ -255,7 +289,6 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
             ctx.problems.push(Problem::InfeasibleSet { spans: found.spans, names: found.names, empty: found.empty, reason: found.reason });
         }
     }
-    Some(PhaseLayer { layer: layer.name.clone(), frozen: attached.frozen, lr_scale: attached.lr_scale, constraints })
 }
 
 /// Two frequencies (Nyquist units) or values the same up to rounding: a
