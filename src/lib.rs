@@ -13,6 +13,11 @@
 //! they exist with the `train` feature (on by default). Without it the crate
 //! is the front end alone, which CI builds to keep Candle out of it.
 
+// All the kernels' `unsafe` lives in `crates/lpn-kernels`; the one block
+// here (`threads::configure`, the process environment at start-up) says why
+// it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod constraint;
 pub mod data;
 pub mod language;
