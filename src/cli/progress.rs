@@ -32,7 +32,7 @@ fn note(event: &Event<'_>) -> Option<String> {
 fn figure_text(label: &ConstraintLabel, value: Option<f64>, multiplier: Option<f64>) -> String {
     let Some(v) = value else { return String::new() };
     let mut out =
-        if label.band { format!(" · {} ρ {v:.2e}", label.layer) } else { format!(" · {} {} {v:.1e}", label.layer, label.kind) };
+        if label.has_ratio { format!(" · {} ρ {v:.2e}", label.layer) } else { format!(" · {} {} {v:.1e}", label.layer, label.kind) };
     if let Some(m) = multiplier {
         out.push_str(&format!(" λ {m:.3}"));
     }
@@ -44,7 +44,11 @@ fn live_text(labels: &[ConstraintLabel], figures: &[Option<LiveFigure>]) -> Stri
 }
 
 fn measured_text(labels: &[ConstraintLabel], measures: &[Measure]) -> String {
-    labels.iter().zip(measures).map(|(l, m)| figure_text(l, if l.band { m.stopband_ratio } else { m.violation }, m.multiplier)).collect()
+    labels
+        .iter()
+        .zip(measures)
+        .map(|(l, m)| figure_text(l, if l.has_ratio { m.stopband_ratio } else { m.violation }, m.multiplier))
+        .collect()
 }
 
 fn epoch_text(r: &EpochReport, labels: &[ConstraintLabel]) -> String {

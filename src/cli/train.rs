@@ -18,7 +18,7 @@ const CONSTRAINT_FAILED: u8 = 3;
 
 /// A penalty that ended far from its tolerance, and what to do.
 fn penalty_advice_words(a: &lpn::train::verdict::PenaltyAdvice) -> String {
-    let what = if a.band { "ρ (max)" } else { "its violation" };
+    let what = if a.has_ratio { "ρ (max)" } else { "its violation" };
     let trend = match a.first_figure {
         Some(first) if a.epochs > 1 && first > a.figure => format!(
             "; it fell from {first:.3e} after epoch 1 to {:.3e} after epoch {} (under Adam a kernel moves about lr per step whatever \

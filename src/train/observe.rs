@@ -28,8 +28,8 @@ pub struct ConstraintLabel {
     pub layer: String,
     /// `lowpass`, `nonneg`, …
     pub kind: String,
-    /// Band families report ρ, the others a violation.
-    pub band: bool,
+    /// Quadratic families (bands, smoothness) report ρ, the others a violation.
+    pub has_ratio: bool,
 }
 
 /// One constraint's figure after a step: ρ (largest over kernels) or the

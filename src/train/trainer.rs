@@ -520,7 +520,7 @@ fn init_residual(model: &Model, e: &Enforced, net: &Net, before: &Tensor) -> Opt
 fn labels(enforced: &[Enforced]) -> Vec<ConstraintLabel> {
     enforced
         .iter()
-        .map(|e| ConstraintLabel { layer: e.layer.clone(), kind: e.spec.family.name().into(), band: e.spec.set.quadratic().is_some() })
+        .map(|e| ConstraintLabel { layer: e.layer.clone(), kind: e.spec.family.name().into(), has_ratio: e.spec.set.quadratic().is_some() })
         .collect()
 }
 

@@ -46,8 +46,8 @@ pub enum Failure {
 pub struct PenaltyAdvice {
     pub layer: String,
     pub kind: String,
-    /// Whether `figure` is a band constraint's ρ (else a violation).
-    pub band: bool,
+    /// Whether `figure` is a quadratic constraint's ρ (else a violation).
+    pub has_ratio: bool,
     /// Largest ρ (bands) or the violation at the end.
     pub figure: f64,
     pub tol: f64,
@@ -143,7 +143,7 @@ pub fn penalty_advice(report: &Report) -> Vec<PenaltyAdvice> {
             PenaltyAdvice {
                 layer: c.layer.clone(),
                 kind: c.kind.clone(),
-                band: c.stopband_ratio.is_some(),
+                has_ratio: c.stopband_ratio.is_some(),
                 figure: figure(c),
                 tol: c.tol,
                 weight,
