@@ -1,7 +1,7 @@
 //! `lpnc inspect`: the checked model as a table.
 
 use crate::language::ir::{Layer, Model};
-use crate::language::schema::{Family, Mode};
+use crate::language::schema::Family;
 
 pub fn table(model: &Model) -> String {
     let mut rows: Vec<[String; 5]> = vec![["layer".into(), "op".into(), "output".into(), "params".into(), "constraints".into()]];
@@ -72,7 +72,7 @@ fn band_notes(model: &Model) -> String {
                 let axis = if c.edges().len() > 1 { format!(" (axes of {} taps)", e.taps) } else { String::new() };
                 let dimension = c
                     .admissible_dimension()
-                    .filter(|_| matches!(c.mode, Mode::Project | Mode::Reparam))
+                    .filter(|_| c.mode.keeps_weight_in_set())
                     .map(|d| format!("; admissible dimension {d} of {} at tol={}", kernel_size(c.edges()), fmt(c.tol)))
                     .unwrap_or_default();
                 lines.push(format!("  {} @{}{axis}: {}{dimension}", layer.name, c.family.name(), e.describe(fs)));

@@ -34,6 +34,26 @@ impl Mode {
     pub fn from_name(name: &str) -> Option<Mode> {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
+
+    /// Whether the weight is inside the constraint's set after every step
+    /// (projected back, or parametrized inside it): what the checker's
+    /// feasibility and subspace checks are about.
+    pub fn keeps_weight_in_set(self) -> bool {
+        match self {
+            Mode::Project | Mode::Reparam => true,
+            Mode::Penalty | Mode::Freeze | Mode::Lagrangian => false,
+        }
+    }
+
+    /// Whether the mode promises that its constraint holds (after every
+    /// step, by construction, or exactly) rather than trading it against the
+    /// task: a run whose hard constraint does not hold fails (exit 3).
+    pub fn is_hard(self) -> bool {
+        match self {
+            Mode::Project | Mode::Reparam | Mode::Freeze => true,
+            Mode::Penalty | Mode::Lagrangian => false,
+        }
+    }
 }
 
 impl fmt::Display for Mode {

@@ -73,13 +73,9 @@ pub struct Verdict {
     pub advice: Vec<PenaltyAdvice>,
 }
 
-/// Whether a mode promises that its constraint holds (after every step, by
-/// construction, or exactly) rather than trading it against the task.
+/// Whether a mode promises that its constraint holds: `Mode::is_hard`.
 pub fn is_hard(mode: Mode) -> bool {
-    match mode {
-        Mode::Project | Mode::Reparam | Mode::Freeze => true,
-        Mode::Penalty | Mode::Lagrangian => false,
-    }
+    mode.is_hard()
 }
 
 /// The figure a constraint is judged by: its largest ρ, or its violation.

@@ -868,7 +868,7 @@ fn structure_conflicts(ctx: &mut Ctx, placed: &[(Constraint, Span)]) {
     // Softplus (nonneg's reparametrization) cannot share the weight with another hard constraint.
     if let Some((_, nonneg)) = placed.iter().find(|(c, _)| c.family == Family::Nonneg && c.mode == Mode::Reparam) {
         for (c, span) in placed {
-            if span != nonneg && matches!(c.mode, Mode::Reparam | Mode::Project) {
+            if span != nonneg && c.mode.keeps_weight_in_set() {
                 ctx.problems.push(Problem::ConflictingAnnotations {
                     span: *span,
                     other: *nonneg,

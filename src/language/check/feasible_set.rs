@@ -37,7 +37,7 @@ use crate::constraint::quadratic;
 use crate::language::ast::Span;
 use crate::language::diagnostic::fmt_num;
 use crate::language::ir::Constraint;
-use crate::language::schema::{Family, Mode};
+use crate::language::schema::Family;
 
 /// Kernels longer than this skip the cone test (each iteration is a
 /// taps×taps product): conservative.
@@ -73,7 +73,7 @@ pub struct Infeasible {
 }
 
 fn is_hard(c: &Constraint) -> bool {
-    matches!(c.mode, Mode::Project | Mode::Reparam)
+    c.mode.keeps_weight_in_set()
 }
 
 /// The first set of this layer's hard constraints that cannot hold together.
@@ -364,6 +364,7 @@ fn positive_orthogonal(basis: &DMatrix<f64>, taps: usize) -> bool {
 mod tests {
     use super::*;
     use crate::constraint::bands::BandSpec;
+    use crate::language::schema::Mode;
 
     fn band(family: Family, low: f64, high: f64, k: usize) -> Constraint {
         let spec = BandSpec { family, low, high, transition: None, fs: None };

@@ -138,11 +138,7 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
     let repeated = |p: &Problem| match p {
         Problem::PassbandSwallowed { .. } | Problem::BandEdgeClamped { .. } => true,
         Problem::SmallSubspace { span, .. } => attached.constraints.iter().any(|c| {
-            c.span == *span
-                && layer
-                    .constraints
-                    .iter()
-                    .any(|b| b.family == c.family && matches!(b.mode, Mode::Project | Mode::Reparam) && same(b.tol, c.tol))
+            c.span == *span && layer.constraints.iter().any(|b| b.family == c.family && b.mode.keeps_weight_in_set() && same(b.tol, c.tol))
         }),
         _ => false,
     };
@@ -282,7 +278,7 @@ fn check_set_in_force(ctx: &mut Ctx, layer: &Layer, constraints: &[Constraint], 
             layer.constraints.iter().map(|b| constraints.iter().find(|c| c.family == b.family).unwrap_or(b)).collect();
         // Only a phase that makes another set hard can newly fail (the model's
         // own set was checked with the model).
-        let hard = |c: &&Constraint| matches!(c.mode, Mode::Project | Mode::Reparam);
+        let hard = |c: &&Constraint| c.mode.keeps_weight_in_set();
         let changed = in_force.iter().zip(&layer.constraints).any(|(now, before)| hard(now) != hard(&before));
         let found = if changed { super::feasible_set::check(&in_force, facts.kernel.as_deref(), facts.units) } else { None };
         if let Some(found) = found {
