@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use crate::constraint::bands::BandSpec;
 use crate::language::ir::{Constraint, Layer, Op};
 use crate::language::schema::Mode;
+use crate::model::params::{Kind, ParamName};
 use crate::model::{LowerError, Net};
 use sets::Set;
 
@@ -108,7 +109,7 @@ impl Enforced {
 
     /// What each mode does when the model is built.
     fn attach(net: &mut Net, layer: &Layer, c: &Constraint) -> std::result::Result<Enforced, LowerError> {
-        let name = format!("{}.weight", layer.name);
+        let name = ParamName::new(&layer.name, Kind::Weight).to_string();
         let param = net.param_index(&name).expect("constrained layers have a weight");
         let dims = net.params[param].var.dims().to_vec();
         // A linear layer's rows are its kernels.
