@@ -160,7 +160,7 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
             assert_close(name, "batch_mean", &mean, &f.tensors["batch_mean"]);
             Ok(y)
         }
-        "stopband_ratio" => ops::stopband_ratios(xt, &f.tensor("Q")).and_then(|r| r.mean_all()),
+        "stopband_ratio" => ops::quadratic_ratios(xt, &f.tensor("Q")).and_then(|r| r.mean_all()),
         other => panic!("no test for op {other}"),
     }
     .unwrap();

@@ -405,22 +405,24 @@ pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor,
     y.reshape(dims)
 }
 
-/// Stopband energy ratio of every kernel of a weight: the weight reshaped to
-/// `[kernels, taps]`, `ρ = hᵀQh / hᵀh` per row.
-/// Mean over kernels of ρ (`tol`: of max(0, ρ − tol)), as a scalar with its
-/// gradient: on the CPU one op with an analytic gradient (our kernel).
-pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
+/// Mean over the kernels of a weight (the weight reshaped to `[kernels,
+/// taps]`) of a quadratic family's ratio `ρ = hᵀQh / hᵀh` (a band's stopband
+/// energy, a kernel's roughness), or with `tol` of max(0, ρ − tol), as a
+/// scalar with its gradient: on the CPU one op with an analytic gradient
+/// (our kernel).
+pub fn mean_quadratic_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
     if own_kernel(w) && w.dtype() == q.dtype() {
-        return kernels::mean_stopband_ratio(w, q, tol);
+        return kernels::mean_quadratic_ratio(w, q, tol);
     }
-    let ratios = stopband_ratios(w, q)?;
+    let ratios = quadratic_ratios(w, q)?;
     match tol {
         Some(t) => (ratios - t)?.relu()?.mean_all(),
         None => ratios.mean_all(),
     }
 }
 
-pub fn stopband_ratios(w: &Tensor, q: &Tensor) -> Result<Tensor> {
+/// `ρ = hᵀQh / hᵀh` of every kernel (row of the weight reshaped to `[kernels, taps]`).
+pub fn quadratic_ratios(w: &Tensor, q: &Tensor) -> Result<Tensor> {
     let taps = q.dim(0)?;
     let h = w.reshape(((), taps))?;
     let num = (h.matmul(q)? * &h)?.sum(1)?;

@@ -131,7 +131,7 @@ impl Set {
     /// for the others.
     pub fn violation(&self, w: &Tensor, taps: usize) -> Result<Tensor> {
         match self {
-            Set::Quadratic { q, .. } => ops::mean_stopband_ratio(w, q, None),
+            Set::Quadratic { q, .. } => ops::mean_quadratic_ratio(w, q, None),
             Set::Subspace { projector } => {
                 // The squared distance from each kernel to its reflection
                 // through the subspace, ‖h − Rh‖² = ‖2(I − P)h‖² (R = 2P − I),
@@ -166,7 +166,7 @@ impl Set {
     /// of `max(0, ρ − tol)` for a quadratic set, the violation otherwise.
     pub fn lagrangian_term(&self, w: &Tensor, taps: usize, tol: f64) -> Result<Tensor> {
         match self.as_quadratic() {
-            Some((_, q)) => ops::mean_stopband_ratio(w, q, Some(tol)),
+            Some((_, q)) => ops::mean_quadratic_ratio(w, q, Some(tol)),
             None => self.violation(w, taps),
         }
     }
@@ -174,7 +174,7 @@ impl Set {
     /// The headline figure: the largest ρ over kernels, else the violation.
     pub fn headline(&self, w: &Tensor, taps: usize) -> Result<f64> {
         match self.as_quadratic() {
-            Some((_, q)) => scalar(&ops::stopband_ratios(w, q)?.max_all()?),
+            Some((_, q)) => scalar(&ops::quadratic_ratios(w, q)?.max_all()?),
             None => scalar(&self.violation(w, taps)?),
         }
     }
@@ -254,7 +254,7 @@ impl Set {
     pub fn measure(&self, w: &Tensor, taps: usize, tol: f64) -> Result<Figures> {
         match self.as_quadratic() {
             Some((source, q)) => {
-                let rho = ops::stopband_ratios(w, &q.to_dtype(DType::F64)?)?.to_vec1::<f64>()?;
+                let rho = ops::quadratic_ratios(w, &q.to_dtype(DType::F64)?)?.to_vec1::<f64>()?;
                 let max = rho.iter().cloned().fold(0.0, f64::max);
                 let mean = rho.iter().sum::<f64>() / rho.len().max(1) as f64;
                 // Response figures for 1-D kernels (a 2-D kernel has no single axis).

@@ -1,4 +1,5 @@
-//! The penalty and lagrangian terms of band constraints
+//! The penalty and lagrangian terms of the quadratic families (bands,
+//! smoothness: ρ = hᵀQh/hᵀh)
 //! (`lpn_kernels::band`) as one Candle op with an analytic gradient, where
 //! the tensor-op version took some thirty small ops forward and back every
 //! step.
@@ -57,7 +58,7 @@ impl CustomOp2 for MeanRatioGrad {
 /// stopband energy ratio, or of its excess over `tol`; a scalar with its
 /// gradient in `w` (Q is a constant, and symmetric as every stopband
 /// operator is: the gradient is written 2Qh).
-pub fn mean_stopband_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
+pub fn mean_quadratic_ratio(w: &Tensor, q: &Tensor, tol: Option<f64>) -> Result<Tensor> {
     let taps = q.dim(0)?;
     if taps == 0 || !w.elem_count().is_multiple_of(taps) {
         candle_core::bail!("weight {:?} is not made of {taps}-tap kernels", w.dims());
@@ -71,7 +72,7 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device, Var};
 
-    /// Against the tensor-op formula (`ops::stopband_ratios`), value and
+    /// Against the tensor-op formula (`ops::quadratic_ratios`), value and
     /// gradient, with and without the hinge.
     #[test]
     fn matches_the_tensor_ops() {
@@ -81,8 +82,8 @@ mod tests {
         let q = (m.matmul(&m.t().unwrap()).unwrap() / 10.0).unwrap();
         let w = Var::from_tensor(&Tensor::randn(0f64, 1.0, (3, 4, taps), &dev).unwrap()).unwrap();
         for tol in [None, Some(0.5)] {
-            let ours = mean_stopband_ratio(w.as_tensor(), &q, tol).unwrap();
-            let ratios = crate::model::ops::stopband_ratios(w.as_tensor(), &q).unwrap();
+            let ours = mean_quadratic_ratio(w.as_tensor(), &q, tol).unwrap();
+            let ratios = crate::model::ops::quadratic_ratios(w.as_tensor(), &q).unwrap();
             let theirs = match tol {
                 Some(t) => (ratios - t).unwrap().relu().unwrap().mean_all().unwrap(),
                 None => ratios.mean_all().unwrap(),
@@ -98,8 +99,8 @@ mod tests {
         }
         // f32 runs the same sums in f64.
         let w32 = w.as_tensor().to_dtype(DType::F32).unwrap();
-        let v = mean_stopband_ratio(&w32, &q.to_dtype(DType::F32).unwrap(), None).unwrap().to_scalar::<f32>().unwrap();
-        let want = mean_stopband_ratio(w.as_tensor(), &q, None).unwrap().to_scalar::<f64>().unwrap();
+        let v = mean_quadratic_ratio(&w32, &q.to_dtype(DType::F32).unwrap(), None).unwrap().to_scalar::<f32>().unwrap();
+        let want = mean_quadratic_ratio(w.as_tensor(), &q, None).unwrap().to_scalar::<f64>().unwrap();
         assert!((v as f64 - want).abs() < 1e-5 * want.abs().max(1.0));
     }
 }

@@ -44,7 +44,7 @@ mod conv2d;
 mod pool;
 
 pub use act::{bias_act, relu};
-pub use band::mean_stopband_ratio;
+pub use band::mean_quadratic_ratio;
 pub use conv1d::conv1d;
 pub use conv2d::{conv2d, conv2d_block};
 pub use pool::pool;
