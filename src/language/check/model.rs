@@ -470,144 +470,15 @@ impl Builder<'_, '_> {
     /// The operation, output shape and parameter count of a layer on `input`,
     /// or `None` after reporting why it does not fit.
     fn layer_op(&mut self, def: &LayerDef, call: &Call, input: &Shape, name: &str, span: Span) -> Option<(Op, Shape, usize)> {
-        let at_model_input = self.made == 0;
+        let site = Site { name, span, input, at_model_input: self.made == 0 };
         let problems = &mut self.ctx.problems;
-        let rank = input.rank();
-        let spatial = |problems: &mut Vec<Problem>, what: &str| -> Option<()> {
-            if rank == 2 || rank == 3 {
-                return Some(());
-            }
-            let help = match (rank, at_model_input) {
-                (1, true) => Some(format!("`{what}` needs a channel axis: for a 1-channel signal write `input [1, {}]`", input.0[0])),
-                (1, false) => Some(format!("`{what}` needs a channel axis: move `flatten` / `global_avgpool` after the last `{what}`")),
-                _ => None,
-            };
-            problems.push(Problem::BadRank {
-                span,
-                layer: name.into(),
-                found: input.clone(),
-                expected: "a `[channels, length]` or `[channels, height, width]` input".into(),
-                help,
-            });
-            None
-        };
         match def.kind {
-            LayerKind::Conv => {
-                spatial(problems, "conv")?;
-                let axes = rank - 1;
-                let kernel = per_axis(problems, call, "k", axes, name)?;
-                let stride = per_axis(problems, call, "stride", axes, name)?;
-                let dilation = per_axis(problems, call, "dilation", axes, name)?;
-                let in_channels = input.channels();
-                let out_channels = call.int("out").map(|o| o as usize).unwrap_or(in_channels);
-                let groups = call.int("groups").unwrap_or(1) as usize;
-                let padding: Vec<(usize, usize)> = match call.get("padding").map(|g| &g.val) {
-                    Some(params::Val::Word(w)) if w == "valid" => vec![(0, 0); axes],
-                    Some(params::Val::Word(_)) | None => (0..axes)
-                        .map(|a| {
-                            let total = dilation[a] * (kernel[a] - 1);
-                            (total / 2, total - total / 2)
-                        })
-                        .collect(),
-                    Some(_) => per_axis(problems, call, "padding", axes, name)?.into_iter().map(|p| (p, p)).collect(),
-                };
-                if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
-                    problems.push(Problem::BadGroups {
-                        span: call.span_of("groups"),
-                        layer: name.into(),
-                        groups,
-                        in_channels,
-                        out_channels,
-                    });
-                    return None;
-                }
-                let mut out = vec![out_channels];
-                for a in 0..axes {
-                    // Saturating: absurd sizes are refused as too large, never wrap.
-                    let window = dilation[a].saturating_mul(kernel[a].saturating_sub(1)).saturating_add(1);
-                    match lpn_kernels::out_len(input.0[a + 1], padding[a], kernel[a], stride[a], dilation[a]) {
-                        Some(len) => out.push(len),
-                        None => {
-                            problems.push(too_long(name, span, kernel[a], dilation[a], window, input, padding[a], a, false));
-                            return None;
-                        }
-                    }
-                }
-                let bias = call.bool("bias").unwrap_or(true);
-                let taps = kernel.iter().fold(1usize, |n, &k| n.saturating_mul(k));
-                let parameters = out_channels.saturating_mul(in_channels / groups.max(1)).saturating_mul(taps).saturating_add(if bias {
-                    out_channels
-                } else {
-                    0
-                });
-                let conv = Conv { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
-                Some((Op::Conv(conv), Shape(out), parameters))
-            }
-            LayerKind::Linear => {
-                if rank != 1 {
-                    problems.push(Problem::BadRank {
-                        span,
-                        layer: name.into(),
-                        found: input.clone(),
-                        expected: "a `[features]` input".into(),
-                        help: Some(format!(
-                            "add `flatten` (→ [{}]) or `global_avgpool` (→ [{}]) before it",
-                            input.numel(),
-                            input.channels()
-                        )),
-                    });
-                    return None;
-                }
-                let out_features = call.int("out")? as usize;
-                let bias = call.bool("bias").unwrap_or(true);
-                let parameters = input.0[0].saturating_mul(out_features).saturating_add(if bias { out_features } else { 0 });
-                Some((Op::Linear { in_features: input.0[0], out_features, bias }, Shape(vec![out_features]), parameters))
-            }
-            LayerKind::Activation => {
-                let act = match def.schema.name {
-                    "relu" => Activation::Relu,
-                    "gelu" => Activation::Gelu,
-                    "tanh" => Activation::Tanh,
-                    "sigmoid" => Activation::Sigmoid,
-                    "silu" => Activation::Silu,
-                    "leaky_relu" => Activation::LeakyRelu(call.f64("slope").unwrap_or(0.01)),
-                    other => unreachable!("activation {other} missing from the lowering table"),
-                };
-                Some((Op::Activation(act), input.clone(), 0))
-            }
-            LayerKind::MaxPool | LayerKind::AvgPool => {
-                spatial(problems, def.schema.name)?;
-                let axes = rank - 1;
-                let kernel = per_axis(problems, call, "k", axes, name)?;
-                let stride = if call.given("stride") { per_axis(problems, call, "stride", axes, name)? } else { kernel.clone() };
-                let padding = per_axis(problems, call, "padding", axes, name)?;
-                let mut out = vec![input.channels()];
-                for a in 0..axes {
-                    if 2 * padding[a] > kernel[a] {
-                        problems.push(Problem::OutOfRange {
-                            span: call.span_of("padding"),
-                            param: "padding".into(),
-                            owner: def.schema.name.into(),
-                            value: padding[a].to_string(),
-                            allowed: format!("at most half the window ({})", kernel[a] / 2),
-                            help: Some("a window could then hold nothing but padding".into()),
-                        });
-                        return None;
-                    }
-                    match lpn_kernels::out_len(input.0[a + 1], (padding[a], padding[a]), kernel[a], stride[a], 1) {
-                        Some(len) => out.push(len),
-                        None => {
-                            problems.push(too_long(name, span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
-                            return None;
-                        }
-                    }
-                }
-                let pool = Pool { kernel, stride, padding };
-                let op = if def.kind == LayerKind::MaxPool { Op::MaxPool(pool) } else { Op::AvgPool(pool) };
-                Some((op, Shape(out), 0))
-            }
+            LayerKind::Conv => conv_op(problems, call, &site),
+            LayerKind::Linear => linear_op(problems, call, &site),
+            LayerKind::Activation => Some((Op::Activation(activation(def, call)), input.clone(), 0)),
+            LayerKind::MaxPool | LayerKind::AvgPool => pool_op(problems, def, call, &site),
             LayerKind::GlobalAvgPool | LayerKind::GlobalMaxPool => {
-                spatial(problems, def.schema.name)?;
+                site.require_spatial(problems, def.schema.name)?;
                 let op = if def.kind == LayerKind::GlobalAvgPool { Op::GlobalAvgPool } else { Op::GlobalMaxPool };
                 Some((op, Shape(vec![input.channels()]), 0))
             }
@@ -624,6 +495,159 @@ impl Builder<'_, '_> {
             LayerKind::Repeat | LayerKind::Residual => unreachable!("structures are expanded by instantiate"),
         }
     }
+}
+
+/// Where a layer is being built: what its operation needs to word a problem.
+struct Site<'a> {
+    name: &'a str,
+    span: Span,
+    input: &'a Shape,
+    /// The first layer gets a hint about the `input` line instead of the layers before it.
+    at_model_input: bool,
+}
+
+impl Site<'_> {
+    /// Reports (as `what`) an input that is not `[channels, length]` or `[channels, height, width]`.
+    fn require_spatial(&self, problems: &mut Vec<Problem>, what: &str) -> Option<()> {
+        let rank = self.input.rank();
+        if rank == 2 || rank == 3 {
+            return Some(());
+        }
+        let help = match (rank, self.at_model_input) {
+            (1, true) => Some(format!("`{what}` needs a channel axis: for a 1-channel signal write `input [1, {}]`", self.input.0[0])),
+            (1, false) => Some(format!("`{what}` needs a channel axis: move `flatten` / `global_avgpool` after the last `{what}`")),
+            _ => None,
+        };
+        problems.push(Problem::BadRank {
+            span: self.span,
+            layer: self.name.into(),
+            found: self.input.clone(),
+            expected: "a `[channels, length]` or `[channels, height, width]` input".into(),
+            help,
+        });
+        None
+    }
+}
+
+fn conv_op(problems: &mut Vec<Problem>, call: &Call, site: &Site) -> Option<(Op, Shape, usize)> {
+    let (name, input) = (site.name, site.input);
+    site.require_spatial(problems, "conv")?;
+    let axes = input.rank() - 1;
+    let kernel = per_axis(problems, call, "k", axes, name)?;
+    let stride = per_axis(problems, call, "stride", axes, name)?;
+    let dilation = per_axis(problems, call, "dilation", axes, name)?;
+    let in_channels = input.channels();
+    let out_channels = call.int("out").map(|o| o as usize).unwrap_or(in_channels);
+    let groups = call.int("groups").unwrap_or(1) as usize;
+    let padding = conv_padding(problems, call, axes, name, &kernel, &dilation)?;
+    if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        problems.push(Problem::BadGroups { span: call.span_of("groups"), layer: name.into(), groups, in_channels, out_channels });
+        return None;
+    }
+    let mut out = vec![out_channels];
+    for a in 0..axes {
+        // Saturating: absurd sizes are refused as too large, never wrap.
+        let window = dilation[a].saturating_mul(kernel[a].saturating_sub(1)).saturating_add(1);
+        match lpn_kernels::out_len(input.0[a + 1], padding[a], kernel[a], stride[a], dilation[a]) {
+            Some(len) => out.push(len),
+            None => {
+                problems.push(too_long(name, site.span, kernel[a], dilation[a], window, input, padding[a], a, false));
+                return None;
+            }
+        }
+    }
+    let bias = call.bool("bias").unwrap_or(true);
+    let taps = kernel.iter().fold(1usize, |n, &k| n.saturating_mul(k));
+    let parameters =
+        out_channels.saturating_mul(in_channels / groups.max(1)).saturating_mul(taps).saturating_add(if bias { out_channels } else { 0 });
+    let conv = Conv { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
+    Some((Op::Conv(conv), Shape(out), parameters))
+}
+
+/// A conv's (before, after) padding per axis: `valid` is none, `same` (the
+/// default) splits the dilated window's overhang, a number pads both sides.
+fn conv_padding(
+    problems: &mut Vec<Problem>,
+    call: &Call,
+    axes: usize,
+    name: &str,
+    kernel: &[usize],
+    dilation: &[usize],
+) -> Option<Vec<(usize, usize)>> {
+    Some(match call.get("padding").map(|g| &g.val) {
+        Some(params::Val::Word(w)) if w == "valid" => vec![(0, 0); axes],
+        Some(params::Val::Word(_)) | None => (0..axes)
+            .map(|a| {
+                let total = dilation[a] * (kernel[a] - 1);
+                (total / 2, total - total / 2)
+            })
+            .collect(),
+        Some(_) => per_axis(problems, call, "padding", axes, name)?.into_iter().map(|p| (p, p)).collect(),
+    })
+}
+
+fn linear_op(problems: &mut Vec<Problem>, call: &Call, site: &Site) -> Option<(Op, Shape, usize)> {
+    let input = site.input;
+    if input.rank() != 1 {
+        problems.push(Problem::BadRank {
+            span: site.span,
+            layer: site.name.into(),
+            found: input.clone(),
+            expected: "a `[features]` input".into(),
+            help: Some(format!("add `flatten` (→ [{}]) or `global_avgpool` (→ [{}]) before it", input.numel(), input.channels())),
+        });
+        return None;
+    }
+    let out_features = call.int("out")? as usize;
+    let bias = call.bool("bias").unwrap_or(true);
+    let parameters = input.0[0].saturating_mul(out_features).saturating_add(if bias { out_features } else { 0 });
+    Some((Op::Linear { in_features: input.0[0], out_features, bias }, Shape(vec![out_features]), parameters))
+}
+
+fn activation(def: &LayerDef, call: &Call) -> Activation {
+    match def.schema.name {
+        "relu" => Activation::Relu,
+        "gelu" => Activation::Gelu,
+        "tanh" => Activation::Tanh,
+        "sigmoid" => Activation::Sigmoid,
+        "silu" => Activation::Silu,
+        "leaky_relu" => Activation::LeakyRelu(call.f64("slope").unwrap_or(0.01)),
+        other => unreachable!("activation {other} missing from the lowering table"),
+    }
+}
+
+/// `maxpool` / `avgpool`: the stride defaults to the window.
+fn pool_op(problems: &mut Vec<Problem>, def: &LayerDef, call: &Call, site: &Site) -> Option<(Op, Shape, usize)> {
+    let (name, input) = (site.name, site.input);
+    site.require_spatial(problems, def.schema.name)?;
+    let axes = input.rank() - 1;
+    let kernel = per_axis(problems, call, "k", axes, name)?;
+    let stride = if call.given("stride") { per_axis(problems, call, "stride", axes, name)? } else { kernel.clone() };
+    let padding = per_axis(problems, call, "padding", axes, name)?;
+    let mut out = vec![input.channels()];
+    for a in 0..axes {
+        if 2 * padding[a] > kernel[a] {
+            problems.push(Problem::OutOfRange {
+                span: call.span_of("padding"),
+                param: "padding".into(),
+                owner: def.schema.name.into(),
+                value: padding[a].to_string(),
+                allowed: format!("at most half the window ({})", kernel[a] / 2),
+                help: Some("a window could then hold nothing but padding".into()),
+            });
+            return None;
+        }
+        match lpn_kernels::out_len(input.0[a + 1], (padding[a], padding[a]), kernel[a], stride[a], 1) {
+            Some(len) => out.push(len),
+            None => {
+                problems.push(too_long(name, site.span, kernel[a], 1, kernel[a], input, (padding[a], padding[a]), a, true));
+                return None;
+            }
+        }
+    }
+    let pool = Pool { kernel, stride, padding };
+    let op = if def.kind == LayerKind::MaxPool { Op::MaxPool(pool) } else { Op::AvgPool(pool) };
+    Some((op, Shape(out), 0))
 }
 
 /// A window longer than its padded input, along axis `axis` of a 1-D or 2-D layer.
