@@ -340,21 +340,12 @@ impl Builder<'_, '_> {
                 shape = None;
                 continue;
             };
-            self.expanded += 1;
-            if self.expanded > MAX_LAYERS {
-                if self.expanded == MAX_LAYERS + 1 {
-                    self.ctx.problems.push(Problem::BadStructure {
-                        span: t.ast.name.span,
-                        reason: format!("the model expands to more than {MAX_LAYERS} layers"),
-                        help: Some("lower the `repeat` counts".into()),
-                    });
-                }
+            if self.past_layer_limit(t) {
                 return None;
             }
             let counter = counters.entry(def.schema.name).or_insert(0);
             *counter += 1;
             let name = format!("{prefix}{}{}", def.schema.name, counter);
-            let call = t.call.as_ref().expect("known layers have a call");
             match def.kind {
                 LayerKind::Repeat => {
                     let inherit = self.structure_annotations(t, &name, inherit);
@@ -367,80 +358,100 @@ impl Builder<'_, '_> {
                         shape = self.instantiate(&t.body, shape, &format!("{name}.{i}."), inherit, out);
                     }
                 }
-                LayerKind::Residual => {
-                    let inherit = self.structure_annotations(t, &name, inherit);
-                    let mut body = Vec::new();
-                    let result = self.instantiate(&t.body, shape.clone(), &format!("{name}."), inherit, &mut body);
-                    match (shape.clone(), result) {
-                        (Some(input), Some(output)) if input == output => {
-                            out.push(Layer {
-                                name,
-                                op: Op::Residual { body },
-                                input: input.clone(),
-                                output: input,
-                                parameters: 0,
-                                constraints: vec![],
-                                frozen: false,
-                                lr_scale: 1.0,
-                                init: None,
-                                span: t.ast.name.span,
-                            });
-                        }
-                        (Some(input), Some(output)) => {
-                            self.ctx.problems.push(Problem::ResidualMismatch { span: t.ast.name.span, layer: name, input, output });
-                            shape = None;
-                        }
-                        _ => shape = None,
-                    }
-                }
-                _ => {
-                    let built = shape.as_ref().and_then(|input| self.layer_op(def, call, input, &name, t.ast.name.span));
-                    self.made += 1;
-                    let facts = LayerFacts {
-                        kind: def.kind,
-                        layer: def.schema.name,
-                        name: name.clone(),
-                        span: t.ast.name.span,
-                        weights: def.weights,
-                        bias: def.weights && call.bool("bias").unwrap_or(true),
-                        kernel: match &built {
-                            Some((Op::Conv(c), _, _)) => Some(c.kernel.clone()),
-                            // Shape unknown: take the kernel as written.
-                            None if def.kind == LayerKind::Conv => call.axes("k").map(|k| k.iter().map(|&x| x.max(1) as usize).collect()),
-                            _ => None,
-                        },
-                        dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
-                        frozen_by: inherit.frozen_by,
-                        units: built.as_ref().and_then(|(op, _, _)| units_of(op)),
-                        weight_shape: built.as_ref().and_then(|(op, _, _)| op.weight_shape()),
-                    };
-                    // A repeat visits a template again: report its annotations once.
-                    let first_visit = self.checked.insert(t.ast.span.start);
-                    let saved = (!first_visit).then(|| std::mem::take(&mut self.ctx.problems));
-                    let attached = annotations::check(self.ctx, &facts, &t.annotations);
-                    if let Some(saved) = saved {
-                        self.ctx.problems = saved;
-                    }
-                    match built {
-                        Some((op, output, parameters)) => {
-                            out.push(layer_with(
-                                name,
-                                op,
-                                shape.clone().unwrap(),
-                                output.clone(),
-                                parameters,
-                                attached,
-                                inherit,
-                                t.ast.name.span,
-                            ));
-                            shape = Some(output);
-                        }
-                        None => shape = None,
-                    }
-                }
+                LayerKind::Residual => shape = self.instantiate_residual(t, name, shape, inherit, out),
+                LayerKind::Conv
+                | LayerKind::Linear
+                | LayerKind::Activation
+                | LayerKind::MaxPool
+                | LayerKind::AvgPool
+                | LayerKind::GlobalAvgPool
+                | LayerKind::GlobalMaxPool
+                | LayerKind::BatchNorm
+                | LayerKind::Dropout
+                | LayerKind::Flatten => shape = self.instantiate_layer(t, def, name, shape, inherit, out),
             }
         }
         shape
+    }
+
+    /// Counts one more layer; past MAX_LAYERS reports it (once) and says to stop.
+    fn past_layer_limit(&mut self, t: &Template) -> bool {
+        self.expanded += 1;
+        if self.expanded > MAX_LAYERS {
+            if self.expanded == MAX_LAYERS + 1 {
+                self.ctx.problems.push(Problem::BadStructure {
+                    span: t.ast.name.span,
+                    reason: format!("the model expands to more than {MAX_LAYERS} layers"),
+                    help: Some("lower the `repeat` counts".into()),
+                });
+            }
+            return true;
+        }
+        false
+    }
+
+    /// A `residual { … }` block, whose body must give back its input's shape;
+    /// returns the shape after it.
+    fn instantiate_residual(
+        &mut self,
+        t: &Template,
+        name: String,
+        shape: Option<Shape>,
+        inherit: Inherit,
+        out: &mut Vec<Layer>,
+    ) -> Option<Shape> {
+        let inherit = self.structure_annotations(t, &name, inherit);
+        let mut body = Vec::new();
+        let result = self.instantiate(&t.body, shape.clone(), &format!("{name}."), inherit, &mut body);
+        match (shape, result) {
+            (Some(input), Some(output)) if input == output => {
+                out.push(Layer {
+                    name,
+                    op: Op::Residual { body },
+                    input: input.clone(),
+                    output: input.clone(),
+                    parameters: 0,
+                    constraints: vec![],
+                    frozen: false,
+                    lr_scale: 1.0,
+                    init: None,
+                    span: t.ast.name.span,
+                });
+                Some(input)
+            }
+            (Some(input), Some(output)) => {
+                self.ctx.problems.push(Problem::ResidualMismatch { span: t.ast.name.span, layer: name, input, output });
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// One layer (not a structure): its operation, its annotations, and the
+    /// shape after it (`None` once unknown).
+    fn instantiate_layer(
+        &mut self,
+        t: &Template,
+        def: &LayerDef,
+        name: String,
+        shape: Option<Shape>,
+        inherit: Inherit,
+        out: &mut Vec<Layer>,
+    ) -> Option<Shape> {
+        let call = t.call.as_ref().expect("known layers have a call");
+        let built = shape.as_ref().and_then(|input| self.layer_op(def, call, input, &name, t.ast.name.span));
+        self.made += 1;
+        let facts = layer_facts(def, call, name.clone(), t.ast.name.span, built.as_ref().map(|(op, _, _)| op), inherit);
+        // A repeat visits a template again: report its annotations once.
+        let first_visit = self.checked.insert(t.ast.span.start);
+        let saved = (!first_visit).then(|| std::mem::take(&mut self.ctx.problems));
+        let attached = annotations::check(self.ctx, &facts, &t.annotations);
+        if let Some(saved) = saved {
+            self.ctx.problems = saved;
+        }
+        let (op, output, parameters) = built?;
+        out.push(layer_with(name, op, shape.unwrap(), output.clone(), parameters, attached, inherit, t.ast.name.span));
+        Some(output)
     }
 
     /// `@freeze` / `@lr` on a structure pass down to its layers; nothing else fits there.
@@ -719,6 +730,32 @@ fn layer_with(
         lr_scale: attached.lr_scale.or(inherit.lr_scale).unwrap_or(1.0),
         init: attached.init,
         span,
+    }
+}
+
+/// What the annotation checks need to know about a layer; `built` is its
+/// operation when the input shape is known.
+fn layer_facts(def: &LayerDef, call: &Call, name: String, span: Span, built: Option<&Op>, inherit: Inherit) -> LayerFacts {
+    let kernel = if let Some(Op::Conv(c)) = built {
+        Some(c.kernel.clone())
+    } else if built.is_none() && def.kind == LayerKind::Conv {
+        // Shape unknown: take the kernel as written.
+        call.axes("k").map(|k| k.iter().map(|&x| x.max(1) as usize).collect())
+    } else {
+        None
+    };
+    LayerFacts {
+        kind: def.kind,
+        layer: def.schema.name,
+        name,
+        span,
+        weights: def.weights,
+        bias: def.weights && call.bool("bias").unwrap_or(true),
+        kernel,
+        dilated: call.axes("dilation").is_some_and(|d| d.iter().any(|&x| x > 1)),
+        frozen_by: inherit.frozen_by,
+        units: built.and_then(units_of),
+        weight_shape: built.and_then(|op| op.weight_shape()),
     }
 }
 
