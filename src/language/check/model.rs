@@ -107,34 +107,7 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
                 help: Some("move this line to the top of the model".into()),
             });
         }
-        let mut shape = Vec::new();
-        let mut ok = true;
-        for d in &dims {
-            match d.kind {
-                ValueKind::Number { value, integer: true, .. } if (1.0..1e12).contains(&value) => shape.push(value as usize),
-                // Reported where it was read (E0071).
-                _ if d.overflows() => ok = false,
-                _ => {
-                    ok = false;
-                    ctx.problems.push(Problem::BadInput {
-                        span: d.span,
-                        first: None,
-                        reason: format!("each size must be a positive integer, found {}", d.kind.describe()),
-                        help: None,
-                    });
-                }
-            }
-        }
-        if ok && !(1..=3).contains(&shape.len()) {
-            ok = false;
-            ctx.problems.push(Problem::BadInput {
-                span,
-                first: None,
-                reason: format!("rank {} is not supported", shape.len()),
-                help: Some("give the shape of one example without the batch axis: `[features]`, `[channels, length]` or `[channels, height, width]`".into()),
-            });
-        }
-        found = Some((ok.then_some(Shape(shape)), span));
+        found = Some((shape_of_dims(ctx, &dims, span), span));
     }
     match found {
         Some(found) => found,
@@ -147,6 +120,42 @@ fn input_shape(ctx: &mut Ctx, section: &ast::Section, block: &ast::Block, model:
             (None, span)
         }
     }
+}
+
+/// The sizes written on the `input` line (at `span`) as a shape, or `None`
+/// after reporting what is wrong with them.
+fn shape_of_dims(ctx: &mut Ctx, dims: &[ast::Value], span: Span) -> Option<Shape> {
+    let mut shape = Vec::new();
+    let mut ok = true;
+    for d in dims {
+        match d.kind {
+            ValueKind::Number { value, integer: true, .. } if (1.0..1e12).contains(&value) => shape.push(value as usize),
+            // Reported where it was read (E0071).
+            _ if d.overflows() => ok = false,
+            _ => {
+                ok = false;
+                ctx.problems.push(Problem::BadInput {
+                    span: d.span,
+                    first: None,
+                    reason: format!("each size must be a positive integer, found {}", d.kind.describe()),
+                    help: None,
+                });
+            }
+        }
+    }
+    if ok && !(1..=3).contains(&shape.len()) {
+        ok = false;
+        ctx.problems.push(Problem::BadInput {
+            span,
+            first: None,
+            reason: format!("rank {} is not supported", shape.len()),
+            help: Some(
+                "give the shape of one example without the batch axis: `[features]`, `[channels, length]` or `[channels, height, width]`"
+                    .into(),
+            ),
+        });
+    }
+    ok.then_some(Shape(shape))
 }
 
 fn templates<'a>(ctx: &mut Ctx, stmts: &'a [Stmt]) -> Vec<Item<'a>> {
@@ -199,53 +208,8 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
 
     // Structure: `repeat N { … }` needs both, `residual { … }` a body, others neither.
     match def.kind {
-        LayerKind::Repeat => {
-            match &layer.count {
-                Some(count) => match count.kind {
-                    ValueKind::Number { value, integer: true, .. } if (1.0..=MAX_REPEAT as f64).contains(&value) => {
-                        t.count = Some(value as usize)
-                    }
-                    // Reported where it was read (E0071).
-                    _ if count.overflows() => {}
-                    _ => ctx.problems.push(Problem::BadStructure {
-                        span: count.span,
-                        reason: format!(
-                            "`repeat {}`: the count must be an integer between 1 and {MAX_REPEAT}",
-                            count.kind.describe().trim_matches('`')
-                        ),
-                        help: None,
-                    }),
-                },
-                None => ctx.problems.push(Problem::BadStructure {
-                    span: layer.name.span,
-                    reason: "`repeat` needs a count: how many copies of its body to stack".into(),
-                    help: Some("write `repeat 3 { … }`".into()),
-                }),
-            }
-            if layer.body.is_none() {
-                ctx.problems.push(Problem::BadStructure {
-                    span: layer.name.span,
-                    reason: "`repeat` needs a body in `{ … }`".into(),
-                    help: Some("write `repeat 3 { … }` with the layers to repeat inside, one per line".into()),
-                });
-            }
-        }
-        LayerKind::Residual => {
-            if let Some(count) = &layer.count {
-                ctx.problems.push(Problem::BadStructure {
-                    span: count.span,
-                    reason: "`residual` takes no count".into(),
-                    help: Some("to stack several residual blocks, wrap it: `repeat 3 { residual { … } }`".into()),
-                });
-            }
-            if layer.body.is_none() {
-                ctx.problems.push(Problem::BadStructure {
-                    span: layer.name.span,
-                    reason: "`residual` needs a body in `{ … }`".into(),
-                    help: Some("write `residual { conv(k=3) }`".into()),
-                });
-            }
-        }
+        LayerKind::Repeat => t.count = check_repeat(ctx, layer),
+        LayerKind::Residual => check_residual(ctx, layer),
         LayerKind::Conv
         | LayerKind::Linear
         | LayerKind::Activation
@@ -255,32 +219,24 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
         | LayerKind::GlobalMaxPool
         | LayerKind::BatchNorm
         | LayerKind::Dropout
-        | LayerKind::Flatten => {
-            if let Some(body) = &layer.body {
-                ctx.problems.push(Problem::BadStructure {
-                    span: body.span,
-                    reason: format!("`{name}` is a layer, not a structure: it takes no `{{ … }}` body"),
-                    help: Some("only `repeat N { … }` and `residual { … }` have bodies".into()),
-                });
-            }
-            if let Some(count) = &layer.count {
-                ctx.problems.push(Problem::BadStructure {
-                    span: count.span,
-                    reason: format!("`{name}` takes no count"),
-                    help: Some("only `repeat N { … }` takes a count".into()),
-                });
-            }
-        }
+        | LayerKind::Flatten => check_no_structure(ctx, layer, name),
     }
     if let Some(body) = &layer.body {
         t.body = templates(ctx, &body.stmts);
     }
+    t.annotations = resolve_annotations(ctx, layer);
+    t
+}
+
+/// The annotations written on a layer with their parameters; unknown ones are reported.
+fn resolve_annotations<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Vec<(&'a ast::Annotation, &'static AnnotationDef, Call)> {
+    let mut resolved = Vec::new();
     for annotation in &layer.annotations {
         match schema::annotation(&annotation.name.name) {
             Some(adef) => {
                 let owner = format!("@{}", adef.schema.name);
                 let call = params::resolve(&adef.schema, annotation.args.as_ref(), annotation.span, &owner, &mut ctx.problems);
-                t.annotations.push((annotation, adef, call));
+                resolved.push((annotation, adef, call));
             }
             None => ctx.problems.push(Problem::UnknownAnnotation {
                 span: annotation.name.span,
@@ -289,7 +245,76 @@ fn template<'a>(ctx: &mut Ctx, layer: &'a ast::Layer) -> Template<'a> {
             }),
         }
     }
-    t
+    resolved
+}
+
+/// `repeat N { … }`: its count (when valid) and its body must both be there.
+fn check_repeat(ctx: &mut Ctx, layer: &ast::Layer) -> Option<usize> {
+    let mut copies = None;
+    match &layer.count {
+        Some(count) => match count.kind {
+            ValueKind::Number { value, integer: true, .. } if (1.0..=MAX_REPEAT as f64).contains(&value) => copies = Some(value as usize),
+            // Reported where it was read (E0071).
+            _ if count.overflows() => {}
+            _ => ctx.problems.push(Problem::BadStructure {
+                span: count.span,
+                reason: format!(
+                    "`repeat {}`: the count must be an integer between 1 and {MAX_REPEAT}",
+                    count.kind.describe().trim_matches('`')
+                ),
+                help: None,
+            }),
+        },
+        None => ctx.problems.push(Problem::BadStructure {
+            span: layer.name.span,
+            reason: "`repeat` needs a count: how many copies of its body to stack".into(),
+            help: Some("write `repeat 3 { … }`".into()),
+        }),
+    }
+    if layer.body.is_none() {
+        ctx.problems.push(Problem::BadStructure {
+            span: layer.name.span,
+            reason: "`repeat` needs a body in `{ … }`".into(),
+            help: Some("write `repeat 3 { … }` with the layers to repeat inside, one per line".into()),
+        });
+    }
+    copies
+}
+
+/// `residual { … }` takes a body and no count.
+fn check_residual(ctx: &mut Ctx, layer: &ast::Layer) {
+    if let Some(count) = &layer.count {
+        ctx.problems.push(Problem::BadStructure {
+            span: count.span,
+            reason: "`residual` takes no count".into(),
+            help: Some("to stack several residual blocks, wrap it: `repeat 3 { residual { … } }`".into()),
+        });
+    }
+    if layer.body.is_none() {
+        ctx.problems.push(Problem::BadStructure {
+            span: layer.name.span,
+            reason: "`residual` needs a body in `{ … }`".into(),
+            help: Some("write `residual { conv(k=3) }`".into()),
+        });
+    }
+}
+
+/// A layer that is not a structure takes neither a body nor a count.
+fn check_no_structure(ctx: &mut Ctx, layer: &ast::Layer, name: &str) {
+    if let Some(body) = &layer.body {
+        ctx.problems.push(Problem::BadStructure {
+            span: body.span,
+            reason: format!("`{name}` is a layer, not a structure: it takes no `{{ … }}` body"),
+            help: Some("only `repeat N { … }` and `residual { … }` have bodies".into()),
+        });
+    }
+    if let Some(count) = &layer.count {
+        ctx.problems.push(Problem::BadStructure {
+            span: count.span,
+            reason: format!("`{name}` takes no count"),
+            help: Some("only `repeat N { … }` takes a count".into()),
+        });
+    }
 }
 
 /// Largest `repeat` count, and largest number of layers a model may expand to:
