@@ -7,7 +7,7 @@
 
 use crate::language::ast::{Arg, Args, Span, Value, ValueKind};
 use crate::language::diagnostic::{Problem, fmt_num};
-use crate::language::schema::{self, DefaultValue, Param, ParamType, Schema};
+use crate::language::schema::{self, DefaultValue, Param, ParamType, Schema, Table};
 
 #[derive(Clone, Debug)]
 pub enum Val {
@@ -255,10 +255,6 @@ fn as_int(value: &Value) -> Option<i64> {
 }
 
 fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
-    let fail = |problems: &mut Vec<Problem>, p: Problem| {
-        problems.push(p);
-        None
-    };
     if value.overflows() {
         // Reported where it was read (E0071); any range would be beside the point.
         return None;
@@ -284,25 +280,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             }
             Some(Val::Float(x))
         }
-        ParamType::Frequency => {
-            let Some((x, _)) = as_number(value) else {
-                return fail(problems, wrong_type(param, value, owner, "a frequency (a number)".into()));
-            };
-            if x <= 0.0 || !x.is_finite() {
-                return fail(
-                    problems,
-                    Problem::OutOfRange {
-                        span: value.span,
-                        param: param.name.to_string(),
-                        owner: owner.to_string(),
-                        value: fmt_num(x),
-                        allowed: "> 0".into(),
-                        help: Some("frequencies are fractions of Nyquist in (0, 1), or Hz when `fs=` is given".into()),
-                    },
-                );
-            }
-            Some(Val::Float(x))
-        }
+        ParamType::Frequency => convert_frequency(param, value, owner, problems),
         ParamType::Bool => match &value.kind {
             ValueKind::Ident(w) if w == "true" => Some(Val::Bool(true)),
             ValueKind::Ident(w) if w == "false" => Some(Val::Bool(false)),
@@ -315,18 +293,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             }
             _ => fail(problems, wrong_type(param, value, owner, format!("one of {}", options.join(", ")))),
         },
-        ParamType::Str | ParamType::Path => match &value.kind {
-            ValueKind::Str(s) => Some(Val::Str(s.clone())),
-            _ => fail(
-                problems,
-                wrong_type(
-                    param,
-                    value,
-                    owner,
-                    if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() },
-                ),
-            ),
-        },
+        ParamType::Str | ParamType::Path => convert_string(param, value, owner, problems),
         ParamType::IntOrPair { min } => int_or_pair(param, value, owner, min, problems),
         ParamType::Padding => match &value.kind {
             ValueKind::Ident(w) | ValueKind::Str(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
@@ -336,35 +303,73 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             ),
             _ => int_or_pair(param, value, owner, 0, problems),
         },
-        ParamType::Entry(table) => {
-            let (name, args) = match &value.kind {
-                ValueKind::Ident(name) => (name.as_str(), None),
-                ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
-                _ => {
-                    return fail(
-                        problems,
-                        wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example)),
-                    );
-                }
-            };
-            let Some(schema) = schema::find(table.entries(), name) else {
-                let name_span = match &value.kind {
-                    ValueKind::Call { name, .. } => name.span,
-                    _ => value.span,
-                };
-                return fail(
-                    problems,
-                    Problem::UnknownChoice {
-                        span: name_span,
-                        what: table.what().into(),
-                        name: name.into(),
-                        known: schema::names(table.entries()),
-                    },
-                );
-            };
-            Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
-        }
+        ParamType::Entry(table) => convert_entry(param, value, owner, table, problems),
     }
+}
+
+/// Records `problem`; the value is then rejected.
+fn fail(problems: &mut Vec<Problem>, problem: Problem) -> Option<Val> {
+    problems.push(problem);
+    None
+}
+
+fn convert_frequency(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
+    let Some((x, _)) = as_number(value) else {
+        return fail(problems, wrong_type(param, value, owner, "a frequency (a number)".into()));
+    };
+    if x <= 0.0 || !x.is_finite() {
+        return fail(
+            problems,
+            Problem::OutOfRange {
+                span: value.span,
+                param: param.name.to_string(),
+                owner: owner.to_string(),
+                value: fmt_num(x),
+                allowed: "> 0".into(),
+                help: Some("frequencies are fractions of Nyquist in (0, 1), or Hz when `fs=` is given".into()),
+            },
+        );
+    }
+    Some(Val::Float(x))
+}
+
+/// A string or a file path: either must be quoted.
+fn convert_string(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
+    match &value.kind {
+        ValueKind::Str(s) => Some(Val::Str(s.clone())),
+        _ => fail(
+            problems,
+            wrong_type(
+                param,
+                value,
+                owner,
+                if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() },
+            ),
+        ),
+    }
+}
+
+/// An entry of `table` (a data source, an optimizer, …), written as a bare name
+/// or as a call with its own arguments, which are resolved against its schema.
+fn convert_entry(param: &'static Param, value: &Value, owner: &str, table: Table, problems: &mut Vec<Problem>) -> Option<Val> {
+    let (name, args) = match &value.kind {
+        ValueKind::Ident(name) => (name.as_str(), None),
+        ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
+        _ => {
+            return fail(problems, wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example)));
+        }
+    };
+    let Some(schema) = schema::find(table.entries(), name) else {
+        let name_span = match &value.kind {
+            ValueKind::Call { name, .. } => name.span,
+            _ => value.span,
+        };
+        return fail(
+            problems,
+            Problem::UnknownChoice { span: name_span, what: table.what().into(), name: name.into(), known: schema::names(table.entries()) },
+        );
+    };
+    Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
 }
 
 /// Largest kernel, stride, dilation or padding: far beyond any real layer, and
