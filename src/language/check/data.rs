@@ -508,6 +508,26 @@ fn fit_task(
     model: Option<&Model>,
     model_span: Span,
 ) {
+    if !loss_fits_task(ctx, loss, loss_written, loss_span, data) {
+        return;
+    }
+    let Some(model) = model else { return };
+    let (expected, why, help) = expected_output(ctx, loss, data, model);
+    if model.output != expected {
+        ctx.problems.push(Problem::OutputMismatch {
+            span: data_span,
+            model_span,
+            output: model.output.clone(),
+            expected: expected.to_string(),
+            why,
+            help,
+        });
+    }
+}
+
+/// Whether the loss suits the data's task (and its number of classes); if not,
+/// reports why.
+fn loss_fits_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data: &DataSpec) -> bool {
     let classify_loss = matches!(loss, Loss::CrossEntropy | Loss::Bce);
     match (data.task, classify_loss) {
         (Task::Denoise, true) => {
@@ -516,7 +536,7 @@ fn fit_task(
                 reason: "a classification loss on a denoising data set".into(),
                 help: Some("denoising compares the output with the clean signal: use `loss = mse` or `loss = mae`".into()),
             });
-            return;
+            return false;
         }
         (Task::Classify, false) => {
             ctx.problems.push(Problem::TaskMismatch {
@@ -524,9 +544,9 @@ fn fit_task(
                 reason: format!("a regression loss on a classification data set{}", if loss_written { "" } else { " (the default)" }),
                 help: Some("use `loss = cross_entropy` (one logit per class) or `loss = bce` (two classes, one logit)".into()),
             });
-            return;
+            return false;
         }
-        _ => {}
+        (Task::Denoise, false) | (Task::Classify, true) => {}
     }
     if loss == Loss::Bce && data.classes.is_some_and(|c| c != 2) {
         ctx.problems.push(Problem::TaskMismatch {
@@ -534,10 +554,14 @@ fn fit_task(
             reason: format!("`bce` is for two classes, but the data has {}", data.classes.unwrap()),
             help: Some("use `loss = cross_entropy`".into()),
         });
-        return;
+        return false;
     }
-    let Some(model) = model else { return };
-    let (expected, why, help) = match data.task {
+    true
+}
+
+/// The output shape the task and loss need, what needs it, and how to get there.
+fn expected_output(ctx: &Ctx, loss: Loss, data: &DataSpec, model: &Model) -> (Shape, String, Option<String>) {
+    match data.task {
         Task::Denoise => (
             model.input.clone(),
             "denoising (the clean signal)".to_string(),
@@ -567,16 +591,6 @@ fn fit_task(
             };
             (Shape(vec![logits]), what, Some(help))
         }
-    };
-    if model.output != expected {
-        ctx.problems.push(Problem::OutputMismatch {
-            span: data_span,
-            model_span,
-            output: model.output.clone(),
-            expected: expected.to_string(),
-            why,
-            help,
-        });
     }
 }
 

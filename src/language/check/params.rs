@@ -7,7 +7,7 @@
 
 use crate::language::ast::{Arg, Args, Span, Value, ValueKind};
 use crate::language::diagnostic::{Problem, fmt_num};
-use crate::language::schema::{self, DefaultValue, Param, ParamType, Schema};
+use crate::language::schema::{self, DefaultValue, Param, ParamType, Schema, Table};
 
 #[derive(Clone, Debug)]
 pub enum Val {
@@ -105,114 +105,152 @@ pub fn resolve(schema: &'static Schema, args: Option<&Args>, span: Span, owner: 
 
 pub fn resolve_items(schema: &'static Schema, items: &[Arg], span: Span, owner: &str, problems: &mut Vec<Problem>) -> Call {
     let mut call = Call { schema, span, values: Vec::new(), rejected: Vec::new() };
-    let mut seen: Vec<(&'static str, Span)> = Vec::new();
-    let positionals: Vec<&'static Param> = schema.params.iter().filter(|p| p.positional).collect();
-    let mut next_positional = 0;
-    let mut keyword_seen = false;
-    // After a misplaced argument we cannot tell which parameter it meant, so
-    // "missing parameter" would only repeat the same mistake.
-    let mut misplaced = false;
-    // Parameters that an unknown name probably meant (`kernel_size` → `k`).
-    let mut meant: Vec<&str> = Vec::new();
-
+    let mut reader = ArgReader {
+        schema,
+        owner,
+        positionals: schema.params.iter().filter(|p| p.positional).collect(),
+        next_positional: 0,
+        keyword_seen: false,
+        misplaced: false,
+        meant: Vec::new(),
+        seen: Vec::new(),
+    };
     for arg in items {
-        let param = match &arg.key {
-            Some(key) => {
-                keyword_seen = true;
-                match schema.param(&key.name) {
-                    Some(p) => p,
-                    None => {
-                        meant.extend(crate::language::suggest::closest(&key.name, &schema.param_names()));
-                        problems.push(Problem::UnknownParameter {
-                            span: key.span,
-                            name: key.name.clone(),
-                            owner: owner.to_string(),
-                            known: schema.param_names(),
-                        });
-                        continue;
-                    }
-                }
-            }
-            None => {
-                if misplaced {
-                    continue;
-                }
-                if keyword_seen {
-                    misplaced = true;
-                    problems.push(Problem::MisplacedArgument {
-                        span: arg.span,
-                        reason: format!("a value without a name after named arguments in `{owner}`"),
-                        help: Some("put unnamed arguments first, or name this one: `name=value`".into()),
-                    });
-                    continue;
-                }
-                match positionals.get(next_positional) {
-                    Some(p) => {
-                        next_positional += 1;
-                        p
-                    }
-                    None => {
-                        let help = if positionals.is_empty() {
-                            format!("`{owner}` takes only named arguments: {}", named_list(schema))
-                        } else {
-                            format!(
-                                "`{owner}` takes at most {} unnamed argument(s): {}",
-                                positionals.len(),
-                                positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-                            )
-                        };
-                        misplaced = true;
-                        problems.push(Problem::MisplacedArgument {
-                            span: arg.span,
-                            reason: format!("too many unnamed arguments for `{owner}`"),
-                            help: Some(help),
-                        });
-                        continue;
-                    }
-                }
-            }
-        };
-        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == param.name) {
+        let Some(param) = reader.param_of(arg, problems) else { continue };
+        if let Some((_, first)) = reader.seen.iter().find(|(n, _)| *n == param.name) {
             problems.push(Problem::DuplicateParameter { span: arg.span, first: *first, name: param.name.to_string() });
             continue;
         }
-        seen.push((param.name, arg.span));
+        reader.seen.push((param.name, arg.span));
         match convert(param, &arg.value, owner, problems) {
             Some(val) => call.values.push((param.name, Given { val, span: Some(arg.value.span) })),
             None => call.rejected.push(param.name),
         }
     }
+    reader.fill_defaults(&mut call, problems);
+    call
+}
 
-    for param in schema.params {
-        if seen.iter().any(|(n, _)| *n == param.name) {
-            continue;
-        }
-        let default = match param.default {
-            DefaultValue::Required if misplaced || meant.contains(&param.name) => continue,
-            DefaultValue::Required => {
-                problems.push(Problem::MissingParameter {
-                    span,
-                    name: param.name.to_string(),
+/// Matches the arguments of one call to parameters, left to right.
+struct ArgReader<'o> {
+    schema: &'static Schema,
+    owner: &'o str,
+    positionals: Vec<&'static Param>,
+    next_positional: usize,
+    keyword_seen: bool,
+    /// After a misplaced argument we cannot tell which parameter it meant, so
+    /// "missing parameter" would only repeat the same mistake.
+    misplaced: bool,
+    /// Parameters that an unknown name probably meant (`kernel_size` → `k`).
+    meant: Vec<&'static str>,
+    /// Parameters given so far, with the span of their argument.
+    seen: Vec<(&'static str, Span)>,
+}
+
+impl ArgReader<'_> {
+    /// The parameter `arg` gives a value to, or `None` after reporting why it gives none.
+    fn param_of(&mut self, arg: &Arg, problems: &mut Vec<Problem>) -> Option<&'static Param> {
+        let (schema, owner) = (self.schema, self.owner);
+        if let Some(key) = &arg.key {
+            self.keyword_seen = true;
+            let param = schema.param(&key.name);
+            if param.is_none() {
+                self.meant.extend(crate::language::suggest::closest(&key.name, &schema.param_names()));
+                problems.push(Problem::UnknownParameter {
+                    span: key.span,
+                    name: key.name.clone(),
                     owner: owner.to_string(),
-                    example: schema.example.to_string(),
+                    known: schema.param_names(),
                 });
+            }
+            return param;
+        }
+        if self.misplaced {
+            return None;
+        }
+        if self.keyword_seen {
+            self.misplaced = true;
+            problems.push(Problem::MisplacedArgument {
+                span: arg.span,
+                reason: format!("a value without a name after named arguments in `{owner}`"),
+                help: Some("put unnamed arguments first, or name this one: `name=value`".into()),
+            });
+            return None;
+        }
+        let Some(&param) = self.positionals.get(self.next_positional) else {
+            self.too_many_positionals(arg, problems);
+            return None;
+        };
+        self.next_positional += 1;
+        Some(param)
+    }
+
+    fn too_many_positionals(&mut self, arg: &Arg, problems: &mut Vec<Problem>) {
+        let (schema, owner) = (self.schema, self.owner);
+        let help = if self.positionals.is_empty() {
+            format!("`{owner}` takes only named arguments: {}", named_list(schema))
+        } else {
+            format!(
+                "`{owner}` takes at most {} unnamed argument(s): {}",
+                self.positionals.len(),
+                self.positionals.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            )
+        };
+        self.misplaced = true;
+        problems.push(Problem::MisplacedArgument {
+            span: arg.span,
+            reason: format!("too many unnamed arguments for `{owner}`"),
+            help: Some(help),
+        });
+    }
+
+    /// Gives every parameter not written its default; a required one is reported missing.
+    fn fill_defaults(&self, call: &mut Call, problems: &mut Vec<Problem>) {
+        let span = call.span;
+        for param in self.schema.params {
+            if self.seen.iter().any(|(n, _)| *n == param.name) {
                 continue;
             }
-            DefaultValue::Absent | DefaultValue::Derived(_) => continue,
-            DefaultValue::Int(i) => Val::Int(i),
-            DefaultValue::Float(x) => Val::Float(x),
-            DefaultValue::Bool(b) => Val::Bool(b),
-            DefaultValue::Word(w) => match param.ty {
-                ParamType::Entry(table) => {
-                    let schema = schema::find(table.entries(), w).expect("default entry exists");
-                    Val::Entry(Box::new(resolve_items(schema, &[], span, w, problems)))
+            let default = match param.default {
+                DefaultValue::Required if self.misplaced || self.meant.contains(&param.name) => continue,
+                DefaultValue::Required => {
+                    problems.push(Problem::MissingParameter {
+                        span,
+                        name: param.name.to_string(),
+                        owner: self.owner.to_string(),
+                        example: self.schema.example.to_string(),
+                    });
+                    continue;
                 }
-                _ => Val::Word(w.to_string()),
-            },
-        };
-        call.values.push((param.name, Given { val: default, span: None }));
+                DefaultValue::Absent | DefaultValue::Derived(_) => continue,
+                DefaultValue::Int(i) => Val::Int(i),
+                DefaultValue::Float(x) => Val::Float(x),
+                DefaultValue::Bool(b) => Val::Bool(b),
+                DefaultValue::Word(w) => default_word(param, w, span, problems),
+            };
+            call.values.push((param.name, Given { val: default, span: None }));
+        }
     }
-    call
+}
+
+/// A default given as a name: an entry of a table (resolved with its own
+/// defaults) or a plain word.
+fn default_word(param: &Param, word: &'static str, span: Span, problems: &mut Vec<Problem>) -> Val {
+    match param.ty {
+        ParamType::Entry(table) => {
+            let schema = schema::find(table.entries(), word).expect("default entry exists");
+            Val::Entry(Box::new(resolve_items(schema, &[], span, word, problems)))
+        }
+        ParamType::Int { .. }
+        | ParamType::Float { .. }
+        | ParamType::Frequency
+        | ParamType::Bool
+        | ParamType::Choice { .. }
+        | ParamType::Str
+        | ParamType::Path
+        | ParamType::IntOrPair { .. }
+        | ParamType::Padding => Val::Word(word.to_string()),
+    }
 }
 
 fn named_list(schema: &Schema) -> String {
@@ -255,10 +293,6 @@ fn as_int(value: &Value) -> Option<i64> {
 }
 
 fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
-    let fail = |problems: &mut Vec<Problem>, p: Problem| {
-        problems.push(p);
-        None
-    };
     if value.overflows() {
         // Reported where it was read (E0071); any range would be beside the point.
         return None;
@@ -284,25 +318,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             }
             Some(Val::Float(x))
         }
-        ParamType::Frequency => {
-            let Some((x, _)) = as_number(value) else {
-                return fail(problems, wrong_type(param, value, owner, "a frequency (a number)".into()));
-            };
-            if x <= 0.0 || !x.is_finite() {
-                return fail(
-                    problems,
-                    Problem::OutOfRange {
-                        span: value.span,
-                        param: param.name.to_string(),
-                        owner: owner.to_string(),
-                        value: fmt_num(x),
-                        allowed: "> 0".into(),
-                        help: Some("frequencies are fractions of Nyquist in (0, 1), or Hz when `fs=` is given".into()),
-                    },
-                );
-            }
-            Some(Val::Float(x))
-        }
+        ParamType::Frequency => convert_frequency(param, value, owner, problems),
         ParamType::Bool => match &value.kind {
             ValueKind::Ident(w) if w == "true" => Some(Val::Bool(true)),
             ValueKind::Ident(w) if w == "false" => Some(Val::Bool(false)),
@@ -315,18 +331,7 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             }
             _ => fail(problems, wrong_type(param, value, owner, format!("one of {}", options.join(", ")))),
         },
-        ParamType::Str | ParamType::Path => match &value.kind {
-            ValueKind::Str(s) => Some(Val::Str(s.clone())),
-            _ => fail(
-                problems,
-                wrong_type(
-                    param,
-                    value,
-                    owner,
-                    if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() },
-                ),
-            ),
-        },
+        ParamType::Str | ParamType::Path => convert_string(param, value, owner, problems),
         ParamType::IntOrPair { min } => int_or_pair(param, value, owner, min, problems),
         ParamType::Padding => match &value.kind {
             ValueKind::Ident(w) | ValueKind::Str(w) if w == "same" || w == "valid" => Some(Val::Word(w.clone())),
@@ -336,35 +341,73 @@ fn convert(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec
             ),
             _ => int_or_pair(param, value, owner, 0, problems),
         },
-        ParamType::Entry(table) => {
-            let (name, args) = match &value.kind {
-                ValueKind::Ident(name) => (name.as_str(), None),
-                ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
-                _ => {
-                    return fail(
-                        problems,
-                        wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example)),
-                    );
-                }
-            };
-            let Some(schema) = schema::find(table.entries(), name) else {
-                let name_span = match &value.kind {
-                    ValueKind::Call { name, .. } => name.span,
-                    _ => value.span,
-                };
-                return fail(
-                    problems,
-                    Problem::UnknownChoice {
-                        span: name_span,
-                        what: table.what().into(),
-                        name: name.into(),
-                        known: schema::names(table.entries()),
-                    },
-                );
-            };
-            Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
-        }
+        ParamType::Entry(table) => convert_entry(param, value, owner, table, problems),
     }
+}
+
+/// Records `problem`; the value is then rejected.
+fn fail(problems: &mut Vec<Problem>, problem: Problem) -> Option<Val> {
+    problems.push(problem);
+    None
+}
+
+fn convert_frequency(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
+    let Some((x, _)) = as_number(value) else {
+        return fail(problems, wrong_type(param, value, owner, "a frequency (a number)".into()));
+    };
+    if x <= 0.0 || !x.is_finite() {
+        return fail(
+            problems,
+            Problem::OutOfRange {
+                span: value.span,
+                param: param.name.to_string(),
+                owner: owner.to_string(),
+                value: fmt_num(x),
+                allowed: "> 0".into(),
+                help: Some("frequencies are fractions of Nyquist in (0, 1), or Hz when `fs=` is given".into()),
+            },
+        );
+    }
+    Some(Val::Float(x))
+}
+
+/// A string or a file path: either must be quoted.
+fn convert_string(param: &'static Param, value: &Value, owner: &str, problems: &mut Vec<Problem>) -> Option<Val> {
+    match &value.kind {
+        ValueKind::Str(s) => Some(Val::Str(s.clone())),
+        _ => fail(
+            problems,
+            wrong_type(
+                param,
+                value,
+                owner,
+                if param.ty == ParamType::Path { "a file path in quotes".into() } else { "a string in quotes".into() },
+            ),
+        ),
+    }
+}
+
+/// An entry of `table` (a data source, an optimizer, …), written as a bare name
+/// or as a call with its own arguments, which are resolved against its schema.
+fn convert_entry(param: &'static Param, value: &Value, owner: &str, table: Table, problems: &mut Vec<Problem>) -> Option<Val> {
+    let (name, args) = match &value.kind {
+        ValueKind::Ident(name) => (name.as_str(), None),
+        ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),
+        _ => {
+            return fail(problems, wrong_type(param, value, owner, format!("a {} such as `{}`", table.what(), table.entries()[0].example)));
+        }
+    };
+    let Some(schema) = schema::find(table.entries(), name) else {
+        let name_span = match &value.kind {
+            ValueKind::Call { name, .. } => name.span,
+            _ => value.span,
+        };
+        return fail(
+            problems,
+            Problem::UnknownChoice { span: name_span, what: table.what().into(), name: name.into(), known: schema::names(table.entries()) },
+        );
+    };
+    Some(Val::Entry(Box::new(resolve(schema, args, value.span, schema.name, problems))))
 }
 
 /// Largest kernel, stride, dilation or padding: far beyond any real layer, and
