@@ -3,23 +3,37 @@
 //! convolution's own are the ops of `conv.rs`).
 //!
 //! A pooling block's backward pass needs each window's winning cell, which
-//! its forward pass finds: the op returns `[2, B, C, h', w']`, the pooled
-//! output and then each value's winning cell (as a number), and
-//! [`conv2d_block`] hands on the first half. The backward pass reads the
-//! winners from the op's own output, so nothing is shared between the passes
-//! but the tensors Candle keeps.
+//! its forward pass finds. The op is the graph node Candle keeps for the
+//! backward pass, so its forward pass saves the winners in the op itself, in
+//! a cell written once (PyTorch's `ctx.save_for_backward`); no other call
+//! sees them. (Returning them as a second half of the output doubled what
+//! the step writes, and Candle's gradient of taking the first half added a
+//! zero-filled copy: 20–30 % of the 2-D reference net's step.) The unpool op
+//! likewise hands the bias's gradient back in a cell of its own, read by the
+//! caller right after it runs.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use lpn_kernels::{BlockGeometry, ConvGeometry, Num, block};
 
 use super::conv::{Forward, gradients};
 use super::{act, expect_shape, geometry_error};
 
-/// `pool(act(conv2d(x, w) + bias))`, with the winners when it pools.
-struct Block(BlockGeometry);
+/// `pool(act(conv2d(x, w) + bias))`; when it pools, the forward pass saves
+/// each window's winning cell in `winners` for this node's backward pass.
+struct Block {
+    g: BlockGeometry,
+    winners: OnceLock<Vec<u8>>,
+}
+
 /// `(grad of the block's output, the block's output) ↦` the gradient of the
-/// convolution's output followed by the bias's gradient, flat.
-struct Unpool(BlockGeometry);
+/// convolution's output; the bias's gradient goes to `bias_grad`.
+struct Unpool<'a> {
+    g: BlockGeometry,
+    winners: &'a [u8],
+    bias_grad: OnceLock<Tensor>,
+}
 
 /// The block's output shape `[B, C, h', w']`.
 fn block_shape(g: &BlockGeometry) -> Vec<usize> {
@@ -27,13 +41,13 @@ fn block_shape(g: &BlockGeometry) -> Vec<usize> {
     vec![g.conv.batch, g.conv.out_channels, h, w]
 }
 
-/// The block's forward pass; when it pools, the pooled output followed by
-/// each value's winning cell.
-fn block_forward<T: Num>(x: &[T], w: &[T], bias: &[T], g: &BlockGeometry) -> Vec<T> {
-    let (mut y, winners) = block::forward(x, w, bias, g);
-    y.reserve_exact(winners.len());
-    y.extend(winners.iter().map(|&cell| T::from_usize(usize::from(cell))));
-    y
+/// The block's forward pass; a pooling block saves its winners.
+fn block_forward<T: Num>(x: &[T], w: &[T], bias: &[T], g: &BlockGeometry, winners: &OnceLock<Vec<u8>>) -> Result<Vec<T>> {
+    let (y, cells) = block::forward(x, w, bias, g);
+    if g.pool.is_some() && winners.set(cells).is_err() {
+        candle_core::bail!("a conv2d block op ran its forward pass twice");
+    }
+    Ok(y)
 }
 
 impl CustomOp3 for Block {
@@ -49,16 +63,12 @@ impl CustomOp3 for Block {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
+        let g = &self.g;
         expect_shape(l1, &g.conv.input_shape(), "conv2d input")?;
         expect_shape(l2, &g.conv.weight_shape(), "conv2d weight")?;
         expect_shape(l3, &[g.conv.out_channels], "conv2d bias")?;
-        let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, w, b| block_forward(x, w, b, g));
-        let mut shape = block_shape(g);
-        if g.pool.is_some() {
-            shape.insert(0, 2);
-        }
-        Ok((storage, Shape::from(shape)))
+        let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, w, b| block_forward(x, w, b, g, &self.winners)?);
+        Ok((storage, Shape::from(block_shape(g))))
     }
     fn bwd(
         &self,
@@ -68,14 +78,17 @@ impl CustomOp3 for Block {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = self.0;
+        let g = self.g;
         let grad = grad.contiguous()?;
         let (gy, gb) = match g.pool {
             Some(_) => {
-                let flat = grad.apply_op2_no_bwd(&res.contiguous()?, &Unpool(g))?;
-                let conv_len = g.conv.output_len();
-                let gy = flat.narrow(0, 0, conv_len)?.reshape(g.conv.output_shape())?;
-                (gy, flat.narrow(0, conv_len, g.conv.out_channels)?)
+                let Some(winners) = self.winners.get() else {
+                    candle_core::bail!("a conv2d block op's backward pass ran before its forward pass")
+                };
+                let unpool = Unpool { g, winners, bias_grad: OnceLock::new() };
+                let gy = grad.apply_op2_no_bwd(&res.contiguous()?, &unpool)?;
+                let Some(gb) = unpool.bias_grad.into_inner() else { candle_core::bail!("the unpool op gave no bias gradient") };
+                (gy, gb)
             }
             None => {
                 let gy = if g.relu { act::relu_grad(&grad, res)? } else { grad };
@@ -88,29 +101,32 @@ impl CustomOp3 for Block {
     }
 }
 
-/// The convolution output's and the bias's gradients, flat, from the
-/// block's `[2, …]` gradient and output (first halves: the pooled values;
-/// the output's second half: the winners).
-fn unpool<T: Num>(grad: &[T], out: &[T], g: &BlockGeometry) -> Vec<T> {
-    let n = g.output_len();
-    let winners: Vec<u8> = out[n..].iter().map(|&cell| cell.to_f64() as u8).collect();
-    let (mut gconv, gbias) = block::unpool(&grad[..n], &out[..n], &winners, g);
-    gconv.extend(gbias);
-    gconv
+/// The convolution output's gradient from the block's gradient and output;
+/// the bias's gradient (per channel) goes to `bias_grad`.
+fn unpool<T: Num + candle_core::WithDType>(grad: &[T], out: &[T], op: &Unpool<'_>) -> Result<Vec<T>> {
+    let (gconv, gbias) = block::unpool(grad, out, op.winners, &op.g);
+    let channels = gbias.len();
+    let gbias = Tensor::from_vec(gbias, channels, &Device::Cpu)?;
+    if op.bias_grad.set(gbias).is_err() {
+        candle_core::bail!("a conv2d unpool op ran twice");
+    }
+    Ok(gconv)
 }
 
-impl CustomOp2 for Unpool {
+impl CustomOp2 for Unpool<'_> {
     fn name(&self) -> &'static str {
         "lpn-conv2d-block-unpool"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let mut shape = block_shape(g);
-        shape.insert(0, 2);
+        let g = &self.g;
+        let shape = block_shape(g);
         expect_shape(l1, &shape, "the block's gradient")?;
         expect_shape(l2, &shape, "the block's output")?;
-        let storage = dispatch!((s1, l1), (s2, l2) => |grad, out| unpool(grad, out, g));
-        Ok((storage, Shape::from(g.conv.output_len() + g.conv.out_channels)))
+        if self.winners.len() != g.output_len() {
+            candle_core::bail!("the block saved {} winners for {} pooled values", self.winners.len(), g.output_len());
+        }
+        let storage = dispatch!((s1, l1), (s2, l2) => |grad, out| unpool(grad, out, self)?);
+        Ok((storage, Shape::from(g.conv.output_shape())))
     }
 }
 
@@ -129,8 +145,7 @@ pub fn conv2d_block(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: BlockGeome
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(g.conv.out_channels, x.dtype(), x.device())?,
     };
-    let out = x.contiguous()?.apply_op3(&w.contiguous()?, &bias, Block(g))?;
-    if g.pool.is_some() { out.get(0) } else { Ok(out) }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias, Block { g, winners: OnceLock::new() })
 }
 
 #[cfg(test)]
