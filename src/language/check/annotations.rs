@@ -389,7 +389,7 @@ fn feasibility(ctx: &mut Ctx, constraint: &mut Constraint, kernel: &[usize], nam
             });
         }
         Mode::Project | Mode::Reparam => {
-            let dimension = quadratic::admissible_dimension(&source.spectrum(kernel), constraint.tol);
+            let dimension = quadratic::admissible_dimension(&ctx.spectrum(&source, kernel), constraint.tol);
             if let SetSpec::Quadratic(spec) = &mut constraint.set {
                 spec.admissible_dimension = Some(dimension);
             }
@@ -447,12 +447,12 @@ const MAX_SUGGESTED_AXIS: usize = 64;
 /// length that reach `SMALL_ADMISSIBLE_DIMENSION + 1`.
 fn small_subspace(ctx: &mut Ctx, constraint: &Constraint, source: &Source, kernel: &[usize], name: &str, dimension: usize) {
     let target = SMALL_ADMISSIBLE_DIMENSION + 1;
-    let spectrum = source.spectrum(kernel);
+    let spectrum = ctx.spectrum(source, kernel);
     // tol must reach the target-th smallest ρ; rounded up so the figure shown works.
     let tol_needed = spectrum.get(target - 1).map(|&l| round_up(l)).filter(|&t| t < 1.0);
     let longer = (kernel.iter().copied().max().unwrap_or(1) + 1..=MAX_SUGGESTED_AXIS).find_map(|k| {
         let dims: Vec<usize> = kernel.iter().map(|_| k).collect();
-        (quadratic::admissible_dimension(&source.spectrum(&dims), constraint.tol) >= target).then_some(dims)
+        (quadratic::admissible_dimension(&ctx.spectrum(source, &dims), constraint.tol) >= target).then_some(dims)
     });
     let mut ways = Vec::new();
     if let Some(t) = tol_needed {

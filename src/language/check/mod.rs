@@ -50,16 +50,34 @@ pub struct Ctx<'env> {
     /// training data is declared (set by `data::check_data`).
     pub data_bytes: Option<(u64, Span)>,
     /// λ_min per quadratic operator and kernel shape: large models repeat the same few.
-    lambda_cache: HashMap<(Vec<u64>, Vec<usize>), f64>,
+    lambda_cache: HashMap<OperatorKey, f64>,
+    /// Q's eigenvalues per quadratic operator and kernel shape, for the
+    /// admissible dimension of every hard-mode instance (the same few again).
+    spectrum_cache: HashMap<OperatorKey, std::rc::Rc<[f64]>>,
 }
+
+/// A quadratic operator (its source's key) on a kernel shape.
+type OperatorKey = (Vec<u64>, Vec<usize>);
 
 impl<'env> Ctx<'env> {
     fn new(problems: Vec<Problem>, base_dir: &Path, env: &'env dyn Environment) -> Ctx<'env> {
-        Ctx { problems, env, base_dir: base_dir.to_path_buf(), data_bytes: None, lambda_cache: HashMap::new() }
+        Ctx {
+            problems,
+            env,
+            base_dir: base_dir.to_path_buf(),
+            data_bytes: None,
+            lambda_cache: HashMap::new(),
+            spectrum_cache: HashMap::new(),
+        }
     }
 
     pub fn lambda_min(&mut self, source: &Source, kernel: &[usize]) -> f64 {
         *self.lambda_cache.entry((source.key(), kernel.to_vec())).or_insert_with(|| source.lambda_min(kernel))
+    }
+
+    /// Q's eigenvalues in ascending order, through the cache.
+    pub fn spectrum(&mut self, source: &Source, kernel: &[usize]) -> std::rc::Rc<[f64]> {
+        self.spectrum_cache.entry((source.key(), kernel.to_vec())).or_insert_with(|| source.spectrum(kernel).into()).clone()
     }
 
     /// The shortest 1-D kernel meeting `tol`, through the λ_min cache.
