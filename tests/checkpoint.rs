@@ -4,6 +4,8 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -226,7 +228,7 @@ train {
 ";
 
 fn lpnc(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lpnc"));
+    let mut c = common::lpnc();
     c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }

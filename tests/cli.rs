@@ -4,12 +4,12 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const LPNC: &str = env!("CARGO_BIN_EXE_lpnc");
 
 /// A folder of this test's own under Cargo's scratch space.
 fn scratch(name: &str) -> PathBuf {
@@ -45,19 +45,19 @@ const GOOD: &str = "model m {\n  input [1, 64]\n  conv(out=1, k=3, padding=same)
 fn a_file_that_cannot_be_read_is_not_counted_as_checked() {
     let dir = scratch("unread");
     std::fs::write(dir.join("good.lpn"), GOOD).unwrap();
-    let out = run(Command::new(LPNC).arg("check").arg(dir.join("missing.lpn")));
+    let out = run(common::lpnc().arg("check").arg(dir.join("missing.lpn")));
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(!text.contains("checked 1 file: 0 error(s)"), "claims a missing file was checked:\n{text}");
     assert!(text.contains("checked 0 of 1 file (1 could not be read)"), "{text}");
-    let out = run(Command::new(LPNC).arg("check").arg(dir.join("good.lpn")).arg(dir.join("missing.lpn")));
+    let out = run(common::lpnc().arg("check").arg(dir.join("good.lpn")).arg(dir.join("missing.lpn")));
     assert!(stderr(&out).contains("checked 1 of 2 files (1 could not be read): 0 error(s), 0 warning(s)"), "{}", stderr(&out));
 }
 
 /// `script` runs lpnc on a pseudo-terminal, where it would use colours.
 fn on_a_terminal(file: &std::path::Path, no_color: Option<&str>) -> String {
     let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c"]).arg(format!("{LPNC} check {}", file.display())).arg("/dev/null");
+    cmd.args(["-q", "-e", "-c"]).arg(format!("{} check {}", common::lpnc_shell(), file.display())).arg("/dev/null");
     cmd.env_remove("NO_COLOR");
     if let Some(value) = no_color {
         cmd.env("NO_COLOR", value);
@@ -89,7 +89,7 @@ fn with_stdin(cmd: &mut Command, input: &str) -> Output {
 
 #[test]
 fn a_dash_reads_the_program_from_standard_input() {
-    let out = with_stdin(Command::new(LPNC).args(["check", "-"]), BAD);
+    let out = with_stdin(common::lpnc().args(["check", "-"]), BAD);
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("<stdin>:3:3"), "{text}");
@@ -100,10 +100,10 @@ fn a_dash_reads_the_program_from_standard_input() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy("tests/ui/data/two_class_16.csv", dir.join("data/rows.csv")).unwrap();
     let program = "model m {\n  input [1, 16]\n  flatten\n  linear(out=2)\n}\ndata ucr(\"data/rows.csv\")\n";
-    let out = with_stdin(Command::new(LPNC).args(["inspect", "-"]).current_dir(&dir), program);
+    let out = with_stdin(common::lpnc().args(["inspect", "-"]).current_dir(&dir), program);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("model m"));
-    let out = with_stdin(Command::new(LPNC).args(["check", "-"]).current_dir(dir.join("data")), program);
+    let out = with_stdin(common::lpnc().args(["check", "-"]).current_dir(dir.join("data")), program);
     assert!(stderr(&out).contains("looked for ./data/rows.csv"), "{}", stderr(&out));
 }
 
@@ -114,7 +114,7 @@ fn a_named_pipe_as_data_is_not_a_regular_file() {
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
     assert!(made.success());
     std::fs::write(dir.join("m.lpn"), "model m {\n  input [1, 16]\n  flatten\n  linear(out=2)\n}\ndata ucr(\"rows.csv\")\n").unwrap();
-    let out = run(Command::new(LPNC).arg("check").arg(dir.join("m.lpn")));
+    let out = run(common::lpnc().arg("check").arg(dir.join("m.lpn")));
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("rows.csv: is not a regular file: it is a named pipe (FIFO)"), "{text}");
@@ -127,16 +127,16 @@ fn more_threads_than_cpus_warns_with_both_numbers() {
     std::fs::write(dir.join("good.lpn"), GOOD).unwrap();
     let cpus = std::thread::available_parallelism().map(usize::from).unwrap();
     let many = cpus * 8 + 1;
-    let out = run(Command::new(LPNC).arg("--threads").arg(many.to_string()).arg("check").arg(dir.join("good.lpn")));
+    let out = run(common::lpnc().arg("--threads").arg(many.to_string()).arg("check").arg(dir.join("good.lpn")));
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains(&format!("warning: {many} threads were asked for")), "{text}");
     assert!(text.contains(&format!("only {cpus} CPU(s)")), "{text}");
     // The same through the environment.
-    let out = run(Command::new(LPNC).env("LPN_THREADS", many.to_string()).arg("check").arg(dir.join("good.lpn")));
+    let out = run(common::lpnc().env("LPN_THREADS", many.to_string()).arg("check").arg(dir.join("good.lpn")));
     assert!(stderr(&out).contains(&format!("warning: {many} threads")), "{}", stderr(&out));
     // As many as the CPUs: no warning.
-    let out = run(Command::new(LPNC).arg("--threads").arg(cpus.to_string()).arg("check").arg(dir.join("good.lpn")));
+    let out = run(common::lpnc().arg("--threads").arg(cpus.to_string()).arg("check").arg(dir.join("good.lpn")));
     assert!(!stderr(&out).contains("threads were asked for"), "{}", stderr(&out));
 }
 
@@ -145,7 +145,7 @@ fn zero_epochs_is_refused_as_in_the_file() {
     let dir = scratch("epochs");
     std::fs::write(dir.join("good.lpn"), GOOD).unwrap();
     let out =
-        run(Command::new(LPNC).arg("train").arg(dir.join("good.lpn")).arg("--out").arg(dir.join("run")).args(["--epochs", "0", "--quiet"]));
+        run(common::lpnc().arg("train").arg(dir.join("good.lpn")).arg("--out").arg(dir.join("run")).args(["--epochs", "0", "--quiet"]));
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("--epochs") && text.contains("must be at least 1"), "{text}");
@@ -154,7 +154,7 @@ fn zero_epochs_is_refused_as_in_the_file() {
 
 #[test]
 fn explain_names_a_look_alike_character() {
-    let out = run(Command::new(LPNC).args(["explain", "lowp\u{0430}ss"]));
+    let out = run(common::lpnc().args(["explain", "lowp\u{0430}ss"]));
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("note: it contains U+0430 CYRILLIC SMALL LETTER A (looks like `a`)"), "{text}");

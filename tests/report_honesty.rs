@@ -4,9 +4,10 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Tensor};
 
@@ -35,7 +36,7 @@ fn save(tensors: &HashMap<String, Tensor>, path: &Path) {
 }
 
 fn lpnc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lpnc")).args(args).output().unwrap()
+    common::lpnc().args(args).output().unwrap()
 }
 
 const CLASSIFIER: &str = "model m {

@@ -4,8 +4,10 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -77,7 +79,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 fn lpnc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lpnc")).args(args).stdin(Stdio::null()).output().unwrap()
+    common::lpnc().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 fn report(dir: &Path) -> serde_json::Value {
@@ -254,12 +256,8 @@ fn a_second_run_into_a_folder_in_use_is_told_which_process_holds_it() {
     let file = write(&work, "long.lpn", LONG);
     let run = work.join("run");
     let run_s = run.to_str().unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_lpnc"))
-        .args(["train", &file, "--quiet", "--out", run_s])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first =
+        common::lpnc().args(["train", &file, "--quiet", "--out", run_s]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let lock = run.join(lpn::train::run_dir::LOCK_FILE);
     let started = Instant::now();
     while !lock.exists() {

@@ -3,6 +3,8 @@
 // Trains or runs the model: needs the `train` feature (Candle).
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use lpn::constraint::bands::BandSpec;
@@ -295,7 +297,7 @@ fn response_plot_is_written_with_mask_and_history() {
     std::fs::write(&file, denoiser("project")).unwrap();
     let svg = dir.join("response.svg");
     let weights = dir.join("model.safetensors");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lpnc"))
+    let out = common::lpnc()
         .args(["response", file.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--out", svg.to_str().unwrap()])
         .output()
         .unwrap();
