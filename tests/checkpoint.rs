@@ -13,15 +13,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lpn-ckpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::fresh_dir("ckpt", name)
 }
 
 fn program(source: &str) -> lpn::language::ir::Program {
-    let (_, checked) = lpn::check_source(source, Path::new("."));
-    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
-    checked.program.unwrap()
+    common::program(source, Path::new("."))
 }
 
 fn weights(dir: &Path) -> Vec<u8> {

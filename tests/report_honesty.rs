@@ -12,17 +12,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lpn-honesty-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::fresh_dir("honesty", name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
-    let (_, checked) = lpn::check_source(source, base);
-    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
-    checked.program.unwrap()
-}
+use common::program;
 
 /// The tensors a freshly initialised network of `source` would save.
 fn fresh_weights(source: &str) -> HashMap<String, Tensor> {

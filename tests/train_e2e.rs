@@ -11,16 +11,10 @@ use lpn::constraint::bands::BandSpec;
 use lpn::language::schema::Family;
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lpn-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::fresh_dir("e2e", name)
 }
 
-fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
-    let (_, checked) = lpn::check_source(source, base);
-    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
-    checked.program.unwrap()
-}
+use common::program;
 
 fn train(source: &str, base: &Path, name: &str, epochs: Option<usize>, seed: Option<u64>) -> (lpn::train::Report, PathBuf) {
     let p = program(source, base);

@@ -1,10 +1,31 @@
-//! What several integration tests share: the `lpnc` binary as they start it.
+//! What several integration tests share: a fresh output folder, a checked
+//! program, and the `lpnc` binary as they start it.
 //! With `LPN_TEST_RUNNER` set (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`
 //! in `tests/cross_aarch64.sh`, where the binary is built for another CPU) it
 //! runs through that command, as cargo runs the test binaries themselves;
 //! otherwise directly.
 
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// An empty-to-be folder for one test's files (`lpn-PREFIX-PID-NAME` in the
+/// temporary folder), anything left there by an earlier run removed.
+pub fn fresh_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lpn-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The checked program of `source` (data paths from `base`); panics with
+/// the messages if it has errors.
+pub fn program(source: &str, base: &Path) -> lpn::language::ir::Program {
+    let (_, checked) = lpn::check_source(source, base);
+    assert!(!checked.has_errors(), "{:#?}", checked.problems.iter().map(|p| p.to_diagnostic().message).collect::<Vec<_>>());
+    checked.program.unwrap()
+}
 
 const LPNC: &str = env!("CARGO_BIN_EXE_lpnc");
 
@@ -26,7 +47,6 @@ pub fn lpnc() -> Command {
 }
 
 /// `lpnc` as the start of a shell command line.
-#[allow(dead_code)] // only the tests that go through a shell use it
 pub fn lpnc_shell() -> String {
     match runner() {
         Some(runner) => format!("{runner} {LPNC}"),
