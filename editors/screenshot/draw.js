@@ -118,7 +118,11 @@ function markdownLines(markdown, width) {
     if (fenced) lines.push({ kind: 'code', words: [{ text: raw, style: 'code' }] });
     else if (raw.trim() === '---') lines.push({ kind: 'rule', words: [] });
     else if (!raw.trim()) lines.push({ kind: 'blank', words: [] });
-    else lines.push(...wrap(inline(raw.replace(/^(\s*)- /, '$1• ')), width));
+    else {
+      const item = /^(\s*)- /.exec(raw);
+      const indent = item ? item[1].length + 2 : 0;
+      lines.push(...wrap(inline(raw.replace(/^(\s*)- /, '$1• ')), width, indent));
+    }
   }
   while (lines.length && lines[lines.length - 1].kind === 'blank') lines.pop();
   return lines;
@@ -138,14 +142,15 @@ function inline(text) {
   return parts;
 }
 
-// Greedy wrapping at spaces, keeping each piece's style.
-function wrap(parts, width) {
+// Greedy wrapping at spaces, keeping each piece's style; lines after the
+// first start `indent` columns in (under a list item's text).
+function wrap(parts, width, indent) {
   const lines = [{ kind: 'text', words: [], length: 0 }];
   for (const part of parts) {
     for (const word of part.text.split(/(?<= )/)) {
       let line = lines[lines.length - 1];
       if (line.length + word.trimEnd().length > width && line.length > 0) {
-        line = { kind: 'text', words: [], length: 0 };
+        line = { kind: 'text', words: [{ text: ' '.repeat(indent), style: 'plain' }], length: indent };
         lines.push(line);
       }
       line.words.push({ text: word, style: part.style });
@@ -169,6 +174,15 @@ function styledLine(words, left, y) {
     return span;
   });
   return `<text y="${y}" xml:space="preserve">${spans.join('')}</text>`;
+}
+
+// The hovered word's background, drawn under the code as the editor does.
+function hoverHighlight(hover, firstLine, top) {
+  if (!hover.range || hover.range.start.line !== hover.range.end.line) return '';
+  const { start, end } = hover.range;
+  const rowTop = top + (start.line - firstLine + 1) * LH;
+  const width = ((end.character - start.character) * CW).toFixed(1);
+  return `<rect x="${x(start.character).toFixed(1)}" y="${rowTop}" width="${width}" height="${LH}" fill="#264f78"/>`;
 }
 
 function hoverBox(hover, firstLine, top, canvasWidth) {
@@ -198,21 +212,39 @@ function hoverBox(hover, firstLine, top, canvasWidth) {
   return out.join('\n');
 }
 
+// The rows of the Problems panel: per diagnostic, its first line with code
+// and position, then its other lines (the help) indented and dimmer.
+function problemRows(diagnostics, maxCols) {
+  const fit = (text) => (text.length > maxCols ? `${text.slice(0, maxCols - 1)}…` : text);
+  const rows = [];
+  for (const d of diagnostics) {
+    const [first, ...rest] = d.message.split('\n');
+    const code = d.code !== undefined ? `  ${d.source || 'lpn'}(${d.code})` : '';
+    const where = `  [Ln ${d.range.start.line + 1}, Col ${d.range.start.character + 1}]`;
+    rows.push({ severity: SEVERITY[d.severity] || SEVERITY[1], text: fit(`${first}${code}${where}`) });
+    for (const line of rest.filter((l) => l.trim())) rows.push({ severity: null, text: fit(`  ${line}`) });
+  }
+  return rows;
+}
+
+function problemsPanelHeight(diagnostics) {
+  return (problemRows(diagnostics, 1000).length + 1) * LH + 2 * PAD;
+}
+
 function problemsPanel(diagnostics, top, width) {
+  const rows = problemRows(diagnostics, Math.floor((width - 2 * PAD - 40) / CW));
   const out = [
-    `<rect x="0" y="${top}" width="${width}" height="${(diagnostics.length + 1) * LH + 2 * PAD}" fill="${BG}"/>`,
+    `<rect x="0" y="${top}" width="${width}" height="${problemsPanelHeight(diagnostics)}" fill="${BG}"/>`,
     `<line x1="0" x2="${width}" y1="${top}" y2="${top}" stroke="#414141"/>`,
     `<text x="${PAD}" y="${top + PAD + LH * 0.7}" fill="#e7e7e7" font-size="12">PROBLEMS  ${diagnostics.length}</text>`,
   ];
-  const maxCols = Math.floor((width - 2 * PAD - 40) / CW);
-  diagnostics.forEach((d, i) => {
+  rows.forEach((row, i) => {
     const y = top + PAD + (i + 1) * LH + LH * 0.7;
-    const sev = SEVERITY[d.severity] || SEVERITY[1];
-    const code = d.code !== undefined ? `  ${d.source || 'lpn'}(${d.code})` : '';
-    let text = `${d.message.split('\n')[0]}${code}  [Ln ${d.range.start.line + 1}, Col ${d.range.start.character + 1}]`;
-    if (text.length > maxCols) text = `${text.slice(0, maxCols - 1)}…`;
-    out.push(`<circle cx="${PAD + 8}" cy="${y - 4}" r="6" fill="none" stroke="${sev.color}" stroke-width="1.6"/>`);
-    out.push(`<text x="${PAD + 24}" y="${y}" fill="#cccccc" xml:space="preserve">${esc(text)}</text>`);
+    if (row.severity) {
+      out.push(`<circle cx="${PAD + 8}" cy="${y - 4}" r="6" fill="none" stroke="${row.severity.color}" stroke-width="1.6"/>`);
+    }
+    const fill = row.severity ? '#cccccc' : '#9d9d9d';
+    out.push(`<text x="${PAD + 24}" y="${y}" fill="${fill}" xml:space="preserve">${esc(row.text)}</text>`);
   });
   return out.join('\n');
 }
@@ -224,13 +256,14 @@ function drawEditor({ title, lines, firstLine, diagnostics, hover }) {
   const width = Math.ceil(x(Math.max(longest, 92)) + PAD);
   const codeTop = TAB_H + 8;
   const panelTop = codeTop + shown.length * LH + 12;
-  const height = panelTop + (diagnostics.length + 1) * LH + 2 * PAD;
+  const height = panelTop + problemsPanelHeight(diagnostics);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT}" font-size="${SIZE}">`,
     `<rect width="${width}" height="${height}" fill="${BG}"/>`,
     `<rect width="${width}" height="${TAB_H}" fill="#252526"/>`,
     `<rect width="${Math.ceil((title.length + 4) * CW)}" height="${TAB_H}" fill="${BG}"/>`,
     `<text x="${PAD}" y="${TAB_H * 0.64}" fill="#ffffff" font-size="13">${esc(title)}</text>`,
+    hoverHighlight(hover, firstLine, codeTop),
     codeLines(lines.slice(0, firstLine - 1 + shown.length), firstLine, codeTop),
     ...diagnostics.map((d) => squiggle(d, lines, firstLine, codeTop)),
     problemsPanel(diagnostics, panelTop, width),

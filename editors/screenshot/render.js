@@ -8,18 +8,19 @@
 // server's text and a Problems panel; then a PNG with rsvg-convert.
 //
 //   (cd editors/vscode && npm ci)
-//   node editors/screenshot/render.js --lpnc target/release/lpnc \
-//        --out docs/editor.png
+//   node editors/screenshot/render.js --lpnc target/release/lpnc --out docs/editor.png
 //
 // Options (defaults in brackets):
 //   --lpnc PATH       the lpnc binary [lpnc]
 //   --file PATH       the .lpn file [examples/gunpoint_classifier.lpn]
 //   --replace A=>B    the edit that introduces an error [cross_entropy=>cross_entrpy]
+//                     (an error in the train section: one in the model section
+//                     would leave the hover without the checked figures)
 //   --hover TEXT[+N]  hover N characters into the first TEXT [@lowpass+1]
 //   --first-line N    first line shown (1-based) [8, after the header comment]
 //   --out PATH        the PNG [editors/screenshot/out/editor.png]
-// The SVG and the LSP session (every message, as JSON) are written next to it
-// in editors/screenshot/out/.
+// The SVG and the LSP session (every message, as JSON) go to
+// editors/screenshot/out/ (not committed).
 'use strict';
 
 const fs = require('fs');
@@ -104,7 +105,9 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const file = path.resolve(REPO_ROOT, opts.file);
   const { edited, position } = prepare(fs.readFileSync(file, 'utf8'), opts.replace, opts.hover);
-  const result = await session(path.resolve(opts.lpnc), file, edited, position);
+  // A bare name is looked up on PATH; a path is taken from the current folder.
+  const lpnc = opts.lpnc.includes('/') ? path.resolve(opts.lpnc) : opts.lpnc;
+  const result = await session(lpnc, file, edited, position);
   const outDir = path.join(__dirname, 'out');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'session.json'), JSON.stringify(result.transcript, null, 2));
