@@ -31,20 +31,27 @@ fn words<'a>(names: impl IntoIterator<Item = &'a str>) -> Words {
     names.into_iter().map(str::to_string).collect()
 }
 
-/// Every regex of the grammar (`match`, `begin`, `end`), anywhere in it.
-fn regexes(value: &Value, out: &mut Vec<String>) {
+/// Every string of the grammar under one of `keys`, anywhere in it: its
+/// regexes (`match`, `begin`, `end`) or its `include`s.
+fn strings_under(value: &Value, keys: &[&str], out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
-                match (key.as_str(), inner) {
-                    ("match" | "begin" | "end", Value::String(regex)) => out.push(regex.clone()),
-                    _ => regexes(inner, out),
+                match inner {
+                    Value::String(text) if keys.contains(&key.as_str()) => out.push(text.clone()),
+                    _ => strings_under(inner, keys, out),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|item| regexes(item, out)),
+        Value::Array(items) => items.iter().for_each(|item| strings_under(item, keys, out)),
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
     }
+}
+
+fn regexes(grammar: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    strings_under(grammar, &["match", "begin", "end"], &mut out);
+    out
 }
 
 /// The groups of a regex that are alternations of plain lower-case words:
@@ -139,8 +146,7 @@ fn describe_mismatch(found: &Words, expected: &[(&'static str, Words)]) -> Strin
 
 #[test]
 fn keyword_lists_in_the_grammar_are_the_schema_tables() {
-    let mut all = Vec::new();
-    regexes(&grammar(), &mut all);
+    let all = regexes(&grammar());
     let expected = expected_lists();
     let mut seen = BTreeSet::new();
     for regex in &all {
@@ -162,9 +168,13 @@ fn keyword_lists_in_the_grammar_are_the_schema_tables() {
 fn single_keywords_of_the_grammar_are_the_parser_and_schema_words() {
     // `phase` (a train block) and `input` (the model's input line) are the
     // two keywords that are not part of a list.
-    let mut all = Vec::new();
-    regexes(&grammar(), &mut all);
-    let has_word = |word: &str| all.iter().any(|r| r.match_indices(word).any(|(at, _)| !r[..at].ends_with(char::is_alphanumeric)));
+    let all = regexes(&grammar());
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let has_word = |word: &str| {
+        all.iter().any(|r| {
+            r.match_indices(word).any(|(at, _)| !r[..at].ends_with(is_word_char) && !r[at + word.len()..].starts_with(is_word_char))
+        })
+    };
     for word in pest_literals("input_kw").iter().map(String::as_str).chain([schema::PHASE_SECTION.name]) {
         assert!(has_word(word), "the grammar never names the keyword `{word}`");
     }
@@ -173,29 +183,14 @@ fn single_keywords_of_the_grammar_are_the_parser_and_schema_words() {
     assert_eq!(pest_literals("section_kw"), words(schema::SECTION_NAMES.iter().copied()));
 }
 
-/// Every `"include": "#name"` of the grammar names an entry of its repository.
-fn includes(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                match (key.as_str(), inner) {
-                    ("include", Value::String(target)) => out.push(target.clone()),
-                    _ => includes(inner, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| includes(item, out)),
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
-    }
-}
-
 #[test]
 fn grammar_is_the_extensions_and_its_includes_resolve() {
+    // Every `"include": "#name"` names an entry of the repository.
     let grammar = grammar();
     assert_eq!(grammar["scopeName"], "source.lpn");
     let repository = grammar["repository"].as_object().expect("a repository");
     let mut targets = Vec::new();
-    includes(&grammar, &mut targets);
+    strings_under(&grammar, &["include"], &mut targets);
     for target in &targets {
         let name = target.strip_prefix('#').unwrap_or_else(|| panic!("include {target} is not a repository entry"));
         assert!(repository.contains_key(name), "include {target} names no repository entry");
