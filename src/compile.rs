@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::language::check::check_source;
 use crate::language::diagnostic::{Problem, Severity};
 use crate::language::ir::Program;
-use crate::language::render::{JsonDiagnostic, render_human, to_json_all};
+use crate::language::render::{JsonDiagnostic as Diagnostic, render_human, to_json_all};
 
 /// How [`compile`] reads a source.
 #[derive(Clone, Debug)]
@@ -72,12 +72,9 @@ pub fn check(source: &str, options: &CompileOptions) -> Diagnostics {
     Diagnostics::new(checked.problems, source, &options.file_name)
 }
 
-/// One problem in a source: its code (`E0028`), severity, message, help and
-/// the places it points at (byte offsets and 1-based line and column).
-pub type Diagnostic = JsonDiagnostic;
-
 /// The problems of one source, in source order. Iterate over them as
-/// [`Diagnostic`]s, or render them: [`Diagnostics::render`] gives the text
+/// [`Diagnostic`](crate::Diagnostic)s (code, severity, message, help, and
+/// the places they point at, with 1-based line and column), or render them: [`Diagnostics::render`] gives the text
 /// `lpnc check` prints, and `Display` the same without colour.
 #[derive(Debug)]
 pub struct Diagnostics {

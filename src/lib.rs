@@ -18,9 +18,18 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use candle_core::{Device, Tensor};
 //!
-//! let source = "model smoother {\n  input [1, 64]\n  conv(out=4, k=9) @lowpass(cutoff=0.2, mode=reparam)\n  relu\n  conv(out=1, k=9)\n}\n";
+//! let source = r#"
+//! model smoother {
+//!   input [1, 64]
+//!   conv(out=4, k=21) @lowpass(cutoff=0.2, mode=reparam)
+//!   relu
+//!   conv(out=1, k=9)
+//! }
+//! data sines(n=8)
+//! "#;
 //! let program = lpn::compile(source, &lpn::CompileOptions::default())?;
-//! let model = lpn::Model::init(&program, 7, &Device::Cpu)?; // or Model::load(&program, "run/model.safetensors", &device)
+//! // Fresh weights from a seed, or trained ones: Model::load(&program, "runs/smoother/model.safetensors", &device)
+//! let model = lpn::Model::init(&program, 7, &Device::Cpu)?;
 //! let y = model.forward(&Tensor::randn(0f32, 1.0, (8, 1, 64), &Device::Cpu)?)?;
 //! assert_eq!(y.dims(), &[8, 1, 64]);
 //! # Ok(())
@@ -66,8 +75,9 @@ pub mod threads;
 #[cfg(feature = "train")]
 pub mod train;
 
-pub use compile::{CompileOptions, Diagnostic, Diagnostics, check, compile};
+pub use compile::{CompileOptions, Diagnostics, check, compile};
 pub use language::diagnostic::Severity;
+pub use language::render::{JsonDiagnostic as Diagnostic, JsonLabel as DiagnosticLabel};
 pub use language::ir::Program;
 #[cfg(feature = "train")]
 pub use model::LowerError as ModelError;

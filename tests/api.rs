@@ -139,3 +139,19 @@ fn gradients(program: &lpn::Program, x: &Tensor) -> Vec<(String, Tensor)> {
     let grads = (y * weights).unwrap().sum_all().unwrap().backward().unwrap();
     net.params.iter().map(|p| (p.name.to_string(), grads.get(p.var.as_tensor()).expect("every parameter has a gradient").clone())).collect()
 }
+
+/// The README's "Use lpn from Rust" example is the doc test of `src/lib.rs`
+/// (less its hidden lines), which `cargo test --doc` runs.
+#[test]
+fn the_readme_example_is_the_doc_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let doc: Vec<&str> = lib.lines().filter_map(|l| l.strip_prefix("//!")).map(|l| l.strip_prefix(' ').unwrap_or(l)).collect();
+    let doc_test: Vec<&str> =
+        doc.iter().skip_while(|l| **l != "```").skip(1).take_while(|l| **l != "```").filter(|l| !l.starts_with("# ")).copied().collect();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Use lpn from Rust").expect("the README has the section")..];
+    let shown: Vec<&str> = section.lines().skip_while(|l| *l != "```rust").skip(1).take_while(|l| *l != "```").collect();
+    assert!(doc_test.len() > 5, "{doc_test:?}");
+    assert_eq!(shown, doc_test);
+}

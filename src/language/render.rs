@@ -257,6 +257,8 @@ pub struct JsonLabel {
     pub label: String,
 }
 
+/// One problem as `--message-format json` gives it: its code (`E0028`),
+/// severity, message, help, and the places it points at.
 #[derive(Clone, Debug, Serialize)]
 pub struct JsonDiagnostic {
     pub file: String,
