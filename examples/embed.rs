@@ -39,9 +39,14 @@ pub fn denoiser() -> Result<lpn::Program, Box<dyn Error>> {
     Ok(lpn::compile(&source, &lpn::CompileOptions::for_file(DENOISER))?)
 }
 
-/// Trains the denoiser for `epochs` epochs into `run_dir`, epoch by epoch;
-/// the weights file it wrote and the loss of each epoch.
-pub fn train(run_dir: &Path, epochs: usize) -> Result<(PathBuf, Vec<(usize, f64)>), Box<dyn Error>> {
+/// A finished training: the weights file it wrote, and each epoch's loss.
+pub struct Trained {
+    pub weights: PathBuf,
+    pub losses: Vec<(usize, f64)>,
+}
+
+/// Trains the denoiser for `epochs` epochs into `run_dir`, epoch by epoch.
+pub fn train(run_dir: &Path, epochs: usize) -> Result<Trained, Box<dyn Error>> {
     let program = denoiser()?;
     // A new run, replacing whatever an earlier one left in the folder.
     let options = Options { epochs: Some(epochs), force: true, ..Options::new(run_dir) };
@@ -49,7 +54,7 @@ pub fn train(run_dir: &Path, epochs: usize) -> Result<(PathBuf, Vec<(usize, f64)
     let mut trainer = Trainer::new(&program, &options, &mut losses)?;
     while trainer.run_epoch()? == Flow::Continue {}
     trainer.finish()?;
-    Ok((run_dir.join("model.safetensors"), losses.0))
+    Ok(Trained { weights: run_dir.join("model.safetensors"), losses: losses.0 })
 }
 
 /// How far a signal is from the clean one, before and after the model.
@@ -108,11 +113,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let weights = match given {
         Some(path) => path,
         None => {
-            let (weights, losses) = train(&run_dir, 5)?;
-            for (epoch, loss) in losses {
+            let trained = train(&run_dir, 5)?;
+            for (epoch, loss) in trained.losses {
                 println!("epoch {epoch}: training loss {loss:.4}");
             }
-            weights
+            trained.weights
         }
     };
     let figures = denoise(&weights)?;

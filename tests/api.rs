@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use lpn::model::ops::with_candle_ops;
 use lpn::model::{Net, Pass};
 use lpn::rng::Rng;

@@ -12,7 +12,7 @@ mod embed;
 #[test]
 fn the_embed_example_trains_loads_and_denoises() {
     let dir = common::fresh_dir("embed", "denoiser");
-    let (weights, losses) = embed::train(&dir, 3).unwrap();
+    let embed::Trained { weights, losses } = embed::train(&dir, 3).unwrap();
     // The observer saw every epoch, and training lowered the loss.
     assert_eq!(losses.iter().map(|(epoch, _)| *epoch).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(losses[2].1 < losses[0].1, "{losses:?}");
