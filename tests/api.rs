@@ -4,6 +4,8 @@
 //! example's network.
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, ModuleT, Tensor};
@@ -154,4 +156,27 @@ fn the_readme_example_is_the_doc_test() {
     let shown: Vec<&str> = section.lines().skip_while(|l| *l != "```rust").skip(1).take_while(|l| *l != "```").collect();
     assert!(doc_test.len() > 5, "{doc_test:?}");
     assert_eq!(shown, doc_test);
+}
+
+/// `Model::load` takes every tensor of a weights file `lpnc train` wrote
+/// (batch-norm statistics included), and refuses those of another model,
+/// naming the tensor.
+#[test]
+fn a_model_loads_trained_weights_and_refuses_another_models() {
+    let dir = common::fresh_dir("api", "load");
+    let program = lpn::compile(SMALL, &CompileOptions::default()).unwrap();
+    lpn::train::train(&program, &lpn::train::Options { epochs: Some(2), ..lpn::train::Options::new(&dir) }).unwrap();
+    let weights = dir.join("model.safetensors");
+    let model = Model::load(&program, &weights, &Device::Cpu).unwrap();
+    let file = candle_core::safetensors::load(&weights, &Device::Cpu).unwrap();
+    let held = model.net().tensors().unwrap();
+    assert_eq!(held.len(), file.len());
+    for (name, t) in &file {
+        assert_eq!(values(t), values(&held[name]), "{name}");
+    }
+    let wider = SMALL.replace("conv(out=4, k=15)", "conv(out=6, k=15)");
+    let other = lpn::compile(&wider, &CompileOptions::default()).unwrap();
+    let e = Model::load(&other, &weights, &Device::Cpu).err().expect("another model's weights are refused").to_string();
+    assert!(e.contains("in the weights file, the model needs [6]"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
