@@ -82,8 +82,11 @@ pub use trainer::{Flow, Trainer};
 /// command line may override of the file's train section.
 #[derive(Default)]
 pub struct Options {
+    /// The run folder: `model.safetensors`, the checkpoint, `report.json`.
     pub out_dir: PathBuf,
+    /// Overrides the train section's `epochs` (a staged run's total).
     pub epochs: Option<usize>,
+    /// Overrides the train section's `seed`.
     pub seed: Option<u64>,
     /// Continue the run whose checkpoint is in `out_dir`.
     pub resume: bool,

@@ -34,7 +34,11 @@ pub enum Flow {
     Stop,
 }
 
-/// A run under way.
+/// A run under way: [`Trainer::new`], then [`Trainer::run_epoch`] until it
+/// says [`Flow::Stop`], then [`Trainer::finish`]; each event goes to the
+/// observer. It trains on the CPU with lpn's kernels; the weights it keeps
+/// (`model.safetensors` in the run folder) load on any device with
+/// [`Model::load`](crate::Model::load).
 pub struct Trainer<'a> {
     program: &'a Program,
     opts: &'a Options,
