@@ -180,3 +180,27 @@ fn a_model_loads_trained_weights_and_refuses_another_models() {
     assert!(e.contains("in the weights file, the model needs [6]"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A training run on Candle's ops path (what another device runs, forced on
+/// the CPU) follows the kernels' run: the denoiser's penalty (the band
+/// ratio's own op or Candle's) and projection, one epoch, the same losses
+/// and the same weights to 1e-5 (f32 over a few dozen steps; 1e-8 here).
+#[test]
+fn training_on_the_candle_ops_path_follows_the_kernels() {
+    let program = compile_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/denoiser.lpn"));
+    let run = |name: &str| {
+        let dir = common::fresh_dir("api", name);
+        let report = lpn::train::train(&program, &lpn::train::Options { epochs: Some(1), ..lpn::train::Options::new(&dir) }).unwrap();
+        let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (report.epochs[0].train_loss, report.epochs[0].val_loss.unwrap(), weights)
+    };
+    let (train_k, val_k, weights_k) = run("train-kernels");
+    let (train_c, val_c, weights_c) = with_candle_ops(|| run("train-candle"));
+    let gap = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-12);
+    assert!(gap(train_k, train_c) <= 1e-5 && gap(val_k, val_c) <= 1e-5, "losses {train_k} {val_k} against {train_c} {val_c}");
+    for (name, w) in &weights_k {
+        let g = relative_gap(w, &weights_c[name]);
+        assert!(g <= 1e-5, "{name} differs by {g:e}");
+    }
+}
