@@ -13,10 +13,16 @@ use crate::language::ast::Span;
 use crate::language::schema::{Family, Mode, Task};
 use crate::language::shape::Shape;
 
+/// A checked `.lpn` file (`lpn::compile`): its model, data and training,
+/// every name resolved, every shape inferred and every path resolved
+/// against the file's folder.
 #[derive(Clone, Debug, Serialize)]
 pub struct Program {
+    #[doc(hidden)]
     pub model: Model,
+    #[doc(hidden)]
     pub data: DataSpec,
+    #[doc(hidden)]
     pub train: TrainSpec,
 }
 

@@ -246,7 +246,7 @@ fn clamp(start: usize, len: usize, total: usize) -> (usize, usize) {
 /// A label's place. `offset` and `length` are bytes of the file as read, a
 /// byte-order mark included; `line` and `column` are as an editor shows
 /// them, so a mark at the start takes no column.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct JsonLabel {
     pub offset: usize,
     pub length: usize,
@@ -257,7 +257,9 @@ pub struct JsonLabel {
     pub label: String,
 }
 
-#[derive(Serialize)]
+/// One problem as `--message-format json` gives it: its code (`E0028`),
+/// severity, message, help, and the places it points at.
+#[derive(Clone, Debug, Serialize)]
 pub struct JsonDiagnostic {
     pub file: String,
     pub code: &'static str,

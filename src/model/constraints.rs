@@ -126,8 +126,8 @@ impl Enforced {
                     return Err(unsupported("needs a 1-D or 2-D convolution kernel"));
                 }
                 let h = set.designed_kernel(&kernel).map_err(|why| unsupported(&why))?;
-                let w = spread_kernel(&h, &dims, &device)?;
-                net.params[param].var.set(&w.to_dtype(dtype)?)?;
+                let w = spread_kernel(&h, &dims, &Device::Cpu)?;
+                net.params[param].var.set(&w.to_dtype(dtype)?.to_device(&device)?)?;
                 net.params[param].frozen = true;
             }
             // Every reparametrized constraint of the layer is served by one

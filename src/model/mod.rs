@@ -6,6 +6,7 @@
 
 pub mod constraints;
 pub mod kernels;
+pub mod module;
 pub mod ops;
 pub mod params;
 
@@ -97,8 +98,15 @@ impl Net {
     /// another scheme) leaves every other initial value as it was, its own
     /// bias included when that is not loaded.
     pub fn new(model: &Model, seed: u64, dtype: DType) -> std::result::Result<Net, LowerError> {
-        let device = Device::Cpu;
-        let mut net = Net { nodes: Vec::new(), params: Vec::new(), device, dtype };
+        Net::new_on(model, seed, dtype, &Device::Cpu)
+    }
+
+    /// [`Net::new`] on `device`: the initial weights are drawn and converted
+    /// to `dtype` on the host, then moved there, so a seed gives the same start everywhere.
+    /// Our kernels run on the CPU only; elsewhere every op is Candle's own
+    /// (`ops`).
+    pub fn new_on(model: &Model, seed: u64, dtype: DType, device: &Device) -> std::result::Result<Net, LowerError> {
+        let mut net = Net { nodes: Vec::new(), params: Vec::new(), device: device.clone(), dtype };
         net.nodes = net.build(&model.layers, seed)?;
         Ok(net)
     }
@@ -144,7 +152,8 @@ impl Net {
     fn add(&mut self, layer: &Layer, kind: Kind, value: Tensor, decay: bool) -> Result<usize> {
         self.params.push(Param {
             name: ParamName::new(&layer.name, kind),
-            var: Var::from_tensor(&value.to_dtype(self.dtype)?)?,
+            // Converted on the host: some devices have no f64.
+            var: Var::from_tensor(&value.to_dtype(self.dtype)?.to_device(&self.device)?)?,
             frozen: layer.frozen,
             lr_scale: layer.lr_scale,
             decay,
@@ -156,7 +165,7 @@ impl Net {
     fn uniform(&self, shape: &[usize], bound: f64, rng: &mut Rng) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         let data: Vec<f64> = (0..n).map(|_| rng.range(-bound, bound)).collect();
-        Tensor::from_vec(data, shape, &self.device)
+        Tensor::from_vec(data, shape, &Device::Cpu)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -174,11 +183,11 @@ impl Net {
             // PyTorch's default (kaiming_uniform with a=√5): U(±1/√fan_in).
             None | Some(Init::Kaiming) => self.uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng)?,
             Some(Init::Xavier) => self.uniform(shape, (6.0 / (fan_in + fan_out) as f64).sqrt(), rng)?,
-            Some(Init::Normal { std }) => Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect::<Vec<f64>>(), shape, &self.device)?,
-            Some(Init::Zeros) => Tensor::zeros(shape, DType::F64, &self.device)?,
+            Some(Init::Normal { std }) => Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect::<Vec<f64>>(), shape, &Device::Cpu)?,
+            Some(Init::Zeros) => Tensor::zeros(shape, DType::F64, &Device::Cpu)?,
             Some(Init::Designed { family, cutoff }) => {
                 let spec = crate::constraint::bands::BandSpec { family: *family, low: *cutoff, high: *cutoff, transition: None, fs: None };
-                constraints::designed_weight(&spec, shape, &self.device)?
+                constraints::designed_weight(&spec, shape, &Device::Cpu)?
             }
             Some(Init::File { path, tensor, .. }) => {
                 // Already resolved against the .lpn file's folder by the checker.
@@ -199,7 +208,7 @@ impl Net {
         };
         let value = match (loaded, &layer.init) {
             (Some(t), _) => t,
-            (None, Some(Init::Zeros) | Some(Init::Designed { .. })) => Tensor::zeros(n, DType::F64, &self.device)?,
+            (None, Some(Init::Zeros) | Some(Init::Designed { .. })) => Tensor::zeros(n, DType::F64, &Device::Cpu)?,
             (None, None | Some(Init::Kaiming | Init::Xavier | Init::Normal { .. } | Init::File { .. })) => {
                 self.uniform(&[n], 1.0 / (fan_in as f64).sqrt(), rng)?
             }
@@ -253,7 +262,7 @@ impl Net {
     /// reparametrized one: the nearest point of the admissible set).
     pub fn set_effective(&self, i: usize, w: &Tensor) -> Result<()> {
         let p = &self.params[i];
-        let w = w.to_dtype(self.dtype)?.detach();
+        let w = w.to_dtype(self.dtype)?.to_device(&self.device)?.detach();
         match &p.reparam {
             None => p.var.set(&w),
             Some(Reparam::Subspace { basis, offset, .. }) => {
@@ -506,7 +515,8 @@ impl Net {
             self.set_effective(i, &fetch(p.name.to_string())?)?;
         }
         for RunningStats { mean, var, stats } in self.running_stats() {
-            *stats.borrow_mut() = (fetch(mean.to_string())?.to_dtype(self.dtype)?, fetch(var.to_string())?.to_dtype(self.dtype)?);
+            let on_device = |t: Tensor| t.to_dtype(self.dtype)?.to_device(&self.device);
+            *stats.borrow_mut() = (on_device(fetch(mean.to_string())?)?, on_device(fetch(var.to_string())?)?);
         }
         Ok(())
     }

@@ -117,8 +117,30 @@ fn pad_with(x: &Tensor, padding: &[(usize, usize)], value: f64) -> Result<Tensor
 }
 
 /// Whether our CPU kernels (`super::kernels`) can take `x`: on other devices, and for other dtypes, Candle's basic ops do.
+/// Inside [`with_candle_ops`] never, so the tests run the other devices' path on the CPU.
 fn own_kernel(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && !CANDLE_OPS_ONLY.get()
+}
+
+thread_local! {
+    /// Set by [`with_candle_ops`]: this thread's forward passes use Candle's ops only.
+    static CANDLE_OPS_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every op on Candle's own ops, as on a device other than the
+/// CPU, though the tensors are on the CPU: how the tests compare that path
+/// with our kernels. The choice is made when an op runs forward (its
+/// gradient follows the graph it built), on this thread only, and is undone
+/// when `f` returns or panics.
+pub fn with_candle_ops<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CANDLE_OPS_ONLY.set(self.0);
+        }
+    }
+    let _restore = Restore(CANDLE_OPS_ONLY.replace(true));
+    f()
 }
 
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with

@@ -1,16 +1,66 @@
 //! Training: data → batches → forward (with penalty terms) → backward →
 //! (projected) gradients → optimizer step → projections; then the weights file
 //! and `report.json`.
+//!
+//! A [`Trainer`] is one run, taken one epoch ([`Trainer::run_epoch`]) or
+//! one step at a time; each event (started, epoch begun, step done with
+//! live constraint figures, epoch done, early stop, …) goes to the
+//! [`Observer`] you pass, which is how `lpnc` draws its progress. A run
+//! writes only into [`Options::out_dir`]: `model.safetensors`, a
+//! checkpoint after each epoch (so [`Options::resume`] continues it bit
+//! for bit) and `report.json`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use lpn::train::{Event, Flow, Observer, Options, Trainer};
+//!
+//! struct Losses(Vec<f64>);
+//! impl Observer for Losses {
+//!     fn event(&mut self, event: &Event<'_>) {
+//!         if let Event::EpochDone { report, .. } = event {
+//!             self.0.push(report.train_loss);
+//!         }
+//!     }
+//! }
+//!
+//! let source = std::fs::read_to_string("examples/denoiser.lpn")?;
+//! let program = lpn::compile(&source, &lpn::CompileOptions::for_file("examples/denoiser.lpn"))?;
+//! let options = Options { epochs: Some(3), ..Options::new("runs/denoiser") };
+//! let mut losses = Losses(Vec::new());
+//! let mut trainer = Trainer::new(&program, &options, &mut losses)?;
+//! while trainer.run_epoch()? == Flow::Continue {}
+//! let report = trainer.finish()?; // runs/denoiser/model.safetensors, report.json
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Why the parameters are not a `candle_nn::VarMap` read through a
+//! `VarBuilder`: a parameter here is more than a named tensor (frozen or
+//! not, its `@lr` scale, weight decay, and for `mode=reparam` the trainable
+//! coordinates from which the weight is computed, while the weights file
+//! holds the weight itself), each initial value is drawn from its own
+//! named stream of lpn's generator (a `VarBuilder` initialises through
+//! Candle's), and a checkpoint restores the parameters, the optimizer's
+//! moments per parameter and every generator in one fixed order so a
+//! resumed run is bit for bit the uninterrupted one.
 
+#[doc(hidden)]
 pub mod checkpoint;
+#[doc(hidden)]
 pub mod observe;
+#[doc(hidden)]
 pub mod optim;
+#[doc(hidden)]
 pub mod report;
+#[doc(hidden)]
 pub mod response;
+#[doc(hidden)]
 pub mod run_dir;
 mod schedule;
 mod step;
+#[doc(hidden)]
 pub mod trainer;
+#[doc(hidden)]
 pub mod verdict;
 
 use std::path::{Path, PathBuf};
@@ -24,13 +74,19 @@ use crate::language::ir::Program;
 use crate::model::{LowerError, Net, ops};
 pub use observe::{ConstraintLabel, Event, Live, LiveFigure, Observer, Recorder, Silent};
 pub use report::{ConstraintReport, EpochReport, Evaluation, Report, Stopped, best_epoch, constraint_table};
+#[doc(hidden)]
 pub use step::evaluate;
 pub use trainer::{Flow, Trainer};
 
+/// How a run goes: the folder it writes into (and locks), and what the
+/// command line may override of the file's train section.
 #[derive(Default)]
 pub struct Options {
+    /// The run folder: `model.safetensors`, the checkpoint, `report.json`.
     pub out_dir: PathBuf,
+    /// Overrides the train section's `epochs` (a staged run's total).
     pub epochs: Option<usize>,
+    /// Overrides the train section's `seed`.
     pub seed: Option<u64>,
     /// Continue the run whose checkpoint is in `out_dir`.
     pub resume: bool,
@@ -156,6 +212,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     checkpoint::write_durably(path, bytes)
 }
 
+#[doc(hidden)]
 pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
     let mut tensors: Vec<(String, Tensor)> = net.tensors()?.into_iter().collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));

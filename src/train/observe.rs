@@ -10,7 +10,8 @@ use crate::language::schema::Mode;
 use crate::model::Net;
 use crate::model::constraints::Enforced;
 
-/// Receives a run's events in order.
+/// Receives a run's events in order: how a caller shows progress (the CLI's
+/// bars and lines are observers) or records figures.
 pub trait Observer {
     fn event(&mut self, event: &Event<'_>);
 }

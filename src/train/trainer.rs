@@ -34,7 +34,11 @@ pub enum Flow {
     Stop,
 }
 
-/// A run under way.
+/// A run under way: [`Trainer::new`], then [`Trainer::run_epoch`] until it
+/// says [`Flow::Stop`], then [`Trainer::finish`]; each event goes to the
+/// observer. It trains on the CPU with lpn's kernels; the weights it keeps
+/// (`model.safetensors` in the run folder) load on any device with
+/// [`Model::load`](crate::Model::load).
 pub struct Trainer<'a> {
     program: &'a Program,
     opts: &'a Options,
@@ -121,7 +125,7 @@ impl<'a> Trainer<'a> {
         let seed = resumed.as_ref().map(|c| c.state.seed).unwrap_or(opts.seed.unwrap_or(spec.seed));
         let epochs = opts.epochs.or(resumed.as_ref().map(|c| c.state.epochs)).unwrap_or(spec.epochs);
         let splits = data::load(&program.data, &program.model.input.0)?;
-        let Built { net, enforced, init_residuals } = build_net(&program.model, seed)?;
+        let Built { net, enforced, init_residuals } = build_net(&program.model, seed, &Device::Cpu)?;
         // `--epochs` caps a staged run's total.
         let schedule = Schedule::new(spec, epochs, opts.epochs.is_some() || resumed.is_some(), &net, &enforced);
         let batch_size = spec.batch.min(splits.train.len.max(1));
@@ -481,16 +485,16 @@ fn open_run_dir(program: &Program, opts: &Options, observer: &mut dyn Observer) 
 
 /// A network with its constraints, and how far fitting given initial
 /// weights into them moved those.
-struct Built {
-    net: Net,
-    enforced: Vec<Enforced>,
+pub(crate) struct Built {
+    pub(crate) net: Net,
+    pub(crate) enforced: Vec<Enforced>,
     init_residuals: Vec<Option<f64>>,
 }
 
 /// The network with its constraints attached and projected modes inside
 /// their sets; per constraint, how far that moved a given initial weight.
-fn build_net(model: &Model, seed: u64) -> Result<Built, TrainError> {
-    let mut net = Net::new(model, seed, ops::TRAIN_DTYPE)?;
+pub(crate) fn build_net(model: &Model, seed: u64, device: &Device) -> Result<Built, crate::model::LowerError> {
+    let mut net = Net::new_on(model, seed, ops::TRAIN_DTYPE, device)?;
     // Weights as initialised, to tell how far the constraints moved given ones.
     let initial: Vec<Tensor> =
         (0..net.params.len()).map(|i| net.effective(i).and_then(|w| w.detach().copy())).collect::<candle_core::Result<_>>()?;

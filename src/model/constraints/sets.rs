@@ -54,7 +54,8 @@ pub(super) struct Figures {
 pub(super) fn to_tensor(m: &DMatrix<f64>, device: &Device, dtype: DType) -> Result<Tensor> {
     let (r, c) = m.shape();
     let data: Vec<f64> = (0..r).flat_map(|i| (0..c).map(move |j| m[(i, j)])).collect();
-    Tensor::from_vec(data, (r, c), device)?.to_dtype(dtype)
+    // Converted on the host: some devices (Metal) have no f64.
+    Tensor::from_vec(data, (r, c), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)
 }
 
 /// Kernels are the rows of the weight reshaped to `[kernels, taps]`.
@@ -232,7 +233,7 @@ impl Set {
                     Err(why) => return Ok(Err(why)),
                 };
                 let taps: usize = kernel.iter().product();
-                let offset = offset.map(|h0| Tensor::from_vec(h0, taps, device).and_then(|t| t.to_dtype(dtype))).transpose()?;
+                let offset = offset.map(|h0| Tensor::from_vec(h0, taps, &Device::Cpu).and_then(|t| t.to_dtype(dtype)?.to_device(device))).transpose()?;
                 Ok(Ok(Reparam::Subspace { basis: to_tensor(&basis, device, dtype)?, offset, shape: dims.to_vec() }))
             }
             Set::RowNormBall { .. } | Set::RowNormSphere | Set::Orthonormal | Set::SpectralBall { .. } => {
