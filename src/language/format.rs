@@ -469,3 +469,88 @@ fn stmt_extent(stmt: &Stmt) -> (usize, usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::format_source;
+
+    fn fmt(source: &str) -> String {
+        format_source(source).unwrap_or_else(|problems| panic!("{source:?} does not parse: {problems:?}"))
+    }
+
+    /// Spacing, one statement per line, indented bodies, one blank line
+    /// between sections, numbers and strings as written.
+    #[test]
+    fn lays_out_statements_and_sections() {
+        let source = "model   m{\ninput[1,64]\n\tconv( out = 8 ,k=15 )@lowpass( 0.3,mode = penalty)  @lr(5e-1)\n  relu;dropout(.10)\n\n\n\
+                      repeat 2 { residual{conv(k=3) ; relu} }\nresidual @lr(0.1) {}\n  }\ndata sines(n=+32, s=\"a\\\"b\")\ntrain{epochs=3;phase p{conv1 @freeze}}";
+        let expected = "model m {\n  input [1, 64]\n  conv(out=8, k=15) @lowpass(0.3, mode=penalty) @lr(5e-1)\n  relu\n  dropout(.10)\n\n  \
+                        repeat 2 {\n    residual {\n      conv(k=3)\n      relu\n    }\n  }\n  residual @lr(0.1) {}\n}\n\n\
+                        data sines(n=+32, s=\"a\\\"b\")\n\ntrain {\n  epochs = 3\n  phase p {\n    conv1 @freeze\n  }\n}\n";
+        assert_eq!(fmt(source), expected);
+        assert_eq!(fmt(expected), expected);
+    }
+
+    /// Comments at the top, before a statement, after one, after `{`, at
+    /// the end of a block, between sections and at the end of the file;
+    /// a `//` inside a string is not one.
+    #[test]
+    fn keeps_every_comment_in_place() {
+        let source = "// top\n\n// about m\nmodel m {   // after the brace\n  // before input\n  input [1, 64]    // trailing\n\n\n  \
+                      // own line\n  relu; tanh // after tanh\n  // end of the block\n}\n// before data\ndata ucr(\"a//b.csv\")   // after data\n\n// the end\n";
+        let expected = "// top\n\n// about m\nmodel m {  // after the brace\n  // before input\n  input [1, 64]  // trailing\n\n  \
+                        // own line\n  relu\n  tanh  // after tanh\n  // end of the block\n}\n\n// before data\ndata ucr(\"a//b.csv\")  // after data\n\n// the end\n";
+        assert_eq!(fmt(source), expected);
+        assert_eq!(fmt(expected), expected);
+    }
+
+    /// A comment inside an argument list puts one argument per line (with a
+    /// trailing comma), and so does a line break right after `(`; a list
+    /// merely wrapped later is joined.
+    #[test]
+    fn wraps_lists_that_hold_comments_or_start_a_line() {
+        let source = "model m {\n  input [1,\n 64]\n  conv(out=8, // eight\n    k=15) @lowpass(\n  cutoff=0.3, mode=penalty)\n}\n\
+                      train {\n  optimizer = sgd(\n    // the rate\n    lr=0.1,\n\n    momentum=0.9\n    // more later\n  )\n}\n";
+        let expected = "model m {\n  input [1, 64]\n  conv(\n    out=8,  // eight\n    k=15,\n  ) @lowpass(\n    cutoff=0.3,\n    mode=penalty,\n  )\n}\n\n\
+                        train {\n  optimizer = sgd(\n    // the rate\n    lr=0.1,\n\n    momentum=0.9,\n    // more later\n  )\n}\n";
+        assert_eq!(fmt(source), expected);
+        assert_eq!(fmt(expected), expected);
+    }
+
+    /// The first annotations of neighbouring one-line layers share a column
+    /// when their heads are close in width; a blank line, a far wider head,
+    /// two unannotated layers between or a layer with a body break the run.
+    #[test]
+    fn aligns_annotations_of_neighbouring_layers() {
+        let source = "model m {\n  input [1, 64]\n  conv(out=16, k=15) @lowpass(0.3)\n  relu\n  conv(out=1, k=15) @symmetric\n\
+                      conv(out=1, k=15, padding=valid, dilation=2) @nonneg\n\n  conv(k=3) @nonneg\n  relu\n  tanh\n  conv(k=15) @nonneg\n\
+                      linear(out=3) @lr(0.5)\n  residual @lr(0.1) {\n    conv(k=3)\n  }\n  linear(out=30) @lr(0.5)\n}\n";
+        let expected = "model m {\n  input [1, 64]\n  conv(out=16, k=15) @lowpass(0.3)\n  relu\n  conv(out=1, k=15)  @symmetric\n  \
+                        conv(out=1, k=15, padding=valid, dilation=2) @nonneg\n\n  conv(k=3) @nonneg\n  relu\n  tanh\n  conv(k=15)    @nonneg\n  \
+                        linear(out=3) @lr(0.5)\n  residual @lr(0.1) {\n    conv(k=3)\n  }\n  linear(out=30) @lr(0.5)\n}\n";
+        assert_eq!(fmt(source), expected);
+        assert_eq!(fmt(expected), expected);
+    }
+
+    /// A byte-order mark and `\r\n` line ends stay; an empty file stays
+    /// empty; a file of comments alone keeps them.
+    #[test]
+    fn keeps_the_mark_line_ends_and_empty_files() {
+        assert_eq!(fmt("\u{FEFF}data sines\r\n//c\r\n"), "\u{FEFF}data sines\r\n//c\r\n");
+        assert_eq!(fmt("model m{\r\n relu\r\n}"), "model m {\r\n  relu\r\n}\r\n");
+        assert_eq!(fmt(""), "");
+        assert_eq!(fmt("\n\n  // only a comment   \n\n"), "// only a comment\n");
+    }
+
+    /// A file that does not parse cleanly is not laid out: its problems
+    /// come back instead, those of `lpnc check`.
+    #[test]
+    fn refuses_files_with_syntax_errors() {
+        for source in ["model m {\n  conv(k=3 k=5)\n}\n", "model m {\n  relu\n", "data sines(n=1e400)\n", "model m {\n  relu \u{0430}\n}\n"] {
+            let problems = format_source(source).expect_err(source);
+            let (_, syntax) = crate::language::syntax::parse(source);
+            assert_eq!(problems, syntax, "{source:?}");
+            assert!(!problems.is_empty());
+        }
+    }
+}
