@@ -208,7 +208,9 @@ fn statements(tape: &mut Tape, depth: usize) -> String {
         }
         text.push_str(tape.pick(&[&indent, &indent, "", "\t"]));
         match tape.below(if depth < 3 { 6 } else { 4 }) {
-            4 => text.push_str(&format!("repeat 2 {{{}{}\n{indent}}}", tape.pick(&["\n", " ", "  // body\n"]), statements(tape, depth + 1))),
+            4 => {
+                text.push_str(&format!("repeat 2 {{{}{}\n{indent}}}", tape.pick(&["\n", " ", "  // body\n"]), statements(tape, depth + 1)))
+            }
             5 => text.push_str(&format!("residual {{\n{}\n{indent}}}", statements(tape, depth + 1))),
             _ => text.push_str(&layer(tape)),
         }
@@ -243,7 +245,8 @@ fn program(tape: &mut Tape) -> String {
 
 /// Pieces of the language inserted at random into the examples (as in
 /// tests/robustness.rs): whatever still parses must format correctly.
-const TOKENS: &[&str] = &["\n", " ", "\n\n", ";", "// c\n", "relu\n", "@nonneg", "(k=3)", ",", "repeat 2 { relu }\n", "\t", "[1, 8]", "}", "{", "//"];
+const TOKENS: &[&str] =
+    &["\n", " ", "\n\n", ";", "// c\n", "relu\n", "@nonneg", "(k=3)", ",", "repeat 2 { relu }\n", "\t", "[1, 8]", "}", "{", "//"];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
@@ -271,4 +274,13 @@ proptest! {
         }
         holds(&source, Path::new("examples"), "mutated example");
     }
+}
+
+/// The example in docs/formatting.md is in the layout it describes.
+#[test]
+fn the_documented_example_is_formatted() {
+    let doc = std::fs::read_to_string("docs/formatting.md").unwrap();
+    let example = doc.split("```lpn\n").nth(1).and_then(|rest| rest.split("```").next()).expect("docs/formatting.md has an ```lpn block");
+    assert_eq!(format_source(example).expect("the example parses"), example);
+    assert!(example.contains("//") && example.contains("@lowpass"), "{example}");
 }

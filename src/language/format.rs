@@ -550,7 +550,8 @@ mod tests {
     /// come back instead, those of `lpnc check`.
     #[test]
     fn refuses_files_with_syntax_errors() {
-        for source in ["model m {\n  conv(k=3 k=5)\n}\n", "model m {\n  relu\n", "data sines(n=1e400)\n", "model m {\n  relu \u{0430}\n}\n"] {
+        for source in ["model m {\n  conv(k=3 k=5)\n}\n", "model m {\n  relu\n", "data sines(n=1e400)\n", "model m {\n  relu \u{0430}\n}\n"]
+        {
             let problems = format_source(source).expect_err(source);
             let (_, syntax) = crate::language::syntax::parse(source);
             assert_eq!(problems, syntax, "{source:?}");
