@@ -16,7 +16,10 @@ const MACHINE: lpn::RealEnvironment = lpn::RealEnvironment { available_memory: S
 /// What the checker makes of a source, with every span and position left
 /// out: the checked program as JSON (its spans are not serialized) and each
 /// problem's code, message and help.
-fn meaning(source: &str, base: &Path) -> (Option<String>, Vec<(&'static str, String, Option<String>)>) {
+/// The checked program as JSON, and each problem's code, message and help.
+type Meaning = (Option<String>, Vec<(&'static str, String, Option<String>)>);
+
+fn meaning(source: &str, base: &Path) -> Meaning {
     let (_, checked) = lpn::check_source_with(source, base, &MACHINE);
     let program = checked.program.map(|p| serde_json::to_string(&p).expect("a program serializes"));
     let problems = checked
