@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files, message_format } => cli::check::check(&files, message_format),
         Command::Explain { what } => cli::explain::explain(&what),
+        Command::Fmt { files, check } => cli::fmt::fmt(&files, check),
         Command::Inspect { file } => cli::check::inspect_file(&file),
         Command::Train { file, out, epochs, seed, quiet, resume, force } => {
             cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force })

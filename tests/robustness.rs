@@ -24,6 +24,11 @@ fn check(source: &str) {
     for p in &checked.problems {
         let _ = lpn::language::render::to_json(p, source, "fuzz.lpn");
     }
+    // `lpnc fmt` (and the language server's formatting) on the same text:
+    // a file that parses is laid out without a panic, and the layout parses.
+    if let Ok(formatted) = lpn::language::format::format_source(source) {
+        assert!(lpn::language::format::format_source(&formatted).is_ok(), "{source:?} formats to text that does not parse:\n{formatted}");
+    }
 }
 
 /// Pieces of the language, so random text often gets deep into the checker.

@@ -24,6 +24,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
     },
+    /// Rewrite .lpn files in the canonical layout, comments kept (exit 0: formatted, 1: not formatted or syntax errors, 2: I/O).
+    ///
+    /// The layout (docs/formatting.md): two spaces of indentation per block; one statement per line (`;` splits);
+    /// `conv(out=16, k=15)` (no spaces around `=` in arguments, `, ` between them); `key = value` for settings;
+    /// annotations after their layer, one space apart, the first ones of neighbouring layers in one column when
+    /// their heads differ by at most 8 characters; one blank line between sections, blank lines inside a block kept
+    /// (at most one); an argument list or list that holds a comment or is broken after its opening bracket stays one
+    /// item per line with a trailing comma; names, numbers and strings as written; trailing comments two spaces
+    /// after the code. A file with syntax errors is left unchanged and its diagnostics are printed.
+    Fmt {
+        /// Files to rewrite in place (only those that change); `-` reads standard input and writes standard output.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write nothing: print a unified diff for each file that is not formatted, and exit 1 if any is not.
+        #[arg(long)]
+        check: bool,
+    },
     /// Explain a diagnostic code (`E0028`) or describe a layer, annotation, data source, optimizer or loss.
     Explain {
         /// A code, a name such as `conv` or `lowpass`, `list` for every code, or `reference` for the whole language in Markdown.
