@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(trained.mismatch(&program(BASE)), None);
         let why = trained.mismatch(&program(&BASE.replace("out=4", "out=8"))).unwrap();
         assert!(
-            why.contains("layer 1 differs: the weights have `conv1: conv1d 1→4 k=9 → [4, 24]`, the file has `conv1: conv1d 1→8"),
+            why.contains("layer 1 differs: the weights have `conv1: conv1d 1→4 k=9 → [4, 32]`, the file has `conv1: conv1d 1→8"),
             "{why}"
         );
         let why = trained.mismatch(&program(&BASE.replace("model m", "model other"))).unwrap();
