@@ -111,6 +111,8 @@ fn predictions_agree_with_eval_from_csv_from_npy_and_from_the_weights_alone() {
     assert_eq!(stdout(&from_npy), predicted);
     assert_eq!(stderr(&from_npy), "", "--quiet");
     assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &"--weights", &weights])));
+    let response = run(&[&"response", &"--weights", &weights, &"--out", &dir.join("r.svg")]);
+    assert!(response.status.success() && dir.join("r.svg").is_file(), "{}", stderr(&response));
 }
 
 #[test]
