@@ -133,7 +133,7 @@ fn every_shipped_example_predicts_from_its_weights_alone() {
         let (input, output) = (&program.model.input.0, &program.model.output.0);
         let per: usize = input.iter().product();
         let n = 5;
-        let values: Vec<f64> = (0..n * per).map(|i| ((i * 37 % 101) as f64 / 50.0 - 1.0)).collect();
+        let values: Vec<f64> = (0..n * per).map(|i| (i * 37 % 101) as f64 / 50.0 - 1.0).collect();
         let mut shape = vec![n];
         shape.extend(input);
         std::fs::write(dir.join("in.npy"), npy_f64_be(&shape, &values)).unwrap();

@@ -114,7 +114,7 @@ pub fn checked_with_source(path: &Path) -> Result<(lpn::language::ir::Program, L
 /// Checks a file as read; prints its diagnostics.
 pub fn checked_loaded(loaded: &Loaded) -> Result<lpn::language::ir::Program, ExitCode> {
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
-    print_problems(&checked.problems, &loaded, MessageFormat::Human);
+    print_problems(&checked.problems, loaded, MessageFormat::Human);
     match checked.program {
         Some(program) => Ok(program),
         None => {

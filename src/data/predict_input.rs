@@ -289,7 +289,7 @@ fn npy_header(path: &Path, reader: &mut Box<dyn BufRead>, input: &[usize]) -> Re
     let shape =
         header_value(&header, "shape").and_then(parse_shape).ok_or_else(|| bad(format!("no shape in its header `{}`", header.trim())))?;
     let per: usize = input.iter().product();
-    let fits = shape.first().is_some() && shape[1..].iter().product::<usize>() == per;
+    let fits = !shape.is_empty() && shape[1..].iter().product::<usize>() == per;
     if !fits {
         return Err(DataError::file(
             path,
