@@ -152,12 +152,19 @@ fn every_shipped_example_predicts_from_its_weights_alone() {
 
 const DENOISER: &str = "model m {\n  input [1, 64]\n  conv(out=4, k=9)\n  relu\n  conv(out=1, k=5)\n}\ndata sines(n=32)\n";
 
-#[test]
-fn weights_of_another_model_are_refused_with_the_layer_that_changed() {
-    let dir = fresh_dir("predict", "mismatch");
+/// A fresh folder with `DENOISER` as `m.lpn`, trained into `run/`; the
+/// folder and the weights' path.
+fn trained_denoiser(name: &str) -> (PathBuf, PathBuf) {
+    let dir = fresh_dir("predict", name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("m.lpn"), DENOISER).unwrap();
     let weights = train(&dir.join("m.lpn"), &dir.join("run"));
+    (dir, weights)
+}
+
+#[test]
+fn weights_of_another_model_are_refused_with_the_layer_that_changed() {
+    let (dir, weights) = trained_denoiser("mismatch");
     // A comment and a new layout are the same model.
     std::fs::write(dir.join("same.lpn"), format!("// notes\n{}", DENOISER.replace("k=9", "k = 9"))).unwrap();
     std::fs::write(dir.join("in.csv"), (0..64).map(|i| i.to_string()).collect::<Vec<_>>().join(",") + "\n").unwrap();
@@ -186,10 +193,7 @@ fn weights_of_another_model_are_refused_with_the_layer_that_changed() {
 
 #[test]
 fn weights_without_metadata_load_with_a_note_when_the_file_is_given() {
-    let dir = fresh_dir("predict", "old-weights");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("m.lpn"), DENOISER).unwrap();
-    let weights = train(&dir.join("m.lpn"), &dir.join("run"));
+    let (dir, weights) = trained_denoiser("old-weights");
     let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
     let old = dir.join("old.safetensors");
     candle_core::safetensors::save(&tensors, &old).unwrap();
@@ -235,10 +239,7 @@ fn data_of_an_embedded_source_is_looked_up_beside_the_weights_first() {
 
 #[test]
 fn bad_input_is_named_at_its_line_and_an_earlier_output_is_kept() {
-    let dir = fresh_dir("predict", "bad-input");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("m.lpn"), DENOISER).unwrap();
-    let weights = train(&dir.join("m.lpn"), &dir.join("run"));
+    let (dir, weights) = trained_denoiser("bad-input");
     let row = "1,".repeat(63) + "1\n";
     std::fs::write(dir.join("in.csv"), format!("{row}{row}1,2,3\n")).unwrap();
     std::fs::write(dir.join("p.csv"), "earlier\n").unwrap();
