@@ -379,6 +379,21 @@ mod tests {
     }
 
     #[test]
+    fn npy_files_written_by_numpy_read_back_in_every_type() {
+        // tests/reference/make_npy_fixtures.py
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy");
+        for name in ["le_f4", "be_f4", "le_f8", "be_f8", "i1", "le_i2", "be_i4", "le_i8", "be_i8", "v2_le_f4"] {
+            let mut r = InputReader::open(&dir.join(format!("{name}.npy")), &[1, 3]).unwrap();
+            assert_eq!(r.total(), Some(2), "{name}");
+            assert_eq!(all(&mut r, 1).unwrap(), [1.0, -2.0, 3.0, 100.0, 0.0, -7.0], "{name}");
+        }
+        let mut unsigned = InputReader::open(&dir.join("unsigned_u2.npy"), &[3]).unwrap();
+        assert_eq!(all(&mut unsigned, 2).unwrap(), [1.0, 2.0, 3.0, 100.0, 0.0, 7.0]);
+        let fortran = InputReader::open(&dir.join("fortran.npy"), &[3]).err().unwrap();
+        assert!(fortran.to_string().contains("Fortran order"), "{fortran}");
+    }
+
+    #[test]
     fn npy_headers_that_do_not_fit_are_named() {
         let data = [0u8; 24];
         let err = |descr: &str, shape: &str| reader(&npy(descr, shape, &data), &[1, 3]).err().unwrap().to_string();
