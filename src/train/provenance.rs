@@ -3,46 +3,40 @@
 //! so that `lpnc predict`, `eval` and `response` can run from the weights
 //! file alone and refuse weights of another model with the reason.
 //!
-//! The keys (all optional on reading: older files have none):
-//! - `lpn.format`: this layout's version (`1`);
-//! - `lpn.version`: the lpn that wrote the file;
-//! - `lpn.model`: the model's name;
-//! - `lpn.model_digest`: [`model_digest`], the checked model section;
-//! - `lpn.layers`: JSON list of one line per layer (name, op, output shape),
-//!   to say which layer changed when the digests differ;
-//! - `lpn.source`, `lpn.source_dir`: the .lpn text and the absolute folder
-//!   its data paths were relative to (absent when trained from the library
-//!   without them);
-//! - `lpn.class_labels`: JSON list of the class labels, class 0 first
-//!   (classifiers only; strings, ready for named classes).
+//! One key, `lpn`, holds a JSON object (one key, because safetensors writes
+//! its metadata map in a random order, and the file must be the same bytes
+//! on every run): `format` (this layout's version, `1`), `version` (the lpn
+//! that wrote it), `model` (the model's name), `model_digest`
+//! ([`model_digest`]), `layers` (one line per layer: name, op, output shape,
+//! to say which layer changed when the digests differ), `source` (`text`, the
+//! .lpn file, and `dir`, the absolute folder its data paths were relative to;
+//! null when trained from the library without them) and `class_labels` (the
+//! class labels, class 0 first, as strings, ready for named classes; null
+//! for other tasks). A file without the key (older weights) is read as `None`.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DataError};
 use crate::language::ir::{Model, Program};
 use crate::train::checkpoint::digest;
 
 pub const FORMAT: &str = "1";
-const KEY_FORMAT: &str = "lpn.format";
-const KEY_VERSION: &str = "lpn.version";
-const KEY_MODEL: &str = "lpn.model";
-const KEY_DIGEST: &str = "lpn.model_digest";
-const KEY_LAYERS: &str = "lpn.layers";
-const KEY_SOURCE: &str = "lpn.source";
-const KEY_SOURCE_DIR: &str = "lpn.source_dir";
-const KEY_LABELS: &str = "lpn.class_labels";
+/// The metadata key of the JSON object.
+const KEY: &str = "lpn";
 
 /// A .lpn program's text and the folder its relative data paths start from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProgramSource {
     pub text: String,
     pub dir: PathBuf,
 }
 
 /// What a weights file says of its model.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub format: String,
     pub version: String,
@@ -85,48 +79,15 @@ impl Provenance {
 
     /// The header metadata to write.
     pub fn metadata(&self) -> HashMap<String, String> {
-        let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
-        let mut m = HashMap::from([
-            (KEY_FORMAT.to_string(), self.format.clone()),
-            (KEY_VERSION.to_string(), self.version.clone()),
-            (KEY_MODEL.to_string(), self.model.clone()),
-            (KEY_DIGEST.to_string(), self.model_digest.clone()),
-            (KEY_LAYERS.to_string(), json(&self.layers)),
-        ]);
-        if let Some(source) = &self.source {
-            m.insert(KEY_SOURCE.into(), source.text.clone());
-            m.insert(KEY_SOURCE_DIR.into(), source.dir.display().to_string());
-        }
-        if let Some(labels) = &self.class_labels {
-            m.insert(KEY_LABELS.into(), json(labels));
-        }
-        m
+        HashMap::from([(KEY.to_string(), serde_json::to_string(self).expect("the provenance serializes"))])
     }
 
     /// The provenance in a weights file's header; `None` for a file written
     /// without it (before lpn wrote it). Reads the header only.
     pub fn read(path: &Path) -> Result<Option<Provenance>, String> {
-        let m = read_metadata(path)?;
-        let Some(model_digest) = m.get(KEY_DIGEST).cloned() else { return Ok(None) };
-        let list = |key: &str| -> Result<Option<Vec<String>>, String> {
-            m.get(key)
-                .map(|v| serde_json::from_str(v).map_err(|e| format!("{}: its `{key}` is not a list: {e}", path.display())))
-                .transpose()
-        };
-        let source = match (m.get(KEY_SOURCE), m.get(KEY_SOURCE_DIR)) {
-            (Some(text), dir) => Some(ProgramSource { text: text.clone(), dir: PathBuf::from(dir.cloned().unwrap_or_default()) }),
-            (None, _) => None,
-        };
-        let text = |key: &str| m.get(key).cloned().unwrap_or_default();
-        Ok(Some(Provenance {
-            format: text(KEY_FORMAT),
-            version: text(KEY_VERSION),
-            model: text(KEY_MODEL),
-            model_digest,
-            layers: list(KEY_LAYERS)?.unwrap_or_default(),
-            source,
-            class_labels: list(KEY_LABELS)?,
-        }))
+        let metadata = read_metadata(path)?;
+        let Some(json) = metadata.get(KEY) else { return Ok(None) };
+        serde_json::from_str(json).map(Some).map_err(|e| format!("{}: its `{KEY}` metadata cannot be read: {e}", path.display()))
     }
 
     /// Why these weights do not belong to `program`'s model, in words, or
