@@ -16,6 +16,8 @@ use crate::language::check::environment::{EntryKind, Environment, RealEnvironmen
 use crate::language::ir::{DataSpec, Source};
 use crate::rng::Rng;
 
+pub mod predict_input;
+
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
 /// laid out in the model's input shape (e.g. `[1, 1024]` or `[1, 8, 8]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -561,6 +563,17 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
 /// The distinct labels of some rows, ascending: label `labels[c]` is class `c`.
 pub fn distinct_labels(rows: &[UcrRow]) -> Vec<i64> {
     rows.iter().map(|r| r.label).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+}
+
+/// The label of each class of a classification program, class `c` first at
+/// `c`: a `ucr` training file's distinct labels (ascending, as [`load`]
+/// numbers them), `waveforms`' class numbers; `None` for other tasks.
+pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<i64>>, DataError> {
+    match &spec.train {
+        Source::Ucr { path } => Ok(Some(distinct_labels(&read_ucr(&RealEnvironment::default(), path)?.rows))),
+        Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).collect())),
+        Source::Sines { .. } | Source::Signal { .. } => Ok(None),
+    }
 }
 
 /// Labels for messages: `1, 2, 5`, the first dozen of many.

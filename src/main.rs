@@ -36,7 +36,10 @@ fn main() -> ExitCode {
         Command::Train { file, out, epochs, seed, quiet, resume, force } => {
             cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force })
         }
-        Command::Eval { file, weights } => cli::train::eval(&file, &weights),
-        Command::Response { file, weights, out } => cli::response::response(&file, &weights, &out),
+        Command::Eval { file, weights } => cli::train::eval(file.as_deref(), &weights),
+        Command::Response { file, weights, out } => cli::response::response(file.as_deref(), &weights, &out),
+        Command::Predict { file, weights, input, out, quiet } => {
+            cli::predict::predict(cli::predict::PredictArgs { file, weights, input, out, quiet })
+        }
     }
 }

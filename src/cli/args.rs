@@ -76,7 +76,8 @@ pub enum Command {
     },
     /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG; 1-D: up to 24 kernels, largest ρ first; 2-D: a heat map of the worst kernel), and ρ per epoch.
     Response {
-        file: PathBuf,
+        /// The .lpn file (default: the source embedded in the weights).
+        file: Option<PathBuf>,
         /// A model.safetensors written by `lpnc train` (its report.json, if next to it, adds ρ per epoch).
         #[arg(long)]
         weights: PathBuf,
@@ -85,10 +86,34 @@ pub enum Command {
     },
     /// Loss and accuracy of trained weights on the file's declared test data.
     Eval {
-        file: PathBuf,
+        /// The .lpn file (default: the source embedded in the weights).
+        file: Option<PathBuf>,
         /// A model.safetensors written by `lpnc train`.
         #[arg(long)]
         weights: PathBuf,
+    },
+    /// Run trained weights on new inputs and write one CSV row per example: the probability of each class and the
+    /// predicted class (classifiers), or the output vector (regression, denoising).
+    ///
+    /// Inputs without labels: a CSV file (one example per row, the input's values flattened; a first row that is not
+    /// numbers is a header) or a NumPy .npy array of shape [n, …input] (float32/64 or integers, either byte order, C
+    /// order). The weights file carries the .lpn source it was trained from, so FILE may be left out (data paths then
+    /// resolve next to the weights, else in the folder it was trained from); given, it must be the same model.
+    Predict {
+        /// The .lpn file (default: the source embedded in the weights).
+        file: Option<PathBuf>,
+        /// A model.safetensors written by `lpnc train`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The inputs: a .csv or .npy file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions (written whole or not at all; default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress or summary on stderr.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 

@@ -26,6 +26,7 @@ pub mod check;
 pub mod explain;
 pub mod fmt;
 pub mod plot;
+pub mod predict;
 pub mod progress;
 pub mod response;
 pub mod train;
@@ -98,12 +99,23 @@ pub fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageForm
 /// Loads and checks a file for training; prints its diagnostics.
 /// A checked program and the folder its data paths are relative to.
 pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCode> {
+    checked_with_source(path).map(|(program, _)| program)
+}
+
+/// [`checked_program`], and the file as read (its text, its folder).
+pub fn checked_with_source(path: &Path) -> Result<(lpn::language::ir::Program, Loaded), ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
     })?;
+    let program = checked_loaded(&loaded)?;
+    Ok((program, loaded))
+}
+
+/// Checks a file as read; prints its diagnostics.
+pub fn checked_loaded(loaded: &Loaded) -> Result<lpn::language::ir::Program, ExitCode> {
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
-    print_problems(&checked.problems, &loaded, MessageFormat::Human);
+    print_problems(&checked.problems, loaded, MessageFormat::Human);
     match checked.program {
         Some(program) => Ok(program),
         None => {

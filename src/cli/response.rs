@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{HAS_ERRORS, OK, checked_program};
+use super::{HAS_ERRORS, OK};
 
-pub fn response(path: &Path, weights: &Path, out: &Path) -> ExitCode {
-    let program = match checked_program(path) {
+pub fn response(path: Option<&Path>, weights: &Path, out: &Path) -> ExitCode {
+    let program = match super::predict::program_for(path, weights) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{HAS_ERRORS, OK, checked_program, progress};
+use super::{HAS_ERRORS, OK, progress};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells do).
 const INTERRUPTED: u8 = 130;
@@ -111,7 +111,7 @@ pub struct TrainArgs {
 }
 
 pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
-    let program = match checked_program(path) {
+    let (program, loaded) = match super::checked_with_source(path) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -123,6 +123,11 @@ pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
         resume: args.resume.is_some(),
         force: args.force,
         stop: Some(stop_on_signal()),
+        // Embedded in model.safetensors, with the folder its data paths start from.
+        source: Some(lpn::train::provenance::ProgramSource {
+            text: loaded.source,
+            dir: std::path::absolute(&loaded.base_dir).unwrap_or(loaded.base_dir),
+        }),
     };
     let mut observer: Box<dyn lpn::train::Observer> = if args.quiet {
         Box::new(lpn::train::Silent)
@@ -201,8 +206,8 @@ fn trained(report: &lpn::train::Report, out_dir: &Path) -> ExitCode {
     if verdict.failures.is_empty() { ExitCode::from(OK) } else { ExitCode::from(CONSTRAINT_FAILED) }
 }
 
-pub fn eval(path: &Path, weights: &Path) -> ExitCode {
-    let program = match checked_program(path) {
+pub fn eval(path: Option<&Path>, weights: &Path) -> ExitCode {
+    let program = match super::predict::program_for(path, weights) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -51,6 +51,10 @@ pub mod observe;
 #[doc(hidden)]
 pub mod optim;
 #[doc(hidden)]
+pub mod predict;
+#[doc(hidden)]
+pub mod provenance;
+#[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
 pub mod response;
@@ -95,6 +99,9 @@ pub struct Options {
     /// Set from elsewhere (a signal handler) to stop after the current step
     /// with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The .lpn text and its folder, embedded in model.safetensors so the
+    /// weights can be used without the file (`provenance`).
+    pub source: Option<provenance::ProgramSource>,
 }
 
 impl Options {
@@ -212,11 +219,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     checkpoint::write_durably(path, bytes)
 }
 
+/// Writes the weights, with `provenance` in the header's metadata.
 #[doc(hidden)]
-pub fn save_weights(net: &Net, path: &Path) -> Result<(), TrainError> {
+pub fn save_weights(net: &Net, path: &Path, provenance: &provenance::Provenance) -> Result<(), TrainError> {
     let mut tensors: Vec<(String, Tensor)> = net.tensors()?.into_iter().collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let bytes = safetensors::serialize(tensors, None)
+    let bytes = safetensors::serialize(tensors, Some(provenance.metadata()))
         .map_err(|e| TrainError::Io(path.to_path_buf(), std::io::Error::other(format!("cannot encode the weights: {e}"))))?;
     write_atomic(path, &bytes)
 }
@@ -245,8 +253,15 @@ pub fn evaluate_file(program: &Program, weights: &Path) -> Result<Evaluation, Tr
     let Some(test) = &splits.test else {
         return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));
     };
+    let net = trained_net(program, weights)?;
+    evaluate(&net, program.train.loss, test, program.train.batch)
+}
+
+/// The network of `program` with the trained weights of `weights` (checked
+/// to fit it), as `lpnc eval` and `lpnc predict` run it.
+pub fn trained_net(program: &Program, weights: &Path) -> Result<Net, TrainError> {
     let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE)?;
     let tensors = crate::model::params::read(weights, crate::model::Source::WeightsFile).map_err(LowerError::from)?;
     net.load(&tensors)?;
-    evaluate(&net, program.train.loss, test, program.train.batch)
+    Ok(net)
 }

@@ -15,6 +15,7 @@ use super::optim::Optimizer;
 use super::report::{EpochReport, Report, Stopped, best_epoch, constraint_reports, early_stop_due, write_report};
 use super::schedule::{Schedule, optimizer_in_force};
 use super::step::{At, batch, evaluate, train_step};
+use super::provenance::Provenance;
 use super::{ConstraintLabel, Event, Live, Observer, Options, TrainError, run_dir, save_weights};
 use crate::data::{self, Splits};
 use crate::language::ir::{Keep, Model, Program};
@@ -46,6 +47,8 @@ pub struct Trainer<'a> {
     /// The run folder's lock, held until the trainer is dropped.
     _lock: run_dir::Lock,
     run_digest: RunDigest,
+    /// What model.safetensors says of its model (`provenance`).
+    provenance: Provenance,
     seed: u64,
     splits: Splits,
     net: Net,
@@ -142,6 +145,7 @@ impl<'a> Trainer<'a> {
             observer,
             _lock: lock,
             run_digest,
+            provenance: Provenance::of(program, opts.source.as_ref())?,
             seed,
             splits,
             net,
@@ -400,7 +404,7 @@ impl<'a> Trainer<'a> {
         }
         let measures = measure_all(&self.enforced, &self.net)?;
         self.report.constraints = constraint_reports(&self.enforced, &self.net, measures, &self.init_residuals);
-        save_weights(&self.net, &self.weights_path())?;
+        save_weights(&self.net, &self.weights_path(), &self.provenance)?;
         write_report(&self.opts.out_dir, &self.report)?;
         Ok(self.report)
     }
@@ -436,7 +440,7 @@ impl<'a> Trainer<'a> {
             reports: self.report.epochs.clone(),
         };
         // Weights first: a checkpoint never points at weights older than itself.
-        save_weights(&self.net, &self.weights_path())?;
+        save_weights(&self.net, &self.weights_path(), &self.provenance)?;
         checkpoint::save(&self.opts.out_dir, &state, tensors)?;
         Ok(())
     }
