@@ -9,6 +9,7 @@ pub mod check;
 pub mod codes;
 pub mod confusables;
 pub mod diagnostic;
+pub mod ide;
 pub mod inspect;
 pub mod ir;
 pub mod render;
