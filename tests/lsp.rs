@@ -306,3 +306,40 @@ fn unknown_requests_get_an_error_and_closing_clears_diagnostics() {
     assert_eq!(client.diagnostics(uri), Vec::<Value>::new());
     client.shut_down();
 }
+
+/// The time from a change to its diagnostics, and of a hover, on every
+/// example (the median of 7 of each): the server checks the whole file on
+/// every change, data files included, and must stay well under 50 ms.
+/// `cargo test --release --test lsp latency -- --nocapture` prints the figures.
+#[test]
+fn latency_on_every_example() {
+    let mut client = Client::start();
+    client.initialize();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut paths: Vec<_> = std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "lpn")).collect();
+    paths.sort();
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    for path in paths {
+        let uri = file_uri(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        client.open(&uri, &text);
+        let (mut check, mut hover) = (Vec::new(), Vec::new());
+        for version in 2..9 {
+            let start = std::time::Instant::now();
+            let change = json!({ "text": text });
+            client.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [change] }));
+            client.diagnostics(&uri);
+            check.push(start.elapsed().as_secs_f64() * 1e3);
+            let start = std::time::Instant::now();
+            client.ask("textDocument/hover", at(&uri, &text, text.find("conv").unwrap()));
+            hover.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        let (check, hover) = (median(check), median(hover));
+        eprintln!("{}: change → diagnostics {check:.1} ms, hover {hover:.2} ms", path.file_name().unwrap().to_string_lossy());
+        assert!(check < 50.0 && hover < 50.0, "{}: {check} ms, {hover} ms", path.display());
+    }
+    client.shut_down();
+}
