@@ -81,8 +81,10 @@ pub fn completion(item: Completion, replace: lsp::Range) -> lsp::CompletionItem 
             CompletionKind::Value => lsp::CompletionItemKind::ENUM_MEMBER,
         }),
         detail: Some(item.detail),
-        documentation: (!item.documentation.is_empty())
-            .then(|| lsp::Documentation::MarkupContent(lsp::MarkupContent { kind: lsp::MarkupKind::Markdown, value: item.documentation })),
+        documentation: (!item.documentation.is_empty()).then_some(lsp::Documentation::MarkupContent(lsp::MarkupContent {
+            kind: lsp::MarkupKind::Markdown,
+            value: item.documentation,
+        })),
         insert_text_format: Some(lsp::InsertTextFormat::SNIPPET),
         text_edit: Some(lsp::CompletionTextEdit::Edit(lsp::TextEdit { range: replace, new_text: item.snippet })),
         label: item.label,

@@ -377,10 +377,11 @@ fn block_keys(source: &str, brace: usize, cursor: usize) -> Vec<&str> {
             b'}' => depth -= 1,
             b'\n' => {
                 let line = &source[line_start..i];
-                if depth == 0 && !(line_start <= cursor && cursor <= i) {
-                    if let Some((key, _)) = line.split_once('=') {
-                        keys.push(key.trim());
-                    }
+                if depth == 0
+                    && !(line_start <= cursor && cursor <= i)
+                    && let Some((key, _)) = line.split_once('=')
+                {
+                    keys.push(key.trim());
                 }
                 line_start = i + 1;
             }
