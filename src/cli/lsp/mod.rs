@@ -14,7 +14,7 @@ mod convert;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use lpn::RealEnvironment;
+use lpn::language::check::CachedEnvironment;
 use lpn::language::diagnostic::Problem;
 use lpn::language::ide::{self, Analysis, line_index::LineIndex};
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
@@ -50,7 +50,7 @@ pub fn serve() -> ExitCode {
 pub fn run(connection: &Connection, formatter: Option<Formatter>) -> Result<(), String> {
     let capabilities = serde_json::to_value(capabilities(formatter.is_some())).map_err(|e| e.to_string())?;
     connection.initialize(capabilities).map_err(|e| e.to_string())?;
-    let mut server = Server { connection, documents: HashMap::new(), env: RealEnvironment::default(), formatter };
+    let mut server = Server { connection, documents: HashMap::new(), env: CachedEnvironment::default(), formatter };
     for message in &connection.receiver {
         match message {
             Message::Request(request) => {
@@ -102,7 +102,8 @@ impl Document {
 struct Server<'c> {
     connection: &'c Connection,
     documents: HashMap<lsp::Uri, Document>,
-    env: RealEnvironment,
+    /// Remembers the data files' figures between checks.
+    env: CachedEnvironment,
     formatter: Option<Formatter>,
 }
 

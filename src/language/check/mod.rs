@@ -19,7 +19,7 @@ pub(crate) mod phases;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use environment::{EntryKind, Environment, FakeEnvironment, RealEnvironment};
+pub use environment::{CachedEnvironment, EntryKind, Environment, FakeEnvironment, RealEnvironment};
 
 use crate::constraint::quadratic::Source;
 use crate::language::ast::{self, Span};
