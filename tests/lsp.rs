@@ -185,6 +185,36 @@ fn scripted_session_on_gunpoint_classifier() {
     // The example checks clean, its data files read from its folder.
     assert_eq!(client.open(&uri, &text), Vec::<Value>::new());
 
+    hover_shows_shapes_and_lambda_min(&mut client, &uri, &text);
+    completion_offers_what_is_missing(&mut client, &uri, &mut text);
+    a_misspelt_annotation_is_reported_and_fixed(&mut client, &uri, &mut text);
+
+    // A data file that does not exist: the data-file problem comes too.
+    let csv = text.find("gunpoint_train.csv").unwrap();
+    let diagnostics = client.edit(&uri, 5, range(&text, csv, csv + "gunpoint_train".len()), "gunpoint_trian");
+    text.replace_range(csv..csv + "gunpoint_train".len(), "gunpoint_trian");
+    assert_eq!(codes(&diagnostics), ["E0050"], "{diagnostics:?}");
+
+    // A phase: go to definition from its line to the layer.
+    let end = text.rfind('}').unwrap();
+    let phase = "  phase warmup {\n    epochs = 2\n    conv1 @freeze\n  }\n";
+    client.edit(&uri, 6, range(&text, end, end), phase);
+    text.insert_str(end, phase);
+    let line = text.find("conv1 @freeze").unwrap();
+    let definition = client.ask("textDocument/definition", at(&uri, &text, line + 2));
+    let conv = text.find("conv(out=32").unwrap();
+    assert_eq!(definition, json!({ "uri": uri, "range": range(&text, conv, conv + 4) }));
+
+    let symbols = client.ask("textDocument/documentSymbol", json!({ "textDocument": { "uri": uri } }));
+    let names: Vec<&str> = symbols.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["model gunpoint", "data", "train"]);
+    let layers: Vec<&str> = symbols[0]["children"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(layers, ["input", "conv1", "batchnorm1", "relu1", "repeat", "global_avgpool1", "linear1"]);
+    client.shut_down();
+}
+
+/// Part of the scripted session: hover on layers and on the constraint.
+fn hover_shows_shapes_and_lambda_min(client: &mut Client, uri: &str, text: &str) {
     // Hover: the first conv's shape and parameters (1·32·9 weights + 32 biases).
     let conv = text.find("conv(out=32").unwrap();
     let hover = client.ask("textDocument/hover", at(&uri, &text, conv + 1));
@@ -202,7 +232,10 @@ fn scripted_session_on_gunpoint_classifier() {
     assert!(markdown.contains("mode=penalty: adds weight · violation to the loss"), "{markdown}");
     assert!(markdown.contains("band edges on 9 taps: stopband ν ≥ 0.8667"), "{markdown}");
     assert!(markdown.contains("λ_min = ") && markdown.contains("is feasible (tol = 0.01 here)"), "{markdown}");
+}
 
+/// Part of the scripted session: completion inside a call and of a setting's value.
+fn completion_offers_what_is_missing(client: &mut Client, uri: &str, text: &mut String) {
     // Completion: the parameters @maxnorm has not been given, and the optimizers.
     let after_max = text.find("max=3").unwrap() + "max=3".len();
     text.insert_str(after_max, ", ");
@@ -216,9 +249,12 @@ fn scripted_session_on_gunpoint_classifier() {
     let optimizer = text.find("adam(").unwrap();
     let found = client.ask("textDocument/completion", at(&uri, &text, optimizer + 2));
     assert_eq!(labels(&found), ["sgd", "adam", "adamw"]);
+}
 
+/// Part of the scripted session: an edit that introduces an error, its diagnostic, hover and quick fix.
+fn a_misspelt_annotation_is_reported_and_fixed(client: &mut Client, uri: &str, text: &mut String) {
     // An edit that misspells the annotation: E0020 at the name, and a quick fix.
-    let name = lowpass;
+    let name = text.find("lowpass").unwrap();
     let diagnostics = client.edit(&uri, 3, range(&text, name, name + "lowpass".len()), "lowpas");
     text.replace_range(name..name + "lowpass".len(), "lowpas");
     assert!(codes(&diagnostics).contains(&"E0020"), "{diagnostics:?}");
@@ -241,28 +277,6 @@ fn scripted_session_on_gunpoint_classifier() {
     // Applying it clears the diagnostics.
     assert_eq!(client.edit(&uri, 4, edit["range"].clone(), "lowpass"), Vec::<Value>::new());
     text.replace_range(name..name + "lowpas".len(), "lowpass");
-
-    // A data file that does not exist: the data-file problem comes too.
-    let csv = text.find("gunpoint_train.csv").unwrap();
-    let diagnostics = client.edit(&uri, 5, range(&text, csv, csv + "gunpoint_train".len()), "gunpoint_trian");
-    text.replace_range(csv..csv + "gunpoint_train".len(), "gunpoint_trian");
-    assert_eq!(codes(&diagnostics), ["E0050"], "{diagnostics:?}");
-
-    // A phase: go to definition from its line to the layer.
-    let end = text.rfind('}').unwrap();
-    let phase = "  phase warmup {\n    epochs = 2\n    conv1 @freeze\n  }\n";
-    client.edit(&uri, 6, range(&text, end, end), phase);
-    text.insert_str(end, phase);
-    let line = text.find("conv1 @freeze").unwrap();
-    let definition = client.ask("textDocument/definition", at(&uri, &text, line + 2));
-    assert_eq!(definition, json!({ "uri": uri, "range": range(&text, conv, conv + 4) }));
-
-    let symbols = client.ask("textDocument/documentSymbol", json!({ "textDocument": { "uri": uri } }));
-    let names: Vec<&str> = symbols.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["model gunpoint", "data", "train"]);
-    let layers: Vec<&str> = symbols[0]["children"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(layers, ["input", "conv1", "batchnorm1", "relu1", "repeat", "global_avgpool1", "linear1"]);
-    client.shut_down();
 }
 
 #[test]
@@ -316,7 +330,8 @@ fn latency_on_every_example() {
     let mut client = Client::start();
     client.initialize();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut paths: Vec<_> = std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "lpn")).collect();
+    let mut paths: Vec<_> =
+        std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "lpn")).collect();
     paths.sort();
     let median = |mut times: Vec<f64>| {
         times.sort_by(f64::total_cmp);
@@ -330,7 +345,10 @@ fn latency_on_every_example() {
         for version in 2..9 {
             let start = std::time::Instant::now();
             let change = json!({ "text": text });
-            client.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [change] }));
+            client.notify(
+                "textDocument/didChange",
+                json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [change] }),
+            );
             client.diagnostics(&uri);
             check.push(start.elapsed().as_secs_f64() * 1e3);
             let start = std::time::Instant::now();
