@@ -57,9 +57,8 @@ fn scan(source: &str, offset: usize) -> Scan {
                 Some(n) => i += n,
                 None => state.quiet = true,
             },
-            b'"' => match bytes[i + 1..].iter().position(|&b| b == b'"' || b == b'\n') {
-                Some(n) if bytes[i + 1 + n] == b'"' => i += n + 1,
-                Some(n) => i += n,
+            b'"' => match string_end(&bytes[i + 1..]) {
+                Some(n) => i += n + 1,
                 None => state.quiet = true,
             },
             b @ (b'(' | b'[') => state.open.push((i, b)),
@@ -80,6 +79,21 @@ fn scan(source: &str, offset: usize) -> Scan {
         i += 1;
     }
     state
+}
+
+/// Where a string that starts before `rest` ends: the index in `rest` of its
+/// closing quote, or of the newline that ends an unclosed one (`\"` does not
+/// close it, as in the grammar); `None` if the text ends first.
+fn string_end(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'"' | b'\n' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -459,6 +473,11 @@ mod tests {
         assert_eq!(labels("|"), ["model", "data", "train"]);
         assert!(labels("model m {\n  input [1, 64]\n  // co|\n}\n").is_empty());
         assert!(labels(&format!("{MODEL}data ucr(\"da|\")")).is_empty());
+        // An escaped quote does not end the string: the `@` after it is still inside.
+        assert!(labels(&format!("{MODEL}data ucr(\"a\\\" @|\")")).is_empty());
+        // After the string closes, completion works again.
+        let found = labels("model m {\n  input [1, 64]\n  conv(k=3) @init(file=\"a\\\"b\") @|\n}\n");
+        assert!(found.contains(&"lowpass".into()), "{found:?}");
     }
 
     #[test]
