@@ -241,7 +241,25 @@ mod tests {
         let text = hover_at(&analysis, "lowpas");
         assert!(text.contains("not an annotation"), "{text}");
         assert!(text.contains("**E0020**: unknown annotation (`lpnc explain E0020`)\n\n# E0020: unknown annotation"), "{text}");
-        // Shapes still show while the annotation is wrong? No: the model has an error.
+        // The model has an error: no shapes.
         assert!(hover_at(&analysis, "conv(").contains("once the model section checks"));
+    }
+
+    #[test]
+    fn shapes_show_while_only_other_sections_have_errors() {
+        // An `@init` file in the document's folder (a safetensors header, then
+        // the data), and a data file that is missing.
+        let header = br#"{"conv1.weight":{"dtype":"F32","shape":[4,1,9],"data_offsets":[0,144]}}"#;
+        let mut weights = (header.len() as u64).to_le_bytes().to_vec();
+        weights.extend_from_slice(header);
+        weights.extend([0u8; 144]);
+        let env = FakeEnvironment::with_memory(1 << 30).file("doc/w.safetensors", weights);
+        let source = "model m {\n  input [1, 64]\n  conv(out=4, k=9) @init(file=\"w.safetensors\")\n}\ndata ucr(\"missing.csv\")\n";
+        let analysis = crate::language::ide::analyze(source, std::path::Path::new("doc"), &env);
+        let codes: Vec<&str> = analysis.problems.iter().map(|p| p.to_diagnostic().code).collect();
+        assert_eq!(codes, ["E0050"]);
+        // 4·1·9 weights + 4 biases.
+        let text = hover_at(&analysis, "conv(");
+        assert!(text.contains("- `conv1` (conv1d 1→4 k=9): output `[4, 64]`, 40 parameters"), "{text}");
     }
 }

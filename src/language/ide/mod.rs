@@ -35,7 +35,7 @@ pub fn analyze(source: &str, base_dir: &Path, env: &dyn Environment) -> Analysis
     let (file, checked) = crate::language::check::check_source_with(source, base_dir, env);
     let model = match checked.program {
         Some(program) => Some(program.model),
-        None => crate::language::check::check_model_only(source).ok(),
+        None => crate::language::check::check_model_only_with(source, base_dir, env).ok(),
     };
     Analysis { source: source.to_string(), file, problems: checked.problems, model }
 }
