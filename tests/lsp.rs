@@ -75,17 +75,23 @@ impl Client {
 
     /// The next diagnostics published for `uri`.
     fn diagnostics(&mut self, uri: &str) -> Vec<Value> {
+        self.published(uri).1
+    }
+
+    /// The next diagnostics published for `uri`, with the version they are for.
+    fn published(&mut self, uri: &str) -> (Value, Vec<Value>) {
         let is_ours = |m: &Value| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri;
-        if let Some(at) = self.pending.iter().position(is_ours) {
-            return self.pending.remove(at)["params"]["diagnostics"].as_array().unwrap().clone();
-        }
-        loop {
-            let message = self.next();
-            if is_ours(&message) {
-                return message["params"]["diagnostics"].as_array().unwrap().clone();
-            }
-            self.pending.push(message);
-        }
+        let message = match self.pending.iter().position(is_ours) {
+            Some(at) => self.pending.remove(at),
+            None => loop {
+                let message = self.next();
+                if is_ours(&message) {
+                    break message;
+                }
+                self.pending.push(message);
+            },
+        };
+        (message["params"]["version"].clone(), message["params"]["diagnostics"].as_array().unwrap().clone())
     }
 
     fn initialize(&mut self) -> Value {
@@ -100,11 +106,14 @@ impl Client {
         self.diagnostics(uri)
     }
 
-    /// Replaces `range` (UTF-16 positions) with `text`.
+    /// Replaces `range` (UTF-16 positions) with `text`; the diagnostics
+    /// published are for this version.
     fn edit(&mut self, uri: &str, version: i64, range: Value, text: &str) -> Vec<Value> {
         let change = json!({ "range": range, "text": text });
         self.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [change] }));
-        self.diagnostics(uri)
+        let (published, diagnostics) = self.published(uri);
+        assert_eq!(published, json!(version));
+        diagnostics
     }
 
     /// `shutdown` answers null, and `exit` ends the process with status 0.

@@ -118,7 +118,7 @@ impl Server<'_> {
         match notification.method.as_str() {
             DidOpenTextDocument::METHOD => {
                 if let Ok(params) = serde_json::from_value::<lsp::DidOpenTextDocumentParams>(notification.params) {
-                    self.set_text(params.text_document.uri, params.text_document.text);
+                    self.set_text(params.text_document.uri, params.text_document.text, params.text_document.version);
                 }
             }
             DidChangeTextDocument::METHOD => {
@@ -129,7 +129,7 @@ impl Server<'_> {
             DidCloseTextDocument::METHOD => {
                 if let Ok(params) = serde_json::from_value::<lsp::DidCloseTextDocumentParams>(notification.params) {
                     self.documents.remove(&params.text_document.uri);
-                    self.publish(params.text_document.uri, Vec::new());
+                    self.publish(params.text_document.uri, Vec::new(), None);
                 }
             }
             _ => {}
@@ -152,20 +152,21 @@ impl Server<'_> {
                 None => text = change.text,
             }
         }
-        self.set_text(uri, text);
+        self.set_text(uri, text, params.text_document.version);
     }
 
-    fn set_text(&mut self, uri: lsp::Uri, text: String) {
+    /// Checks the document's new text and publishes its diagnostics, for that version.
+    fn set_text(&mut self, uri: lsp::Uri, text: String, version: i32) {
         let base_dir = convert::base_dir(&uri);
         let analysis = ide::analyze(&text, &base_dir, &self.env);
         let document = Document { index: LineIndex::new(&text), text, analysis };
         let diagnostics = document.analysis.problems.iter().map(|p| convert::diagnostic(p, &document.text(), &uri)).collect();
         self.documents.insert(uri.clone(), document);
-        self.publish(uri, diagnostics);
+        self.publish(uri, diagnostics, Some(version));
     }
 
-    fn publish(&self, uri: lsp::Uri, diagnostics: Vec<lsp::Diagnostic>) {
-        let params = lsp::PublishDiagnosticsParams { uri, diagnostics, version: None };
+    fn publish(&self, uri: lsp::Uri, diagnostics: Vec<lsp::Diagnostic>, version: Option<i32>) {
+        let params = lsp::PublishDiagnosticsParams { uri, diagnostics, version };
         self.send(Message::Notification(Notification::new(lsp::notification::PublishDiagnostics::METHOD.into(), params)));
     }
 
