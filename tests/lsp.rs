@@ -226,18 +226,18 @@ fn scripted_session_on_gunpoint_classifier() {
 fn hover_shows_shapes_and_lambda_min(client: &mut Client, uri: &str, text: &str) {
     // Hover: the first conv's shape and parameters (1·32·9 weights + 32 biases).
     let conv = text.find("conv(out=32").unwrap();
-    let hover = client.ask("textDocument/hover", at(&uri, &text, conv + 1));
+    let hover = client.ask("textDocument/hover", at(uri, text, conv + 1));
     let markdown = hover["contents"]["value"].as_str().unwrap();
     assert!(markdown.contains("- `conv1` (conv1d 1→32 k=9): output `[32, 150]`, 320 parameters"), "{markdown}");
-    assert_eq!(hover["range"], range(&text, conv, conv + 4));
+    assert_eq!(hover["range"], range(text, conv, conv + 4));
     // The residual body's conv, once per copy of the repeat.
     let inner = text.find("conv(k=5)").unwrap();
-    let markdown = client.ask("textDocument/hover", at(&uri, &text, inner))["contents"]["value"].as_str().unwrap().to_string();
+    let markdown = client.ask("textDocument/hover", at(uri, text, inner))["contents"]["value"].as_str().unwrap().to_string();
     assert!(markdown.contains("`repeat1.1.residual1.conv1` (conv1d 32→32 k=5): output `[32, 150]`, 5152 parameters"), "{markdown}");
     assert!(markdown.contains("`repeat1.2.residual1.conv1`"), "{markdown}");
     // The constraint: its mode, band edges on 9 taps, λ_min.
     let lowpass = text.find("lowpass").unwrap();
-    let markdown = client.ask("textDocument/hover", at(&uri, &text, lowpass))["contents"]["value"].as_str().unwrap().to_string();
+    let markdown = client.ask("textDocument/hover", at(uri, text, lowpass))["contents"]["value"].as_str().unwrap().to_string();
     assert!(markdown.contains("mode=penalty: adds weight · violation to the loss"), "{markdown}");
     assert!(markdown.contains("band edges on 9 taps: stopband ν ≥ 0.8667"), "{markdown}");
     assert!(markdown.contains("λ_min = ") && markdown.contains("is feasible (tol = 0.01 here)"), "{markdown}");
@@ -248,15 +248,15 @@ fn completion_offers_what_is_missing(client: &mut Client, uri: &str, text: &mut 
     // Completion: the parameters @maxnorm has not been given, and the optimizers.
     let after_max = text.find("max=3").unwrap() + "max=3".len();
     text.insert_str(after_max, ", ");
-    assert_eq!(client.edit(&uri, 2, range(&text, after_max, after_max), ", "), Vec::<Value>::new());
-    let items = client.ask("textDocument/completion", at(&uri, &text, after_max + 2));
+    assert_eq!(client.edit(uri, 2, range(text, after_max, after_max), ", "), Vec::<Value>::new());
+    let items = client.ask("textDocument/completion", at(uri, text, after_max + 2));
     let found = labels(&items);
     assert!(found.contains(&"mode") && found.contains(&"tol") && !found.contains(&"max"), "{found:?}");
     let mode = items.as_array().unwrap().iter().find(|i| i["label"] == "mode").unwrap();
     assert_eq!(mode["insertTextFormat"], 2, "a snippet");
     assert_eq!(mode["textEdit"]["newText"], "mode=${1|penalty,project,reparam,freeze,lagrangian|}");
     let optimizer = text.find("adam(").unwrap();
-    let found = client.ask("textDocument/completion", at(&uri, &text, optimizer + 2));
+    let found = client.ask("textDocument/completion", at(uri, text, optimizer + 2));
     assert_eq!(labels(&found), ["sgd", "adam", "adamw"]);
 }
 
@@ -264,27 +264,27 @@ fn completion_offers_what_is_missing(client: &mut Client, uri: &str, text: &mut 
 fn a_misspelt_annotation_is_reported_and_fixed(client: &mut Client, uri: &str, text: &mut String) {
     // An edit that misspells the annotation: E0020 at the name, and a quick fix.
     let name = text.find("lowpass").unwrap();
-    let diagnostics = client.edit(&uri, 3, range(&text, name, name + "lowpass".len()), "lowpas");
+    let diagnostics = client.edit(uri, 3, range(text, name, name + "lowpass".len()), "lowpas");
     text.replace_range(name..name + "lowpass".len(), "lowpas");
     assert!(codes(&diagnostics).contains(&"E0020"), "{diagnostics:?}");
     let e0020 = diagnostics.iter().find(|d| d["code"] == "E0020").unwrap();
-    assert_eq!(e0020["range"], range(&text, name, name + "lowpas".len()));
+    assert_eq!(e0020["range"], range(text, name, name + "lowpas".len()));
     assert_eq!(e0020["severity"], 1);
     assert!(
         e0020["message"].as_str().unwrap().contains("unknown annotation `@lowpas`\nnot an annotation\nhelp: did you mean `lowpass`?"),
         "{e0020}"
     );
     assert!(e0020["data"]["explanation"].as_str().unwrap().starts_with("# E0020: unknown annotation"), "{e0020}");
-    let hover = client.ask("textDocument/hover", at(&uri, &text, name + 1));
+    let hover = client.ask("textDocument/hover", at(uri, text, name + 1));
     assert!(hover["contents"]["value"].as_str().unwrap().contains("**E0020**: unknown annotation (`lpnc explain E0020`)"), "{hover}");
-    let params = json!({ "textDocument": { "uri": uri }, "range": range(&text, name, name), "context": { "diagnostics": [] } });
+    let params = json!({ "textDocument": { "uri": uri }, "range": range(text, name, name), "context": { "diagnostics": [] } });
     let actions = client.ask("textDocument/codeAction", params);
     assert_eq!(actions[0]["title"], "Replace with `lowpass`", "{actions}");
     let edit = &actions[0]["edit"]["changes"][&uri][0];
-    assert_eq!(edit["range"], range(&text, name, name + "lowpas".len()));
+    assert_eq!(edit["range"], range(text, name, name + "lowpas".len()));
     assert_eq!(edit["newText"], "lowpass");
     // Applying it clears the diagnostics.
-    assert_eq!(client.edit(&uri, 4, edit["range"].clone(), "lowpass"), Vec::<Value>::new());
+    assert_eq!(client.edit(uri, 4, edit["range"].clone(), "lowpass"), Vec::<Value>::new());
     text.replace_range(name..name + "lowpas".len(), "lowpass");
 }
 

@@ -44,8 +44,11 @@ pub trait Environment {
 /// and size.
 #[derive(Default)]
 pub struct FileMemo {
-    entries: std::cell::RefCell<HashMap<(PathBuf, String), (Stamp, Box<dyn std::any::Any>)>>,
+    entries: std::cell::RefCell<HashMap<(PathBuf, String), Remembered>>,
 }
+
+/// An answer, with the stamp of the file it was computed from.
+type Remembered = (Stamp, Box<dyn std::any::Any>);
 
 /// A file's modification time and size.
 type Stamp = (std::time::SystemTime, u64);
