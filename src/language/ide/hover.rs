@@ -122,14 +122,18 @@ fn constraint_figures(layer: &Layer, c: &Constraint) -> String {
     for edges in c.edges() {
         text.push_str(&format!("\n- band edges on {} taps: {}", edges.taps, edges.describe(fs)));
     }
+    // `tol` acts only in some modes (a penalty has none).
+    let tol_acts = schema::annotation(c.family.name())
+        .and_then(|a| a.schema.param("tol"))
+        .is_some_and(|p| p.modes.is_empty() || p.modes.contains(&c.mode));
+    let tol = if tol_acts { format!("tol = {} here", fmt_num(c.tol)) } else { format!("tol does not act in mode={}", c.mode) };
     match c.lambda_min() {
         Some(bound) => text.push_str(&format!(
-            "\n- λ_min = {}: no kernel of this shape has ρ below it, so tol ≥ {} is feasible (tol = {} here)",
+            "\n- λ_min = {}: no kernel of this shape has ρ below it, so tol ≥ {} is feasible ({tol})",
             fmt_num(bound),
-            fmt_num(bound),
-            fmt_num(c.tol)
+            fmt_num(bound)
         )),
-        None => text.push_str(&format!("\n- tol = {}", fmt_num(c.tol))),
+        None => text.push_str(&format!("\n- {tol}")),
     }
     if let Some(dimension) = c.admissible_dimension().filter(|_| c.mode.keeps_weight_in_set()) {
         text.push_str(&format!("\n- admissible dimension: {dimension} independent kernels have ρ ≤ tol"));
@@ -221,6 +225,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("admissible dimension: 4 independent kernels"), "{text}");
+    }
+
+    #[test]
+    fn a_penalty_says_that_tol_does_not_act() {
+        let analysis = analyze("model m {\n  input [1, 64]\n  conv(out=1, k=17) @lowpass(cutoff=0.2, mode=penalty)\n}\ndata sines()\n");
+        let text = hover_at(&analysis, "lowpass");
+        assert!(text.contains("is feasible (tol does not act in mode=penalty)"), "{text}");
     }
 
     #[test]
