@@ -189,7 +189,6 @@ fn scripted_session_on_gunpoint_classifier() {
     let mut client = Client::start();
     let init = client.initialize();
     assert_eq!(init["capabilities"]["hoverProvider"], true, "{init}");
-    assert!(init["capabilities"].get("documentFormattingProvider").is_none(), "no formatter yet: {init}");
 
     // The example checks clean, its data files read from its folder.
     assert_eq!(client.open(&uri, &text), Vec::<Value>::new());
@@ -322,8 +321,10 @@ fn unknown_requests_get_an_error_and_closing_clears_diagnostics() {
     let mut client = Client::start();
     client.initialize();
     assert!(codes(&client.open(uri, "model m {\n  rleu\n}\n")).contains(&"E0010"));
-    let response = client
-        .request("textDocument/formatting", json!({ "textDocument": { "uri": uri }, "options": { "tabSize": 2, "insertSpaces": true } }));
+    let response = client.request(
+        "textDocument/rename",
+        json!({ "textDocument": { "uri": uri }, "position": { "line": 1, "character": 3 }, "newName": "relu" }),
+    );
     assert_eq!(response["error"]["code"], -32601, "method not found: {response}");
     client.notify("textDocument/didClose", json!({ "textDocument": { "uri": uri } }));
     assert_eq!(client.diagnostics(uri), Vec::<Value>::new());
