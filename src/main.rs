@@ -41,5 +41,6 @@ fn main() -> ExitCode {
         Command::Predict { file, weights, input, out, quiet } => {
             cli::predict::predict(cli::predict::PredictArgs { file, weights, input, out, quiet })
         }
+        Command::Lsp => cli::lsp::serve(),
     }
 }

@@ -84,6 +84,8 @@ pub enum Command {
         #[arg(long, default_value = "response.svg")]
         out: PathBuf,
     },
+    /// Serve the Language Server Protocol on stdin/stdout (editors start it; diagnostics, hover, completion, definition, outline, quick fixes).
+    Lsp,
     /// Loss and accuracy of trained weights on the file's declared test data.
     Eval {
         /// The .lpn file (default: the source embedded in the weights).

@@ -25,6 +25,7 @@ pub mod args;
 pub mod check;
 pub mod explain;
 pub mod fmt;
+pub mod lsp;
 pub mod plot;
 pub mod predict;
 pub mod progress;

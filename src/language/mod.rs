@@ -11,6 +11,7 @@ pub mod codes;
 pub mod confusables;
 pub mod diagnostic;
 pub mod format;
+pub mod ide;
 pub mod inspect;
 pub mod ir;
 pub mod render;

@@ -35,6 +35,17 @@ impl Mode {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    /// What the mode does, in one line (editors' hover; docs/constraints.md has the maths).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Mode::Penalty => "adds weight · violation to the loss; trades the constraint off against the task, no guarantee",
+            Mode::Project => "projects the weight back into the constraint's set after every optimizer step: holds after every step",
+            Mode::Reparam => "trains coordinates in the admissible subspace; the weight is built inside the set, so it always holds",
+            Mode::Freeze => "sets the weight to a designed filter and never trains it: holds exactly",
+            Mode::Lagrangian => "a multiplier λ ≥ 0, raised by dual ascent while the constraint is violated: holds at convergence",
+        }
+    }
+
     /// Whether the weight is inside the constraint's set after every step
     /// (projected back, or parametrized inside it): what the checker's
     /// feasibility and subspace checks are about.

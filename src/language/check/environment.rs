@@ -31,6 +31,74 @@ pub trait Environment {
     fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)>;
     /// Bytes that training may use (E0046).
     fn available_memory(&self) -> u64;
+    /// What checks have read from files, kept between checks by a caller
+    /// that checks the same file again and again (`lpnc lsp`, on every
+    /// change); `None`, the default: read every time.
+    fn memo(&self) -> Option<&FileMemo> {
+        None
+    }
+}
+
+/// Answers computed from files (the samples in a recording's column), each
+/// by path and question, valid while the file keeps its modification time
+/// and size.
+#[derive(Default)]
+pub struct FileMemo {
+    entries: std::cell::RefCell<HashMap<(PathBuf, String), Remembered>>,
+}
+
+/// An answer, with the stamp of the file it was computed from.
+type Remembered = (Stamp, Box<dyn std::any::Any>);
+
+/// A file's modification time and size.
+type Stamp = (std::time::SystemTime, u64);
+
+impl FileMemo {
+    /// The answer to `question` about the file at `path`: remembered while
+    /// the file is unchanged, else `compute`d (and remembered). A file whose
+    /// time cannot be read is never remembered.
+    pub fn remember<T: Clone + 'static>(&self, path: &Path, question: &str, compute: impl FnOnce() -> T) -> T {
+        let Some(stamp) = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len()))) else {
+            return compute();
+        };
+        let key = (path.to_path_buf(), question.to_string());
+        if let Some((seen, answer)) = self.entries.borrow().get(&key)
+            && *seen == stamp
+            && let Some(answer) = answer.downcast_ref::<T>()
+        {
+            return answer.clone();
+        }
+        let answer = compute();
+        self.entries.borrow_mut().insert(key, (stamp, Box::new(answer.clone())));
+        answer
+    }
+}
+
+/// This machine, remembering what checks read from its files (`FileMemo`)
+/// for as long as it lives: for `lpnc lsp`, which checks a document on
+/// every change.
+#[derive(Default)]
+pub struct CachedEnvironment {
+    pub real: RealEnvironment,
+    memo: FileMemo,
+}
+
+impl Environment for CachedEnvironment {
+    fn kind(&self, path: &Path) -> Option<EntryKind> {
+        self.real.kind(path)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.real.read(path)
+    }
+    fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        self.real.read_start(path, len)
+    }
+    fn available_memory(&self) -> u64 {
+        self.real.available_memory()
+    }
+    fn memo(&self) -> Option<&FileMemo> {
+        Some(&self.memo)
+    }
 }
 
 /// This machine: its file system, and its memory.
@@ -180,6 +248,39 @@ mod tests {
         assert_eq!(env.kind(Path::new("dat")), None);
         assert_eq!(env.read_start(Path::new("data/a.csv"), 2).unwrap(), (b"1,".to_vec(), 4));
         assert_eq!(env.read(Path::new("nothing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
+
+    /// A recording of `samples` lines, written so that its size is `size`.
+    fn write_recording(path: &Path, samples: usize, size: usize) {
+        let mut text: String = (0..samples).map(|i| format!("{i}\n")).collect();
+        text.insert_str(0, &"0".repeat(size - text.len()));
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn the_cached_environment_reads_a_recording_again_only_when_it_changes() {
+        let dir = std::env::temp_dir().join(format!("lpn-memo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rec.csv");
+        write_recording(&path, 8, 40);
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let source = "model m {\n  input [1, 6]\n  conv(out=1, k=3)\n}\ndata signal(\"rec.csv\")\n";
+        let env = CachedEnvironment::default();
+        let too_short = |env: &dyn Environment| {
+            let (_, checked) = crate::language::check::check_source_with(source, &dir, env);
+            checked.problems.iter().any(|p| matches!(p, crate::language::diagnostic::Problem::DataShapeMismatch { .. }))
+        };
+        assert!(!too_short(&env), "8 samples fill windows of 6");
+        // Now 3 samples, the same size and time: the remembered count stands.
+        write_recording(&path, 3, 40);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(written).unwrap();
+        assert!(!too_short(&env), "the memo answers for an unchanged stamp");
+        assert!(too_short(&RealEnvironment::default()), "the file really has 3 samples");
+        // A new modification time: read again.
+        let later = written + std::time::Duration::from_secs(10);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        assert!(too_short(&env), "a changed file is read again");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

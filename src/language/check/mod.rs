@@ -19,7 +19,7 @@ pub(crate) mod phases;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use environment::{EntryKind, Environment, FakeEnvironment, RealEnvironment};
+pub use environment::{CachedEnvironment, EntryKind, Environment, FakeEnvironment, RealEnvironment};
 
 use crate::constraint::quadratic::Source;
 use crate::language::ast::{self, Span};
@@ -212,9 +212,14 @@ fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize,
 /// Checks only the model section of a source (no data or training part
 /// needed): for tools and tests that want the layers and shapes alone.
 pub fn check_model_only(source: &str) -> Result<crate::language::ir::Model, Vec<Problem>> {
+    check_model_only_with(source, Path::new("."), &RealEnvironment::default())
+}
+
+/// [`check_model_only`] with `@init` files from `base_dir` in `env` (an
+/// editor's document, whose other sections may have errors).
+pub fn check_model_only_with(source: &str, base_dir: &Path, env: &dyn Environment) -> Result<crate::language::ir::Model, Vec<Problem>> {
     let (file, problems) = crate::language::syntax::parse(source);
-    let env = RealEnvironment::default();
-    let mut ctx = Ctx::new(problems, Path::new("."), &env);
+    let mut ctx = Ctx::new(problems, base_dir, env);
     let model = file.sections.iter().find(|s| s.keyword.name == "model").and_then(|section| match &section.body {
         ast::SectionBody::Block(block) => model::check_model(&mut ctx, section, block).model,
         ast::SectionBody::Inline(_) => None,

@@ -269,6 +269,31 @@ impl Problem {
         self.to_diagnostic().labels.first().map(|l| l.span).unwrap_or_default()
     }
 
+    /// The text a "did you mean" proposes and the span it would replace
+    /// (editors offer it as a quick fix): a name spelt with a look-alike, in
+    /// ASCII, else the closest known name; a look-alike or invisible
+    /// character, the ASCII it looks like (nothing for an invisible one).
+    pub fn suggestion(&self) -> Option<(Span, String)> {
+        use crate::language::confusables::{Looks, looks};
+        if let Problem::StrayCharacter { span, character, .. } = self {
+            return match looks(*character) {
+                Looks::Like(ascii) => Some((*span, ascii.to_string())),
+                Looks::Invisible => Some((*span, String::new())),
+                Looks::Space | Looks::Other => None,
+            };
+        }
+        let (Problem::UnknownSection { span, name, known }
+        | Problem::UnknownLayer { span, name, known }
+        | Problem::UnknownParameter { span, name, known, .. }
+        | Problem::UnknownAnnotation { span, name, known }
+        | Problem::UnknownChoice { span, name, known, .. }) = self
+        else {
+            return None;
+        };
+        let best = ascii_name(name, known).or_else(|| crate::language::suggest::closest(name, known))?;
+        Some((*span, best.to_string()))
+    }
+
     pub fn to_diagnostic(&self) -> Diagnostic {
         use Problem::*;
         let (code, message, labels, help) = match self {
