@@ -37,5 +37,6 @@ fn main() -> ExitCode {
         }
         Command::Eval { file, weights } => cli::train::eval(&file, &weights),
         Command::Response { file, weights, out } => cli::response::response(&file, &weights, &out),
+        Command::Export { file, weights, format, out } => cli::export::export(&file, &weights, format, &out),
     }
 }
