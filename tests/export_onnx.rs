@@ -101,11 +101,17 @@ fn export_and_compare(program: &Program, name: &str) -> f32 {
     worst
 }
 
-#[test]
-fn every_example_exports_and_runs_the_same_in_tract() {
+/// The shipped examples, `examples/*.lpn`, sorted.
+fn example_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
         std::fs::read_dir("examples").unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "lpn")).collect();
     files.sort();
+    files
+}
+
+#[test]
+fn every_example_exports_and_runs_the_same_in_tract() {
+    let files = example_files();
     assert!(files.len() >= 8, "{files:?}");
     for file in files {
         let source = std::fs::read_to_string(&file).unwrap();
@@ -202,13 +208,17 @@ fn the_layer_models_cover_every_layer_of_the_language() {
 fn write_onnx_reference_outputs() {
     let dir = PathBuf::from(std::env::var("LPN_ONNX_REFERENCE_DIR").expect("LPN_ONNX_REFERENCE_DIR names the folder to write"));
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir("examples").unwrap() {
-        let file = entry.unwrap().path();
-        if file.extension().is_none_or(|e| e != "lpn") {
-            continue;
-        }
-        let name = file.file_stem().unwrap().to_str().unwrap().to_string();
-        let program = common::program(&std::fs::read_to_string(&file).unwrap(), Path::new("examples"));
+    let mut programs: Vec<(String, Program)> = example_files()
+        .into_iter()
+        .map(|file| {
+            let name = file.file_stem().unwrap().to_str().unwrap().to_string();
+            (name, common::program(&std::fs::read_to_string(&file).unwrap(), Path::new("examples")))
+        })
+        .collect();
+    for (name, source) in [("every_layer_1d", EVERY_LAYER_1D), ("every_layer_2d", EVERY_LAYER_2D)] {
+        programs.push((name.to_string(), common::program(source, Path::new("examples"))));
+    }
+    for (name, program) in programs {
         let weights = train_one_epoch(&program, &format!("ref-{name}"));
         std::fs::write(dir.join(format!("{name}.onnx")), lpn::model::export::onnx_from_weights(&program.model, &weights).unwrap()).unwrap();
         let batch = 5;
