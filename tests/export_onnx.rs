@@ -232,3 +232,61 @@ fn write_onnx_reference_outputs() {
         std::fs::write(dir.join(format!("{name}.json")), json.to_string()).unwrap();
     }
 }
+
+/// `lpnc export` end to end: the file written (nothing else left in its
+/// folder), loadable and equal to the library's export; weights of another
+/// model refused (exit 1); an output that cannot be written (exit 2); the
+/// help names the format and what is baked in.
+#[test]
+fn lpnc_export_writes_the_file_and_refuses_what_does_not_fit() {
+    let dir = common::fresh_dir("export", "cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = Path::new("examples/denoiser.lpn");
+    let program = common::program(&std::fs::read_to_string(example).unwrap(), Path::new("examples"));
+    let weights = train_one_epoch(&program, "cli-denoiser");
+    let out = dir.join("denoiser.onnx");
+    let run = common::lpnc()
+        .args(["export", "examples/denoiser.lpn", "--weights"])
+        .arg(&weights)
+        .args(["--format", "onnx", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("opset 17") && stdout.contains("`input` [batch, 1, 1024]"), "{stdout}");
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(written, lpn::model::export::onnx_from_weights(&program.model, &weights).unwrap());
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("denoiser.onnx")], "a temporary file was left");
+
+    let other = train_one_epoch(
+        &common::program(&std::fs::read_to_string("examples/ecg_denoiser.lpn").unwrap(), Path::new("examples")),
+        "cli-other",
+    );
+    let run = common::lpnc()
+        .args(["export", "examples/denoiser.lpn", "--weights"])
+        .arg(&other)
+        .arg("--out")
+        .arg(dir.join("x.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("written for another model"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!dir.join("x.onnx").exists());
+
+    let run = common::lpnc()
+        .args(["export", "examples/denoiser.lpn", "--weights"])
+        .arg(&weights)
+        .arg("--out")
+        .arg(dir.join("no/such/folder.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+
+    let help = common::lpnc().args(["export", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for words in ["onnx", "opset 17", "`batch`", "reparametrized", "designed filter", "BatchNormalization", "dropout"] {
+        assert!(help.contains(words), "`lpnc export --help` lacks {words:?}:\n{help}");
+    }
+}
