@@ -163,7 +163,7 @@ impl Graph {
         let name = layer.name.as_str();
         match &layer.op {
             Op::Conv(conv) => self.conv(name, conv, x),
-            Op::Linear { bias, .. } => self.linear(layer, *bias, x),
+            Op::Linear { bias, .. } => self.linear(name, *bias, x),
             Op::Activation(a) => Ok(self.activation(name, *a, x)),
             Op::MaxPool(pool) => Ok(self.pool("MaxPool", name, pool, x)),
             Op::AvgPool(pool) => Ok(self.pool("AveragePool", name, pool, x)),
@@ -199,12 +199,10 @@ impl Graph {
     }
 
     /// `Gemm` with the weight transposed (`y = x·Wᵀ + b`), on `[batch, in]`.
-    fn linear(&mut self, layer: &Layer, bias: bool, x: String) -> Result<String, ExportError> {
-        let name = layer.name.as_str();
-        if layer.input.rank() != 1 {
-            let why = format!("ONNX's Gemm takes [batch, features], and this layer's input is {:?} per example", layer.input.0);
-            return Err(ExportError::Unsupported { layer: name.into(), why });
-        }
+    ///
+    /// The checker gives a linear layer a `[features]` input
+    /// (`Problem::BadRank` otherwise), so `x` is `[batch, features]`.
+    fn linear(&mut self, name: &str, bias: bool, x: String) -> Result<String, ExportError> {
         let mut input = vec![x, self.param(name, Kind::Weight)?];
         if bias {
             input.push(self.param(name, Kind::Bias)?);
@@ -296,5 +294,27 @@ impl Graph {
         let shifted = self.node("Add", &step("shifted"), vec![tanh, one], vec![]);
         let times_x = self.node("Mul", &step("times_x"), vec![shifted, x], vec![]);
         self.node("Mul", name, vec![times_x, half], vec![])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(source: &str) -> Model {
+        let (_, checked) = crate::check_source(source, Path::new("."));
+        checked.program.expect("the test model checks").model
+    }
+
+    /// A tensor the graph needs that the network lacks is an error naming
+    /// the layer and the tensor, never a panic or a graph without it.
+    #[test]
+    fn a_layer_without_its_tensor_is_named() {
+        let small = model("model m {\n  input [1, 32]\n  conv(out=1, k=3)\n}\ndata sines(n=8)\n");
+        let larger = model("model m {\n  input [1, 32]\n  conv(out=1, k=3)\n  conv(out=1, k=3)\n}\ndata sines(n=8)\n");
+        let net = Net::new(&small, 0, DType::F32).unwrap();
+        let err = to_onnx(&larger, &net).unwrap_err().to_string();
+        assert_eq!(err, "layer `conv2` cannot be exported: the network has no tensor `conv2.weight`");
+        assert!(to_onnx(&small, &net).is_ok());
     }
 }
