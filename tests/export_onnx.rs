@@ -64,7 +64,7 @@ fn tract_outputs(onnx: &[u8], input: &[usize], batch: usize, x: &[f32]) -> (Vec<
 /// The file declares opset ≥ 17, and input and output with a named batch axis.
 fn check_declaration(onnx: &[u8], program: &Program) {
     let model = ModelProto::decode(onnx).unwrap();
-    assert!(model.opset_import.iter().any(|o| o.domain.as_deref().unwrap_or("") == "" && o.version >= Some(17)), "{model:?}");
+    assert!(model.opset_import.iter().any(|o| o.domain.as_deref().unwrap_or("").is_empty() && o.version >= Some(17)), "{model:?}");
     assert_eq!(OPSET, 17);
     let graph = model.graph.unwrap();
     for (values, name, shape) in [(&graph.input, "input", &program.model.input.0), (&graph.output, "output", &program.model.output.0)] {
