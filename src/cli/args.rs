@@ -117,6 +117,26 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Export trained weights for another runtime: ONNX (opset 17, the batch axis dynamic, named `batch`).
+    ///
+    /// The file holds the network in eval mode with its constraints baked into plain weights: a reparametrized kernel as
+    /// its coordinates make it, a frozen layer's designed filter, projected, penalized and lagrangian weights as trained;
+    /// batch norm as BatchNormalization with the running statistics; dropout left out. Input `input` [batch, *input of
+    /// the model]; output `output` [batch, *output] (a classifier's logits, before softmax). Exit status: 0 written; 1
+    /// errors in the file, weights that do not fit it, or a layer that cannot be exported (named, with the reason); 2
+    /// usage or I/O.
+    Export {
+        file: PathBuf,
+        /// A model.safetensors written by `lpnc train`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The format to write: `onnx`.
+        #[arg(long, value_enum, default_value_t = super::export::ExportFormat::Onnx)]
+        format: super::export::ExportFormat,
+        /// Where to write (through a temporary file and a rename: never half a file).
+        #[arg(long, default_value = "model.onnx")]
+        out: PathBuf,
+    },
 }
 
 /// `--epochs`: the file's `epochs` must be ≥ 1, and so must its override

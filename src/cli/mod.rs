@@ -26,6 +26,7 @@ pub mod check;
 pub mod explain;
 pub mod fmt;
 pub mod lsp;
+pub mod export;
 pub mod plot;
 pub mod predict;
 pub mod progress;

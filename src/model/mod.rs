@@ -5,6 +5,7 @@
 //! This module and `crate::train` are the only ones that use Candle.
 
 pub mod constraints;
+pub mod export;
 pub mod kernels;
 pub mod module;
 pub mod ops;

@@ -1,0 +1,52 @@
+//! `lpnc export`: trained weights as a file for another runtime (ONNX).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use super::{HAS_ERRORS, OK, USAGE_OR_IO, checked_program};
+
+/// The formats `lpnc export --format` writes.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// ONNX, opset 17, dynamic batch axis `batch`.
+    Onnx,
+}
+
+pub fn export(path: &Path, weights: &Path, format: ExportFormat, out: &Path) -> ExitCode {
+    let program = match checked_program(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let bytes = match format {
+        ExportFormat::Onnx => lpn::model::export::onnx_from_weights(&program.model, weights),
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(HAS_ERRORS);
+        }
+    };
+    if let Err(e) = lpn::train::checkpoint::write_durably(out, &bytes) {
+        eprintln!("error: cannot write the export: {e}");
+        return ExitCode::from(USAGE_OR_IO);
+    }
+    say!(
+        "wrote {} ({} bytes): ONNX opset {}, input `{}` [batch, {}], output `{}` [batch, {}]",
+        out.display(),
+        bytes.len(),
+        lpn::model::export::onnx::OPSET,
+        lpn::model::export::INPUT,
+        join(&program.model.input.0),
+        lpn::model::export::OUTPUT,
+        join(&program.model.output.0),
+    );
+    ExitCode::from(OK)
+}
+
+fn join(dims: &[usize]) -> String {
+    dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
