@@ -42,6 +42,6 @@ fn main() -> ExitCode {
             cli::predict::predict(cli::predict::PredictArgs { file, weights, input, out, quiet })
         }
         Command::Lsp => cli::lsp::serve(),
-        Command::Export { file, weights, format, out } => cli::export::export(&file, &weights, format, &out),
+        Command::Export { file, weights, format, out } => cli::export::export(file.as_deref(), &weights, format, &out),
     }
 }

@@ -272,8 +272,23 @@ fn lpnc_export_writes_the_file_and_refuses_what_does_not_fit() {
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1), "{run:?}");
-    assert!(String::from_utf8_lossy(&run.stderr).contains("written for another model"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("does not fit"), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(!dir.join("x.onnx").exists());
+
+    // Weights that carry their .lpn source export without the file, to the same bytes.
+    let source = lpn::train::provenance::ProgramSource {
+        text: std::fs::read_to_string(example).unwrap(),
+        dir: std::path::PathBuf::from("examples"),
+    };
+    let self_describing = common::fresh_dir("export", "cli-embedded");
+    let opts = lpn::train::Options { out_dir: self_describing.clone(), epochs: Some(1), source: Some(source), ..Default::default() };
+    lpn::train::train(&program, &opts).unwrap();
+    let embedded = self_describing.join("model.safetensors");
+    let alone = dir.join("alone.onnx");
+    let run = common::lpnc().args(["export", "--weights"]).arg(&embedded).arg("--out").arg(&alone).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read(&alone).unwrap(), lpn::model::export::onnx_from_weights(&program.model, &embedded).unwrap());
+    std::fs::remove_file(&alone).unwrap();
 
     let run = common::lpnc()
         .args(["export", "examples/denoiser.lpn", "--weights"])

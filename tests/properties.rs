@@ -77,6 +77,9 @@ fn dykstra_meets_a_band_and_nonnegativity_together() {
     let (_, checked) = lpn::check_source(source, std::path::Path::new("."));
     let program = checked.program.expect("checks");
     let dir = std::env::temp_dir().join(format!("lpn-dykstra-{}", std::process::id()));
+    // A process id is reused: a folder left by an earlier process with the
+    // same id would hold a finished run, which `train` refuses to overwrite.
+    let _ = std::fs::remove_dir_all(&dir);
     let report =
         lpn::train::train(&program, &lpn::train::Options { out_dir: dir.clone(), epochs: None, seed: None, ..Default::default() }).unwrap();
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();

@@ -126,7 +126,8 @@ pub enum Command {
     /// errors in the file, weights that do not fit it, or a layer that cannot be exported (named, with the reason); 2
     /// usage or I/O.
     Export {
-        file: PathBuf,
+        /// The .lpn file (default: the source embedded in the weights).
+        file: Option<PathBuf>,
         /// A model.safetensors written by `lpnc train`.
         #[arg(long)]
         weights: PathBuf,

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::{HAS_ERRORS, OK, USAGE_OR_IO, checked_program};
+use super::predict::program_for;
+use super::{HAS_ERRORS, OK, USAGE_OR_IO};
 
 /// The formats `lpnc export --format` writes.
 #[derive(Clone, Copy, ValueEnum)]
@@ -15,8 +16,10 @@ pub enum ExportFormat {
     Onnx,
 }
 
-pub fn export(path: &Path, weights: &Path, format: ExportFormat, out: &Path) -> ExitCode {
-    let program = match checked_program(path) {
+/// `file` may be left out: the weights carry their .lpn source. Given, it
+/// must be the model the weights were trained for (as for `lpnc predict`).
+pub fn export(file: Option<&Path>, weights: &Path, format: ExportFormat, out: &Path) -> ExitCode {
+    let program = match program_for(file, weights) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -101,7 +101,11 @@ pub fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageForm
 /// Loads and checks a file for training; prints its diagnostics.
 /// A checked program and the folder its data paths are relative to.
 pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCode> {
-    checked_with_source(path).map(|(program, _)| program)
+    let loaded = load(path).map_err(|message| {
+        eprintln!("{message}");
+        ExitCode::from(USAGE_OR_IO)
+    })?;
+    checked_loaded(&loaded, "nothing was run")
 }
 
 /// [`checked_program`], and the file as read (its text, its folder).
@@ -110,18 +114,19 @@ pub fn checked_with_source(path: &Path) -> Result<(lpn::language::ir::Program, L
         eprintln!("{message}");
         ExitCode::from(USAGE_OR_IO)
     })?;
-    let program = checked_loaded(&loaded)?;
+    let program = checked_loaded(&loaded, "nothing was trained")?;
     Ok((program, loaded))
 }
 
-/// Checks a file as read; prints its diagnostics.
-pub fn checked_loaded(loaded: &Loaded) -> Result<lpn::language::ir::Program, ExitCode> {
+/// Checks a file as read; prints its diagnostics, and on errors what the
+/// command did not do (`nothing was trained`).
+pub fn checked_loaded(loaded: &Loaded, consequence: &str) -> Result<lpn::language::ir::Program, ExitCode> {
     let (_, checked) = lpn::check_source(&loaded.source, &loaded.base_dir);
     print_problems(&checked.problems, loaded, MessageFormat::Human);
     match checked.program {
         Some(program) => Ok(program),
         None => {
-            eprintln!("error: {} has errors; nothing was trained", loaded.display);
+            eprintln!("error: {} has errors; {consequence}", loaded.display);
             Err(ExitCode::from(HAS_ERRORS))
         }
     }

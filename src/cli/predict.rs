@@ -65,7 +65,7 @@ fn embedded_program(weights: &Path, provenance: Option<Provenance>) -> Result<Pr
         }
     }
     // Neither folder has the data: the diagnostics as from the original one.
-    checked_loaded(&Loaded { source: source.text, display, base_dir: source.dir })
+    checked_loaded(&Loaded { source: source.text, display, base_dir: source.dir }, "nothing was run")
 }
 
 pub struct PredictArgs {
