@@ -34,7 +34,7 @@ fn overflowing_numbers(file: &File, problems: &mut Vec<Problem>) {
         match &v.kind {
             ValueKind::Number { text, .. } if v.overflows() => problems.push(Problem::NumberOverflow { span: v.span, text: text.clone() }),
             ValueKind::Number { .. } | ValueKind::Str(_) | ValueKind::Ident(_) => {}
-            ValueKind::List(items) => items.iter().for_each(|item| value(item, problems)),
+            ValueKind::List(items) | ValueKind::Chain(items) => items.iter().for_each(|item| value(item, problems)),
             ValueKind::Call { args: a, .. } => args(a, problems),
         }
     }
@@ -304,7 +304,14 @@ fn setting(pair: Pair<Rule>) -> Setting {
     let span = span_of(&pair);
     let mut inner = pair.into_inner();
     let key = ident(inner.next().expect("setting key"));
-    let value = value(inner.next().expect("setting value"));
+    let mut values: Vec<Value> = inner.filter(|p| p.as_rule() != Rule::then_kw).map(value).collect();
+    let value = match values.len() {
+        1 => values.pop().expect("one value"),
+        _ => {
+            let span = values[0].span.to(values[values.len() - 1].span);
+            Value { kind: ValueKind::Chain(values), span }
+        }
+    };
     Setting { key, value, span }
 }
 

@@ -3,6 +3,7 @@
 //! and `report.json`.
 
 pub mod checkpoint;
+pub mod lr;
 pub mod observe;
 pub mod optim;
 pub mod report;

@@ -15,6 +15,7 @@ pub(crate) mod init_file;
 pub(crate) mod model;
 pub(crate) mod params;
 pub(crate) mod phases;
+pub(crate) mod schedule;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
