@@ -56,9 +56,8 @@ pub struct Trainer<'a> {
     batch_size: usize,
     steps_per_epoch: usize,
     schedule: Schedule,
-    /// The learning rate of each step, and the last one set.
+    /// The learning rate of each step.
     lr_plan: LrPlan,
-    last_lr: f64,
     report: Report,
     /// The index (from 0) of the next epoch to run.
     next_epoch: usize,
@@ -134,7 +133,6 @@ impl<'a> Trainer<'a> {
         let mut trainer = Trainer {
             labels: labels(&enforced),
             lr_plan: LrPlan::new(steps_per_epoch, None),
-            last_lr: optimizer.lr(),
             optimizer,
             shuffle: Rng::derive(seed, "shuffle"),
             dropout: Rng::derive(seed, "dropout"),
@@ -309,9 +307,8 @@ impl<'a> Trainer<'a> {
     pub fn step(&mut self, epoch: usize, step: usize, chunk: &[usize]) -> Result<f64, TrainError> {
         let (x, y) = batch(&self.splits.train, chunk, &self.net.device)?;
         let base = self.optimizer.base_lr();
-        let in_run = self.in_run(epoch - 1);
-        self.last_lr = self.lr_plan.lr(&self.program.train, in_run, epoch - 1, step, base);
-        self.optimizer.set_lr(self.last_lr);
+        let lr = self.lr_plan.lr(&self.program.train, self.in_run(epoch - 1), epoch - 1, step, base);
+        self.optimizer.set_lr(lr);
         let at = At { epoch, step: step + 1, saved: self.last_checkpoint.map(|_| self.weights_path()) };
         train_step(&self.net, &self.enforced, &mut self.optimizer, &mut self.dropout, &self.program.train, (&x, &y), &at)
     }
@@ -374,8 +371,11 @@ impl<'a> Trainer<'a> {
             Monitor::ValLoss => Some(v.loss),
             Monitor::ValAccuracy => v.accuracy,
         });
-        let in_run = self.in_run(run.index);
-        self.lr_plan.end_epoch(spec, in_run, run.index, self.optimizer.base_lr(), figure);
+        // The lr of the epoch's last step, before the plateau takes the figure
+        // (recomputed: a run resumed at the epoch's end took no step in it).
+        let (in_run, base) = (self.in_run(run.index), self.optimizer.base_lr());
+        let lr = self.lr_plan.lr(spec, in_run, run.index, self.steps_per_epoch - 1, base);
+        self.lr_plan.end_epoch(spec, in_run, run.index, base, figure);
         self.report.epochs.push(EpochReport {
             epoch,
             phase: run.phase.clone(),
@@ -384,7 +384,7 @@ impl<'a> Trainer<'a> {
             val_accuracy: val.as_ref().and_then(|v| v.accuracy),
             seconds: run.seconds(),
             step_seconds,
-            lr: self.last_lr,
+            lr,
             constraints: measures.clone(),
         });
         let best = best_epoch(&self.report.epochs, spec.monitor);
