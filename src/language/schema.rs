@@ -872,7 +872,12 @@ pub const SCHEDULES: &[Schema] = &[
         summary: "Multiplies the learning rate by gamma every `every` epochs of its scope: lr = base lr × gamma^⌊epoch / every⌋ (PyTorch StepLR(step_size=every, gamma), stepped once per epoch).",
         params: &[
             positional("every", int(1), DefaultValue::Required, "epochs between two decays"),
-            param("gamma", ParamType::Float { min: 0.0, max: 1.0, min_open: true, max_open: false }, DefaultValue::Float(0.1), "factor of each decay"),
+            param(
+                "gamma",
+                ParamType::Float { min: 0.0, max: 1.0, min_open: true, max_open: false },
+                DefaultValue::Float(0.1),
+                "factor of each decay",
+            ),
         ],
         example: "step(every=30, gamma=0.1)",
     },

@@ -94,7 +94,8 @@ fn check_phase(
                     span,
                     what: "this".into(),
                     section: "phase".into(),
-                    help: "a phase holds `epochs = N`, optionally `optimizer = …` and `schedule = …`, and lines `LAYER @annotation…`".into(),
+                    help: "a phase holds `epochs = N`, optionally `optimizer = …` and `schedule = …`, and lines `LAYER @annotation…`"
+                        .into(),
                 });
             }
         }

@@ -36,9 +36,10 @@ pub fn lower(ctx: &mut Ctx, owner: &Call, scope: &Scope) -> Option<LrSchedule> {
             });
             return None;
         }
-        parts.push(part(ctx, call, scope)?);
+        // Every part is checked, so each mistake in a chain is reported.
+        parts.push(part(ctx, call, scope));
     }
-    Some(LrSchedule { parts })
+    Some(LrSchedule { parts: parts.into_iter().collect::<Option<_>>()? })
 }
 
 /// Whether a part hands over to the next one: only a warm-up has a length.
