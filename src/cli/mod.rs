@@ -24,6 +24,7 @@ macro_rules! say_raw {
 pub mod args;
 pub mod check;
 pub mod explain;
+pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod response;

@@ -124,14 +124,15 @@ pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
         force: args.force,
         stop: Some(stop_on_signal()),
     };
-    let mut observer: Box<dyn lpn::train::Observer> = if args.quiet {
+    let display: Box<dyn lpn::train::Observer> = if args.quiet {
         Box::new(lpn::train::Silent)
     } else if std::io::stderr().is_terminal() {
         Box::new(progress::Bars::default())
     } else {
         Box::new(progress::Lines)
     };
-    let result = lpn::train::train_observed(&program, &options, observer.as_mut());
+    let mut observer = super::metrics::WithMetrics::new(display);
+    let result = lpn::train::train_observed(&program, &options, &mut observer);
     drop(observer);
     match result {
         Ok(report) => trained(&report, &out_dir),
@@ -184,7 +185,12 @@ fn trained(report: &lpn::train::Report, out_dir: &Path) -> ExitCode {
     if !report.constraints.is_empty() {
         say_raw!("{}", lpn::train::constraint_table(report));
     }
-    say!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
+    say!(
+        "wrote {}, {} and {}",
+        out_dir.join("model.safetensors").display(),
+        out_dir.join("report.json").display(),
+        out_dir.join(super::metrics::FILE_NAME).display()
+    );
     let verdict = match lpn::train::verdict::judge_run(report, &out_dir.join("model.safetensors")) {
         Ok(v) => v,
         Err(e) => {
