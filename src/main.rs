@@ -32,8 +32,8 @@ fn main() -> ExitCode {
         Command::Check { files, message_format } => cli::check::check(&files, message_format),
         Command::Explain { what } => cli::explain::explain(&what),
         Command::Inspect { file } => cli::check::inspect_file(&file),
-        Command::Train { file, out, epochs, seed, quiet, resume, force } => {
-            cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force })
+        Command::Train { file, out, epochs, seed, quiet, resume, force, set } => {
+            cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force, overrides: set })
         }
         Command::Eval { file, weights } => cli::train::eval(&file, &weights),
         Command::Response { file, weights, out } => cli::response::response(&file, &weights, &out),

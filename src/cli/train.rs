@@ -108,10 +108,12 @@ pub struct TrainArgs {
     pub quiet: bool,
     pub resume: Option<PathBuf>,
     pub force: bool,
+    /// `--set KEY=VALUE`, as written.
+    pub overrides: Vec<String>,
 }
 
 pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
-    let program = match checked_program(path) {
+    let program = match super::checked_program_with(path, &args.overrides) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -123,6 +125,7 @@ pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
         resume: args.resume.is_some(),
         force: args.force,
         stop: Some(stop_on_signal()),
+        overrides: args.overrides.clone(),
     };
     let display: Box<dyn lpn::train::Observer> = if args.quiet {
         Box::new(lpn::train::Silent)

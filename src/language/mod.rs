@@ -11,6 +11,7 @@ pub mod confusables;
 pub mod diagnostic;
 pub mod inspect;
 pub mod ir;
+pub mod overrides;
 pub mod render;
 pub mod schema;
 pub mod shape;

@@ -40,6 +40,9 @@ pub struct Options {
     /// Set from elsewhere (a signal handler) to stop after the current step
     /// with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The `--set KEY=VALUE` overrides the program was checked with, as
+    /// written; recorded in report.json (the program already holds them).
+    pub overrides: Vec<String>,
 }
 
 impl Options {

@@ -87,6 +87,9 @@ pub struct Report {
     /// Why the run ended; null while it goes on.
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// The `lpnc train --set KEY=VALUE` overrides of the run, as written.
+    #[serde(default)]
+    pub overrides: Vec<String>,
 }
 
 impl Report {
@@ -103,6 +106,7 @@ impl Report {
             monitor: spec.monitor,
             kept_epoch: None,
             stopped: None,
+            overrides: Vec::new(),
         }
     }
 }

@@ -156,6 +156,7 @@ impl<'a> Trainer<'a> {
             best_state: None,
             resumed_at: None,
         };
+        trainer.report.overrides = opts.overrides.clone();
         if let Some(ck) = resumed {
             trainer.resume(ck)?;
         }

@@ -586,6 +586,10 @@ pub(super) fn schedule_never_steps(span: &Span, every: &usize, epochs: &usize, s
     )
 }
 
+pub(super) fn bad_override(span: &Span, reason: &String, help: &Option<String>) -> Wording {
+    ("E0121", reason.clone(), vec![label(*span, "cannot be set")], help.clone())
+}
+
 pub(super) fn stray_character(span: &Span, character: &char, spelling: &Option<String>) -> Wording {
     use crate::language::confusables::{Looks, describe, looks};
     let code_point = format!("U+{:04X}", *character as u32);
