@@ -65,6 +65,7 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0075" => include_str!("../../docs/codes/E0075.md"),
         "E0120" => include_str!("../../docs/codes/E0120.md"),
         "W0120" => include_str!("../../docs/codes/W0120.md"),
+        "E0121" => include_str!("../../docs/codes/E0121.md"),
         _ => return None,
     })
 }
