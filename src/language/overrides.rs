@@ -46,10 +46,10 @@ pub fn apply(file: &mut File, placed: &[Placed]) -> Vec<Problem> {
         match crate::language::syntax::parse_override(&p.text, p.offset) {
             Ok((key, value)) => {
                 if let Err(problem) = apply_one(file, &key, value, whole) {
-                    problems.push(problem);
+                    problems.push(*problem);
                 }
             }
-            Err(problem) => problems.push(problem),
+            Err(problem) => problems.push(*problem),
         }
     }
     problems
@@ -57,13 +57,13 @@ pub fn apply(file: &mut File, placed: &[Placed]) -> Vec<Problem> {
 
 const TARGETS: &[&str] = &["data", "train", "phase"];
 
-fn apply_one(file: &mut File, key: &[Ident], value: Value, whole: Span) -> Result<(), Problem> {
-    let bad = |span: Span, reason: String, help: Option<String>| Problem::BadOverride { span, reason, help };
+fn apply_one(file: &mut File, key: &[Ident], value: Value, whole: Span) -> Result<(), Box<Problem>> {
+    let bad = |span: Span, reason: String, help: Option<String>| Box::new(Problem::BadOverride { span, reason, help });
     let form = "write `--set SECTION.SETTING=VALUE` (`train.epochs=50`, `data.val_split=0`) or `--set phase.NAME.SETTING=VALUE`";
     match key {
         [section, setting] if section.name == "data" || section.name == "train" => {
-            let block = section_block(file, section, whole);
-            Ok(set(block, setting, value, whole))
+            set(section_block(file, section, whole), setting, value, whole);
+            Ok(())
         }
         [phase, name, setting] if phase.name == "phase" => {
             let train = Ident { name: "train".into(), span: phase.span };
@@ -87,7 +87,8 @@ fn apply_one(file: &mut File, key: &[Ident], value: Value, whole: Span) -> Resul
             }) else {
                 return Err(bad(name.span, format!("the train section has no phase `{}`", name.name), help));
             };
-            Ok(set(&mut named.block, setting, value, whole))
+            set(&mut named.block, setting, value, whole);
+            Ok(())
         }
         [first, ..] if !TARGETS.contains(&first.name.as_str()) => {
             let help = match suggest::closest(&first.name, TARGETS) {

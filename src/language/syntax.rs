@@ -319,14 +319,14 @@ fn setting(pair: Pair<Rule>) -> Setting {
 /// read as the language reads a setting's value (a chain with `then`
 /// included), its spans moved by `offset`: where the override's text is
 /// placed after the file's, so diagnostics can point into it.
-pub fn parse_override(text: &str, offset: usize) -> Result<(Vec<Ident>, Value), Problem> {
+pub fn parse_override(text: &str, offset: usize) -> Result<(Vec<Ident>, Value), Box<Problem>> {
     let pairs = match run_pest(Rule::override_alone, text, true) {
         Ok(mut pairs) => pairs.next().expect("override_alone").into_inner(),
         Err(error) => {
             // Positions count from the start of the file, as the override's
             // spans do: the text is read where it is placed.
             let placed = format!("{}{text}", " ".repeat(offset));
-            return Err(problem_from_pest(&placed, offset, &error, "a setting `KEY=VALUE`"));
+            return Err(Box::new(problem_from_pest(&placed, offset, &error, "a setting `KEY=VALUE`")));
         }
     };
     let mut key = Vec::new();
