@@ -7,8 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use lpn::train::lr::{InRun, LrPlan};
 
@@ -83,18 +81,7 @@ fn a_run_stopped_after_every_step_inside_its_schedules_resumes_to_the_same_weigh
     // The plateau decays at least once in the second phase, so its state matters.
     assert!(lrs[3..].windows(2).any(|w| w[1] < w[0]), "the plateau never decayed: {lrs:?}");
     let dir = common::fresh_dir("lr", "resumed");
-    let stop = Arc::new(AtomicBool::new(true));
-    let mut runs = 0;
-    let report = loop {
-        let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
-        runs += 1;
-        match lpn::train::train(&p, &opts) {
-            Ok(report) => break report,
-            Err(lpn::train::TrainError::Interrupted { .. }) => {}
-            Err(e) => panic!("run {runs}: {e}"),
-        }
-        assert!(runs < 100, "the run never finished");
-    };
+    let (report, runs) = common::train_stopping_after_every_step(&p, &dir);
     assert!(runs > 20, "only {runs} runs");
     assert_eq!(report.epochs.iter().map(|e| e.lr).collect::<Vec<_>>(), lrs);
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
