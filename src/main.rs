@@ -33,8 +33,8 @@ fn main() -> ExitCode {
         Command::Explain { what } => cli::explain::explain(&what),
         Command::Fmt { files, check } => cli::fmt::fmt(&files, check),
         Command::Inspect { file } => cli::check::inspect_file(&file),
-        Command::Train { file, out, epochs, seed, quiet, resume, force } => {
-            cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force })
+        Command::Train { file, out, epochs, seed, quiet, resume, force, set } => {
+            cli::train::train(&file, TrainArgs { out, epochs, seed, quiet, resume, force, overrides: set })
         }
         Command::Eval { file, weights } => cli::train::eval(file.as_deref(), &weights),
         Command::Response { file, weights, out } => cli::response::response(file.as_deref(), &weights, &out),

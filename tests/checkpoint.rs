@@ -72,20 +72,7 @@ fn stopping_after_every_single_step_and_resuming_gives_the_same_weights() {
     let (reference, reference_dir) = uninterrupted(STATEFUL, "every-step-reference");
     let p = program(STATEFUL);
     let dir = out_dir("every-step");
-    // A stop requested before a step is honoured after it: each run does one
-    // step, checkpoints in the middle (or at the end) of an epoch, and exits.
-    let stop = Arc::new(AtomicBool::new(true));
-    let mut runs = 0;
-    let report = loop {
-        let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(&dir) };
-        runs += 1;
-        match lpn::train::train(&p, &opts) {
-            Ok(report) => break report,
-            Err(lpn::train::TrainError::Interrupted { .. }) => {}
-            Err(e) => panic!("run {runs}: {e}"),
-        }
-        assert!(runs < 100, "the run never finished");
-    };
+    let (report, runs) = common::train_stopping_after_every_step(&p, &dir);
     // 40 examples in batches of 16: 3 steps per epoch, 4 epochs.
     assert_eq!(runs, 12, "one run per step");
     assert_eq!(weights(&dir), weights(&reference_dir), "resumed weights differ from the uninterrupted run's");

@@ -9,18 +9,41 @@ use std::path::Path;
 /// available, so E0046's message is the same everywhere.
 const MACHINE: lpn::RealEnvironment = lpn::RealEnvironment { available_memory: Some(16 << 30) };
 
+/// `lpnc train --set` overrides a UI file asks for, one per line
+/// `// --set KEY=VALUE` at its top, placed after the file's text.
+fn overrides_of(source: &str) -> Vec<lpn::language::overrides::Placed> {
+    let written: Vec<String> = source.lines().map_while(|l| l.strip_prefix("// --set ")).map(|s| s.trim().to_string()).collect();
+    lpn::language::overrides::place(&written, source.len())
+}
+
+/// The file checked with its overrides, as `lpnc train` checks it.
+fn check(source: &str, base: &Path) -> lpn::Checked {
+    lpn::language::check::check_source_with_overrides(source, &overrides_of(source), base, &MACHINE).1
+}
+
 fn render(path: &Path) -> (String, String, bool) {
     // Relative to the crate, so messages that show paths do not depend on
     // where the checkout lives.
     let path = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path);
     let source = std::fs::read_to_string(path).unwrap();
     let base = path.parent().unwrap();
-    let (_, checked) = lpn::check_source_with(&source, base, &MACHINE);
+    let mut checked = check(&source, base);
+    let has_errors = checked.has_errors();
     let name = format!("{}/{}", base.file_name().unwrap().to_string_lossy(), path.file_name().unwrap().to_string_lossy());
-    let human = lpn::language::render::render_human(&checked.problems, &source, &name, false);
+    // Diagnostics about an override are shown with it as their source, as `lpnc train` does.
+    let placed = overrides_of(&source);
+    let (in_overrides, in_file): (Vec<_>, Vec<_>) =
+        checked.problems.drain(..).partition(|p| lpn::language::overrides::containing(&placed, p.span()).is_some());
+    let mut human = lpn::language::render::render_human(&in_file, &source, &name, false);
+    for p in &placed {
+        let own: Vec<_> =
+            in_overrides.iter().filter(|q| lpn::language::overrides::containing(&placed, q.span()) == Some(p)).cloned().collect();
+        human.push_str(&lpn::language::render::render_human_at(&own, &p.text, p.offset, &format!("--set {}", p.text), false));
+    }
+    checked.problems = in_file;
     let json: Vec<String> =
         checked.problems.iter().map(|p| serde_json::to_string(&lpn::language::render::to_json(p, &source, &name)).unwrap()).collect();
-    (human, json.join("\n"), checked.has_errors())
+    (human, json.join("\n"), has_errors)
 }
 
 #[test]
@@ -61,7 +84,7 @@ fn every_code_is_exercised_by_the_ui_corpus() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "lpn") {
             let source = std::fs::read_to_string(&path).unwrap();
-            let (_, checked) = lpn::check_source_with(&source, path.parent().unwrap(), &MACHINE);
+            let checked = check(&source, path.parent().unwrap());
             seen.extend(checked.problems.iter().map(|p| p.to_diagnostic().code));
         }
     }

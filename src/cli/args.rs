@@ -73,6 +73,11 @@ pub enum Command {
         /// Replace the run already in the output folder (its files are removed first).
         #[arg(long, conflicts_with = "resume")]
         force: bool,
+        /// Change a setting of the data or train section, or of a phase, as if written in the file: `--set
+        /// train.epochs=50`, `--set data.val_split=0`, `--set phase.NAME.epochs=5`; checked as the file's own
+        /// lines, recorded in report.json. Repeat for several.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Plot the magnitude response of every band-constrained layer over its spec's mask (SVG; 1-D: up to 24 kernels, largest ρ first; 2-D: a heat map of the worst kernel), and ρ per epoch.
     Response {

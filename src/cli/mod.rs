@@ -27,6 +27,7 @@ pub mod explain;
 pub mod fmt;
 pub mod lsp;
 pub mod export;
+pub mod metrics;
 pub mod plot;
 pub mod predict;
 pub mod progress;
@@ -98,8 +99,36 @@ pub fn print_problems(problems: &[Problem], loaded: &Loaded, format: MessageForm
     }
 }
 
-/// Loads and checks a file for training; prints its diagnostics.
-/// A checked program and the folder its data paths are relative to.
+/// `checked_program` with `lpnc train --set` overrides written into the
+/// file; a diagnostic about an override is shown with the override as its
+/// own source, named `--set KEY=VALUE`.
+/// Returns the program and the file as read (its text, its folder).
+pub fn checked_program_with(path: &Path, overrides: &[String]) -> Result<(lpn::language::ir::Program, Loaded), ExitCode> {
+    use lpn::language::overrides::{containing, place};
+    let loaded = load(path).map_err(|message| {
+        eprintln!("{message}");
+        ExitCode::from(USAGE_OR_IO)
+    })?;
+    let placed = place(overrides, loaded.source.len());
+    let env = lpn::RealEnvironment::default();
+    let (_, checked) = lpn::language::check::check_source_with_overrides(&loaded.source, &placed, &loaded.base_dir, &env);
+    let (in_overrides, in_file): (Vec<Problem>, Vec<Problem>) =
+        checked.problems.into_iter().partition(|p| containing(&placed, p.span()).is_some());
+    print_problems(&in_file, &loaded, MessageFormat::Human);
+    for p in &placed {
+        let own: Vec<Problem> = in_overrides.iter().filter(|q| containing(&placed, q.span()) == Some(p)).cloned().collect();
+        eprint!("{}", report::render_human_at(&own, &p.text, p.offset, &format!("--set {}", p.text), stderr_color()));
+    }
+    match checked.program {
+        Some(program) => Ok((program, loaded)),
+        None => {
+            eprintln!("error: {} has errors; nothing was trained", loaded.display);
+            Err(ExitCode::from(HAS_ERRORS))
+        }
+    }
+}
+
+/// Loads and checks a file; prints its diagnostics.
 pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCode> {
     let loaded = load(path).map_err(|message| {
         eprintln!("{message}");
@@ -108,15 +137,6 @@ pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCo
     checked_loaded(&loaded, "nothing was run")
 }
 
-/// [`checked_program`], and the file as read (its text, its folder).
-pub fn checked_with_source(path: &Path) -> Result<(lpn::language::ir::Program, Loaded), ExitCode> {
-    let loaded = load(path).map_err(|message| {
-        eprintln!("{message}");
-        ExitCode::from(USAGE_OR_IO)
-    })?;
-    let program = checked_loaded(&loaded, "nothing was trained")?;
-    Ok((program, loaded))
-}
 
 /// Checks a file as read; prints its diagnostics, and on errors what the
 /// command did not do (`nothing was trained`).

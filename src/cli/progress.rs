@@ -57,7 +57,7 @@ fn epoch_text(r: &EpochReport, labels: &[ConstraintLabel]) -> String {
         (Some(loss), None) => format!(" · val loss {loss:.4}"),
         (None, _) => String::new(),
     };
-    format!("loss {:.4}{val}{} · {:.1}s", r.train_loss, measured_text(labels, &r.constraints), r.seconds)
+    format!("loss {:.4}{val}{} · lr {:.2e} · {:.1}s", r.train_loss, measured_text(labels, &r.constraints), r.lr, r.seconds)
 }
 
 /// One line per epoch and per note, nothing per step.
@@ -138,6 +138,9 @@ pub fn end_table(report: &Report) -> String {
             lpn::language::ir::Keep::Last => "the last".to_string(),
         };
         out.push_str(&format!("kept epoch {} of {ran} ({why})", k.epoch));
+        if let Some(last) = report.epochs.last() {
+            out.push_str(&format!(", lr in force at the end {:.2e}", last.lr));
+        }
         if report.stopped == Some(Stopped::EarlyStop) {
             out.push_str("; stopped early");
         }

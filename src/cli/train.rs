@@ -108,10 +108,12 @@ pub struct TrainArgs {
     pub quiet: bool,
     pub resume: Option<PathBuf>,
     pub force: bool,
+    /// `--set KEY=VALUE`, as written.
+    pub overrides: Vec<String>,
 }
 
 pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
-    let (program, loaded) = match super::checked_with_source(path) {
+    let (program, loaded) = match super::checked_program_with(path, &args.overrides) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -128,15 +130,17 @@ pub fn train(path: &Path, args: TrainArgs) -> ExitCode {
             text: loaded.source,
             dir: std::path::absolute(&loaded.base_dir).unwrap_or(loaded.base_dir),
         }),
+        overrides: args.overrides.clone(),
     };
-    let mut observer: Box<dyn lpn::train::Observer> = if args.quiet {
+    let display: Box<dyn lpn::train::Observer> = if args.quiet {
         Box::new(lpn::train::Silent)
     } else if std::io::stderr().is_terminal() {
         Box::new(progress::Bars::default())
     } else {
         Box::new(progress::Lines)
     };
-    let result = lpn::train::train_observed(&program, &options, observer.as_mut());
+    let mut observer = super::metrics::WithMetrics::new(display);
+    let result = lpn::train::train_observed(&program, &options, &mut observer);
     drop(observer);
     match result {
         Ok(report) => trained(&report, &out_dir),
@@ -189,7 +193,12 @@ fn trained(report: &lpn::train::Report, out_dir: &Path) -> ExitCode {
     if !report.constraints.is_empty() {
         say_raw!("{}", lpn::train::constraint_table(report));
     }
-    say!("wrote {} and {}", out_dir.join("model.safetensors").display(), out_dir.join("report.json").display());
+    say!(
+        "wrote {}, {} and {}",
+        out_dir.join("model.safetensors").display(),
+        out_dir.join("report.json").display(),
+        out_dir.join(super::metrics::FILE_NAME).display()
+    );
     let verdict = match lpn::train::verdict::judge_run(report, &out_dir.join("model.safetensors")) {
         Ok(v) => v,
         Err(e) => {

@@ -143,6 +143,9 @@ pub enum ValueKind {
         name: Ident,
         args: Args,
     },
+    /// `warmup(steps=500) then cosine(min_lr=1e-5)`: two or more values of a
+    /// setting joined by `then`.
+    Chain(Vec<Value>),
 }
 
 impl Value {
@@ -162,6 +165,7 @@ impl ValueKind {
             ValueKind::Ident(name) => format!("the name `{name}`"),
             ValueKind::List(_) => "a list".into(),
             ValueKind::Call { name, .. } => format!("a call to `{}`", name.name),
+            ValueKind::Chain(_) => "a chain `… then …`".into(),
         }
     }
 }

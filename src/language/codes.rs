@@ -63,6 +63,9 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0073" => include_str!("../../docs/codes/E0073.md"),
         "E0074" => include_str!("../../docs/codes/E0074.md"),
         "E0075" => include_str!("../../docs/codes/E0075.md"),
+        "E0120" => include_str!("../../docs/codes/E0120.md"),
+        "W0120" => include_str!("../../docs/codes/W0120.md"),
+        "E0121" => include_str!("../../docs/codes/E0121.md"),
         _ => return None,
     })
 }

@@ -317,6 +317,11 @@ pub struct Phase {
     pub name: String,
     pub epochs: usize,
     pub optimizer: Option<Optimizer>,
+    /// The learning-rate schedule over this phase, in place of the run's.
+    /// Left out of the run's digest when absent, so checkpoints written
+    /// before schedules existed still resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LrSchedule>,
     pub layers: Vec<PhaseLayer>,
 }
 
@@ -350,6 +355,27 @@ pub struct TrainSpec {
     pub monitor: Monitor,
     /// Stop when `monitor` has not improved for this many epochs.
     pub early_stop: Option<usize>,
+    /// The learning-rate schedule (`None`: constant); see `Phase::schedule`
+    /// for why an absent one is not serialized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LrSchedule>,
+}
+
+/// A learning-rate schedule: one or more parts, each after the one before
+/// it ends (only a warm-up ends; the checker allows no part after another).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LrSchedule {
+    pub parts: Vec<LrPart>,
+}
+
+/// One part of a schedule, as `schema::SCHEDULES` describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LrPart {
+    Step { every: usize, gamma: f64 },
+    Cosine { min_lr: f64 },
+    Warmup { steps: usize, start_factor: f64 },
+    Plateau { patience: usize, factor: f64, min_lr: f64, threshold: f64, cooldown: usize },
 }
 
 /// Which weights a run ends with (in model.safetensors, and evaluated on the

@@ -14,6 +14,7 @@ pub mod format;
 pub mod ide;
 pub mod inspect;
 pub mod ir;
+pub mod overrides;
 pub mod render;
 pub mod schema;
 pub mod shape;

@@ -19,14 +19,20 @@ use crate::language::diagnostic::{Diagnostic, Problem, Severity};
 /// quote the text after it, and columns count from there, as an editor shows
 /// the file.
 pub fn render_human(problems: &[Problem], source: &str, file_name: &str, color: bool) -> String {
+    let origin = bom_len(source);
+    render_human_at(problems, &source[origin..], origin, file_name, color)
+}
+
+/// `render_human` for a text whose spans start at `origin`: a file after its
+/// byte-order mark, or a `--set` override placed after the file
+/// (`overrides::Placed`).
+pub fn render_human_at(problems: &[Problem], text: &str, origin: usize, file_name: &str, color: bool) -> String {
     if problems.is_empty() {
         // Nothing to show: skip indexing the lines of a possibly huge source.
         return String::new();
     }
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
-    let origin = bom_len(source);
-    let text = &source[origin..];
     let indexed = Indexed::new(text, file_name);
     let mut out = String::new();
     for problem in problems {

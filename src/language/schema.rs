@@ -112,6 +112,7 @@ pub enum Table {
     Source,
     Optimizer,
     Loss,
+    Schedule,
 }
 
 impl Table {
@@ -120,6 +121,7 @@ impl Table {
             Table::Source => SOURCES,
             Table::Optimizer => OPTIMIZERS,
             Table::Loss => LOSSES,
+            Table::Schedule => SCHEDULES,
         }
     }
     pub fn what(self) -> &'static str {
@@ -127,6 +129,14 @@ impl Table {
             Table::Source => "data source",
             Table::Optimizer => "optimizer",
             Table::Loss => "loss",
+            Table::Schedule => "learning-rate schedule",
+        }
+    }
+    /// Whether a value of this table may be a chain `A then B`.
+    pub fn chains(self) -> bool {
+        match self {
+            Table::Schedule => true,
+            Table::Source | Table::Optimizer | Table::Loss => false,
         }
     }
 }
@@ -863,6 +873,59 @@ pub const LOSSES: &[Schema] = &[
     },
 ];
 
+/// Learning-rate schedules (`schedule = …` in the train section or a phase),
+/// each PyTorch's scheduler of the same role. Their scope is the run's epochs,
+/// or the phase's for a phase's schedule; `step`, `cosine` and `plateau` move
+/// once per epoch, `warmup` once per optimizer step.
+pub const SCHEDULES: &[Schema] = &[
+    Schema {
+        name: "step",
+        summary: "Multiplies the learning rate by gamma every `every` epochs of its scope: lr = base lr × gamma^⌊epoch / every⌋ (PyTorch StepLR(step_size=every, gamma), stepped once per epoch).",
+        params: &[
+            positional("every", int(1), DefaultValue::Required, "epochs between two decays"),
+            param(
+                "gamma",
+                ParamType::Float { min: 0.0, max: 1.0, min_open: true, max_open: false },
+                DefaultValue::Float(0.1),
+                "factor of each decay",
+            ),
+        ],
+        example: "step(every=30, gamma=0.1)",
+    },
+    Schema {
+        name: "cosine",
+        summary: "Cosine annealing from the base learning rate to min_lr over the epochs of its scope: lr = min_lr + (base lr − min_lr)(1 + cos(π e / T))/2 at epoch e from 0 of T (PyTorch CosineAnnealingLR(T_max=T, eta_min=min_lr), stepped once per epoch; after a warmup, T is the epochs left from the epoch where the warmup ends).",
+        params: &[param("min_lr", NON_NEGATIVE, DefaultValue::Float(0.0), "the learning rate the cosine falls to (eta_min)")],
+        example: "cosine(min_lr=1e-5)",
+    },
+    Schema {
+        name: "warmup",
+        summary: "Linear warm-up over the first `steps` optimizer steps of its scope: lr = base lr × (start_factor + (1 − start_factor) × min(t, steps)/steps) at step t from 0 (PyTorch LinearLR(start_factor, end_factor=1, total_iters=steps), stepped once per optimizer step). `warmup(…) then S` hands over to S after `steps` steps (PyTorch SequentialLR); start_factor = 0 is allowed (PyTorch's must be > 0).",
+        params: &[
+            positional("steps", int(1), DefaultValue::Required, "optimizer steps of the warm-up"),
+            param(
+                "start_factor",
+                float_closed(0.0, 1.0),
+                DefaultValue::Float(1.0 / 3.0),
+                "fraction of the base learning rate at the first step (PyTorch's default 1/3)",
+            ),
+        ],
+        example: "warmup(steps=500) then cosine(min_lr=1e-5)",
+    },
+    Schema {
+        name: "plateau",
+        summary: "Multiplies the learning rate by factor when the monitored validation figure (`monitor`: val_loss, lower is better, or val_accuracy, higher is better) has not improved by more than threshold (relative) for patience epochs (PyTorch ReduceLROnPlateau(mode, factor, patience, threshold, threshold_mode='rel', cooldown, min_lr), stepped at each epoch's end). Needs validation data.",
+        params: &[
+            param("patience", int(0), DefaultValue::Int(10), "epochs without improvement before a decay"),
+            param("factor", float_open(0.0, 1.0), DefaultValue::Float(0.1), "factor of each decay"),
+            param("min_lr", NON_NEGATIVE, DefaultValue::Float(0.0), "the learning rate never falls below this"),
+            param("threshold", NON_NEGATIVE, DefaultValue::Float(1e-4), "relative improvement that counts"),
+            param("cooldown", int(0), DefaultValue::Int(0), "epochs after a decay before bad epochs count again"),
+        ],
+        example: "plateau(patience=5, factor=0.5)",
+    },
+];
+
 /// The settings of `data { … }`.
 pub const DATA_SECTION: Schema = Schema {
     name: "data",
@@ -922,6 +985,12 @@ pub const TRAIN_SECTION: Schema = Schema {
             DefaultValue::Absent,
             "stop when `monitor` has not improved for this many epochs (Keras EarlyStopping(patience))",
         ),
+        param(
+            "schedule",
+            ParamType::Entry(Table::Schedule),
+            DefaultValue::Absent,
+            "learning-rate schedule: step | cosine | warmup | plateau, or a warmup then another (`warmup(steps=500) then cosine()`); default: constant",
+        ),
     ],
     example: "train {\n  optimizer = adam(lr=1e-3)\n  epochs = 30\n  batch = 16\n}",
 };
@@ -937,6 +1006,12 @@ pub const PHASE_SECTION: Schema = Schema {
             ParamType::Entry(Table::Optimizer),
             DefaultValue::Absent,
             "a fresh optimizer for this phase (default: carry on with the current one)",
+        ),
+        param(
+            "schedule",
+            ParamType::Entry(Table::Schedule),
+            DefaultValue::Absent,
+            "learning-rate schedule over this phase's epochs, in place of the train section's (default: the train section's)",
         ),
     ],
     example: "phase warmup {\n  epochs = 5\n  conv1 @freeze\n}",
@@ -1040,6 +1115,8 @@ pub fn describe(name: &str) -> Option<String> {
         ("optimizer", *s, String::new())
     } else if let Some(s) = find(LOSSES, name) {
         ("loss", *s, String::new())
+    } else if let Some(s) = find(SCHEDULES, name) {
+        ("learning-rate schedule", *s, String::new())
     } else if name == "data" {
         ("section", DATA_SECTION, String::new())
     } else if name == "train" {
@@ -1193,6 +1270,9 @@ pub fn reference_markdown() -> String {
     }
     for s in LOSSES {
         entry(&mut out, &format!("loss `{}`", s.name), s, "");
+    }
+    for s in SCHEDULES {
+        entry(&mut out, &format!("schedule `{}`", s.name), s, "");
     }
     out
 }

@@ -34,7 +34,7 @@ fn overflowing_numbers(file: &File, problems: &mut Vec<Problem>) {
         match &v.kind {
             ValueKind::Number { text, .. } if v.overflows() => problems.push(Problem::NumberOverflow { span: v.span, text: text.clone() }),
             ValueKind::Number { .. } | ValueKind::Str(_) | ValueKind::Ident(_) => {}
-            ValueKind::List(items) => items.iter().for_each(|item| value(item, problems)),
+            ValueKind::List(items) | ValueKind::Chain(items) => items.iter().for_each(|item| value(item, problems)),
             ValueKind::Call { args: a, .. } => args(a, problems),
         }
     }
@@ -304,8 +304,73 @@ fn setting(pair: Pair<Rule>) -> Setting {
     let span = span_of(&pair);
     let mut inner = pair.into_inner();
     let key = ident(inner.next().expect("setting key"));
-    let value = value(inner.next().expect("setting value"));
+    let mut values: Vec<Value> = inner.filter(|p| p.as_rule() != Rule::then_kw).map(value).collect();
+    let value = match values.len() {
+        1 => values.pop().expect("one value"),
+        _ => {
+            let span = values[0].span.to(values[values.len() - 1].span);
+            Value { kind: ValueKind::Chain(values), span }
+        }
+    };
     Setting { key, value, span }
+}
+
+/// `--set KEY=VALUE` (`lpnc train`): the key's dotted names and the value,
+/// read as the language reads a setting's value (a chain with `then`
+/// included), its spans moved by `offset`: where the override's text is
+/// placed after the file's, so diagnostics can point into it.
+pub fn parse_override(text: &str, offset: usize) -> Result<(Vec<Ident>, Value), Box<Problem>> {
+    let pairs = match run_pest(Rule::override_alone, text, true) {
+        Ok(mut pairs) => pairs.next().expect("override_alone").into_inner(),
+        Err(error) => {
+            // Positions count from the start of the file, as the override's
+            // spans do: the text is read where it is placed.
+            let placed = format!("{}{text}", " ".repeat(offset));
+            return Err(Box::new(problem_from_pest(&placed, offset, &error, "a setting `KEY=VALUE`")));
+        }
+    };
+    let mut key = Vec::new();
+    let mut values = Vec::new();
+    for part in pairs {
+        match part.as_rule() {
+            Rule::ident => key.push(shifted_ident(ident(part), offset)),
+            Rule::then_kw | Rule::EOI => {}
+            _ => values.push(shifted(value(part), offset)),
+        }
+    }
+    let value = match values.len() {
+        1 => values.pop().expect("one value"),
+        _ => Value { span: values[0].span.to(values[values.len() - 1].span), kind: ValueKind::Chain(values) },
+    };
+    Ok((key, value))
+}
+
+fn shifted_ident(id: Ident, by: usize) -> Ident {
+    Ident { name: id.name, span: Span::new(id.span.start + by, id.span.end + by) }
+}
+
+fn shifted(v: Value, by: usize) -> Value {
+    let kind = match v.kind {
+        ValueKind::Number { .. } | ValueKind::Str(_) | ValueKind::Ident(_) => v.kind,
+        ValueKind::List(items) => ValueKind::List(items.into_iter().map(|i| shifted(i, by)).collect()),
+        ValueKind::Chain(items) => ValueKind::Chain(items.into_iter().map(|i| shifted(i, by)).collect()),
+        ValueKind::Call { name, args } => ValueKind::Call {
+            name: shifted_ident(name, by),
+            args: Args {
+                items: args
+                    .items
+                    .into_iter()
+                    .map(|a| Arg {
+                        key: a.key.map(|k| shifted_ident(k, by)),
+                        value: shifted(a.value, by),
+                        span: Span::new(a.span.start + by, a.span.end + by),
+                    })
+                    .collect(),
+                span: Span::new(args.span.start + by, args.span.end + by),
+            },
+        },
+    };
+    Value { kind, span: Span::new(v.span.start + by, v.span.end + by) }
 }
 
 fn layer(pair: Pair<Rule>, problems: &mut Vec<Problem>) -> Layer {

@@ -55,6 +55,10 @@ pub struct State {
     /// One per enforced constraint, in report order.
     pub multipliers: Vec<f64>,
     pub reports: Vec<EpochReport>,
+    /// The learning-rate plateau's state, when a `plateau` schedule ran
+    /// (absent in checkpoints written before schedules existed).
+    #[serde(default)]
+    pub lr_plateau: Option<super::lr::PlateauState>,
 }
 
 /// A checkpoint read back: its state and its tensors by name.

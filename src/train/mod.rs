@@ -47,6 +47,8 @@
 #[doc(hidden)]
 pub mod checkpoint;
 #[doc(hidden)]
+pub mod lr;
+#[doc(hidden)]
 pub mod observe;
 #[doc(hidden)]
 pub mod optim;
@@ -102,6 +104,9 @@ pub struct Options {
     /// The .lpn text and its folder, embedded in model.safetensors so the
     /// weights can be used without the file (`provenance`).
     pub source: Option<provenance::ProgramSource>,
+    /// The `--set KEY=VALUE` overrides the program was checked with, as
+    /// written; recorded in report.json (the program already holds them).
+    pub overrides: Vec<String>,
 }
 
 impl Options {

@@ -18,17 +18,33 @@ pub struct Optimizer {
     /// in an earlier phase takes its first step as a first step (1 − β¹)
     /// when it joins a carried-on optimizer, not at the run's step count.
     steps: Vec<i32>,
+    /// The learning rate in force: the spec's, or what a schedule set.
+    lr: f64,
 }
 
 impl Optimizer {
     pub fn new(spec: &Spec, params: usize) -> Self {
-        Optimizer { spec: spec.clone(), first: vec![None; params], second: vec![None; params], steps: vec![0; params] }
+        let lr = match *spec {
+            Spec::Sgd { lr, .. } | Spec::Adam { lr, .. } | Spec::AdamW { lr, .. } => lr,
+        };
+        Optimizer { spec: spec.clone(), first: vec![None; params], second: vec![None; params], steps: vec![0; params], lr }
     }
 
+    /// The learning rate in force.
     pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// The learning rate the optimizer was declared with (a schedule's base).
+    pub fn base_lr(&self) -> f64 {
         match self.spec {
             Spec::Sgd { lr, .. } | Spec::Adam { lr, .. } | Spec::AdamW { lr, .. } => lr,
         }
+    }
+
+    /// Sets the learning rate of the next steps (a schedule's).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     /// One update of every trainable parameter that has a gradient; only
@@ -46,8 +62,9 @@ impl Optimizer {
                 p.var.set(&updated)?;
                 continue;
             }
+            let lr = self.lr;
             let updated = match self.spec {
-                Spec::Sgd { lr, momentum, nesterov, weight_decay } => {
+                Spec::Sgd { lr: _, momentum, nesterov, weight_decay } => {
                     let g = if p.decay && weight_decay > 0.0 { (g + (w * weight_decay)?)? } else { g.clone() };
                     let update = if momentum > 0.0 {
                         let buf = match &self.first[i] {
@@ -61,12 +78,12 @@ impl Optimizer {
                     };
                     (w - (update * (lr * p.lr_scale))?)?
                 }
-                Spec::Adam { lr, beta1, beta2, eps, weight_decay } => {
+                Spec::Adam { lr: _, beta1, beta2, eps, weight_decay } => {
                     let g = if p.decay && weight_decay > 0.0 { (g + (w * weight_decay)?)? } else { g.clone() };
                     let step = self.adam_direction(i, &g, beta1, beta2, eps)?;
                     (w - (step * (lr * p.lr_scale))?)?
                 }
-                Spec::AdamW { lr, beta1, beta2, eps, weight_decay } => {
+                Spec::AdamW { lr: _, beta1, beta2, eps, weight_decay } => {
                     let step = self.adam_direction(i, g, beta1, beta2, eps)?;
                     let decayed = if p.decay && weight_decay > 0.0 { (w * (1.0 - lr * p.lr_scale * weight_decay))? } else { w.clone() };
                     (decayed - (step * (lr * p.lr_scale))?)?
@@ -83,9 +100,10 @@ impl Optimizer {
     /// parameter, whose allocations and passes cost more than the maths.
     /// `None` when it does not apply.
     fn fused_adam(&mut self, i: usize, p: &Param, w: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let (lr, beta1, beta2, eps, weight_decay, decoupled) = match self.spec {
-            Spec::Adam { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay, false),
-            Spec::AdamW { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay, true),
+        let lr = self.lr;
+        let (beta1, beta2, eps, weight_decay, decoupled) = match self.spec {
+            Spec::Adam { lr: _, beta1, beta2, eps, weight_decay } => (beta1, beta2, eps, weight_decay, false),
+            Spec::AdamW { lr: _, beta1, beta2, eps, weight_decay } => (beta1, beta2, eps, weight_decay, true),
             Spec::Sgd { .. } => return Ok(None),
         };
         let f32s = |t: &Option<Tensor>| t.as_ref().is_none_or(|t| t.dtype() == DType::F32);

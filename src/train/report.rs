@@ -25,6 +25,10 @@ pub struct EpochReport {
     /// and the constraints' end-of-epoch figures.
     #[serde(default)]
     pub step_seconds: f64,
+    /// The learning rate in force at the epoch's last step (the schedule's;
+    /// 0 in a checkpoint written before schedules existed).
+    #[serde(default)]
+    pub lr: f64,
     /// Each constraint's figures at the end of the epoch, in report order.
     pub constraints: Vec<Measure>,
 }
@@ -83,6 +87,9 @@ pub struct Report {
     /// Why the run ended; null while it goes on.
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// The `lpnc train --set KEY=VALUE` overrides of the run, as written.
+    #[serde(default)]
+    pub overrides: Vec<String>,
 }
 
 impl Report {
@@ -99,6 +106,7 @@ impl Report {
             monitor: spec.monitor,
             kept_epoch: None,
             stopped: None,
+            overrides: Vec::new(),
         }
     }
 }
@@ -256,6 +264,7 @@ mod tests {
                 val_accuracy,
                 seconds: 0.0,
                 step_seconds: 0.0,
+                lr: 1e-3,
                 constraints: Vec::new(),
             })
             .collect()

@@ -14,8 +14,9 @@ use super::{TrainError, checkpoint};
 
 pub const LOCK_FILE: &str = "run.lock";
 
-/// The files a run leaves in its folder.
-pub const RUN_FILES: &[&str] = &["model.safetensors", "report.json", checkpoint::FILE];
+/// The files a run leaves in its folder (`metrics.csv` is written by
+/// `lpnc train`, not the library, but belongs to the run all the same).
+pub const RUN_FILES: &[&str] = &["model.safetensors", "report.json", checkpoint::FILE, "metrics.csv"];
 
 /// Who holds a folder's lock.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,6 +11,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, RunDigest};
+use super::lr::{InRun, LrPlan};
 use super::optim::Optimizer;
 use super::report::{EpochReport, Report, Stopped, best_epoch, constraint_reports, early_stop_due, write_report};
 use super::schedule::{Schedule, optimizer_in_force};
@@ -18,7 +19,7 @@ use super::step::{At, batch, evaluate, train_step};
 use super::provenance::Provenance;
 use super::{ConstraintLabel, Event, Live, Observer, Options, TrainError, run_dir, save_weights};
 use crate::data::{self, Splits};
-use crate::language::ir::{Keep, Model, Program};
+use crate::language::ir::{Keep, Model, Monitor, Program};
 use crate::language::schema::Mode;
 use crate::model::constraints::{Enforced, Measure};
 use crate::model::{Net, ParamName, ops};
@@ -62,6 +63,8 @@ pub struct Trainer<'a> {
     batch_size: usize,
     steps_per_epoch: usize,
     schedule: Schedule,
+    /// The learning rate of each step.
+    lr_plan: LrPlan,
     report: Report,
     /// The index (from 0) of the next epoch to run.
     next_epoch: usize,
@@ -132,12 +135,15 @@ impl<'a> Trainer<'a> {
         // `--epochs` caps a staged run's total.
         let schedule = Schedule::new(spec, epochs, opts.epochs.is_some() || resumed.is_some(), &net, &enforced);
         let batch_size = spec.batch.min(splits.train.len.max(1));
+        let steps_per_epoch = splits.train.len.div_ceil(batch_size);
+        let optimizer = Optimizer::new(&spec.optimizer, net.params.len());
         let mut trainer = Trainer {
             labels: labels(&enforced),
-            optimizer: Optimizer::new(&spec.optimizer, net.params.len()),
+            lr_plan: LrPlan::new(steps_per_epoch, None),
+            optimizer,
             shuffle: Rng::derive(seed, "shuffle"),
             dropout: Rng::derive(seed, "dropout"),
-            steps_per_epoch: splits.train.len.div_ceil(batch_size),
+            steps_per_epoch,
             batch_size,
             report: Report::new(&program.model, seed, spec),
             program,
@@ -158,6 +164,7 @@ impl<'a> Trainer<'a> {
             best_state: None,
             resumed_at: None,
         };
+        trainer.report.overrides = opts.overrides.clone();
         if let Some(ck) = resumed {
             trainer.resume(ck)?;
         }
@@ -180,6 +187,7 @@ impl<'a> Trainer<'a> {
         self.net.load_state(&ck.tensors)?;
         self.restore_optimizer(&st.optimizer_steps, &ck.tensors);
         restore_multipliers(&self.enforced, &st.multipliers);
+        self.lr_plan = LrPlan::new(self.steps_per_epoch, st.lr_plateau);
         if spec.keep == Keep::Best && best_epoch(&st.reports, spec.monitor).is_some() {
             self.best_state = Some(stored_best(&ck.tensors, &self.net)?);
         }
@@ -307,6 +315,9 @@ impl<'a> Trainer<'a> {
     /// epoch `epoch` from 1); the batch's task loss.
     pub fn step(&mut self, epoch: usize, step: usize, chunk: &[usize]) -> Result<f64, TrainError> {
         let (x, y) = batch(&self.splits.train, chunk, &self.net.device)?;
+        let base = self.optimizer.base_lr();
+        let lr = self.lr_plan.lr(&self.program.train, self.in_run(epoch - 1), epoch - 1, step, base);
+        self.optimizer.set_lr(lr);
         let at = At { epoch, step: step + 1, saved: self.last_checkpoint.map(|_| self.weights_path()) };
         train_step(&self.net, &self.enforced, &mut self.optimizer, &mut self.dropout, &self.program.train, (&x, &y), &at)
     }
@@ -365,6 +376,15 @@ impl<'a> Trainer<'a> {
         let train_loss = run.within.loss_sum / self.splits.train.len.max(1) as f64;
         let val = if self.splits.val.len > 0 { Some(evaluate(&self.net, spec.loss, &self.splits.val, self.batch_size)?) } else { None };
         let measures = measure_all(&self.enforced, &self.net)?;
+        let figure = val.as_ref().and_then(|v| match spec.monitor {
+            Monitor::ValLoss => Some(v.loss),
+            Monitor::ValAccuracy => v.accuracy,
+        });
+        // The lr of the epoch's last step, before the plateau takes the figure
+        // (recomputed: a run resumed at the epoch's end took no step in it).
+        let (in_run, base) = (self.in_run(run.index), self.optimizer.base_lr());
+        let lr = self.lr_plan.lr(spec, in_run, run.index, self.steps_per_epoch - 1, base);
+        self.lr_plan.end_epoch(spec, in_run, run.index, base, figure);
         self.report.epochs.push(EpochReport {
             epoch,
             phase: run.phase.clone(),
@@ -373,6 +393,7 @@ impl<'a> Trainer<'a> {
             val_accuracy: val.as_ref().and_then(|v| v.accuracy),
             seconds: run.seconds(),
             step_seconds,
+            lr,
             constraints: measures.clone(),
         });
         let best = best_epoch(&self.report.epochs, spec.monitor);
@@ -438,11 +459,17 @@ impl<'a> Trainer<'a> {
             optimizer_steps,
             multipliers: self.enforced.iter().map(|e| e.multiplier()).collect(),
             reports: self.report.epochs.clone(),
+            lr_plateau: self.lr_plan.plateau().cloned(),
         };
         // Weights first: a checkpoint never points at weights older than itself.
         save_weights(&self.net, &self.weights_path(), &self.provenance)?;
         checkpoint::save(&self.opts.out_dir, &state, tensors)?;
         Ok(())
+    }
+
+    /// Epoch `index`'s place in the run, for its learning rate.
+    fn in_run(&self, index: usize) -> InRun {
+        InRun { phase: self.schedule.phase_of(index), run_epochs: self.schedule.len() }
     }
 
     fn weights_path(&self) -> PathBuf {

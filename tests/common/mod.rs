@@ -53,3 +53,23 @@ pub fn lpnc_shell() -> String {
         None => LPNC.to_string(),
     }
 }
+
+/// Trains `program` into `dir` stopping after every single step and resuming
+/// (a stop requested before a step is honoured after it: each run does one
+/// step, checkpoints in the middle or at the end of an epoch, and exits);
+/// the final report and the number of runs.
+#[cfg(feature = "train")]
+pub fn train_stopping_after_every_step(program: &lpn::language::ir::Program, dir: &Path) -> (lpn::train::Report, usize) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut runs = 0;
+    loop {
+        let opts = lpn::train::Options { resume: runs > 0, stop: Some(stop.clone()), ..lpn::train::Options::new(dir) };
+        runs += 1;
+        match lpn::train::train(program, &opts) {
+            Ok(report) => return (report, runs),
+            Err(lpn::train::TrainError::Interrupted { .. }) => {}
+            Err(e) => panic!("run {runs}: {e}"),
+        }
+        assert!(runs < 100, "the run never finished");
+    }
+}

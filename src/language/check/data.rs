@@ -428,7 +428,9 @@ pub fn check_train(
         fit_task(ctx, loss, loss_call.is_some(), loss_span, data, data_span, model, model_span);
     }
     let phases = match (section, model) {
-        (Some(ast::Section { body: ast::SectionBody::Block(block), .. }), Some(model)) => super::phases::check_phases(ctx, block, model),
+        (Some(ast::Section { body: ast::SectionBody::Block(block), .. }), Some(model)) => {
+            super::phases::check_phases(ctx, block, model, data)
+        }
         _ => Vec::new(),
     };
     if !phases.is_empty() && call.given("epochs") {
@@ -450,11 +452,15 @@ pub fn check_train(
     };
     let early_stop = call.int("early_stop").map(|n| n as usize);
     watched_figure_exists(ctx, &call, keep, monitor, early_stop, data);
+    let epochs = call.int("epochs")? as usize;
+    let run_epochs = if phases.is_empty() { epochs } else { phases.iter().map(|p| p.epochs).sum() };
+    let scope = super::schedule::Scope { epochs: run_epochs, what: "the run".into(), data };
+    let schedule = super::schedule::lower(ctx, &call, &scope);
     Some(TrainSpec {
         phases,
         optimizer,
         loss,
-        epochs: call.int("epochs")? as usize,
+        epochs,
         batch: call.int("batch")? as usize,
         seed: call.int("seed")? as u64,
         shuffle: call.bool("shuffle")?,
@@ -463,6 +469,7 @@ pub fn check_train(
         keep,
         monitor,
         early_stop,
+        schedule,
     })
 }
 

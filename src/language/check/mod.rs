@@ -15,6 +15,7 @@ pub(crate) mod init_file;
 pub(crate) mod model;
 pub(crate) mod params;
 pub(crate) mod phases;
+pub(crate) mod schedule;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,20 @@ pub fn check_source(source: &str, base_dir: &Path) -> (ast::File, Checked) {
 /// [`check_source`] in a given environment: its files and its memory (tests
 /// pass a [`environment::FakeEnvironment`], or pin the memory of this one).
 pub fn check_source_with(source: &str, base_dir: &Path, env: &dyn Environment) -> (ast::File, Checked) {
-    let (file, syntax_problems) = crate::language::syntax::parse(source);
+    check_source_with_overrides(source, &[], base_dir, env)
+}
+
+/// `check_source_with` after writing `lpnc train --set` overrides into the
+/// file's tree (`overrides::apply`); spans of what they hold point after the
+/// file's text, at `placed`.
+pub fn check_source_with_overrides(
+    source: &str,
+    placed: &[crate::language::overrides::Placed],
+    base_dir: &Path,
+    env: &dyn Environment,
+) -> (ast::File, Checked) {
+    let (mut file, mut syntax_problems) = crate::language::syntax::parse(source);
+    syntax_problems.extend(crate::language::overrides::apply(&mut file, placed));
     let mut ctx = Ctx::new(syntax_problems, base_dir, env);
     let program = check_file(&mut ctx, &file, source.len());
     let mut problems = ctx.problems;

@@ -20,6 +20,8 @@ pub enum Val {
     Pair([i64; 2]),
     /// An entry of another table: `adam(lr=1e-3)`.
     Entry(Box<Call>),
+    /// Entries joined by `then`, of a table that chains (`Table::chains`).
+    Chain(Vec<Call>),
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +79,14 @@ impl Call {
     pub fn str(&self, name: &str) -> Option<&str> {
         match &self.get(name)?.val {
             Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// An entry or a chain of entries, as a list of one or more.
+    pub fn entries(&self, name: &str) -> Option<Vec<&Call>> {
+        match &self.get(name)?.val {
+            Val::Entry(call) => Some(vec![call]),
+            Val::Chain(calls) => Some(calls.iter().collect()),
             _ => None,
         }
     }
@@ -390,6 +400,19 @@ fn convert_string(param: &'static Param, value: &Value, owner: &str, problems: &
 /// An entry of `table` (a data source, an optimizer, …), written as a bare name
 /// or as a call with its own arguments, which are resolved against its schema.
 fn convert_entry(param: &'static Param, value: &Value, owner: &str, table: Table, problems: &mut Vec<Problem>) -> Option<Val> {
+    if let ValueKind::Chain(items) = &value.kind
+        && table.chains()
+    {
+        // Every link is resolved, so each mistake in a chain is reported.
+        let calls: Vec<Option<Call>> = items
+            .iter()
+            .map(|item| match convert_entry(param, item, owner, table, problems) {
+                Some(Val::Entry(call)) => Some(*call),
+                _ => None,
+            })
+            .collect();
+        return calls.into_iter().collect::<Option<Vec<Call>>>().map(Val::Chain);
+    }
     let (name, args) = match &value.kind {
         ValueKind::Ident(name) => (name.as_str(), None),
         ValueKind::Call { name, args } => (name.name.as_str(), Some(args)),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::constraint::bands::{default_transition, freq_words};
 use crate::language::diagnostic::fmt_num;
-use crate::language::ir::{Constraint, Layer, Model, Op, Phase, PhaseLayer};
+use crate::language::ir::{Constraint, DataSpec, Layer, Model, Op, Phase, PhaseLayer};
 use crate::language::schema::{self, AnnotationDef, AnnotationRole, Band, LayerKind, Mode, PHASE_SECTION};
 
 /// The model's layers by name, looked up once per phase line.
@@ -30,7 +30,7 @@ struct Layers<'m> {
 /// the output grow with the square of the file).
 const LIST_ALL_UP_TO: usize = 40;
 
-pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model) -> Vec<Phase> {
+pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model, data: Option<(&DataSpec, ast::Span)>) -> Vec<Phase> {
     let mut phases: Vec<Phase> = Vec::new();
     let mut seen: HashMap<&str, ast::Span> = HashMap::new();
     let walked = model.walk();
@@ -59,14 +59,20 @@ pub fn check_phases(ctx: &mut Ctx, block: &ast::Block, model: &Model) -> Vec<Pha
             continue;
         }
         seen.insert(named.name.name.as_str(), named.name.span);
-        if let Some(phase) = check_phase(ctx, named, &walked, &mut layers) {
+        if let Some(phase) = check_phase(ctx, named, &walked, &mut layers, data) {
             phases.push(phase);
         }
     }
     phases
 }
 
-fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, walked: &[&Layer], layers_by_name: &mut Layers) -> Option<Phase> {
+fn check_phase(
+    ctx: &mut Ctx,
+    named: &ast::NamedBlock,
+    walked: &[&Layer],
+    layers_by_name: &mut Layers,
+    data: Option<(&DataSpec, ast::Span)>,
+) -> Option<Phase> {
     let mut args = Vec::new();
     let mut layers = Vec::new();
     for stmt in &named.block.stmts {
@@ -88,14 +94,18 @@ fn check_phase(ctx: &mut Ctx, named: &ast::NamedBlock, walked: &[&Layer], layers
                     span,
                     what: "this".into(),
                     section: "phase".into(),
-                    help: "a phase holds `epochs = N`, optionally `optimizer = …`, and lines `LAYER @annotation…`".into(),
+                    help: "a phase holds `epochs = N`, optionally `optimizer = …` and `schedule = …`, and lines `LAYER @annotation…`"
+                        .into(),
                 });
             }
         }
     }
     let call = params::resolve_items(&PHASE_SECTION, &args, named.name.span, &format!("phase {}", named.name.name), &mut ctx.problems);
     let optimizer = call.entry("optimizer").and_then(super::data::optimizer);
-    Some(Phase { name: named.name.name.clone(), epochs: call.int("epochs")? as usize, optimizer, layers })
+    let epochs = call.int("epochs")? as usize;
+    let scope = super::schedule::Scope { epochs, what: format!("phase {}", named.name.name), data };
+    let schedule = super::schedule::lower(ctx, &call, &scope);
+    Some(Phase { name: named.name.name.clone(), epochs, optimizer, schedule, layers })
 }
 
 fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut Layers) -> Option<PhaseLayer> {

@@ -116,6 +116,12 @@ pub enum Problem {
     NoValidationData { span: Span, setting: String, data_span: Span },
     // `monitor = val_accuracy` on a task without classes.
     MonitorWithoutAccuracy { span: Span },
+    // `cosine() then step(…)`: a schedule part after one that never ends.
+    ScheduleNeverEnds { span: Span, before_span: Span, before: String, after: String },
+    // `step(every=N)` with N at least its scope's epochs: it never decays.
+    ScheduleNeverSteps { span: Span, every: usize, epochs: usize, scope: String },
+    // `lpnc train --set KEY=VALUE` naming no setting it can change.
+    BadOverride { span: Span, reason: String, help: Option<String> },
 
     // ---- characters and literals ----
     // A character outside ASCII (or an ASCII control) outside strings and
@@ -191,6 +197,9 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0073", "@init tensor not in the file"),
     ("E0074", "@init tensor of the wrong shape"),
     ("E0075", "@init tensor that is not floating-point"),
+    ("E0120", "learning-rate schedule part after one that never ends"),
+    ("W0120", "step schedule that never decays"),
+    ("E0121", "--set that names no setting of the data or train sections"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -369,6 +378,9 @@ impl Problem {
             TaskMismatch { span, reason, help } => wording::task_mismatch(span, reason, help),
             NoValidationData { span, setting, data_span } => wording::no_validation_data(span, setting, data_span),
             MonitorWithoutAccuracy { span } => wording::monitor_without_accuracy(span),
+            ScheduleNeverEnds { span, before_span, before, after } => wording::schedule_never_ends(span, before_span, before, after),
+            ScheduleNeverSteps { span, every, epochs, scope } => wording::schedule_never_steps(span, every, epochs, scope),
+            BadOverride { span, reason, help } => wording::bad_override(span, reason, help),
             StrayCharacter { span, character, spelling } => wording::stray_character(span, character, spelling),
             NumberOverflow { span, text } => wording::number_overflow(span, text),
             NotSafetensors { span, path, reason } => wording::not_safetensors(span, path, reason),

@@ -568,6 +568,28 @@ pub(super) fn monitor_without_accuracy(span: &Span) -> Wording {
     )
 }
 
+pub(super) fn schedule_never_ends(span: &Span, before_span: &Span, before: &String, after: &String) -> Wording {
+    (
+        "E0120",
+        format!("`{after}` follows `{before}`, which never ends, so it would never run"),
+        vec![label(*span, "never reached"), label(*before_span, format!("`{before}` lasts to the end of its scope"))],
+        Some(format!("only `warmup(steps=…)` ends and hands over: write `warmup(steps=…) then {before}(…)`, or keep one of them")),
+    )
+}
+
+pub(super) fn schedule_never_steps(span: &Span, every: &usize, epochs: &usize, scope: &String) -> Wording {
+    (
+        "W0120",
+        format!("`step(every={every})` never decays: {scope} has {epochs} epoch(s), and the first decay comes after {every}"),
+        vec![label(*span, format!("{scope} ends first"))],
+        Some(format!("use `every` below {epochs}, or no schedule")),
+    )
+}
+
+pub(super) fn bad_override(span: &Span, reason: &String, help: &Option<String>) -> Wording {
+    ("E0121", reason.clone(), vec![label(*span, "cannot be set")], help.clone())
+}
+
 pub(super) fn stray_character(span: &Span, character: &char, spelling: &Option<String>) -> Wording {
     use crate::language::confusables::{Looks, describe, looks};
     let code_point = format!("U+{:04X}", *character as u32);

@@ -1,0 +1,68 @@
+//! `lpnc train` writes metrics.csv in the run folder, one row per epoch, and
+//! a resumed run leaves exactly one row per epoch: those its checkpoint holds
+//! kept, any written after the checkpoint dropped and run again.
+// Trains or runs the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
+
+mod common;
+
+use std::path::Path;
+
+/// Two phases, the first with a warm-up into a cosine, the second under a
+/// plateau, and a constraint whose measure gets a column.
+const SCHEDULED: &str = "model scheduled {
+  input [1, 64]
+  conv(out=4, k=9) @lowpass(cutoff=0.3, mode=penalty, weight=0.1)
+  relu
+  conv(out=1, k=9)
+}
+data sines(n=40, noise=0.3)
+train {
+  batch = 8
+  optimizer = adam(lr=1e-2)
+  schedule = plateau(patience=0, factor=0.5, threshold=0.5)
+  phase warm {
+    epochs = 3
+    schedule = warmup(steps=6) then cosine(min_lr=1e-4)
+  }
+  phase rest {
+    epochs = 5
+  }
+}
+";
+
+fn train(args: &[&str]) {
+    let out = common::lpnc().args(["train", "--quiet"]).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn metrics(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("metrics.csv")).unwrap()
+}
+
+#[test]
+fn a_resumed_run_has_each_epoch_once_with_the_uninterrupted_runs_figures() {
+    let work = common::fresh_dir("metrics", "resume");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("scheduled.lpn");
+    std::fs::write(&file, SCHEDULED).unwrap();
+    let file = file.to_str().unwrap();
+    let straight = work.join("straight");
+    train(&[file, "--out", straight.to_str().unwrap()]);
+    let expected = metrics(&straight);
+    let lines: Vec<&str> = expected.lines().collect();
+    assert_eq!(lines[0], "epoch,phase,lr,train_loss,val_loss,val_accuracy,conv1.lowpass.rho");
+    assert_eq!(lines.len(), 9, "{expected}");
+    assert!(lines[1].starts_with("1,warm,0.00666666666666"), "{}", lines[1]);
+
+    // The first phase alone, then a row as a run killed after a later epoch
+    // (past its last checkpoint) leaves it; the resumed run runs epoch 4 again.
+    let resumed = work.join("resumed");
+    train(&[file, "--out", resumed.to_str().unwrap(), "--epochs", "3"]);
+    assert_eq!(metrics(&resumed).lines().count(), 4);
+    let mut partial = metrics(&resumed);
+    partial.push_str("4,rest,0.01,9,9,,9\n");
+    std::fs::write(resumed.join("metrics.csv"), partial).unwrap();
+    train(&[file, "--resume", resumed.to_str().unwrap(), "--epochs", "8"]);
+    assert_eq!(metrics(&resumed), expected);
+}
