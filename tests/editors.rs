@@ -80,7 +80,7 @@ const PADDING_WORDS: [&str; 2] = ["same", "valid"];
 fn all_schemas() -> Vec<Schema> {
     let mut all: Vec<Schema> = schema::LAYERS.iter().map(|l| l.schema).collect();
     all.extend(schema::ANNOTATIONS.iter().map(|a| a.schema));
-    for table in [schema::SOURCES, schema::OPTIMIZERS, schema::LOSSES] {
+    for table in [schema::SOURCES, schema::OPTIMIZERS, schema::LOSSES, schema::SCHEDULES] {
         all.extend(table.iter().copied());
     }
     all.extend([schema::DATA_SECTION, schema::TRAIN_SECTION, schema::PHASE_SECTION]);
@@ -121,6 +121,7 @@ fn expected_lists() -> Vec<(&'static str, Words)> {
         ("data sources", words(schema::names(schema::SOURCES))),
         ("optimizers", words(schema::names(schema::OPTIMIZERS))),
         ("losses", words(schema::names(schema::LOSSES))),
+        ("schedules", words(schema::names(schema::SCHEDULES))),
         ("choice values", choices),
     ];
     if any_bool {
@@ -175,7 +176,8 @@ fn single_keywords_of_the_grammar_are_the_parser_and_schema_words() {
             r.match_indices(word).any(|(at, _)| !r[..at].ends_with(is_word_char) && !r[at + word.len()..].starts_with(is_word_char))
         })
     };
-    for word in pest_literals("input_kw").iter().map(String::as_str).chain([schema::PHASE_SECTION.name]) {
+    // `then` joins the parts of a schedule (`warmup(…) then cosine(…)`).
+    for word in pest_literals("input_kw").iter().chain(&pest_literals("then_kw")).map(String::as_str).chain([schema::PHASE_SECTION.name]) {
         assert!(has_word(word), "the grammar never names the keyword `{word}`");
     }
     // The parser's section keywords are the schema's (the grammar's list is

@@ -336,6 +336,14 @@ impl Printer<'_> {
                 self.out.push_str(&name.name);
                 self.args(args, level);
             }
+            ValueKind::Chain(parts) => {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(" then ");
+                    }
+                    self.value(part, level);
+                }
+            }
         }
     }
 

@@ -117,6 +117,8 @@ fn in_value(value: &Value, ty: ParamType, offset: usize) -> Option<Site<'_>> {
         ValueKind::Ident(name) => Some(Site::Entry { table, name, span: value.span }),
         ValueKind::Call { name, .. } if covers(name.span, offset) => Some(Site::Entry { table, name: &name.name, span: name.span }),
         ValueKind::Call { name, args } => in_args(args, schema::find(table.entries(), &name.name)?, offset),
+        // `warmup(…) then cosine(…)`: the part under the cursor.
+        ValueKind::Chain(parts) => parts.iter().find(|part| covers(part.span, offset)).and_then(|part| in_value(part, ty, offset)),
         ValueKind::Number { .. } | ValueKind::Str(_) | ValueKind::List(_) => None,
     }
 }
