@@ -260,12 +260,12 @@ struct Loaded {
     data: Dataset,
     classes: Option<usize>,
     /// The distinct labels of a UCR file, ascending: label `labels[c]` is class `c`.
-    labels: Option<Vec<i64>>,
+    labels: Option<Vec<Label>>,
 }
 
 /// One source. `known` are the training set's labels, for a UCR validation or
 /// test file; `split_off` is the `val_split` the training source will undergo.
-fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
+fn load_source(source: &Source, input: &[usize], known: Option<&[Label]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     match source {
         &Source::Sines { n, components, max_freq, noise, seed } => {
             let data = sines(n, components, max_freq, noise, seed, input)?;
@@ -493,10 +493,30 @@ fn number(field: &str, name: impl Fn() -> String, column: usize, last: bool, pat
     Err(DataError::at_column(path, line, column, reason))
 }
 
+/// A class label as written in a classification file: a whole number (`2`,
+/// `-1`, `3.0`) or a name (`standing`). A file's classes are its distinct
+/// labels in sorted order: numbers first, in numeric order (`-1 < 2 < 10`),
+/// then names in byte order (`B < a < b`, as UTF-8 bytes compare), so a
+/// file may mix both. `2` and `2.0` are the same class; `2` and `02x` are not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Label {
+    Number(i64),
+    Name(String),
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Number(n) => write!(f, "{n}"),
+            Label::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// One row of a UCR-style CSV: its label, and where the label is written.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UcrRow {
-    pub label: i64,
+    pub label: Label,
     /// 1-based line of the row.
     pub line: usize,
     /// 1-based column where the label starts.
@@ -548,11 +568,20 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
             _ => {}
         }
         let (column, text) = fields[0];
-        rows.push(UcrRow { label: label(text, path, line_no, column, rows.is_empty())?, line: line_no, column });
+        let row = UcrRow { label: label(text, path, line_no, column)?, line: line_no, column };
+        // A first row of names, label and values alike, is a header.
+        let header = rows.is_empty() && matches!(row.label, Label::Name(_));
         let last = fields.len() - 1;
         for (k, &(column, field)) in fields.iter().enumerate().skip(1) {
-            values.push(number(field, || format!("field {}", k + 1), column, k == last, path, line_no)?);
+            let value = number(field, || format!("field {}", k + 1), column, k == last, path, line_no);
+            values.push(value.map_err(|mut e| {
+                if header {
+                    e.message.push_str(" (the first row looks like a header line; ucr files have none: remove it)");
+                }
+                e
+            })?);
         }
+        rows.push(row);
     }
     let Some((width, first_line)) = first else {
         return Err(DataError::file(path, "the file has no rows"));
@@ -561,23 +590,23 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
 }
 
 /// The distinct labels of some rows, ascending: label `labels[c]` is class `c`.
-pub fn distinct_labels(rows: &[UcrRow]) -> Vec<i64> {
-    rows.iter().map(|r| r.label).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+pub fn distinct_labels(rows: &[UcrRow]) -> Vec<Label> {
+    rows.iter().map(|r| r.label.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
 }
 
 /// The label of each class of a classification program, class `c` first at
 /// `c`: a `ucr` training file's distinct labels (ascending, as [`load`]
 /// numbers them), `waveforms`' class numbers; `None` for other tasks.
-pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<i64>>, DataError> {
+pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
     match &spec.train {
         Source::Ucr { path } => Ok(Some(distinct_labels(&read_ucr(&RealEnvironment::default(), path)?.rows))),
-        Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).collect())),
+        Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).map(Label::Number).collect())),
         Source::Sines { .. } | Source::Signal { .. } => Ok(None),
     }
 }
 
 /// Labels for messages: `1, 2, 5`, the first dozen of many.
-fn label_list(labels: &[i64]) -> String {
+fn label_list(labels: &[Label]) -> String {
     let mut shown: Vec<String> = labels.iter().take(12).map(|l| l.to_string()).collect();
     if labels.len() > 12 {
         shown.push(format!("… ({} in all)", labels.len()));
@@ -588,7 +617,7 @@ fn label_list(labels: &[i64]) -> String {
 /// The class of each row, given the training data's labels (ascending). A
 /// label the training data lacks is an error at its row: the model has no
 /// output for it and could not learn it.
-pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[i64]) -> Result<Vec<usize>, DataError> {
+pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[Label]) -> Result<Vec<usize>, DataError> {
     rows.iter()
         .map(|row| {
             known.binary_search(&row.label).map_err(|_| {
@@ -654,8 +683,8 @@ pub fn waveforms_missing_class(n: usize, classes: usize, seed: u64, val_split: O
 /// an error at the first row of the label that loses all of them.
 pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> Result<(), DataError> {
     let (train, _) = split_indices(table.rows.len(), fraction, UCR_SPLIT_SEED)?;
-    let kept: std::collections::BTreeSet<i64> = train.iter().map(|&i| table.rows[i].label).collect();
-    let Some(lost) = table.rows.iter().find(|r| !kept.contains(&r.label)) else {
+    let kept: std::collections::BTreeSet<&Label> = train.iter().map(|&i| &table.rows[i].label).collect();
+    let Some(lost) = table.rows.iter().find(|r| !kept.contains(&&r.label)) else {
         return Ok(());
     };
     let count = table.rows.iter().filter(|r| r.label == lost.label).count();
@@ -672,7 +701,7 @@ pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> 
     ))
 }
 
-fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
+fn ucr(path: &Path, input: &[usize], known: Option<&[Label]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     let numel: usize = input.iter().product();
     let table = read_ucr(&RealEnvironment::default(), path)?;
     if table.width != numel {
@@ -692,7 +721,7 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f6
                     path,
                     format!(
                         "all rows have the same label ({}); classification needs at least two classes",
-                        distinct.first().copied().unwrap_or(0)
+                        distinct.first().map(ToString::to_string).unwrap_or_default()
                     ),
                 ));
             }
@@ -712,29 +741,23 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f6
     })
 }
 
-/// A class label: an integer, possibly written `2.0` or `-1`.
-fn label(field: &str, path: &Path, line: usize, column: usize, first_row: bool) -> Result<i64, DataError> {
-    let Ok(x) = field.parse::<f64>() else {
-        let hint = if first_row { " (ucr files have no header line: remove it)" } else { "" };
-        let shown = if field.is_empty() {
-            "the label (field 1) is empty, not a number".to_string()
-        } else {
-            format!("the label `{field}` is not a number")
-        };
-        return Err(DataError::at_column(path, line, column, format!("{shown}{hint}")));
-    };
-    if !x.is_finite() || x.fract() != 0.0 {
-        return Err(DataError::at_column(
-            path,
-            line,
-            column,
-            format!("the label `{field}` is not an integer; class labels are whole numbers such as `0`, `1`, `2` or `-1`, `1`"),
-        ));
+/// A class label ([`Label`]): a whole number, possibly written `2.0` or
+/// `-1`, or a name. A number that is not whole (`1.5`) is an error, not a
+/// name: it is most likely a regression target in a classification file.
+fn label(field: &str, path: &Path, line: usize, column: usize) -> Result<Label, DataError> {
+    let refuse = |why: String| Err(DataError::at_column(path, line, column, why));
+    if field.is_empty() {
+        return refuse("the label (field 1) is empty; every row starts with its class label, a whole number or a name".into());
     }
-    if x.abs() > 1e15 {
-        return Err(DataError::at_column(path, line, column, format!("the label `{field}` is too large for a class label")));
+    match field.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() != 0.0 => refuse(format!(
+            "the label `{field}` is a number but not a whole one; class labels are whole numbers such as `0`, `1`, `-1` or names such as `walking`"
+        )),
+        Ok(x) if x.is_finite() && x.abs() > 1e15 => refuse(format!("the label `{field}` is too large for a class label")),
+        Ok(x) if x.is_finite() => Ok(Label::Number(x as i64)),
+        // `nan`, `inf` and anything else that is not a finite number: a name.
+        Ok(_) | Err(_) => Ok(Label::Name(field.to_string())),
     }
-    Ok(x as i64)
 }
 
 /// One column of a CSV recording (`column` counts from 0); a first row that
@@ -1012,6 +1035,24 @@ mod tests {
     }
 
     #[test]
+    fn ucr_name_labels_sort_after_numbers_in_byte_order() {
+        let train = TempFile::new("names.csv", "walk,1\nSit,2\n2.0,3\nsit,4\n-1,5\nwalk,6\n2,7\n");
+        let test = TempFile::new("names_test.csv", "sit,0\n-1.0,0\nwalk,0\n");
+        let splits = load(&spec(train.ucr(), None, Some(test.ucr()), 0.0), &[1, 1]).unwrap();
+        // -1 < 2 (= 2.0) < `Sit` < `sit` < `walk`.
+        assert_eq!(splits.classes, Some(5));
+        assert_eq!(classes(&splits.train.targets), &[4, 2, 1, 3, 0, 4, 1]);
+        assert_eq!(classes(&splits.test.as_ref().unwrap().targets), &[3, 0, 4]);
+        let labels = class_labels(&spec(train.ucr(), None, None, 0.0)).unwrap().unwrap();
+        let shown: Vec<String> = labels.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["-1", "2", "Sit", "sit", "walk"]);
+        // A name the training file lacks is an error at its row.
+        let other = TempFile::new("names_other.csv", "sit,0\nrun,0\n");
+        let err = load(&spec(train.ucr(), None, Some(other.ucr()), 0.0), &[1, 1]).unwrap_err();
+        assert_at(&err, &other, 2, 1, &["`run`", "does not occur", "-1, 2, Sit, sit, walk"]);
+    }
+
+    #[test]
     fn ucr_rows_reshape_to_the_input() {
         let file = TempFile::new("grid.csv", "1,1,2,3,4\n0,5,6,7,8.0\n");
         let splits = load(&spec(file.ucr(), None, None, 0.0), &[1, 2, 2]).unwrap();
@@ -1144,13 +1185,21 @@ mod tests {
         let (f, e) = ucr_error("\n1,1,2,3\n2,1,2,3\n", &[1, 4]);
         assert_error(&e, &f, Some(2), &["3 values", "[1, 4]", "holds 4"]);
         let (f, e) = ucr_error("1,1,2,3\n1.5,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 2, 1, &["`1.5`", "not an integer"]);
-        let (f, e) = ucr_error("1,1,2,3\n  abc,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 2, 3, &["`abc`", "not a number"]);
+        assert_at(&e, &f, 2, 1, &["`1.5`", "not a whole one"]);
+        let (f, e) = ucr_error("1,1,2,3\n  ,1,2,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 3, &["label (field 1) is empty"]);
+        let (f, e) = ucr_error("1,1,2,3\n1e20,1,2,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 1, &["`1e20`", "too large"]);
         let (f, e) = ucr_error("label,a,b,c\n1,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 1, 1, &["`label`", "not a number", "header"]);
+        assert_at(&e, &f, 1, 7, &["`a`", "not a number", "header"]);
+        // A name with number values is no header: the error, if any, is elsewhere.
+        let (f, e) = ucr_error("walk,1,2,3\nwalk,1,x,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 8, &["`x`", "not a number"]);
+        assert!(!e.message.contains("header"), "{e}");
         let (f, e) = ucr_error("3,1,2,3\n3,4,5,6\n", &[1, 3]);
         assert_error(&e, &f, None, &["same label (3)", "two classes"]);
+        let (f, e) = ucr_error("sit,1,2,3\nsit,4,5,6\n", &[1, 3]);
+        assert_error(&e, &f, None, &["same label (sit)", "two classes"]);
         let (f, e) = ucr_error("3\n", &[1, 3]);
         assert_at(&e, &f, 1, 2, &["single field", "label and at least one value"]);
         let (f, e) = ucr_error("1\t0.5\t0.25\n", &[1, 2]);

@@ -251,3 +251,47 @@ fn bad_input_is_named_at_its_line_and_an_earlier_output_is_kept() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().contains(".tmp")), "{left:?}");
 }
+
+/// The GunPoint files with their labels as names, `1` → `point` and `2` →
+/// `gun`: in byte order `gun` comes first, so class 0 is label 2's rows.
+fn named_gunpoint(dir: &Path) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for name in ["gunpoint_train.csv", "gunpoint_test.csv"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join("examples/data").join(name)).unwrap();
+        let mut named = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (label, rest) = line.split_once(',').unwrap();
+            let name = match label.trim().parse::<f64>().unwrap() as i64 {
+                1 => "point",
+                2 => "gun",
+                other => panic!("GunPoint has labels 1 and 2, not {other}"),
+            };
+            named.push_str(&format!("{name},{rest}\n"));
+        }
+        std::fs::write(dir.join("data").join(name), named).unwrap();
+    }
+    let program = std::fs::read_to_string(example("gunpoint_classifier")).unwrap();
+    std::fs::write(dir.join("named.lpn"), program).unwrap();
+}
+
+#[test]
+fn named_labels_reach_report_json_the_weights_and_the_predictions() {
+    let dir = fresh_dir("predict", "named-labels");
+    named_gunpoint(&dir);
+    let weights = train(&dir.join("named.lpn"), &dir.join("run"));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/report.json")).unwrap()).unwrap();
+    assert_eq!(report["class_labels"], serde_json::json!(["gun", "point"]));
+    let provenance = lpn::train::provenance::Provenance::read(&weights).unwrap().unwrap();
+    assert_eq!(provenance.class_labels, Some(vec!["gun".to_string(), "point".to_string()]));
+    let test = std::fs::read_to_string(dir.join("data/gunpoint_test.csv")).unwrap();
+    let (labels, inputs): (Vec<&str>, Vec<&str>) = test.lines().map(|l| l.split_once(',').unwrap()).unzip();
+    std::fs::write(dir.join("in.csv"), inputs.join("\n") + "\n").unwrap();
+    let predicted = run(&[&"predict", &"--weights", &weights, &"--input", &dir.join("in.csv"), &"--quiet"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let (header, table) = rows(&stdout(&predicted));
+    assert_eq!(header, "pgun,ppoint,class");
+    check_probabilities(&header, &table);
+    let right = table.iter().zip(&labels).filter(|(row, label)| row[2] == **label).count();
+    let accuracy = format!("{:.1}", 100.0 * right as f64 / labels.len() as f64);
+    assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &dir.join("named.lpn"), &"--weights", &weights])));
+}

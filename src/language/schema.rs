@@ -760,7 +760,7 @@ pub const SOURCES: &[Schema] = &[
     },
     Schema {
         name: "ucr",
-        summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). Labels are mapped to classes in sorted order.",
+        summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). A label is a whole number (`2`, `2.0`, `-1`) or a name (`walking`); labels are mapped to classes in sorted order: numbers first, numerically, then names in byte order.",
         params: &[positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file")],
         example: "ucr(\"data/gunpoint_train.csv\")",
     },

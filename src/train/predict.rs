@@ -6,8 +6,9 @@
 //! One row per example: for a classifier the probability of each class
 //! (softmax of the logits; for `loss = bce`, the sigmoid of the one logit as
 //! the second class's) under a header `p<label>` per class, then `class`, the
-//! label of the most probable class (the training data's labels, as `lpnc
-//! eval` numbers them); for a regression or denoising model the flattened
+//! label of the most probable class (the labels recorded in the weights'
+//! metadata at training, else the training data's, as `lpnc eval` numbers
+//! them: numbers or names, `data::Label`); for a regression or denoising model the flattened
 //! output vector under `y0, y1, …`.
 
 use std::io::Write;
@@ -80,8 +81,15 @@ impl Predictor {
             Loss::CrossEntropy | Loss::Bce => {
                 let binary = program.train.loss == Loss::Bce;
                 let classes = if binary { 2 } else { width };
-                let labels = match data::class_labels(&program.data)? {
-                    Some(labels) if labels.len() == classes => labels.iter().map(i64::to_string).collect(),
+                // The labels the weights were trained with (their metadata),
+                // else the training file's, else class numbers.
+                let recorded = super::provenance::Provenance::read(weights).ok().flatten().and_then(|p| p.class_labels);
+                let labels = match recorded {
+                    Some(labels) => Some(labels),
+                    None => data::class_labels(&program.data)?.map(|ls| ls.iter().map(ToString::to_string).collect()),
+                };
+                let labels = match labels {
+                    Some(labels) if labels.len() == classes => labels,
                     Some(_) | None => (0..classes).map(|c| c.to_string()).collect(),
                 };
                 Output::Classes { labels, binary }

@@ -73,7 +73,7 @@ impl Provenance {
             model_digest: model_digest(&program.model),
             layers: layer_lines(&program.model),
             source: source.cloned(),
-            class_labels: labels.map(|l| l.iter().map(i64::to_string).collect()),
+            class_labels: labels.map(|l| l.iter().map(ToString::to_string).collect()),
         })
     }
 

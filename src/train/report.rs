@@ -83,6 +83,10 @@ pub struct Report {
     /// Why the run ended; null while it goes on.
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// For classification, the label of each class, class 0 first (the
+    /// training data's distinct labels in sorted order, `data::Label`).
+    #[serde(default)]
+    pub class_labels: Option<Vec<String>>,
 }
 
 impl Report {
@@ -99,6 +103,7 @@ impl Report {
             monitor: spec.monitor,
             kept_epoch: None,
             stopped: None,
+            class_labels: None,
         }
     }
 }

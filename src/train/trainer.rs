@@ -154,6 +154,7 @@ impl<'a> Trainer<'a> {
             best_state: None,
             resumed_at: None,
         };
+        trainer.report.class_labels = trainer.provenance.class_labels.clone();
         if let Some(ck) = resumed {
             trainer.resume(ck)?;
         }

@@ -6,7 +6,7 @@
 //! before the first training step, at `file:line:column` where that applies:
 //! a missing, unreadable or empty file, a folder, text that is not UTF-8 or
 //! not comma-separated, ragged rows, a value that is not a finite number,
-//! labels that are not integers, a single class, rows or recordings that do
+//! labels that are empty or numbers but not whole ones, a single class, rows or recordings that do
 //! not fit the model's input, and classes without training examples.
 //!
 //! A class without training examples is an error, not a warning: the model
@@ -370,7 +370,7 @@ fn probe_ucr(env: &dyn Environment, path: &Path) -> Result<crate::data::UcrTable
             column: None,
             message: format!(
                 "all rows have the same label ({}); classification needs at least two classes",
-                labels.first().copied().unwrap_or(0)
+                labels.first().map(ToString::to_string).unwrap_or_default()
             ),
         });
     }
@@ -598,18 +598,22 @@ fn expected_output(ctx: &Ctx, loss: Loss, data: &DataSpec, model: &Model) -> (Sh
 /// integers between them without an example (which are no class), for the
 /// help of a model output that does not match.
 fn label_note(env: &dyn Environment, data: &DataSpec) -> Option<String> {
+    use crate::data::Label;
     let Source::Ucr { path } = &data.train else { return None };
     let labels = crate::data::distinct_labels(&crate::data::read_ucr(env, path).ok()?.rows);
-    let (low, high) = (*labels.first()?, *labels.last()?);
-    let shown = |ls: &[i64]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+    let shown = |ls: &[Label]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
     let mut note = format!(
         "the training data has {} distinct labels ({}{}), and each is a class, in sorted order",
         labels.len(),
         shown(&labels),
         if labels.len() > 12 { ", …" } else { "" }
     );
-    if high.checked_sub(low).is_some_and(|span| span < 10_000) {
-        let missing: Vec<i64> = (low..=high).filter(|l| labels.binary_search(l).is_err()).collect();
+    // The whole numbers between the numeric labels that have no example.
+    let numbers: Vec<i64> = labels.iter().filter_map(|l| if let Label::Number(n) = l { Some(*n) } else { None }).collect();
+    if let (Some(&low), Some(&high)) = (numbers.first(), numbers.last())
+        && high.checked_sub(low).is_some_and(|span| span < 10_000)
+    {
+        let missing: Vec<Label> = (low..=high).filter(|l| numbers.binary_search(l).is_err()).map(Label::Number).collect();
         match missing.len() {
             0 => {}
             1 => note.push_str(&format!(
