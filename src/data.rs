@@ -367,12 +367,12 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
-/// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
-/// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
-/// folder, a missing or unreadable file, text that is not UTF-8 and a file
-/// without any non-blank line are errors. The file is read from `env`
+/// The bytes of a data file, decompressed when it is gzip-compressed (it
+/// starts with gzip's magic bytes `1f 8b`, whatever its name: `f.csv.gz` as
+/// `gzip f.csv` writes it). A folder, a missing or unreadable file and a
+/// corrupt or truncated gzip stream are errors. The file is read from `env`
 /// (the checker's environment; training reads this machine's files).
-pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError> {
+pub fn read_bytes(env: &dyn Environment, path: &Path) -> Result<Vec<u8>, DataError> {
     match env.kind(path) {
         Some(EntryKind::Folder) => return Err(DataError::file(path, "is a folder, not a file")),
         // A named pipe would be waited on, a device read without end.
@@ -389,6 +389,23 @@ pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError
             },
         )
     })?;
+    if !bytes.starts_with(&[0x1F, 0x8B]) {
+        return Ok(bytes);
+    }
+    let mut plain = Vec::new();
+    // Several gzip members one after another are one file, as `gunzip` reads them.
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut plain)
+        .map_err(|e| DataError::file(path, format!("the file is gzip-compressed but cannot be decompressed: {e}")))?;
+    Ok(plain)
+}
+
+/// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
+/// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
+/// folder, a missing or unreadable file, text that is not UTF-8 and a file
+/// without any non-blank line are errors. A gzip-compressed file is read
+/// decompressed ([`read_bytes`]).
+pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError> {
+    let bytes = read_bytes(env, path)?;
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(DataError::file(path, "the file is UTF-16 text; save it as UTF-8 (or plain ASCII) comma-separated values"));
     }
@@ -1050,6 +1067,37 @@ mod tests {
         let other = TempFile::new("names_other.csv", "sit,0\nrun,0\n");
         let err = load(&spec(train.ucr(), None, Some(other.ucr()), 0.0), &[1, 1]).unwrap_err();
         assert_at(&err, &other, 2, 1, &["`run`", "does not occur", "-1, 2, Sit, sit, walk"]);
+    }
+
+    /// `text` gzip-compressed, as `gzip` writes it.
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_files_read_as_their_text() {
+        let text = "1,0.5,1\n2,0.25,2\n1,0.75,3\n";
+        let plain = TempFile::new("plain.csv", text);
+        let packed = TempFile::new_bytes("packed.csv.gz", &gzip(text));
+        let input = [1, 2];
+        assert_eq!(load(&spec(packed.ucr(), None, None, 0.0), &input), load(&spec(plain.ucr(), None, None, 0.0), &input));
+        // Two members one after the other (`cat a.gz b.gz`) are one file; any name will do.
+        let halves = [gzip("1,0.5,1\n"), gzip("2,0.25,2\n1,0.75,3\n")].concat();
+        let joined = TempFile::new_bytes("joined.data", &halves);
+        assert_eq!(load(&spec(joined.ucr(), None, None, 0.0), &input), load(&spec(plain.ucr(), None, None, 0.0), &input));
+        let recording = TempFile::new_bytes("rec.csv.gz", &gzip("ecg\n1\n2\n3\n4\n"));
+        assert_eq!(read_column(&RealEnvironment::default(), &recording.0, 0).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+        // Errors name the line of the decompressed text.
+        let bad = TempFile::new_bytes("bad.csv.gz", &gzip("1,0.5\n2,x\n"));
+        let err = load(&spec(bad.ucr(), None, None, 0.0), &[1, 1]).unwrap_err();
+        assert_at(&err, &bad, 2, 3, &["`x`", "not a number"]);
+        let mut cut = gzip(text);
+        cut.truncate(cut.len() - 12);
+        let truncated = TempFile::new_bytes("cut.csv.gz", &cut);
+        let err = load(&spec(truncated.ucr(), None, None, 0.0), &input).unwrap_err();
+        assert_error(&err, &truncated, None, &["gzip-compressed", "cannot be decompressed"]);
     }
 
     #[test]

@@ -761,14 +761,24 @@ pub const SOURCES: &[Schema] = &[
     Schema {
         name: "ucr",
         summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). A label is a whole number (`2`, `2.0`, `-1`) or a name (`walking`); labels are mapped to classes in sorted order: numbers first, numerically, then names in byte order.",
-        params: &[positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file")],
+        params: &[positional(
+            "path",
+            ParamType::Path,
+            DefaultValue::Required,
+            "CSV file, relative to the .lpn file; gzip-compressed (`f.csv.gz`) is read as its text",
+        )],
         example: "ucr(\"data/gunpoint_train.csv\")",
     },
     Schema {
         name: "signal",
         summary: "Denoising from one long recording: a CSV column cut into windows of the model's input length, with white noise added to the inputs; the target is the clean window.",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "CSV file, relative to the .lpn file (gzip-compressed is read as its text); a header line is skipped",
+            ),
             param("column", int(0), DefaultValue::Int(0), "which column holds the signal, counting from 0"),
             param("stride", int(1), DefaultValue::Derived("the window length"), "step between windows"),
             param("noise", NON_NEGATIVE, DefaultValue::Float(0.1), "standard deviation of the added noise, in the signal's units"),
