@@ -171,7 +171,8 @@ fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, 
 /// otherwise; a model output with more logits than that is the checker's
 /// E0044.)
 pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
-    let split_off = if spec.val.is_none() { Some(spec.val_split) } else { None };
+    // A stratified split (`test_split`) keeps every class in training.
+    let split_off = if spec.val.is_none() && !stratified(spec) { Some(spec.val_split) } else { None };
     let train = load_source(&spec.train, input, None, split_off)?;
     if matches!(train.data.targets, Targets::Classes(_)) && train.classes.unwrap_or(0) < 2 {
         return Err(DataError::new("the training data has fewer than two classes; classification needs at least two"));
@@ -194,10 +195,22 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         }
         Ok(loaded.data)
     };
-    let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
-    let (train_set, val) = match &spec.val {
-        Some(v) => (try_subset(&train.data, &(0..train.data.len).collect::<Vec<_>>(), "the training data")?, other(v, "validation")?),
-        None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
+    let (train_set, val, test) = if stratified(spec) {
+        let val_share = if spec.val.is_some() { 0.0 } else { spec.val_split };
+        let [tr, va, te] = stratified_indices(&groups(&train.data), val_share, spec.test_split, seed_of(&spec.train));
+        let val = match &spec.val {
+            Some(v) => other(v, "validation")?,
+            None => try_subset(&train.data, &va, "the validation part of the data")?,
+        };
+        let test = try_subset(&train.data, &te, "the test part of the data")?;
+        (try_subset(&train.data, &tr, "the training part of the data")?, val, Some(test))
+    } else {
+        let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
+        let (train_set, val) = match &spec.val {
+            Some(v) => (try_subset(&train.data, &(0..train.data.len).collect::<Vec<_>>(), "the training data")?, other(v, "validation")?),
+            None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
+        };
+        (train_set, val, test)
     };
     if let (Targets::Classes(labels), Some(classes)) = (&train_set.targets, train.classes) {
         let mut seen = vec![false; classes];
@@ -247,6 +260,66 @@ pub fn split_indices(len: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>
     val.sort_unstable();
     train.sort_unstable();
     Ok((train, val))
+}
+
+/// Whether `spec` splits its test set off the training source (`test_split`
+/// without a `test` source): then validation and test parts are drawn per
+/// class ([`stratified_indices`]). Without it, `val_split` keeps its earlier
+/// unstratified draw ([`split_indices`]), so runs that do not ask for a test
+/// split get the same data as before.
+pub fn stratified(spec: &DataSpec) -> bool {
+    spec.test.is_none() && spec.test_split > 0.0
+}
+
+/// The group of each example for a stratified split: its class, or one group
+/// for denoising data.
+fn groups(data: &Dataset) -> Vec<usize> {
+    match &data.targets {
+        Targets::Classes(c) => c.clone(),
+        Targets::Signals(_) => vec![0; data.len],
+    }
+}
+
+/// How a group (class) of `n` examples divides into (training, validation,
+/// test) with these shares: round(n·share) each, but at least one example
+/// stays for training (validation gives way first).
+pub fn stratified_counts(n: usize, val: f64, test: f64) -> (usize, usize, usize) {
+    let mut n_test = (n as f64 * test).round() as usize;
+    let mut n_val = (n as f64 * val).round() as usize;
+    let keep = n.min(1);
+    n_val = n_val.min(n - keep - n_test.min(n - keep));
+    n_test = n_test.min(n - keep - n_val);
+    (n - n_val - n_test, n_val, n_test)
+}
+
+/// The training, validation and test indices (each ascending) of examples in
+/// `groups` (a class each): every group is permuted by one seeded stream and
+/// divided as [`stratified_counts`] says, validation first, then test.
+pub fn stratified_indices(groups: &[usize], val: f64, test: f64, seed: u64) -> [Vec<usize>; 3] {
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, &g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let mut rng = Rng::derive(seed, "stratified_split");
+    let mut parts: [Vec<usize>; 3] = Default::default();
+    for indices in members.values() {
+        let perm = rng.permutation(indices.len());
+        let (_, n_val, n_test) = stratified_counts(indices.len(), val, test);
+        for (k, &p) in perm.iter().enumerate() {
+            let part = if k < n_val {
+                1
+            } else if k < n_val + n_test {
+                2
+            } else {
+                0
+            };
+            parts[part].push(indices[p]);
+        }
+    }
+    for part in &mut parts {
+        part.sort_unstable();
+    }
+    parts
 }
 
 /// Training and validation sets out of one data set ([`split_indices`]); both
@@ -892,7 +965,7 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, task, classes: None }
+        DataSpec { train, val, test, val_split, test_split: 0.0, task, classes: None }
     }
 
     fn sines(n: usize, seed: u64) -> Source {
@@ -1098,6 +1171,48 @@ mod tests {
         let truncated = TempFile::new_bytes("cut.csv.gz", &cut);
         let err = load(&spec(truncated.ucr(), None, None, 0.0), &input).unwrap_err();
         assert_error(&err, &truncated, None, &["gzip-compressed", "cannot be decompressed"]);
+    }
+
+    #[test]
+    fn stratified_counts_keep_one_for_training() {
+        assert_eq!(stratified_counts(10, 0.2, 0.2), (6, 2, 2));
+        assert_eq!(stratified_counts(5, 0.2, 0.2), (3, 1, 1));
+        assert_eq!(stratified_counts(2, 0.5, 0.5), (1, 0, 1));
+        assert_eq!(stratified_counts(1, 0.4, 0.4), (1, 0, 0));
+        assert_eq!(stratified_counts(0, 0.4, 0.4), (0, 0, 0));
+        assert_eq!(stratified_counts(3, 0.0, 0.1), (3, 0, 0));
+    }
+
+    #[test]
+    fn test_split_is_stratified_seeded_and_covers_the_file() {
+        // 20 rows of label 1, 10 of label 2: each row's value is its row number.
+        let mut csv = String::new();
+        for i in 0..30 {
+            csv.push_str(&format!("{},{i}\n", if i % 3 == 2 { 2 } else { 1 }));
+        }
+        let file = TempFile::new("strat.csv", &csv);
+        let mut s = spec(file.ucr(), None, None, 0.2);
+        s.test_split = 0.3;
+        let a = load(&s, &[1, 1]).unwrap();
+        assert_eq!(a, load(&s, &[1, 1]).unwrap());
+        let test = a.test.as_ref().unwrap();
+        let count = |d: &Dataset, class| classes(&d.targets).iter().filter(|&&c| c == class).count();
+        // Per class: 20 → 4 val, 6 test; 10 → 2 val, 3 test.
+        assert_eq!([count(&a.train, 0), count(&a.val, 0), count(test, 0)], [10, 4, 6]);
+        assert_eq!([count(&a.train, 1), count(&a.val, 1), count(test, 1)], [5, 2, 3]);
+        let mut all: Vec<f32> = [&a.train.inputs, &a.val.inputs, &test.inputs].into_iter().flatten().copied().collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, (0..30).map(|i| i as f32).collect::<Vec<_>>());
+        // Targets follow their rows.
+        for (x, &c) in test.inputs.iter().zip(classes(&test.targets)) {
+            assert_eq!(c, if *x as usize % 3 == 2 { 1 } else { 0 }, "{x}");
+        }
+        // A test source wins over `test_split`; without `test_split` nothing is held out.
+        let mut with_file = s.clone();
+        with_file.test = Some(file.ucr());
+        assert_eq!(load(&with_file, &[1, 1]).unwrap().test.unwrap().len, 30);
+        s.test_split = 0.0;
+        assert!(load(&s, &[1, 1]).unwrap().test.is_none());
     }
 
     #[test]

@@ -206,6 +206,7 @@ fn spec(case: &Case) -> DataSpec {
         val: case.val.map(Src::source),
         test: case.test.map(Src::source),
         val_split: case.val_split,
+        test_split: 0.0,
         task: if case.logits.is_some() { Task::Classify } else { Task::Denoise },
         classes: None,
     }

@@ -55,6 +55,8 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "E0060" => include_str!("../../docs/codes/E0060.md"),
         "W0061" => include_str!("../../docs/codes/W0061.md"),
         "W0062" => include_str!("../../docs/codes/W0062.md"),
+        "E0130" => include_str!("../../docs/codes/E0130.md"),
+        "W0130" => include_str!("../../docs/codes/W0130.md"),
         "W0063" => include_str!("../../docs/codes/W0063.md"),
         "E0064" => include_str!("../../docs/codes/E0064.md"),
         "E0070" => include_str!("../../docs/codes/E0070.md"),

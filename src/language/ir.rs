@@ -268,6 +268,9 @@ pub struct DataSpec {
     pub val: Option<Source>,
     pub test: Option<Source>,
     pub val_split: f64,
+    /// Share of the training source held out for testing when no `test`
+    /// is given (0: none); with it, the split is stratified by class.
+    pub test_split: f64,
     pub task: Task,
     /// Number of classes, for classification.
     pub classes: Option<usize>,

@@ -876,6 +876,12 @@ pub const DATA_SECTION: Schema = Schema {
             DefaultValue::Float(0.2),
             "share of the training data held out for validation when no `val` is given",
         ),
+        param(
+            "test_split",
+            ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+            DefaultValue::Float(0.0),
+            "share of the training data held out for testing when no `test` is given; with it, the validation and test parts are drawn per class (stratified)",
+        ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
 };

@@ -87,6 +87,17 @@ pub struct Report {
     /// training data's distinct labels in sorted order, `data::Label`).
     #[serde(default)]
     pub class_labels: Option<Vec<String>>,
+    /// How many examples each part of the data holds.
+    #[serde(default)]
+    pub examples: Option<ExampleCounts>,
+}
+
+/// Examples in the training, validation and test parts (`test` null without test data).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExampleCounts {
+    pub train: usize,
+    pub val: usize,
+    pub test: Option<usize>,
 }
 
 impl Report {
@@ -104,6 +115,7 @@ impl Report {
             kept_epoch: None,
             stopped: None,
             class_labels: None,
+            examples: None,
         }
     }
 }

@@ -161,13 +161,25 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         .saturating_add(test.as_ref().map_or(0, |t| t.bytes));
     ctx.data_bytes = Some((data_bytes, train.span));
     let val_split = call.f64("val_split").unwrap_or(0.2);
-    if let (None, Some(facts)) = (&val, &train.ucr)
+    let test_split = call.f64("test_split").unwrap_or(0.0);
+    // A stratified split keeps every class in training: no class can be lost.
+    let stratified = test.is_none() && test_split > 0.0;
+    if stratified {
+        check_stratified_split(ctx, &call, &train, val.is_none().then_some(val_split), test_split);
+    } else if call.given("test_split") && call.given("test") {
+        ctx.problems.push(Problem::NoEffect {
+            span: call.span_of("test_split"),
+            reason: "`test_split` has no effect when `test` gives the test data".into(),
+            help: Some("remove one of them".into()),
+        });
+    }
+    if let (None, Some(facts), false) = (&val, &train.ucr, stratified)
         && let Err(e) = crate::data::split_keeps_every_class(&facts.path, &facts.table, val_split)
     {
         bad_file(ctx, facts.span, &facts.written, e);
     }
     if let Source::Waveforms { n, classes, seed, .. } = train.source
-        && let Some(reason) = crate::data::waveforms_missing_class(n, classes, seed, val.is_none().then_some(val_split))
+        && let Some(reason) = crate::data::waveforms_missing_class(n, classes, seed, (val.is_none() && !stratified).then_some(val_split))
     {
         ctx.problems.push(Problem::TaskMismatch { span: train.span, reason, help: None });
     }
@@ -181,8 +193,45 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         val: val.map(|v| v.source),
         test: test.map(|t| t.source),
         val_split,
+        test_split,
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+/// A split of the training source into training, validation (`val_split`,
+/// when no `val` source is given) and test parts: E0130 when the shares
+/// leave no training data, W0130 for each class too small to have an
+/// example in every part (as `crate::data::stratified_counts` divides it).
+fn check_stratified_split(ctx: &mut Ctx, call: &Call, train: &SourceFacts, val_split: Option<f64>, test_split: f64) {
+    let span = call.span_of("test_split");
+    if val_split.unwrap_or(0.0) + test_split >= 1.0 {
+        ctx.problems.push(Problem::SplitsTooLarge { span, val_split: val_split.unwrap_or(0.0), test_split });
+        return;
+    }
+    let counts: Vec<(String, usize)> = match (&train.ucr, &train.source) {
+        (Some(facts), _) => {
+            let mut counts = std::collections::BTreeMap::new();
+            for row in &facts.table.rows {
+                *counts.entry(row.label.clone()).or_insert(0) += 1;
+            }
+            counts.into_iter().map(|(label, n)| (label.to_string(), n)).collect()
+        }
+        // `waveforms` deals its classes out in turn: class c has ⌈(n − c)/classes⌉.
+        (None, &Source::Waveforms { n, classes, .. }) => {
+            (0..classes).map(|c| (c.to_string(), (n.saturating_sub(c)).div_ceil(classes))).collect()
+        }
+        (None, _) => return,
+    };
+    for (label, count) in counts {
+        let (_, n_val, n_test) = crate::data::stratified_counts(count, val_split.unwrap_or(0.0), test_split);
+        let missing = match (val_split.is_some_and(|v| v > 0.0) && n_val == 0, n_test == 0) {
+            (true, true) => "validation or test",
+            (true, false) => "validation",
+            (false, true) => "test",
+            (false, false) => continue,
+        };
+        ctx.problems.push(Problem::ClassTooSmallForSplit { span, label, count, missing: missing.into() });
+    }
 }
 
 /// A validation or test set against the training set: the same task, no
