@@ -295,3 +295,19 @@ fn named_labels_reach_report_json_the_weights_and_the_predictions() {
     let accuracy = format!("{:.1}", 100.0 * right as f64 / labels.len() as f64);
     assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &dir.join("named.lpn"), &"--weights", &weights])));
 }
+
+#[test]
+fn test_split_holds_out_a_stratified_test_part_reported_in_report_json() {
+    let dir = fresh_dir("predict", "test-split");
+    named_gunpoint(&dir);
+    let program = std::fs::read_to_string(dir.join("named.lpn")).unwrap();
+    let program = program.replace("  test  = ucr(\"data/gunpoint_test.csv\")\n", "  test_split = 0.2\n");
+    assert!(program.contains("test_split"), "the example's data section changed");
+    std::fs::write(dir.join("split.lpn"), program).unwrap();
+    train(&dir.join("split.lpn"), &dir.join("run"));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/report.json")).unwrap()).unwrap();
+    // GunPoint's 50 training rows: 24 of `point`, 26 of `gun`; per class
+    // round(0.2·n) to validation and as many to test: 5 + 5, 5 + 5.
+    assert_eq!(report["examples"], serde_json::json!({"train": 30, "val": 10, "test": 10}));
+    assert!(report["test"]["accuracy"].is_number(), "{}", report["test"]);
+}
