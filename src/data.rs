@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::language::check::environment::{EntryKind, Environment, RealEnvironment};
-use crate::language::ir::{DataSpec, Source};
+use crate::language::ir::{DataSpec, Normalize, Source};
 use crate::rng::Rng;
 
 pub mod predict_input;
@@ -45,6 +45,72 @@ pub struct Splits {
     pub test: Option<Dataset>,
     /// Number of classes, for classification.
     pub classes: Option<usize>,
+    /// The rescaling applied to every part's inputs (`normalize`), fitted on
+    /// the training part; `None` for `normalize = none`.
+    pub normalization: Option<Normalization>,
+}
+
+/// A per-channel rescaling of inputs, x → (x − shift[c]) / scale[c], with the
+/// training part's figures (`normalize = zscore | minmax`). Channel c is the
+/// input's first axis for inputs of rank 2 or more; a `[features]` input is
+/// one channel. Stored with the weights so `lpnc predict` applies the same.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    /// `zscore` or `minmax`, for people reading the metadata.
+    pub kind: String,
+    pub shift: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl Normalization {
+    /// The figures of `data`'s inputs; `None` for `Normalize::None`. A
+    /// channel with no spread keeps scale 1 (it is only shifted).
+    pub fn fit(how: Normalize, data: &Dataset) -> Option<Normalization> {
+        let channels = channels_of(&data.shape);
+        let per_channel = data.per_example() / channels.max(1);
+        let mut stats = vec![(0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY, 0usize); channels];
+        for (k, chunk) in data.inputs.chunks(per_channel.max(1)).enumerate() {
+            let s = &mut stats[k % channels];
+            for &x in chunk {
+                let x = x as f64;
+                (s.0, s.1, s.2, s.3, s.4) = (s.0 + x, s.1 + x * x, s.2.min(x), s.3.max(x), s.4 + 1);
+            }
+        }
+        let (kind, pairs): (&str, Vec<(f64, f64)>) = match how {
+            Normalize::None => return None,
+            Normalize::Zscore => (
+                "zscore",
+                stats
+                    .iter()
+                    .map(|s| {
+                        let n = s.4.max(1) as f64;
+                        let mean = s.0 / n;
+                        (mean, (s.1 / n - mean * mean).max(0.0).sqrt())
+                    })
+                    .collect(),
+            ),
+            Normalize::Minmax => ("minmax", stats.iter().map(|s| if s.4 == 0 { (0.0, 1.0) } else { (s.2, s.3 - s.2) }).collect()),
+        };
+        let scale = pairs.iter().map(|&(_, spread)| if spread > 0.0 && spread.is_finite() { spread as f32 } else { 1.0 }).collect();
+        Some(Normalization { kind: kind.into(), shift: pairs.iter().map(|&(shift, _)| shift as f32).collect(), scale })
+    }
+
+    /// Rescales examples of `shape`, laid out one after another, in place.
+    pub fn apply(&self, inputs: &mut [f32], shape: &[usize]) {
+        let channels = self.shift.len().max(1);
+        let per_channel = shape.iter().product::<usize>() / channels;
+        for (k, chunk) in inputs.chunks_mut(per_channel.max(1)).enumerate() {
+            let (shift, scale) = (self.shift[k % channels], self.scale[k % channels]);
+            for x in chunk {
+                *x = (*x - shift) / scale;
+            }
+        }
+    }
+}
+
+/// Channels of an input shape for [`Normalization`].
+fn channels_of(shape: &[usize]) -> usize {
+    if shape.len() >= 2 { shape[0] } else { 1 }
 }
 
 /// A problem with the data, found before the first training step. Shown as
@@ -227,7 +293,17 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
             })));
         }
     }
-    Ok(Splits { train: train_set, val, test, classes: train.classes })
+    let (mut train_set, mut val, mut test) = (train_set, val, test);
+    let normalization = Normalization::fit(spec.normalize, &train_set);
+    if let Some(norm) = &normalization {
+        if !matches!(train_set.targets, Targets::Classes(_)) {
+            return Err(DataError::new("`normalize` rescales the inputs of classification data, but this data is for denoising"));
+        }
+        for part in [Some(&mut train_set), Some(&mut val), test.as_mut()].into_iter().flatten() {
+            norm.apply(&mut part.inputs, &part.shape);
+        }
+    }
+    Ok(Splits { train: train_set, val, test, classes: train.classes, normalization })
 }
 
 /// The seed of the validation split of a `ucr` file, which has no seed of its own.
@@ -965,7 +1041,7 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, test_split: 0.0, task, classes: None }
+        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None }
     }
 
     fn sines(n: usize, seed: u64) -> Source {
@@ -1213,6 +1289,34 @@ mod tests {
         assert_eq!(load(&with_file, &[1, 1]).unwrap().test.unwrap().len, 30);
         s.test_split = 0.0;
         assert!(load(&s, &[1, 1]).unwrap().test.is_none());
+    }
+
+    #[test]
+    fn normalization_per_channel_from_the_training_part_only() {
+        // Two channels of two samples: channel 0 holds 1..4, channel 1 holds 10, 10, 30, 30.
+        let data =
+            Dataset { inputs: vec![1., 2., 10., 10., 3., 4., 30., 30.], targets: Targets::Classes(vec![0, 1]), len: 2, shape: vec![2, 2] };
+        let z = Normalization::fit(Normalize::Zscore, &data).unwrap();
+        assert_eq!(z.shift, vec![2.5, 20.0]);
+        assert!((z.scale[0] - 1.25f32.sqrt()).abs() < 1e-6 && z.scale[1] == 10.0, "{z:?}");
+        let mut x = data.inputs.clone();
+        z.apply(&mut x, &data.shape);
+        assert_eq!(&x[2..4], &[-1.0, -1.0]);
+        let m = Normalization::fit(Normalize::Minmax, &data).unwrap();
+        assert_eq!((m.shift.clone(), m.scale.clone()), (vec![1.0, 10.0], vec![3.0, 20.0]));
+        let mut x = data.inputs.clone();
+        m.apply(&mut x, &data.shape);
+        assert_eq!(x, vec![0.0, 1.0 / 3.0, 0.0, 0.0, 2.0 / 3.0, 1.0, 1.0, 1.0]);
+        assert_eq!(Normalization::fit(Normalize::None, &data), None);
+        // Loading: figures of the training part, applied to every part.
+        let train = TempFile::new("norm.csv", "1,0\n2,2\n1,4\n2,6\n");
+        let test = TempFile::new("norm_test.csv", "1,8\n2,-2\n");
+        let mut s = spec(train.ucr(), None, Some(test.ucr()), 0.0);
+        s.normalize = Normalize::Minmax;
+        let splits = load(&s, &[1]).unwrap();
+        assert_eq!(splits.normalization.as_ref().map(|n| (n.shift.clone(), n.scale.clone())), Some((vec![0.0], vec![6.0])));
+        assert_eq!(splits.train.inputs, vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
+        assert_eq!(splits.test.unwrap().inputs, vec![8.0 / 6.0, -2.0 / 6.0]);
     }
 
     #[test]

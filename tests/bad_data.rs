@@ -207,6 +207,7 @@ fn spec(case: &Case) -> DataSpec {
         test: case.test.map(Src::source),
         val_split: case.val_split,
         test_split: 0.0,
+        normalize: lpn::language::ir::Normalize::None,
         task: if case.logits.is_some() { Task::Classify } else { Task::Denoise },
         classes: None,
     }

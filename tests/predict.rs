@@ -311,3 +311,47 @@ fn test_split_holds_out_a_stratified_test_part_reported_in_report_json() {
     assert_eq!(report["examples"], serde_json::json!({"train": 30, "val": 10, "test": 10}));
     assert!(report["test"]["accuracy"].is_number(), "{}", report["test"]);
 }
+
+#[test]
+fn normalized_inputs_are_rescaled_by_predict_as_in_training() {
+    let dir = fresh_dir("predict", "normalize");
+    named_gunpoint(&dir);
+    let program = std::fs::read_to_string(dir.join("named.lpn")).unwrap();
+    let program = program.replace("  val_split = 0.2\n", "  val_split = 0.2\n  normalize = minmax\n");
+    assert!(program.contains("minmax"), "the example's data section changed");
+    std::fs::write(dir.join("norm.lpn"), program).unwrap();
+    let weights = train(&dir.join("norm.lpn"), &dir.join("run"));
+    // GunPoint rows are z-normalised series: min-max moves them a long way.
+    let norm = lpn::train::provenance::Provenance::read(&weights).unwrap().unwrap().normalization.expect("stored with the weights");
+    assert_eq!((norm.kind.as_str(), norm.shift.len()), ("minmax", 1));
+    assert!(norm.shift[0] < -1.0 && norm.scale[0] > 2.0, "{norm:?}");
+    let test = std::fs::read_to_string(dir.join("data/gunpoint_test.csv")).unwrap();
+    let (labels, inputs): (Vec<&str>, Vec<&str>) = test.lines().map(|l| l.split_once(',').unwrap()).unzip();
+    std::fs::write(dir.join("in.csv"), inputs.join("\n") + "\n").unwrap();
+    let predicted = run(&[&"predict", &"--weights", &weights, &"--input", &dir.join("in.csv"), &"--quiet"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let (_, table) = rows(&stdout(&predicted));
+    let right = table.iter().zip(&labels).filter(|(row, label)| row[2] == **label).count();
+    let accuracy = format!("{:.1}", 100.0 * right as f64 / labels.len() as f64);
+    assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &dir.join("norm.lpn"), &"--weights", &weights])));
+    // The same network without the metadata, on inputs rescaled here: the same predictions.
+    let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(&tensors, dir.join("bare.safetensors")).unwrap();
+    let rescaled: Vec<String> = inputs
+        .iter()
+        .map(|row| {
+            let values = row.split(',').map(|x| (x.trim().parse::<f64>().unwrap() as f32 - norm.shift[0]) / norm.scale[0]);
+            values.map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    std::fs::write(dir.join("rescaled.csv"), rescaled.join("\n") + "\n").unwrap();
+    let bare =
+        run(&[&"predict", &dir.join("norm.lpn"), &"--weights", &dir.join("bare.safetensors"), &"--input", &dir.join("rescaled.csv")]);
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    let (_, expected) = rows(&stdout(&bare));
+    for (a, b) in table.iter().zip(&expected) {
+        for (x, y) in a[..2].iter().zip(&b[..2]) {
+            assert!((x.parse::<f64>().unwrap() - y.parse::<f64>().unwrap()).abs() < 1e-5, "{a:?} {b:?}");
+        }
+    }
+}

@@ -882,6 +882,12 @@ pub const DATA_SECTION: Schema = Schema {
             DefaultValue::Float(0.0),
             "share of the training data held out for testing when no `test` is given; with it, the validation and test parts are drawn per class (stratified)",
         ),
+        param(
+            "normalize",
+            ParamType::Choice { what: "normalisation", options: &["none", "zscore", "minmax"] },
+            DefaultValue::Word("none"),
+            "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
+        ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
 };

@@ -29,6 +29,8 @@ pub const BATCH: usize = 256;
 pub struct Predictor {
     net: Net,
     output: Output,
+    /// The training data's rescaling of the inputs, from the weights' metadata.
+    normalization: Option<data::Normalization>,
 }
 
 enum Output {
@@ -75,6 +77,7 @@ impl Predictor {
     /// `program`'s network with the weights of `weights`, checked to fit it.
     pub fn new(program: &Program, weights: &Path) -> Result<Predictor, TrainError> {
         let net = trained_net(program, weights)?;
+        let provenance = super::provenance::Provenance::read(weights).ok().flatten();
         let width: usize = program.model.output.0.iter().product();
         let output = match program.train.loss {
             Loss::Mse | Loss::Mae => Output::Values { width },
@@ -83,7 +86,7 @@ impl Predictor {
                 let classes = if binary { 2 } else { width };
                 // The labels the weights were trained with (their metadata),
                 // else the training file's, else class numbers.
-                let recorded = super::provenance::Provenance::read(weights).ok().flatten().and_then(|p| p.class_labels);
+                let recorded = provenance.as_ref().and_then(|p| p.class_labels.clone());
                 let labels = match recorded {
                     Some(labels) => Some(labels),
                     None => data::class_labels(&program.data)?.map(|ls| ls.iter().map(ToString::to_string).collect()),
@@ -95,7 +98,7 @@ impl Predictor {
                 Output::Classes { labels, binary }
             }
         };
-        Ok(Predictor { net, output })
+        Ok(Predictor { net, output, normalization: provenance.and_then(|p| p.normalization) })
     }
 
     /// The network in evaluation mode (running batch-norm statistics, no
@@ -179,6 +182,9 @@ pub fn predict(
         let n = reader.next_batch(BATCH, &mut values).map_err(PredictError::Input)?;
         if n == 0 {
             break;
+        }
+        if let Some(norm) = &predictor.normalization {
+            norm.apply(&mut values, shape);
         }
         let mut dims = vec![n];
         dims.extend(shape);

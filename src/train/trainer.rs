@@ -155,6 +155,7 @@ impl<'a> Trainer<'a> {
             resumed_at: None,
         };
         trainer.report.class_labels = trainer.provenance.class_labels.clone();
+        trainer.provenance.normalization = trainer.splits.normalization.clone();
         trainer.report.examples = Some(super::report::ExampleCounts {
             train: trainer.splits.train.len,
             val: trainer.splits.val.len,

@@ -23,7 +23,7 @@ use crate::language::check::Ctx;
 use crate::language::check::environment::{EntryKind, Environment};
 use crate::language::check::params::{self, Call};
 use crate::language::diagnostic::Problem;
-use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
+use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Normalize, Optimizer, Source, TrainSpec};
 use crate::language::schema::{DATA_SECTION, TRAIN_SECTION, Task};
 use crate::language::shape::Shape;
 
@@ -194,8 +194,25 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         test: test.map(|t| t.source),
         val_split,
         test_split,
+        normalize: normalize(ctx, &call, train.task),
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+/// `normalize = …`: rescaling applies to classification inputs only (E0131
+/// otherwise: a denoiser's targets are in the inputs' units).
+fn normalize(ctx: &mut Ctx, call: &Call, task: Task) -> Normalize {
+    let chosen = match call.word("normalize") {
+        Some("zscore") => Normalize::Zscore,
+        Some("minmax") => Normalize::Minmax,
+        Some("none") | None => Normalize::None,
+        Some(other) => unreachable!("normalize = {other} has no meaning"),
+    };
+    if chosen != Normalize::None && task == Task::Denoise {
+        ctx.problems.push(Problem::NormalizeDenoising { span: call.span_of("normalize") });
+        return Normalize::None;
+    }
+    chosen
 }
 
 /// A split of the training source into training, validation (`val_split`,

@@ -562,6 +562,15 @@ pub(super) fn splits_too_large(span: &Span, val_split: &f64, test_split: &f64) -
     )
 }
 
+pub(super) fn normalize_denoising(span: &Span) -> Wording {
+    (
+        "E0131",
+        "`normalize` rescales the inputs of classification data, but this data is for denoising".into(),
+        vec![label(*span, "here")],
+        Some("a denoiser's targets are in its inputs' units: remove `normalize`, or scale the recording itself".into()),
+    )
+}
+
 pub(super) fn class_too_small_for_split(span: &Span, label_text: &String, count: &usize, missing: &String) -> Wording {
     let examples = if *count == 1 { "1 example".to_string() } else { format!("{count} examples") };
     (
