@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::language::check::environment::{EntryKind, Environment, RealEnvironment};
-use crate::language::ir::{DataSpec, Source};
+use crate::language::ir::{DataSpec, Normalize, Source};
 use crate::rng::Rng;
 
 pub mod predict_input;
@@ -45,6 +45,72 @@ pub struct Splits {
     pub test: Option<Dataset>,
     /// Number of classes, for classification.
     pub classes: Option<usize>,
+    /// The rescaling applied to every part's inputs (`normalize`), fitted on
+    /// the training part; `None` for `normalize = none`.
+    pub normalization: Option<Normalization>,
+}
+
+/// A per-channel rescaling of inputs, x → (x − shift[c]) / scale[c], with the
+/// training part's figures (`normalize = zscore | minmax`). Channel c is the
+/// input's first axis for inputs of rank 2 or more; a `[features]` input is
+/// one channel. Stored with the weights so `lpnc predict` applies the same.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    /// `zscore` or `minmax`, for people reading the metadata.
+    pub kind: String,
+    pub shift: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl Normalization {
+    /// The figures of `data`'s inputs; `None` for `Normalize::None`. A
+    /// channel with no spread keeps scale 1 (it is only shifted).
+    pub fn fit(how: Normalize, data: &Dataset) -> Option<Normalization> {
+        let channels = channels_of(&data.shape);
+        let per_channel = data.per_example() / channels.max(1);
+        let mut stats = vec![(0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY, 0usize); channels];
+        for (k, chunk) in data.inputs.chunks(per_channel.max(1)).enumerate() {
+            let s = &mut stats[k % channels];
+            for &x in chunk {
+                let x = x as f64;
+                (s.0, s.1, s.2, s.3, s.4) = (s.0 + x, s.1 + x * x, s.2.min(x), s.3.max(x), s.4 + 1);
+            }
+        }
+        let (kind, pairs): (&str, Vec<(f64, f64)>) = match how {
+            Normalize::None => return None,
+            Normalize::Zscore => (
+                "zscore",
+                stats
+                    .iter()
+                    .map(|s| {
+                        let n = s.4.max(1) as f64;
+                        let mean = s.0 / n;
+                        (mean, (s.1 / n - mean * mean).max(0.0).sqrt())
+                    })
+                    .collect(),
+            ),
+            Normalize::Minmax => ("minmax", stats.iter().map(|s| if s.4 == 0 { (0.0, 1.0) } else { (s.2, s.3 - s.2) }).collect()),
+        };
+        let scale = pairs.iter().map(|&(_, spread)| if spread > 0.0 && spread.is_finite() { spread as f32 } else { 1.0 }).collect();
+        Some(Normalization { kind: kind.into(), shift: pairs.iter().map(|&(shift, _)| shift as f32).collect(), scale })
+    }
+
+    /// Rescales examples of `shape`, laid out one after another, in place.
+    pub fn apply(&self, inputs: &mut [f32], shape: &[usize]) {
+        let channels = self.shift.len().max(1);
+        let per_channel = shape.iter().product::<usize>() / channels;
+        for (k, chunk) in inputs.chunks_mut(per_channel.max(1)).enumerate() {
+            let (shift, scale) = (self.shift[k % channels], self.scale[k % channels]);
+            for x in chunk {
+                *x = (*x - shift) / scale;
+            }
+        }
+    }
+}
+
+/// Channels of an input shape for [`Normalization`].
+fn channels_of(shape: &[usize]) -> usize {
+    if shape.len() >= 2 { shape[0] } else { 1 }
 }
 
 /// A problem with the data, found before the first training step. Shown as
@@ -171,7 +237,8 @@ fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, 
 /// otherwise; a model output with more logits than that is the checker's
 /// E0044.)
 pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
-    let split_off = if spec.val.is_none() { Some(spec.val_split) } else { None };
+    // A stratified split (`test_split`) keeps every class in training.
+    let split_off = if spec.val.is_none() && !stratified(spec) { Some(spec.val_split) } else { None };
     let train = load_source(&spec.train, input, None, split_off)?;
     if matches!(train.data.targets, Targets::Classes(_)) && train.classes.unwrap_or(0) < 2 {
         return Err(DataError::new("the training data has fewer than two classes; classification needs at least two"));
@@ -194,10 +261,22 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         }
         Ok(loaded.data)
     };
-    let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
-    let (train_set, val) = match &spec.val {
-        Some(v) => (try_subset(&train.data, &(0..train.data.len).collect::<Vec<_>>(), "the training data")?, other(v, "validation")?),
-        None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
+    let (train_set, val, test) = if stratified(spec) {
+        let val_share = if spec.val.is_some() { 0.0 } else { spec.val_split };
+        let [tr, va, te] = stratified_indices(&groups(&train.data), val_share, spec.test_split, seed_of(&spec.train));
+        let val = match &spec.val {
+            Some(v) => other(v, "validation")?,
+            None => try_subset(&train.data, &va, "the validation part of the data")?,
+        };
+        let test = try_subset(&train.data, &te, "the test part of the data")?;
+        (try_subset(&train.data, &tr, "the training part of the data")?, val, Some(test))
+    } else {
+        let test = spec.test.as_ref().map(|t| other(t, "test")).transpose()?;
+        let (train_set, val) = match &spec.val {
+            Some(v) => (try_subset(&train.data, &(0..train.data.len).collect::<Vec<_>>(), "the training data")?, other(v, "validation")?),
+            None => split(&train.data, spec.val_split, seed_of(&spec.train))?,
+        };
+        (train_set, val, test)
     };
     if let (Targets::Classes(labels), Some(classes)) = (&train_set.targets, train.classes) {
         let mut seen = vec![false; classes];
@@ -214,7 +293,17 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
             })));
         }
     }
-    Ok(Splits { train: train_set, val, test, classes: train.classes })
+    let (mut train_set, mut val, mut test) = (train_set, val, test);
+    let normalization = Normalization::fit(spec.normalize, &train_set);
+    if let Some(norm) = &normalization {
+        if !matches!(train_set.targets, Targets::Classes(_)) {
+            return Err(DataError::new("`normalize` rescales the inputs of classification data, but this data is for denoising"));
+        }
+        for part in [Some(&mut train_set), Some(&mut val), test.as_mut()].into_iter().flatten() {
+            norm.apply(&mut part.inputs, &part.shape);
+        }
+    }
+    Ok(Splits { train: train_set, val, test, classes: train.classes, normalization })
 }
 
 /// The seed of the validation split of a `ucr` file, which has no seed of its own.
@@ -249,6 +338,66 @@ pub fn split_indices(len: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>
     Ok((train, val))
 }
 
+/// Whether `spec` splits its test set off the training source (`test_split`
+/// without a `test` source): then validation and test parts are drawn per
+/// class ([`stratified_indices`]). Without it, `val_split` keeps its earlier
+/// unstratified draw ([`split_indices`]), so runs that do not ask for a test
+/// split get the same data as before.
+pub fn stratified(spec: &DataSpec) -> bool {
+    spec.test.is_none() && spec.test_split > 0.0
+}
+
+/// The group of each example for a stratified split: its class, or one group
+/// for denoising data.
+fn groups(data: &Dataset) -> Vec<usize> {
+    match &data.targets {
+        Targets::Classes(c) => c.clone(),
+        Targets::Signals(_) => vec![0; data.len],
+    }
+}
+
+/// How a group (class) of `n` examples divides into (training, validation,
+/// test) with these shares: round(n·share) each, but at least one example
+/// stays for training (validation gives way first).
+pub fn stratified_counts(n: usize, val: f64, test: f64) -> (usize, usize, usize) {
+    let mut n_test = (n as f64 * test).round() as usize;
+    let mut n_val = (n as f64 * val).round() as usize;
+    let keep = n.min(1);
+    n_val = n_val.min(n - keep - n_test.min(n - keep));
+    n_test = n_test.min(n - keep - n_val);
+    (n - n_val - n_test, n_val, n_test)
+}
+
+/// The training, validation and test indices (each ascending) of examples in
+/// `groups` (a class each): every group is permuted by one seeded stream and
+/// divided as [`stratified_counts`] says, validation first, then test.
+pub fn stratified_indices(groups: &[usize], val: f64, test: f64, seed: u64) -> [Vec<usize>; 3] {
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, &g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let mut rng = Rng::derive(seed, "stratified_split");
+    let mut parts: [Vec<usize>; 3] = Default::default();
+    for indices in members.values() {
+        let perm = rng.permutation(indices.len());
+        let (_, n_val, n_test) = stratified_counts(indices.len(), val, test);
+        for (k, &p) in perm.iter().enumerate() {
+            let part = if k < n_val {
+                1
+            } else if k < n_val + n_test {
+                2
+            } else {
+                0
+            };
+            parts[part].push(indices[p]);
+        }
+    }
+    for part in &mut parts {
+        part.sort_unstable();
+    }
+    parts
+}
+
 /// Training and validation sets out of one data set ([`split_indices`]); both
 /// keep the original order of their examples.
 fn split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), DataError> {
@@ -260,12 +409,12 @@ struct Loaded {
     data: Dataset,
     classes: Option<usize>,
     /// The distinct labels of a UCR file, ascending: label `labels[c]` is class `c`.
-    labels: Option<Vec<i64>>,
+    labels: Option<Vec<Label>>,
 }
 
 /// One source. `known` are the training set's labels, for a UCR validation or
 /// test file; `split_off` is the `val_split` the training source will undergo.
-fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
+fn load_source(source: &Source, input: &[usize], known: Option<&[Label]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     match source {
         &Source::Sines { n, components, max_freq, noise, seed } => {
             let data = sines(n, components, max_freq, noise, seed, input)?;
@@ -367,12 +516,12 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
     Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
 }
 
-/// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
-/// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
-/// folder, a missing or unreadable file, text that is not UTF-8 and a file
-/// without any non-blank line are errors. The file is read from `env`
+/// The bytes of a data file, decompressed when it is gzip-compressed (it
+/// starts with gzip's magic bytes `1f 8b`, whatever its name: `f.csv.gz` as
+/// `gzip f.csv` writes it). A folder, a missing or unreadable file and a
+/// corrupt or truncated gzip stream are errors. The file is read from `env`
 /// (the checker's environment; training reads this machine's files).
-pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError> {
+pub fn read_bytes(env: &dyn Environment, path: &Path) -> Result<Vec<u8>, DataError> {
     match env.kind(path) {
         Some(EntryKind::Folder) => return Err(DataError::file(path, "is a folder, not a file")),
         // A named pipe would be waited on, a device read without end.
@@ -389,6 +538,23 @@ pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError
             },
         )
     })?;
+    if !bytes.starts_with(&[0x1F, 0x8B]) {
+        return Ok(bytes);
+    }
+    let mut plain = Vec::new();
+    // Several gzip members one after another are one file, as `gunzip` reads them.
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut plain)
+        .map_err(|e| DataError::file(path, format!("the file is gzip-compressed but cannot be decompressed: {e}")))?;
+    Ok(plain)
+}
+
+/// The whole file as UTF-8 text, without a byte-order mark, with old Mac line
+/// ends (`\r` alone) read as newlines (Windows' `\r\n` needs nothing). A
+/// folder, a missing or unreadable file, text that is not UTF-8 and a file
+/// without any non-blank line are errors. A gzip-compressed file is read
+/// decompressed ([`read_bytes`]).
+pub fn read_text(env: &dyn Environment, path: &Path) -> Result<String, DataError> {
+    let bytes = read_bytes(env, path)?;
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(DataError::file(path, "the file is UTF-16 text; save it as UTF-8 (or plain ASCII) comma-separated values"));
     }
@@ -493,10 +659,30 @@ fn number(field: &str, name: impl Fn() -> String, column: usize, last: bool, pat
     Err(DataError::at_column(path, line, column, reason))
 }
 
+/// A class label as written in a classification file: a whole number (`2`,
+/// `-1`, `3.0`) or a name (`standing`). A file's classes are its distinct
+/// labels in sorted order: numbers first, in numeric order (`-1 < 2 < 10`),
+/// then names in byte order (`B < a < b`, as UTF-8 bytes compare), so a
+/// file may mix both. `2` and `2.0` are the same class; `2` and `02x` are not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Label {
+    Number(i64),
+    Name(String),
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Number(n) => write!(f, "{n}"),
+            Label::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// One row of a UCR-style CSV: its label, and where the label is written.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UcrRow {
-    pub label: i64,
+    pub label: Label,
     /// 1-based line of the row.
     pub line: usize,
     /// 1-based column where the label starts.
@@ -548,11 +734,20 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
             _ => {}
         }
         let (column, text) = fields[0];
-        rows.push(UcrRow { label: label(text, path, line_no, column, rows.is_empty())?, line: line_no, column });
+        let row = UcrRow { label: label(text, path, line_no, column)?, line: line_no, column };
+        // A first row of names, label and values alike, is a header.
+        let header = rows.is_empty() && matches!(row.label, Label::Name(_));
         let last = fields.len() - 1;
         for (k, &(column, field)) in fields.iter().enumerate().skip(1) {
-            values.push(number(field, || format!("field {}", k + 1), column, k == last, path, line_no)?);
+            let value = number(field, || format!("field {}", k + 1), column, k == last, path, line_no);
+            values.push(value.map_err(|mut e| {
+                if header {
+                    e.message.push_str(" (the first row looks like a header line; ucr files have none: remove it)");
+                }
+                e
+            })?);
         }
+        rows.push(row);
     }
     let Some((width, first_line)) = first else {
         return Err(DataError::file(path, "the file has no rows"));
@@ -561,23 +756,23 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
 }
 
 /// The distinct labels of some rows, ascending: label `labels[c]` is class `c`.
-pub fn distinct_labels(rows: &[UcrRow]) -> Vec<i64> {
-    rows.iter().map(|r| r.label).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+pub fn distinct_labels(rows: &[UcrRow]) -> Vec<Label> {
+    rows.iter().map(|r| r.label.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
 }
 
 /// The label of each class of a classification program, class `c` first at
 /// `c`: a `ucr` training file's distinct labels (ascending, as [`load`]
 /// numbers them), `waveforms`' class numbers; `None` for other tasks.
-pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<i64>>, DataError> {
+pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
     match &spec.train {
         Source::Ucr { path } => Ok(Some(distinct_labels(&read_ucr(&RealEnvironment::default(), path)?.rows))),
-        Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).collect())),
+        Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).map(Label::Number).collect())),
         Source::Sines { .. } | Source::Signal { .. } => Ok(None),
     }
 }
 
 /// Labels for messages: `1, 2, 5`, the first dozen of many.
-fn label_list(labels: &[i64]) -> String {
+fn label_list(labels: &[Label]) -> String {
     let mut shown: Vec<String> = labels.iter().take(12).map(|l| l.to_string()).collect();
     if labels.len() > 12 {
         shown.push(format!("… ({} in all)", labels.len()));
@@ -588,7 +783,7 @@ fn label_list(labels: &[i64]) -> String {
 /// The class of each row, given the training data's labels (ascending). A
 /// label the training data lacks is an error at its row: the model has no
 /// output for it and could not learn it.
-pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[i64]) -> Result<Vec<usize>, DataError> {
+pub fn classes_of(path: &Path, rows: &[UcrRow], known: &[Label]) -> Result<Vec<usize>, DataError> {
     rows.iter()
         .map(|row| {
             known.binary_search(&row.label).map_err(|_| {
@@ -654,8 +849,8 @@ pub fn waveforms_missing_class(n: usize, classes: usize, seed: u64, val_split: O
 /// an error at the first row of the label that loses all of them.
 pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> Result<(), DataError> {
     let (train, _) = split_indices(table.rows.len(), fraction, UCR_SPLIT_SEED)?;
-    let kept: std::collections::BTreeSet<i64> = train.iter().map(|&i| table.rows[i].label).collect();
-    let Some(lost) = table.rows.iter().find(|r| !kept.contains(&r.label)) else {
+    let kept: std::collections::BTreeSet<&Label> = train.iter().map(|&i| &table.rows[i].label).collect();
+    let Some(lost) = table.rows.iter().find(|r| !kept.contains(&&r.label)) else {
         return Ok(());
     };
     let count = table.rows.iter().filter(|r| r.label == lost.label).count();
@@ -672,7 +867,7 @@ pub fn split_keeps_every_class(path: &Path, table: &UcrTable, fraction: f64) -> 
     ))
 }
 
-fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
+fn ucr(path: &Path, input: &[usize], known: Option<&[Label]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
     let numel: usize = input.iter().product();
     let table = read_ucr(&RealEnvironment::default(), path)?;
     if table.width != numel {
@@ -692,7 +887,7 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f6
                     path,
                     format!(
                         "all rows have the same label ({}); classification needs at least two classes",
-                        distinct.first().copied().unwrap_or(0)
+                        distinct.first().map(ToString::to_string).unwrap_or_default()
                     ),
                 ));
             }
@@ -712,29 +907,23 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[i64]>, split_off: Option<f6
     })
 }
 
-/// A class label: an integer, possibly written `2.0` or `-1`.
-fn label(field: &str, path: &Path, line: usize, column: usize, first_row: bool) -> Result<i64, DataError> {
-    let Ok(x) = field.parse::<f64>() else {
-        let hint = if first_row { " (ucr files have no header line: remove it)" } else { "" };
-        let shown = if field.is_empty() {
-            "the label (field 1) is empty, not a number".to_string()
-        } else {
-            format!("the label `{field}` is not a number")
-        };
-        return Err(DataError::at_column(path, line, column, format!("{shown}{hint}")));
-    };
-    if !x.is_finite() || x.fract() != 0.0 {
-        return Err(DataError::at_column(
-            path,
-            line,
-            column,
-            format!("the label `{field}` is not an integer; class labels are whole numbers such as `0`, `1`, `2` or `-1`, `1`"),
-        ));
+/// A class label ([`Label`]): a whole number, possibly written `2.0` or
+/// `-1`, or a name. A number that is not whole (`1.5`) is an error, not a
+/// name: it is most likely a regression target in a classification file.
+fn label(field: &str, path: &Path, line: usize, column: usize) -> Result<Label, DataError> {
+    let refuse = |why: String| Err(DataError::at_column(path, line, column, why));
+    if field.is_empty() {
+        return refuse("the label (field 1) is empty; every row starts with its class label, a whole number or a name".into());
     }
-    if x.abs() > 1e15 {
-        return Err(DataError::at_column(path, line, column, format!("the label `{field}` is too large for a class label")));
+    match field.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() != 0.0 => refuse(format!(
+            "the label `{field}` is a number but not a whole one; class labels are whole numbers such as `0`, `1`, `-1` or names such as `walking`"
+        )),
+        Ok(x) if x.is_finite() && x.abs() > 1e15 => refuse(format!("the label `{field}` is too large for a class label")),
+        Ok(x) if x.is_finite() => Ok(Label::Number(x as i64)),
+        // `nan`, `inf` and anything else that is not a finite number: a name.
+        Ok(_) | Err(_) => Ok(Label::Name(field.to_string())),
     }
-    Ok(x as i64)
 }
 
 /// One column of a CSV recording (`column` counts from 0); a first row that
@@ -852,7 +1041,7 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, task, classes: None }
+        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None }
     }
 
     fn sines(n: usize, seed: u64) -> Source {
@@ -1012,6 +1201,125 @@ mod tests {
     }
 
     #[test]
+    fn ucr_name_labels_sort_after_numbers_in_byte_order() {
+        let train = TempFile::new("names.csv", "walk,1\nSit,2\n2.0,3\nsit,4\n-1,5\nwalk,6\n2,7\n");
+        let test = TempFile::new("names_test.csv", "sit,0\n-1.0,0\nwalk,0\n");
+        let splits = load(&spec(train.ucr(), None, Some(test.ucr()), 0.0), &[1, 1]).unwrap();
+        // -1 < 2 (= 2.0) < `Sit` < `sit` < `walk`.
+        assert_eq!(splits.classes, Some(5));
+        assert_eq!(classes(&splits.train.targets), &[4, 2, 1, 3, 0, 4, 1]);
+        assert_eq!(classes(&splits.test.as_ref().unwrap().targets), &[3, 0, 4]);
+        let labels = class_labels(&spec(train.ucr(), None, None, 0.0)).unwrap().unwrap();
+        let shown: Vec<String> = labels.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["-1", "2", "Sit", "sit", "walk"]);
+        // A name the training file lacks is an error at its row.
+        let other = TempFile::new("names_other.csv", "sit,0\nrun,0\n");
+        let err = load(&spec(train.ucr(), None, Some(other.ucr()), 0.0), &[1, 1]).unwrap_err();
+        assert_at(&err, &other, 2, 1, &["`run`", "does not occur", "-1, 2, Sit, sit, walk"]);
+    }
+
+    /// `text` gzip-compressed, as `gzip` writes it.
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_files_read_as_their_text() {
+        let text = "1,0.5,1\n2,0.25,2\n1,0.75,3\n";
+        let plain = TempFile::new("plain.csv", text);
+        let packed = TempFile::new_bytes("packed.csv.gz", &gzip(text));
+        let input = [1, 2];
+        assert_eq!(load(&spec(packed.ucr(), None, None, 0.0), &input), load(&spec(plain.ucr(), None, None, 0.0), &input));
+        // Two members one after the other (`cat a.gz b.gz`) are one file; any name will do.
+        let halves = [gzip("1,0.5,1\n"), gzip("2,0.25,2\n1,0.75,3\n")].concat();
+        let joined = TempFile::new_bytes("joined.data", &halves);
+        assert_eq!(load(&spec(joined.ucr(), None, None, 0.0), &input), load(&spec(plain.ucr(), None, None, 0.0), &input));
+        let recording = TempFile::new_bytes("rec.csv.gz", &gzip("ecg\n1\n2\n3\n4\n"));
+        assert_eq!(read_column(&RealEnvironment::default(), &recording.0, 0).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+        // Errors name the line of the decompressed text.
+        let bad = TempFile::new_bytes("bad.csv.gz", &gzip("1,0.5\n2,x\n"));
+        let err = load(&spec(bad.ucr(), None, None, 0.0), &[1, 1]).unwrap_err();
+        assert_at(&err, &bad, 2, 3, &["`x`", "not a number"]);
+        let mut cut = gzip(text);
+        cut.truncate(cut.len() - 12);
+        let truncated = TempFile::new_bytes("cut.csv.gz", &cut);
+        let err = load(&spec(truncated.ucr(), None, None, 0.0), &input).unwrap_err();
+        assert_error(&err, &truncated, None, &["gzip-compressed", "cannot be decompressed"]);
+    }
+
+    #[test]
+    fn stratified_counts_keep_one_for_training() {
+        assert_eq!(stratified_counts(10, 0.2, 0.2), (6, 2, 2));
+        assert_eq!(stratified_counts(5, 0.2, 0.2), (3, 1, 1));
+        assert_eq!(stratified_counts(2, 0.5, 0.5), (1, 0, 1));
+        assert_eq!(stratified_counts(1, 0.4, 0.4), (1, 0, 0));
+        assert_eq!(stratified_counts(0, 0.4, 0.4), (0, 0, 0));
+        assert_eq!(stratified_counts(3, 0.0, 0.1), (3, 0, 0));
+    }
+
+    #[test]
+    fn test_split_is_stratified_seeded_and_covers_the_file() {
+        // 20 rows of label 1, 10 of label 2: each row's value is its row number.
+        let mut csv = String::new();
+        for i in 0..30 {
+            csv.push_str(&format!("{},{i}\n", if i % 3 == 2 { 2 } else { 1 }));
+        }
+        let file = TempFile::new("strat.csv", &csv);
+        let mut s = spec(file.ucr(), None, None, 0.2);
+        s.test_split = 0.3;
+        let a = load(&s, &[1, 1]).unwrap();
+        assert_eq!(a, load(&s, &[1, 1]).unwrap());
+        let test = a.test.as_ref().unwrap();
+        let count = |d: &Dataset, class| classes(&d.targets).iter().filter(|&&c| c == class).count();
+        // Per class: 20 → 4 val, 6 test; 10 → 2 val, 3 test.
+        assert_eq!([count(&a.train, 0), count(&a.val, 0), count(test, 0)], [10, 4, 6]);
+        assert_eq!([count(&a.train, 1), count(&a.val, 1), count(test, 1)], [5, 2, 3]);
+        let mut all: Vec<f32> = [&a.train.inputs, &a.val.inputs, &test.inputs].into_iter().flatten().copied().collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, (0..30).map(|i| i as f32).collect::<Vec<_>>());
+        // Targets follow their rows.
+        for (x, &c) in test.inputs.iter().zip(classes(&test.targets)) {
+            assert_eq!(c, if *x as usize % 3 == 2 { 1 } else { 0 }, "{x}");
+        }
+        // A test source wins over `test_split`; without `test_split` nothing is held out.
+        let mut with_file = s.clone();
+        with_file.test = Some(file.ucr());
+        assert_eq!(load(&with_file, &[1, 1]).unwrap().test.unwrap().len, 30);
+        s.test_split = 0.0;
+        assert!(load(&s, &[1, 1]).unwrap().test.is_none());
+    }
+
+    #[test]
+    fn normalization_per_channel_from_the_training_part_only() {
+        // Two channels of two samples: channel 0 holds 1..4, channel 1 holds 10, 10, 30, 30.
+        let data =
+            Dataset { inputs: vec![1., 2., 10., 10., 3., 4., 30., 30.], targets: Targets::Classes(vec![0, 1]), len: 2, shape: vec![2, 2] };
+        let z = Normalization::fit(Normalize::Zscore, &data).unwrap();
+        assert_eq!(z.shift, vec![2.5, 20.0]);
+        assert!((z.scale[0] - 1.25f32.sqrt()).abs() < 1e-6 && z.scale[1] == 10.0, "{z:?}");
+        let mut x = data.inputs.clone();
+        z.apply(&mut x, &data.shape);
+        assert_eq!(&x[2..4], &[-1.0, -1.0]);
+        let m = Normalization::fit(Normalize::Minmax, &data).unwrap();
+        assert_eq!((m.shift.clone(), m.scale.clone()), (vec![1.0, 10.0], vec![3.0, 20.0]));
+        let mut x = data.inputs.clone();
+        m.apply(&mut x, &data.shape);
+        assert_eq!(x, vec![0.0, 1.0 / 3.0, 0.0, 0.0, 2.0 / 3.0, 1.0, 1.0, 1.0]);
+        assert_eq!(Normalization::fit(Normalize::None, &data), None);
+        // Loading: figures of the training part, applied to every part.
+        let train = TempFile::new("norm.csv", "1,0\n2,2\n1,4\n2,6\n");
+        let test = TempFile::new("norm_test.csv", "1,8\n2,-2\n");
+        let mut s = spec(train.ucr(), None, Some(test.ucr()), 0.0);
+        s.normalize = Normalize::Minmax;
+        let splits = load(&s, &[1]).unwrap();
+        assert_eq!(splits.normalization.as_ref().map(|n| (n.shift.clone(), n.scale.clone())), Some((vec![0.0], vec![6.0])));
+        assert_eq!(splits.train.inputs, vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
+        assert_eq!(splits.test.unwrap().inputs, vec![8.0 / 6.0, -2.0 / 6.0]);
+    }
+
+    #[test]
     fn ucr_rows_reshape_to_the_input() {
         let file = TempFile::new("grid.csv", "1,1,2,3,4\n0,5,6,7,8.0\n");
         let splits = load(&spec(file.ucr(), None, None, 0.0), &[1, 2, 2]).unwrap();
@@ -1144,13 +1452,21 @@ mod tests {
         let (f, e) = ucr_error("\n1,1,2,3\n2,1,2,3\n", &[1, 4]);
         assert_error(&e, &f, Some(2), &["3 values", "[1, 4]", "holds 4"]);
         let (f, e) = ucr_error("1,1,2,3\n1.5,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 2, 1, &["`1.5`", "not an integer"]);
-        let (f, e) = ucr_error("1,1,2,3\n  abc,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 2, 3, &["`abc`", "not a number"]);
+        assert_at(&e, &f, 2, 1, &["`1.5`", "not a whole one"]);
+        let (f, e) = ucr_error("1,1,2,3\n  ,1,2,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 3, &["label (field 1) is empty"]);
+        let (f, e) = ucr_error("1,1,2,3\n1e20,1,2,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 1, &["`1e20`", "too large"]);
         let (f, e) = ucr_error("label,a,b,c\n1,1,2,3\n", &[1, 3]);
-        assert_at(&e, &f, 1, 1, &["`label`", "not a number", "header"]);
+        assert_at(&e, &f, 1, 7, &["`a`", "not a number", "header"]);
+        // A name with number values is no header: the error, if any, is elsewhere.
+        let (f, e) = ucr_error("walk,1,2,3\nwalk,1,x,3\n", &[1, 3]);
+        assert_at(&e, &f, 2, 8, &["`x`", "not a number"]);
+        assert!(!e.message.contains("header"), "{e}");
         let (f, e) = ucr_error("3,1,2,3\n3,4,5,6\n", &[1, 3]);
         assert_error(&e, &f, None, &["same label (3)", "two classes"]);
+        let (f, e) = ucr_error("sit,1,2,3\nsit,4,5,6\n", &[1, 3]);
+        assert_error(&e, &f, None, &["same label (sit)", "two classes"]);
         let (f, e) = ucr_error("3\n", &[1, 3]);
         assert_at(&e, &f, 1, 2, &["single field", "label and at least one value"]);
         let (f, e) = ucr_error("1\t0.5\t0.25\n", &[1, 2]);

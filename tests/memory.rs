@@ -78,6 +78,8 @@ fn loading_data_that_cannot_fit_is_an_error() {
         val: None,
         test: None,
         val_split: 0.2,
+        test_split: 0.0,
+        normalize: lpn::language::ir::Normalize::None,
         task: Task::Denoise,
         classes: None,
     };

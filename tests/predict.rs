@@ -251,3 +251,107 @@ fn bad_input_is_named_at_its_line_and_an_earlier_output_is_kept() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().contains(".tmp")), "{left:?}");
 }
+
+/// The GunPoint files with their labels as names, `1` → `point` and `2` →
+/// `gun`: in byte order `gun` comes first, so class 0 is label 2's rows.
+fn named_gunpoint(dir: &Path) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for name in ["gunpoint_train.csv", "gunpoint_test.csv"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join("examples/data").join(name)).unwrap();
+        let mut named = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (label, rest) = line.split_once(',').unwrap();
+            let name = match label.trim().parse::<f64>().unwrap() as i64 {
+                1 => "point",
+                2 => "gun",
+                other => panic!("GunPoint has labels 1 and 2, not {other}"),
+            };
+            named.push_str(&format!("{name},{rest}\n"));
+        }
+        std::fs::write(dir.join("data").join(name), named).unwrap();
+    }
+    let program = std::fs::read_to_string(example("gunpoint_classifier")).unwrap();
+    std::fs::write(dir.join("named.lpn"), program).unwrap();
+}
+
+#[test]
+fn named_labels_reach_report_json_the_weights_and_the_predictions() {
+    let dir = fresh_dir("predict", "named-labels");
+    named_gunpoint(&dir);
+    let weights = train(&dir.join("named.lpn"), &dir.join("run"));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/report.json")).unwrap()).unwrap();
+    assert_eq!(report["class_labels"], serde_json::json!(["gun", "point"]));
+    let provenance = lpn::train::provenance::Provenance::read(&weights).unwrap().unwrap();
+    assert_eq!(provenance.class_labels, Some(vec!["gun".to_string(), "point".to_string()]));
+    let test = std::fs::read_to_string(dir.join("data/gunpoint_test.csv")).unwrap();
+    let (labels, inputs): (Vec<&str>, Vec<&str>) = test.lines().map(|l| l.split_once(',').unwrap()).unzip();
+    std::fs::write(dir.join("in.csv"), inputs.join("\n") + "\n").unwrap();
+    let predicted = run(&[&"predict", &"--weights", &weights, &"--input", &dir.join("in.csv"), &"--quiet"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let (header, table) = rows(&stdout(&predicted));
+    assert_eq!(header, "pgun,ppoint,class");
+    check_probabilities(&header, &table);
+    let right = table.iter().zip(&labels).filter(|(row, label)| row[2] == **label).count();
+    let accuracy = format!("{:.1}", 100.0 * right as f64 / labels.len() as f64);
+    assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &dir.join("named.lpn"), &"--weights", &weights])));
+}
+
+#[test]
+fn test_split_holds_out_a_stratified_test_part_reported_in_report_json() {
+    let dir = fresh_dir("predict", "test-split");
+    named_gunpoint(&dir);
+    let program = std::fs::read_to_string(dir.join("named.lpn")).unwrap();
+    let program = program.replace("  test  = ucr(\"data/gunpoint_test.csv\")\n", "  test_split = 0.2\n");
+    assert!(program.contains("test_split"), "the example's data section changed");
+    std::fs::write(dir.join("split.lpn"), program).unwrap();
+    train(&dir.join("split.lpn"), &dir.join("run"));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/report.json")).unwrap()).unwrap();
+    // GunPoint's 50 training rows: 24 of `point`, 26 of `gun`; per class
+    // round(0.2·n) to validation and as many to test: 5 + 5, 5 + 5.
+    assert_eq!(report["examples"], serde_json::json!({"train": 30, "val": 10, "test": 10}));
+    assert!(report["test"]["accuracy"].is_number(), "{}", report["test"]);
+}
+
+#[test]
+fn normalized_inputs_are_rescaled_by_predict_as_in_training() {
+    let dir = fresh_dir("predict", "normalize");
+    named_gunpoint(&dir);
+    let program = std::fs::read_to_string(dir.join("named.lpn")).unwrap();
+    let program = program.replace("  val_split = 0.2\n", "  val_split = 0.2\n  normalize = minmax\n");
+    assert!(program.contains("minmax"), "the example's data section changed");
+    std::fs::write(dir.join("norm.lpn"), program).unwrap();
+    let weights = train(&dir.join("norm.lpn"), &dir.join("run"));
+    // GunPoint rows are z-normalised series: min-max moves them a long way.
+    let norm = lpn::train::provenance::Provenance::read(&weights).unwrap().unwrap().normalization.expect("stored with the weights");
+    assert_eq!((norm.kind.as_str(), norm.shift.len()), ("minmax", 1));
+    assert!(norm.shift[0] < -1.0 && norm.scale[0] > 2.0, "{norm:?}");
+    let test = std::fs::read_to_string(dir.join("data/gunpoint_test.csv")).unwrap();
+    let (labels, inputs): (Vec<&str>, Vec<&str>) = test.lines().map(|l| l.split_once(',').unwrap()).unzip();
+    std::fs::write(dir.join("in.csv"), inputs.join("\n") + "\n").unwrap();
+    let predicted = run(&[&"predict", &"--weights", &weights, &"--input", &dir.join("in.csv"), &"--quiet"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let (_, table) = rows(&stdout(&predicted));
+    let right = table.iter().zip(&labels).filter(|(row, label)| row[2] == **label).count();
+    let accuracy = format!("{:.1}", 100.0 * right as f64 / labels.len() as f64);
+    assert_eq!(accuracy, eval_accuracy(&run(&[&"eval", &dir.join("norm.lpn"), &"--weights", &weights])));
+    // The same network without the metadata, on inputs rescaled here: the same predictions.
+    let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(&tensors, dir.join("bare.safetensors")).unwrap();
+    let rescaled: Vec<String> = inputs
+        .iter()
+        .map(|row| {
+            let values = row.split(',').map(|x| (x.trim().parse::<f64>().unwrap() as f32 - norm.shift[0]) / norm.scale[0]);
+            values.map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    std::fs::write(dir.join("rescaled.csv"), rescaled.join("\n") + "\n").unwrap();
+    let bare =
+        run(&[&"predict", &dir.join("norm.lpn"), &"--weights", &dir.join("bare.safetensors"), &"--input", &dir.join("rescaled.csv")]);
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    let (_, expected) = rows(&stdout(&bare));
+    for (a, b) in table.iter().zip(&expected) {
+        for (x, y) in a[..2].iter().zip(&b[..2]) {
+            assert!((x.parse::<f64>().unwrap() - y.parse::<f64>().unwrap()).abs() < 1e-5, "{a:?} {b:?}");
+        }
+    }
+}

@@ -268,12 +268,28 @@ pub enum Init {
     },
 }
 
+/// `normalize = …` of the data section: per channel (the input's first axis,
+/// or all values of a `[features]` input), with the training part's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Normalize {
+    None,
+    /// (x − mean) / standard deviation (population, as numpy's `std`).
+    Zscore,
+    /// (x − min) / (max − min), into [0, 1].
+    Minmax,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DataSpec {
     pub train: Source,
     pub val: Option<Source>,
     pub test: Option<Source>,
     pub val_split: f64,
+    /// Share of the training source held out for testing when no `test`
+    /// is given (0: none); with it, the split is stratified by class.
+    pub test_split: f64,
+    /// How the inputs are rescaled, with statistics of the training part.
+    pub normalize: Normalize,
     pub task: Task,
     /// Number of classes, for classification.
     pub classes: Option<usize>,

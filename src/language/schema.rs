@@ -781,15 +781,25 @@ pub const SOURCES: &[Schema] = &[
     },
     Schema {
         name: "ucr",
-        summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). Labels are mapped to classes in sorted order.",
-        params: &[positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file")],
+        summary: "Classification CSV in the UCR archive's layout: no header, one example per row, the class label first, then the values (reshaped to the model's input). A label is a whole number (`2`, `2.0`, `-1`) or a name (`walking`); labels are mapped to classes in sorted order: numbers first, numerically, then names in byte order.",
+        params: &[positional(
+            "path",
+            ParamType::Path,
+            DefaultValue::Required,
+            "CSV file, relative to the .lpn file; gzip-compressed (`f.csv.gz`) is read as its text",
+        )],
         example: "ucr(\"data/gunpoint_train.csv\")",
     },
     Schema {
         name: "signal",
         summary: "Denoising from one long recording: a CSV column cut into windows of the model's input length, with white noise added to the inputs; the target is the clean window.",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "CSV file, relative to the .lpn file; a header line is skipped"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "CSV file, relative to the .lpn file (gzip-compressed is read as its text); a header line is skipped",
+            ),
             param("column", int(0), DefaultValue::Int(0), "which column holds the signal, counting from 0"),
             param("stride", int(1), DefaultValue::Derived("the window length"), "step between windows"),
             param("noise", NON_NEGATIVE, DefaultValue::Float(0.1), "standard deviation of the added noise, in the signal's units"),
@@ -939,6 +949,18 @@ pub const DATA_SECTION: Schema = Schema {
             ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
             DefaultValue::Float(0.2),
             "share of the training data held out for validation when no `val` is given",
+        ),
+        param(
+            "test_split",
+            ParamType::Float { min: 0.0, max: 1.0, min_open: false, max_open: true },
+            DefaultValue::Float(0.0),
+            "share of the training data held out for testing when no `test` is given; with it, the validation and test parts are drawn per class (stratified)",
+        ),
+        param(
+            "normalize",
+            ParamType::Choice { what: "normalisation", options: &["none", "zscore", "minmax"] },
+            DefaultValue::Word("none"),
+            "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
         ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",

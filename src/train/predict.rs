@@ -6,8 +6,9 @@
 //! One row per example: for a classifier the probability of each class
 //! (softmax of the logits; for `loss = bce`, the sigmoid of the one logit as
 //! the second class's) under a header `p<label>` per class, then `class`, the
-//! label of the most probable class (the training data's labels, as `lpnc
-//! eval` numbers them); for a regression or denoising model the flattened
+//! label of the most probable class (the labels recorded in the weights'
+//! metadata at training, else the training data's, as `lpnc eval` numbers
+//! them: numbers or names, `data::Label`); for a regression or denoising model the flattened
 //! output vector under `y0, y1, …`.
 
 use std::io::Write;
@@ -28,6 +29,8 @@ pub const BATCH: usize = 256;
 pub struct Predictor {
     net: Net,
     output: Output,
+    /// The training data's rescaling of the inputs, from the weights' metadata.
+    normalization: Option<data::Normalization>,
 }
 
 enum Output {
@@ -74,20 +77,28 @@ impl Predictor {
     /// `program`'s network with the weights of `weights`, checked to fit it.
     pub fn new(program: &Program, weights: &Path) -> Result<Predictor, TrainError> {
         let net = trained_net(program, weights)?;
+        let provenance = super::provenance::Provenance::read(weights).ok().flatten();
         let width: usize = program.model.output.0.iter().product();
         let output = match program.train.loss {
             Loss::Mse | Loss::Mae => Output::Values { width },
             Loss::CrossEntropy | Loss::Bce => {
                 let binary = program.train.loss == Loss::Bce;
                 let classes = if binary { 2 } else { width };
-                let labels = match data::class_labels(&program.data)? {
-                    Some(labels) if labels.len() == classes => labels.iter().map(i64::to_string).collect(),
+                // The labels the weights were trained with (their metadata),
+                // else the training file's, else class numbers.
+                let recorded = provenance.as_ref().and_then(|p| p.class_labels.clone());
+                let labels = match recorded {
+                    Some(labels) => Some(labels),
+                    None => data::class_labels(&program.data)?.map(|ls| ls.iter().map(ToString::to_string).collect()),
+                };
+                let labels = match labels {
+                    Some(labels) if labels.len() == classes => labels,
                     Some(_) | None => (0..classes).map(|c| c.to_string()).collect(),
                 };
                 Output::Classes { labels, binary }
             }
         };
-        Ok(Predictor { net, output })
+        Ok(Predictor { net, output, normalization: provenance.and_then(|p| p.normalization) })
     }
 
     /// The network in evaluation mode (running batch-norm statistics, no
@@ -171,6 +182,9 @@ pub fn predict(
         let n = reader.next_batch(BATCH, &mut values).map_err(PredictError::Input)?;
         if n == 0 {
             break;
+        }
+        if let Some(norm) = &predictor.normalization {
+            norm.apply(&mut values, shape);
         }
         let mut dims = vec![n];
         dims.extend(shape);

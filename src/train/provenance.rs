@@ -45,6 +45,10 @@ pub struct Provenance {
     pub layers: Vec<String>,
     pub source: Option<ProgramSource>,
     pub class_labels: Option<Vec<String>>,
+    /// The rescaling of the inputs (`normalize`), fitted on the training
+    /// part; `lpnc predict` applies it to new inputs.
+    #[serde(default)]
+    pub normalization: Option<data::Normalization>,
 }
 
 /// The digest that ties weights to a model: FNV-1a (64 bits) of the checked
@@ -73,7 +77,8 @@ impl Provenance {
             model_digest: model_digest(&program.model),
             layers: layer_lines(&program.model),
             source: source.cloned(),
-            class_labels: labels.map(|l| l.iter().map(i64::to_string).collect()),
+            class_labels: labels.map(|l| l.iter().map(ToString::to_string).collect()),
+            normalization: None,
         })
     }
 

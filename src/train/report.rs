@@ -90,6 +90,21 @@ pub struct Report {
     /// The `lpnc train --set KEY=VALUE` overrides of the run, as written.
     #[serde(default)]
     pub overrides: Vec<String>,
+    /// For classification, the label of each class, class 0 first (the
+    /// training data's distinct labels in sorted order, `data::Label`).
+    #[serde(default)]
+    pub class_labels: Option<Vec<String>>,
+    /// How many examples each part of the data holds.
+    #[serde(default)]
+    pub examples: Option<ExampleCounts>,
+}
+
+/// Examples in the training, validation and test parts (`test` null without test data).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExampleCounts {
+    pub train: usize,
+    pub val: usize,
+    pub test: Option<usize>,
 }
 
 impl Report {
@@ -107,6 +122,8 @@ impl Report {
             kept_epoch: None,
             stopped: None,
             overrides: Vec::new(),
+            class_labels: None,
+            examples: None,
         }
     }
 }

@@ -13,10 +13,10 @@ use candle_core::{Device, Tensor};
 use super::checkpoint::{self, Checkpoint, RunDigest};
 use super::lr::{InRun, LrPlan};
 use super::optim::Optimizer;
+use super::provenance::Provenance;
 use super::report::{EpochReport, Report, Stopped, best_epoch, constraint_reports, early_stop_due, write_report};
 use super::schedule::{Schedule, optimizer_in_force};
 use super::step::{At, batch, evaluate, train_step};
-use super::provenance::Provenance;
 use super::{ConstraintLabel, Event, Live, Observer, Options, TrainError, run_dir, save_weights};
 use crate::data::{self, Splits};
 use crate::language::ir::{Keep, Model, Monitor, Program};
@@ -165,6 +165,13 @@ impl<'a> Trainer<'a> {
             resumed_at: None,
         };
         trainer.report.overrides = opts.overrides.clone();
+        trainer.report.class_labels = trainer.provenance.class_labels.clone();
+        trainer.provenance.normalization = trainer.splits.normalization.clone();
+        trainer.report.examples = Some(super::report::ExampleCounts {
+            train: trainer.splits.train.len,
+            val: trainer.splits.val.len,
+            test: trainer.splits.test.as_ref().map(|t| t.len),
+        });
         if let Some(ck) = resumed {
             trainer.resume(ck)?;
         }

@@ -6,7 +6,7 @@
 //! before the first training step, at `file:line:column` where that applies:
 //! a missing, unreadable or empty file, a folder, text that is not UTF-8 or
 //! not comma-separated, ragged rows, a value that is not a finite number,
-//! labels that are not integers, a single class, rows or recordings that do
+//! labels that are empty or numbers but not whole ones, a single class, rows or recordings that do
 //! not fit the model's input, and classes without training examples.
 //!
 //! A class without training examples is an error, not a warning: the model
@@ -23,7 +23,7 @@ use crate::language::check::Ctx;
 use crate::language::check::environment::{EntryKind, Environment};
 use crate::language::check::params::{self, Call};
 use crate::language::diagnostic::Problem;
-use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Optimizer, Source, TrainSpec};
+use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Normalize, Optimizer, Source, TrainSpec};
 use crate::language::schema::{DATA_SECTION, TRAIN_SECTION, Task};
 use crate::language::shape::Shape;
 
@@ -161,13 +161,25 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         .saturating_add(test.as_ref().map_or(0, |t| t.bytes));
     ctx.data_bytes = Some((data_bytes, train.span));
     let val_split = call.f64("val_split").unwrap_or(0.2);
-    if let (None, Some(facts)) = (&val, &train.ucr)
+    let test_split = call.f64("test_split").unwrap_or(0.0);
+    // A stratified split keeps every class in training: no class can be lost.
+    let stratified = test.is_none() && test_split > 0.0;
+    if stratified {
+        check_stratified_split(ctx, &call, &train, val.is_none().then_some(val_split), test_split);
+    } else if call.given("test_split") && call.given("test") {
+        ctx.problems.push(Problem::NoEffect {
+            span: call.span_of("test_split"),
+            reason: "`test_split` has no effect when `test` gives the test data".into(),
+            help: Some("remove one of them".into()),
+        });
+    }
+    if let (None, Some(facts), false) = (&val, &train.ucr, stratified)
         && let Err(e) = crate::data::split_keeps_every_class(&facts.path, &facts.table, val_split)
     {
         bad_file(ctx, facts.span, &facts.written, e);
     }
     if let Source::Waveforms { n, classes, seed, .. } = train.source
-        && let Some(reason) = crate::data::waveforms_missing_class(n, classes, seed, val.is_none().then_some(val_split))
+        && let Some(reason) = crate::data::waveforms_missing_class(n, classes, seed, (val.is_none() && !stratified).then_some(val_split))
     {
         ctx.problems.push(Problem::TaskMismatch { span: train.span, reason, help: None });
     }
@@ -181,8 +193,62 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         val: val.map(|v| v.source),
         test: test.map(|t| t.source),
         val_split,
+        test_split,
+        normalize: normalize(ctx, &call, train.task),
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+/// `normalize = …`: rescaling applies to classification inputs only (E0131
+/// otherwise: a denoiser's targets are in the inputs' units).
+fn normalize(ctx: &mut Ctx, call: &Call, task: Task) -> Normalize {
+    let chosen = match call.word("normalize") {
+        Some("zscore") => Normalize::Zscore,
+        Some("minmax") => Normalize::Minmax,
+        Some("none") | None => Normalize::None,
+        Some(other) => unreachable!("normalize = {other} has no meaning"),
+    };
+    if chosen != Normalize::None && task == Task::Denoise {
+        ctx.problems.push(Problem::NormalizeDenoising { span: call.span_of("normalize") });
+        return Normalize::None;
+    }
+    chosen
+}
+
+/// A split of the training source into training, validation (`val_split`,
+/// when no `val` source is given) and test parts: E0130 when the shares
+/// leave no training data, W0130 for each class too small to have an
+/// example in every part (as `crate::data::stratified_counts` divides it).
+fn check_stratified_split(ctx: &mut Ctx, call: &Call, train: &SourceFacts, val_split: Option<f64>, test_split: f64) {
+    let span = call.span_of("test_split");
+    if val_split.unwrap_or(0.0) + test_split >= 1.0 {
+        ctx.problems.push(Problem::SplitsTooLarge { span, val_split: val_split.unwrap_or(0.0), test_split });
+        return;
+    }
+    let counts: Vec<(String, usize)> = match (&train.ucr, &train.source) {
+        (Some(facts), _) => {
+            let mut counts = std::collections::BTreeMap::new();
+            for row in &facts.table.rows {
+                *counts.entry(row.label.clone()).or_insert(0) += 1;
+            }
+            counts.into_iter().map(|(label, n)| (label.to_string(), n)).collect()
+        }
+        // `waveforms` deals its classes out in turn: class c has ⌈(n − c)/classes⌉.
+        (None, &Source::Waveforms { n, classes, .. }) => {
+            (0..classes).map(|c| (c.to_string(), (n.saturating_sub(c)).div_ceil(classes))).collect()
+        }
+        (None, _) => return,
+    };
+    for (label, count) in counts {
+        let (_, n_val, n_test) = crate::data::stratified_counts(count, val_split.unwrap_or(0.0), test_split);
+        let missing = match (val_split.is_some_and(|v| v > 0.0) && n_val == 0, n_test == 0) {
+            (true, true) => "validation or test",
+            (true, false) => "validation",
+            (false, true) => "test",
+            (false, false) => continue,
+        };
+        ctx.problems.push(Problem::ClassTooSmallForSplit { span, label, count, missing: missing.into() });
+    }
 }
 
 /// A validation or test set against the training set: the same task, no
@@ -370,7 +436,7 @@ fn probe_ucr(env: &dyn Environment, path: &Path) -> Result<crate::data::UcrTable
             column: None,
             message: format!(
                 "all rows have the same label ({}); classification needs at least two classes",
-                labels.first().copied().unwrap_or(0)
+                labels.first().map(ToString::to_string).unwrap_or_default()
             ),
         });
     }
@@ -611,18 +677,22 @@ fn expected_output(ctx: &Ctx, loss: Loss, data: &DataSpec, model: &Model) -> (Sh
 /// integers between them without an example (which are no class), for the
 /// help of a model output that does not match.
 fn label_note(env: &dyn Environment, data: &DataSpec) -> Option<String> {
+    use crate::data::Label;
     let Source::Ucr { path } = &data.train else { return None };
     let labels = crate::data::distinct_labels(&crate::data::read_ucr(env, path).ok()?.rows);
-    let (low, high) = (*labels.first()?, *labels.last()?);
-    let shown = |ls: &[i64]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+    let shown = |ls: &[Label]| ls.iter().take(12).map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
     let mut note = format!(
         "the training data has {} distinct labels ({}{}), and each is a class, in sorted order",
         labels.len(),
         shown(&labels),
         if labels.len() > 12 { ", …" } else { "" }
     );
-    if high.checked_sub(low).is_some_and(|span| span < 10_000) {
-        let missing: Vec<i64> = (low..=high).filter(|l| labels.binary_search(l).is_err()).collect();
+    // The whole numbers between the numeric labels that have no example.
+    let numbers: Vec<i64> = labels.iter().filter_map(|l| if let Label::Number(n) = l { Some(*n) } else { None }).collect();
+    if let (Some(&low), Some(&high)) = (numbers.first(), numbers.last())
+        && high.checked_sub(low).is_some_and(|span| span < 10_000)
+    {
+        let missing: Vec<Label> = (low..=high).filter(|l| numbers.binary_search(l).is_err()).map(Label::Number).collect();
         match missing.len() {
             0 => {}
             1 => note.push_str(&format!(

@@ -112,6 +112,12 @@ pub enum Problem {
     DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
     MissingTrainData { span: Span, no_section: bool },
     TaskMismatch { span: Span, reason: String, help: Option<String> },
+    /// `val_split + test_split` leave nothing for training.
+    SplitsTooLarge { span: Span, val_split: f64, test_split: f64 },
+    /// `normalize` on denoising data.
+    NormalizeDenoising { span: Span },
+    /// A class too small to have an example in every part of a stratified split.
+    ClassTooSmallForSplit { span: Span, label: String, count: usize, missing: String },
     // `keep = best` or `early_stop` without validation data to watch.
     NoValidationData { span: Span, setting: String, data_span: Span },
     // `monitor = val_accuracy` on a task without classes.
@@ -189,6 +195,9 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0060", "phase changes what a constraint is"),
     ("W0061", "transition wider than the passband"),
     ("W0062", "band-pass stopband edge clamped: DC or Nyquist passes"),
+    ("E0130", "val_split and test_split leave no training data"),
+    ("W0130", "a class too small to appear in every split"),
+    ("E0131", "normalize on denoising data"),
     ("W0063", "admissible subspace of very few kernels"),
     ("E0064", "hard constraints that leave no weight but zero"),
     ("E0070", "invisible or look-alike character"),
@@ -376,6 +385,9 @@ impl Problem {
             DataShapeMismatch { span, input_span, data, input, help } => wording::data_shape_mismatch(span, input_span, data, input, help),
             MissingTrainData { span, no_section } => wording::missing_train_data(span, no_section),
             TaskMismatch { span, reason, help } => wording::task_mismatch(span, reason, help),
+            SplitsTooLarge { span, val_split, test_split } => wording::splits_too_large(span, val_split, test_split),
+            NormalizeDenoising { span } => wording::normalize_denoising(span),
+            ClassTooSmallForSplit { span, label, count, missing } => wording::class_too_small_for_split(span, label, count, missing),
             NoValidationData { span, setting, data_span } => wording::no_validation_data(span, setting, data_span),
             MonitorWithoutAccuracy { span } => wording::monitor_without_accuracy(span),
             ScheduleNeverEnds { span, before_span, before, after } => wording::schedule_never_ends(span, before_span, before, after),

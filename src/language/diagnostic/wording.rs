@@ -550,6 +550,37 @@ pub(super) fn task_mismatch(span: &Span, reason: &String, help: &Option<String>)
     ("E0054", reason.clone(), vec![label(*span, "here")], help.clone())
 }
 
+pub(super) fn splits_too_large(span: &Span, val_split: &f64, test_split: &f64) -> Wording {
+    (
+        "E0130",
+        format!(
+            "`val_split = {val_split}` and `test_split = {test_split}` together hold out {}% of the training data, leaving none to train on",
+            (val_split + test_split) * 100.0
+        ),
+        vec![label(*span, "here")],
+        Some("the two shares must add up to less than 1, such as `val_split = 0.2` and `test_split = 0.2`".into()),
+    )
+}
+
+pub(super) fn normalize_denoising(span: &Span) -> Wording {
+    (
+        "E0131",
+        "`normalize` rescales the inputs of classification data, but this data is for denoising".into(),
+        vec![label(*span, "here")],
+        Some("a denoiser's targets are in its inputs' units: remove `normalize`, or scale the recording itself".into()),
+    )
+}
+
+pub(super) fn class_too_small_for_split(span: &Span, label_text: &String, count: &usize, missing: &String) -> Wording {
+    let examples = if *count == 1 { "1 example".to_string() } else { format!("{count} examples") };
+    (
+        "W0130",
+        format!("the class `{label_text}` has {examples}, too few to have one in the {missing} part"),
+        vec![label(*span, "split here")],
+        Some("its figures there will say nothing of it: add examples of it, or raise the share of that part".into()),
+    )
+}
+
 pub(super) fn no_validation_data(span: &Span, setting: &String, data_span: &Span) -> Wording {
     (
         "E0080",
