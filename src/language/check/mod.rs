@@ -13,6 +13,7 @@ pub mod environment;
 pub mod feasible_set;
 pub(crate) mod init_file;
 pub(crate) mod model;
+pub(crate) mod numpy;
 pub(crate) mod params;
 pub(crate) mod phases;
 
