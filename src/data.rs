@@ -18,6 +18,7 @@ use crate::rng::Rng;
 
 pub mod numpy;
 pub mod predict_input;
+pub mod ts;
 
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
 /// laid out in the model's input shape (e.g. `[1, 1024]` or `[1, 8, 8]`).
@@ -208,7 +209,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         if let Some(missing) = seen.iter().position(|&s| !s) {
             let why = match spec.train {
                 Source::Waveforms { n, classes, seed, .. } => waveforms_missing_class(n, classes, seed, split_off),
-                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } | Source::Npy { .. } | Source::Npz { .. } => None,
+                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")
@@ -225,7 +226,7 @@ pub const UCR_SPLIT_SEED: u64 = 0;
 fn seed_of(source: &Source) -> u64 {
     match source {
         Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
-        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } => UCR_SPLIT_SEED,
+        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => UCR_SPLIT_SEED,
     }
 }
 
@@ -283,6 +284,7 @@ fn load_source(source: &Source, input: &[usize], known: Option<&[i64]>, split_of
         }
         Source::Npy { path, labels } => numpy::load_npy(path, labels, input, known),
         Source::Npz { path, x, y } => numpy::load_npz(path, x, y, input, known),
+        Source::Ts { path } => ts::load_ts(path, input, known),
     }
 }
 
@@ -578,6 +580,8 @@ pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<i64>>, DataError> {
         Source::Sines { .. } | Source::Signal { .. } => Ok(None),
         Source::Npy { labels, .. } => numpy::class_labels_npy(labels),
         Source::Npz { path, x, y } => numpy::class_labels_npz(path, x, y),
+        // String labels: `predict` numbers the classes until labels are text here.
+        Source::Ts { .. } => Ok(None),
     }
 }
 

@@ -316,6 +316,11 @@ pub enum Source {
         x: String,
         y: String,
     },
+    /// Multivariate series with string labels in a `.ts` file (`crate::data::ts`).
+    Ts {
+        #[serde(skip)]
+        path: PathBuf,
+    },
 }
 
 /// One stage of a staged training: how long, and what changes for its

@@ -795,13 +795,19 @@ pub const SOURCES: &[Schema] = &[
         ],
         example: "npz(\"data/train.npz\", x=\"x\", y=\"y\")",
     },
+    Schema {
+        name: "ts",
+        summary: "Multivariate series in the `.ts` format of the UEA/UCR archives and sktime: a header of `@key value` lines up to `@data`, then one example per line, channels separated by `:`, the class label last. Equal-length series without missing values; each example becomes `[channels, length]`. Labels are strings, mapped to classes in sorted order.",
+        params: &[positional("path", ParamType::Path, DefaultValue::Required, "`.ts` file, relative to the .lpn file")],
+        example: "ts(\"data/BasicMotions_TRAIN.ts\")",
+    },
 ];
 
 impl Schema {
     /// For data sources: which task they pose.
     pub fn task(&self) -> Task {
         match self.name {
-            "waveforms" | "ucr" => Task::Classify,
+            "waveforms" | "ucr" | "ts" => Task::Classify,
             _ => Task::Denoise,
         }
     }

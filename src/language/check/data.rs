@@ -259,6 +259,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         "signal" => signal_source(ctx, call, input, task, span),
         "npy" => super::numpy::npy_source(ctx, call, input),
         "npz" => super::numpy::npz_source(ctx, call, input),
+        "ts" => super::ts::ts_source(ctx, call, input),
         other => unreachable!("data source {other} has no checker"),
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod model;
 pub(crate) mod numpy;
 pub(crate) mod params;
 pub(crate) mod phases;
+pub(crate) mod ts;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
