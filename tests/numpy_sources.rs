@@ -68,3 +68,15 @@ train {
     assert!(last < 0.5 * first, "training loss did not fall: {first} → {last}");
     assert!(report.epochs.last().unwrap().val_accuracy.is_none());
 }
+
+#[test]
+fn the_digits_npy_example_trains_on_uint8_images() {
+    let source = std::fs::read_to_string("examples/digits_npy.lpn").unwrap();
+    let p = common::program(&source, Path::new("examples"));
+    assert_eq!(p.data.classes, Some(10));
+    let out = common::fresh_dir("numpy", "digits_example");
+    let report = lpn::train::train(&p, &lpn::train::Options { out_dir: out, epochs: Some(3), ..Default::default() }).unwrap();
+    let (first, last) = (report.epochs.first().unwrap().train_loss, report.epochs.last().unwrap().train_loss);
+    assert!(last < first, "training loss did not fall: {first} → {last}");
+    assert!(report.epochs.last().unwrap().val_accuracy.unwrap() > 0.5, "{:?}", report.epochs.last());
+}
