@@ -249,12 +249,7 @@ fn assemble(
     let distinct = distinct_of(&labels);
     let names = match known {
         Some(known) => known.to_vec(),
-        None if distinct.len() < 2 => {
-            return Err(DataError::file(
-                labels_path,
-                format!("all examples have the same label ({}); classification needs at least two classes", distinct[0]),
-            ));
-        }
+        None if distinct.len() < 2 => return Err(one_class(labels_path, distinct[0])),
         None => distinct,
     };
     let mut classes = Vec::with_capacity(labels.len());
@@ -291,6 +286,11 @@ fn integer_labels(path: &Path, values: &[f32]) -> Result<Vec<i64>, DataError> {
     Ok(labels)
 }
 
+/// The error for a file whose examples all have `label`.
+pub fn one_class(path: &Path, label: impl std::fmt::Display) -> DataError {
+    DataError::file(path, format!("all examples have the same label ({label}); classification needs at least two classes"))
+}
+
 fn distinct_of(labels: &[i64]) -> Vec<i64> {
     labels.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
 }
@@ -301,13 +301,7 @@ pub fn class_labels_of(path: &Path, bytes: Vec<u8>) -> Result<Vec<i64>, DataErro
     let values = read_values(path, Box::new(Cursor::new(bytes)), &[1])?;
     let distinct = distinct_of(&integer_labels(path, &values)?);
     if distinct.len() < 2 {
-        return Err(DataError::file(
-            path,
-            format!(
-                "all examples have the same label ({}); classification needs at least two classes",
-                distinct.first().copied().unwrap_or(0)
-            ),
-        ));
+        return Err(one_class(path, distinct.first().copied().unwrap_or(0)));
     }
     Ok(distinct)
 }

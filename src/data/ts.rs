@@ -202,12 +202,7 @@ pub(super) fn load_ts(path: &Path, input: &[usize], known: Option<&[i64]>) -> Re
     let names = table.class_names();
     let keys: Vec<i64> = match known {
         Some(known) => known.to_vec(),
-        None if names.len() < 2 => {
-            return Err(DataError::file(
-                path,
-                format!("all examples have the same label (`{}`); classification needs at least two classes", names[0]),
-            ));
-        }
+        None if names.len() < 2 => return Err(super::numpy::one_class(path, format!("`{}`", names[0]))),
         None => names.iter().map(|n| label_key(n)).collect(),
     };
     let mut classes = Vec::with_capacity(table.labels.len());

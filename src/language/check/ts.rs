@@ -27,8 +27,7 @@ pub fn ts_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> O
     };
     let classes = table.class_names();
     if classes.len() < 2 {
-        let message = format!("all examples have the same label (`{}`); classification needs at least two classes", classes[0]);
-        bad_file(ctx, span, written, crate::data::DataError { path: Some(path), line: None, column: None, message });
+        bad_file(ctx, span, written, crate::data::numpy::one_class(&path, format!("`{}`", classes[0])));
         return None;
     }
     if let Some((shape, input_span)) = input
