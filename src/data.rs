@@ -16,7 +16,9 @@ use crate::language::check::environment::{EntryKind, Environment, RealEnvironmen
 use crate::language::ir::{DataSpec, Normalize, Source};
 use crate::rng::Rng;
 
+pub mod numpy;
 pub mod predict_input;
+pub mod ts;
 
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
 /// laid out in the model's input shape (e.g. `[1, 1024]` or `[1, 8, 8]`).
@@ -286,7 +288,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         if let Some(missing) = seen.iter().position(|&s| !s) {
             let why = match spec.train {
                 Source::Waveforms { n, classes, seed, .. } => waveforms_missing_class(n, classes, seed, split_off),
-                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } => None,
+                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")
@@ -313,7 +315,7 @@ pub const UCR_SPLIT_SEED: u64 = 0;
 fn seed_of(source: &Source) -> u64 {
     match source {
         Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
-        Source::Ucr { .. } => UCR_SPLIT_SEED,
+        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => UCR_SPLIT_SEED,
     }
 }
 
@@ -429,6 +431,9 @@ fn load_source(source: &Source, input: &[usize], known: Option<&[Label]>, split_
             let data = signal(path, column, stride, noise, seed, input)?;
             Ok(Loaded { data, classes: None, labels: None })
         }
+        Source::Npy { path, labels } => numpy::load_npy(path, labels, input, known),
+        Source::Npz { path, x, y } => numpy::load_npz(path, x, y, input, known),
+        Source::Ts { path } => ts::load_ts(path, input, known),
     }
 }
 
@@ -768,6 +773,10 @@ pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
         Source::Ucr { path } => Ok(Some(distinct_labels(&read_ucr(&RealEnvironment::default(), path)?.rows))),
         Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).map(Label::Number).collect())),
         Source::Sines { .. } | Source::Signal { .. } => Ok(None),
+        Source::Npy { labels, .. } => numpy::class_labels_npy(labels),
+        Source::Npz { path, x, y } => numpy::class_labels_npz(path, x, y),
+        // String labels: `predict` numbers the classes until labels are text here.
+        Source::Ts { .. } => Ok(None),
     }
 }
 

@@ -53,7 +53,7 @@ struct Npy {
 
 /// An element type of a `.npy` array.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Dtype {
+pub struct Dtype {
     kind: NumKind,
     size: usize,
     big_endian: bool,
@@ -204,6 +204,14 @@ impl Npy {
 }
 
 impl Dtype {
+    /// Whether the values are integers (signed or unsigned).
+    pub fn is_integer(self) -> bool {
+        match self.kind {
+            NumKind::Int | NumKind::Unsigned => true,
+            NumKind::Float => false,
+        }
+    }
+
     /// Reads a `descr` such as `<f4`, `>i8`, `|u1`.
     fn parse(descr: &str) -> Option<Dtype> {
         let mut chars = descr.chars();
@@ -254,9 +262,43 @@ impl Dtype {
 /// `[n, …]` whose other axes hold as many values as the model's input.
 /// Returns the type and `n`.
 fn npy_header(path: &Path, reader: &mut Box<dyn BufRead>, input: &[usize]) -> Result<(Dtype, usize), DataError> {
+    let NpyHeader { dtype, shape, .. } = read_npy_header(path, reader)?;
+    let per: usize = input.iter().product();
+    let fits = !shape.is_empty() && shape[1..].iter().product::<usize>() == per;
+    if !fits {
+        return Err(DataError::file(
+            path,
+            format!("the array has shape {shape:?}, but the model takes examples of shape {input:?}: it needs shape [n, {}]", join(input)),
+        ));
+    }
+    Ok((dtype, shape[0]))
+}
+
+/// What a `.npy` header says: the element type, the shape, and how many
+/// bytes precede the values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyHeader {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data_offset: u64,
+}
+
+impl NpyHeader {
+    /// Bytes of the values the header announces.
+    pub fn data_bytes(&self) -> u64 {
+        self.shape.iter().fold(self.dtype.size as u64, |n, &d| n.saturating_mul(d as u64))
+    }
+}
+
+/// Reads a `.npy` header (after the magic check): the element type, which
+/// must be a number type, C order, and the shape.
+pub fn read_npy_header(path: &Path, reader: &mut dyn Read) -> Result<NpyHeader, DataError> {
     let bad = |why: String| DataError::file(path, format!("not a readable .npy file: {why}"));
     let mut start = [0u8; 8];
     reader.read_exact(&mut start).map_err(|e| bad(e.to_string()))?;
+    if !start.starts_with(NPY_MAGIC) {
+        return Err(bad("it does not start with the .npy magic bytes `\\x93NUMPY`".into()));
+    }
     let header_len = match start[6] {
         1 => {
             let mut len = [0u8; 2];
@@ -288,15 +330,8 @@ fn npy_header(path: &Path, reader: &mut Box<dyn BufRead>, input: &[usize]) -> Re
     }
     let shape =
         header_value(&header, "shape").and_then(parse_shape).ok_or_else(|| bad(format!("no shape in its header `{}`", header.trim())))?;
-    let per: usize = input.iter().product();
-    let fits = !shape.is_empty() && shape[1..].iter().product::<usize>() == per;
-    if !fits {
-        return Err(DataError::file(
-            path,
-            format!("the array has shape {shape:?}, but the model takes examples of shape {input:?}: it needs shape [n, {}]", join(input)),
-        ));
-    }
-    Ok((dtype, shape[0]))
+    let data_offset = header_len as u64 + if start[6] == 1 { 10 } else { 12 };
+    Ok(NpyHeader { dtype, shape, data_offset })
 }
 
 fn join(shape: &[usize]) -> String {

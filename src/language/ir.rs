@@ -324,6 +324,25 @@ pub enum Source {
         noise: f64,
         seed: u64,
     },
+    /// Inputs and labels in two `.npy` files (`crate::data::numpy`).
+    Npy {
+        #[serde(skip)]
+        path: PathBuf,
+        #[serde(skip)]
+        labels: PathBuf,
+    },
+    /// Inputs and labels as two arrays of one `.npz` file.
+    Npz {
+        #[serde(skip)]
+        path: PathBuf,
+        x: String,
+        y: String,
+    },
+    /// Multivariate series with string labels in a `.ts` file (`crate::data::ts`).
+    Ts {
+        #[serde(skip)]
+        path: PathBuf,
+    },
 }
 
 /// One stage of a staged training: how long, and what changes for its

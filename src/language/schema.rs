@@ -807,13 +807,38 @@ pub const SOURCES: &[Schema] = &[
         ],
         example: "signal(\"data/ecg.csv\", noise=0.1)",
     },
+    Schema {
+        name: "npy",
+        summary: "NumPy arrays in two `.npy` files: the inputs, shape `[n, …input]`, and one label per example. An integer label array (shape `[n]`) holds class labels, mapped to classes in sorted order; a float array holds regression targets with the model's input shape. Any number type, either byte order, C order.",
+        params: &[
+            positional("path", ParamType::Path, DefaultValue::Required, "`.npy` file of the inputs, relative to the .lpn file"),
+            param("labels", ParamType::Path, DefaultValue::Required, "`.npy` file of the labels or targets"),
+        ],
+        example: "npy(\"data/x_train.npy\", labels=\"data/y_train.npy\")",
+    },
+    Schema {
+        name: "npz",
+        summary: "The inputs and labels of `npy`, as two arrays of one `.npz` file written by `np.savez` (members stored, not compressed: `np.savez_compressed` files are refused).",
+        params: &[
+            positional("path", ParamType::Path, DefaultValue::Required, "`.npz` file, relative to the .lpn file"),
+            param("x", ParamType::Str, DefaultValue::Derived("\"x\""), "name of the inputs array"),
+            param("y", ParamType::Str, DefaultValue::Derived("\"y\""), "name of the labels or targets array"),
+        ],
+        example: "npz(\"data/train.npz\", x=\"x\", y=\"y\")",
+    },
+    Schema {
+        name: "ts",
+        summary: "Multivariate series in the `.ts` format of the UEA/UCR archives and sktime: a header of `@key value` lines up to `@data`, then one example per line, channels separated by `:`, the class label last. Equal-length series without missing values; each example becomes `[channels, length]`. Labels are strings, mapped to classes in sorted order.",
+        params: &[positional("path", ParamType::Path, DefaultValue::Required, "`.ts` file, relative to the .lpn file")],
+        example: "ts(\"data/BasicMotions_TRAIN.ts\")",
+    },
 ];
 
 impl Schema {
     /// For data sources: which task they pose.
     pub fn task(&self) -> Task {
         match self.name {
-            "waveforms" | "ucr" => Task::Classify,
+            "waveforms" | "ucr" | "ts" => Task::Classify,
             _ => Task::Denoise,
         }
     }

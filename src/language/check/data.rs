@@ -78,7 +78,7 @@ pub struct SourceFacts {
 }
 
 /// Bytes of `examples` examples of `input` once loaded.
-fn dataset_bytes(examples: usize, input: Option<(&Shape, Span)>, task: Task) -> u64 {
+pub(super) fn dataset_bytes(examples: usize, input: Option<(&Shape, Span)>, task: Task) -> u64 {
     let Some((shape, _)) = input else { return 0 };
     let values = (examples as u64).saturating_mul(shape.numel() as u64).saturating_mul(4);
     match task {
@@ -96,7 +96,7 @@ pub struct UcrFacts {
 }
 
 /// E0051 for a data file, at the line and column the reader found.
-fn bad_file(ctx: &mut Ctx, span: Span, written: &str, e: crate::data::DataError) {
+pub(super) fn bad_file(ctx: &mut Ctx, span: Span, written: &str, e: crate::data::DataError) {
     ctx.problems.push(Problem::BadDataFile { span, path: written.into(), line: e.line, column: e.column, reason: e.message });
 }
 
@@ -323,6 +323,9 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         }
         "ucr" => ucr_source(ctx, call, input, task, span),
         "signal" => signal_source(ctx, call, input, task, span),
+        "npy" => super::numpy::npy_source(ctx, call, input),
+        "npz" => super::numpy::npz_source(ctx, call, input),
+        "ts" => super::ts::ts_source(ctx, call, input),
         other => unreachable!("data source {other} has no checker"),
     }
 }

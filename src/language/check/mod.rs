@@ -13,9 +13,11 @@ pub mod environment;
 pub mod feasible_set;
 pub(crate) mod init_file;
 pub(crate) mod model;
+pub(crate) mod numpy;
 pub(crate) mod params;
 pub(crate) mod phases;
 pub(crate) mod schedule;
+pub(crate) mod ts;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

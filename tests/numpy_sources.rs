@@ -1,0 +1,82 @@
+//! End to end: models trained on NumPy arrays (`npy`, `npz`), from the
+//! fixtures of tests/reference/make_npy_train_fixtures.py.
+// Trains the model: needs the `train` feature (Candle).
+#![cfg(feature = "train")]
+
+mod common;
+
+use std::path::Path;
+
+fn train(source: &str, name: &str) -> lpn::train::Report {
+    let p = common::program(source, Path::new("tests/fixtures/npy_train"));
+    let out = common::fresh_dir("numpy", name);
+    lpn::train::train(&p, &lpn::train::Options { out_dir: out, ..Default::default() }).unwrap()
+}
+
+const CLASSIFIER: &str = "model slow_or_fast {
+  input [1, 16]
+  conv(out=8, k=5, padding=same)
+  relu
+  global_avgpool
+  linear(out=2)
+}
+data {
+  train = SOURCE
+  val = npz(\"train.npz\")
+  test = npy(\"cls_x_be.npy\", labels=\"cls_y_be.npy\")
+}
+train {
+  optimizer = adam(lr=1e-2)
+  epochs = 30
+  batch = 8
+  seed = 3
+}
+";
+
+#[test]
+fn a_classifier_learns_from_npy_arrays_and_npz_gives_the_same_run() {
+    let npy = train(&CLASSIFIER.replace("SOURCE", "npy(\"cls_x.npy\", labels=\"cls_y.npy\")"), "npy");
+    let (first, last) = (npy.epochs.first().unwrap().train_loss, npy.epochs.last().unwrap().train_loss);
+    assert!(last < 0.5 * first, "training loss did not fall: {first} → {last}");
+    // A slow and a fast sine: told apart on the (same) validation and test data.
+    assert!(npy.epochs.last().unwrap().val_accuracy.unwrap() >= 0.9, "{:?}", npy.epochs.last());
+    assert!(npy.test.as_ref().unwrap().accuracy.unwrap() >= 0.9, "{:?}", npy.test);
+    // The same arrays from an .npz: the same run, bit for bit.
+    let npz = train(&CLASSIFIER.replace("SOURCE", "npz(\"train.npz\", x=\"x\", y=\"y\")"), "npz");
+    let losses = |r: &lpn::train::Report| r.epochs.iter().map(|e| e.train_loss.to_bits()).collect::<Vec<_>>();
+    assert_eq!(losses(&npy), losses(&npz));
+}
+
+#[test]
+fn a_regression_learns_float_targets_from_npy_arrays() {
+    let source = "model smoother {
+  input [1, 16]
+  conv(out=4, k=5, padding=same)
+  tanh
+  conv(out=1, k=5, padding=same)
+}
+data npy(\"reg_x.npy\", labels=\"reg_y.npy\")
+train {
+  optimizer = adam(lr=1e-2)
+  epochs = 20
+  batch = 8
+  seed = 1
+}
+";
+    let report = train(source, "regression");
+    let (first, last) = (report.epochs.first().unwrap().train_loss, report.epochs.last().unwrap().train_loss);
+    assert!(last < 0.5 * first, "training loss did not fall: {first} → {last}");
+    assert!(report.epochs.last().unwrap().val_accuracy.is_none());
+}
+
+#[test]
+fn the_digits_npy_example_trains_on_uint8_images() {
+    let source = std::fs::read_to_string("examples/digits_npy.lpn").unwrap();
+    let p = common::program(&source, Path::new("examples"));
+    assert_eq!(p.data.classes, Some(10));
+    let out = common::fresh_dir("numpy", "digits_example");
+    let report = lpn::train::train(&p, &lpn::train::Options { out_dir: out, epochs: Some(3), ..Default::default() }).unwrap();
+    let (first, last) = (report.epochs.first().unwrap().train_loss, report.epochs.last().unwrap().train_loss);
+    assert!(last < first, "training loss did not fall: {first} → {last}");
+    assert!(report.epochs.last().unwrap().val_accuracy.unwrap() > 0.5, "{:?}", report.epochs.last());
+}
