@@ -775,8 +775,7 @@ pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
         Source::Sines { .. } | Source::Signal { .. } => Ok(None),
         Source::Npy { labels, .. } => numpy::class_labels_npy(labels),
         Source::Npz { path, x, y } => numpy::class_labels_npz(path, x, y),
-        // String labels: `predict` numbers the classes until labels are text here.
-        Source::Ts { .. } => Ok(None),
+        Source::Ts { path } => Ok(Some(ts::read_ts(&RealEnvironment::default(), path)?.class_names())),
     }
 }
 
@@ -919,7 +918,7 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[Label]>, split_off: Option<
 /// A class label ([`Label`]): a whole number, possibly written `2.0` or
 /// `-1`, or a name. A number that is not whole (`1.5`) is an error, not a
 /// name: it is most likely a regression target in a classification file.
-fn label(field: &str, path: &Path, line: usize, column: usize) -> Result<Label, DataError> {
+pub(crate) fn label(field: &str, path: &Path, line: usize, column: usize) -> Result<Label, DataError> {
     let refuse = |why: String| Err(DataError::at_column(path, line, column, why));
     if field.is_empty() {
         return refuse("the label (field 1) is empty; every row starts with its class label, a whole number or a name".into());

@@ -24,7 +24,7 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
 use super::predict_input::{InputReader, NpyHeader, read_npy_header};
-use super::{DataError, Dataset, Loaded, Targets, label_list};
+use super::{DataError, Dataset, Label, Loaded, Targets, label_list};
 use crate::language::check::environment::{EntryKind, Environment, RealEnvironment};
 use crate::language::schema::Task;
 
@@ -188,7 +188,7 @@ fn in_member(mut e: DataError, name: &str) -> DataError {
 
 /// Loads `npy(path, labels=labels)` for a model whose input is `input`;
 /// `known` are the training data's labels (for validation and test data).
-pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
     let env = RealEnvironment::default();
     let (x, y) = (probe_npy(&env, path)?, probe_npy(&env, labels)?);
     let task = pair_task(path, &x.header, labels, &y.header, input)?;
@@ -202,7 +202,7 @@ pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Optio
 }
 
 /// Loads `npz(path, x=x, y=y)`, as [`load_npy`].
-pub(super) fn load_npz(path: &Path, x: &str, y: &str, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+pub(super) fn load_npz(path: &Path, x: &str, y: &str, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
     let (xb, yb) = npz_members(&RealEnvironment::default(), path, x, y)?;
     let facts = |name: &str, b: &[u8]| array_facts(path, b, b.len() as u64).map_err(|e| in_member(e, name));
     let (xf, yf) = (facts(x, &xb)?, facts(y, &yb)?);
@@ -237,7 +237,7 @@ fn assemble(
     targets: Vec<f32>,
     task: Task,
     input: &[usize],
-    known: Option<&[i64]>,
+    known: Option<&[Label]>,
 ) -> Result<Loaded, DataError> {
     let len = inputs.len() / input.iter().product::<usize>().max(1);
     let shape = input.to_vec();
@@ -247,14 +247,14 @@ fn assemble(
     }
     let labels = integer_labels(labels_path, &targets)?;
     let distinct = distinct_of(&labels);
-    let names = match known {
+    let names: Vec<Label> = match known {
         Some(known) => known.to_vec(),
         None if distinct.len() < 2 => return Err(one_class(labels_path, distinct[0])),
-        None => distinct,
+        None => distinct.into_iter().map(Label::Number).collect(),
     };
     let mut classes = Vec::with_capacity(labels.len());
     for (example, label) in labels.iter().enumerate() {
-        match names.binary_search(label) {
+        match names.binary_search(&Label::Number(*label)) {
             Ok(class) => classes.push(class),
             Err(_) => {
                 return Err(DataError::file(
@@ -308,23 +308,23 @@ pub fn class_labels_of(path: &Path, bytes: Vec<u8>) -> Result<Vec<i64>, DataErro
 
 /// The distinct class labels of a classification `npy` training set;
 /// `None` for regression targets.
-pub fn class_labels_npy(labels: &Path) -> Result<Option<Vec<i64>>, DataError> {
+pub fn class_labels_npy(labels: &Path) -> Result<Option<Vec<Label>>, DataError> {
     let env = RealEnvironment::default();
     if !probe_npy(&env, labels)?.header.dtype.is_integer() {
         return Ok(None);
     }
     let bytes = env.read(labels).map_err(|e| read_error(labels, &e))?;
-    class_labels_of(labels, bytes).map(Some)
+    class_labels_of(labels, bytes).map(|l| Some(l.into_iter().map(Label::Number).collect()))
 }
 
 /// As [`class_labels_npy`], for a `.npz` file.
-pub fn class_labels_npz(path: &Path, x: &str, y: &str) -> Result<Option<Vec<i64>>, DataError> {
+pub fn class_labels_npz(path: &Path, x: &str, y: &str) -> Result<Option<Vec<Label>>, DataError> {
     let (_, yb) = npz_members(&RealEnvironment::default(), path, x, y)?;
     let facts = array_facts(path, &yb, yb.len() as u64).map_err(|e| in_member(e, y))?;
     if !facts.header.dtype.is_integer() {
         return Ok(None);
     }
-    class_labels_of(path, yb).map(Some).map_err(|e| in_member(e, y))
+    class_labels_of(path, yb).map(|l| Some(l.into_iter().map(Label::Number).collect())).map_err(|e| in_member(e, y))
 }
 
 #[cfg(test)]
@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn integer_labels_are_classes_in_ascending_order_in_every_type() {
         let loaded = load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], None).unwrap();
-        assert_eq!((loaded.data.len, loaded.classes, loaded.labels.as_deref()), (40, Some(2), Some(&[3i64, 7][..])));
+        assert_eq!((loaded.data.len, loaded.classes, loaded.labels.as_deref()), (40, Some(2), Some(&[Label::Number(3), Label::Number(7)][..])));
         // Labels alternate 3, 7, 3, … (the script), so classes 0, 1, 0, …
         let Targets::Classes(classes) = &loaded.data.targets else { panic!("not classes") };
         assert_eq!(
@@ -375,9 +375,9 @@ mod tests {
 
     #[test]
     fn validation_labels_map_to_the_training_classes() {
-        let val = load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[3, 7, 9])).unwrap();
+        let val = load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[Label::Number(3), Label::Number(7), Label::Number(9)])).unwrap();
         assert_eq!(val.classes, Some(3));
-        let unknown = error(load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[3, 5])));
+        let unknown = error(load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[Label::Number(3), Label::Number(5)])));
         assert!(unknown.ends_with("cls_y.npy: example 1 (counting from 0) has label 7, which the training data lacks (it has 3, 5): a class without training examples cannot be learnt"), "{unknown}");
     }
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{DataError, Dataset, Loaded, Targets, fields, number, read_text};
+use super::{DataError, Dataset, Label, Loaded, Targets, fields, number, read_text};
 use crate::language::check::environment::{Environment, RealEnvironment};
 
 /// The examples of a `.ts` file.
@@ -25,12 +25,13 @@ pub struct TsTable {
     /// Row-major values, `channels × length` per example, channel-major.
     pub values: Vec<f32>,
     /// The label of each example, and the line and column where it is written.
-    pub labels: Vec<(String, usize, usize)>,
+    pub labels: Vec<(Label, usize, usize)>,
 }
 
 impl TsTable {
-    /// The distinct labels, sorted: label `names[c]` is class `c`.
-    pub fn class_names(&self) -> Vec<String> {
+    /// The distinct labels, sorted as `ucr`'s (numbers, then names): label
+    /// `names[c]` is class `c`.
+    pub fn class_names(&self) -> Vec<Label> {
         self.labels.iter().map(|(l, _, _)| l.clone()).collect::<BTreeSet<_>>().into_iter().collect()
     }
 }
@@ -175,20 +176,14 @@ fn read_row(path: &Path, line_no: usize, line: &str, header: &Header, table: &mu
         table.length = values.len();
     }
     table.channels = channels.len();
-    table.labels.push((label.to_string(), line_no, label_column));
+    // Read as `ucr` reads a label, so `1` and `1.0` are one class and classes sort alike.
+    table.labels.push((super::label(label, path, line_no, label_column)?, line_no, label_column));
     Ok(())
 }
 
-/// A label as the number `Loaded` carries for validation and test data to
-/// be mapped onto the training classes (FNV-1a of the text: a stable stand-in
-/// for string labels there).
-fn label_key(label: &str) -> i64 {
-    label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) as i64
-}
-
 /// Loads `ts(path)` for a model whose input is `input`; `known` are the
-/// training data's label keys in class order (for validation and test data).
-pub(super) fn load_ts(path: &Path, input: &[usize], known: Option<&[i64]>) -> Result<Loaded, DataError> {
+/// training data's labels in class order (for validation and test data).
+pub(super) fn load_ts(path: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
     let table = read_ts(&RealEnvironment::default(), path)?;
     if input.iter().product::<usize>() != table.channels * table.length {
         return Err(DataError::file(
@@ -200,16 +195,16 @@ pub(super) fn load_ts(path: &Path, input: &[usize], known: Option<&[i64]>) -> Re
         ));
     }
     let names = table.class_names();
-    let keys: Vec<i64> = match known {
+    let keys: Vec<Label> = match known {
         Some(known) => known.to_vec(),
         None if names.len() < 2 => return Err(super::numpy::one_class(path, format!("`{}`", names[0]))),
-        None => names.iter().map(|n| label_key(n)).collect(),
+        None => names,
     };
     let mut classes = Vec::with_capacity(table.labels.len());
     for (label, line, column) in &table.labels {
-        match keys.iter().position(|&k| k == label_key(label)) {
-            Some(class) => classes.push(class),
-            None => {
+        match keys.binary_search(label) {
+            Ok(class) => classes.push(class),
+            Err(_) => {
                 return Err(DataError::at_column(
                     path,
                     *line,
@@ -241,10 +236,10 @@ mod tests {
         assert_eq!((table.channels, table.length), (2, 3));
         assert_eq!(table.values, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, 0.25, 0.0, 1.0, 1.0, 1.0, -1.0, -2.0, -3.0, 0.0, 0.0, 0.0]);
         assert_eq!(
-            table.labels.iter().map(|(l, line, column)| (l.as_str(), *line, *column)).collect::<Vec<_>>(),
-            [("walk", 9, 13), ("stand", 10, 20), ("walk", 12, 16)]
+            table.labels.iter().map(|(l, line, column)| (l.to_string(), *line, *column)).collect::<Vec<_>>(),
+            [("walk".to_string(), 9, 13), ("stand".to_string(), 10, 20), ("walk".to_string(), 12, 16)]
         );
-        assert_eq!(table.class_names(), ["stand", "walk"]);
+        assert_eq!(table.class_names(), [Label::Name("stand".into()), Label::Name("walk".into())]);
     }
 
     #[test]
