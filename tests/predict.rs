@@ -301,7 +301,7 @@ fn test_split_holds_out_a_stratified_test_part_reported_in_report_json() {
     let dir = fresh_dir("predict", "test-split");
     named_gunpoint(&dir);
     let program = std::fs::read_to_string(dir.join("named.lpn")).unwrap();
-    let program = program.replace("  test  = ucr(\"data/gunpoint_test.csv\")\n", "  test_split = 0.2\n");
+    let program = program.replace("  test = ucr(\"data/gunpoint_test.csv\")\n", "  test_split = 0.2\n");
     assert!(program.contains("test_split"), "the example's data section changed");
     std::fs::write(dir.join("split.lpn"), program).unwrap();
     train(&dir.join("split.lpn"), &dir.join("run"));
