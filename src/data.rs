@@ -288,7 +288,12 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         if let Some(missing) = seen.iter().position(|&s| !s) {
             let why = match spec.train {
                 Source::Waveforms { n, classes, seed, .. } => waveforms_missing_class(n, classes, seed, split_off),
-                Source::Sines { .. } | Source::Ucr { .. } | Source::Signal { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => None,
+                Source::Sines { .. }
+                | Source::Ucr { .. }
+                | Source::Signal { .. }
+                | Source::Npy { .. }
+                | Source::Npz { .. }
+                | Source::Ts { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")

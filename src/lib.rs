@@ -77,8 +77,8 @@ pub mod train;
 
 pub use compile::{CompileOptions, Diagnostics, check, compile};
 pub use language::diagnostic::Severity;
-pub use language::render::{JsonDiagnostic as Diagnostic, JsonLabel as DiagnosticLabel};
 pub use language::ir::Program;
+pub use language::render::{JsonDiagnostic as Diagnostic, JsonLabel as DiagnosticLabel};
 #[cfg(feature = "train")]
 pub use model::LowerError as ModelError;
 #[cfg(feature = "train")]

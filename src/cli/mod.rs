@@ -24,9 +24,9 @@ macro_rules! say_raw {
 pub mod args;
 pub mod check;
 pub mod explain;
+pub mod export;
 pub mod fmt;
 pub mod lsp;
-pub mod export;
 pub mod metrics;
 pub mod plot;
 pub mod predict;
@@ -136,7 +136,6 @@ pub fn checked_program(path: &Path) -> Result<lpn::language::ir::Program, ExitCo
     })?;
     checked_loaded(&loaded, "nothing was run")
 }
-
 
 /// Checks a file as read; prints its diagnostics, and on errors what the
 /// command did not do (`nothing was trained`).

@@ -347,7 +347,10 @@ mod tests {
     #[test]
     fn integer_labels_are_classes_in_ascending_order_in_every_type() {
         let loaded = load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], None).unwrap();
-        assert_eq!((loaded.data.len, loaded.classes, loaded.labels.as_deref()), (40, Some(2), Some(&[Label::Number(3), Label::Number(7)][..])));
+        assert_eq!(
+            (loaded.data.len, loaded.classes, loaded.labels.as_deref()),
+            (40, Some(2), Some(&[Label::Number(3), Label::Number(7)][..]))
+        );
         // Labels alternate 3, 7, 3, … (the script), so classes 0, 1, 0, …
         let Targets::Classes(classes) = &loaded.data.targets else { panic!("not classes") };
         assert_eq!(
@@ -375,7 +378,9 @@ mod tests {
 
     #[test]
     fn validation_labels_map_to_the_training_classes() {
-        let val = load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[Label::Number(3), Label::Number(7), Label::Number(9)])).unwrap();
+        let val =
+            load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[Label::Number(3), Label::Number(7), Label::Number(9)]))
+                .unwrap();
         assert_eq!(val.classes, Some(3));
         let unknown = error(load_npy(&fixture("cls_x.npy"), &fixture("cls_y.npy"), &[1, 16], Some(&[Label::Number(3), Label::Number(5)])));
         assert!(unknown.ends_with("cls_y.npy: example 1 (counting from 0) has label 7, which the training data lacks (it has 3, 5): a class without training examples cannot be learnt"), "{unknown}");

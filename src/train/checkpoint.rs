@@ -107,7 +107,9 @@ impl RunDigest {
             [("training data", Some(&data.train)), ("validation data", data.val.as_ref()), ("test data", data.test.as_ref())]
         {
             match source {
-                Some(Source::Ucr { path } | Source::Signal { path, .. } | Source::Npz { path, .. } | Source::Ts { path }) => read.push((role.to_string(), path)),
+                Some(Source::Ucr { path } | Source::Signal { path, .. } | Source::Npz { path, .. } | Source::Ts { path }) => {
+                    read.push((role.to_string(), path))
+                }
                 Some(Source::Npy { path, labels }) => read.extend([(role.to_string(), path.as_path()), (format!("{role} labels"), labels)]),
                 Some(Source::Sines { .. } | Source::Waveforms { .. }) | None => {}
             }

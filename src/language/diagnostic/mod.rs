@@ -52,95 +52,413 @@ pub struct RatioWords {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
     // ---- syntax ----
-    Syntax { span: Span, message: String, label: String, help: Option<String> },
+    Syntax {
+        span: Span,
+        message: String,
+        label: String,
+        help: Option<String>,
+    },
 
     // ---- sections ----
-    UnknownSection { span: Span, name: String, known: Vec<&'static str> },
-    DuplicateSection { span: Span, first: Span, name: String },
-    MissingModel { span: Span },
-    MalformedSection { span: Span, section: String, expected: String },
-    MissingInput { span: Span, model: Option<String> },
-    BadInput { span: Span, first: Option<Span>, reason: String, help: Option<String> },
-    MisplacedStatement { span: Span, what: String, section: String, help: String },
+    UnknownSection {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    DuplicateSection {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    MissingModel {
+        span: Span,
+    },
+    MalformedSection {
+        span: Span,
+        section: String,
+        expected: String,
+    },
+    MissingInput {
+        span: Span,
+        model: Option<String>,
+    },
+    BadInput {
+        span: Span,
+        first: Option<Span>,
+        reason: String,
+        help: Option<String>,
+    },
+    MisplacedStatement {
+        span: Span,
+        what: String,
+        section: String,
+        help: String,
+    },
 
     // ---- names and parameters ----
-    UnknownLayer { span: Span, name: String, known: Vec<&'static str> },
-    UnknownParameter { span: Span, name: String, owner: String, known: Vec<&'static str> },
-    MissingParameter { span: Span, name: String, owner: String, example: String },
-    WrongType { span: Span, param: String, owner: String, expected: String, found: String },
-    DuplicateParameter { span: Span, first: Span, name: String },
-    OutOfRange { span: Span, param: String, owner: String, value: String, allowed: String, help: Option<String> },
-    MisplacedArgument { span: Span, reason: String, help: Option<String> },
-    BadStructure { span: Span, reason: String, help: Option<String> },
-    UnknownChoice { span: Span, what: String, name: String, known: Vec<&'static str> },
-    InvalidBand { span: Span, other: Span, constraint: String, low: f64, high: f64 },
+    UnknownLayer {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    UnknownParameter {
+        span: Span,
+        name: String,
+        owner: String,
+        known: Vec<&'static str>,
+    },
+    MissingParameter {
+        span: Span,
+        name: String,
+        owner: String,
+        example: String,
+    },
+    WrongType {
+        span: Span,
+        param: String,
+        owner: String,
+        expected: String,
+        found: String,
+    },
+    DuplicateParameter {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    OutOfRange {
+        span: Span,
+        param: String,
+        owner: String,
+        value: String,
+        allowed: String,
+        help: Option<String>,
+    },
+    MisplacedArgument {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    BadStructure {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    UnknownChoice {
+        span: Span,
+        what: String,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    InvalidBand {
+        span: Span,
+        other: Span,
+        constraint: String,
+        low: f64,
+        high: f64,
+    },
 
     // ---- annotations and constraints ----
-    UnknownAnnotation { span: Span, name: String, known: Vec<&'static str> },
-    UnsupportedMode { span: Span, constraint: String, mode: String, supported: Vec<&'static str> },
-    UnusedParameter { span: Span, param: String, constraint: String, mode: String, used_in: Vec<&'static str> },
-    WeightlessLayer { span: Span, layer_span: Span, annotation: String, layer: String, constraint: bool },
-    NotApplicable { span: Span, layer_span: Span, annotation: String, layer: String, reason: String, help: Option<String> },
-    DuplicateAnnotation { span: Span, first: Span, name: String },
-    ConflictingAnnotations { span: Span, other: Span, reason: String, help: Option<String> },
-    DisjointPassbands { span: Span, other: Span, first: String, second: String },
-    InfeasibleBand { span: Span, constraint: String, taps: String, ratio: RatioWords, bound: f64, tol: f64, min_taps: Option<usize> },
-    ImpossibleStructure { span: Span, other: Option<Span>, reason: String, help: Option<String> },
-    EmptyStopband { span: Span, constraint: String, reason: String },
-    ZeroPenaltyWeight { span: Span, constraint: String },
-    PenaltyFloor { span: Span, constraint: String, taps: String, ratio: RatioWords, bound: f64 },
-    NoEffect { span: Span, reason: String, help: Option<String> },
-    DesignMissesTol { span: Span, constraint: String, taps: String, ratio: RatioWords, rho: f64, tol: f64 },
-    PassbandSwallowed { span: Span, constraint: String, transition: String, passband: String, stopband: String, help: String },
-    BandEdgeClamped { span: Span, constraint: String, reason: String, help: String },
-    SmallSubspace { span: Span, constraint: String, mode: String, taps: String, dimension: usize, size: usize, tol: f64, help: String },
-    InfeasibleSet { spans: Vec<Span>, names: Vec<String>, empty: bool, reason: String },
-    PhaseRedefines { span: Span, declared_span: Span, constraint: String, layer: String, param: String, declared: String, phase: String },
+    UnknownAnnotation {
+        span: Span,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    UnsupportedMode {
+        span: Span,
+        constraint: String,
+        mode: String,
+        supported: Vec<&'static str>,
+    },
+    UnusedParameter {
+        span: Span,
+        param: String,
+        constraint: String,
+        mode: String,
+        used_in: Vec<&'static str>,
+    },
+    WeightlessLayer {
+        span: Span,
+        layer_span: Span,
+        annotation: String,
+        layer: String,
+        constraint: bool,
+    },
+    NotApplicable {
+        span: Span,
+        layer_span: Span,
+        annotation: String,
+        layer: String,
+        reason: String,
+        help: Option<String>,
+    },
+    DuplicateAnnotation {
+        span: Span,
+        first: Span,
+        name: String,
+    },
+    ConflictingAnnotations {
+        span: Span,
+        other: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    DisjointPassbands {
+        span: Span,
+        other: Span,
+        first: String,
+        second: String,
+    },
+    InfeasibleBand {
+        span: Span,
+        constraint: String,
+        taps: String,
+        ratio: RatioWords,
+        bound: f64,
+        tol: f64,
+        min_taps: Option<usize>,
+    },
+    ImpossibleStructure {
+        span: Span,
+        other: Option<Span>,
+        reason: String,
+        help: Option<String>,
+    },
+    EmptyStopband {
+        span: Span,
+        constraint: String,
+        reason: String,
+    },
+    ZeroPenaltyWeight {
+        span: Span,
+        constraint: String,
+    },
+    PenaltyFloor {
+        span: Span,
+        constraint: String,
+        taps: String,
+        ratio: RatioWords,
+        bound: f64,
+    },
+    NoEffect {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
+    DesignMissesTol {
+        span: Span,
+        constraint: String,
+        taps: String,
+        ratio: RatioWords,
+        rho: f64,
+        tol: f64,
+    },
+    PassbandSwallowed {
+        span: Span,
+        constraint: String,
+        transition: String,
+        passband: String,
+        stopband: String,
+        help: String,
+    },
+    BandEdgeClamped {
+        span: Span,
+        constraint: String,
+        reason: String,
+        help: String,
+    },
+    SmallSubspace {
+        span: Span,
+        constraint: String,
+        mode: String,
+        taps: String,
+        dimension: usize,
+        size: usize,
+        tol: f64,
+        help: String,
+    },
+    InfeasibleSet {
+        spans: Vec<Span>,
+        names: Vec<String>,
+        empty: bool,
+        reason: String,
+    },
+    PhaseRedefines {
+        span: Span,
+        declared_span: Span,
+        constraint: String,
+        layer: String,
+        param: String,
+        declared: String,
+        phase: String,
+    },
 
     // ---- shapes ----
-    KernelTooLong { span: Span, layer: String, window: String, input: String, help: String },
-    ResidualMismatch { span: Span, layer: String, input: Shape, output: Shape },
-    BadRank { span: Span, layer: String, found: Shape, expected: String, help: Option<String> },
-    BadGroups { span: Span, layer: String, groups: usize, in_channels: usize, out_channels: usize },
-    TwoDOption { span: Span, param: String, layer: String },
-    ModelTooLarge { span: Span, data_span: Option<Span>, parameters: usize, needed: u64, data: u64, available: u64, batch: usize },
-    OutputMismatch { span: Span, model_span: Span, output: Shape, expected: String, why: String, help: Option<String> },
+    KernelTooLong {
+        span: Span,
+        layer: String,
+        window: String,
+        input: String,
+        help: String,
+    },
+    ResidualMismatch {
+        span: Span,
+        layer: String,
+        input: Shape,
+        output: Shape,
+    },
+    BadRank {
+        span: Span,
+        layer: String,
+        found: Shape,
+        expected: String,
+        help: Option<String>,
+    },
+    BadGroups {
+        span: Span,
+        layer: String,
+        groups: usize,
+        in_channels: usize,
+        out_channels: usize,
+    },
+    TwoDOption {
+        span: Span,
+        param: String,
+        layer: String,
+    },
+    ModelTooLarge {
+        span: Span,
+        data_span: Option<Span>,
+        parameters: usize,
+        needed: u64,
+        data: u64,
+        available: u64,
+        batch: usize,
+    },
+    OutputMismatch {
+        span: Span,
+        model_span: Span,
+        output: Shape,
+        expected: String,
+        why: String,
+        help: Option<String>,
+    },
 
     // ---- data and training ----
-    FileNotFound { span: Span, path: String, resolved: String },
-    BadDataFile { span: Span, path: String, line: Option<usize>, column: Option<usize>, reason: String },
-    DataShapeMismatch { span: Span, input_span: Span, data: String, input: Shape, help: Option<String> },
-    MissingTrainData { span: Span, no_section: bool },
-    TaskMismatch { span: Span, reason: String, help: Option<String> },
+    FileNotFound {
+        span: Span,
+        path: String,
+        resolved: String,
+    },
+    BadDataFile {
+        span: Span,
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        reason: String,
+    },
+    DataShapeMismatch {
+        span: Span,
+        input_span: Span,
+        data: String,
+        input: Shape,
+        help: Option<String>,
+    },
+    MissingTrainData {
+        span: Span,
+        no_section: bool,
+    },
+    TaskMismatch {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
     /// `val_split + test_split` leave nothing for training.
-    SplitsTooLarge { span: Span, val_split: f64, test_split: f64 },
+    SplitsTooLarge {
+        span: Span,
+        val_split: f64,
+        test_split: f64,
+    },
     /// `normalize` on denoising data.
-    NormalizeDenoising { span: Span },
+    NormalizeDenoising {
+        span: Span,
+    },
     /// A class too small to have an example in every part of a stratified split.
-    ClassTooSmallForSplit { span: Span, label: String, count: usize, missing: String },
+    ClassTooSmallForSplit {
+        span: Span,
+        label: String,
+        count: usize,
+        missing: String,
+    },
     // `keep = best` or `early_stop` without validation data to watch.
-    NoValidationData { span: Span, setting: String, data_span: Span },
+    NoValidationData {
+        span: Span,
+        setting: String,
+        data_span: Span,
+    },
     // `monitor = val_accuracy` on a task without classes.
-    MonitorWithoutAccuracy { span: Span },
+    MonitorWithoutAccuracy {
+        span: Span,
+    },
     // `cosine() then step(…)`: a schedule part after one that never ends.
-    ScheduleNeverEnds { span: Span, before_span: Span, before: String, after: String },
+    ScheduleNeverEnds {
+        span: Span,
+        before_span: Span,
+        before: String,
+        after: String,
+    },
     // `step(every=N)` with N at least its scope's epochs: it never decays.
-    ScheduleNeverSteps { span: Span, every: usize, epochs: usize, scope: String },
+    ScheduleNeverSteps {
+        span: Span,
+        every: usize,
+        epochs: usize,
+        scope: String,
+    },
     // `lpnc train --set KEY=VALUE` naming no setting it can change.
-    BadOverride { span: Span, reason: String, help: Option<String> },
+    BadOverride {
+        span: Span,
+        reason: String,
+        help: Option<String>,
+    },
 
     // ---- characters and literals ----
     // A character outside ASCII (or an ASCII control) outside strings and
     // comments; `spelling`: the word around it written in ASCII.
-    StrayCharacter { span: Span, character: char, spelling: Option<String> },
+    StrayCharacter {
+        span: Span,
+        character: char,
+        spelling: Option<String>,
+    },
     // A number literal too large for a 64-bit float (it would read as ±∞).
-    NumberOverflow { span: Span, text: String },
+    NumberOverflow {
+        span: Span,
+        text: String,
+    },
 
     // ---- @init(file=…) ----
-    NotSafetensors { span: Span, path: String, reason: String },
-    InitTensorMissing { span: Span, path: String, tensor: String, known: Vec<String> },
-    InitTensorShape { span: Span, layer_span: Span, tensor: String, layer: String, found: Vec<usize>, expected: Vec<usize> },
-    InitTensorDtype { span: Span, tensor: String, dtype: String },
+    NotSafetensors {
+        span: Span,
+        path: String,
+        reason: String,
+    },
+    InitTensorMissing {
+        span: Span,
+        path: String,
+        tensor: String,
+        known: Vec<String>,
+    },
+    InitTensorShape {
+        span: Span,
+        layer_span: Span,
+        tensor: String,
+        layer: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    InitTensorDtype {
+        span: Span,
+        tensor: String,
+        dtype: String,
+    },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).

@@ -233,7 +233,9 @@ impl Set {
                     Err(why) => return Ok(Err(why)),
                 };
                 let taps: usize = kernel.iter().product();
-                let offset = offset.map(|h0| Tensor::from_vec(h0, taps, &Device::Cpu).and_then(|t| t.to_dtype(dtype)?.to_device(device))).transpose()?;
+                let offset = offset
+                    .map(|h0| Tensor::from_vec(h0, taps, &Device::Cpu).and_then(|t| t.to_dtype(dtype)?.to_device(device)))
+                    .transpose()?;
                 Ok(Ok(Reparam::Subspace { basis: to_tensor(&basis, device, dtype)?, offset, shape: dims.to_vec() }))
             }
             Set::RowNormBall { .. } | Set::RowNormSphere | Set::Orthonormal | Set::SpectralBall { .. } => {
