@@ -355,3 +355,35 @@ fn normalized_inputs_are_rescaled_by_predict_as_in_training() {
         }
     }
 }
+
+/// Weights copied to where their data files are not (another machine):
+/// `predict` and `export` run the embedded model section alone, with the
+/// class names recorded in the weights, and predict exactly as where the
+/// data is; `eval` (which needs the test data) still says what is missing.
+#[test]
+fn weights_predict_and_export_without_their_data_files() {
+    let dir = fresh_dir("predict", "no-data");
+    named_gunpoint(&dir);
+    let weights = train(&dir.join("named.lpn"), &dir.join("run"));
+    let inputs = dir.join("inputs.csv");
+    let test = std::fs::read_to_string(dir.join("data/gunpoint_test.csv")).unwrap();
+    std::fs::write(&inputs, test.lines().map(|l| l.split_once(',').unwrap().1.to_string() + "\n").collect::<String>()).unwrap();
+    let with_data = run(&[&"predict", &"--weights", &weights, &"--input", &inputs, &"--quiet"]);
+    assert!(with_data.status.success(), "{}", stderr(&with_data));
+
+    std::fs::remove_dir_all(dir.join("data")).unwrap();
+    let alone = run(&[&"predict", &"--weights", &weights, &"--input", &inputs]);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    assert!(stderr(&alone).contains("running its model section alone"), "{}", stderr(&alone));
+    assert_eq!(stdout(&alone), stdout(&with_data));
+    assert!(stdout(&alone).starts_with("pgun,ppoint,class\n"), "{}", stdout(&alone));
+
+    let onnx = dir.join("model.onnx");
+    let exported = run(&[&"export", &"--weights", &weights, &"--out", &onnx]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    assert!(onnx.exists());
+
+    let eval = run(&[&"eval", &"--weights", &weights]);
+    assert_eq!(eval.status.code(), Some(1), "{}", stderr(&eval));
+    assert!(stderr(&eval).contains("gunpoint_train.csv"), "{}", stderr(&eval));
+}

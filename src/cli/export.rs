@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::predict::program_for;
+use super::predict::runnable_for;
 use super::{HAS_ERRORS, OK, USAGE_OR_IO};
 
 /// The formats `lpnc export --format` writes.
@@ -19,12 +19,13 @@ pub enum ExportFormat {
 /// `file` may be left out: the weights carry their .lpn source. Given, it
 /// must be the model the weights were trained for (as for `lpnc predict`).
 pub fn export(file: Option<&Path>, weights: &Path, format: ExportFormat, out: &Path) -> ExitCode {
-    let program = match program_for(file, weights) {
-        Ok(p) => p,
+    let runnable = match runnable_for(file, weights) {
+        Ok(r) => r,
         Err(code) => return code,
     };
+    let model = runnable.model();
     let bytes = match format {
-        ExportFormat::Onnx => lpn::model::export::onnx_from_weights(&program.model, weights),
+        ExportFormat::Onnx => lpn::model::export::onnx_from_weights(model, weights),
     };
     let bytes = match bytes {
         Ok(bytes) => bytes,
@@ -43,9 +44,9 @@ pub fn export(file: Option<&Path>, weights: &Path, format: ExportFormat, out: &P
         bytes.len(),
         lpn::model::export::onnx::OPSET,
         lpn::model::export::INPUT,
-        join(&program.model.input.0),
+        join(&model.input.0),
         lpn::model::export::OUTPUT,
-        join(&program.model.output.0),
+        join(&model.output.0),
     );
     ExitCode::from(OK)
 }

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lpn::language::ir::Program;
-use lpn::train::provenance::Provenance;
+use lpn::language::ir::{Loss, Model, Program};
+use lpn::train::predict::Predicting;
+use lpn::train::provenance::{Provenance, model_digest};
 
 use super::{HAS_ERRORS, Loaded, OK, USAGE_OR_IO, checked_loaded, checked_program};
 
@@ -45,6 +46,74 @@ pub fn program_for(file: Option<&Path>, weights: &Path) -> Result<Program, ExitC
     Ok(program)
 }
 
+/// What `predict` and `export` run: a checked program, or, for weights
+/// whose embedded source cannot be checked whole here because its data files
+/// are elsewhere, the model section alone (those commands need no data).
+pub enum Runnable {
+    Program(Program),
+    ModelOnly { model: Model, loss: Loss },
+}
+
+impl Runnable {
+    pub fn model(&self) -> &Model {
+        match self {
+            Runnable::Program(program) => &program.model,
+            Runnable::ModelOnly { model, .. } => model,
+        }
+    }
+
+    pub fn predicting(&self) -> Predicting<'_> {
+        match self {
+            Runnable::Program(program) => Predicting::from(program),
+            Runnable::ModelOnly { model, loss } => Predicting { model, loss: *loss, data: None },
+        }
+    }
+}
+
+/// [`program_for`], except that weights carrying their source and loss run
+/// without their data files: when the embedded source checks nowhere, its
+/// model section is checked alone and must be the weights' model (the same
+/// digest). Trained weights can so be copied to a machine without the data.
+pub fn runnable_for(file: Option<&Path>, weights: &Path) -> Result<Runnable, ExitCode> {
+    if file.is_some() {
+        return program_for(file, weights).map(Runnable::Program);
+    }
+    let provenance = match Provenance::read(weights) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(USAGE_OR_IO));
+        }
+    };
+    if let Some(p) = &provenance
+        && let (Some(source), Some(loss)) = (&p.source, p.loss)
+        && !embedded_checks(weights, &source.text, &source.dir)
+    {
+        let base = folder_of(weights);
+        if let Ok(model) = lpn::language::check::check_model_only_with(&source.text, &base, &lpn::RealEnvironment::default())
+            && model_digest(&model) == p.model_digest
+        {
+            eprintln!(
+                "note: the data files of {}'s embedded source are not here: running its model section alone",
+                weights.display()
+            );
+            return Ok(Runnable::ModelOnly { model, loss });
+        }
+    }
+    embedded_program(weights, provenance).map(Runnable::Program)
+}
+
+/// The folder of a weights file (`.` for a bare file name).
+fn folder_of(weights: &Path) -> PathBuf {
+    weights.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// Whether an embedded source checks with its data beside the weights or in
+/// the folder it was trained from.
+fn embedded_checks(weights: &Path, text: &str, trained_in: &Path) -> bool {
+    [folder_of(weights), trained_in.to_path_buf()].iter().any(|base| lpn::check_source(text, base).1.program.is_some())
+}
+
 /// The program embedded in the weights, checked with its data paths
 /// relative to the weights' folder, or else to the folder it was trained from.
 fn embedded_program(weights: &Path, provenance: Option<Provenance>) -> Result<Program, ExitCode> {
@@ -56,7 +125,7 @@ fn embedded_program(weights: &Path, provenance: Option<Provenance>) -> Result<Pr
         );
         return Err(ExitCode::from(USAGE_OR_IO));
     };
-    let beside = weights.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let beside = folder_of(weights);
     let display = format!("{} (its embedded .lpn source)", weights.display());
     for base in [beside, source.dir.clone()] {
         let (_, checked) = lpn::check_source(&source.text, &base);
@@ -77,17 +146,18 @@ pub struct PredictArgs {
 }
 
 pub fn predict(args: PredictArgs) -> ExitCode {
-    let program = match program_for(args.file.as_deref(), &args.weights) {
-        Ok(p) => p,
+    let runnable = match runnable_for(args.file.as_deref(), &args.weights) {
+        Ok(r) => r,
         Err(code) => return code,
     };
+    let predicting = runnable.predicting();
     let mut progress = Progress::new(args.quiet);
     let mut report = |done, total| progress.show(done, total);
     let result = match &args.out {
-        Some(out) => write_atomically(out, |sink| lpn::train::predict::predict(&program, &args.weights, &args.input, sink, &mut report)),
+        Some(out) => write_atomically(out, |sink| lpn::train::predict::predict(&predicting, &args.weights, &args.input, sink, &mut report)),
         None => {
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            lpn::train::predict::predict(&program, &args.weights, &args.input, &mut stdout, &mut report)
+            lpn::train::predict::predict(&predicting, &args.weights, &args.input, &mut stdout, &mut report)
                 .and_then(|n| stdout.flush().map(|()| n).map_err(lpn::train::predict::PredictError::Write))
         }
     };

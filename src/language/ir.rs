@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::constraint::SetSpec;
 use crate::constraint::bands::BandSpec;
@@ -450,7 +450,7 @@ pub enum Optimizer {
     AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Loss {
     Mse,

@@ -258,14 +258,14 @@ pub fn evaluate_file(program: &Program, weights: &Path) -> Result<Evaluation, Tr
     let Some(test) = &splits.test else {
         return Err(TrainError::Lower(LowerError::Init("the file declares no test data: add `test = …` to its data section".into())));
     };
-    let net = trained_net(program, weights)?;
+    let net = trained_net(&program.model, weights)?;
     evaluate(&net, program.train.loss, test, program.train.batch)
 }
 
-/// The network of `program` with the trained weights of `weights` (checked
+/// The network of `model` with the trained weights of `weights` (checked
 /// to fit it), as `lpnc eval` and `lpnc predict` run it.
-pub fn trained_net(program: &Program, weights: &Path) -> Result<Net, TrainError> {
-    let mut net = Net::new(&program.model, 0, ops::TRAIN_DTYPE)?;
+pub fn trained_net(model: &crate::language::ir::Model, weights: &Path) -> Result<Net, TrainError> {
+    let mut net = Net::new(model, 0, ops::TRAIN_DTYPE)?;
     let tensors = crate::model::params::read(weights, crate::model::Source::WeightsFile).map_err(LowerError::from)?;
     net.load(&tensors)?;
     Ok(net)

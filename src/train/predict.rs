@@ -19,11 +19,26 @@ use candle_core::Tensor;
 use super::{TrainError, trained_net};
 use crate::data::predict_input::InputReader;
 use crate::data::{self, DataError};
-use crate::language::ir::{Loss, Program};
+use crate::language::ir::{DataSpec, Loss, Model, Program};
 use crate::model::{Net, Pass};
 
 /// Examples per forward pass.
 pub const BATCH: usize = 256;
+
+/// What predicting needs of a checked program: its model, the loss (how the
+/// outputs read) and, when at hand, its data section (class labels of
+/// weights that do not record them).
+pub struct Predicting<'a> {
+    pub model: &'a Model,
+    pub loss: Loss,
+    pub data: Option<&'a DataSpec>,
+}
+
+impl<'a> From<&'a Program> for Predicting<'a> {
+    fn from(program: &'a Program) -> Self {
+        Predicting { model: &program.model, loss: program.train.loss, data: Some(&program.data) }
+    }
+}
 
 /// A trained network ready to predict, and how its outputs read.
 pub struct Predictor {
@@ -76,20 +91,28 @@ impl From<candle_core::Error> for PredictError {
 impl Predictor {
     /// `program`'s network with the weights of `weights`, checked to fit it.
     pub fn new(program: &Program, weights: &Path) -> Result<Predictor, TrainError> {
-        let net = trained_net(program, weights)?;
+        Predictor::of(&Predicting::from(program), weights)
+    }
+
+    /// [`Predictor::new`] for what predicting needs of a program.
+    pub fn of(what: &Predicting<'_>, weights: &Path) -> Result<Predictor, TrainError> {
+        let net = trained_net(what.model, weights)?;
         let provenance = super::provenance::Provenance::read(weights).ok().flatten();
-        let width: usize = program.model.output.0.iter().product();
-        let output = match program.train.loss {
+        let width: usize = what.model.output.0.iter().product();
+        let output = match what.loss {
             Loss::Mse | Loss::Mae => Output::Values { width },
             Loss::CrossEntropy | Loss::Bce => {
-                let binary = program.train.loss == Loss::Bce;
+                let binary = what.loss == Loss::Bce;
                 let classes = if binary { 2 } else { width };
                 // The labels the weights were trained with (their metadata),
                 // else the training file's, else class numbers.
                 let recorded = provenance.as_ref().and_then(|p| p.class_labels.clone());
                 let labels = match recorded {
                     Some(labels) => Some(labels),
-                    None => data::class_labels(&program.data)?.map(|ls| ls.iter().map(ToString::to_string).collect()),
+                    None => match what.data {
+                        Some(spec) => data::class_labels(spec)?.map(|ls| ls.iter().map(ToString::to_string).collect()),
+                        None => None,
+                    },
                 };
                 let labels = match labels {
                     Some(labels) if labels.len() == classes => labels,
@@ -165,14 +188,14 @@ fn first_max(xs: &[f32]) -> usize {
 /// `sink` as it goes; `progress(done, total)` after each batch (`total`
 /// where the file says it, `.npy`). Returns the number of examples.
 pub fn predict(
-    program: &Program,
+    what: &Predicting<'_>,
     weights: &Path,
     input: &Path,
     sink: &mut dyn Write,
     progress: &mut dyn FnMut(usize, Option<usize>),
 ) -> Result<usize, PredictError> {
-    let predictor = Predictor::new(program, weights)?;
-    let shape = &program.model.input.0;
+    let predictor = Predictor::of(what, weights)?;
+    let shape = &what.model.input.0;
     let mut reader = InputReader::open(input, shape).map_err(PredictError::Input)?;
     writeln!(sink, "{}", predictor.header()).map_err(PredictError::Write)?;
     let mut done = 0;

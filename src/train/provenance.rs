@@ -49,6 +49,11 @@ pub struct Provenance {
     /// part; `lpnc predict` applies it to new inputs.
     #[serde(default)]
     pub normalization: Option<data::Normalization>,
+    /// The training loss, which says how the outputs read (class
+    /// probabilities or values), so `lpnc predict` can run the model
+    /// section alone where the data files are not at hand.
+    #[serde(default)]
+    pub loss: Option<crate::language::ir::Loss>,
 }
 
 /// The digest that ties weights to a model: FNV-1a (64 bits) of the checked
@@ -79,6 +84,7 @@ impl Provenance {
             source: source.cloned(),
             class_labels: labels.map(|l| l.iter().map(ToString::to_string).collect()),
             normalization: None,
+            loss: Some(program.train.loss),
         })
     }
 
