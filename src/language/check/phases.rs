@@ -163,11 +163,8 @@ fn phase_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut La
 /// the closest name (or the first ones).
 fn unknown_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut Layers) {
     // Diagnostics list known names as `&'static str`; layer names are made
-    // per file, so this (rare) error path keeps them for the process,
-    // once per file.
-    let all = layers
-        .known
-        .get_or_insert_with(|| walked.iter().filter(|x| x.parameters > 0).map(|x| &*Box::leak(x.name.clone().into_boxed_str())).collect());
+    // per file, so they are interned for the process (see `interned`).
+    let all = layers.known.get_or_insert_with(|| walked.iter().filter(|x| x.parameters > 0).map(|x| interned(&x.name)).collect());
     layers.unknown += 1;
     let known: Vec<&'static str> = if all.len() <= LIST_ALL_UP_TO {
         all.clone()
@@ -181,6 +178,22 @@ fn unknown_layer(ctx: &mut Ctx, l: &ast::Layer, walked: &[&Layer], layers: &mut 
         }
     };
     ctx.problems.push(Problem::UnknownChoice { span: l.name.span, what: "layer with weights".into(), name: l.name.name.clone(), known });
+}
+
+/// `name` as a `&'static str`, kept once per distinct name for the process:
+/// `lpnc lsp` checks a file on every keystroke, so leaking per check would
+/// grow without bound, while the distinct layer names a user writes are few.
+fn interned(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> = std::sync::OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match names.get(name) {
+        Some(kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+            names.insert(kept);
+            kept
+        }
+    }
 }
 
 /// An annotation written on a phase's layer, with its schema entry and its
@@ -363,6 +376,14 @@ fn declared_kind(op: &Op) -> LayerKind {
 
 #[cfg(test)]
 mod tests {
+    /// One allocation per distinct name, however often a file is checked.
+    #[test]
+    fn layer_names_are_interned_once() {
+        let first = super::interned("conv_interned_test");
+        let again = super::interned(&String::from("conv_interned_test"));
+        assert!(std::ptr::eq(first, again));
+    }
+
     use crate::language::schema::LayerKind;
 
     /// Each layer of a model is of the kind its schema entry declares
