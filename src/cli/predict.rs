@@ -86,17 +86,20 @@ pub fn runnable_for(file: Option<&Path>, weights: &Path) -> Result<Runnable, Exi
         }
     };
     if let Some(p) = &provenance
+        && let Some(source) = &p.source
+    {
+        if let Some(program) = embedded_checked(weights, &source.text, &source.dir) {
+            return Ok(Runnable::Program(program));
+        }
+    }
+    if let Some(p) = &provenance
         && let (Some(source), Some(loss)) = (&p.source, p.loss)
-        && !embedded_checks(weights, &source.text, &source.dir)
     {
         let base = folder_of(weights);
         if let Ok(model) = lpn::language::check::check_model_only_with(&source.text, &base, &lpn::RealEnvironment::default())
             && model_digest(&model) == p.model_digest
         {
-            eprintln!(
-                "note: the data files of {}'s embedded source are not here: running its model section alone",
-                weights.display()
-            );
+            eprintln!("note: the data files of {}'s embedded source are not here: running its model section alone", weights.display());
             return Ok(Runnable::ModelOnly { model, loss });
         }
     }
@@ -108,10 +111,10 @@ fn folder_of(weights: &Path) -> PathBuf {
     weights.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
 }
 
-/// Whether an embedded source checks with its data beside the weights or in
-/// the folder it was trained from.
-fn embedded_checks(weights: &Path, text: &str, trained_in: &Path) -> bool {
-    [folder_of(weights), trained_in.to_path_buf()].iter().any(|base| lpn::check_source(text, base).1.program.is_some())
+/// An embedded source's program, checked with its data beside the weights
+/// first, then in the folder it was trained from; `None` where neither has it.
+fn embedded_checked(weights: &Path, text: &str, trained_in: &Path) -> Option<Program> {
+    [folder_of(weights), trained_in.to_path_buf()].iter().find_map(|base| lpn::check_source(text, base).1.program)
 }
 
 /// The program embedded in the weights, checked with its data paths
@@ -125,14 +128,10 @@ fn embedded_program(weights: &Path, provenance: Option<Provenance>) -> Result<Pr
         );
         return Err(ExitCode::from(USAGE_OR_IO));
     };
-    let beside = folder_of(weights);
-    let display = format!("{} (its embedded .lpn source)", weights.display());
-    for base in [beside, source.dir.clone()] {
-        let (_, checked) = lpn::check_source(&source.text, &base);
-        if let Some(program) = checked.program {
-            return Ok(program);
-        }
+    if let Some(program) = embedded_checked(weights, &source.text, &source.dir) {
+        return Ok(program);
     }
+    let display = format!("{} (its embedded .lpn source)", weights.display());
     // Neither folder has the data: the diagnostics as from the original one.
     checked_loaded(&Loaded { source: source.text, display, base_dir: source.dir }, "nothing was run")
 }
