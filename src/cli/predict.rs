@@ -50,7 +50,7 @@ pub fn program_for(file: Option<&Path>, weights: &Path) -> Result<Program, ExitC
 /// whose embedded source cannot be checked whole here because its data files
 /// are elsewhere, the model section alone (those commands need no data).
 pub enum Runnable {
-    Program(Program),
+    Program(Box<Program>),
     ModelOnly { model: Model, loss: Loss },
 }
 
@@ -64,7 +64,7 @@ impl Runnable {
 
     pub fn predicting(&self) -> Predicting<'_> {
         match self {
-            Runnable::Program(program) => Predicting::from(program),
+            Runnable::Program(program) => Predicting::from(&**program),
             Runnable::ModelOnly { model, loss } => Predicting { model, loss: *loss, data: None },
         }
     }
@@ -76,7 +76,7 @@ impl Runnable {
 /// digest). Trained weights can so be copied to a machine without the data.
 pub fn runnable_for(file: Option<&Path>, weights: &Path) -> Result<Runnable, ExitCode> {
     if file.is_some() {
-        return program_for(file, weights).map(Runnable::Program);
+        return program_for(file, weights).map(|p| Runnable::Program(Box::new(p)));
     }
     let provenance = match Provenance::read(weights) {
         Ok(p) => p,
@@ -87,10 +87,9 @@ pub fn runnable_for(file: Option<&Path>, weights: &Path) -> Result<Runnable, Exi
     };
     if let Some(p) = &provenance
         && let Some(source) = &p.source
+        && let Some(program) = embedded_checked(weights, &source.text, &source.dir)
     {
-        if let Some(program) = embedded_checked(weights, &source.text, &source.dir) {
-            return Ok(Runnable::Program(program));
-        }
+        return Ok(Runnable::Program(Box::new(program)));
     }
     if let Some(p) = &provenance
         && let (Some(source), Some(loss)) = (&p.source, p.loss)
@@ -103,7 +102,7 @@ pub fn runnable_for(file: Option<&Path>, weights: &Path) -> Result<Runnable, Exi
             return Ok(Runnable::ModelOnly { model, loss });
         }
     }
-    embedded_program(weights, provenance).map(Runnable::Program)
+    embedded_program(weights, provenance).map(|p| Runnable::Program(Box::new(p)))
 }
 
 /// The folder of a weights file (`.` for a bare file name).
