@@ -235,7 +235,7 @@ mod tests {
 
     /// Stride 1 (the blocked kernels: full and partial output-channel blocks,
     /// tiles cut at the row's end, padding on either side), strides 2 and 3,
-    /// dilation and groups (the plain loops).
+    /// dilation and groups (the plain loops), and wide layers.
     fn cases() -> Vec<ConvGeometry<1>> {
         vec![
             geometry(3, (4, 16, 1), 15, (1, (7, 7), 1), 150),
@@ -244,6 +244,11 @@ mod tests {
             geometry(17, (2, 9, 1), 7, (1, (3, 3), 1), 300),
             geometry(2, (4, 4, 4), 3, (2, (1, 1), 1), 19),
             geometry(3, (2, 3, 1), 4, (3, (0, 2), 2), 23),
+            // Wide layers (the channels-last weight gradient): a partial
+            // vector of channels, column tails, several position blocks.
+            geometry(3, (5, 40, 1), 5, (1, (2, 2), 1), 150),
+            geometry(2, (7, 64, 1), 8, (1, (3, 4), 1), 300),
+            geometry(2, (3, 33, 1), 3, (1, (2, 2), 2), 50),
         ]
     }
 
@@ -287,10 +292,11 @@ mod tests {
     /// of threads, on every path.
     #[test]
     fn same_bits_on_any_thread_count() {
-        let g = cases()[3];
-        for isa in Isa::available() {
-            let (one, three) = crate::with_isa(isa, || (on_threads(1, || run::<f32>(&g, 9)), on_threads(3, || run::<f32>(&g, 9))));
-            assert_eq!(one, three, "{isa:?}");
+        for g in [cases()[3], cases()[7]] {
+            for isa in Isa::available() {
+                let (one, three) = crate::with_isa(isa, || (on_threads(1, || run::<f32>(&g, 9)), on_threads(3, || run::<f32>(&g, 9))));
+                assert_eq!(one, three, "{isa:?} {g:?}");
+            }
         }
     }
 }

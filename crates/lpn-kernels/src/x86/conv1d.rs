@@ -48,10 +48,11 @@ pub(crate) const OB: usize = 8;
 const MAX_WIDTH: usize = 128;
 
 impl Plan {
-    /// Length of a padded scratch row: whole tiles of up to `MAX_WIDTH`
-    /// outputs read inside it, and it holds the signal from `pad_left` on.
+    /// Length of a padded scratch row: a tile of up to `MAX_WIDTH` outputs
+    /// starting at any output reads inside it, and it holds the signal from
+    /// `pad_left` on.
     pub(crate) fn row_len(&self) -> usize {
-        self.lout.div_ceil(MAX_WIDTH) * MAX_WIDTH + (self.k - 1) * self.dilation
+        self.lout + MAX_WIDTH + (self.k - 1) * self.dilation
     }
 
     /// The weights regrouped for the tiles: for each group and block of output
@@ -119,6 +120,44 @@ fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: 
     }
 }
 
+fn grad_weight_wide_task(simd: Simd, p: &Plan, t: &Transposed, slab: &mut [f32], at: (usize, usize)) {
+    match simd {
+        // SAFETY: as in `forward_item`: the CPU has AVX-512F, AVX2 and FMA.
+        Simd::Avx512 => unsafe { avx512::grad_weight_wide_task(p, t, slab, at) },
+        // SAFETY: as in `forward_item`: the CPU has AVX2 and FMA.
+        Simd::Avx2 => unsafe { avx2::grad_weight_wide_task(p, t, slab, at) },
+    }
+}
+
+impl Simd {
+    /// f32 lanes of one vector.
+    fn lanes(self) -> usize {
+        match self {
+            Simd::Avx512 => 16,
+            Simd::Avx2 => 8,
+        }
+    }
+}
+
+/// `src [channels, len]` transposed into `dst [rows, ld]` (`ld ≥ channels`)
+/// with its positions from row `first` on; the rows before `first` and past
+/// the signal stay zero, as do the channels past `channels` (`dst` is zero
+/// there on entry, and only the signal's cells are written), blocks of rows
+/// in parallel.
+fn transpose_into(src: &[f32], (channels, len): (usize, usize), first: usize, ld: usize, dst: &mut [f32]) {
+    /// Rows per block: its writes stay within a few cache lines per channel.
+    const RB: usize = 16;
+    let n = len.min(dst.len() / ld - first);
+    dst[first * ld..(first + n) * ld].par_chunks_mut(RB * ld).enumerate().for_each(|(blk, out)| {
+        let t0 = blk * RB;
+        for c in 0..channels {
+            for (t, v) in src[c * len + t0..][..out.len() / ld].iter().enumerate() {
+                out[t * ld + c] = *v;
+            }
+        }
+    });
+}
+
 fn grad_weight_item(simd: Simd, p: &Plan, (gy, x): (&[f32], &[f32]), gw: &mut [f32], (xp, gyp): &mut (Vec<f32>, Vec<f32>)) {
     match simd {
         // SAFETY: as in `forward_item`: the CPU has AVX-512F, AVX2 and FMA.
@@ -153,12 +192,17 @@ fn forward_blocked(x: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<
     y
 }
 
-/// Stride-1 weight gradient: fixed chunks of the batch in parallel, each
-/// summing its items into a partial; the partials are added in chunk order.
+/// Stride-1 weight gradient. Wide layers (one group, at least two vectors
+/// of output channels) take [`grad_weight_wide`]; narrow ones fixed chunks of
+/// the batch in parallel, each summing its items into a partial with
+/// dot-product tiles, the partials added in chunk order.
 fn grad_weight_blocked(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
     /// The batch is cut into this many chunks whatever the thread count, so
     /// the order of the sum (and so the result) does not depend on it.
     const CHUNKS: usize = 16;
+    if p.groups == 1 && p.cout >= 2 * simd.lanes() && p.cin >= 4 {
+        return grad_weight_wide(gy, x, b, p, simd);
+    }
     let n = p.cout * (p.cin / p.groups) * p.k;
     let per = b.div_ceil(CHUNKS).max(1);
     let starts: Vec<usize> = (0..b).step_by(per).collect();
@@ -184,6 +228,54 @@ fn grad_weight_blocked(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) ->
         }
     }
     gw
+}
+
+/// The channels-last weight gradient of a wide layer: the output gradient
+/// and the (zero-padded) input transposed to positions × channels, then
+/// `gw[o, i, j] = Σ_b Σ_t gy[b, o, t] · x[b, i, t + j·d]` as outer products
+/// per position, tiles of vectors of output channels × input channels held
+/// in registers over the whole sum (no horizontal reduction, which dominated
+/// the dot-product tiles on short rows). The work is cut by tap and block of
+/// input channels, each output summed by one thread in one order (items,
+/// then positions), so the result does not depend on the thread count.
+fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+    /// Input channels per task.
+    const IB: usize = 32;
+    let ld = p.cout.next_multiple_of(simd.lanes());
+    let rows = p.lout + (p.k - 1) * p.dilation;
+    // `[k, cin, ld]`: each task a run of input channels of one tap.
+    let mut part = vec![0f32; p.k * p.cin * ld];
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = part
+        .chunks_mut(p.cin * ld)
+        .enumerate()
+        .flat_map(|(j, tap)| tap.chunks_mut(IB * ld).enumerate().map(move |(n, slab)| (j, n * IB, slab)))
+        .collect();
+    // Items one after the other, each transposed into the same two buffers,
+    // which stay in cache for all its tasks.
+    let (mut gyt, mut xt) = (vec![0f32; p.lout * ld], vec![0f32; rows * p.cin]);
+    for bi in 0..b {
+        transpose_into(&gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, &mut gyt);
+        transpose_into(&x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, &mut xt);
+        let t = Transposed { gyt: &gyt, ld, xt: &xt };
+        tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0)));
+    }
+    // `[k, cin, cout padded]` → `[cout, cin, k]`.
+    let mut gw = vec![0f32; p.cout * p.cin * p.k];
+    for (r, row) in part.chunks_exact(ld).enumerate() {
+        let (j, i) = (r / p.cin, r % p.cin);
+        for (o, v) in row[..p.cout].iter().enumerate() {
+            gw[(o * p.cin + i) * p.k + j] = *v;
+        }
+    }
+    gw
+}
+
+/// One item's output gradient `gyt [lout, ld]` and padded input `xt [rows,
+/// cin]`, positions × channels.
+pub(crate) struct Transposed<'a> {
+    pub(crate) gyt: &'a [f32],
+    pub(crate) ld: usize,
+    pub(crate) xt: &'a [f32],
 }
 
 /// Stride-1 input gradient: the forward kernel on `gy` with each kernel
@@ -214,12 +306,50 @@ fn grad_input_blocked(gy: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> 
     forward_blocked(gy, &wf, b, &flipped, simd)
 }
 
+/// `wide_tile::<nv, nj>(args)` for run-time `nv` ≤ `OW` vectors of output
+/// channels and `nj` ≤ `JW` input channels (the tile sizes a layer's edges
+/// need), dispatched to the monomorphic tiles.
+macro_rules! wide_tiles {
+    ($nv:expr, $nj:expr; $ow:expr, $jw:expr; $args:tt) => {
+        match ($nv, $nj) {
+            (4, 6) => wide_tiles!(@call 4, 6, $args),
+            (4, 5) => wide_tiles!(@call 4, 5, $args),
+            (4, 4) => wide_tiles!(@call 4, 4, $args),
+            (4, 3) => wide_tiles!(@call 4, 3, $args),
+            (4, 2) => wide_tiles!(@call 4, 2, $args),
+            (4, 1) => wide_tiles!(@call 4, 1, $args),
+            (3, 6) => wide_tiles!(@call 3, 6, $args),
+            (3, 5) => wide_tiles!(@call 3, 5, $args),
+            (3, 4) => wide_tiles!(@call 3, 4, $args),
+            (3, 3) => wide_tiles!(@call 3, 3, $args),
+            (3, 2) => wide_tiles!(@call 3, 2, $args),
+            (3, 1) => wide_tiles!(@call 3, 1, $args),
+            (2, 6) => wide_tiles!(@call 2, 6, $args),
+            (2, 5) => wide_tiles!(@call 2, 5, $args),
+            (2, 4) => wide_tiles!(@call 2, 4, $args),
+            (2, 3) => wide_tiles!(@call 2, 3, $args),
+            (2, 2) => wide_tiles!(@call 2, 2, $args),
+            (2, 1) => wide_tiles!(@call 2, 1, $args),
+            (1, 6) => wide_tiles!(@call 1, 6, $args),
+            (1, 5) => wide_tiles!(@call 1, 5, $args),
+            (1, 4) => wide_tiles!(@call 1, 4, $args),
+            (1, 3) => wide_tiles!(@call 1, 3, $args),
+            (1, 2) => wide_tiles!(@call 1, 2, $args),
+            (1, 1) => wide_tiles!(@call 1, 1, $args),
+            (nv, nj) => unreachable!("wide tile {nv}×{nj} past {}×{}", $ow, $jw),
+        }
+    };
+    (@call $o:literal, $j:literal, ($($a:expr),*)) => {
+        wide_tile::<$o, $j>($($a),*)
+    };
+}
+
 /// The blocked kernels for one vector instruction set, written with its
 /// intrinsics so that the accumulators stay in registers (left to itself the
 /// compiler vectorised these loops across channels, with gathers).
 macro_rules! simd_kernels {
     ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident,
-     forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal)) => {
+     forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal), wide: ($owide:literal, $jwide:literal)) => {
         pub(crate) mod $name {
             use super::{OB, Plan, blocks, pad_rows};
             #[allow(clippy::wildcard_imports)]
@@ -342,6 +472,73 @@ macro_rules! simd_kernels {
                 out
             }
 
+            /// One tile of the channels-last weight gradient, for tap `j`: `O`
+            /// vectors of output channels from `o0` × `J` input channels from
+            /// `i0`, `part[j, i, o] += Σ_t gyt[t, o] · xt[t + j·d, i]` over
+            /// positions `ts`: an outer product per position, the input
+            /// values broadcast from one row of `xt`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn wide_tile<const O: usize, const J: usize>(
+                (gyt, ld): (&[f32], usize), (xt, cld): (&[f32], usize), ts: std::ops::Range<usize>, part: &mut [f32], (shift, i0, r0, o0): (usize, usize, usize, usize),
+            ) {
+                let mut acc = [[$zero(); O]; J];
+                for c in 0..J {
+                    for n in 0..O {
+                        acc[c][n] = load(&part[(r0 + c) * ld + o0 + n * LANES..]);
+                    }
+                }
+                for t in ts {
+                    let gs = &gyt[t * ld + o0..][..O * LANES];
+                    let xs = &xt[(t + shift) * cld + i0..][..J];
+                    let mut g = [$zero(); O];
+                    for n in 0..O {
+                        g[n] = load(&gs[n * LANES..]);
+                    }
+                    for c in 0..J {
+                        let xv = $set1(xs[c]);
+                        for n in 0..O {
+                            acc[c][n] = $fmadd(g[n], xv, acc[c][n]);
+                        }
+                    }
+                }
+                for c in 0..J {
+                    for n in 0..O {
+                        let dst = &mut part[(r0 + c) * ld + o0 + n * LANES..][..LANES];
+                        // SAFETY: `dst` holds LANES floats; unaligned stores are allowed.
+                        unsafe { $storeu(dst.as_mut_ptr(), acc[c][n]) };
+                    }
+                }
+            }
+
+            /// One task of the wide weight gradient on one item: tap `j`,
+            /// input channels from `i0` (as many as `slab [channels, ld]`
+            /// holds), summed over positions in blocks.
+            #[target_feature(enable = $feat)]
+            pub(crate) fn grad_weight_wide_task(p: &Plan, t: &super::Transposed, slab: &mut [f32], (j, i0): (usize, usize)) {
+                /// Positions per block: the block's gradient rows stay in L1.
+                const TB: usize = 128;
+                const OW: usize = $owide;
+                const JW: usize = $jwide;
+                let (ld, shift) = (t.ld, j * p.dilation);
+                let channels = slab.len() / ld;
+                let (gyt, xt) = ((t.gyt, ld), (t.xt, p.cin));
+                for t0 in (0..p.lout).step_by(TB) {
+                    let ts = t0..(t0 + TB).min(p.lout);
+                    let mut o0 = 0;
+                    while o0 < ld {
+                        let nv = ((ld - o0) / LANES).min(OW);
+                        let mut i = 0;
+                        while i < channels {
+                            let nj = (channels - i).min(JW);
+                            wide_tiles!(nv, nj; OW, JW; (gyt, xt, ts.clone(), slab, (shift, i0 + i, i, o0)));
+                            i += nj;
+                        }
+                        o0 += nv * LANES;
+                    }
+                }
+            }
+
             /// Adds one batch item's weight gradient into `gw [cout, cin/groups, k]`.
             #[target_feature(enable = $feat)]
             pub(crate) fn grad_weight_item(p: &Plan, gy: &[f32], x: &[f32], gw: &mut [f32], xp: &mut Vec<f32>, gyp: &mut Vec<f32>) {
@@ -396,6 +593,6 @@ macro_rules! simd_kernels {
 }
 
 simd_kernels!(avx512, "avx512f,avx2,fma", 16, __m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
-    forward: (2, 8), weight: (4, 5));
+    forward: (3, 8), weight: (4, 5), wide: (4, 6));
 simd_kernels!(avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
-    forward: (1, 8), weight: (2, 5));
+    forward: (1, 8), weight: (2, 5), wide: (2, 6));
