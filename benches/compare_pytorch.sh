@@ -15,7 +15,10 @@
 # each run reports its per-epoch training loss, so the tables also say whether
 # the two computed the same thing. Runs alternate (lpn, PyTorch, then PyTorch,
 # lpn the next round); each figure is the median over rounds of each run's
-# median epoch ms/step. Then: `lpnc check` on a generated 10,000-layer file,
+# median epoch ms/step, with its range over rounds. Each round also times the
+# unconstrained nets with benches/torch_outside.py, a second PyTorch harness
+# that shares nothing with the first (its own twins, random data, PyTorch's
+# own timer), so the table shows whether the first one slows PyTorch down. Then: `lpnc check` on a generated 10,000-layer file,
 # and the peak RSS of a short training run of each side.
 #
 # PyTorch from pip is large, so it is not part of `cargo test`. `--install`
@@ -74,10 +77,12 @@ for line in sys.stdin:
 [ -n "$step" ] || { echo "could not build benches/step_time.rs" >&2; exit 1; }
 
 "$step" data > /dev/null
-nets="conv1d conv2d"
+nets="conv1d conv2d fcn conv2d_bn"
 modes="penalty project reparam"
+# A net's constrained variants, where it has them (the batch-norm nets have none).
+variants() { for m in $modes; do if [ -f "benches/nets/${1}_$m.lpn" ]; then echo "${1}_$m"; fi; done; }
 for net in $nets; do
-  for v in "$net" $(for m in $modes; do echo "${net}_$m"; done); do
+  for v in "$net" $(variants "$net"); do
     "$lpnc" check "benches/nets/$v.lpn" > /dev/null 2>&1 || { "$lpnc" check "benches/nets/$v.lpn"; exit 1; }
     "$step" export "benches/nets/$v.lpn" "$work/$v"
   done
@@ -88,6 +93,8 @@ run() { # side variant threads round
   local side=$1 v=$2 threads=$3 round=$4 line
   if [ "$side" = lpn ]; then
     line=$(RAYON_NUM_THREADS=$threads "$step" time "benches/nets/$v.lpn" --threads "$threads" --epochs "$epochs" --warmup 1)
+  elif [ "$side" = outside ]; then
+    line=$(OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" -W ignore benches/torch_outside.py "$v" --threads "$threads" --seconds 2)
   else
     line=$(OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" benches/torch_step.py "$work/$v" --threads "$threads" --epochs "$epochs" --warmup 1)
   fi
@@ -97,14 +104,14 @@ run() { # side variant threads round
 }
 
 for round in $(seq 1 "$rounds"); do
-  if [ $((round % 2)) = 1 ]; then order="lpn torch"; else order="torch lpn"; fi
+  if [ $((round % 2)) = 1 ]; then order="lpn torch outside"; else order="outside torch lpn"; fi
   for threads in 1 2; do
     for net in $nets; do
       for side in $order; do run "$side" "$net" "$threads" "$round"; done
       if [ "$threads" = 2 ]; then
-        for m in $modes; do
+        for v in $(variants "$net"); do
           for side in $order; do
-            if [ "$side" = lpn ] || [ "$torch_constraints" = 1 ]; then run "$side" "${net}_$m" 2 "$round"; fi
+            if [ "$side" = lpn ] || { [ "$side" = torch ] && [ "$torch_constraints" = 1 ]; }; then run "$side" "$v" 2 "$round"; fi
           done
         done
       fi
@@ -142,15 +149,32 @@ for net in $nets; do
   memory="$memory $net:$l:$t"
 done
 
-python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" > "$out" <<'PY'
+python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" "$nets" > "$out" <<'PY'
 import json, os, platform, statistics, subprocess, sys, time
 
-results, check_us, memory, py, rounds, epochs = sys.argv[1:7]
+results, check_us, memory, py, rounds, epochs, nets = sys.argv[1:8]
+NETS = nets.split()
 runs = [json.loads(l) for l in open(results)]
 
+def times(side, variant, threads):
+    return [r["ms_per_step"] for r in runs if r["side"] == side and r["variant"] == variant and r["threads"] == threads]
+
 def med(side, variant, threads):
-    xs = [r["ms_per_step"] for r in runs if r["side"] == side and r["variant"] == variant and r["threads"] == threads]
+    xs = times(side, variant, threads)
     return statistics.median(xs) if xs else None
+
+def spread(side, variant, threads):
+    xs = times(side, variant, threads)
+    return f"{min(xs):.1f}–{max(xs):.1f}" if xs else "-"
+
+def ratio_spread(variant, threads):
+    """lpn / PyTorch of each round (the runs of a round are back to back)."""
+    by_round = {}
+    for r in runs:
+        if r["variant"] == variant and r["threads"] == threads and r["side"] in ("lpn", "torch"):
+            by_round.setdefault(r["round"], {})[r["side"]] = r["ms_per_step"]
+    xs = [d["lpn"] / d["torch"] for d in by_round.values() if len(d) == 2]
+    return f"{min(xs):.2f}–{max(xs):.2f}" if xs else "-"
 
 def agree(variant, threads):
     """Largest relative difference of the per-epoch training loss between the
@@ -179,18 +203,20 @@ except OSError:
 torch_version = next((r.get("torch") for r in runs if r.get("torch")), "?")
 print(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {cpu}, {os.cpu_count()} cores; PyTorch {torch_version}; "
       f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after 1 untimed.\n")
-print("| net | threads | lpn ms/step | PyTorch ms/step | lpn / PyTorch | target | losses agree |")
-print("|---|---|---|---|---|---|---|")
-for net in ("conv1d", "conv2d"):
+print("| net | threads | lpn ms/step (range) | PyTorch ms/step (range) | PyTorch, outside harness (range) | lpn / PyTorch (per round) | target | losses agree |")
+print("|---|---|---|---|---|---|---|---|")
+for net in NETS:
     for threads in (1, 2):
         a, b = med("lpn", net, threads), med("torch", net, threads)
         ratio = f"{a / b:.2f}" if a and b else "-"
-        print(f"| {net} | {threads} | {fmt(a)} | {fmt(b)} | {ratio} | ≤ {'1.0' if threads == 1 else '0.8'} | {agree(net, threads)} |")
+        print(f"| {net} | {threads} | {fmt(a)} ({spread('lpn', net, threads)}) | {fmt(b)} ({spread('torch', net, threads)}) "
+              f"| {fmt(med('torch-outside', net, threads))} ({spread('torch-outside', net, threads)}) "
+              f"| {ratio} ({ratio_spread(net, threads)}) | ≤ {'1.0' if threads == 1 else '0.8'} | {agree(net, threads)} |")
 print()
 print("Constraints (2 threads; every conv under `@lowpass(mode=…)`): overhead against the same net unconstrained.\n")
 print("| net | mode | lpn ms/step | lpn overhead | PyTorch ms/step | PyTorch overhead | losses agree |")
 print("|---|---|---|---|---|---|---|")
-for net in ("conv1d", "conv2d"):
+for net in ("conv1d", "conv2d"):  # the nets with constrained variants
     base_l, base_t = med("lpn", net, 2), med("torch", net, 2)
     for mode in ("penalty", "project", "reparam"):
         v = f"{net}_{mode}"
