@@ -11,6 +11,14 @@
 //! source and run as `lpn::train` runs a step, split into its phases:
 //!
 //!   cargo bench --bench conv1d -- step [--threads N] [--steps N]
+//!
+//! With `wide`, times the kernels alone (forward, input gradient, weight
+//! gradient) on the wide layers of the nets people train for time series
+//! (FCN, ResNet), one JSON line per case, at RAYON_NUM_THREADS threads;
+//! `benches/conv1d_wide.sh` runs it against PyTorch
+//! (`benches/torch_conv1d_wide.py`, the same cases):
+//!
+//!   cargo bench --bench conv1d -- wide
 
 use std::time::Instant;
 
@@ -27,6 +35,9 @@ fn time<F: FnMut()>(mut f: F, reps: usize) -> f64 {
 
 fn main() -> candle_core::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "wide") {
+        return wide();
+    }
     if args.iter().any(|a| a == "step") {
         let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
         return step(value("--threads"), value("--steps").unwrap_or(100));
@@ -106,6 +117,58 @@ fn step(threads: Option<usize>, steps: usize) -> candle_core::Result<()> {
     println!("lpn threads={threads} median {total:.3} ms/step (min {min:.3}, {steps} steps)");
     for (p, name) in phases.iter().enumerate() {
         println!("  {name:<14} {:>8.3} ms (median)", median(&mut times[p]));
+    }
+    Ok(())
+}
+
+/// The wide cases `(B, Cin, Cout, L, k)`, padding `(k − 1) / 2` on each side:
+/// the FCN's three layers (Wang et al. 2017) on series of 512, a ResNet
+/// block's on 1000, and two shorter ones. `benches/torch_conv1d_wide.py` has
+/// the same list.
+const WIDE: [(usize, usize, usize, usize, usize); 6] = [
+    (16, 1, 128, 512, 8),
+    (16, 128, 256, 512, 5),
+    (16, 256, 128, 512, 3),
+    (16, 64, 64, 1000, 8),
+    (16, 128, 128, 150, 5),
+    (16, 64, 128, 100, 3),
+];
+
+/// Median milliseconds of `f` over 9 runs after 2 warm-ups.
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut ms: Vec<f64> = (0..9)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut ms)
+}
+
+fn wide() -> candle_core::Result<()> {
+    use lpn_kernels::{ConvGeometry, conv1d};
+    let values = |n: usize, seed: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7919 + seed) % 1000) as f32 / 1000.0 - 0.5).collect() };
+    for (b, cin, cout, l, k) in WIDE {
+        let pad = (k - 1) / 2;
+        let g = ConvGeometry {
+            batch: b,
+            in_channels: cin,
+            out_channels: cout,
+            groups: 1,
+            kernel: [k],
+            stride: [1],
+            padding: [(pad, pad)],
+            dilation: [1],
+            input: [l],
+        };
+        let (x, w, gy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+        let fwd = median_ms(|| drop(conv1d::forward(&x, &w, None, &g)));
+        let gx = median_ms(|| drop(conv1d::grad_input(&gy, &w, &g)));
+        let gw = median_ms(|| drop(conv1d::grad_weight(&gy, &x, &g)));
+        println!(r#"{{"side":"lpn","case":[{b},{cin},{cout},{l},{k}],"forward":{fwd},"grad_input":{gx},"grad_weight":{gw}}}"#);
     }
     Ok(())
 }

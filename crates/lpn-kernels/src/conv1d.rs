@@ -7,7 +7,12 @@
 //! rows, so the hot loops have no bounds to test, and each output tile keeps
 //! several output channels × positions in registers, so every loaded value
 //! feeds many multiply-adds. The input gradient is the forward kernel run on
-//! the output gradient with the kernels transposed and flipped. The hot loops
+//! the output gradient with the kernels transposed and flipped. The weight
+//! gradient of a wide layer (one group, at least two vectors of output
+//! channels, four input channels) transposes the output gradient and the
+//! input to positions × channels and sums outer products per position in
+//! register tiles of output × input channels; narrow layers use dot-product
+//! tiles along the positions. The hot loops
 //! and their drivers are written for AVX-512 and AVX2+FMA (`x86::conv1d`),
 //! picked at run time ([`crate::Isa`]). Other strides, f64 and the portable path take plain
 //! loops over contiguous rows.
