@@ -1,13 +1,17 @@
 //! How many threads the CPU work uses.
 //!
-//! Two pools do the parallel work of a training step: rayon's global pool
-//! (our kernels, the `lpn-kernels` crate, and Candle's matmuls,
-//! gemm with `Parallelism::Rayon`), and Candle 0.11's own "barrier pool" for
-//! its elementwise and reduction ops, whose size Candle reads once from
+//! Two pools could do the parallel work of a training step: rayon's global
+//! pool (our kernels, the `lpn-kernels` crate, and Candle's matmuls, gemm
+//! with `Parallelism::Rayon`), and Candle 0.11's own "barrier pool" for its
+//! elementwise and reduction ops, whose size Candle reads once from
 //! `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical cores,
-//! and whose workers spin between ops. So the count goes both to rayon and,
-//! through those variables, to Candle (which also splits matmuls by
-//! `RAYON_NUM_THREADS`).
+//! and whose workers spin between ops. The count goes to rayon (and to
+//! `RAYON_NUM_THREADS`, by which Candle splits matmuls); Candle's own pool
+//! gets one thread, the caller's. Its spinning workers competed with rayon's
+//! for the same cores: on the GunPoint example (small tensors, many Candle
+//! ops per step) they took four fifths of the CPU time, and what is left on
+//! that pool is the light work (losses, gradient norms, the odd add): the
+//! heavy ops are ours, on rayon.
 
 /// Sets the size of rayon's global pool: `threads`, or when `None` the number
 /// of CPUs this process may use. Returns the number in effect.
@@ -26,11 +30,11 @@ pub unsafe fn configure(threads: Option<usize>) -> Result<usize, String> {
         return Err("the number of threads must be at least 1".into());
     }
     let wanted = threads.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) != Some(wanted) {
+    for (var, count) in [("CANDLE_NUM_THREADS", 1), ("RAYON_NUM_THREADS", wanted)] {
+        if std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) != Some(count) {
             // SAFETY: the caller guarantees no other thread exists that could
             // read the environment.
-            unsafe { std::env::set_var(var, wanted.to_string()) };
+            unsafe { std::env::set_var(var, count.to_string()) };
         }
     }
     match rayon::ThreadPoolBuilder::new().num_threads(wanted).build_global() {
