@@ -66,3 +66,41 @@ fn a_resumed_run_has_each_epoch_once_with_the_uninterrupted_runs_figures() {
     train(&[file, "--resume", resumed.to_str().unwrap(), "--epochs", "8"]);
     assert_eq!(metrics(&resumed), expected);
 }
+
+/// The records of a TensorFlow event file (length, CRC, bytes, CRC each),
+/// as raw event messages; panics on a truncated record.
+fn event_records(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+        out.push(&rest[12..12 + len]);
+        rest = &rest[16 + len..];
+    }
+    out
+}
+
+/// TensorBoard's event file beside metrics.csv: a version record and one
+/// record per row, each naming its figures by the CSV's columns; after a
+/// resume it holds exactly the resumed metrics.csv's rows again.
+#[test]
+fn the_tensorboard_file_has_a_record_per_row() {
+    let work = common::fresh_dir("metrics", "tensorboard");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("scheduled.lpn");
+    std::fs::write(&file, SCHEDULED).unwrap();
+    let file = file.to_str().unwrap();
+    let run = work.join("run");
+    train(&[file, "--out", run.to_str().unwrap(), "--epochs", "3"]);
+    train(&[file, "--resume", run.to_str().unwrap(), "--epochs", "5"]);
+    let rows = metrics(&run).lines().count() - 1;
+    assert_eq!(rows, 5);
+    let bytes = std::fs::read(run.join("events.out.tfevents.lpn")).unwrap();
+    let records = event_records(&bytes);
+    assert_eq!(records.len(), 1 + rows);
+    let contains = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains(records[0], "brain.Event:2"));
+    for r in &records[1..] {
+        assert!(contains(r, "train_loss") && contains(r, "conv1.lowpass.rho") && contains(r, "lr"));
+    }
+}

@@ -3,7 +3,8 @@
 //! the tools people compare runs in. Written by `lpnc train` through the
 //! observer (the library writes no such file); a resumed run keeps the rows
 //! of the epochs its checkpoint holds and drops any epoch it will run again,
-//! so no epoch is lost or written twice.
+//! so no epoch is lost or written twice. The same rows go to TensorBoard's
+//! event file beside it (`super::tensorboard`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,13 +20,15 @@ pub struct WithMetrics {
     pub display: Box<dyn Observer>,
     file: Option<File>,
     path: PathBuf,
+    /// The event file, and metrics.csv's columns its records are named by.
+    events: Option<(File, Vec<String>)>,
     /// Set after the first failure to write, which is reported once.
     failed: bool,
 }
 
 impl WithMetrics {
     pub fn new(display: Box<dyn Observer>) -> WithMetrics {
-        WithMetrics { display, file: None, path: PathBuf::new(), failed: false }
+        WithMetrics { display, file: None, path: PathBuf::new(), events: None, failed: false }
     }
 
     fn start(&mut self, dir: &Path, constraints: &[ConstraintLabel], resumed_at: Option<(usize, usize)>) -> std::io::Result<()> {
@@ -35,15 +38,26 @@ impl WithMetrics {
             None => header(constraints),
         };
         // Rewritten whole: the header and the rows of the epochs already done.
-        std::fs::write(&self.path, kept)?;
+        std::fs::write(&self.path, &kept)?;
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        let events_path = dir.join(super::tensorboard::FILE_NAME);
+        std::fs::write(&events_path, super::tensorboard::file_from_csv(&kept))?;
+        let columns = kept.lines().next().unwrap_or_default().split(',').map(String::from).collect();
+        self.events = Some((OpenOptions::new().append(true).open(events_path)?, columns));
         Ok(())
     }
 
     fn append(&mut self, report: &EpochReport) -> std::io::Result<()> {
         let Some(file) = &mut self.file else { return Ok(()) };
-        file.write_all(row(report).as_bytes())?;
-        file.flush()
+        let line = row(report);
+        file.write_all(line.as_bytes())?;
+        file.flush()?;
+        if let Some((events, columns)) = &mut self.events {
+            let header: Vec<&str> = columns.iter().map(String::as_str).collect();
+            events.write_all(&super::tensorboard::row_record(&header, line.trim_end(), super::tensorboard::wall_time()))?;
+            events.flush()?;
+        }
+        Ok(())
     }
 
     fn report_failure(&mut self, e: std::io::Error) {
@@ -52,6 +66,7 @@ impl WithMetrics {
         }
         self.failed = true;
         self.file = None;
+        self.events = None;
     }
 }
 

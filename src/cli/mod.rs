@@ -32,6 +32,7 @@ pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod response;
+pub mod tensorboard;
 pub mod train;
 
 use args::MessageFormat;
