@@ -189,6 +189,16 @@ fn in_member(mut e: DataError, name: &str) -> DataError {
 /// Loads `npy(path, labels=labels)` for a model whose input is `input`;
 /// `known` are the training data's labels (for validation and test data).
 pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
+    load_npy_as(path, labels, input, known, false)
+}
+
+/// As [`load_npy`], the inputs left in the file and read a batch at a time
+/// ([`super::stream`]).
+pub(super) fn load_npy_streamed(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
+    load_npy_as(path, labels, input, known, true)
+}
+
+fn load_npy_as(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>, streams: bool) -> Result<Loaded, DataError> {
     let env = RealEnvironment::default();
     let (x, y) = (probe_npy(&env, path)?, probe_npy(&env, labels)?);
     let task = pair_task(path, &x.header, labels, &y.header, input)?;
@@ -196,8 +206,15 @@ pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Optio
         let file = File::open(p).map_err(|e| read_error(p, &e))?;
         Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
     };
-    let inputs = read_values(path, open(path)?, input)?;
     let targets = read_values(labels, open(labels)?, &target_shape(task, input))?;
+    if streams {
+        let streamed = super::stream::StreamedInputs::open(path, &x.header)?;
+        // `assemble` counts the examples by their inputs, here left in the file.
+        let mut loaded = assemble(labels, Vec::new(), targets, task, input, known)?;
+        (loaded.data.len, loaded.data.stream) = (streamed.len(), Some(streamed));
+        return Ok(loaded);
+    }
+    let inputs = read_values(path, open(path)?, input)?;
     assemble(labels, inputs, targets, task, input, known)
 }
 
@@ -242,7 +259,7 @@ fn assemble(
     let len = inputs.len() / input.iter().product::<usize>().max(1);
     let shape = input.to_vec();
     if task == Task::Denoise {
-        let data = Dataset { inputs, targets: Targets::Signals(targets), len, shape };
+        let data = Dataset { inputs, targets: Targets::Signals(targets), len, shape, stream: None };
         return Ok(Loaded { data, classes: None, labels: None });
     }
     let labels = integer_labels(labels_path, &targets)?;
@@ -267,7 +284,7 @@ fn assemble(
             }
         }
     }
-    let data = Dataset { inputs, targets: Targets::Classes(classes), len, shape };
+    let data = Dataset { inputs, targets: Targets::Classes(classes), len, shape, stream: None };
     Ok(Loaded { data, classes: Some(names.len()), labels: Some(names) })
 }
 

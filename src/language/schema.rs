@@ -987,6 +987,12 @@ pub const DATA_SECTION: Schema = Schema {
             DefaultValue::Word("none"),
             "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
         ),
+        param(
+            "stream",
+            ParamType::Choice { what: "streaming", options: &["auto", "always", "never"] },
+            DefaultValue::Word("auto"),
+            "read the inputs of an uncompressed `npy` source from the file a batch at a time instead of whole, so a file larger than memory trains: `auto` streams those whose inputs take more than 256 MiB as 32-bit floats, `always` every one, `never` none; the values, splits, shuffling and `normalize` figures are the same bit for bit either way",
+        ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
 };
