@@ -38,12 +38,7 @@ pub fn cannot_stream(source: &Source, env: &dyn Environment) -> Option<String> {
     let Source::Npy { path, .. } = source else {
         return Some("only `npy` sources stream; this one is read whole".into());
     };
-    match env.read_start(path, 2) {
-        Ok((start, _)) if start.starts_with(&[0x1F, 0x8B]) => {
-            Some("the `.npy` file is gzip-compressed, and a compressed file is decompressed whole".into())
-        }
-        Ok(_) | Err(_) => None,
-    }
+    super::numpy::is_gzip(env, path).then(|| "the `.npy` file is gzip-compressed, and a compressed file is decompressed whole".into())
 }
 
 /// Whether the inputs of `source` are read a batch at a time under `setting`.

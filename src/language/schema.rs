@@ -811,7 +811,12 @@ pub const SOURCES: &[Schema] = &[
         name: "npy",
         summary: "NumPy arrays in two `.npy` files: the inputs, shape `[n, …input]`, and one label per example. An integer label array (shape `[n]`) holds class labels, mapped to classes in sorted order; a float array holds regression targets with the model's input shape. Any number type, either byte order, C order.",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "`.npy` file of the inputs, relative to the .lpn file"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "`.npy` file of the inputs, relative to the .lpn file; either file may be gzip-compressed (`x.npy.gz`), and is then decompressed whole (it cannot stream)",
+            ),
             param("labels", ParamType::Path, DefaultValue::Required, "`.npy` file of the labels or targets"),
         ],
         example: "npy(\"data/x_train.npy\", labels=\"data/y_train.npy\")",
@@ -820,7 +825,12 @@ pub const SOURCES: &[Schema] = &[
         name: "npz",
         summary: "The inputs and labels of `npy`, as two arrays of one `.npz` file written by `np.savez` (members stored, not compressed: `np.savez_compressed` files are refused).",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "`.npz` file, relative to the .lpn file"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "`.npz` file, relative to the .lpn file; gzip-compressed (`d.npz.gz`) is decompressed whole",
+            ),
             param("x", ParamType::Str, DefaultValue::Derived("\"x\""), "name of the inputs array"),
             param("y", ParamType::Str, DefaultValue::Derived("\"y\""), "name of the labels or targets array"),
         ],
