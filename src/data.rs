@@ -13,11 +13,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::language::check::environment::{EntryKind, Environment, RealEnvironment};
-use crate::language::ir::{DataSpec, Normalize, Source};
+use crate::language::ir::{DataSpec, Normalize, Source, Stream};
 use crate::rng::Rng;
 
 pub mod numpy;
 pub mod predict_input;
+pub mod stream;
 pub mod ts;
 
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
@@ -30,6 +31,9 @@ pub struct Dataset {
     pub len: usize,
     /// Shape of one example (the model's input shape, without batch axis).
     pub shape: Vec<usize>,
+    /// Where the inputs are read from a batch at a time (`stream = …`);
+    /// `inputs` is then empty.
+    pub stream: Option<stream::StreamedInputs>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -67,19 +71,30 @@ pub struct Normalization {
 impl Normalization {
     /// The figures of `data`'s inputs; `None` for `Normalize::None`. A
     /// channel with no spread keeps scale 1 (it is only shifted).
-    pub fn fit(how: Normalize, data: &Dataset) -> Option<Normalization> {
+    pub fn fit(how: Normalize, data: &Dataset) -> Result<Option<Normalization>, DataError> {
+        if how == Normalize::None {
+            return Ok(None);
+        }
         let channels = channels_of(&data.shape);
         let per_channel = data.per_example() / channels.max(1);
         let mut stats = vec![(0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY, 0usize); channels];
-        for (k, chunk) in data.inputs.chunks(per_channel.max(1)).enumerate() {
-            let s = &mut stats[k % channels];
-            for &x in chunk {
-                let x = x as f64;
-                (s.0, s.1, s.2, s.3, s.4) = (s.0 + x, s.1 + x * x, s.2.min(x), s.3.max(x), s.4 + 1);
+        // Example by example, channel by channel: the sums run in the same
+        // order whether the inputs are in memory or streamed.
+        let add = |example: &[f32]| {
+            for (k, chunk) in example.chunks(per_channel.max(1)).enumerate() {
+                let s = &mut stats[k % channels];
+                for &x in chunk {
+                    let x = x as f64;
+                    (s.0, s.1, s.2, s.3, s.4) = (s.0 + x, s.1 + x * x, s.2.min(x), s.3.max(x), s.4 + 1);
+                }
             }
+        };
+        match &data.stream {
+            Some(streamed) => streamed.for_each_example(add)?,
+            None => data.inputs.chunks(data.per_example().max(1)).for_each(add),
         }
         let (kind, pairs): (&str, Vec<(f64, f64)>) = match how {
-            Normalize::None => return None,
+            Normalize::None => return Ok(None),
             Normalize::Zscore => (
                 "zscore",
                 stats
@@ -94,7 +109,7 @@ impl Normalization {
             Normalize::Minmax => ("minmax", stats.iter().map(|s| if s.4 == 0 { (0.0, 1.0) } else { (s.2, s.3 - s.2) }).collect()),
         };
         let scale = pairs.iter().map(|&(_, spread)| if spread > 0.0 && spread.is_finite() { spread as f32 } else { 1.0 }).collect();
-        Some(Normalization { kind: kind.into(), shift: pairs.iter().map(|&(shift, _)| shift as f32).collect(), scale })
+        Ok(Some(Normalization { kind: kind.into(), shift: pairs.iter().map(|&(shift, _)| shift as f32).collect(), scale }))
     }
 
     /// Rescales examples of `shape`, laid out one after another, in place.
@@ -188,7 +203,22 @@ impl Dataset {
             Targets::Signals(s) => Targets::Signals(gather(s)),
             Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
         };
-        Dataset { inputs: gather(&self.inputs), targets, len: indices.len(), shape: self.shape.clone() }
+        let stream = self.stream.as_ref().map(|streamed| streamed.subset(indices));
+        let inputs = if stream.is_some() { Vec::new() } else { gather(&self.inputs) };
+        Dataset { inputs, targets, len: indices.len(), shape: self.shape.clone(), stream }
+    }
+
+    /// Appends the inputs of the examples at `indices`, in that order, to
+    /// `out`: copied, or read from the file of a streamed set.
+    pub fn gather_inputs(&self, indices: &[usize], out: &mut Vec<f32>) -> Result<(), DataError> {
+        if let Some(streamed) = &self.stream {
+            return streamed.gather(indices, &self.shape, out);
+        }
+        let per = self.per_example();
+        for &i in indices {
+            out.extend_from_slice(&self.inputs[i * per..(i + 1) * per]);
+        }
+        Ok(())
     }
 }
 
@@ -225,7 +255,9 @@ fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, 
         Targets::Signals(s) => Targets::Signals(gather(s)?),
         Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
     };
-    Ok(Dataset { inputs: gather(&data.inputs)?, targets, len: indices.len(), shape: data.shape.clone() })
+    let stream = data.stream.as_ref().map(|streamed| streamed.subset(indices));
+    let inputs = if stream.is_some() { Vec::new() } else { gather(&data.inputs)? };
+    Ok(Dataset { inputs, targets, len: indices.len(), shape: data.shape.clone(), stream })
 }
 
 /// Loads the training, validation and test data of `spec`. `input` is the
@@ -241,12 +273,12 @@ fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, 
 pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
     // A stratified split (`test_split`) keeps every class in training.
     let split_off = if spec.val.is_none() && !stratified(spec) { Some(spec.val_split) } else { None };
-    let train = load_source(&spec.train, input, None, split_off)?;
+    let train = load_source(&spec.train, input, None, split_off, spec.stream)?;
     if matches!(train.data.targets, Targets::Classes(_)) && train.classes.unwrap_or(0) < 2 {
         return Err(DataError::new("the training data has fewer than two classes; classification needs at least two"));
     }
     let other = |source: &Source, what: &str| -> Result<Dataset, DataError> {
-        let loaded = load_source(source, input, train.labels.as_deref(), None)?;
+        let loaded = load_source(source, input, train.labels.as_deref(), None, spec.stream)?;
         match (&train.data.targets, &loaded.data.targets) {
             (Targets::Signals(_), Targets::Classes(_)) => {
                 return Err(DataError::new(format!("the {what} data is for classification, but the training data is for denoising")));
@@ -301,13 +333,16 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
         }
     }
     let (mut train_set, mut val, mut test) = (train_set, val, test);
-    let normalization = Normalization::fit(spec.normalize, &train_set);
+    let normalization = Normalization::fit(spec.normalize, &train_set)?;
     if let Some(norm) = &normalization {
         if !matches!(train_set.targets, Targets::Classes(_)) {
             return Err(DataError::new("`normalize` rescales the inputs of classification data, but this data is for denoising"));
         }
         for part in [Some(&mut train_set), Some(&mut val), test.as_mut()].into_iter().flatten() {
-            norm.apply(&mut part.inputs, &part.shape);
+            match &mut part.stream {
+                Some(streamed) => streamed.normalize(norm),
+                None => norm.apply(&mut part.inputs, &part.shape),
+            }
         }
     }
     Ok(Splits { train: train_set, val, test, classes: train.classes, normalization })
@@ -420,8 +455,15 @@ struct Loaded {
 }
 
 /// One source. `known` are the training set's labels, for a UCR validation or
-/// test file; `split_off` is the `val_split` the training source will undergo.
-fn load_source(source: &Source, input: &[usize], known: Option<&[Label]>, split_off: Option<f64>) -> Result<Loaded, DataError> {
+/// test file; `split_off` is the `val_split` the training source will undergo;
+/// `stream` says whether an `npy` file's inputs are read a batch at a time.
+fn load_source(
+    source: &Source,
+    input: &[usize],
+    known: Option<&[Label]>,
+    split_off: Option<f64>,
+    stream: Stream,
+) -> Result<Loaded, DataError> {
     match source {
         &Source::Sines { n, components, max_freq, noise, seed } => {
             let data = sines(n, components, max_freq, noise, seed, input)?;
@@ -435,6 +477,9 @@ fn load_source(source: &Source, input: &[usize], known: Option<&[Label]>, split_
         &Source::Signal { ref path, column, stride, noise, seed } => {
             let data = signal(path, column, stride, noise, seed, input)?;
             Ok(Loaded { data, classes: None, labels: None })
+        }
+        Source::Npy { path, labels } if stream::streams(stream, source, &RealEnvironment::default()) => {
+            numpy::load_npy_streamed(path, labels, input, known)
         }
         Source::Npy { path, labels } => numpy::load_npy(path, labels, input, known),
         Source::Npz { path, x, y } => numpy::load_npz(path, x, y, input, known),
@@ -482,7 +527,7 @@ fn sines(n: usize, components: usize, max_freq: f64, noise: f64, seed: u64, inpu
             inputs.push((c + noise * rng.normal()) as f32);
         }
     }
-    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: n, shape: input.to_vec() })
+    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: n, shape: input.to_vec(), stream: None })
 }
 
 fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -> Result<Dataset, DataError> {
@@ -523,7 +568,7 @@ fn waveforms(n: usize, classes: usize, noise: f64, seed: u64, input: &[usize]) -
             inputs.push((amp * clean + noise * rng.normal()) as f32);
         }
     }
-    Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec() })
+    Ok(Dataset { inputs, targets: Targets::Classes(labels), len: n, shape: input.to_vec(), stream: None })
 }
 
 /// The bytes of a data file, decompressed when it is gzip-compressed (it
@@ -914,7 +959,7 @@ fn ucr(path: &Path, input: &[usize], known: Option<&[Label]>, split_off: Option<
     let len = classes.len();
     let n_classes = labels.len();
     Ok(Loaded {
-        data: Dataset { inputs: table.values, targets: Targets::Classes(classes), len, shape: input.to_vec() },
+        data: Dataset { inputs: table.values, targets: Targets::Classes(classes), len, shape: input.to_vec(), stream: None },
         classes: Some(n_classes),
         labels: Some(labels),
     })
@@ -1015,7 +1060,7 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
             inputs.push((x as f64 + noise * rng.normal()) as f32);
         }
     }
-    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: windows, shape: input.to_vec() })
+    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: windows, shape: input.to_vec(), stream: None })
 }
 
 #[cfg(test)]
@@ -1054,7 +1099,7 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None }
+        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None, stream: Stream::Auto }
     }
 
     fn sines(n: usize, seed: u64) -> Source {
@@ -1307,20 +1352,25 @@ mod tests {
     #[test]
     fn normalization_per_channel_from_the_training_part_only() {
         // Two channels of two samples: channel 0 holds 1..4, channel 1 holds 10, 10, 30, 30.
-        let data =
-            Dataset { inputs: vec![1., 2., 10., 10., 3., 4., 30., 30.], targets: Targets::Classes(vec![0, 1]), len: 2, shape: vec![2, 2] };
-        let z = Normalization::fit(Normalize::Zscore, &data).unwrap();
+        let data = Dataset {
+            inputs: vec![1., 2., 10., 10., 3., 4., 30., 30.],
+            targets: Targets::Classes(vec![0, 1]),
+            len: 2,
+            shape: vec![2, 2],
+            stream: None,
+        };
+        let z = Normalization::fit(Normalize::Zscore, &data).unwrap().unwrap();
         assert_eq!(z.shift, vec![2.5, 20.0]);
         assert!((z.scale[0] - 1.25f32.sqrt()).abs() < 1e-6 && z.scale[1] == 10.0, "{z:?}");
         let mut x = data.inputs.clone();
         z.apply(&mut x, &data.shape);
         assert_eq!(&x[2..4], &[-1.0, -1.0]);
-        let m = Normalization::fit(Normalize::Minmax, &data).unwrap();
+        let m = Normalization::fit(Normalize::Minmax, &data).unwrap().unwrap();
         assert_eq!((m.shift.clone(), m.scale.clone()), (vec![1.0, 10.0], vec![3.0, 20.0]));
         let mut x = data.inputs.clone();
         m.apply(&mut x, &data.shape);
         assert_eq!(x, vec![0.0, 1.0 / 3.0, 0.0, 0.0, 2.0 / 3.0, 1.0, 1.0, 1.0]);
-        assert_eq!(Normalization::fit(Normalize::None, &data), None);
+        assert_eq!(Normalization::fit(Normalize::None, &data), Ok(None));
         // Loading: figures of the training part, applied to every part.
         let train = TempFile::new("norm.csv", "1,0\n2,2\n1,4\n2,6\n");
         let test = TempFile::new("norm_test.csv", "1,8\n2,-2\n");
@@ -1381,7 +1431,13 @@ mod tests {
 
     #[test]
     fn subset_gathers_inputs_and_targets() {
-        let d = Dataset { inputs: vec![0., 1., 2., 3., 4., 5.], targets: Targets::Classes(vec![7, 8, 9]), len: 3, shape: vec![2] };
+        let d = Dataset {
+            inputs: vec![0., 1., 2., 3., 4., 5.],
+            targets: Targets::Classes(vec![7, 8, 9]),
+            len: 3,
+            shape: vec![2],
+            stream: None,
+        };
         let s = d.subset(&[2, 0, 2]);
         assert_eq!(s.inputs, vec![4., 5., 0., 1., 4., 5.]);
         assert_eq!(s.targets, Targets::Classes(vec![9, 7, 9]));

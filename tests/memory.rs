@@ -53,6 +53,23 @@ fn the_estimate_counts_files_by_their_rows() {
     assert_eq!(data_bytes_with(source, |env| env.file("./data/r.csv", recording.clone())), 2 * 7 * 16 * 4 * 2);
 }
 
+#[test]
+fn the_estimate_counts_a_streamed_npy_source_as_its_index_and_a_buffer() {
+    let fixture = |name: &str| std::fs::read(Path::new("tests/fixtures/npy_train").join(name)).unwrap();
+    let files = |env: FakeEnvironment| env.file("./x.npy", fixture("cls_x.npy")).file("./y.npy", fixture("cls_y.npy"));
+    let source = |stream: &str| {
+        format!(
+            "model m {{\n  input [1, 16]\n  flatten\n  linear(out=2)\n}}\ndata {{\n  train = npy(\"x.npy\", labels=\"y.npy\")\n  stream = {stream}\n}}\n"
+        )
+    };
+    // Read whole: 40 examples of 16 f32 and a class index, the training set twice.
+    assert_eq!(data_bytes_with(&source("never"), files), 2 * 40 * (16 * 4 + 8));
+    // `auto` reads a file this small whole too.
+    assert_eq!(data_bytes_with(&source("auto"), files), 2 * 40 * (16 * 4 + 8));
+    // Streamed: a class index and a file row each, and the 4 MiB buffer of a pass over the file.
+    assert_eq!(data_bytes_with(&source("always"), files), 2 * (40 * (8 + 8) + (4 << 20)));
+}
+
 /// Issue 12: `sines(n=4000)` on a `[1, 1000000]` input passed the check and
 /// training then died allocating the data.
 #[test]
@@ -82,6 +99,7 @@ fn loading_data_that_cannot_fit_is_an_error() {
         normalize: lpn::language::ir::Normalize::None,
         task: Task::Denoise,
         classes: None,
+        stream: lpn::language::ir::Stream::Auto,
     };
     let Err(e) = lpn::data::load(&spec, &[1, 1 << 22]) else { panic!("loaded 2^62 values") };
     assert!(e.to_string().contains("`sines`: 1099511627776 examples of 4194304 values need"), "{e}");

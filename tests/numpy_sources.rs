@@ -80,3 +80,55 @@ fn the_digits_npy_example_trains_on_uint8_images() {
     assert!(last < first, "training loss did not fall: {first} → {last}");
     assert!(report.epochs.last().unwrap().val_accuracy.unwrap() > 0.5, "{:?}", report.epochs.last());
 }
+
+/// `stream = always` reads the inputs from the file a batch at a time
+/// (`lpn::data::stream`): with shuffling, a stratified test split and
+/// `normalize`, the run is the one that reads the file whole, bit for bit,
+/// and stopping it after every step and resuming gives the same weights.
+#[test]
+fn a_streamed_npy_source_trains_as_the_file_in_memory_and_resumes_bit_identically() {
+    let source = |stream: &str| {
+        format!(
+            "model slow_or_fast {{
+  input [1, 16]
+  conv(out=4, k=5, padding=same)
+  relu
+  global_avgpool
+  linear(out=2)
+}}
+data {{
+  train = npy(\"cls_x_be.npy\", labels=\"cls_y.npy\")
+  val_split = 0.2
+  test_split = 0.2
+  normalize = zscore
+  stream = {stream}
+}}
+train {{
+  optimizer = adam(lr=1e-2)
+  epochs = 3
+  batch = 8
+  seed = 5
+}}
+"
+        )
+    };
+    let program = |stream: &str| common::program(&source(stream), Path::new("tests/fixtures/npy_train"));
+    let streamed = common::fresh_dir("numpy", "streamed");
+    let whole = common::fresh_dir("numpy", "whole");
+    let run = |stream: &str, out: &Path| lpn::train::train(&program(stream), &lpn::train::Options::new(out)).unwrap();
+    let (a, b) = (run("always", &streamed), run("never", &whole));
+    let losses =
+        |r: &lpn::train::Report| r.epochs.iter().map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits))).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(a.test.as_ref().map(|t| t.loss.to_bits()), b.test.as_ref().map(|t| t.loss.to_bits()));
+    let tensors = |dir: &Path| {
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + header..].to_vec()
+    };
+    assert_eq!(tensors(&streamed), tensors(&whole));
+    let resumed = common::fresh_dir("numpy", "streamed-resumed");
+    let (_, runs) = common::train_stopping_after_every_step(&program("always"), &resumed);
+    assert!(runs > 3, "{runs} runs");
+    assert_eq!(tensors(&resumed), tensors(&streamed), "a resumed streamed run differs from the uninterrupted one");
+}

@@ -15,6 +15,10 @@
 //! already built for Candle without its compression features, and a
 //! deflate decoder is a dependency for a format `np.savez` does not use.
 //!
+//! Either file, or the `.npz`, may be gzip-compressed as a whole (`gzip
+//! x.npy`, told by its magic bytes whatever its name, as the CSV sources
+//! are): it is decompressed whole into memory, and so never streams.
+//!
 //! The checker probes the headers only (shape, type, and whether the file
 //! holds the bytes they announce), through its environment; loading reads
 //! the values, an example batch at a time for `.npy` files.
@@ -101,7 +105,21 @@ pub fn probe_npy(env: &dyn Environment, path: &Path) -> Result<ArrayFacts, DataE
     }
     // A version 1 header is at most 64 KiB; larger ones (version 2) are rare.
     let (start, total) = env.read_start(path, (1 << 20) + 12).map_err(|e| read_error(path, &e))?;
+    if start.starts_with(&GZIP_MAGIC) {
+        // Its size is known only once it is decompressed, whole.
+        let plain = super::read_bytes(env, path)?;
+        return array_facts(path, &plain, plain.len() as u64);
+    }
     array_facts(path, &start, total)
+}
+
+/// The first bytes of a gzip-compressed file.
+const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+
+/// Whether the file at `path` is gzip-compressed (`gzip x.npy` writes
+/// `x.npy.gz`): it is then decompressed whole, wherever it is read.
+pub fn is_gzip(env: &dyn Environment, path: &Path) -> bool {
+    env.read_start(path, 2).is_ok_and(|(start, _)| start.starts_with(&GZIP_MAGIC))
 }
 
 /// The facts of an array whose first bytes are `start`, out of `total`.
@@ -138,7 +156,7 @@ fn read_error(path: &Path, e: &std::io::Error) -> DataError {
 /// The members `x` and `y` of the `.npz` file at `path` (each named with or
 /// without its `.npy`), read whole through `env`.
 pub fn npz_members(env: &dyn Environment, path: &Path, x: &str, y: &str) -> Result<(Vec<u8>, Vec<u8>), DataError> {
-    let bytes = env.read(path).map_err(|e| read_error(path, &e))?;
+    let bytes = super::read_bytes(env, path)?;
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| DataError::file(path, format!("not a readable .npz file (a zip of .npy arrays): {e}")))?;
     let names: Vec<String> = archive.file_names().flatten().map(|n| n.trim_end_matches(".npy").to_string()).collect();
@@ -189,15 +207,35 @@ fn in_member(mut e: DataError, name: &str) -> DataError {
 /// Loads `npy(path, labels=labels)` for a model whose input is `input`;
 /// `known` are the training data's labels (for validation and test data).
 pub(super) fn load_npy(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
+    load_npy_as(path, labels, input, known, false)
+}
+
+/// As [`load_npy`], the inputs left in the file and read a batch at a time
+/// ([`super::stream`]).
+pub(super) fn load_npy_streamed(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
+    load_npy_as(path, labels, input, known, true)
+}
+
+fn load_npy_as(path: &Path, labels: &Path, input: &[usize], known: Option<&[Label]>, streams: bool) -> Result<Loaded, DataError> {
     let env = RealEnvironment::default();
     let (x, y) = (probe_npy(&env, path)?, probe_npy(&env, labels)?);
     let task = pair_task(path, &x.header, labels, &y.header, input)?;
     let open = |p: &Path| -> Result<Box<dyn std::io::BufRead>, DataError> {
+        if is_gzip(&env, p) {
+            return Ok(Box::new(Cursor::new(super::read_bytes(&env, p)?)));
+        }
         let file = File::open(p).map_err(|e| read_error(p, &e))?;
         Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
     };
-    let inputs = read_values(path, open(path)?, input)?;
     let targets = read_values(labels, open(labels)?, &target_shape(task, input))?;
+    if streams {
+        let streamed = super::stream::StreamedInputs::open(path, &x.header)?;
+        // `assemble` counts the examples by their inputs, here left in the file.
+        let mut loaded = assemble(labels, Vec::new(), targets, task, input, known)?;
+        (loaded.data.len, loaded.data.stream) = (streamed.len(), Some(streamed));
+        return Ok(loaded);
+    }
+    let inputs = read_values(path, open(path)?, input)?;
     assemble(labels, inputs, targets, task, input, known)
 }
 
@@ -242,7 +280,7 @@ fn assemble(
     let len = inputs.len() / input.iter().product::<usize>().max(1);
     let shape = input.to_vec();
     if task == Task::Denoise {
-        let data = Dataset { inputs, targets: Targets::Signals(targets), len, shape };
+        let data = Dataset { inputs, targets: Targets::Signals(targets), len, shape, stream: None };
         return Ok(Loaded { data, classes: None, labels: None });
     }
     let labels = integer_labels(labels_path, &targets)?;
@@ -267,7 +305,7 @@ fn assemble(
             }
         }
     }
-    let data = Dataset { inputs, targets: Targets::Classes(classes), len, shape };
+    let data = Dataset { inputs, targets: Targets::Classes(classes), len, shape, stream: None };
     Ok(Loaded { data, classes: Some(names.len()), labels: Some(names) })
 }
 
@@ -313,7 +351,7 @@ pub fn class_labels_npy(labels: &Path) -> Result<Option<Vec<Label>>, DataError> 
     if !probe_npy(&env, labels)?.header.dtype.is_integer() {
         return Ok(None);
     }
-    let bytes = env.read(labels).map_err(|e| read_error(labels, &e))?;
+    let bytes = super::read_bytes(&env, labels)?;
     class_labels_of(labels, bytes).map(|l| Some(l.into_iter().map(Label::Number).collect()))
 }
 

@@ -187,17 +187,7 @@ impl Npy {
             };
             DataError::file(path, why)
         })?;
-        for (i, bytes) in raw.chunks_exact(self.dtype.size).enumerate() {
-            let x = self.dtype.value(bytes);
-            if !x.is_finite() || !(x as f32).is_finite() {
-                let (example, value) = (self.done + i / per, i % per);
-                return Err(DataError::file(
-                    path,
-                    format!("example {example} (counting from 0) holds `{x}` at value {value}, not a finite 32-bit number"),
-                ));
-            }
-            out.push(x as f32);
-        }
+        self.dtype.convert(path, &raw, self.done, per, out)?;
         self.done += n;
         Ok(n)
     }
@@ -233,6 +223,29 @@ impl Dtype {
             NumKind::Int | NumKind::Unsigned => matches!(size, 1 | 2 | 4 | 8),
         };
         known.then_some(Dtype { kind, size, big_endian })
+    }
+
+    /// The bytes of whole examples of `per` values, the first being example
+    /// `first`, appended to `out` as `f32`; an error names the first value
+    /// that is not a finite 32-bit number.
+    pub fn convert(self, path: &Path, raw: &[u8], first: usize, per: usize, out: &mut Vec<f32>) -> Result<(), DataError> {
+        for (i, bytes) in raw.chunks_exact(self.size).enumerate() {
+            let x = self.value(bytes);
+            if !x.is_finite() || !(x as f32).is_finite() {
+                let (example, value) = (first + i / per, i % per);
+                return Err(DataError::file(
+                    path,
+                    format!("example {example} (counting from 0) holds `{x}` at value {value}, not a finite 32-bit number"),
+                ));
+            }
+            out.push(x as f32);
+        }
+        Ok(())
+    }
+
+    /// Bytes of one value.
+    pub fn size(self) -> usize {
+        self.size
     }
 
     /// One value from its `size` bytes.

@@ -215,7 +215,7 @@ pub(super) fn load_ts(path: &Path, input: &[usize], known: Option<&[Label]>) -> 
         }
     }
     let len = classes.len();
-    let data = Dataset { inputs: table.values, targets: Targets::Classes(classes), len, shape: input.to_vec() };
+    let data = Dataset { inputs: table.values, targets: Targets::Classes(classes), len, shape: input.to_vec(), stream: None };
     Ok(Loaded { data, classes: Some(keys.len()), labels: Some(keys) })
 }
 

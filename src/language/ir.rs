@@ -293,6 +293,22 @@ pub struct DataSpec {
     pub task: Task,
     /// Number of classes, for classification.
     pub classes: Option<usize>,
+    /// Which sources are read a batch at a time (`stream = …`). Not part of
+    /// a run's identity: the values are the same bit for bit either way.
+    #[serde(skip)]
+    pub stream: Stream,
+}
+
+/// `stream = …` of the data section: whether an uncompressed `npy` source's
+/// inputs are read from the file a batch at a time (`crate::data::stream`)
+/// rather than whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Stream {
+    /// Those whose inputs take more than `crate::data::stream::STREAM_ABOVE` as f32.
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Debug, Serialize)]

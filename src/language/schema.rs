@@ -811,7 +811,12 @@ pub const SOURCES: &[Schema] = &[
         name: "npy",
         summary: "NumPy arrays in two `.npy` files: the inputs, shape `[n, …input]`, and one label per example. An integer label array (shape `[n]`) holds class labels, mapped to classes in sorted order; a float array holds regression targets with the model's input shape. Any number type, either byte order, C order.",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "`.npy` file of the inputs, relative to the .lpn file"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "`.npy` file of the inputs, relative to the .lpn file; either file may be gzip-compressed (`x.npy.gz`), and is then decompressed whole (it cannot stream)",
+            ),
             param("labels", ParamType::Path, DefaultValue::Required, "`.npy` file of the labels or targets"),
         ],
         example: "npy(\"data/x_train.npy\", labels=\"data/y_train.npy\")",
@@ -820,7 +825,12 @@ pub const SOURCES: &[Schema] = &[
         name: "npz",
         summary: "The inputs and labels of `npy`, as two arrays of one `.npz` file written by `np.savez` (members stored, not compressed: `np.savez_compressed` files are refused).",
         params: &[
-            positional("path", ParamType::Path, DefaultValue::Required, "`.npz` file, relative to the .lpn file"),
+            positional(
+                "path",
+                ParamType::Path,
+                DefaultValue::Required,
+                "`.npz` file, relative to the .lpn file; gzip-compressed (`d.npz.gz`) is decompressed whole",
+            ),
             param("x", ParamType::Str, DefaultValue::Derived("\"x\""), "name of the inputs array"),
             param("y", ParamType::Str, DefaultValue::Derived("\"y\""), "name of the labels or targets array"),
         ],
@@ -986,6 +996,12 @@ pub const DATA_SECTION: Schema = Schema {
             ParamType::Choice { what: "normalisation", options: &["none", "zscore", "minmax"] },
             DefaultValue::Word("none"),
             "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
+        ),
+        param(
+            "stream",
+            ParamType::Choice { what: "streaming", options: &["auto", "always", "never"] },
+            DefaultValue::Word("auto"),
+            "read the inputs of an uncompressed `npy` source from the file a batch at a time instead of whole, so a file larger than memory trains: `auto` streams those whose inputs take more than 256 MiB as 32-bit floats, `always` every one, `never` none; the values, splits, shuffling and `normalize` figures are the same bit for bit either way",
         ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",

@@ -70,11 +70,32 @@ pub struct Checkpoint {
 /// A short, stable digest of bytes (FNV-1a, 64 bits): a check that nothing
 /// changed, not a defence against forgery.
 pub fn digest(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    format!("{:016x}", fnv1a(FNV_OFFSET, bytes))
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes` continued from the state `h`.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
+}
+
+/// [`digest`] of a file's bytes, read a piece at a time: a data file may be
+/// larger than memory (`stream = …`).
+pub fn digest_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let (mut h, mut piece) = (FNV_OFFSET, vec![0u8; 1 << 20]);
+    loop {
+        match std::io::Read::read(&mut file, &mut piece) {
+            Ok(0) => return Ok(format!("{h:016x}")),
+            Ok(n) => h = fnv1a(h, &piece[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What determines a run, so that a checkpoint is resumed only by the same
@@ -122,8 +143,8 @@ impl RunDigest {
         let files = read
             .into_iter()
             .map(|(role, path)| {
-                let bytes = std::fs::read(path).map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
-                Ok(FileDigest { role, path: path.display().to_string(), digest: digest(&bytes) })
+                let digest = digest_file(path).map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
+                Ok(FileDigest { role, path: path.display().to_string(), digest })
             })
             .collect::<Result<_, TrainError>>()?;
         Ok(RunDigest {
@@ -273,6 +294,17 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "temporary files left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_digest_read_in_pieces_is_the_digest_of_its_bytes() {
+        // Over two pieces of 1 MiB and a bit, so the state carries across reads.
+        let bytes: Vec<u8> = (0..(2 << 20) + 77u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let path = std::env::temp_dir().join(format!("lpn-digest-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(digest_file(&path).unwrap(), digest(&bytes));
+        assert_eq!(digest(b""), "cbf29ce484222325");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

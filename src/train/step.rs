@@ -18,9 +18,7 @@ use crate::rng::Rng;
 pub(super) fn batch(set: &Dataset, indices: &[usize], device: &Device) -> candle_core::Result<(Tensor, BatchTargets)> {
     let per = set.per_example();
     let mut x = Vec::with_capacity(indices.len() * per);
-    for &i in indices {
-        x.extend_from_slice(&set.inputs[i * per..(i + 1) * per]);
-    }
+    set.gather_inputs(indices, &mut x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let mut shape = vec![indices.len()];
     shape.extend(&set.shape);
     let x = Tensor::from_vec(x, shape.clone(), device)?;

@@ -23,7 +23,7 @@ use crate::language::check::Ctx;
 use crate::language::check::environment::{EntryKind, Environment};
 use crate::language::check::params::{self, Call};
 use crate::language::diagnostic::Problem;
-use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Normalize, Optimizer, Source, TrainSpec};
+use crate::language::ir::{DataSpec, Keep, Loss, Model, Monitor, Normalize, Optimizer, Source, Stream, TrainSpec};
 use crate::language::schema::{DATA_SECTION, TRAIN_SECTION, Task};
 use crate::language::shape::Shape;
 
@@ -152,14 +152,15 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         });
     }
     let train = train?;
+    let stream = stream_setting(ctx, &call, &train);
     // Loading holds the whole training set while it splits off the
     // validation part (or copies it, with a separate `val`): twice its size.
-    let data_bytes = train
-        .bytes
+    let data_bytes = held_bytes(ctx, stream, &train)
         .saturating_mul(2)
-        .saturating_add(val.as_ref().map_or(0, |v| v.bytes))
-        .saturating_add(test.as_ref().map_or(0, |t| t.bytes));
+        .saturating_add(val.as_ref().map_or(0, |v| held_bytes(ctx, stream, v)))
+        .saturating_add(test.as_ref().map_or(0, |t| held_bytes(ctx, stream, t)));
     ctx.data_bytes = Some((data_bytes, train.span));
+    ctx.data_streams = crate::data::stream::streams(stream, &train.source, ctx.env);
     let val_split = call.f64("val_split").unwrap_or(0.2);
     let test_split = call.f64("test_split").unwrap_or(0.0);
     // A stratified split keeps every class in training: no class can be lost.
@@ -195,8 +196,37 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         val_split,
         test_split,
         normalize: normalize(ctx, &call, train.task),
+        stream,
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
+}
+
+/// `stream = …`: E0140 when `always` asks a training source that is read
+/// whole (not an uncompressed `npy` file) to stream.
+fn stream_setting(ctx: &mut Ctx, call: &Call, train: &SourceFacts) -> Stream {
+    let chosen = match call.word("stream") {
+        Some("always") => Stream::Always,
+        Some("never") => Stream::Never,
+        Some("auto") | None => Stream::Auto,
+        Some(other) => unreachable!("stream = {other} has no meaning"),
+    };
+    if chosen == Stream::Always
+        && let Some(reason) = crate::data::stream::cannot_stream(&train.source, ctx.env)
+    {
+        ctx.problems.push(Problem::CannotStream { span: call.span_of("stream"), source_span: train.span, reason });
+    }
+    chosen
+}
+
+/// Bytes `facts`' source takes once loaded: less its inputs, plus an index,
+/// when they stream from the file.
+fn held_bytes(ctx: &Ctx, stream: Stream, facts: &SourceFacts) -> u64 {
+    match crate::data::stream::memory_trade(&facts.source, ctx.env) {
+        Some((not_held, held)) if crate::data::stream::streams(stream, &facts.source, ctx.env) => {
+            facts.bytes.saturating_sub(not_held).saturating_add(held)
+        }
+        Some(_) | None => facts.bytes,
+    }
 }
 
 /// `normalize = …`: rescaling applies to classification inputs only (E0131

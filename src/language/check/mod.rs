@@ -52,6 +52,9 @@ pub struct Ctx<'env> {
     /// Bytes the data sets take once loaded for training, and where the
     /// training data is declared (set by `data::check_data`).
     pub data_bytes: Option<(u64, Span)>,
+    /// Whether the training inputs stream from their file (`stream = …`),
+    /// so `data_bytes` counts no more of them than a buffer.
+    pub data_streams: bool,
     /// λ_min per quadratic operator and kernel shape: large models repeat the same few.
     lambda_cache: HashMap<OperatorKey, f64>,
     /// Q's eigenvalues per quadratic operator and kernel shape, for the
@@ -69,6 +72,7 @@ impl<'env> Ctx<'env> {
             env,
             base_dir: base_dir.to_path_buf(),
             data_bytes: None,
+            data_streams: false,
             lambda_cache: HashMap::new(),
             spectrum_cache: HashMap::new(),
         }
@@ -221,7 +225,17 @@ fn memory_check(ctx: &mut Ctx, model: &crate::language::ir::Model, batch: usize,
     };
     let needed = training.saturating_add(data);
     if needed > available {
-        ctx.problems.push(Problem::ModelTooLarge { span, data_span, parameters: parameters as usize, needed, data, available, batch });
+        let streamed = ctx.data_streams;
+        ctx.problems.push(Problem::ModelTooLarge {
+            span,
+            data_span,
+            parameters: parameters as usize,
+            needed,
+            data,
+            available,
+            batch,
+            streamed,
+        });
     }
 }
 

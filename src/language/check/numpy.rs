@@ -36,12 +36,7 @@ pub fn npy_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> 
     let task = fit(ctx, input, &x, &y, &spans)?;
     let classes = match task {
         Task::Classify => {
-            let labels = ctx.env.read(&y_path).map_err(|e| crate::data::DataError {
-                path: Some(y_path.clone()),
-                line: None,
-                column: None,
-                message: format!("the file cannot be read: {e}"),
-            });
+            let labels = crate::data::read_bytes(ctx.env, &y_path);
             count_classes(ctx, labels.and_then(|bytes| class_labels_of(&y_path, bytes)), &spans[1])?
         }
         Task::Denoise => None,

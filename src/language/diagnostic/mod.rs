@@ -333,6 +333,8 @@ pub enum Problem {
         data: u64,
         available: u64,
         batch: usize,
+        /// The training inputs stream from their file: `data` counts a buffer.
+        streamed: bool,
     },
     OutputMismatch {
         span: Span,
@@ -381,6 +383,12 @@ pub enum Problem {
     /// `normalize` on denoising data.
     NormalizeDenoising {
         span: Span,
+    },
+    /// `stream = always` with a training source that is read whole.
+    CannotStream {
+        span: Span,
+        source_span: Span,
+        reason: String,
     },
     /// A class too small to have an example in every part of a stratified split.
     ClassTooSmallForSplit {
@@ -516,6 +524,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0130", "val_split and test_split leave no training data"),
     ("W0130", "a class too small to appear in every split"),
     ("E0131", "normalize on denoising data"),
+    ("E0140", "stream = always with a source that cannot stream"),
     ("W0063", "admissible subspace of very few kernels"),
     ("E0064", "hard constraints that leave no weight but zero"),
     ("E0070", "invisible or look-alike character"),
@@ -692,8 +701,8 @@ impl Problem {
                 wording::bad_groups(span, layer, groups, in_channels, out_channels)
             }
             TwoDOption { span, param, layer } => wording::two_d_option(span, param, layer),
-            ModelTooLarge { span, data_span, parameters, needed, data, available, batch } => {
-                wording::model_too_large(span, data_span, parameters, needed, data, available, batch)
+            ModelTooLarge { span, data_span, parameters, needed, data, available, batch, streamed } => {
+                wording::model_too_large(span, data_span, parameters, needed, data, available, batch, streamed)
             }
             OutputMismatch { span, model_span, output, expected, why, help } => {
                 wording::output_mismatch(span, model_span, output, expected, why, help)
@@ -705,6 +714,7 @@ impl Problem {
             TaskMismatch { span, reason, help } => wording::task_mismatch(span, reason, help),
             SplitsTooLarge { span, val_split, test_split } => wording::splits_too_large(span, val_split, test_split),
             NormalizeDenoising { span } => wording::normalize_denoising(span),
+            CannotStream { span, source_span, reason } => wording::cannot_stream(span, source_span, reason),
             ClassTooSmallForSplit { span, label, count, missing } => wording::class_too_small_for_split(span, label, count, missing),
             NoValidationData { span, setting, data_span } => wording::no_validation_data(span, setting, data_span),
             MonitorWithoutAccuracy { span } => wording::monitor_without_accuracy(span),

@@ -459,10 +459,12 @@ pub(super) fn model_too_large(
     data: &u64,
     available: &u64,
     batch: &usize,
+    streamed: &bool,
 ) -> Wording {
     let mut labels = vec![label(*span, format!("weights and activations: about {}", bytes(needed - data)))];
     if let Some(data_span) = data_span.filter(|_| *data > 0) {
-        labels.push(label(data_span, format!("{} of data in memory", bytes(*data))));
+        let streams = if *streamed { " (its inputs stream from the file: a buffer is counted, not the file)" } else { "" };
+        labels.push(label(data_span, format!("{} of data in memory{streams}", bytes(*data))));
     }
     (
         "E0046",
@@ -568,6 +570,15 @@ pub(super) fn normalize_denoising(span: &Span) -> Wording {
         "`normalize` rescales the inputs of classification data, but this data is for denoising".into(),
         vec![label(*span, "here")],
         Some("a denoiser's targets are in its inputs' units: remove `normalize`, or scale the recording itself".into()),
+    )
+}
+
+pub(super) fn cannot_stream(span: &Span, source_span: &Span, reason: &String) -> Wording {
+    (
+        "E0140",
+        format!("`stream = always` asks to read the training inputs a batch at a time, but {reason}"),
+        vec![label(*span, "here"), label(*source_span, "this source")],
+        Some("save the inputs as an uncompressed `.npy` file (`np.save`) and use `npy(...)`, or remove `stream`".into()),
     )
 }
 
