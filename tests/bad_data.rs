@@ -210,6 +210,7 @@ fn spec(case: &Case) -> DataSpec {
         normalize: lpn::language::ir::Normalize::None,
         task: if case.logits.is_some() { Task::Classify } else { Task::Denoise },
         classes: None,
+        targets: None,
     }
 }
 

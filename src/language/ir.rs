@@ -293,6 +293,11 @@ pub struct DataSpec {
     pub task: Task,
     /// Number of classes, for classification.
     pub classes: Option<usize>,
+    /// The shape of one regression target as the data gives it (`Task::Regress`),
+    /// which the model's output must match. Absent from the serialized program
+    /// when `None`, so runs of other tasks keep their digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -342,6 +347,13 @@ pub enum Source {
     Ts {
         #[serde(skip)]
         path: PathBuf,
+    },
+    /// Regression inputs and targets, row by row, in two CSV files (`crate::data::pairs`).
+    Pairs {
+        #[serde(skip)]
+        x: PathBuf,
+        #[serde(skip)]
+        y: PathBuf,
     },
 }
 
