@@ -1003,7 +1003,7 @@ pub const DATA_SECTION: Schema = Schema {
             "normalize",
             ParamType::Choice { what: "normalisation", options: &["none", "zscore", "minmax"] },
             DefaultValue::Word("none"),
-            "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
+            "rescale the inputs of classification and regression data (not denoising: E0131) per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
         ),
     ],
     example: "data {\n  train = ucr(\"data/gunpoint_train.csv\")\n  test = ucr(\"data/gunpoint_test.csv\")\n}",
