@@ -219,6 +219,7 @@ fn loaded(splits: &data::Splits) -> String {
     let targets = match &splits.train.targets {
         Targets::Classes(c) => format!("classes {c:?}"),
         Targets::Signals(s) => format!("{} target values", s.len()),
+        Targets::Regression { values, shape } => format!("{} regression target values of shape {shape:?}", values.len()),
     };
     let first: Vec<f32> = splits.train.inputs.iter().take(splits.train.per_example().min(4)).copied().collect();
     format!(
