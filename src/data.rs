@@ -647,6 +647,16 @@ fn fields(line: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// The non-blank rows of a comma-separated text: each row's 1-based line, the
+/// line, and its fields ([`fields`]); a row written with another separator is
+/// an error ([`other_separator`]).
+fn csv_rows<'t>(path: &Path, text: &'t str) -> impl Iterator<Item = Result<(usize, &'t str, Vec<(usize, &'t str)>), DataError>> {
+    text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(move |(i, line)| match other_separator(path, i + 1, line) {
+        Some(e) => Err(e),
+        None => Ok((i + 1, line, fields(line))),
+    })
+}
+
 /// The column just past the last non-blank character of a line.
 fn end_column(line: &str) -> usize {
     line.trim_end().chars().count() + 1
@@ -744,15 +754,8 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
     let mut values = Vec::new();
     let mut rows: Vec<UcrRow> = Vec::new();
     let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(e) = other_separator(path, line_no, line) {
-            return Err(e);
-        }
-        let fields = fields(line);
+    for row in csv_rows(path, &text) {
+        let (line_no, line, fields) = row?;
         if fields.len() < 2 {
             return Err(single_field(path, line_no, line, "a row needs a label and at least one value"));
         }

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use super::{DataError, Dataset, Loaded, Targets, end_column, fields, number, other_separator, read_text};
+use super::{DataError, Dataset, Loaded, Targets, csv_rows, end_column, number, read_text};
 use crate::language::check::environment::{Environment, RealEnvironment};
 
 /// The rows of a CSV of numbers, every row as wide.
@@ -40,15 +40,8 @@ pub fn read_table(env: &dyn Environment, path: &Path) -> Result<NumberTable, Dat
     let text = read_text(env, path)?;
     let mut table = NumberTable { values: Vec::new(), width: 0, lines: Vec::new() };
     let mut first: Option<usize> = None; // line of the first row
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(e) = other_separator(path, line_no, line) {
-            return Err(e);
-        }
-        let fields = fields(line);
+    for row in csv_rows(path, &text) {
+        let (line_no, line, fields) = row?;
         if first.is_none() && fields.iter().all(|&(_, f)| f.parse::<f64>().is_err()) {
             first = Some(line_no); // a header: names only
             table.width = fields.len();
