@@ -1,6 +1,6 @@
 //! Materialising the data a checked program declares: the built-in generators
-//! (`sines`, `waveforms`) and the CSV readers (`ucr`, `signal`), split into
-//! training, validation and test sets.
+//! (`sines`, `waveforms`) and the CSV readers (`ucr`, `signal`; `pairs` in
+//! [`pairs`]), split into training, validation and test sets.
 //!
 //! Plain `f32` vectors, no tensors: the training code turns them into tensors.
 //! All randomness comes from [`Rng`], one derived stream per purpose, so the

@@ -847,7 +847,7 @@ pub const SOURCES: &[Schema] = &[
             ),
             param("y", ParamType::Path, DefaultValue::Required, "CSV file of the targets, one row per row of `x`"),
         ],
-        example: "pairs(x=\"data/noisy.csv\", y=\"data/clean.csv\")",
+        example: "pairs(x=\"data/ecg_pairs_x.csv.gz\", y=\"data/ecg_pairs_y.csv.gz\")",
     },
 ];
 
