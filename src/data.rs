@@ -647,10 +647,13 @@ fn fields(line: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// A row of a CSV: its 1-based line number, the line, and its fields.
+type CsvRow<'t> = (usize, &'t str, Vec<(usize, &'t str)>);
+
 /// The non-blank rows of a comma-separated text: each row's 1-based line, the
 /// line, and its fields ([`fields`]); a row written with another separator is
 /// an error ([`other_separator`]).
-fn csv_rows<'t>(path: &Path, text: &'t str) -> impl Iterator<Item = Result<(usize, &'t str, Vec<(usize, &'t str)>), DataError>> {
+fn csv_rows<'t>(path: &Path, text: &'t str) -> impl Iterator<Item = Result<CsvRow<'t>, DataError>> {
     text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(move |(i, line)| match other_separator(path, i + 1, line) {
         Some(e) => Err(e),
         None => Ok((i + 1, line, fields(line))),

@@ -6,10 +6,14 @@
 //! `y`'s rows is the regression target, which `data::check_train` compares
 //! with the model's output (E0146).
 
-use crate::data::pairs::{NumberTable, read_table};
+use std::path::Path;
+
+use crate::data::DataError;
+use crate::data::pairs::read_table;
 use crate::language::ast::Span;
 use crate::language::check::Ctx;
 use crate::language::check::data::{SourceFacts, bad_file};
+use crate::language::check::environment::Environment;
 use crate::language::check::params::Call;
 use crate::language::diagnostic::Problem;
 use crate::language::ir::Source;
@@ -23,8 +27,8 @@ pub fn pairs_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -
     let x_path = ctx.resolve_path(x_written, x_span);
     let y_path = ctx.resolve_path(y_written, y_span);
     let (x_path, y_path) = (x_path?, y_path?);
-    let mut probe = |path: &std::path::Path, written: &str, span: Span| -> Option<NumberTable> {
-        read_table(ctx.env, path).map_err(|e| bad_file(ctx, span, written, e)).ok()
+    let mut probe = |path: &Path, written: &str, span: Span| -> Option<Rows> {
+        probe_rows(ctx.env, path).map_err(|e| bad_file(ctx, span, written, e)).ok()
     };
     let x = probe(&x_path, x_written, x_span);
     let y = probe(&y_path, y_written, y_span);
@@ -39,15 +43,11 @@ pub fn pairs_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -
         let data = format!("rows of {} values", x.width);
         ctx.problems.push(Problem::DataShapeMismatch { span: x_span, input_span, data, input: shape.clone(), help });
     }
-    if x.rows() != y.rows() {
-        let (longer, path, rows) = if x.rows() > y.rows() { (&x, x_written, y.rows()) } else { (&y, y_written, x.rows()) };
-        ctx.problems.push(Problem::UnpairedRows {
-            x_span,
-            y_span,
-            x_rows: x.rows(),
-            y_rows: y.rows(),
-            first: format!("{path}:{}", longer.lines[rows]),
-        });
+    let (x_rows, y_rows) = (x.lines.len(), y.lines.len());
+    if x_rows != y_rows {
+        let (longer, path, rows) = if x_rows > y_rows { (&x, x_written, y_rows) } else { (&y, y_written, x_rows) };
+        let first = format!("{path}:{}", longer.lines[rows]);
+        ctx.problems.push(Problem::UnpairedRows { x_span, y_span, x_rows, y_rows, first });
     }
     let per_example = input.map_or(0, |(shape, _)| shape.numel()).saturating_add(y.width) as u64;
     Some(SourceFacts {
@@ -56,7 +56,25 @@ pub fn pairs_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -
         classes: None,
         span: call.span,
         ucr: None,
-        bytes: (x.rows() as u64).saturating_mul(per_example).saturating_mul(4),
+        bytes: (x_rows as u64).saturating_mul(per_example).saturating_mul(4),
         targets: Some(vec![y.width]),
     })
+}
+
+/// What the checker needs of a CSV of numbers: its rows' width and lines.
+#[derive(Clone)]
+struct Rows {
+    width: usize,
+    lines: Vec<usize>,
+}
+
+/// The rows of the CSV at `path`, through the environment's memo if it keeps
+/// one (`lpnc lsp` checks on every change; the files are read again only
+/// when they change).
+fn probe_rows(env: &dyn Environment, path: &Path) -> Result<Rows, DataError> {
+    let read = || read_table(env, path).map(|table| Rows { width: table.width, lines: table.lines });
+    match env.memo() {
+        Some(memo) => memo.remember(path, "rows of numbers", read),
+        None => read(),
+    }
 }
