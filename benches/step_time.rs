@@ -138,6 +138,11 @@ fn export(path: &Path, dir: &Path) -> Result<(), String> {
             data.insert("y".to_string(), Tensor::from_vec(s.clone(), shape.as_slice(), &dev).map_err(err)?);
             None
         }
+        Targets::Regression { values, shape: target } => {
+            let dims: Vec<usize> = std::iter::once(train.len).chain(target.iter().copied()).collect();
+            data.insert("y".to_string(), Tensor::from_vec(values.clone(), dims.as_slice(), &dev).map_err(err)?);
+            None
+        }
         Targets::Classes(c) => {
             let labels: Vec<i64> = c.iter().map(|&k| k as i64).collect();
             data.insert("y".to_string(), Tensor::from_vec(labels, train.len, &dev).map_err(err)?);

@@ -1,6 +1,6 @@
 //! Materialising the data a checked program declares: the built-in generators
-//! (`sines`, `waveforms`) and the CSV readers (`ucr`, `signal`), split into
-//! training, validation and test sets.
+//! (`sines`, `waveforms`) and the CSV readers (`ucr`, `signal`; `pairs` in
+//! [`pairs`]), split into training, validation and test sets.
 //!
 //! Plain `f32` vectors, no tensors: the training code turns them into tensors.
 //! All randomness comes from [`Rng`], one derived stream per purpose, so the
@@ -17,6 +17,7 @@ use crate::language::ir::{DataSpec, Normalize, Source, Stream};
 use crate::rng::Rng;
 
 pub mod numpy;
+pub mod pairs;
 pub mod predict_input;
 pub mod stream;
 pub mod ts;
@@ -42,6 +43,21 @@ pub enum Targets {
     Signals(Vec<f32>),
     /// Class index per example (classification).
     Classes(Vec<usize>),
+    /// Regression targets, `shape` per example as the data gives them (a
+    /// `pairs` row, a float `npy` array's example); the training step lays
+    /// each out in the model's output shape, whose size the checker matched.
+    Regression { values: Vec<f32>, shape: Vec<usize> },
+}
+
+impl Targets {
+    /// What the targets make the model learn, for messages.
+    fn task_words(&self) -> &'static str {
+        match self {
+            Targets::Signals(_) => "denoising",
+            Targets::Classes(_) => "classification",
+            Targets::Regression { .. } => "regression",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -202,6 +218,11 @@ impl Dataset {
         let targets = match &self.targets {
             Targets::Signals(s) => Targets::Signals(gather(s)),
             Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+            Targets::Regression { values, shape } => {
+                let per: usize = shape.iter().product();
+                let values = indices.iter().flat_map(|&i| values[i * per..(i + 1) * per].iter().copied()).collect();
+                Targets::Regression { values, shape: shape.clone() }
+            }
         };
         let stream = self.stream.as_ref().map(|streamed| streamed.subset(indices));
         let inputs = if stream.is_some() { Vec::new() } else { gather(&self.inputs) };
@@ -243,20 +264,23 @@ fn buffer<T>(examples: usize, per_example: usize, what: &str) -> Result<Vec<T>, 
 
 /// [`Dataset::subset`] with an error instead of an abort when memory runs out.
 fn try_subset(data: &Dataset, indices: &[usize], what: &str) -> Result<Dataset, DataError> {
-    let per = data.per_example();
-    let gather = |xs: &[f32]| -> Result<Vec<f32>, DataError> {
+    let gather = |xs: &[f32], per: usize| -> Result<Vec<f32>, DataError> {
         let mut out = buffer(indices.len(), per, what)?;
         for &i in indices {
             out.extend_from_slice(&xs[i * per..(i + 1) * per]);
         }
         Ok(out)
     };
+    let per = data.per_example();
     let targets = match &data.targets {
-        Targets::Signals(s) => Targets::Signals(gather(s)?),
+        Targets::Signals(s) => Targets::Signals(gather(s, per)?),
         Targets::Classes(c) => Targets::Classes(indices.iter().map(|&i| c[i]).collect()),
+        Targets::Regression { values, shape } => {
+            Targets::Regression { values: gather(values, shape.iter().product())?, shape: shape.clone() }
+        }
     };
     let stream = data.stream.as_ref().map(|streamed| streamed.subset(indices));
-    let inputs = if stream.is_some() { Vec::new() } else { gather(&data.inputs)? };
+    let inputs = if stream.is_some() { Vec::new() } else { gather(&data.inputs, per)? };
     Ok(Dataset { inputs, targets, len: indices.len(), shape: data.shape.clone(), stream })
 }
 
@@ -279,14 +303,15 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
     }
     let other = |source: &Source, what: &str| -> Result<Dataset, DataError> {
         let loaded = load_source(source, input, train.labels.as_deref(), None, spec.stream)?;
-        match (&train.data.targets, &loaded.data.targets) {
-            (Targets::Signals(_), Targets::Classes(_)) => {
-                return Err(DataError::new(format!("the {what} data is for classification, but the training data is for denoising")));
-            }
-            (Targets::Classes(_), Targets::Signals(_)) => {
-                return Err(DataError::new(format!("the {what} data is for denoising, but the training data is for classification")));
-            }
-            (Targets::Signals(_), Targets::Signals(_)) | (Targets::Classes(_), Targets::Classes(_)) => {}
+        let (theirs, ours) = (loaded.data.targets.task_words(), train.data.targets.task_words());
+        if theirs != ours {
+            return Err(DataError::new(format!("the {what} data is for {theirs}, but the training data is for {ours}")));
+        }
+        if let (Targets::Regression { shape: theirs, .. }, Targets::Regression { shape: ours, .. }) =
+            (&loaded.data.targets, &train.data.targets)
+            && theirs.iter().product::<usize>() != ours.iter().product::<usize>()
+        {
+            return Err(DataError::new(format!("the {what} data has targets of shape {theirs:?}, the training data of shape {ours:?}")));
         }
         if let (Some(theirs), Some(ours)) = (loaded.classes, train.classes)
             && theirs > ours
@@ -325,7 +350,8 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
                 | Source::Signal { .. }
                 | Source::Npy { .. }
                 | Source::Npz { .. }
-                | Source::Ts { .. } => None,
+                | Source::Ts { .. }
+                | Source::Pairs { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")
@@ -335,7 +361,7 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
     let (mut train_set, mut val, mut test) = (train_set, val, test);
     let normalization = Normalization::fit(spec.normalize, &train_set)?;
     if let Some(norm) = &normalization {
-        if !matches!(train_set.targets, Targets::Classes(_)) {
+        if matches!(train_set.targets, Targets::Signals(_)) {
             return Err(DataError::new("`normalize` rescales the inputs of classification data, but this data is for denoising"));
         }
         for part in [Some(&mut train_set), Some(&mut val), test.as_mut()].into_iter().flatten() {
@@ -355,7 +381,7 @@ pub const UCR_SPLIT_SEED: u64 = 0;
 fn seed_of(source: &Source) -> u64 {
     match source {
         Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
-        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } => UCR_SPLIT_SEED,
+        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } | Source::Pairs { .. } => UCR_SPLIT_SEED,
     }
 }
 
@@ -394,7 +420,7 @@ pub fn stratified(spec: &DataSpec) -> bool {
 fn groups(data: &Dataset) -> Vec<usize> {
     match &data.targets {
         Targets::Classes(c) => c.clone(),
-        Targets::Signals(_) => vec![0; data.len],
+        Targets::Signals(_) | Targets::Regression { .. } => vec![0; data.len],
     }
 }
 
@@ -484,6 +510,7 @@ fn load_source(
         Source::Npy { path, labels } => numpy::load_npy(path, labels, input, known),
         Source::Npz { path, x, y } => numpy::load_npz(path, x, y, input, known),
         Source::Ts { path } => ts::load_ts(path, input, known),
+        Source::Pairs { x, y } => pairs::load_pairs(x, y, input),
     }
 }
 
@@ -665,6 +692,19 @@ fn fields(line: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// A row of a CSV: its 1-based line number, the line, and its fields.
+type CsvRow<'t> = (usize, &'t str, Vec<(usize, &'t str)>);
+
+/// The non-blank rows of a comma-separated text: each row's 1-based line, the
+/// line, and its fields ([`fields`]); a row written with another separator is
+/// an error ([`other_separator`]).
+fn csv_rows<'t>(path: &Path, text: &'t str) -> impl Iterator<Item = Result<CsvRow<'t>, DataError>> {
+    text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(move |(i, line)| match other_separator(path, i + 1, line) {
+        Some(e) => Err(e),
+        None => Ok((i + 1, line, fields(line))),
+    })
+}
+
 /// The column just past the last non-blank character of a line.
 fn end_column(line: &str) -> usize {
     line.trim_end().chars().count() + 1
@@ -762,15 +802,8 @@ pub fn read_ucr(env: &dyn Environment, path: &Path) -> Result<UcrTable, DataErro
     let mut values = Vec::new();
     let mut rows: Vec<UcrRow> = Vec::new();
     let mut first: Option<(usize, usize)> = None; // (fields, line) of the first row
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(e) = other_separator(path, line_no, line) {
-            return Err(e);
-        }
-        let fields = fields(line);
+    for row in csv_rows(path, &text) {
+        let (line_no, line, fields) = row?;
         if fields.len() < 2 {
             return Err(single_field(path, line_no, line, "a row needs a label and at least one value"));
         }
@@ -822,7 +855,7 @@ pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
     match &spec.train {
         Source::Ucr { path } => Ok(Some(distinct_labels(&read_ucr(&RealEnvironment::default(), path)?.rows))),
         Source::Waveforms { classes, .. } => Ok(Some((0..*classes as i64).map(Label::Number).collect())),
-        Source::Sines { .. } | Source::Signal { .. } => Ok(None),
+        Source::Sines { .. } | Source::Signal { .. } | Source::Pairs { .. } => Ok(None),
         Source::Npy { labels, .. } => numpy::class_labels_npy(labels),
         Source::Npz { path, x, y } => numpy::class_labels_npz(path, x, y),
         Source::Ts { path } => Ok(Some(ts::read_ts(&RealEnvironment::default(), path)?.class_names())),
@@ -1099,7 +1132,7 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None, stream: Stream::Auto }
+        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None, stream: Stream::Auto, targets: None }
     }
 
     fn sines(n: usize, seed: u64) -> Source {
@@ -1109,14 +1142,14 @@ mod tests {
     fn signals(t: &Targets) -> &[f32] {
         match t {
             Targets::Signals(s) => s,
-            Targets::Classes(_) => panic!("expected signals"),
+            Targets::Classes(_) | Targets::Regression { .. } => panic!("expected signals"),
         }
     }
 
     fn classes(t: &Targets) -> &[usize] {
         match t {
             Targets::Classes(c) => c,
-            Targets::Signals(_) => panic!("expected classes"),
+            Targets::Signals(_) | Targets::Regression { .. } => panic!("expected classes"),
         }
     }
 
@@ -1380,6 +1413,47 @@ mod tests {
         assert_eq!(splits.normalization.as_ref().map(|n| (n.shift.clone(), n.scale.clone())), Some((vec![0.0], vec![6.0])));
         assert_eq!(splits.train.inputs, vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
         assert_eq!(splits.test.unwrap().inputs, vec![8.0 / 6.0, -2.0 / 6.0]);
+    }
+
+    #[test]
+    fn pairs_split_and_normalize_their_inputs_but_keep_their_targets() {
+        // Target row i is 10·i + (0, 1): it tells which input row (i, i) went where.
+        let x = TempFile::new("pairs_x.csv", &(0..10).map(|i| format!("{i},{i}\n")).collect::<String>());
+        let y = TempFile::new("pairs_y.csv", &(0..10).map(|i| format!("{},{}\n", 10 * i, 10 * i + 1)).collect::<String>());
+        let mut s = spec(Source::Pairs { x: x.0.clone(), y: y.0.clone() }, None, None, 0.2);
+        (s.task, s.test_split, s.normalize) = (Task::Regress, 0.3, Normalize::Minmax);
+        let splits = load(&s, &[2]).unwrap();
+        let parts = [&splits.train, &splits.val, splits.test.as_ref().unwrap()];
+        assert_eq!(parts.map(|p| p.len), [5, 2, 3]);
+        let norm = splits.normalization.clone().unwrap();
+        let mut rows = Vec::new();
+        for part in parts {
+            let Targets::Regression { values, shape } = &part.targets else { panic!("{:?}", part.targets) };
+            assert_eq!(shape, &[2]);
+            for (input, target) in part.inputs.chunks(2).zip(values.chunks(2)) {
+                let row = (target[0] / 10.0) as usize;
+                // Targets raw, inputs rescaled with the training part's figures.
+                assert_eq!(target, [10.0 * row as f32, 10.0 * row as f32 + 1.0]);
+                assert_eq!(input[0], (row as f32 - norm.shift[0]) / norm.scale[0]);
+                rows.push(row);
+            }
+        }
+        rows.sort_unstable();
+        assert_eq!(rows, (0..10).collect::<Vec<_>>());
+        // Validation data must be a regression with targets of the same size.
+        let three = TempFile::new("pairs_y3.csv", &(0..10).map(|i| format!("{i},{i},{i}\n")).collect::<String>());
+        let mut s =
+            spec(Source::Pairs { x: x.0.clone(), y: y.0.clone() }, Some(Source::Pairs { x: x.0.clone(), y: three.0.clone() }), None, 0.0);
+        s.task = Task::Regress;
+        assert_eq!(load(&s, &[2]).unwrap_err().to_string(), "the validation data has targets of shape [3], the training data of shape [2]");
+        s.val = Some(sines(4, 1));
+        assert!(load(&s, &[2]).is_err());
+        let labelled = TempFile::new("pairs_ucr.csv", "1,0,0\n2,1,1\n");
+        s.val = Some(labelled.ucr());
+        assert_eq!(
+            load(&s, &[2]).unwrap_err().to_string(),
+            "the validation data is for classification, but the training data is for regression"
+        );
     }
 
     #[test]

@@ -211,6 +211,7 @@ fn spec(case: &Case) -> DataSpec {
         task: if case.logits.is_some() { Task::Classify } else { Task::Denoise },
         classes: None,
         stream: lpn::language::ir::Stream::Auto,
+        targets: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn loaded(splits: &data::Splits) -> String {
     let targets = match &splits.train.targets {
         Targets::Classes(c) => format!("classes {c:?}"),
         Targets::Signals(s) => format!("{} target values", s.len()),
+        Targets::Regression { values, shape } => format!("{} regression target values of shape {shape:?}", values.len()),
     };
     let first: Vec<f32> = splits.train.inputs.iter().take(splits.train.per_example().min(4)).copied().collect();
     format!(

@@ -100,6 +100,7 @@ fn loading_data_that_cannot_fit_is_an_error() {
         task: Task::Denoise,
         classes: None,
         stream: lpn::language::ir::Stream::Auto,
+        targets: None,
     };
     let Err(e) = lpn::data::load(&spec, &[1, 1 << 22]) else { panic!("loaded 2^62 values") };
     assert!(e.to_string().contains("`sines`: 1099511627776 examples of 4194304 values need"), "{e}");

@@ -70,6 +70,36 @@ train {
 }
 
 #[test]
+fn a_regression_learns_targets_shorter_than_its_inputs_from_npy_arrays() {
+    // Targets [32, 1, 8]: the clean sines downsampled 2×, for inputs [32, 1, 16].
+    let source = "model halver {
+  input [1, 16]
+  conv(out=4, k=5, padding=same)
+  tanh
+  conv(out=1, k=2, stride=2)
+}
+data npy(\"reg_x.npy\", labels=\"reg_y_half.npy\")
+train {
+  optimizer = adam(lr=1e-2)
+  epochs = 40
+  batch = 8
+  seed = 1
+}
+";
+    let p = common::program(source, Path::new("tests/fixtures/npy_train"));
+    assert_eq!(p.data.targets, Some(vec![1, 8]));
+    let splits = lpn::data::load(&p.data, &[1, 16]).unwrap();
+    let lpn::data::Targets::Regression { values, shape } = &splits.val.targets else { panic!("{:?}", splits.val.targets) };
+    assert_eq!(shape, &[1, 8]);
+    // The trivial predictor (the validation targets' mean) scores their variance.
+    let mean = values.iter().sum::<f32>() / values.len() as f32;
+    let variance = values.iter().map(|t| (t - mean).powi(2)).sum::<f32>() / values.len() as f32;
+    let report = train(source, "regression_half");
+    let val = report.epochs.last().unwrap().val_loss.unwrap();
+    assert!(val < 0.25 * variance as f64, "validation loss {val} not clearly below the trivial predictor's {variance}");
+}
+
+#[test]
 fn the_digits_npy_example_trains_on_uint8_images() {
     let source = std::fs::read_to_string("examples/digits_npy.lpn").unwrap();
     let p = common::program(&source, Path::new("examples"));

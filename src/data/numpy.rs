@@ -6,9 +6,9 @@
 //! labels' element type says the task: an integer array of shape `[n]` (or
 //! `[n, 1]`) holds class labels, mapped to classes in ascending order as a
 //! `ucr` file's are; a float array holds regression targets, one per example
-//! with the model's output shape, which for this task is the input's (the
-//! target is compared with the output element by element, as a clean signal
-//! is in denoising).
+//! of any shape (`[n, …target]`), which the checker compares with the model's
+//! output shape (E0146) and the training step with the output element by
+//! element.
 //!
 //! A `.npz` is a zip of `.npy` members. Only members stored uncompressed are
 //! read (`np.savez`; `np.savez_compressed` deflates them): the `zip` crate is
@@ -81,18 +81,10 @@ pub fn pair_task(x_path: &Path, x: &NpyHeader, y_path: &Path, y: &NpyHeader, inp
         }
         return Ok(Task::Classify);
     }
-    if rest != per {
-        return Err(DataError::file(
-            y_path,
-            format!(
-                "float labels are regression targets with the model's input shape {input:?} (shape [{n}, {}]), not {:?}; \
-                 class labels are an integer array (`y.astype(np.int64)`)",
-                dims(input),
-                y.shape
-            ),
-        ));
+    if rest == 0 {
+        return Err(DataError::file(y_path, format!("the targets have shape {:?}: no values per example", y.shape)));
     }
-    Ok(Task::Denoise)
+    Ok(Task::Regress)
 }
 
 /// The header of the `.npy` file at `path`, read through `env`, and an error
@@ -227,16 +219,17 @@ fn load_npy_as(path: &Path, labels: &Path, input: &[usize], known: Option<&[Labe
         let file = File::open(p).map_err(|e| read_error(p, &e))?;
         Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
     };
-    let targets = read_values(labels, open(labels)?, &target_shape(task, input))?;
+    let shape = target_shape(task, &y.header);
+    let targets = read_values(labels, open(labels)?, &shape)?;
     if streams {
         let streamed = super::stream::StreamedInputs::open(path, &x.header)?;
         // `assemble` counts the examples by their inputs, here left in the file.
-        let mut loaded = assemble(labels, Vec::new(), targets, task, input, known)?;
+        let mut loaded = assemble(labels, Vec::new(), (targets, shape), task, input, known)?;
         (loaded.data.len, loaded.data.stream) = (streamed.len(), Some(streamed));
         return Ok(loaded);
     }
     let inputs = read_values(path, open(path)?, input)?;
-    assemble(labels, inputs, targets, task, input, known)
+    assemble(labels, inputs, (targets, shape), task, input, known)
 }
 
 /// Loads `npz(path, x=x, y=y)`, as [`load_npy`].
@@ -246,15 +239,17 @@ pub(super) fn load_npz(path: &Path, x: &str, y: &str, input: &[usize], known: Op
     let (xf, yf) = (facts(x, &xb)?, facts(y, &yb)?);
     let task = pair_task(path, &xf.header, path, &yf.header, input)?;
     let inputs = read_values(path, Box::new(Cursor::new(xb)), input).map_err(|e| in_member(e, x))?;
-    let targets = read_values(path, Box::new(Cursor::new(yb)), &target_shape(task, input)).map_err(|e| in_member(e, y))?;
-    assemble(path, inputs, targets, task, input, known)
+    let shape = target_shape(task, &yf.header);
+    let targets = read_values(path, Box::new(Cursor::new(yb)), &shape).map_err(|e| in_member(e, y))?;
+    assemble(path, inputs, (targets, shape), task, input, known)
 }
 
-/// The shape of one example's labels: a class label, or a target shaped as the input.
-fn target_shape(task: Task, input: &[usize]) -> Vec<usize> {
-    match task {
-        Task::Classify => vec![1],
-        Task::Denoise => input.to_vec(),
+/// The shape of one example's labels: a class label, or a target of the
+/// labels array's shape past its first axis (`[1]` for an array `[n]`).
+pub fn target_shape(task: Task, labels: &NpyHeader) -> Vec<usize> {
+    match (task, labels.shape.get(1..)) {
+        (Task::Denoise | Task::Regress, Some(rest)) if !rest.is_empty() => rest.to_vec(),
+        (Task::Classify | Task::Denoise | Task::Regress, _) => vec![1],
     }
 }
 
@@ -272,15 +267,15 @@ fn read_values(path: &Path, reader: Box<dyn std::io::BufRead>, shape: &[usize]) 
 fn assemble(
     labels_path: &Path,
     inputs: Vec<f32>,
-    targets: Vec<f32>,
+    (targets, target_shape): (Vec<f32>, Vec<usize>),
     task: Task,
     input: &[usize],
     known: Option<&[Label]>,
 ) -> Result<Loaded, DataError> {
     let len = inputs.len() / input.iter().product::<usize>().max(1);
     let shape = input.to_vec();
-    if task == Task::Denoise {
-        let data = Dataset { inputs, targets: Targets::Signals(targets), len, shape, stream: None };
+    if task != Task::Classify {
+        let data = Dataset { inputs, targets: Targets::Regression { values: targets, shape: target_shape }, len, shape, stream: None };
         return Ok(Loaded { data, classes: None, labels: None });
     }
     let labels = integer_labels(labels_path, &targets)?;
@@ -404,10 +399,11 @@ mod tests {
     }
 
     #[test]
-    fn float_labels_are_regression_targets_with_the_input_shape() {
+    fn float_labels_are_regression_targets_of_their_own_shape() {
         let loaded = load_npy(&fixture("reg_x.npy"), &fixture("reg_y.npy"), &[1, 16], None).unwrap();
         assert_eq!((loaded.data.len, loaded.classes), (32, None));
-        let Targets::Signals(targets) = &loaded.data.targets else { panic!("not targets") };
+        let Targets::Regression { values: targets, shape } = &loaded.data.targets else { panic!("not targets") };
+        assert_eq!(shape, &[1, 16]);
         assert_eq!(targets.len(), 32 * 16);
         assert_ne!(targets, &loaded.data.inputs);
         // A clean sine of amplitude 1.
@@ -425,6 +421,14 @@ mod tests {
     }
 
     #[test]
+    fn float_targets_of_any_shape_are_a_regression() {
+        // Targets [40, 5] for inputs [40, 1, 16]: the checker compares them with the model's output.
+        let loaded = load_npy(&fixture("cls_x.npy"), &fixture("bad_y_float_shape.npy"), &[1, 16], None).unwrap();
+        let Targets::Regression { values, shape } = &loaded.data.targets else { panic!("{:?}", loaded.data.targets) };
+        assert_eq!((shape.clone(), values.len(), loaded.data.len, loaded.classes), (vec![5], 200, 40, None));
+    }
+
+    #[test]
     fn bad_arrays_are_named_with_the_reason() {
         let x = fixture("cls_x.npy");
         let cases = [
@@ -435,10 +439,6 @@ mod tests {
             (
                 error(load_npy(&x, &fixture("bad_y_one_class.npy"), &[1, 16], None)),
                 "bad_y_one_class.npy: all examples have the same label (3)",
-            ),
-            (
-                error(load_npy(&x, &fixture("bad_y_float_shape.npy"), &[1, 16], None)),
-                "bad_y_float_shape.npy: float labels are regression targets with the model's input shape [1, 16] (shape [40, 1, 16]), not [40, 5]",
             ),
             (
                 error(load_npy(&fixture("bad_x_truncated.npy"), &fixture("cls_y.npy"), &[1, 16], None)),

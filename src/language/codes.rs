@@ -59,6 +59,8 @@ pub fn explanation(code: &str) -> Option<&'static str> {
         "W0130" => include_str!("../../docs/codes/W0130.md"),
         "E0131" => include_str!("../../docs/codes/E0131.md"),
         "E0140" => include_str!("../../docs/codes/E0140.md"),
+        "E0145" => include_str!("../../docs/codes/E0145.md"),
+        "E0146" => include_str!("../../docs/codes/E0146.md"),
         "W0063" => include_str!("../../docs/codes/W0063.md"),
         "E0064" => include_str!("../../docs/codes/E0064.md"),
         "E0070" => include_str!("../../docs/codes/E0070.md"),

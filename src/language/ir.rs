@@ -297,6 +297,11 @@ pub struct DataSpec {
     /// a run's identity: the values are the same bit for bit either way.
     #[serde(skip)]
     pub stream: Stream,
+    /// The shape of one regression target as the data gives it (`Task::Regress`),
+    /// which the model's output must match. Absent from the serialized program
+    /// when `None`, so runs of other tasks keep their digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<usize>>,
 }
 
 /// `stream = …` of the data section: whether an uncompressed `npy` source's
@@ -358,6 +363,13 @@ pub enum Source {
     Ts {
         #[serde(skip)]
         path: PathBuf,
+    },
+    /// Regression inputs and targets, row by row, in two CSV files (`crate::data::pairs`).
+    Pairs {
+        #[serde(skip)]
+        x: PathBuf,
+        #[serde(skip)]
+        y: PathBuf,
     },
 }
 

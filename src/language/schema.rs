@@ -753,6 +753,9 @@ pub enum Task {
     Denoise,
     /// Output is one logit per class.
     Classify,
+    /// Output is compared with a target of its own shape, given by the data
+    /// (`pairs`, float `npy`/`npz` targets).
+    Regress,
 }
 
 pub const SOURCES: &[Schema] = &[
@@ -809,7 +812,7 @@ pub const SOURCES: &[Schema] = &[
     },
     Schema {
         name: "npy",
-        summary: "NumPy arrays in two `.npy` files: the inputs, shape `[n, …input]`, and one label per example. An integer label array (shape `[n]`) holds class labels, mapped to classes in sorted order; a float array holds regression targets with the model's input shape. Any number type, either byte order, C order.",
+        summary: "NumPy arrays in two `.npy` files: the inputs, shape `[n, …input]`, and one label per example. An integer label array (shape `[n]`) holds class labels, mapped to classes in sorted order; a float array holds regression targets, shape `[n, …target]`, one per example, whose shape the model's output must have (or as many values, for targets `[n, k]`). Any number type, either byte order, C order.",
         params: &[
             positional(
                 "path",
@@ -842,6 +845,20 @@ pub const SOURCES: &[Schema] = &[
         params: &[positional("path", ParamType::Path, DefaultValue::Required, "`.ts` file, relative to the .lpn file")],
         example: "ts(\"data/BasicMotions_TRAIN.ts\")",
     },
+    Schema {
+        name: "pairs",
+        summary: "Regression from (input, target) pairs in two CSV files: row i of `x` is an example's input (reshaped to the model's input), row i of `y` its target (laid out in the model's output shape; its number of values must be the output's). Every value a number; a first row of names is a header and skipped. `normalize` rescales the inputs only: the targets keep their units.",
+        params: &[
+            positional(
+                "x",
+                ParamType::Path,
+                DefaultValue::Required,
+                "CSV file of the inputs, one example per row, relative to the .lpn file (gzip-compressed is read as its text)",
+            ),
+            param("y", ParamType::Path, DefaultValue::Required, "CSV file of the targets, one row per row of `x`"),
+        ],
+        example: "pairs(x=\"data/ecg_pairs_x.csv.gz\", y=\"data/ecg_pairs_y.csv.gz\")",
+    },
 ];
 
 impl Schema {
@@ -849,6 +866,7 @@ impl Schema {
     pub fn task(&self) -> Task {
         match self.name {
             "waveforms" | "ucr" | "ts" => Task::Classify,
+            "pairs" => Task::Regress,
             _ => Task::Denoise,
         }
     }
@@ -995,7 +1013,7 @@ pub const DATA_SECTION: Schema = Schema {
             "normalize",
             ParamType::Choice { what: "normalisation", options: &["none", "zscore", "minmax"] },
             DefaultValue::Word("none"),
-            "rescale the inputs of classification data per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
+            "rescale the inputs of classification and regression data (not denoising: E0131) per channel, with the training part's figures (stored with the weights, so `lpnc predict` does the same): `zscore` (mean 0, standard deviation 1), `minmax` (into [0, 1]) or `none`",
         ),
         param(
             "stream",

@@ -132,6 +132,7 @@ impl RunDigest {
                     read.push((role.to_string(), path))
                 }
                 Some(Source::Npy { path, labels }) => read.extend([(role.to_string(), path.as_path()), (format!("{role} labels"), labels)]),
+                Some(Source::Pairs { x, y }) => read.extend([(format!("{role} inputs"), x.as_path()), (format!("{role} targets"), y)]),
                 Some(Source::Sines { .. } | Source::Waveforms { .. }) | None => {}
             }
         }

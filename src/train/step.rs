@@ -30,6 +30,16 @@ pub(super) fn batch(set: &Dataset, indices: &[usize], device: &Device) -> candle
             }
             BatchTargets::Signals(Tensor::from_vec(y, shape, device)?)
         }
+        Targets::Regression { values, shape: target } => {
+            let per: usize = target.iter().product();
+            let mut y = Vec::with_capacity(indices.len() * per);
+            for &i in indices {
+                y.extend_from_slice(&values[i * per..(i + 1) * per]);
+            }
+            let mut shape = vec![indices.len()];
+            shape.extend(target);
+            BatchTargets::Signals(Tensor::from_vec(y, shape, device)?)
+        }
         Targets::Classes(c) => BatchTargets::Classes(indices.iter().map(|&i| c[i]).collect()),
     };
     Ok((x, y))
@@ -42,14 +52,21 @@ pub(super) enum BatchTargets {
 
 fn task_loss(loss: Loss, out: &Tensor, y: &BatchTargets) -> candle_core::Result<Tensor> {
     match (loss, y) {
-        (Loss::Mse, BatchTargets::Signals(t)) => ops::mse(out, t),
-        (Loss::Mae, BatchTargets::Signals(t)) => ops::mae(out, t),
+        (Loss::Mse, BatchTargets::Signals(t)) => ops::mse(out, &shaped_like(t, out)?),
+        (Loss::Mae, BatchTargets::Signals(t)) => ops::mae(out, &shaped_like(t, out)?),
         (Loss::CrossEntropy, BatchTargets::Classes(c)) => ops::cross_entropy(out, c),
         (Loss::Bce, BatchTargets::Classes(c)) => ops::bce_with_logits(out, c),
         (Loss::Mse | Loss::Mae, BatchTargets::Classes(_)) | (Loss::CrossEntropy | Loss::Bce, BatchTargets::Signals(_)) => {
             candle_core::bail!("loss {loss:?} does not fit the data (the checker should have said so)")
         }
     }
+}
+
+/// Targets laid out in the output's shape: regression targets given flat (a
+/// `pairs` row) hold as many values as the output, as the checker made sure
+/// (E0146); a reshape keeps their order (C order).
+fn shaped_like(target: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
+    if target.dims() == out.dims() { Ok(target.clone()) } else { target.reshape(out.shape()) }
 }
 
 /// Correct predictions in a batch (classification only).

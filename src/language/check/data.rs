@@ -75,6 +75,8 @@ pub struct SourceFacts {
     /// Bytes its examples take once loaded (`crate::data::Dataset`): f32
     /// inputs, and f32 clean signals (denoising) or a class index each.
     pub bytes: u64,
+    /// The shape of one regression target (`Task::Regress`), as the data gives it.
+    pub targets: Option<Vec<usize>>,
 }
 
 /// Bytes of `examples` examples of `input` once loaded.
@@ -82,7 +84,8 @@ pub(super) fn dataset_bytes(examples: usize, input: Option<(&Shape, Span)>, task
     let Some((shape, _)) = input else { return 0 };
     let values = (examples as u64).saturating_mul(shape.numel() as u64).saturating_mul(4);
     match task {
-        Task::Denoise => values.saturating_mul(2),
+        // A regression target's size is not known here: reckoned as the input's.
+        Task::Denoise | Task::Regress => values.saturating_mul(2),
         Task::Classify => values.saturating_add((examples as u64).saturating_mul(std::mem::size_of::<usize>() as u64)),
     }
 }
@@ -197,6 +200,7 @@ pub fn check_data(ctx: &mut Ctx, section: &ast::Section, input: Option<(&Shape, 
         test_split,
         normalize: normalize(ctx, &call, train.task),
         stream,
+        targets: train.targets,
     };
     Some((spec, call.get("train").and_then(|g| g.span).unwrap_or(section.span)))
 }
@@ -229,8 +233,9 @@ fn held_bytes(ctx: &Ctx, stream: Stream, facts: &SourceFacts) -> u64 {
     }
 }
 
-/// `normalize = …`: rescaling applies to classification inputs only (E0131
-/// otherwise: a denoiser's targets are in the inputs' units).
+/// `normalize = …`: rescaling applies to the inputs of classification and
+/// regression, not of denoising (E0131: a denoiser's targets are in the
+/// inputs' units; a regression's targets keep their own).
 fn normalize(ctx: &mut Ctx, call: &Call, task: Task) -> Normalize {
     let chosen = match call.word("normalize") {
         Some("zscore") => Normalize::Zscore,
@@ -298,6 +303,14 @@ fn fits_training_data(ctx: &mut Ctx, other: &SourceFacts, train: &SourceFacts) {
             reason: format!("this data set is for {}, but the training data is for {}", task_words(other.task), task_words(train.task)),
             help: None,
         });
+    } else if let (Some(theirs), Some(ours)) = (&other.targets, &train.targets)
+        && theirs.iter().product::<usize>() != ours.iter().product::<usize>()
+    {
+        ctx.problems.push(Problem::TaskMismatch {
+            span: other.span,
+            reason: format!("this data set's targets have shape {theirs:?}, the training data's {ours:?}"),
+            help: Some("every example's target is compared with the same model output".into()),
+        });
     }
     if let (Some(a), Some(b)) = (other.classes, train.classes)
         && a > b
@@ -323,6 +336,7 @@ fn task_words(task: Task) -> &'static str {
     match task {
         Task::Denoise => "denoising",
         Task::Classify => "classification",
+        Task::Regress => "regression",
     }
 }
 
@@ -336,7 +350,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
             needs_signal_input(ctx, input, span, "sines");
             let n = call.int("n")? as usize;
             let source = Source::Sines { n, components: call.int("components")? as usize, max_freq: call.f64("max_freq")?, noise, seed };
-            Some(SourceFacts { source, task, classes: None, span, ucr: None, bytes: dataset_bytes(n, input, task) })
+            Some(SourceFacts { source, task, classes: None, span, ucr: None, bytes: dataset_bytes(n, input, task), targets: None })
         }
         "waveforms" => {
             needs_signal_input(ctx, input, span, "waveforms");
@@ -349,6 +363,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
                 span,
                 ucr: None,
                 bytes: dataset_bytes(n, input, task),
+                targets: None,
             })
         }
         "ucr" => ucr_source(ctx, call, input, task, span),
@@ -356,6 +371,7 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         "npy" => super::numpy::npy_source(ctx, call, input),
         "npz" => super::numpy::npz_source(ctx, call, input),
         "ts" => super::ts::ts_source(ctx, call, input),
+        "pairs" => super::pairs::pairs_source(ctx, call, input),
         other => unreachable!("data source {other} has no checker"),
     }
 }
@@ -406,7 +422,7 @@ fn ucr_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, task: T
     let classes = crate::data::distinct_labels(&table.rows).len();
     let bytes = dataset_bytes(table.rows.len(), input, task);
     let ucr = UcrFacts { written: call.str("path")?.into(), span: call.span_of("path"), path: path.clone(), table };
-    Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr), bytes })
+    Some(SourceFacts { source: Source::Ucr { path }, task, classes: Some(classes), span, ucr: Some(ucr), bytes, targets: None })
 }
 
 /// A `signal` recording: its samples in `column`, read through the
@@ -454,6 +470,7 @@ fn signal_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, task
         span,
         ucr: None,
         bytes: dataset_bytes(windows, input, task),
+        targets: None,
     })
 }
 
@@ -592,7 +609,7 @@ fn watched_figure_exists(
             ctx.problems.push(Problem::NoValidationData { span: call.span_of(setting), setting: written, data_span });
         }
     }
-    if monitor == Monitor::ValAccuracy && data.task == Task::Denoise {
+    if monitor == Monitor::ValAccuracy && data.task != Task::Classify {
         ctx.problems.push(Problem::MonitorWithoutAccuracy { span: call.span_of("monitor") });
     }
 }
@@ -624,6 +641,10 @@ fn fit_task(
         return;
     }
     let Some(model) = model else { return };
+    if data.task == Task::Regress {
+        targets_fit_output(ctx, data, data_span, model, model_span);
+        return;
+    }
     let (expected, why, help) = expected_output(ctx, loss, data, model);
     if model.output != expected {
         ctx.problems.push(Problem::OutputMismatch {
@@ -642,11 +663,16 @@ fn fit_task(
 fn loss_fits_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span, data: &DataSpec) -> bool {
     let classify_loss = matches!(loss, Loss::CrossEntropy | Loss::Bce);
     match (data.task, classify_loss) {
-        (Task::Denoise, true) => {
+        (Task::Denoise | Task::Regress, true) => {
+            let compared = if data.task == Task::Denoise {
+                "denoising compares the output with the clean signal"
+            } else {
+                "regression compares the output with the target"
+            };
             ctx.problems.push(Problem::TaskMismatch {
                 span: loss_span,
-                reason: "a classification loss on a denoising data set".into(),
-                help: Some("denoising compares the output with the clean signal: use `loss = mse` or `loss = mae`".into()),
+                reason: format!("a classification loss on a {} data set", task_words(data.task)),
+                help: Some(format!("{compared}: use `loss = mse` or `loss = mae`")),
             });
             return false;
         }
@@ -658,7 +684,7 @@ fn loss_fits_task(ctx: &mut Ctx, loss: Loss, loss_written: bool, loss_span: Span
             });
             return false;
         }
-        (Task::Denoise, false) | (Task::Classify, true) => {}
+        (Task::Denoise | Task::Regress, false) | (Task::Classify, true) => {}
     }
     if loss == Loss::Bce && data.classes.is_some_and(|c| c != 2) {
         ctx.problems.push(Problem::TaskMismatch {
@@ -703,7 +729,32 @@ fn expected_output(ctx: &Ctx, loss: Loss, data: &DataSpec, model: &Model) -> (Sh
             };
             (Shape(vec![logits]), what, Some(help))
         }
+        Task::Regress => unreachable!("regression targets are compared with the output by `targets_fit_output`"),
     }
+}
+
+/// E0146 unless the model's output holds one regression target: the same
+/// shape, or as many values for targets given flat (a `pairs` row, an
+/// `npy` array of shape `[n, k]` or `[n]`), which the training step lays out
+/// in the output's shape.
+fn targets_fit_output(ctx: &mut Ctx, data: &DataSpec, data_span: Span, model: &Model, model_span: Span) {
+    let Some(target) = &data.targets else { return };
+    let (output, values) = (&model.output, target.iter().product::<usize>());
+    if target == &output.0 || (target.len() <= 1 && values == output.numel()) {
+        return;
+    }
+    let help = if target.len() > 1 {
+        format!("end the model with an output of shape {}", Shape(target.clone()))
+    } else if output.rank() == 2 && values % output.channels().max(1) == 0 {
+        let length = values / output.channels().max(1);
+        format!(
+            "end the model with an output of {values} values, such as [{}, {length}] (a conv's `stride` or a pooling changes the length), or `flatten` then `linear(out={values})`",
+            output.channels()
+        )
+    } else {
+        format!("end the model with an output of {values} values, such as `linear(out={values})`")
+    };
+    ctx.problems.push(Problem::TargetShapeMismatch { span: data_span, model_span, target: target.clone(), output: output.clone(), help });
 }
 
 /// For a `ucr` training file: its labels, which are its classes, and the

@@ -14,6 +14,7 @@ pub mod feasible_set;
 pub(crate) mod init_file;
 pub(crate) mod model;
 pub(crate) mod numpy;
+pub(crate) mod pairs;
 pub(crate) mod params;
 pub(crate) mod phases;
 pub(crate) mod schedule;

@@ -2,11 +2,12 @@
 //! are probed (by `crate::data::numpy`, which loads them too) for the
 //! element type, the shape against the model's input, the number of labels,
 //! and files shorter than their headers announce. The labels' type gives
-//! the task: integers are classes, floats regression targets.
+//! the task: integers are classes, floats regression targets of any shape
+//! (`[n, …target]`), compared with the model's output by `data::check_train`.
 
 use std::path::{Path, PathBuf};
 
-use crate::data::numpy::{ArrayFacts, class_labels_of, npz_members, pair_task, probe_npy, probe_npz};
+use crate::data::numpy::{ArrayFacts, class_labels_of, npz_members, pair_task, probe_npy, probe_npz, target_shape};
 use crate::language::ast::Span;
 use crate::language::check::Ctx;
 use crate::language::check::data::{SourceFacts, bad_file, dataset_bytes};
@@ -39,10 +40,11 @@ pub fn npy_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> 
             let labels = crate::data::read_bytes(ctx.env, &y_path);
             count_classes(ctx, labels.and_then(|bytes| class_labels_of(&y_path, bytes)), &spans[1])?
         }
-        Task::Denoise => None,
+        Task::Denoise | Task::Regress => None,
     };
     let source = Source::Npy { path: x_path, labels: y_path };
-    Some(SourceFacts { source, task, classes, span: call.span, ucr: None, bytes: dataset_bytes(x.examples, input, task) })
+    let bytes = dataset_bytes(x.examples, input, task);
+    Some(SourceFacts { source, task, classes, span: call.span, ucr: None, bytes, targets: regression_targets(task, &y) })
 }
 
 /// `npz("d.npz", x="x", y="y")`.
@@ -68,10 +70,16 @@ pub fn npz_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> 
             });
             count_classes(ctx, labels, &spans[1])?
         }
-        Task::Denoise => None,
+        Task::Denoise | Task::Regress => None,
     };
     let source = Source::Npz { path, x: x_name, y: y_name };
-    Some(SourceFacts { source, task, classes, span: call.span, ucr: None, bytes: dataset_bytes(x.examples, input, task) })
+    let bytes = dataset_bytes(x.examples, input, task);
+    Some(SourceFacts { source, task, classes, span: call.span, ucr: None, bytes, targets: regression_targets(task, &y) })
+}
+
+/// The shape of one regression target, which the model's output must match (E0146).
+fn regression_targets(task: Task, y: &ArrayFacts) -> Option<Vec<usize>> {
+    (task == Task::Regress).then(|| target_shape(task, &y.header))
 }
 
 /// The number of classes the labels make, or E0051 at the labels' file.
@@ -91,7 +99,7 @@ fn count_classes(ctx: &mut Ctx, labels: Result<Vec<i64>, crate::data::DataError>
 /// for the rest. `spans` are the inputs' and the labels' (path, span, text).
 fn fit(ctx: &mut Ctx, input: Option<(&Shape, Span)>, x: &ArrayFacts, y: &ArrayFacts, spans: &[(PathBuf, Span, &str); 2]) -> Option<Task> {
     let Some((shape, input_span)) = input else {
-        return Some(if y.header.dtype.is_integer() { Task::Classify } else { Task::Denoise });
+        return Some(if y.header.dtype.is_integer() { Task::Classify } else { Task::Regress });
     };
     let per_example: usize = x.header.shape.get(1..).map_or(0, |rest| rest.iter().product());
     if x.header.shape.len() < 2 || per_example != shape.numel() {

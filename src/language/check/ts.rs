@@ -42,5 +42,13 @@ pub fn ts_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> O
         });
     }
     let bytes = dataset_bytes(table.labels.len(), input, Task::Classify);
-    Some(SourceFacts { source: Source::Ts { path }, task: Task::Classify, classes: Some(classes.len()), span: call.span, ucr: None, bytes })
+    Some(SourceFacts {
+        source: Source::Ts { path },
+        task: Task::Classify,
+        classes: Some(classes.len()),
+        span: call.span,
+        ucr: None,
+        bytes,
+        targets: None,
+    })
 }

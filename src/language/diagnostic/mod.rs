@@ -390,6 +390,23 @@ pub enum Problem {
         source_span: Span,
         reason: String,
     },
+    /// `pairs(x=…, y=…)` whose files hold different numbers of rows; `first`
+    /// is `file:line` of the first row without a partner.
+    UnpairedRows {
+        x_span: Span,
+        y_span: Span,
+        x_rows: usize,
+        y_rows: usize,
+        first: String,
+    },
+    /// Regression targets whose shape the model's output does not have.
+    TargetShapeMismatch {
+        span: Span,
+        model_span: Span,
+        target: Vec<usize>,
+        output: Shape,
+        help: String,
+    },
     /// A class too small to have an example in every part of a stratified split.
     ClassTooSmallForSplit {
         span: Span,
@@ -525,6 +542,8 @@ pub const CODES: &[(&str, &str)] = &[
     ("W0130", "a class too small to appear in every split"),
     ("E0131", "normalize on denoising data"),
     ("E0140", "stream = always with a source that cannot stream"),
+    ("E0145", "pairs files with different numbers of rows"),
+    ("E0146", "regression targets do not fit the model's output"),
     ("W0063", "admissible subspace of very few kernels"),
     ("E0064", "hard constraints that leave no weight but zero"),
     ("E0070", "invisible or look-alike character"),
@@ -715,6 +734,10 @@ impl Problem {
             SplitsTooLarge { span, val_split, test_split } => wording::splits_too_large(span, val_split, test_split),
             NormalizeDenoising { span } => wording::normalize_denoising(span),
             CannotStream { span, source_span, reason } => wording::cannot_stream(span, source_span, reason),
+            UnpairedRows { x_span, y_span, x_rows, y_rows, first } => wording::unpaired_rows(x_span, y_span, x_rows, y_rows, first),
+            TargetShapeMismatch { span, model_span, target, output, help } => {
+                wording::target_shape_mismatch(span, model_span, target, output, help)
+            }
             ClassTooSmallForSplit { span, label, count, missing } => wording::class_too_small_for_split(span, label, count, missing),
             NoValidationData { span, setting, data_span } => wording::no_validation_data(span, setting, data_span),
             MonitorWithoutAccuracy { span } => wording::monitor_without_accuracy(span),

@@ -582,6 +582,31 @@ pub(super) fn cannot_stream(span: &Span, source_span: &Span, reason: &String) ->
     )
 }
 
+pub(super) fn unpaired_rows(x_span: &Span, y_span: &Span, x_rows: &usize, y_rows: &usize, first: &String) -> Wording {
+    let rows = |n: &usize| if *n == 1 { "1 row".to_string() } else { format!("{n} rows") };
+    (
+        "E0145",
+        format!(
+            "the inputs `x` have {} but the targets `y` have {}: row i of `x` is the input whose target is row i of `y`",
+            rows(x_rows),
+            rows(y_rows)
+        ),
+        vec![label(*x_span, format!("{} here", rows(x_rows))), label(*y_span, format!("{} here", rows(y_rows)))],
+        Some(format!("the first row without a partner is at {first}; give both files one row per example, in the same order")),
+    )
+}
+
+pub(super) fn target_shape_mismatch(span: &Span, model_span: &Span, target: &[usize], output: &Shape, help: &String) -> Wording {
+    let values: usize = target.iter().product();
+    let target_text = if target.len() <= 1 { format!("{values} values") } else { format!("shape {}", Shape(target.to_vec())) };
+    (
+        "E0146",
+        format!("each regression target has {target_text}, but the model's output is {output} ({} values)", output.numel()),
+        vec![label(*span, format!("targets of {target_text}")), label(*model_span, format!("model output is {output}"))],
+        Some(help.clone()),
+    )
+}
+
 pub(super) fn class_too_small_for_split(span: &Span, label_text: &String, count: &usize, missing: &String) -> Wording {
     let examples = if *count == 1 { "1 example".to_string() } else { format!("{count} examples") };
     (
