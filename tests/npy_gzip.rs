@@ -35,6 +35,7 @@ fn spec(train: Source, stream: Stream) -> DataSpec {
         task: Task::Classify,
         classes: None,
         stream,
+        targets: None,
     }
 }
 

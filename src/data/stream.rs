@@ -248,6 +248,7 @@ mod tests {
             task: Task::Classify,
             classes: None,
             stream,
+            targets: None,
         }
     }
 
