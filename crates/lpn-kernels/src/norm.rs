@@ -207,10 +207,11 @@ pub fn affine<T: Num>(x: &[T], scale: &[T], shift: &[T], plane: usize, relu: boo
 }
 
 /// The gradients `(dx, dscale, dshift)` of [`affine`] from the gradient `gy`
-/// of its output and its input `x`; with `relu_out` (the output of a fused
-/// ReLU) `gy` is first masked by `output > 0`. Panics on operands that do
-/// not fit.
-pub fn affine_backward<T: Num>(gy: &[T], x: &[T], relu_out: Option<&[T]>, scale: &[T], plane: usize) -> (Vec<T>, Vec<T>, Vec<T>) {
+/// of its output, its input `x` and its scale (as f64: an f32 product is
+/// exact in f64, so `dx` is the product in `T`); with `relu_out` (the output
+/// of a fused ReLU) `gy` is first masked by `output > 0`. Panics on operands
+/// that do not fit.
+pub fn affine_backward<T: Num>(gy: &[T], x: &[T], relu_out: Option<&[T]>, scale: &[f64], plane: usize) -> (Vec<T>, Vec<T>, Vec<T>) {
     let lay = Layout::of(x.len(), scale.len(), plane);
     assert!(gy.len() == x.len() && relu_out.is_none_or(|y| y.len() == x.len()), "gradient, input and output differ in length");
     let g = masked_grad(gy, relu_out, &lay);
@@ -226,7 +227,7 @@ pub fn affine_backward<T: Num>(gy: &[T], x: &[T], relu_out: Option<&[T]>, scale:
             (dscale, dshift)
         })
         .collect();
-    let gx = map_planes(gy, gy, &lay, |c, d, _| d * scale[c]);
+    let gx = map_planes(gy, gy, &lay, |c, d, _| T::from_f64(d.to_f64() * scale[c]));
     (gx, sums.iter().map(|s| T::from_f64(s.0)).collect(), sums.iter().map(|s| T::from_f64(s.1)).collect())
 }
 
