@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# lpn against PyTorch on the reference nets of benches/nets/ (issue 5):
+# lpn against PyTorch on the reference nets of benches/nets/ (issue 5) and the
+# nets with batch norm, fcn and conv2d_bn (issue 17):
 #
 #   bash benches/compare_pytorch.sh --install   # first time: PyTorch into benches/.venv
 #   bash benches/compare_pytorch.sh             # the full run (about 10 minutes on 2 cores)
@@ -76,8 +77,12 @@ for line in sys.stdin:
 "$step" data > /dev/null
 nets="conv1d conv2d"
 modes="penalty project reparam"
-for net in $nets; do
-  for v in "$net" $(for m in $modes; do echo "${net}_$m"; done); do
+# Nets with batch norm (issue 17), unconstrained only.
+bn_nets="fcn conv2d_bn"
+for net in $nets $bn_nets; do
+  variants="$net"
+  case " $nets " in *" $net "*) variants="$net $(for m in $modes; do echo "${net}_$m"; done)" ;; esac
+  for v in $variants; do
     "$lpnc" check "benches/nets/$v.lpn" > /dev/null 2>&1 || { "$lpnc" check "benches/nets/$v.lpn"; exit 1; }
     "$step" export "benches/nets/$v.lpn" "$work/$v"
   done
@@ -108,6 +113,9 @@ for round in $(seq 1 "$rounds"); do
           done
         done
       fi
+    done
+    for net in $bn_nets; do
+      for side in $order; do run "$side" "$net" "$threads" "$round"; done
     done
   done
 done
@@ -181,7 +189,7 @@ print(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {cpu}, {os.cpu_co
       f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after 1 untimed.\n")
 print("| net | threads | lpn ms/step | PyTorch ms/step | lpn / PyTorch | target | losses agree |")
 print("|---|---|---|---|---|---|---|")
-for net in ("conv1d", "conv2d"):
+for net in ("conv1d", "conv2d", "fcn", "conv2d_bn"):
     for threads in (1, 2):
         a, b = med("lpn", net, threads), med("torch", net, threads)
         ratio = f"{a / b:.2f}" if a and b else "-"
