@@ -24,7 +24,8 @@ statistics) after the steps. Everything is computed in float64.
 Inputs are multiples of 1/256 plus an offset per case (exact in f32 and f64,
 and they survive the JSON round trip); one case has a mean of 1000 and a
 spread of about 0.5, where a variance from E[x²] − E[x]² in f32 loses every
-digit. Outputs are written with 15 significant digits.
+digit. Outputs are written with 12 significant digits (the helpers of
+make_torch_fixtures.py).
 
 How to run
 ----------
@@ -35,25 +36,14 @@ How to run
 """
 import json
 import os
-import zlib
 
 import torch
 import torch.nn.functional as F
 
+from make_torch_fixtures import dyadic, gen_for, tensor
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 OUT_DIR = os.path.join(ROOT, "fixtures", "batchnorm")
-
-
-def gen_for(name):
-    return torch.Generator().manual_seed(zlib.crc32(name.encode()))
-
-
-def dyadic(gen, shape, scale=1.0, offset=0.0):
-    return offset + torch.round(torch.randn(shape, generator=gen, dtype=torch.float64) * scale * 256) / 256
-
-
-def tensor(t):
-    return {"shape": list(t.shape), "data": [float("%.15g" % v) for v in t.detach().reshape(-1).tolist()]}
 
 
 def run_pass(bn, relu, x, grad_out):
@@ -80,19 +70,19 @@ def make(name, shape, relu, eps=1e-5, momentum=0.1, steps=3, offset=2.0, scale=1
     module = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
     bn = module(channels, eps=eps, momentum=momentum).double()
     with torch.no_grad():
-        bn.weight.copy_(dyadic(gen, (channels,), 0.5, 1.0))
+        bn.weight.copy_(1.0 + dyadic(gen, (channels,), 0.5))
         bn.bias.copy_(dyadic(gen, (channels,), 0.5))
     gamma, beta = bn.weight.detach().clone(), bn.bias.detach().clone()
     bn.train()
     records = []
     for _ in range(steps):
-        x = dyadic(gen, shape, scale, offset)
+        x = offset + dyadic(gen, shape, scale)
         record = run_pass(bn, relu, x, dyadic(gen, shape))
         record["running_mean"] = tensor(bn.running_mean)
         record["running_var"] = tensor(bn.running_var)
         records.append(record)
     bn.eval()
-    evaluation = run_pass(bn, relu, dyadic(gen, shape, scale, offset), dyadic(gen, shape))
+    evaluation = run_pass(bn, relu, offset + dyadic(gen, shape, scale), dyadic(gen, shape))
     params = {"input": list(shape[1:]), "eps": eps, "momentum": momentum, "relu": relu}
     fixture = {"params": params, "gamma": tensor(gamma), "beta": tensor(beta), "steps": records, "eval": evaluation}
     with open(os.path.join(OUT_DIR, name + ".json"), "w") as fh:

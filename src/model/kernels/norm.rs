@@ -27,26 +27,25 @@ struct TrainNorm {
     stats: Arc<OnceLock<BatchStats>>,
 }
 
-/// `(grad of the output, x, output) ↦` the gradient of x; those of γ and β
-/// go to `param_grads`.
-struct TrainNormGrad<'a> {
+/// `(grad of the output, x, output) ↦` the gradient of x, for either op;
+/// the gradients of its two per-channel operands go to `param_grads`.
+struct NormGrad<'a> {
     relu: bool,
-    gamma: Vec<f64>,
-    stats: &'a BatchStats,
+    of: GradOf<'a>,
     param_grads: OnceLock<(Tensor, Tensor)>,
+}
+
+/// Which op [`NormGrad`] differentiates, with what its backward pass needs.
+enum GradOf<'a> {
+    /// Training mode: γ, and the forward pass's statistics.
+    Train { gamma: Vec<f64>, stats: &'a BatchStats },
+    /// Evaluation mode: the scale.
+    Affine { scale: Vec<f64> },
 }
 
 /// `x·scale[c] + shift[c]` (+ ReLU) of `(x, scale, shift)`: evaluation mode.
 struct Affine {
     relu: bool,
-}
-
-/// `(grad of the output, x, output) ↦` the gradient of x; those of the
-/// scale and shift go to `param_grads`.
-struct AffineGrad {
-    relu: bool,
-    scale: Vec<f64>,
-    param_grads: OnceLock<(Tensor, Tensor)>,
 }
 
 /// `(channels, plane)` of `[B, C, *spatial]` whose per-channel operands have
@@ -68,13 +67,18 @@ fn channel_tensor<T: WithDType>(v: Vec<T>) -> Result<Tensor> {
     Tensor::from_vec(v, n, &Device::Cpu)
 }
 
-/// Hands `(d1, d2)` to a backward op's cell.
-fn hand_back<T: WithDType>(cell: &OnceLock<(Tensor, Tensor)>, d1: Vec<T>, d2: Vec<T>) -> Result<()> {
-    if cell.set((channel_tensor(d1)?, channel_tensor(d2)?)).is_err() {
-        candle_core::bail!("a batch-norm gradient op ran twice");
-    }
-    Ok(())
+/// The gradients `(x, p1, p2)` of an op over `(x, p1, p2)` with output `res`
+/// from `grad`, by `back`; those of p1 and p2 only where they are tracked.
+fn gradients(back: NormGrad<'_>, x: &Tensor, p: [&Tensor; 2], res: &Tensor, grad: &Tensor) -> GradTriple {
+    let gx = grad.contiguous()?.apply_op3_no_bwd(&x.contiguous()?, &res.contiguous()?, &back)?;
+    let Some((d1, d2)) = back.param_grads.into_inner() else {
+        candle_core::bail!("a batch-norm gradient op gave no per-channel gradients")
+    };
+    Ok((Some(gx), p[0].track_op().then_some(d1), p[1].track_op().then_some(d2)))
 }
+
+/// The gradients of an op over three operands, as `CustomOp3::bwd` returns them.
+type GradTriple = Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)>;
 
 fn train_forward<T: Num>(op: &TrainNorm, x: &[T], gamma: &[T], beta: &[T], plane: usize) -> Result<Vec<T>> {
     let (y, stats) = kernel::train_forward(x, gamma, beta, plane, op.eps, op.relu);
@@ -101,32 +105,26 @@ impl CustomOp3 for TrainNorm {
         let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, g, b| train_forward(self, x, g, b, plane)?);
         Ok((storage, l1.shape().clone()))
     }
-    fn bwd(
-        &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        beta: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, res: &Tensor, grad: &Tensor) -> GradTriple {
         let Some(stats) = self.stats.get() else { candle_core::bail!("a batch-norm op's backward pass ran before its forward pass") };
-        let gamma_values = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let back = TrainNormGrad { relu: self.relu, gamma: gamma_values, stats, param_grads: OnceLock::new() };
-        let gx = grad.contiguous()?.apply_op3_no_bwd(&x.contiguous()?, &res.contiguous()?, &back)?;
-        let Some((dgamma, dbeta)) = back.param_grads.into_inner() else {
-            candle_core::bail!("the batch-norm gradient op gave no γ, β gradients")
-        };
-        Ok((Some(gx), gamma.track_op().then_some(dgamma), beta.track_op().then_some(dbeta)))
+        let of = GradOf::Train { gamma: gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?, stats };
+        gradients(NormGrad { relu: self.relu, of, param_grads: OnceLock::new() }, x, [gamma, beta], res, grad)
     }
 }
 
-fn train_backward<T: Num + WithDType>(op: &TrainNormGrad<'_>, gy: &[T], x: &[T], y: &[T], plane: usize) -> Result<Vec<T>> {
-    let (gx, dgamma, dbeta) = kernel::train_backward(gy, x, op.relu.then_some(y), &op.gamma, op.stats, plane);
-    hand_back(&op.param_grads, dgamma, dbeta)?;
+fn norm_backward<T: Num + WithDType>(op: &NormGrad<'_>, gy: &[T], x: &[T], y: &[T], plane: usize) -> Result<Vec<T>> {
+    let relu_out = op.relu.then_some(y);
+    let (gx, d1, d2) = match &op.of {
+        GradOf::Train { gamma, stats } => kernel::train_backward(gy, x, relu_out, gamma, stats, plane),
+        GradOf::Affine { scale } => kernel::affine_backward(gy, x, relu_out, scale, plane),
+    };
+    if op.param_grads.set((channel_tensor(d1)?, channel_tensor(d2)?)).is_err() {
+        candle_core::bail!("a batch-norm gradient op ran twice");
+    }
     Ok(gx)
 }
 
-impl CustomOp3 for TrainNormGrad<'_> {
+impl CustomOp3 for NormGrad<'_> {
     fn name(&self) -> &'static str {
         "lpn-batch-norm-grad"
     }
@@ -142,7 +140,7 @@ impl CustomOp3 for TrainNormGrad<'_> {
         let (_, _, plane) = channel_layout(l2.shape())?;
         expect_shape(l1, l2.shape().dims(), "batch norm's output gradient")?;
         expect_shape(l3, l2.shape().dims(), "batch norm's output")?;
-        let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |g, x, y| train_backward(self, g, x, y, plane)?);
+        let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |g, x, y| norm_backward(self, g, x, y, plane)?);
         Ok((storage, l2.shape().clone()))
     }
 }
@@ -164,47 +162,9 @@ impl CustomOp3 for Affine {
         let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, a, b| kernel::affine(x, a, b, plane, self.relu));
         Ok((storage, l1.shape().clone()))
     }
-    fn bwd(
-        &self,
-        x: &Tensor,
-        scale: &Tensor,
-        shift: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let back = AffineGrad { relu: self.relu, scale: scale.to_dtype(DType::F64)?.to_vec1::<f64>()?, param_grads: OnceLock::new() };
-        let gx = grad.contiguous()?.apply_op3_no_bwd(&x.contiguous()?, &res.contiguous()?, &back)?;
-        let Some((dscale, dshift)) = back.param_grads.into_inner() else {
-            candle_core::bail!("the affine gradient op gave no scale, shift gradients")
-        };
-        Ok((Some(gx), scale.track_op().then_some(dscale), shift.track_op().then_some(dshift)))
-    }
-}
-
-fn affine_backward<T: Num + WithDType>(op: &AffineGrad, gy: &[T], x: &[T], y: &[T], plane: usize) -> Result<Vec<T>> {
-    let (gx, dscale, dshift) = kernel::affine_backward(gy, x, op.relu.then_some(y), &op.scale, plane);
-    hand_back(&op.param_grads, dscale, dshift)?;
-    Ok(gx)
-}
-
-impl CustomOp3 for AffineGrad {
-    fn name(&self) -> &'static str {
-        "lpn-channel-affine-grad"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, _, plane) = channel_layout(l2.shape())?;
-        expect_shape(l1, l2.shape().dims(), "the affine map's output gradient")?;
-        expect_shape(l3, l2.shape().dims(), "the affine map's output")?;
-        let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |g, x, y| affine_backward(self, g, x, y, plane)?);
-        Ok((storage, l2.shape().clone()))
+    fn bwd(&self, x: &Tensor, scale: &Tensor, shift: &Tensor, res: &Tensor, grad: &Tensor) -> GradTriple {
+        let of = GradOf::Affine { scale: scale.to_dtype(DType::F64)?.to_vec1::<f64>()? };
+        gradients(NormGrad { relu: self.relu, of, param_grads: OnceLock::new() }, x, [scale, shift], res, grad)
     }
 }
 
