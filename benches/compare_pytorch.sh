@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# lpn against PyTorch on the reference nets of benches/nets/ (issue 5):
+# lpn against PyTorch on the reference nets of benches/nets/ (issue 5) and the
+# nets with batch norm, fcn and conv2d_bn (issue 17):
 #
 #   bash benches/compare_pytorch.sh --install   # first time: PyTorch into benches/.venv
 #   bash benches/compare_pytorch.sh             # the full run (about 10 minutes on 2 cores)

@@ -78,6 +78,54 @@ class Conv2dNet(nn.Module):
         return self.linear1(torch.flatten(x, 1))
 
 
+class FcnNet(nn.Module):
+    """benches/nets/fcn.lpn: the FCN of Wang et al. (2017), batch norm with
+    lpn's defaults (eps 1e-5, momentum 0.1, PyTorch's too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 128, 8, padding="same")
+        self.batchnorm1 = nn.BatchNorm1d(128, eps=1e-5, momentum=0.1)
+        self.conv2 = nn.Conv1d(128, 256, 5, padding="same")
+        self.batchnorm2 = nn.BatchNorm1d(256, eps=1e-5, momentum=0.1)
+        self.conv3 = nn.Conv1d(256, 128, 3, padding="same")
+        self.batchnorm3 = nn.BatchNorm1d(128, eps=1e-5, momentum=0.1)
+        self.linear1 = nn.Linear(128, 4)
+
+    def forward(self, x):
+        x = F.relu(self.batchnorm1(self.conv1(x)))
+        x = F.relu(self.batchnorm2(self.conv2(x)))
+        x = F.relu(self.batchnorm3(self.conv3(x)))
+        return self.linear1(x.mean(-1))
+
+
+class Conv2dBnNet(nn.Module):
+    """benches/nets/conv2d_bn.lpn: Conv2dNet with a batch norm after each
+    convolution (eps 1e-5, momentum 0.1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 5, padding="same")
+        self.batchnorm1 = nn.BatchNorm2d(16, eps=1e-5, momentum=0.1)
+        self.conv2 = nn.Conv2d(16, 32, 5, padding="same")
+        self.batchnorm2 = nn.BatchNorm2d(32, eps=1e-5, momentum=0.1)
+        self.linear1 = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.batchnorm1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.batchnorm2(self.conv2(x))), 2)
+        return self.linear1(torch.flatten(x, 1))
+
+
+def make_net(meta):
+    """The twin of the exported net: by model name for the nets with batch
+    norm, else by input rank (conv1d*, conv2d*)."""
+    by_name = {"fcn": FcnNet, "conv2d_bn": Conv2dBnNet}
+    if meta["model"] in by_name:
+        return by_name[meta["model"]]()
+    return Conv1dNet() if len(meta["input"]) == 2 else Conv2dNet()
+
+
 class Basis(nn.Module):
     """weight = c V' reshaped: c is [kernels, r], V [taps, r] orthonormal."""
 
@@ -119,11 +167,12 @@ def main():
     ops_path = os.path.join(args.dir, "operators.safetensors")
     operators = load_safetensors(ops_path) if os.path.exists(ops_path) else {}
 
-    net = Conv1dNet() if len(meta["input"]) == 2 else Conv2dNet()
-    missing = set(net.state_dict()) ^ set(init)
+    net = make_net(meta)
+    # lpn keeps no batch counter (its momentum is never None).
+    missing = {k for k in net.state_dict() if not k.endswith("num_batches_tracked")} ^ set(init)
     if missing:
         sys.exit(f"weights do not match the PyTorch net: {sorted(missing)}")
-    net.load_state_dict(init)
+    net.load_state_dict(init, strict=False)
 
     penalties, projections = [], []
     for c in meta["constraints"]:

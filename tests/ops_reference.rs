@@ -156,7 +156,8 @@ fn check_with(dir: &str, name: &str, candle_path: bool, dtype: DType) {
         "bce_logits" => ops::bce_with_logits(xt, &f.classes()),
         "batchnorm1d" | "batchnorm2d" => {
             let eps = f.params["eps"].as_f64().unwrap();
-            let (y, mean, _) = ops::batch_norm_train(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().unwrap().as_tensor(), eps).unwrap();
+            let (y, mean, _) =
+                ops::batch_norm_train(xt, w.as_ref().unwrap().as_tensor(), b.as_ref().unwrap().as_tensor(), eps, false).unwrap();
             assert_close(name, "batch_mean", &mean, &f.tensors["batch_mean"]);
             Ok(y)
         }

@@ -329,10 +329,42 @@ impl Net {
                 i += if pool.is_some() { 3 } else { 2 };
                 continue;
             }
+            // A batch norm followed by a ReLU runs as one op (one pass each way).
+            if let (Node::BatchNorm { .. }, Some(Node::Act(Activation::Relu))) = (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node)) {
+                x = self.batch_norm(&nodes[i].node, &x, pass, true)?;
+                i += 2;
+                continue;
+            }
             x = self.step(&nodes[i], &x, pass)?;
             i += 1;
         }
         Ok(x)
+    }
+
+    /// The batch-norm node `node` on `x`, then ReLU when `relu`: in training,
+    /// with the batch's statistics, which update the running ones (PyTorch's
+    /// rule: `running ← (1 − momentum)·running + momentum·batch`, the batch
+    /// variance unbiased); in evaluation, with the running statistics.
+    fn batch_norm(&self, node: &Node, x: &Tensor, pass: &Pass, relu: bool) -> Result<Tensor> {
+        let Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } = node else {
+            candle_core::bail!("a batch norm over a node of another kind")
+        };
+        let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
+        let y = match pass {
+            Pass::Train { .. } => {
+                let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps, relu)?;
+                let mut s = stats.borrow_mut();
+                let m = *momentum;
+                s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
+                s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
+                y
+            }
+            Pass::Eval => {
+                let s = stats.borrow();
+                ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps, relu)?
+            }
+        };
+        if x.rank() == 2 { y.squeeze(2) } else { Ok(y) }
     }
 
     /// The first layer whose output (in evaluation mode) holds a NaN or an
@@ -384,24 +416,7 @@ impl Net {
                 Node::AvgPool { kernel, stride, padding } => ops::avg_pool(&x, kernel, stride, padding)?,
                 Node::GlobalAvg => ops::global_avg_pool(&x)?,
                 Node::GlobalMax => ops::global_max_pool(&x)?,
-                Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } => {
-                    let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
-                    let y = match pass {
-                        Pass::Train { .. } => {
-                            let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps)?;
-                            let mut s = stats.borrow_mut();
-                            let m = *momentum;
-                            s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
-                            s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
-                            y
-                        }
-                        Pass::Eval => {
-                            let s = stats.borrow();
-                            ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps)?
-                        }
-                    };
-                    if x.rank() == 2 { y.squeeze(2)? } else { y }
-                }
+                Node::BatchNorm { .. } => self.batch_norm(&named.node, &x, pass, false)?,
                 Node::Dropout { p } => match pass {
                     Pass::Train { dropout } if *p > 0.0 => {
                         let keep = 1.0 - p;

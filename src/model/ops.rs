@@ -8,7 +8,7 @@
 //! by the kernel, and a transposed left matmul operand with a broadcast right one
 //! gives wrong values. Everything here avoids those paths: windows are cut with
 //! `narrow`, every matmul is 2-D on contiguous operands. On the CPU,
-//! convolution, pooling, ReLU and the band ratio run our own kernels instead
+//! convolution, pooling, ReLU, batch norm and the band ratio run our own kernels instead
 //! (`super::kernels`, the Candle glue of the `lpn-kernels` crate), tested
 //! against the same references.
 
@@ -400,9 +400,20 @@ pub fn bce_with_logits(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
 }
 
 /// Batch normalisation in training mode over axes 0 and 2.. of `[B, C, …]`
-/// (or `[B, C]`), with the biased variance; returns the output and the batch
-/// mean and unbiased variance per channel (for the running statistics).
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+/// (or `[B, C]`), with the biased variance, then ReLU when `relu`; returns
+/// the output and the batch mean and unbiased variance per channel (for the
+/// running statistics). On the CPU one op of our kernel (batch norm and ReLU
+/// fused), elsewhere [`batch_norm_train_by_ops`] and [`relu`].
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, Tensor, Tensor)> {
+    if own_kernel(x) && x.rank() >= 2 {
+        return kernels::batch_norm_train(x, gamma, beta, eps, relu);
+    }
+    let (y, mean, var) = batch_norm_train_by_ops(x, gamma, beta, eps)?;
+    Ok((if relu { self::relu(&y)? } else { y }, mean, var))
+}
+
+/// `batch_norm_train` (without ReLU) from Candle's basic ops (any device).
+pub fn batch_norm_train_by_ops(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
     let dims = x.dims().to_vec();
     let (b, c) = (dims[0], dims[1]);
     let x3 = x.reshape((b, c, ()))?;
@@ -416,15 +427,20 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
     Ok((y.reshape(dims)?, mean.flatten_all()?, unbiased))
 }
 
-/// Batch normalisation with fixed (running) statistics, for evaluation.
-pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<Tensor> {
+/// Batch normalisation with fixed (running) statistics, for evaluation, then
+/// ReLU when `relu`: `x·scale + shift` per channel with `scale = γ/√(var +
+/// eps)`, `shift = β − mean·scale`; on the CPU one op of our kernel.
+pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, relu: bool) -> Result<Tensor> {
+    let scale = (gamma / (var + eps)?.sqrt()?)?;
+    let shift = (beta - (mean * &scale)?)?;
+    if own_kernel(x) && x.rank() >= 2 {
+        return kernels::channel_affine(x, &scale, &shift, relu);
+    }
     let dims = x.dims().to_vec();
     let (b, c) = (dims[0], dims[1]);
     let x3 = x.reshape((b, c, ()))?;
-    let scale = (gamma / (var + eps)?.sqrt()?)?;
-    let shift = (beta - (mean * &scale)?)?;
-    let y = x3.broadcast_mul(&scale.reshape((1, c, 1))?)?.broadcast_add(&shift.reshape((1, c, 1))?)?;
-    y.reshape(dims)
+    let y = x3.broadcast_mul(&scale.reshape((1, c, 1))?)?.broadcast_add(&shift.reshape((1, c, 1))?)?.reshape(dims)?;
+    if relu { self::relu(&y) } else { Ok(y) }
 }
 
 /// Mean over the kernels of a weight (the weight reshaped to `[kernels,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use lpn_kernels::{BlockGeometry, ConvGeometry, Isa, block, conv1d, conv2d, with_isa};
+use lpn_kernels::{BlockGeometry, ConvGeometry, Isa, block, conv1d, conv2d, norm, with_isa};
 
 /// Median milliseconds of `f` over a few runs, after one warm-up run.
 fn time(mut f: impl FnMut()) -> f64 {
@@ -49,14 +49,20 @@ fn main() {
         input: [28, 28],
     };
     let b2 = BlockGeometry { conv: c2, relu: true, pool: Some([2, 2]) };
+    // Batch norm + ReLU on the FCN's widest layer (benches/nets/fcn.lpn):
+    // [16, 256, 512], training forward and backward.
+    let (bn_channels, bn_plane) = (256, 512);
+    let bn_len = 16 * bn_channels * bn_plane;
     println!(
-        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "path", "c1d fwd", "c1d gx", "c1d gw", "c2d fwd", "c2d gw", "block+unpool"
+        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "path", "c1d fwd", "c1d gx", "c1d gw", "c2d fwd", "c2d gw", "block+unpool", "bn+relu f+b"
     );
     for isa in Isa::available() {
         let (x1, w1, gy1) = (values(c1.input_len()), values(c1.weight_len()), values(c1.output_len()));
         let (x2, w2, gy2) = (values(c2.input_len()), values(c2.weight_len()), values(c2.output_len()));
         let (bias, gyb) = (values(c2.out_channels), values(b2.output_len()));
+        let (xn, gyn, gamma, beta) = (values(bn_len), values(bn_len), values(bn_channels), values(bn_channels));
+        let gamma64: Vec<f64> = gamma.iter().map(|&g| f64::from(g)).collect();
         let row = with_isa(isa, || {
             [
                 time(|| drop(conv1d::forward(&x1, &w1, None, &c1))),
@@ -67,6 +73,10 @@ fn main() {
                 time(|| {
                     let (y, winners) = block::forward(&x2, &w2, &bias, &b2);
                     drop(block::unpool(&gyb, &y, &winners, &b2));
+                }),
+                time(|| {
+                    let (y, stats) = norm::train_forward(&xn, &gamma, &beta, bn_plane, 1e-5, true);
+                    drop(norm::train_backward(&gyn, &xn, Some(&y), &gamma64, &stats, bn_plane));
                 }),
             ]
         });

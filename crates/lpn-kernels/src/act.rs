@@ -21,7 +21,7 @@ pub fn relu_of<T: Num>(v: T) -> T {
 
 /// `grad` where the op's output was positive, else 0.
 #[inline]
-fn masked<T: Num>(g: T, out: T) -> T {
+pub(crate) fn masked<T: Num>(g: T, out: T) -> T {
     if out > T::ZERO { g } else { T::ZERO }
 }
 

@@ -1,8 +1,8 @@
 //! lpn's CPU kernels: convolution (1-D, 2-D, and the 2-D block of
 //! convolution, bias, ReLU and max pool), pooling, ReLU and per-channel bias,
-//! and the band-penalty ratio, each with its gradients. Slices in, slices
-//! out: no tensor library here (lpn's Candle glue lives in
-//! `src/model/kernels/`).
+//! batch normalisation (+ ReLU), and the band-penalty ratio, each with its
+//! gradients. Slices in, slices out: no tensor library here (lpn's Candle
+//! glue lives in `src/model/kernels/`).
 //!
 //! Every `unsafe` of lpn's kernels is in this crate, each block with a
 //! `// SAFETY:` comment (denied otherwise). The instruction-set paths live in
@@ -39,6 +39,7 @@ pub mod band;
 pub mod block;
 pub mod conv1d;
 pub mod conv2d;
+pub mod norm;
 pub mod pool;
 
 pub use geometry::{BlockGeometry, ConvGeometry, Convolution, GeometryError, MAX_POOL_WINDOW, PoolGeometry, PoolKind, out_len};

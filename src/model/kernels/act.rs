@@ -44,10 +44,10 @@ impl CustomOp2 for ReluGrad {
 }
 
 /// `(batch, channels, positions per channel)` of `[B, C, *spatial]`.
-fn channel_layout(shape: &Shape) -> Result<(usize, usize, usize)> {
+pub(super) fn channel_layout(shape: &Shape) -> Result<(usize, usize, usize)> {
     let dims = shape.dims();
     if dims.len() < 2 {
-        candle_core::bail!("bias over a rank-{} tensor", dims.len());
+        candle_core::bail!("a per-channel op over a rank-{} tensor", dims.len());
     }
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }

@@ -41,12 +41,14 @@ mod band;
 mod conv;
 mod conv1d;
 mod conv2d;
+mod norm;
 mod pool;
 
 pub use act::{bias_act, relu};
 pub use band::mean_quadratic_ratio;
 pub use conv1d::conv1d;
 pub use conv2d::{conv2d, conv2d_block};
+pub use norm::{batch_norm_train, channel_affine};
 pub use pool::pool;
 
 fn geometry_error(e: GeometryError) -> candle_core::Error {
