@@ -5,13 +5,15 @@
 //! the running statistics) and in evaluation mode (a per-channel scale and
 //! shift).
 //!
-//! Statistics are exact to f64 rounding whatever the input's mean: each
-//! channel's sums are two passes in f64 (the mean, then the squares of the
-//! deviations from it), and each output is `(x − mean)·invstd·γ + β`
-//! evaluated in f64, so an input of large mean and small spread loses
-//! nothing to cancellation. The sums run over contiguous runs of the plane
-//! in [`LANES`] interleaved partial sums (vectorisable), added in a fixed
-//! order.
+//! Statistics keep their accuracy whatever the input's mean: each channel's
+//! sums are two passes (the mean, then the squares of the deviations from
+//! it), each contiguous run of a plane summed in [`LANES`] interleaved
+//! partial sums in `T` (vectorisable), the runs' sums added in f64 in a fixed
+//! order; and deviations are taken from the mean split as `hi + lo` in `T`
+//! ([`Centre`]), so an input of large mean and small spread loses nothing to
+//! cancellation. The elementwise passes compute in `T` with the per-channel
+//! constants hoisted, one pass each: the forward output, the backward's
+//! sums (the fused ReLU's mask applied on the fly) and the input gradient.
 //!
 //! Work is split with rayon as elsewhere in the crate: the per-channel sums
 //! in parallel over channels, each channel summed by one thread in sample
@@ -26,9 +28,8 @@ use crate::fill::build;
 
 /// Elements per parallel task of the elementwise passes.
 const CHUNK: usize = 1 << 14;
-/// Interleaved partial sums per channel: wide enough for an AVX-512 register
-/// of f64.
-const LANES: usize = 8;
+/// Interleaved partial sums per run: one AVX-512 register of f32.
+const LANES: usize = 16;
 
 /// What a training pass leaves for its backward pass and for the running
 /// statistics, one value per channel, in f64.
@@ -61,17 +62,39 @@ impl Layout {
         Layout { channels, plane, count: len / channels }
     }
 
-    /// Channel `c`'s runs of `v`, one per sample, in sample order.
-    fn runs<'a, T>(&self, v: &'a [T], c: usize) -> impl Iterator<Item = &'a [T]> {
-        v.chunks_exact(self.plane).skip(c).step_by(self.channels)
+    /// The offsets of channel `c`'s runs (one per sample, in sample order).
+    fn runs(&self, c: usize) -> impl Iterator<Item = usize> {
+        let (plane, stride) = (self.plane, self.plane * self.channels);
+        (0..self.count / plane).map(move |b| b * stride + c * plane)
     }
 }
 
-/// `Σ term(a[i], b[i])` over two runs of one length, in [`LANES`] partial
-/// sums added in a fixed order.
+/// A channel's mean split as `hi + lo` in `T` (`hi` the mean rounded, `lo`
+/// what rounding lost), so `(x − hi) − lo` is `x − mean` to `T`'s precision
+/// even for a large mean: `x − hi` is exact for `x` near the mean.
+#[derive(Clone, Copy)]
+struct Centre<T> {
+    hi: T,
+    lo: T,
+}
+
+impl<T: Num> Centre<T> {
+    fn of(mean: f64) -> Centre<T> {
+        let hi = T::from_f64(mean);
+        Centre { hi, lo: T::from_f64(mean - hi.to_f64()) }
+    }
+
+    #[inline(always)]
+    fn dev(self, v: T) -> T {
+        (v - self.hi) - self.lo
+    }
+}
+
+/// `Σ term(a[i], b[i])` over two runs of one length in [`LANES`] partial
+/// sums in `T` (vectorisable), the lanes then added in f64 in a fixed order.
 #[inline(always)]
-fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> f64) -> [f64; LANES] {
-    let mut acc = [0f64; LANES];
+fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> f64 {
+    let mut acc = [T::ZERO; LANES];
     let (a_whole, b_whole) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (a_rest, b_rest) = (a_whole.remainder(), b_whole.remainder());
     for (ca, cb) in a_whole.zip(b_whole) {
@@ -79,37 +102,48 @@ fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> f64) -> [f64; LANES
             acc[k] += term(ca[k], cb[k]);
         }
     }
-    for (k, (&va, &vb)) in a_rest.iter().zip(b_rest).enumerate() {
-        acc[k] += term(va, vb);
+    let mut total: f64 = acc.iter().map(|v| v.to_f64()).sum();
+    for (&va, &vb) in a_rest.iter().zip(b_rest) {
+        total += term(va, vb).to_f64();
     }
-    acc
+    total
 }
 
-/// The lanes' total, in a fixed order.
-fn total(lanes: [f64; LANES]) -> f64 {
-    lanes.iter().sum()
-}
-
-/// One channel's `(mean, biased variance)`: two passes in f64.
+/// One channel's `(mean, biased variance)`: two passes, the first summing
+/// the deviations from the channel's first value (exact for values near it,
+/// and small, so `T`'s partial sums lose nothing to a large mean).
 fn channel_moments<T: Num>(x: &[T], lay: &Layout, c: usize) -> (f64, f64) {
     let n = lay.count as f64;
-    let mean = lay.runs(x, c).map(|run| total(lane_sum(run, run, |v, _| v.to_f64()))).sum::<f64>() / n;
-    let squares = lay.runs(x, c).map(|run| total(lane_sum(run, run, |v, _| (v.to_f64() - mean) * (v.to_f64() - mean)))).sum::<f64>();
+    let run = |o: usize| &x[o..o + lay.plane];
+    let first = x[c * lay.plane];
+    let mean = first.to_f64() + lay.runs(c).map(|o| lane_sum(run(o), run(o), |v, _| v - first)).sum::<f64>() / n;
+    let centre = Centre::<T>::of(mean);
+    let squares = lay
+        .runs(c)
+        .map(|o| {
+            lane_sum(run(o), run(o), |v, _| {
+                let d = centre.dev(v);
+                d * d
+            })
+        })
+        .sum::<f64>();
     (mean, squares / n)
 }
 
-/// `out[i] = f(channel, a[i], b[i])` over `[B, C, plane]`, written once, in
+/// `out[i] = f(a[i], b[i], m[i])` over `[B, C, plane]` (`m` the fused ReLU's
+/// output, or `a` again) with `f = row(channel)` made once per plane, so its
+/// per-channel constants are hoisted out of the loop; written once, in
 /// parallel chunks of whole planes.
-fn map_planes<T: Num>(a: &[T], b: &[T], lay: &Layout, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
+fn map_planes<T: Num, F: Fn(T, T, T) -> T>(a: &[T], b: &[T], m: &[T], lay: &Layout, row: impl Fn(usize) -> F + Sync) -> Vec<T> {
     build(a.len(), lay.plane, CHUNK, |first_row, out| {
         let start = first_row * lay.plane;
-        let rows = a[start..].chunks(lay.plane).zip(b[start..].chunks(lay.plane));
-        for (r, (ra, rb)) in rows.enumerate() {
+        let rows = a[start..].chunks(lay.plane).zip(b[start..].chunks(lay.plane)).zip(m[start..].chunks(lay.plane));
+        for (r, ((ra, rb), rm)) in rows.enumerate() {
             if out.remaining() == 0 {
                 break;
             }
-            let c = (first_row + r) % lay.channels;
-            out.extend(ra.iter().zip(rb).map(|(&va, &vb)| f(c, va, vb)));
+            let f = row((first_row + r) % lay.channels);
+            out.extend(ra.iter().zip(rb).zip(rm).map(|((&va, &vb), &vm)| f(va, vb, vm)));
         }
     })
 }
@@ -129,13 +163,12 @@ pub fn train_forward<T: Num>(x: &[T], gamma: &[T], beta: &[T], plane: usize, eps
         invstd: moments.iter().map(|m| 1.0 / (m.1 + eps).sqrt()).collect(),
         unbiased_var: moments.iter().map(|m| m.1 * n / (n - 1.0).max(1.0)).collect(),
     };
-    // y = (x − mean)·a + β with a = invstd·γ, in f64.
-    let scale: Vec<f64> = stats.invstd.iter().zip(gamma).map(|(s, g)| s * g.to_f64()).collect();
-    let shift: Vec<f64> = beta.iter().map(|b| b.to_f64()).collect();
-    let mean = &stats.mean;
-    let y = map_planes(x, x, &lay, |c, v, _| {
-        let out = T::from_f64((v.to_f64() - mean[c]) * scale[c] + shift[c]);
-        if relu { relu_of(out) } else { out }
+    let y = map_planes(x, x, x, &lay, |c| {
+        let (centre, scale, shift) = (Centre::<T>::of(stats.mean[c]), T::from_f64(stats.invstd[c] * gamma[c].to_f64()), beta[c]);
+        move |v: T, _, _| {
+            let out = centre.dev(v) * scale + shift;
+            if relu { relu_of(out) } else { out }
+        }
     });
     (y, stats)
 }
@@ -143,8 +176,8 @@ pub fn train_forward<T: Num>(x: &[T], gamma: &[T], beta: &[T], plane: usize, eps
 /// The gradients `(dx, dγ, dβ)` of a training-mode batch norm from the
 /// gradient `gy` of its output, its input `x`, its γ (as f64) and the
 /// statistics of its forward pass; with `relu_out` (the output of a fused
-/// ReLU) `gy` is first masked by `output > 0`. One pass per channel for
-/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, then
+/// ReLU) `gy` is masked by `output > 0` as it is read. One pass per channel
+/// for `dβ = Σ dy`, `dγ = Σ dy·x̂`, then one for
 /// `dx = γ·invstd/N · (N·dy − dβ − x̂·dγ)`. Panics on operands that do not fit.
 pub fn train_backward<T: Num>(
     gy: &[T],
@@ -157,40 +190,50 @@ pub fn train_backward<T: Num>(
     let lay = Layout::of(x.len(), gamma.len(), plane);
     assert!(gy.len() == x.len() && relu_out.is_none_or(|y| y.len() == x.len()), "gradient, input and output differ in length");
     assert!(stats.mean.len() == lay.channels && stats.invstd.len() == lay.channels, "statistics do not fit {} channels", lay.channels);
-    let g = masked_grad(gy, relu_out, &lay);
-    let gy = g.as_deref().unwrap_or(gy);
+    let mask = relu_out.unwrap_or(gy);
+    let relu = relu_out.is_some();
+    let grad = move |d: T, m: T| if relu { masked(d, m) } else { d };
     let sums: Vec<(f64, f64)> = (0..lay.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = stats.mean[c];
+            let centre = Centre::<T>::of(stats.mean[c]);
             let (mut dbeta, mut dcentered) = (0.0, 0.0);
-            for (rg, rx) in lay.runs(gy, c).zip(lay.runs(x, c)) {
-                dbeta += total(lane_sum(rg, rg, |d, _| d.to_f64()));
-                dcentered += total(lane_sum(rg, rx, |d, v| d.to_f64() * (v.to_f64() - mean)));
+            for o in lay.runs(c) {
+                let (rg, rm, rx) = (&gy[o..o + plane], &mask[o..o + plane], &x[o..o + plane]);
+                dbeta += lane_sum(rg, rm, grad);
+                dcentered += lane_sum_3(rg, rm, rx, |d, m, v| grad(d, m) * centre.dev(v));
             }
             (dbeta, dcentered)
         })
         .collect();
     let n = lay.count as f64;
     // dx = a·(dy − dβ/N − (x − mean)·k), a = γ·invstd, k = invstd²·Σdy(x − mean)/N.
-    let coef: Vec<[f64; 4]> = (0..lay.channels)
-        .map(|c| {
-            let s = stats.invstd[c];
-            [gamma[c] * s, sums[c].0 / n, s * s * sums[c].1 / n, stats.mean[c]]
-        })
-        .collect();
-    let gx = map_planes(gy, x, &lay, |c, d, v| {
-        let [a, shift, k, mean] = coef[c];
-        T::from_f64(a * (d.to_f64() - shift - (v.to_f64() - mean) * k))
+    let gx = map_planes(gy, x, mask, &lay, |c| {
+        let s = stats.invstd[c];
+        let (a, shift, k) = (T::from_f64(gamma[c] * s), T::from_f64(sums[c].0 / n), T::from_f64(s * s * sums[c].1 / n));
+        let centre = Centre::<T>::of(stats.mean[c]);
+        move |d: T, v: T, m: T| a * (grad(d, m) - shift - centre.dev(v) * k)
     });
     let dgamma = sums.iter().zip(&stats.invstd).map(|(s, i)| T::from_f64(s.1 * i)).collect();
     let dbeta = sums.iter().map(|s| T::from_f64(s.0)).collect();
     (gx, dgamma, dbeta)
 }
 
-/// `gy · [output > 0]` when a ReLU was fused (`relu_out` its output), else None.
-fn masked_grad<T: Num>(gy: &[T], relu_out: Option<&[T]>, lay: &Layout) -> Option<Vec<T>> {
-    relu_out.map(|y| map_planes(gy, y, lay, |_, g, v| masked(g, v)))
+/// [`lane_sum`] over three runs of one length.
+#[inline(always)]
+fn lane_sum_3<T: Num>(a: &[T], b: &[T], c: &[T], term: impl Fn(T, T, T) -> T) -> f64 {
+    let mut acc = [T::ZERO; LANES];
+    let whole = a.len() - a.len() % LANES;
+    for ((ca, cb), cc) in a[..whole].chunks_exact(LANES).zip(b[..whole].chunks_exact(LANES)).zip(c[..whole].chunks_exact(LANES)) {
+        for k in 0..LANES {
+            acc[k] += term(ca[k], cb[k], cc[k]);
+        }
+    }
+    let mut total: f64 = acc.iter().map(|v| v.to_f64()).sum();
+    for ((&va, &vb), &vc) in a[whole..].iter().zip(&b[whole..]).zip(&c[whole..]) {
+        total += term(va, vb, vc).to_f64();
+    }
+    total
 }
 
 /// Evaluation-mode batch norm as a per-channel affine map of `x [B, C,
@@ -200,9 +243,12 @@ fn masked_grad<T: Num>(gy: &[T], relu_out: Option<&[T]>, lay: &Layout) -> Option
 pub fn affine<T: Num>(x: &[T], scale: &[T], shift: &[T], plane: usize, relu: bool) -> Vec<T> {
     assert_eq!(scale.len(), shift.len(), "scale and shift differ in length");
     let lay = Layout::of(x.len(), scale.len(), plane);
-    map_planes(x, x, &lay, |c, v, _| {
-        let out = v * scale[c] + shift[c];
-        if relu { relu_of(out) } else { out }
+    map_planes(x, x, x, &lay, |c| {
+        let (a, b) = (scale[c], shift[c]);
+        move |v: T, _, _| {
+            let out = v * a + b;
+            if relu { relu_of(out) } else { out }
+        }
     })
 }
 
@@ -214,20 +260,25 @@ pub fn affine<T: Num>(x: &[T], scale: &[T], shift: &[T], plane: usize, relu: boo
 pub fn affine_backward<T: Num>(gy: &[T], x: &[T], relu_out: Option<&[T]>, scale: &[f64], plane: usize) -> (Vec<T>, Vec<T>, Vec<T>) {
     let lay = Layout::of(x.len(), scale.len(), plane);
     assert!(gy.len() == x.len() && relu_out.is_none_or(|y| y.len() == x.len()), "gradient, input and output differ in length");
-    let g = masked_grad(gy, relu_out, &lay);
-    let gy = g.as_deref().unwrap_or(gy);
+    let mask = relu_out.unwrap_or(gy);
+    let relu = relu_out.is_some();
+    let grad = move |d: T, m: T| if relu { masked(d, m) } else { d };
     let sums: Vec<(f64, f64)> = (0..lay.channels)
         .into_par_iter()
         .map(|c| {
             let (mut dshift, mut dscale) = (0.0, 0.0);
-            for (rg, rx) in lay.runs(gy, c).zip(lay.runs(x, c)) {
-                dshift += total(lane_sum(rg, rg, |d, _| d.to_f64()));
-                dscale += total(lane_sum(rg, rx, |d, v| d.to_f64() * v.to_f64()));
+            for o in lay.runs(c) {
+                let (rg, rm, rx) = (&gy[o..o + plane], &mask[o..o + plane], &x[o..o + plane]);
+                dshift += lane_sum(rg, rm, grad);
+                dscale += lane_sum_3(rg, rm, rx, |d, m, v| grad(d, m) * v);
             }
             (dscale, dshift)
         })
         .collect();
-    let gx = map_planes(gy, gy, &lay, |c, d, _| T::from_f64(d.to_f64() * scale[c]));
+    let gx = map_planes(gy, gy, mask, &lay, |c| {
+        let a = T::from_f64(scale[c]);
+        move |d: T, _, m: T| grad(d, m) * a
+    });
     (gx, sums.iter().map(|s| T::from_f64(s.0)).collect(), sums.iter().map(|s| T::from_f64(s.1)).collect())
 }
 
