@@ -1132,7 +1132,18 @@ mod tests {
             Source::Waveforms { .. } | Source::Ucr { .. } => Task::Classify,
             _ => Task::Denoise,
         };
-        DataSpec { train, val, test, val_split, test_split: 0.0, normalize: Normalize::None, task, classes: None, stream: Stream::Auto, targets: None }
+        DataSpec {
+            train,
+            val,
+            test,
+            val_split,
+            test_split: 0.0,
+            normalize: Normalize::None,
+            task,
+            classes: None,
+            stream: Stream::Auto,
+            targets: None,
+        }
     }
 
     fn sines(n: usize, seed: u64) -> Source {

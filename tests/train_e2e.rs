@@ -180,9 +180,13 @@ train {
 
 #[test]
 fn examples_train() {
-    for (file, epochs) in
-        [("gunpoint_classifier.lpn", 3), ("digits_2d.lpn", 2), ("waveforms_frozen_frontend.lpn", 2), ("ecg_denoiser.lpn", 2), ("ecg_decimator.lpn", 2)]
-    {
+    for (file, epochs) in [
+        ("gunpoint_classifier.lpn", 3),
+        ("digits_2d.lpn", 2),
+        ("waveforms_frozen_frontend.lpn", 2),
+        ("ecg_denoiser.lpn", 2),
+        ("ecg_decimator.lpn", 2),
+    ] {
         let (report, dir) = train_example(file, epochs);
         losses_fall(&report);
         assert!(dir.join("model.safetensors").is_file() && dir.join("report.json").is_file());

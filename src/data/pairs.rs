@@ -107,7 +107,8 @@ pub(super) fn load_pairs(x_path: &Path, y_path: &Path, input: &[usize]) -> Resul
     }
     rows_pair_up(x_path, &x, y_path, &y)?;
     let (len, shape) = (x.rows(), vec![y.width]);
-    let data = Dataset { inputs: x.values, targets: Targets::Regression { values: y.values, shape }, len, shape: input.to_vec(), stream: None };
+    let data =
+        Dataset { inputs: x.values, targets: Targets::Regression { values: y.values, shape }, len, shape: input.to_vec(), stream: None };
     Ok(Loaded { data, classes: None, labels: None })
 }
 
