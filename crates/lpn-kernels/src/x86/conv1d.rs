@@ -7,6 +7,8 @@
 //! functions compiled for their instruction set: calling one is sound only
 //! on a CPU that has it, which the caller states.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::{ConvGeometry, Isa};
@@ -109,7 +111,7 @@ fn simd(isa: Isa) -> Option<Simd> {
     }
 }
 
-fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: &mut Vec<f32>) {
+fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [MaybeUninit<f32>], xp: &mut Vec<f32>) {
     match simd {
         // SAFETY: `Simd::Avx512` comes from `isa::current()`, which returns
         // AVX-512 only where the CPU has AVX-512F, AVX2 and FMA (run-time check).
@@ -185,11 +187,16 @@ pub(crate) fn grad_weight(isa: Isa, (gy, x): (&[f32], &[f32]), g: &ConvGeometry<
 
 fn forward_blocked(x: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
     let wt = p.pack_weights(w);
-    let mut y = vec![0f32; b * p.cout * p.lout];
-    y.par_chunks_mut(p.cout * p.lout)
-        .enumerate()
-        .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, yb, xp));
-    y
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut((p.cout * p.lout).max(1))
+            .enumerate()
+            .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, yb, xp));
+    };
+    // SAFETY: `forward_item` writes every output of its item: its tiles cover
+    // every output channel (the blocks of each group) and every position (the
+    // tiles from 0 to lout, the last cut at the row's end). The output is
+    // written once, without a zero fill first.
+    unsafe { crate::fill::filled(b * p.cout * p.lout, fill) }
 }
 
 /// Stride-1 weight gradient. Wide layers (one group, at least two vectors
@@ -395,19 +402,27 @@ macro_rules! simd_kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn store<const NV: usize>(acc: &[$v; NV], out: &mut [f32]) {
+            fn store<const NV: usize>(acc: &[$v; NV], out: &mut [std::mem::MaybeUninit<f32>]) {
                 // `out` may end inside the last vector (the row's end).
                 for (n, part) in out.chunks_mut(LANES).enumerate() {
-                    let mut buf = [0f32; LANES];
-                    // SAFETY: `buf` holds LANES floats; unaligned stores are allowed.
-                    unsafe { $storeu(buf.as_mut_ptr(), acc[n]) };
-                    part.copy_from_slice(&buf[..part.len()]);
+                    if part.len() == LANES {
+                        // SAFETY: `part` has room for LANES floats; unaligned
+                        // stores are allowed, and storing initialises it.
+                        unsafe { $storeu(part.as_mut_ptr().cast::<f32>(), acc[n]) };
+                    } else {
+                        let mut buf = [0f32; LANES];
+                        // SAFETY: `buf` holds LANES floats; unaligned stores are allowed.
+                        unsafe { $storeu(buf.as_mut_ptr(), acc[n]) };
+                        for (d, v) in part.iter_mut().zip(buf) {
+                            d.write(v);
+                        }
+                    }
                 }
             }
 
             /// The forward pass of one batch item: `x [cin, l]` → `y [cout, lout]`.
             #[target_feature(enable = $feat)]
-            pub(crate) fn forward_item(p: &Plan, x: &[f32], wt: &[f32], y: &mut [f32], xp: &mut Vec<f32>) {
+            pub(crate) fn forward_item(p: &Plan, x: &[f32], wt: &[f32], y: &mut [std::mem::MaybeUninit<f32>], xp: &mut Vec<f32>) {
                 const W: usize = $nv * LANES;
                 const W1: usize = $nv1 * LANES;
                 let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
