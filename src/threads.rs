@@ -7,7 +7,7 @@
 //! `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical cores,
 //! and whose workers spin between ops. The count goes to rayon (and to
 //! `RAYON_NUM_THREADS`, by which Candle splits matmuls); Candle's own pool
-//! gets one thread, the caller's. Its spinning workers competed with rayon's
+//! gets one thread, the caller's (unless `CANDLE_NUM_THREADS` says otherwise). Its spinning workers competed with rayon's
 //! for the same cores: on the GunPoint example (small tensors, many Candle
 //! ops per step) they took four fifths of the CPU time, and what is left on
 //! that pool is the light work (losses, gradient norms, the odd add): the
@@ -30,7 +30,9 @@ pub unsafe fn configure(threads: Option<usize>) -> Result<usize, String> {
         return Err("the number of threads must be at least 1".into());
     }
     let wanted = threads.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
-    for (var, count) in [("CANDLE_NUM_THREADS", 1), ("RAYON_NUM_THREADS", wanted)] {
+    // Candle's pool: one thread unless the user sized it (CANDLE_NUM_THREADS).
+    let candle = std::env::var("CANDLE_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or(1);
+    for (var, count) in [("CANDLE_NUM_THREADS", candle), ("RAYON_NUM_THREADS", wanted)] {
         if std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) != Some(count) {
             // SAFETY: the caller guarantees no other thread exists that could
             // read the environment.
