@@ -326,6 +326,8 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         "npy" => super::numpy::npy_source(ctx, call, input),
         "npz" => super::numpy::npz_source(ctx, call, input),
         "ts" => super::ts::ts_source(ctx, call, input),
+        "wav" => super::media::wav_source(ctx, call, input),
+        "images" => super::media::images_source(ctx, call, input),
         other => unreachable!("data source {other} has no checker"),
     }
 }
