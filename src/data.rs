@@ -1029,7 +1029,13 @@ pub(crate) struct Windowing {
 /// target the clean window. The noise is drawn in the order the values are
 /// laid out (window by window, channel by channel), from one stream for all
 /// the recordings.
-pub(crate) fn noisy_windows(recordings: &[(&Path, &[f32])], channels: usize, len: usize, windowing: Windowing, what: &str) -> Result<Dataset, DataError> {
+pub(crate) fn noisy_windows(
+    recordings: &[(&Path, &[f32])],
+    channels: usize,
+    len: usize,
+    windowing: Windowing,
+    what: &str,
+) -> Result<Dataset, DataError> {
     let stride = windowing.stride.unwrap_or(len);
     let Some(&(first, _)) = recordings.first() else { return Err(DataError::new(format!("`{what}`: no recording"))) };
     if stride == 0 {

@@ -130,7 +130,10 @@ pub fn layout(env: &dyn Environment, path: &Path, extensions: &[&str], kinds: &s
         classes.push(ClassFolder { name: name.clone(), files });
     }
     if classes.len() < 2 {
-        return Err(DataError::file(path, format!("the folder has one class folder (`{}`); classification needs at least two", classes[0].name)));
+        return Err(DataError::file(
+            path,
+            format!("the folder has one class folder (`{}`); classification needs at least two", classes[0].name),
+        ));
     }
     Ok(Layout::Classes(classes))
 }
@@ -173,7 +176,11 @@ mod tests {
     #[test]
     fn bad_layouts_are_named() {
         let message = |files: &[&str], flat| layout(&env(files), Path::new("/d"), &["wav"], "`.wav`", flat).unwrap_err().to_string();
-        assert!(message(&["a/x.wav", "b/y.txt"], true).contains("class folder `b` holds no `.wav` file"), "{}", message(&["a/x.wav", "b/y.txt"], true));
+        assert!(
+            message(&["a/x.wav", "b/y.txt"], true).contains("class folder `b` holds no `.wav` file"),
+            "{}",
+            message(&["a/x.wav", "b/y.txt"], true)
+        );
         assert!(message(&["x.txt"], true).contains("no `.wav` file and no class folder"));
         assert!(message(&["x.png"], false).contains("holds no class folder"));
         assert!(message(&["a/x.wav", "y.wav"], true).contains("both `.wav` files (`y.wav`) and folders (`a`)"));

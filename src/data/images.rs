@@ -92,11 +92,20 @@ pub fn read_image(env: &dyn Environment, path: &Path, size: [usize; 2], grayscal
 
 /// `images(path, size, grayscale)` loaded for the model's `input`; `known`
 /// are the training classes, for a validation or test source.
-pub(super) fn load_images(path: &Path, size: [usize; 2], grayscale: bool, input: &[usize], known: Option<&[Label]>) -> Result<Loaded, DataError> {
+pub(super) fn load_images(
+    path: &Path,
+    size: [usize; 2],
+    grayscale: bool,
+    input: &[usize],
+    known: Option<&[Label]>,
+) -> Result<Loaded, DataError> {
     let env = RealEnvironment::default();
     let channels = if grayscale { 1 } else { 3 };
     if input != [channels, size[0], size[1]] {
-        return Err(DataError::file(path, format!("the images are {:?}, but the model's input is {input:?}", [channels, size[0], size[1]])));
+        return Err(DataError::file(
+            path,
+            format!("the images are {:?}, but the model's input is {input:?}", [channels, size[0], size[1]]),
+        ));
     }
     let Layout::Classes(classes) = image_layout(&env, path)? else {
         return Err(DataError::file(path, "the folder holds no class folder"));
@@ -172,6 +181,11 @@ pub(crate) mod tests {
         let env = env_with("a.jpg", jpeg.clone()).file("/i/b.png", b"not an image at all".to_vec()).file("/i/c.jpg", jpeg[..40].to_vec());
         assert_eq!(probe_image(&env, Path::new("/i/a.jpg")).unwrap(), (5, 3));
         assert!(probe_image(&env, Path::new("/i/b.png")).unwrap_err().to_string().contains("/i/b.png: not a PNG or JPEG file"));
-        assert!(read_image(&env, Path::new("/i/c.jpg"), [3, 5], true).unwrap_err().to_string().contains("/i/c.jpg: the image cannot be decoded"));
+        assert!(
+            read_image(&env, Path::new("/i/c.jpg"), [3, 5], true)
+                .unwrap_err()
+                .to_string()
+                .contains("/i/c.jpg: the image cannot be decoded")
+        );
     }
 }

@@ -106,7 +106,9 @@ pub fn read_wav(env: &dyn Environment, path: &Path) -> Result<(WavFacts, Vec<f32
         error
     };
     let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().enumerate().map(|(i, s)| s.map_err(|e| at(i, e))).collect::<Result<_, _>>()?,
+        hound::SampleFormat::Float => {
+            reader.samples::<f32>().enumerate().map(|(i, s)| s.map_err(|e| at(i, e))).collect::<Result<_, _>>()?
+        }
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f64;
             let samples = reader.samples::<i32>().enumerate().map(|(i, s)| s.map(|v| (v as f64 * scale) as f32).map_err(|e| at(i, e)));
@@ -172,7 +174,10 @@ pub(super) fn load_wav(path: &Path, windows: super::Windowing, input: &[usize], 
         return Err(DataError::file(path, format!("`wav` gives `[channels, length]` examples, but the model's input is {input:?}")));
     };
     if read[0].0.channels != *channels {
-        return Err(DataError::file(path, format!("the files have {} channels, the model's input {input:?} has {channels}", read[0].0.channels)));
+        return Err(DataError::file(
+            path,
+            format!("the files have {} channels, the model's input {input:?} has {channels}", read[0].0.channels),
+        ));
     }
     let Layout::Classes(classes) = &layout else {
         let recordings: Vec<(&Path, &[f32])> = layout.files().into_iter().zip(&read).map(|(p, (_, s))| (p, &s[..])).collect();
@@ -191,7 +196,10 @@ pub(super) fn load_wav(path: &Path, windows: super::Windowing, input: &[usize], 
             if facts.frames != *length {
                 return Err(DataError::file(
                     file,
-                    format!("the clip has {} samples, but the model's input length is {length}: every clip must have exactly that many", facts.frames),
+                    format!(
+                        "the clip has {} samples, but the model's input length is {length}: every clip must have exactly that many",
+                        facts.frames
+                    ),
                 ));
             }
             inputs.extend_from_slice(samples);

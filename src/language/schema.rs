@@ -838,7 +838,12 @@ pub const SOURCES: &[Schema] = &[
         params: &[
             positional("path", ParamType::Path, DefaultValue::Required, "a `.wav` file or a folder, relative to the .lpn file"),
             param("stride", int(1), DefaultValue::Derived("the window length"), "recordings: step between windows"),
-            param("noise", NON_NEGATIVE, DefaultValue::Float(0.1), "recordings: standard deviation of the added noise (samples are in [-1, 1])"),
+            param(
+                "noise",
+                NON_NEGATIVE,
+                DefaultValue::Float(0.1),
+                "recordings: standard deviation of the added noise (samples are in [-1, 1])",
+            ),
             param("seed", int(0), DefaultValue::Int(1), "recordings: seed of the noise"),
         ],
         example: "wav(\"data/commands\")",
@@ -848,7 +853,12 @@ pub const SOURCES: &[Schema] = &[
         summary: "PNG and JPEG images in torchvision's ImageFolder layout: one subfolder per class, classes sorted by folder name, files found in each class folder and below it. Each image is converted to 8-bit RGB (alpha dropped), to gray by ITU-R 601 luma as PIL's `convert(\"L\")` with `grayscale=true`, resized to `size` by bilinear interpolation (the `image` crate's triangle filter, antialiased when shrinking like PIL's BILINEAR) when it is not that size, and scaled to [0, 1] as `ToTensor`: an example is `[channels, height, width]`.",
         params: &[
             positional("path", ParamType::Path, DefaultValue::Required, "folder of class subfolders, relative to the .lpn file"),
-            param("size", ParamType::IntOrPair { min: 1 }, DefaultValue::Derived("the input's [height, width]"), "`[height, width]` the images are resized to (one number: a square)"),
+            param(
+                "size",
+                ParamType::IntOrPair { min: 1 },
+                DefaultValue::Derived("the input's [height, width]"),
+                "`[height, width]` the images are resized to (one number: a square)",
+            ),
             param("grayscale", ParamType::Bool, DefaultValue::Bool(false), "one channel of luma instead of three of RGB"),
         ],
         example: "images(\"data/digits\", size=[28, 28], grayscale=true)",

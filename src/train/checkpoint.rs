@@ -102,7 +102,10 @@ pub struct FileDigest {
 const ENV: crate::language::check::RealEnvironment = crate::language::check::RealEnvironment { available_memory: None };
 
 /// The files of a `wav` or `images` source, each with the source's role.
-fn folder_files(role: &str, layout: Result<crate::data::folders::Layout, crate::data::DataError>) -> Result<Vec<(String, PathBuf)>, TrainError> {
+fn folder_files(
+    role: &str,
+    layout: Result<crate::data::folders::Layout, crate::data::DataError>,
+) -> Result<Vec<(String, PathBuf)>, TrainError> {
     Ok(layout.map_err(TrainError::Data)?.files().into_iter().map(|f| (role.to_string(), f.to_path_buf())).collect())
 }
 

@@ -20,7 +20,12 @@ use crate::language::schema::Task;
 use crate::language::shape::Shape;
 
 /// The source's folder or file and its layout, or E0050/E0150.
-fn located(ctx: &mut Ctx, call: &Call, list: fn(&dyn crate::language::check::Environment, &Path) -> Result<Layout, crate::data::DataError>, help: &str) -> Option<(PathBuf, Layout)> {
+fn located(
+    ctx: &mut Ctx,
+    call: &Call,
+    list: fn(&dyn crate::language::check::Environment, &Path) -> Result<Layout, crate::data::DataError>,
+    help: &str,
+) -> Option<(PathBuf, Layout)> {
     let written = call.str("path")?;
     let span = call.span_of("path");
     let path = if Path::new(written).is_absolute() { PathBuf::from(written) } else { ctx.base_dir.join(written) };
@@ -94,10 +99,23 @@ pub fn wav_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> 
 
 /// E0052 for clips or recordings that do not fit the input `[channels,
 /// length]`; the number of examples they make.
-fn fits_input(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, layout: &Layout, facts: &[WavFacts], name: impl Fn(&Path) -> String) -> usize {
+fn fits_input(
+    ctx: &mut Ctx,
+    call: &Call,
+    input: Option<(&Shape, Span)>,
+    layout: &Layout,
+    facts: &[WavFacts],
+    name: impl Fn(&Path) -> String,
+) -> usize {
     let Some((shape, input_span)) = input else { return 0 };
     let first = &facts[0];
-    let mismatch = |data: String, help: String| Problem::DataShapeMismatch { span: call.span_of("path"), input_span, data, input: shape.clone(), help: Some(help) };
+    let mismatch = |data: String, help: String| Problem::DataShapeMismatch {
+        span: call.span_of("path"),
+        input_span,
+        data,
+        input: shape.clone(),
+        help: Some(help),
+    };
     let [channels, length] = shape.0[..] else {
         ctx.problems.push(mismatch(format!("audio of {}", first.kind()), format!("use an input `[{}, length]`", first.channels)));
         return 0;
@@ -111,7 +129,9 @@ fn fits_input(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, layout:
             let files = layout.files();
             if let Some(i) = facts.iter().position(|f| f.frames != length) {
                 let data = format!("a clip `{}` of {} samples", name(files[i]), facts[i].frames);
-                let help = format!("every clip must have exactly the input's length, {length} samples: trim or pad the files (none is cut or padded on loading)");
+                let help = format!(
+                    "every clip must have exactly the input's length, {length} samples: trim or pad the files (none is cut or padded on loading)"
+                );
                 ctx.problems.push(mismatch(data, help));
             }
             facts.len()
@@ -121,7 +141,10 @@ fn fits_input(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, layout:
             let windows: usize = facts.iter().filter(|f| f.frames >= length).map(|f| (f.frames - length) / stride + 1).sum();
             if windows == 0 && length > 0 {
                 let longest = facts.iter().map(|f| f.frames).max().unwrap_or(0);
-                ctx.problems.push(mismatch(format!("recordings of at most {longest} samples"), format!("windows are the model's input length; use at most {longest}")));
+                ctx.problems.push(mismatch(
+                    format!("recordings of at most {longest} samples"),
+                    format!("windows are the model's input length; use at most {longest}"),
+                ));
             }
             windows
         }
@@ -130,7 +153,8 @@ fn fits_input(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>, layout:
 
 /// `images("dir", size=[h, w], grayscale=…)`.
 pub fn images_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<SourceFacts> {
-    let help = "put each class's images in a subfolder named after the class: `DIR/CLASS/IMAGE.png`, as torchvision's ImageFolder reads them";
+    let help =
+        "put each class's images in a subfolder named after the class: `DIR/CLASS/IMAGE.png`, as torchvision's ImageFolder reads them";
     let (path, layout) = located(ctx, call, crate::data::images::image_layout, help)?;
     let (written, span) = (call.str("path")?, call.span_of("path"));
     let Layout::Classes(classes) = &layout else { return None };
@@ -151,16 +175,28 @@ pub fn images_source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) 
         && shape.0 != [channels, size[0], size[1]]
     {
         let data = format!("{} images of {}×{}", if grayscale { "grayscale" } else { "RGB" }, size[0], size[1]);
-        let help = format!("use `input [{channels}, {}, {}]`{}", size[0], size[1], match (shape.0.first(), grayscale) {
-            (Some(1), false) => ", or `grayscale=true` for one channel",
-            (Some(3), true) => ", or leave out `grayscale=true` for RGB",
-            _ => "",
-        });
+        let help = format!(
+            "use `input [{channels}, {}, {}]`{}",
+            size[0],
+            size[1],
+            match (shape.0.first(), grayscale) {
+                (Some(1), false) => ", or `grayscale=true` for one channel",
+                (Some(3), true) => ", or leave out `grayscale=true` for RGB",
+                _ => "",
+            }
+        );
         ctx.problems.push(Problem::DataShapeMismatch { span: call.span, input_span, data, input: shape.clone(), help: Some(help) });
     }
     let examples = layout.files().len();
     let source = Source::Images { path, size, grayscale };
-    Some(SourceFacts { source, task: Task::Classify, classes: Some(classes.len()), span: call.span, ucr: None, bytes: dataset_bytes(examples, input, Task::Classify) })
+    Some(SourceFacts {
+        source,
+        task: Task::Classify,
+        classes: Some(classes.len()),
+        span: call.span,
+        ucr: None,
+        bytes: dataset_bytes(examples, input, Task::Classify),
+    })
 }
 
 /// E0152 for each band constraint whose `fs=` is not the rate of the audio

@@ -537,7 +537,11 @@ pub(super) fn sample_rate_mismatch(span: &Span, data_span: &Span, layer: &String
     let sees = if *decimation == 1 {
         format!("the data's {} Hz", fmt_num(*rate))
     } else {
-        format!("{} Hz (the data's {} Hz, after strides and pooling that keep 1 sample in {decimation})", fmt_num(*rate / *decimation as f64), fmt_num(*rate))
+        format!(
+            "{} Hz (the data's {} Hz, after strides and pooling that keep 1 sample in {decimation})",
+            fmt_num(*rate / *decimation as f64),
+            fmt_num(*rate)
+        )
     };
     (
         "E0152",
