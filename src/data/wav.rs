@@ -101,9 +101,11 @@ pub fn read_wav(env: &dyn Environment, path: &Path) -> Result<(WavFacts, Vec<f32
     let (facts, _, spec) = header(path, &bytes)?;
     let mut reader = hound::WavReader::new(Cursor::new(&bytes[..])).map_err(|e| hound_error(path, e))?;
     let at = |i: usize, e: hound::Error| {
-        let mut error = hound_error(path, e);
-        error.message = format!("frame {} of {}: {}", i / facts.channels.max(1), facts.frames, error.message);
-        error
+        let why = match e {
+            hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "the file ends here, cut short".to_string(),
+            other => hound_error(path, other).message,
+        };
+        DataError::file(path, format!("frame {} of {}: {why}", i / facts.channels.max(1), facts.frames))
     };
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => {
@@ -277,7 +279,8 @@ pub(crate) mod tests {
             .file("/text.wav", b"hello, this is not audio".to_vec());
         let cut = probe_wav(&env, Path::new("/cut.wav")).unwrap_err().to_string();
         assert!(cut.contains("/cut.wav: the file is cut short: its header announces 100 frames, it holds 95"), "{cut}");
-        assert!(read_wav(&env, Path::new("/cut.wav")).unwrap_err().to_string().contains("frame 95 of 100"));
+        let cut = read_wav(&env, Path::new("/cut.wav")).unwrap_err().to_string();
+        assert!(cut.contains("/cut.wav: frame 95 of 100: the file ends here, cut short"), "{cut}");
         let text = probe_wav(&env, Path::new("/text.wav")).unwrap_err().to_string();
         assert!(text.contains("/text.wav: not a WAV file"), "{text}");
     }
