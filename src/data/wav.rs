@@ -51,8 +51,8 @@ impl WavFacts {
 
 fn hound_error(path: &Path, e: hound::Error) -> DataError {
     let why = match e {
-        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "the file ends inside its header".to_string(),
-        hound::Error::IoError(e) => format!("the file cannot be read: {e}"),
+        // The bytes are in memory: an I/O error is the end of them.
+        hound::Error::IoError(_) => "the file ends inside its header".to_string(),
         hound::Error::FormatError(what) => format!("not a WAV file that can be read: {what}"),
         hound::Error::Unsupported => "a WAV encoding that is not supported: only PCM (8, 16, 24, 32 bits) and 32-bit float".into(),
         other => format!("not a WAV file that can be read: {other}"),
@@ -102,7 +102,8 @@ pub fn read_wav(env: &dyn Environment, path: &Path) -> Result<(WavFacts, Vec<f32
     let mut reader = hound::WavReader::new(Cursor::new(&bytes[..])).map_err(|e| hound_error(path, e))?;
     let at = |i: usize, e: hound::Error| {
         let why = match e {
-            hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "the file ends here, cut short".to_string(),
+            // The bytes are in memory: an I/O error is the end of them.
+            hound::Error::IoError(_) => "the file ends here, cut short".to_string(),
             other => hound_error(path, other).message,
         };
         DataError::file(path, format!("frame {} of {}: {why}", i / facts.channels.max(1), facts.frames))
