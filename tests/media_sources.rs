@@ -41,13 +41,13 @@ fn wav_clips_in_class_folders_learn_low_and_high_tones() {
     }
     let source = "model tones {
       input [1, 64]
-      conv(out=8, k=9, padding=same) @lowpass(cutoff=7000, fs=16000, mode=penalty, weight=0.01)
+      conv(out=8, k=15, padding=same) @lowpass(cutoff=6000, fs=16000, mode=penalty, weight=0.01)
       relu
       global_avgpool
       linear(2)
     }
-    data { train = wav(\"data\")  test_split = 0.25 }
-    train { optimizer = adam(0.02)  epochs = 40  batch = 8 }";
+    data { train = wav(\"data\"); test_split = 0.25 }
+    train { optimizer = adam(0.02); epochs = 40; batch = 8 }";
     let p = common::program(source, &dir);
     assert_eq!(p.data.classes, Some(2));
     let options = lpn::train::Options { out_dir: dir.join("out"), ..Default::default() };
@@ -69,7 +69,7 @@ fn a_wav_recording_trains_a_denoiser_on_noisy_windows() {
       conv(out=1, k=15, padding=same)
     }
     data wav(\"speech.wav\", noise=0.2, stride=16)
-    train { optimizer = adam(0.01)  epochs = 6  batch = 16 }";
+    train { optimizer = adam(0.01); epochs = 6; batch = 16 }";
     let p = common::program(source, &dir);
     let options = lpn::train::Options { out_dir: dir.join("out"), ..Default::default() };
     let report = lpn::train::train(&p, &options).unwrap();
@@ -108,8 +108,8 @@ fn images_in_class_folders_learn_horizontal_and_vertical_stripes() {
       global_avgpool
       linear(2)
     }
-    data { train = images(\"data\", grayscale=true)  test_split = 0.25 }
-    train { optimizer = adam(0.02)  epochs = 40  batch = 8 }";
+    data { train = images(\"data\", grayscale=true); test_split = 0.25 }
+    train { optimizer = adam(0.02); epochs = 40; batch = 8 }";
     let p = common::program(source, &dir);
     let options = lpn::train::Options { out_dir: dir.join("out"), ..Default::default() };
     let report = lpn::train::train(&p, &options).unwrap();
