@@ -84,7 +84,7 @@ fn a_wav_recording_trains_a_denoiser_on_noisy_windows() {
 fn stripes(size: u32, horizontal: bool, shift: u32) -> image::DynamicImage {
     let img = image::RgbImage::from_fn(size, size, |x, y| {
         let along = if horizontal { y } else { x };
-        if (along + shift) / 2 % 2 == 0 { image::Rgb([250, 40, 40]) } else { image::Rgb([10, 10, 90]) }
+        if ((along + shift) / 2).is_multiple_of(2) { image::Rgb([250, 40, 40]) } else { image::Rgb([10, 10, 90]) }
     });
     image::DynamicImage::ImageRgb8(img)
 }
