@@ -16,11 +16,14 @@ use crate::language::check::environment::{EntryKind, Environment, RealEnvironmen
 use crate::language::ir::{DataSpec, Normalize, Source, Stream};
 use crate::rng::Rng;
 
+pub mod folders;
+pub mod images;
 pub mod numpy;
 pub mod pairs;
 pub mod predict_input;
 pub mod stream;
 pub mod ts;
+pub mod wav;
 
 /// Examples in row-major f32: example i occupies `inputs[i*per_example .. (i+1)*per_example]`,
 /// laid out in the model's input shape (e.g. `[1, 1024]` or `[1, 8, 8]`).
@@ -351,7 +354,9 @@ pub fn load(spec: &DataSpec, input: &[usize]) -> Result<Splits, DataError> {
                 | Source::Npy { .. }
                 | Source::Npz { .. }
                 | Source::Ts { .. }
-                | Source::Pairs { .. } => None,
+                | Source::Pairs { .. }
+                | Source::Wav { .. }
+                | Source::Images { .. } => None,
             };
             return Err(DataError::new(why.unwrap_or_else(|| {
                 format!("class {missing} has no example in the training data: a class without examples cannot be learnt")
@@ -380,8 +385,8 @@ pub const UCR_SPLIT_SEED: u64 = 0;
 /// The seed of a source, [`UCR_SPLIT_SEED`] for sources without one (the val split's stream).
 fn seed_of(source: &Source) -> u64 {
     match source {
-        Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } => *seed,
-        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } | Source::Pairs { .. } => UCR_SPLIT_SEED,
+        Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } | Source::Wav { seed, .. } => *seed,
+        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } | Source::Pairs { .. } | Source::Images { .. } => UCR_SPLIT_SEED,
     }
 }
 
@@ -501,12 +506,14 @@ fn load_source(
         }
         Source::Ucr { path } => ucr(path, input, known, split_off),
         &Source::Signal { ref path, column, stride, noise, seed } => {
-            let data = signal(path, column, stride, noise, seed, input)?;
+            let data = signal(path, column, Windowing { stride, noise, seed }, input)?;
             Ok(Loaded { data, classes: None, labels: None })
         }
         Source::Npy { path, labels } if stream::streams(stream, source, &RealEnvironment::default()) => {
             numpy::load_npy_streamed(path, labels, input, known)
         }
+        &Source::Wav { ref path, stride, noise, seed, .. } => wav::load_wav(path, Windowing { stride, noise, seed }, input, known),
+        Source::Images { path, size, grayscale } => images::load_images(path, *size, *grayscale, input, known),
         Source::Npy { path, labels } => numpy::load_npy(path, labels, input, known),
         Source::Npz { path, x, y } => numpy::load_npz(path, x, y, input, known),
         Source::Ts { path } => ts::load_ts(path, input, known),
@@ -859,6 +866,8 @@ pub fn class_labels(spec: &DataSpec) -> Result<Option<Vec<Label>>, DataError> {
         Source::Npy { labels, .. } => numpy::class_labels_npy(labels),
         Source::Npz { path, x, y } => numpy::class_labels_npz(path, x, y),
         Source::Ts { path } => Ok(Some(ts::read_ts(&RealEnvironment::default(), path)?.class_names())),
+        Source::Wav { path, .. } => wav::class_labels_wav(path),
+        Source::Images { path, .. } => images::class_labels_images(path),
     }
 }
 
@@ -1067,12 +1076,8 @@ pub fn read_column(env: &dyn Environment, path: &Path, column: usize) -> Result<
     Ok(samples)
 }
 
-fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u64, input: &[usize]) -> Result<Dataset, DataError> {
+fn signal(path: &Path, column: usize, windowing: Windowing, input: &[usize]) -> Result<Dataset, DataError> {
     let len = signal_length(input, "signal")?;
-    let stride = stride.unwrap_or(len);
-    if stride == 0 {
-        return Err(DataError::file(path, "`stride` must be at least 1"));
-    }
     let samples = read_column(&RealEnvironment::default(), path, column)?;
     if samples.len() < len {
         return Err(DataError::file(
@@ -1083,17 +1088,61 @@ fn signal(path: &Path, column: usize, stride: Option<usize>, noise: f64, seed: u
             ),
         ));
     }
-    let windows = (samples.len() - len) / stride + 1;
-    let mut rng = Rng::derive(seed, "signal");
-    let mut inputs = buffer(windows, len, "`signal`")?;
-    let mut targets = buffer(windows, len, "`signal`")?;
-    for w in 0..windows {
-        for &x in &samples[w * stride..w * stride + len] {
-            targets.push(x);
-            inputs.push((x as f64 + noise * rng.normal()) as f32);
+    noisy_windows(&[(path, &samples)], 1, len, windowing, "signal")
+}
+
+/// How recordings are cut into noisy windows (`signal`, `wav`): `stride`
+/// samples apart (default: the window length), with white noise of standard
+/// deviation `noise` from the stream seeded by `seed`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Windowing {
+    pub stride: Option<usize>,
+    pub noise: f64,
+    pub seed: u64,
+}
+
+/// Denoising examples from recordings, each `channels × frames` values,
+/// channel-major: windows of `len` frames, `windowing.stride` apart, never
+/// across two recordings; the input is the window plus white noise, the
+/// target the clean window. The noise is drawn in the order the values are
+/// laid out (window by window, channel by channel), from one stream for all
+/// the recordings.
+pub(crate) fn noisy_windows(
+    recordings: &[(&Path, &[f32])],
+    channels: usize,
+    len: usize,
+    windowing: Windowing,
+    what: &str,
+) -> Result<Dataset, DataError> {
+    let stride = windowing.stride.unwrap_or(len);
+    let Some(&(first, _)) = recordings.first() else { return Err(DataError::new(format!("`{what}`: no recording"))) };
+    if stride == 0 {
+        return Err(DataError::file(first, "`stride` must be at least 1"));
+    }
+    let frames = |samples: &[f32]| samples.len() / channels.max(1);
+    let count = |samples: &[f32]| if frames(samples) >= len { (frames(samples) - len) / stride + 1 } else { 0 };
+    let windows: usize = recordings.iter().map(|(_, s)| count(s)).sum();
+    if windows == 0 {
+        return Err(DataError::file(
+            first,
+            format!("no recording is as long as the window length {len} (the model's input length): there are no windows"),
+        ));
+    }
+    let mut rng = Rng::derive(windowing.seed, "signal");
+    let mut inputs = buffer(windows, channels * len, &format!("`{what}`"))?;
+    let mut targets = buffer(windows, channels * len, &format!("`{what}`"))?;
+    for &(_, samples) in recordings {
+        let n = frames(samples);
+        for w in 0..count(samples) {
+            for c in 0..channels {
+                for &x in &samples[c * n + w * stride..c * n + w * stride + len] {
+                    targets.push(x);
+                    inputs.push((x as f64 + windowing.noise * rng.normal()) as f32);
+                }
+            }
         }
     }
-    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: windows, shape: input.to_vec(), stream: None })
+    Ok(Dataset { inputs, targets: Targets::Signals(targets), len: windows, shape: vec![channels, len], stream: None })
 }
 
 #[cfg(test)]

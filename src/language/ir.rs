@@ -371,6 +371,25 @@ pub enum Source {
         #[serde(skip)]
         y: PathBuf,
     },
+    /// Audio in WAV files (`crate::data::wav`): class folders of clips, or
+    /// recordings cut into noisy windows as `Signal`'s. `rate` is the
+    /// files' sample rate in Hz.
+    Wav {
+        #[serde(skip)]
+        path: PathBuf,
+        stride: Option<usize>,
+        noise: f64,
+        seed: u64,
+        rate: u32,
+    },
+    /// PNG/JPEG images in class folders (`crate::data::images`), resized to
+    /// `size` (height, width), one channel when `grayscale`, else three.
+    Images {
+        #[serde(skip)]
+        path: PathBuf,
+        size: [usize; 2],
+        grayscale: bool,
+    },
 }
 
 /// One stage of a staged training: how long, and what changes for its

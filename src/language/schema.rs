@@ -859,13 +859,44 @@ pub const SOURCES: &[Schema] = &[
         ],
         example: "pairs(x=\"data/ecg_pairs_x.csv.gz\", y=\"data/ecg_pairs_y.csv.gz\")",
     },
+    Schema {
+        name: "wav",
+        summary: "Audio in WAV files: PCM of 8, 16, 24 or 32 bits or 32-bit float, any number of channels (the input's first axis); integer samples scaled to [-1, 1) as `torchaudio.load` does. A folder with one subfolder of `.wav` clips per class is classification, one example per clip, every clip exactly the input's length (none is cut or padded); classes are the folder names, sorted as torchvision's ImageFolder sorts them. One file, or a folder of `.wav` recordings, is denoising: windows of the input's length with white noise added, as `signal`. All files share one sample rate and channel count; a band constraint's `fs=` must be the rate its layer sees.",
+        params: &[
+            positional("path", ParamType::Path, DefaultValue::Required, "a `.wav` file or a folder, relative to the .lpn file"),
+            param("stride", int(1), DefaultValue::Derived("the window length"), "recordings: step between windows"),
+            param(
+                "noise",
+                NON_NEGATIVE,
+                DefaultValue::Float(0.1),
+                "recordings: standard deviation of the added noise (samples are in [-1, 1])",
+            ),
+            param("seed", int(0), DefaultValue::Int(1), "recordings: seed of the noise"),
+        ],
+        example: "wav(\"data/commands\")",
+    },
+    Schema {
+        name: "images",
+        summary: "PNG and JPEG images in torchvision's ImageFolder layout: one subfolder per class, classes sorted by folder name, files found in each class folder and below it. Each image is converted to 8-bit RGB (alpha dropped), to gray by ITU-R 601 luma as PIL's `convert(\"L\")` with `grayscale=true`, resized to `size` by bilinear interpolation (the `image` crate's triangle filter, antialiased when shrinking like PIL's BILINEAR) when it is not that size, and scaled to [0, 1] as `ToTensor`: an example is `[channels, height, width]`.",
+        params: &[
+            positional("path", ParamType::Path, DefaultValue::Required, "folder of class subfolders, relative to the .lpn file"),
+            param(
+                "size",
+                ParamType::IntOrPair { min: 1 },
+                DefaultValue::Derived("the input's [height, width]"),
+                "`[height, width]` the images are resized to (one number: a square)",
+            ),
+            param("grayscale", ParamType::Bool, DefaultValue::Bool(false), "one channel of luma instead of three of RGB"),
+        ],
+        example: "images(\"data/digits\", size=[28, 28], grayscale=true)",
+    },
 ];
 
 impl Schema {
     /// For data sources: which task they pose.
     pub fn task(&self) -> Task {
         match self.name {
-            "waveforms" | "ucr" | "ts" => Task::Classify,
+            "waveforms" | "ucr" | "ts" | "images" => Task::Classify,
             "pairs" => Task::Regress,
             _ => Task::Denoise,
         }

@@ -119,10 +119,22 @@ pub struct FileDigest {
     pub digest: String,
 }
 
+/// This machine, for listing a source's folder.
+const ENV: crate::language::check::RealEnvironment = crate::language::check::RealEnvironment { available_memory: None };
+
+/// The files of a `wav` or `images` source, each with the source's role.
+fn folder_files(
+    role: &str,
+    layout: Result<crate::data::folders::Layout, crate::data::DataError>,
+) -> Result<Vec<(String, PathBuf)>, TrainError> {
+    Ok(layout.map_err(TrainError::Data)?.files().into_iter().map(|f| (role.to_string(), f.to_path_buf())).collect())
+}
+
 impl RunDigest {
     pub fn of(program: &Program) -> Result<RunDigest, TrainError> {
         let of_json = |v: serde_json::Result<String>| digest(v.expect("the program serializes").as_bytes());
         let mut read: Vec<(String, &Path)> = Vec::new();
+        let mut listed: Vec<(String, PathBuf)> = Vec::new();
         let data = &program.data;
         for (role, source) in
             [("training data", Some(&data.train)), ("validation data", data.val.as_ref()), ("test data", data.test.as_ref())]
@@ -133,6 +145,9 @@ impl RunDigest {
                 }
                 Some(Source::Npy { path, labels }) => read.extend([(role.to_string(), path.as_path()), (format!("{role} labels"), labels)]),
                 Some(Source::Pairs { x, y }) => read.extend([(format!("{role} inputs"), x.as_path()), (format!("{role} targets"), y)]),
+                // Every file of a folder, each with its own digest.
+                Some(Source::Wav { path, .. }) => listed.extend(folder_files(role, crate::data::wav::wav_layout(&ENV, path))?),
+                Some(Source::Images { path, .. }) => listed.extend(folder_files(role, crate::data::images::image_layout(&ENV, path))?),
                 Some(Source::Sines { .. } | Source::Waveforms { .. }) | None => {}
             }
         }
@@ -143,6 +158,7 @@ impl RunDigest {
         }
         let files = read
             .into_iter()
+            .chain(listed.iter().map(|(role, path)| (role.clone(), path.as_path())))
             .map(|(role, path)| {
                 let digest = digest_file(path).map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
                 Ok(FileDigest { role, path: path.display().to_string(), digest })

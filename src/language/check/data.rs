@@ -372,6 +372,8 @@ fn source(ctx: &mut Ctx, call: &Call, input: Option<(&Shape, Span)>) -> Option<S
         "npz" => super::numpy::npz_source(ctx, call, input),
         "ts" => super::ts::ts_source(ctx, call, input),
         "pairs" => super::pairs::pairs_source(ctx, call, input),
+        "wav" => super::media::wav_source(ctx, call, input),
+        "images" => super::media::images_source(ctx, call, input),
         other => unreachable!("data source {other} has no checker"),
     }
 }

@@ -29,6 +29,9 @@ pub trait Environment {
     /// The file's first `len` bytes (fewer when it is shorter) and its size:
     /// a header without reading what follows it.
     fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)>;
+    /// The names of what a folder holds, in no particular order (the
+    /// `wav` and `images` sources' class folders and files).
+    fn entries(&self, folder: &Path) -> std::io::Result<Vec<String>>;
     /// Bytes that training may use (E0046).
     fn available_memory(&self) -> u64;
     /// What checks have read from files, kept between checks by a caller
@@ -93,6 +96,9 @@ impl Environment for CachedEnvironment {
     fn read_start(&self, path: &Path, len: u64) -> std::io::Result<(Vec<u8>, u64)> {
         self.real.read_start(path, len)
     }
+    fn entries(&self, folder: &Path) -> std::io::Result<Vec<String>> {
+        self.real.entries(folder)
+    }
     fn available_memory(&self) -> u64 {
         self.real.available_memory()
     }
@@ -129,6 +135,10 @@ impl Environment for RealEnvironment {
         let mut start = Vec::new();
         file.take(len).read_to_end(&mut start)?;
         Ok((start, size))
+    }
+
+    fn entries(&self, folder: &Path) -> std::io::Result<Vec<String>> {
+        std::fs::read_dir(folder)?.map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned())).collect()
     }
 
     fn available_memory(&self) -> u64 {
@@ -228,6 +238,21 @@ impl Environment for FakeEnvironment {
         let bytes = self.files.get(path).ok_or_else(|| Self::not_found(path))?;
         let end = bytes.len().min(usize::try_from(len).unwrap_or(usize::MAX));
         Ok((bytes[..end].to_vec(), bytes.len() as u64))
+    }
+
+    fn entries(&self, folder: &Path) -> std::io::Result<Vec<String>> {
+        if self.kind(folder) != Some(EntryKind::Folder) {
+            return Err(Self::not_found(folder));
+        }
+        let mut names: Vec<String> = self
+            .files
+            .keys()
+            .chain(self.others.keys())
+            .filter_map(|p| p.strip_prefix(folder).ok()?.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn available_memory(&self) -> u64 {

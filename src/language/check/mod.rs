@@ -12,6 +12,7 @@ pub(crate) mod data;
 pub mod environment;
 pub mod feasible_set;
 pub(crate) mod init_file;
+pub(crate) mod media;
 pub(crate) mod model;
 pub(crate) mod numpy;
 pub(crate) mod pairs;
@@ -203,6 +204,9 @@ fn check_file(ctx: &mut Ctx, file: &ast::File, len: usize) -> Option<Program> {
             None
         }
     };
+    if let (Some(model), Some((data, span))) = (&model, &data) {
+        media::rates_fit(ctx, model, data, *span);
+    }
     let train = data::check_train(ctx, by_name.get("train").copied(), data.as_ref().map(|(d, s)| (d, *s)), model.as_ref(), model_span);
     if let (Some(model), Some(train)) = (&model, &train) {
         memory_check(ctx, model, train.batch, model_span);

@@ -484,6 +484,31 @@ pub enum Problem {
         tensor: String,
         dtype: String,
     },
+
+    // ---- wav and images sources ----
+    /// A folder that is not laid out as its source reads it (no class
+    /// folder, an empty one, files beside class folders).
+    MediaFolder {
+        span: Span,
+        path: String,
+        reason: String,
+        help: String,
+    },
+    /// A file of a source whose sample rate or channel count differs from
+    /// the first file's.
+    MixedMedia {
+        span: Span,
+        reason: String,
+    },
+    /// A band constraint's `fs=` that is not the rate of the data the layer sees.
+    SampleRateMismatch {
+        span: Span,
+        data_span: Span,
+        layer: String,
+        fs: f64,
+        rate: f64,
+        decimation: usize,
+    },
 }
 
 /// Every code, in order, with a one-line title (`lpnc explain` adds the long text).
@@ -555,6 +580,9 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0120", "learning-rate schedule part after one that never ends"),
     ("W0120", "step schedule that never decays"),
     ("E0121", "--set that names no setting of the data or train sections"),
+    ("E0150", "data folder not laid out as its source reads it"),
+    ("E0151", "files of one source with different sample rates or channels"),
+    ("E0152", "band constraint's fs differs from the data's sample rate"),
 ];
 
 fn did_you_mean(name: &str, known: &[&'static str], kind: &str) -> Option<String> {
@@ -728,6 +756,11 @@ impl Problem {
             }
             FileNotFound { span, path, resolved } => wording::file_not_found(span, path, resolved),
             BadDataFile { span, path, line, column, reason } => wording::bad_data_file(span, path, line, column, reason),
+            MediaFolder { span, path, reason, help } => wording::media_folder(span, path, reason, help),
+            MixedMedia { span, reason } => wording::mixed_media(span, reason),
+            SampleRateMismatch { span, data_span, layer, fs, rate, decimation } => {
+                wording::sample_rate_mismatch(span, data_span, layer, fs, rate, decimation)
+            }
             DataShapeMismatch { span, input_span, data, input, help } => wording::data_shape_mismatch(span, input_span, data, input, help),
             MissingTrainData { span, no_section } => wording::missing_train_data(span, no_section),
             TaskMismatch { span, reason, help } => wording::task_mismatch(span, reason, help),

@@ -522,6 +522,41 @@ pub(super) fn bad_data_file(span: &Span, path: &String, line: &Option<usize>, co
     )
 }
 
+pub(super) fn media_folder(span: &Span, path: &String, reason: &String, help: &String) -> Wording {
+    ("E0150", format!("{path}: {reason}"), vec![label(*span, "this folder")], Some(help.clone()))
+}
+
+pub(super) fn mixed_media(span: &Span, reason: &String) -> Wording {
+    (
+        "E0151",
+        reason.clone(),
+        vec![label(*span, "in this source")],
+        Some("convert the files to one sample rate and channel count, e.g. `sox in.wav -r 16000 -c 1 out.wav`".into()),
+    )
+}
+
+pub(super) fn sample_rate_mismatch(span: &Span, data_span: &Span, layer: &String, fs: &f64, rate: &f64, decimation: &usize) -> Wording {
+    let sees = if *decimation == 1 {
+        format!("the data's {} Hz", fmt_num(*rate))
+    } else {
+        format!(
+            "{} Hz (the data's {} Hz, after strides and pooling that keep 1 sample in {decimation})",
+            fmt_num(*rate / *decimation as f64),
+            fmt_num(*rate)
+        )
+    };
+    (
+        "E0152",
+        format!("`fs={}` on `{layer}`, but the layer sees {sees}", fmt_num(*fs)),
+        vec![label(*span, format!("fs={}", fmt_num(*fs))), label(*data_span, format!("sampled at {} Hz", fmt_num(*rate)))],
+        Some(format!(
+            "the constraint's frequencies in Hz are taken at fs={}: use `fs={}`, or resample the files",
+            fmt_num(*fs),
+            fmt_num(*rate / *decimation as f64)
+        )),
+    )
+}
+
 pub(super) fn data_shape_mismatch(span: &Span, input_span: &Span, data: &String, input: &Shape, help: &Option<String>) -> Wording {
     (
         "E0052",
