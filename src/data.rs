@@ -386,7 +386,9 @@ pub const UCR_SPLIT_SEED: u64 = 0;
 fn seed_of(source: &Source) -> u64 {
     match source {
         Source::Sines { seed, .. } | Source::Waveforms { seed, .. } | Source::Signal { seed, .. } | Source::Wav { seed, .. } => *seed,
-        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } | Source::Pairs { .. } | Source::Images { .. } => UCR_SPLIT_SEED,
+        Source::Ucr { .. } | Source::Npy { .. } | Source::Npz { .. } | Source::Ts { .. } | Source::Pairs { .. } | Source::Images { .. } => {
+            UCR_SPLIT_SEED
+        }
     }
 }
 
