@@ -260,12 +260,18 @@ fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Ve
     // Items one after the other, each transposed into the same two buffers,
     // which stay in cache for all its tasks.
     let (mut gyt, mut xt) = (vec![0f32; p.lout * ld], vec![0f32; rows * p.cin]);
-    for bi in 0..b {
-        transpose_into(&gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, &mut gyt);
-        transpose_into(&x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, &mut xt);
-        let t = Transposed { gyt: &gyt, ld, xt: &xt };
-        tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0)));
-    }
+    // The loop runs on one of rayon's workers (`scope` moves it there once),
+    // so its three parallel steps per item start without handing work from
+    // the caller's thread to the pool and back each time (which took most
+    // of the time on short rows).
+    rayon::scope(|_| {
+        for bi in 0..b {
+            transpose_into(&gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, &mut gyt);
+            transpose_into(&x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, &mut xt);
+            let t = Transposed { gyt: &gyt, ld, xt: &xt };
+            tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0)));
+        }
+    });
     // `[k, cin, cout padded]` → `[cout, cin, k]`.
     let mut gw = vec![0f32; p.cout * p.cin * p.k];
     for (r, row) in part.chunks_exact(ld).enumerate() {
