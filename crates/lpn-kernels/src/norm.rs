@@ -90,23 +90,10 @@ impl<T: Num> Centre<T> {
     }
 }
 
-/// `Σ term(a[i], b[i])` over two runs of one length in [`LANES`] partial
-/// sums in `T` (vectorisable), the lanes then added in f64 in a fixed order.
+/// `Σ term(a[i], b[i])` over two runs of one length: [`lane_sum_3`].
 #[inline(always)]
 fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> f64 {
-    let mut acc = [T::ZERO; LANES];
-    let (a_whole, b_whole) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (a_rest, b_rest) = (a_whole.remainder(), b_whole.remainder());
-    for (ca, cb) in a_whole.zip(b_whole) {
-        for k in 0..LANES {
-            acc[k] += term(ca[k], cb[k]);
-        }
-    }
-    let mut total: f64 = acc.iter().map(|v| v.to_f64()).sum();
-    for (&va, &vb) in a_rest.iter().zip(b_rest) {
-        total += term(va, vb).to_f64();
-    }
-    total
+    lane_sum_3(a, b, b, |va, vb, _| term(va, vb))
 }
 
 /// One channel's `(mean, biased variance)`: two passes, the first summing
@@ -219,7 +206,9 @@ pub fn train_backward<T: Num>(
     (gx, dgamma, dbeta)
 }
 
-/// [`lane_sum`] over three runs of one length.
+/// `Σ term(a[i], b[i], c[i])` over three runs of one length in [`LANES`]
+/// partial sums in `T` (vectorisable), the lanes then added in f64 in a
+/// fixed order.
 #[inline(always)]
 fn lane_sum_3<T: Num>(a: &[T], b: &[T], c: &[T], term: impl Fn(T, T, T) -> T) -> f64 {
     let mut acc = [T::ZERO; LANES];
