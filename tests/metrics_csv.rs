@@ -104,3 +104,23 @@ fn the_tensorboard_file_has_a_record_per_row() {
         assert!(contains(r, "train_loss") && contains(r, "conv1.lowpass.rho") && contains(r, "lr"));
     }
 }
+
+/// An event file that cannot be written (here a folder in its place) is a
+/// warning, and metrics.csv still gets every row.
+#[test]
+fn an_unwritable_tensorboard_file_leaves_metrics_csv_whole() {
+    let work = common::fresh_dir("metrics", "tensorboard_blocked");
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("scheduled.lpn");
+    std::fs::write(&file, SCHEDULED).unwrap();
+    let run = work.join("run");
+    std::fs::create_dir_all(run.join("events.out.tfevents.lpn")).unwrap();
+    let out = common::lpnc()
+        .args(["train", "--quiet", "--force", file.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("could not write") && stderr.contains("events.out.tfevents.lpn"), "{stderr}");
+    assert_eq!(metrics(&run).lines().count(), 4);
+}

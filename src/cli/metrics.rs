@@ -41,10 +41,22 @@ impl WithMetrics {
         std::fs::write(&self.path, &kept)?;
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
         let events_path = dir.join(super::tensorboard::FILE_NAME);
-        std::fs::write(&events_path, super::tensorboard::file_from_csv(&kept))?;
-        let columns = kept.lines().next().unwrap_or_default().split(',').map(String::from).collect();
-        self.events = Some((OpenOptions::new().append(true).open(events_path)?, columns));
+        let opened = std::fs::write(&events_path, super::tensorboard::file_from_csv(&kept))
+            .and_then(|()| OpenOptions::new().append(true).open(&events_path));
+        match opened {
+            Ok(events) => {
+                let columns = kept.lines().next().unwrap_or_default().split(',').map(String::from).collect();
+                self.events = Some((events, columns));
+            }
+            Err(e) => self.events_failed(&events_path, e),
+        }
         Ok(())
+    }
+
+    /// The event file could not be written: said once, and metrics.csv goes on.
+    fn events_failed(&mut self, path: &Path, e: std::io::Error) {
+        eprintln!("warning: could not write {}: {e}; metrics.csv is still written", path.display());
+        self.events = None;
     }
 
     fn append(&mut self, report: &EpochReport) -> std::io::Result<()> {
@@ -54,8 +66,11 @@ impl WithMetrics {
         file.flush()?;
         if let Some((events, columns)) = &mut self.events {
             let header: Vec<&str> = columns.iter().map(String::as_str).collect();
-            events.write_all(&super::tensorboard::row_record(&header, line.trim_end(), super::tensorboard::wall_time()))?;
-            events.flush()?;
+            let record = super::tensorboard::row_record(&header, line.trim_end(), super::tensorboard::wall_time());
+            if let Err(e) = events.write_all(&record).and_then(|()| events.flush()) {
+                let path = self.path.with_file_name(super::tensorboard::FILE_NAME);
+                self.events_failed(&path, e);
+            }
         }
         Ok(())
     }
