@@ -144,13 +144,13 @@ impl Simd {
 /// `src [channels, len]` transposed into `dst [rows, ld]` (`ld ≥ channels`)
 /// with its positions from row `first` on; the rows before `first` and past
 /// the signal stay zero, as do the channels past `channels` (`dst` is zero
-/// there on entry, and only the signal's cells are written), blocks of rows
-/// in parallel.
+/// there on entry, and only the signal's cells are written). On the calling
+/// thread: it runs beside the weight gradient's tasks.
 fn transpose_into(simd: Simd, src: &[f32], (channels, len): (usize, usize), first: usize, ld: usize, dst: &mut [f32]) {
     /// Rows per block: its writes stay within a few cache lines per channel.
     const RB: usize = 16;
     let n = len.min(dst.len() / ld - first);
-    dst[first * ld..(first + n) * ld].par_chunks_mut(RB * ld).enumerate().for_each(|(blk, out)| {
+    dst[first * ld..(first + n) * ld].chunks_mut(RB * ld).enumerate().for_each(|(blk, out)| {
         let (t0, rows) = (blk * RB, out.len() / ld);
         let mut c0 = 0;
         match simd {
@@ -311,19 +311,34 @@ fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Ve
         .enumerate()
         .flat_map(|(j, tap)| tap.chunks_mut(IB * ld).enumerate().map(move |(n, slab)| (j, n * IB, slab)))
         .collect();
-    // Items one after the other, each transposed into the same two buffers,
-    // which stay in cache for all its tasks.
-    let (mut gyt, mut xt) = (vec![0f32; p.lout * ld], vec![0f32; rows * p.cin]);
+    // Items one after the other, each transposed into one of two pairs of
+    // buffers, which stay in cache for all its tasks. An item's transposes
+    // run beside the tasks of the item before (one parallel step per item).
+    let mut bufs = [(vec![0f32; p.lout * ld], vec![0f32; rows * p.cin]), (vec![0f32; p.lout * ld], vec![0f32; rows * p.cin])];
+    let transpose = |bi: usize, (gyt, xt): &mut (Vec<f32>, Vec<f32>)| {
+        transpose_into(simd, &gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, gyt);
+        transpose_into(simd, &x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, xt);
+    };
     // The loop runs on one of rayon's workers (`scope` moves it there once),
-    // so its three parallel steps per item start without handing work from
-    // the caller's thread to the pool and back each time (which took most
-    // of the time on short rows).
+    // so its parallel steps start without handing work from the caller's
+    // thread to the pool and back each time (which took most of the time on
+    // short rows).
     rayon::scope(|_| {
+        if b > 0 {
+            transpose(0, &mut bufs[0]);
+        }
         for bi in 0..b {
-            transpose_into(simd, &gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, &mut gyt);
-            transpose_into(simd, &x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, &mut xt);
-            let t = Transposed { gyt: &gyt, ld, xt: &xt };
-            tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0)));
+            let [even, odd] = &mut bufs;
+            let (now, next) = if bi % 2 == 0 { (even, odd) } else { (odd, even) };
+            let t = Transposed { gyt: &now.0, ld, xt: &now.1 };
+            rayon::join(
+                || tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0))),
+                || {
+                    if bi + 1 < b {
+                        transpose(bi + 1, next);
+                    }
+                },
+            );
         }
     });
     // `[k, cin, cout padded]` → `[cout, cin, k]`.
