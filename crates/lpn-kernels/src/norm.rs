@@ -92,7 +92,7 @@ impl<T: Num> Centre<T> {
 
 /// `Σ term(a[i], b[i])` over two runs of one length: [`lane_sum_3`].
 #[inline(always)]
-fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> f64 {
+pub(crate) fn lane_sum<T: Num>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> f64 {
     lane_sum_3(a, b, b, |va, vb, _| term(va, vb))
 }
 
