@@ -30,24 +30,30 @@ use crate::{ConvGeometry, Num};
 
 /// Which blocked kernel [`blocked`] runs.
 #[derive(Clone, Copy)]
-enum Blocked {
-    Forward,
+enum Blocked<'a, T> {
+    /// With the bias to add, if any.
+    Forward(Option<&'a [T]>),
     GradInput,
     GradWeight,
 }
 
 /// The blocked kernel `which` on `(a, b)`, where it applies: f32 operands,
 /// a vector instruction set (`x86::conv1d`), stride 1; None elsewhere.
-fn blocked<T: Num>(which: Blocked, (a, b): (&[T], &[T]), g: &ConvGeometry<1>) -> Option<Vec<T>> {
+fn blocked<T: Num>(which: Blocked<T>, (a, b): (&[T], &[T]), g: &ConvGeometry<1>) -> Option<Vec<T>> {
     #[cfg(target_arch = "x86_64")]
     if let (Some(a), Some(b)) = (T::as_f32(a), T::as_f32(b)) {
         use crate::x86::conv1d as simd;
-        let run = match which {
-            Blocked::Forward => simd::forward,
-            Blocked::GradInput => simd::grad_input,
-            Blocked::GradWeight => simd::grad_weight,
+        let isa = crate::isa::current();
+        let out = match which {
+            Blocked::Forward(bias) => match bias.map(T::as_f32) {
+                Some(None) => return None,
+                Some(Some(bias)) => simd::forward(isa, (a, b), Some(bias), g),
+                None => simd::forward(isa, (a, b), None, g),
+            },
+            Blocked::GradInput => simd::grad_input(isa, (a, b), g),
+            Blocked::GradWeight => simd::grad_weight(isa, (a, b), g),
         };
-        return run(crate::isa::current(), (a, b), g).map(T::from_f32_vec);
+        return out.map(T::from_f32_vec);
     }
     let _ = (which, a, b, g);
     None
@@ -58,10 +64,11 @@ fn blocked<T: Num>(which: Blocked, (a, b): (&[T], &[T]), g: &ConvGeometry<1>) ->
 pub fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(x.len(), w.len());
     assert!(bias.is_none_or(|b| b.len() == g.out_channels), "bias does not fit {g:?}");
-    let mut y = match blocked(Blocked::Forward, (x, w), g) {
-        Some(y) => y,
-        None => forward_portable(x, w, g),
-    };
+    // The blocked path adds the bias as it stores each tile.
+    if let Some(y) = blocked(Blocked::Forward(bias), (x, w), g) {
+        return y;
+    }
+    let mut y = forward_portable(x, w, g);
     if let Some(bias) = bias {
         let lout = g.out_len(0);
         for (row, &b) in y.chunks_mut(lout.max(1)).zip(bias.iter().cycle()) {
@@ -109,7 +116,7 @@ fn forward_portable<T: Num>(x: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
 pub fn grad_input<T: Num>(gy: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(g.input_len(), w.len());
     assert_eq!(gy.len(), g.output_len(), "gradient does not fit {g:?}");
-    if let Some(gx) = blocked(Blocked::GradInput, (gy, w), g) {
+    if let Some(gx) = blocked(Blocked::<T>::GradInput, (gy, w), g) {
         return gx;
     }
     let (cin, l, cout, k, lout) = (g.in_channels, g.input[0], g.out_channels, g.kernel[0], g.out_len(0));
@@ -148,7 +155,7 @@ pub fn grad_input<T: Num>(gy: &[T], w: &[T], g: &ConvGeometry<1>) -> Vec<T> {
 pub fn grad_weight<T: Num>(gy: &[T], x: &[T], g: &ConvGeometry<1>) -> Vec<T> {
     g.assert_fits(x.len(), g.weight_len());
     assert_eq!(gy.len(), g.output_len(), "gradient does not fit {g:?}");
-    if let Some(gw) = blocked(Blocked::GradWeight, (gy, x), g) {
+    if let Some(gw) = blocked(Blocked::<T>::GradWeight, (gy, x), g) {
         return gw;
     }
     let (cin, l, cout, k, lout) = (g.in_channels, g.input[0], g.out_channels, g.kernel[0], g.out_len(0));

@@ -111,14 +111,14 @@ fn simd(isa: Isa) -> Option<Simd> {
     }
 }
 
-fn forward_item(simd: Simd, p: &Plan, x: &[f32], wt: &[f32], y: &mut [MaybeUninit<f32>], xp: &mut Vec<f32>) {
+fn forward_item(simd: Simd, p: &Plan, (x, wt, bias): (&[f32], &[f32], Option<&[f32]>), y: &mut [MaybeUninit<f32>], xp: &mut Vec<f32>) {
     match simd {
         // SAFETY: `Simd::Avx512` comes from `isa::current()`, which returns
         // AVX-512 only where the CPU has AVX-512F, AVX2 and FMA (run-time check).
-        Simd::Avx512 => unsafe { avx512::forward_item(p, x, wt, y, xp) },
+        Simd::Avx512 => unsafe { avx512::forward_item(p, (x, wt, bias), y, xp) },
         // SAFETY: `Simd::Avx2` comes from `isa::current()`, which returns AVX2
         // only where the CPU has AVX2 and FMA (run-time check).
-        Simd::Avx2 => unsafe { avx2::forward_item(p, x, wt, y, xp) },
+        Simd::Avx2 => unsafe { avx2::forward_item(p, (x, wt, bias), y, xp) },
     }
 }
 
@@ -223,10 +223,10 @@ fn grad_weight_item(simd: Simd, p: &Plan, (gy, x): (&[f32], &[f32]), gw: &mut [f
     }
 }
 
-/// Stride-1 forward over the batch, in parallel over batch items.
-/// The blocked forward pass, where it applies (a vector path, stride 1).
-pub(crate) fn forward(isa: Isa, (x, w): (&[f32], &[f32]), g: &ConvGeometry<1>) -> Option<Vec<f32>> {
-    Some(forward_blocked(x, w, g.batch, &plan(g)?, simd(isa)?))
+/// The blocked forward pass, where it applies (a vector path, stride 1),
+/// plus `bias` per output channel, added as each tile is stored.
+pub(crate) fn forward(isa: Isa, (x, w): (&[f32], &[f32]), bias: Option<&[f32]>, g: &ConvGeometry<1>) -> Option<Vec<f32>> {
+    Some(forward_blocked((x, w, bias), g.batch, &plan(g)?, simd(isa)?))
 }
 
 /// The blocked input gradient, where it applies.
@@ -239,12 +239,13 @@ pub(crate) fn grad_weight(isa: Isa, (gy, x): (&[f32], &[f32]), g: &ConvGeometry<
     Some(grad_weight_blocked(gy, x, g.batch, &plan(g)?, simd(isa)?))
 }
 
-fn forward_blocked(x: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+/// Stride-1 forward over the batch, in parallel over batch items.
+fn forward_blocked((x, w, bias): (&[f32], &[f32], Option<&[f32]>), b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
     let wt = p.pack_weights(w);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut((p.cout * p.lout).max(1))
             .enumerate()
-            .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, &x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, yb, xp));
+            .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, (&x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, bias), yb, xp));
     };
     // SAFETY: `forward_item` writes every output of its item: its tiles cover
     // every output channel (the blocks of each group) and every position (the
@@ -385,7 +386,7 @@ fn grad_input_blocked(gy: &[f32], w: &[f32], b: usize, p: &Plan, simd: Simd) -> 
         dilation: p.dilation,
         groups: p.groups,
     };
-    forward_blocked(gy, &wf, b, &flipped, simd)
+    forward_blocked((gy, &wf, None), b, &flipped, simd)
 }
 
 /// `wide_tile::<nv, nj>(args)` for run-time `nv` ≤ `OW` vectors of output
@@ -430,7 +431,7 @@ macro_rules! wide_tiles {
 /// intrinsics so that the accumulators stay in registers (left to itself the
 /// compiler vectorised these loops across channels, with gathers).
 macro_rules! simd_kernels {
-    ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident,
+    ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident, $add:ident,
      forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal), wide: ($owide:literal, $jwide:literal)) => {
         pub(crate) mod $name {
             use super::{OB, Plan, blocks, pad_rows};
@@ -514,7 +515,11 @@ macro_rules! simd_kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            fn store<const NV: usize>(acc: &[$v; NV], out: &mut [std::mem::MaybeUninit<f32>]) {
+            fn store<const NV: usize>(acc: &[$v; NV], bias: Option<f32>, out: &mut [std::mem::MaybeUninit<f32>]) {
+                let acc = match bias {
+                    Some(b) => acc.map(|a| $add(a, $set1(b))),
+                    None => *acc,
+                };
                 // `out` may end inside the last vector (the row's end).
                 for (n, part) in out.chunks_mut(LANES).enumerate() {
                     if part.len() == LANES {
@@ -534,7 +539,7 @@ macro_rules! simd_kernels {
 
             /// The forward pass of one batch item: `x [cin, l]` → `y [cout, lout]`.
             #[target_feature(enable = $feat)]
-            pub(crate) fn forward_item(p: &Plan, x: &[f32], wt: &[f32], y: &mut [std::mem::MaybeUninit<f32>], xp: &mut Vec<f32>) {
+            pub(crate) fn forward_item(p: &Plan, (x, wt, bias): (&[f32], &[f32], Option<&[f32]>), y: &mut [std::mem::MaybeUninit<f32>], xp: &mut Vec<f32>) {
                 const W: usize = $nv * LANES;
                 const W1: usize = $nv1 * LANES;
                 let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
@@ -552,14 +557,14 @@ macro_rules! simd_kernels {
                                 let acc = tile_any::<OB, $nv>(p, rows, row_len, t0, wb);
                                 let m = W.min(p.lout - t0);
                                 for (o, a) in acc.iter().enumerate() {
-                                    store(a, &mut y[(first + o) * p.lout + t0..][..m]);
+                                    store(a, bias.map(|b| b[first + o]), &mut y[(first + o) * p.lout + t0..][..m]);
                                 }
                             }
                         } else {
                             for t0 in (0..p.lout).step_by(W1) {
                                 let acc = tile_any::<1, $nv1>(p, rows, row_len, t0, wb);
                                 let m = W1.min(p.lout - t0);
-                                store(&acc[0], &mut y[first * p.lout + t0..][..m]);
+                                store(&acc[0], bias.map(|b| b[first]), &mut y[first * p.lout + t0..][..m]);
                             }
                         }
                     }
@@ -719,7 +724,7 @@ macro_rules! simd_kernels {
     };
 }
 
-simd_kernels!(avx512, "avx512f,avx2,fma", 16, __m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps,
+simd_kernels!(avx512, "avx512f,avx2,fma", 16, __m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps,
     forward: (3, 8), weight: (4, 5), wide: (4, 6));
-simd_kernels!(avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+simd_kernels!(avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps,
     forward: (1, 8), weight: (2, 5), wide: (2, 6));
