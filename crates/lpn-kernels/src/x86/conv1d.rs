@@ -306,21 +306,18 @@ fn grad_weight_blocked(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) ->
     gw
 }
 
-/// The channels-last weight gradient of a wide layer: the output gradient
-/// and the (zero-padded) input transposed to positions × channels, then
-/// `gw[o, i, j] = Σ_b Σ_t gy[b, o, t] · x[b, i, t + j·d]` as outer products
-/// per position, tiles of vectors of output channels × input channels held
-/// in registers over the whole sum (no horizontal reduction, which dominated
-/// the dot-product tiles on short rows). The work is cut by tap and block of
-/// input channels, each output summed by one thread in one order (items,
-/// then positions), so the result does not depend on the thread count.
-fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+/// [`grad_weight_wide`]'s sum over the items `items`: `[k, cin, ld]`, `ld`
+/// the output channels padded to whole vectors.
+fn grad_weight_wide_run(gy: &[f32], x: &[f32], items: std::ops::Range<usize>, p: &Plan, simd: Simd) -> Vec<f32> {
     /// Input channels per task.
     const IB: usize = 32;
     let ld = p.cout.next_multiple_of(simd.lanes());
     let rows = p.lout + (p.k - 1) * p.dilation;
     // `[k, cin, ld]`: each task a run of input channels of one tap.
     let mut part = vec![0f32; p.k * p.cin * ld];
+    if items.is_empty() {
+        return part;
+    }
     let mut tasks: Vec<(usize, usize, &mut [f32])> = part
         .chunks_mut(p.cin * ld)
         .enumerate()
@@ -334,28 +331,51 @@ fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Ve
         transpose_into(simd, &gy[bi * p.cout * p.lout..][..p.cout * p.lout], (p.cout, p.lout), 0, ld, gyt);
         transpose_into(simd, &x[bi * p.cin * p.l..][..p.cin * p.l], (p.cin, p.l), p.pad_left, p.cin, xt);
     };
-    // The loop runs on one of rayon's workers (`scope` moves it there once),
-    // so its parallel steps start without handing work from the caller's
-    // thread to the pool and back each time (which took most of the time on
-    // short rows).
-    rayon::scope(|_| {
-        if b > 0 {
-            transpose(0, &mut bufs[0]);
+    transpose(items.start, &mut bufs[0]);
+    for bi in items.clone() {
+        let [even, odd] = &mut bufs;
+        let (now, next) = if (bi - items.start) % 2 == 0 { (even, odd) } else { (odd, even) };
+        let t = Transposed { gyt: &now.0, ld, xt: &now.1 };
+        rayon::join(
+            || tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0))),
+            || {
+                if bi + 1 < items.end {
+                    transpose(bi + 1, next);
+                }
+            },
+        );
+    }
+    part
+}
+
+/// The channels-last weight gradient of a wide layer: the output gradient
+/// and the (zero-padded) input transposed to positions × channels, then
+/// `gw[o, i, j] = Σ_b Σ_t gy[b, o, t] · x[b, i, t + j·d]` as outer products
+/// per position, tiles of vectors of output channels × input channels held
+/// in registers over the whole sum (no horizontal reduction, which dominated
+/// the dot-product tiles on short rows). The batch is cut into `PARTS` runs
+/// of items, whatever the thread count, summed in parallel and then added in
+/// order; within a run the work is cut by tap and block of input channels,
+/// each output summed by one thread in one order (items, then positions). So
+/// the result does not depend on the thread count.
+fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
+    /// Runs of the batch: with two threads, each sums its own run with its
+    /// own transposes in its own cache, one parallel step for the layer (one
+    /// per item before, each waiting for the second thread).
+    const PARTS: usize = 2;
+    let ld = p.cout.next_multiple_of(simd.lanes());
+    let per = b.div_ceil(PARTS).max(1);
+    let parts: Vec<Vec<f32>> = (0..PARTS)
+        .into_par_iter()
+        .map(|n| grad_weight_wide_run(gy, x, (n * per).min(b)..((n + 1) * per).min(b), p, simd))
+        .collect();
+    let mut parts = parts.into_iter();
+    let mut part = parts.next().unwrap_or_default();
+    for other in parts {
+        for (a, v) in part.iter_mut().zip(other) {
+            *a += v;
         }
-        for bi in 0..b {
-            let [even, odd] = &mut bufs;
-            let (now, next) = if bi % 2 == 0 { (even, odd) } else { (odd, even) };
-            let t = Transposed { gyt: &now.0, ld, xt: &now.1 };
-            rayon::join(
-                || tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0))),
-                || {
-                    if bi + 1 < b {
-                        transpose(bi + 1, next);
-                    }
-                },
-            );
-        }
-    });
+    }
     // `[k, cin, cout padded]` → `[cout, cin, k]`, blocks of output channels
     // in parallel (each reads runs of its rows of `part`).
     let mut gw = vec![0f32; p.cout * p.cin * p.k];
