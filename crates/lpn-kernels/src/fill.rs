@@ -47,6 +47,40 @@ pub(crate) fn build<T: Copy + Send + Sync>(len: usize, row: usize, chunk: usize,
     out
 }
 
+/// A fresh vector of `len` elements cut into runs of `run` elements, run `r`
+/// belonging to group `r % groups` (a `[B, C, plane]` tensor's channels, for
+/// runs of a plane): `fill(group, outs)` writes each of its group's runs
+/// (in order) and returns a value; groups in parallel. Returns the vector
+/// and the groups' values in group order. Panics unless `fill` writes all
+/// of every run.
+pub(crate) fn build_runs<T: Copy + Send + Sync, R: Send>(
+    len: usize,
+    run: usize,
+    groups: usize,
+    fill: impl Fn(usize, &mut [Out<T>]) -> R + Sync,
+) -> (Vec<T>, Vec<R>) {
+    assert!(run > 0 && groups > 0 && len.is_multiple_of(run * groups), "{len} values are not whole runs of {run} in {groups} groups");
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut by_group: Vec<Vec<Out<T>>> = (0..groups).map(|_| Vec::with_capacity(len / (run * groups))).collect();
+    for (r, dst) in out.spare_capacity_mut()[..len].chunks_mut(run).enumerate() {
+        by_group[r % groups].push(Out { dst, written: 0 });
+    }
+    let values = by_group
+        .par_iter_mut()
+        .enumerate()
+        .map(|(g, outs)| {
+            let value = fill(g, outs);
+            assert!(outs.iter().all(|o| o.remaining() == 0), "a task left part of its output unwritten");
+            value
+        })
+        .collect();
+    drop(by_group);
+    // SAFETY: every run was written whole (asserted above: `Out` only counts
+    // elements it wrote), and the runs cover 0..len.
+    unsafe { out.set_len(len) };
+    (out, values)
+}
+
 /// A vector of `len` elements written by `fill` (no zero fill first).
 ///
 /// # Safety
@@ -70,6 +104,27 @@ mod tests {
             out.extend((start..start + out.remaining()).map(|i| i as f64));
         });
         assert_eq!(v, (0..10_000).map(|i| i as f64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn runs_are_written_by_their_groups() {
+        // Runs of 3 in 4 groups: run r holds r's group, then its place.
+        let (v, values) = build_runs(36, 3, 4, |g, outs| {
+            for (i, out) in outs.iter_mut().enumerate() {
+                out.extend([g as f64, i as f64, -1.0]);
+            }
+            outs.len()
+        });
+        assert_eq!(values, [3, 3, 3, 3]);
+        for (r, run) in v.chunks(3).enumerate() {
+            assert_eq!(run, [(r % 4) as f64, (r / 4) as f64, -1.0]);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "unwritten")]
+    fn a_run_left_unwritten_panics() {
+        build_runs(12, 3, 2, |_, outs: &mut [Out<f32>]| outs[0].extend([1.0; 3]));
     }
 
     /// A part left unwritten is a panic, never a vector with uninitialised

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::Num;
 use crate::act::{masked, relu_of};
-use crate::fill::build;
+use crate::fill::{build, build_runs};
 
 /// Elements per parallel task of the elementwise passes.
 const CHUNK: usize = 1 << 14;
@@ -141,23 +141,61 @@ fn map_planes<T: Num, F: Fn(T, T, T) -> T>(a: &[T], b: &[T], m: &[T], lay: &Layo
 /// for the backward pass and the running averages. Panics unless `x` is made
 /// of whole, non-empty planes and `beta` has `gamma`'s length.
 pub fn train_forward<T: Num>(x: &[T], gamma: &[T], beta: &[T], plane: usize, eps: f64, relu: bool) -> (Vec<T>, BatchStats) {
+    train_forward_on(x, gamma, beta, (plane, eps, relu), by_channel(gamma.len(), plane))
+}
+
+/// Whether a pass over a batch-norm operand of `channels` planes of `plane`
+/// goes channel by channel (each channel's statistics and then its output in
+/// one task, its values read from cache the second time) rather than
+/// statistics first and then the output by chunks of planes (two reads from
+/// memory): where the channels are enough to keep every thread busy and the
+/// planes long enough that a task's runs are not single values. The values
+/// are the same either way.
+fn by_channel(channels: usize, plane: usize) -> bool {
+    channels >= 4 * rayon::current_num_threads() && plane >= 64
+}
+
+/// [`train_forward`], channel by channel or not as `by_channel` says.
+fn train_forward_on<T: Num>(x: &[T], gamma: &[T], beta: &[T], (plane, eps, relu): (usize, f64, bool), by_channel: bool) -> (Vec<T>, BatchStats) {
     assert_eq!(gamma.len(), beta.len(), "γ and β differ in length");
     let lay = Layout::of(x.len(), gamma.len(), plane);
-    let moments: Vec<(f64, f64)> = (0..lay.channels).into_par_iter().map(|c| channel_moments(x, &lay, c)).collect();
     let n = lay.count as f64;
-    let stats = BatchStats {
+    let stats_of = |moments: &[(f64, f64)]| BatchStats {
         mean: moments.iter().map(|m| m.0).collect(),
-        invstd: moments.iter().map(|m| 1.0 / (m.1 + eps).sqrt()).collect(),
+        invstd: moments.iter().map(|m| invstd_of(m.1, eps)).collect(),
         unbiased_var: moments.iter().map(|m| m.1 * n / (n - 1.0).max(1.0)).collect(),
     };
-    let y = map_planes(x, x, x, &lay, |c| {
-        let (centre, scale, shift) = (Centre::<T>::of(stats.mean[c]), T::from_f64(stats.invstd[c] * gamma[c].to_f64()), beta[c]);
-        move |v: T, _, _| {
+    // Channel `c`'s output of one value, from its mean and inverse std.
+    let output = |c: usize, mean: f64, invstd: f64| {
+        let (centre, scale, shift) = (Centre::<T>::of(mean), T::from_f64(invstd * gamma[c].to_f64()), beta[c]);
+        move |v: T| {
             let out = centre.dev(v) * scale + shift;
             if relu { relu_of(out) } else { out }
         }
+    };
+    if by_channel {
+        let (y, moments) = build_runs(x.len(), plane, lay.channels, |c, outs| {
+            let (mean, var) = channel_moments(x, &lay, c);
+            let f = output(c, mean, invstd_of(var, eps));
+            for (o, out) in lay.runs(c).zip(outs) {
+                out.extend(x[o..o + plane].iter().map(|&v| f(v)));
+            }
+            (mean, var)
+        });
+        return (y, stats_of(&moments));
+    }
+    let moments: Vec<(f64, f64)> = (0..lay.channels).into_par_iter().map(|c| channel_moments(x, &lay, c)).collect();
+    let stats = stats_of(&moments);
+    let y = map_planes(x, x, x, &lay, |c| {
+        let f = output(c, stats.mean[c], stats.invstd[c]);
+        move |v: T, _, _| f(v)
     });
     (y, stats)
+}
+
+/// `1 / sqrt(var + eps)`.
+fn invstd_of(var: f64, eps: f64) -> f64 {
+    1.0 / (var + eps).sqrt()
 }
 
 /// The gradients `(dx, dγ, dβ)` of a training-mode batch norm from the
@@ -174,33 +212,55 @@ pub fn train_backward<T: Num>(
     stats: &BatchStats,
     plane: usize,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    train_backward_on((gy, x, relu_out), gamma, stats, plane, by_channel(gamma.len(), plane))
+}
+
+/// [`train_backward`], channel by channel or not as `by_channel` says.
+fn train_backward_on<T: Num>(
+    (gy, x, relu_out): (&[T], &[T], Option<&[T]>),
+    gamma: &[f64],
+    stats: &BatchStats,
+    plane: usize,
+    by_channel: bool,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
     let lay = Layout::of(x.len(), gamma.len(), plane);
     assert!(gy.len() == x.len() && relu_out.is_none_or(|y| y.len() == x.len()), "gradient, input and output differ in length");
     assert!(stats.mean.len() == lay.channels && stats.invstd.len() == lay.channels, "statistics do not fit {} channels", lay.channels);
     let mask = relu_out.unwrap_or(gy);
     let relu = relu_out.is_some();
     let grad = move |d: T, m: T| if relu { masked(d, m) } else { d };
-    let sums: Vec<(f64, f64)> = (0..lay.channels)
-        .into_par_iter()
-        .map(|c| {
-            let centre = Centre::<T>::of(stats.mean[c]);
-            let (mut dbeta, mut dcentered) = (0.0, 0.0);
-            for o in lay.runs(c) {
-                let (rg, rm, rx) = (&gy[o..o + plane], &mask[o..o + plane], &x[o..o + plane]);
-                dbeta += lane_sum(rg, rm, grad);
-                dcentered += lane_sum_3(rg, rm, rx, |d, m, v| grad(d, m) * centre.dev(v));
-            }
-            (dbeta, dcentered)
-        })
-        .collect();
+    // Channel `c`'s `(Σ dy, Σ dy·(x − mean))`.
+    let sums_of = |c: usize| {
+        let centre = Centre::<T>::of(stats.mean[c]);
+        let (mut dbeta, mut dcentered) = (0.0, 0.0);
+        for o in lay.runs(c) {
+            let (rg, rm, rx) = (&gy[o..o + plane], &mask[o..o + plane], &x[o..o + plane]);
+            dbeta += lane_sum(rg, rm, grad);
+            dcentered += lane_sum_3(rg, rm, rx, |d, m, v| grad(d, m) * centre.dev(v));
+        }
+        (dbeta, dcentered)
+    };
     let n = lay.count as f64;
     // dx = a·(dy − dβ/N − (x − mean)·k), a = γ·invstd, k = invstd²·Σdy(x − mean)/N.
-    let gx = map_planes(gy, x, mask, &lay, |c| {
+    let dx_of = |c: usize, (dbeta, dcentered): (f64, f64)| {
         let s = stats.invstd[c];
-        let (a, shift, k) = (T::from_f64(gamma[c] * s), T::from_f64(sums[c].0 / n), T::from_f64(s * s * sums[c].1 / n));
+        let (a, shift, k) = (T::from_f64(gamma[c] * s), T::from_f64(dbeta / n), T::from_f64(s * s * dcentered / n));
         let centre = Centre::<T>::of(stats.mean[c]);
         move |d: T, v: T, m: T| a * (grad(d, m) - shift - centre.dev(v) * k)
-    });
+    };
+    let (gx, sums) = if by_channel {
+        build_runs(x.len(), plane, lay.channels, |c, outs| {
+            let sums = sums_of(c);
+            let f = dx_of(c, sums);
+            for (o, out) in lay.runs(c).zip(outs) {
+                out.extend(gy[o..o + plane].iter().zip(&x[o..o + plane]).zip(&mask[o..o + plane]).map(|((&d, &v), &m)| f(d, v, m)));
+            }
+            sums
+        })
+    } else {
+        let sums: Vec<(f64, f64)> = (0..lay.channels).into_par_iter().map(sums_of).collect();
+        (map_planes(gy, x, mask, &lay, |c| dx_of(c, sums[c])), sums)
+    };
     let dgamma = sums.iter().zip(&stats.invstd).map(|(s, i)| T::from_f64(s.1 * i)).collect();
     let dbeta = sums.iter().map(|s| T::from_f64(s.0)).collect();
     (gx, dgamma, dbeta)
@@ -393,6 +453,26 @@ mod tests {
             (rng.values(b * c * plane), rng.values(c), rng.values(c), rng.values(b * c * plane));
         let run = || run_train(&x, &gamma, &beta, &gy, plane, true);
         assert_eq!(on_threads(1, run), on_threads(3, run));
+    }
+
+    /// Channel by channel or statistics first, the passes give the same
+    /// bits (output, statistics and every gradient), with and without ReLU.
+    #[test]
+    fn both_orders_of_the_passes_agree() {
+        let mut rng = Rng::new(21);
+        for (b, c, plane) in [(3, 9, 37), (2, 12, 1), (4, 5, CHUNK / 4 + 3)] {
+            let n = b * c * plane;
+            let (x, gamma, beta, gy): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) = (rng.values(n), rng.values(c), rng.values(c), rng.values(n));
+            let gamma64 = wide(&gamma);
+            for relu in [false, true] {
+                let run = |by_channel: bool| {
+                    let (y, stats) = train_forward_on(&x, &gamma, &beta, (plane, 1e-5, relu), by_channel);
+                    let grads = train_backward_on((&gy, &x, relu.then_some(&y[..])), &gamma64, &stats, plane, by_channel);
+                    (y, stats, grads)
+                };
+                assert_eq!(run(true), run(false), "{b}×{c}×{plane} relu {relu}");
+            }
+        }
     }
 
     #[test]
