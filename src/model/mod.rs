@@ -47,6 +47,18 @@ pub enum Reparam {
 }
 
 /// Whether every value of a tensor is a finite number.
+/// A batch-norm node's running statistics moved toward a training batch's
+/// `mean` and unbiased `var` (PyTorch's rule: `running ← (1 − momentum)·running
+/// + momentum·batch`).
+fn update_running(node: &Node, mean: &Tensor, var: &Tensor) -> Result<()> {
+    let Node::BatchNorm { stats, momentum, .. } = node else { candle_core::bail!("a batch norm over a node of another kind") };
+    let mut s = stats.borrow_mut();
+    let m = *momentum;
+    s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
+    s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
+    Ok(())
+}
+
 pub fn finite(x: &Tensor) -> Result<bool> {
     // NaN and ±∞ survive a sum of squares as NaN or +∞.
     let s = x.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -311,6 +323,20 @@ impl Net {
         let mut x = x.clone();
         let mut i = 0;
         while i < nodes.len() {
+            // In training, a convolution with a bias followed by a batch norm
+            // (and a ReLU) runs as one op: Candle's backward pass then keeps
+            // no gradient of the convolution's output.
+            if let (Node::Conv { w, b: Some(b), conv }, Some(norm @ Node::BatchNorm { .. }), Pass::Train { .. }) =
+                (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node), &*pass)
+            {
+                let relu = matches!(nodes.get(i + 2).map(|n| &n.node), Some(Node::Act(Activation::Relu)));
+                let (gamma, beta, eps) = self.norm_params(norm)?;
+                let (y, mean, var) = ops::conv_batch_norm_train(&x, &self.p(*w)?, &self.p(*b)?, conv, (&gamma, &beta), eps, relu)?;
+                update_running(norm, &mean, &var)?;
+                x = y;
+                i += if relu { 3 } else { 2 };
+                continue;
+            }
             // A convolution followed by a ReLU (and a max pool whose windows
             // tile its input) runs as one op: bias, ReLU and pool in one pass
             // over the product's output, and one pass back for all three.
@@ -346,17 +372,12 @@ impl Net {
     /// rule: `running ← (1 − momentum)·running + momentum·batch`, the batch
     /// variance unbiased); in evaluation, with the running statistics.
     fn batch_norm(&self, node: &Node, x: &Tensor, pass: &Pass, relu: bool) -> Result<Tensor> {
-        let Node::BatchNorm { gamma, beta, stats, momentum, eps, .. } = node else {
-            candle_core::bail!("a batch norm over a node of another kind")
-        };
+        let Node::BatchNorm { gamma, beta, stats, eps, .. } = node else { candle_core::bail!("a batch norm over a node of another kind") };
         let x2 = if x.rank() == 2 { x.unsqueeze(2)? } else { x.clone() };
         let y = match pass {
             Pass::Train { .. } => {
                 let (y, mean, var) = ops::batch_norm_train(&x2, &self.p(*gamma)?, &self.p(*beta)?, *eps, relu)?;
-                let mut s = stats.borrow_mut();
-                let m = *momentum;
-                s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
-                s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
+                update_running(node, &mean, &var)?;
                 y
             }
             Pass::Eval => {
@@ -365,6 +386,12 @@ impl Net {
             }
         };
         if x.rank() == 2 { y.squeeze(2) } else { Ok(y) }
+    }
+
+    /// A batch-norm node's `(γ, β, eps)`.
+    fn norm_params(&self, node: &Node) -> Result<(Tensor, Tensor, f64)> {
+        let Node::BatchNorm { gamma, beta, eps, .. } = node else { candle_core::bail!("a batch norm over a node of another kind") };
+        Ok((self.p(*gamma)?, self.p(*beta)?, *eps))
     }
 
     /// The first layer whose output (in evaluation mode) holds a NaN or an

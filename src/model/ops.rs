@@ -412,6 +412,31 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, rel
     Ok((if relu { self::relu(&y)? } else { y }, mean, var))
 }
 
+/// [`conv`] with a bias, then [`batch_norm_train`]: on the CPU one op (the
+/// same values as the two, bit for bit; see `kernels::conv_batch_norm_train`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_batch_norm_train(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    conv: &ir::Conv,
+    (gamma, beta): (&Tensor, &Tensor),
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if own_kernel(x) {
+        let fused = match x.rank() {
+            3 => Some(kernels::Conv::OneD(kernels::conv_geometry::<1>(conv, x, w)?)),
+            4 => Some(kernels::Conv::TwoD(kernels::conv_geometry::<2>(conv, x, w)?)),
+            _ => None,
+        };
+        if let Some(fused) = fused {
+            return kernels::conv_batch_norm_train(x, w, [bias, gamma, beta], fused, eps, relu);
+        }
+    }
+    batch_norm_train(&self::conv(x, w, Some(bias), conv)?, gamma, beta, eps, relu)
+}
+
 /// `batch_norm_train` (without ReLU) from Candle's basic ops (any device).
 pub fn batch_norm_train_by_ops(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
     let dims = x.dims().to_vec();

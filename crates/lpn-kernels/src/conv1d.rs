@@ -210,7 +210,7 @@ pub fn grad_weight<T: Num>(gy: &[T], x: &[T], g: &ConvGeometry<1>) -> Vec<T> {
 /// channel in batch order, channels in parallel (one thread summed every
 /// row in order before: 3 % of the FCN's step, serial).
 pub fn grad_bias<T: Num>(gy: &[T], channels: usize, len: usize) -> Vec<T> {
-    let items = if channels * len == 0 { 0 } else { gy.len() / (channels * len) };
+    let items = gy.len().checked_div(channels * len).unwrap_or(0);
     (0..channels)
         .into_par_iter()
         .map(|c| {

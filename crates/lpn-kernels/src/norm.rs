@@ -156,7 +156,13 @@ fn by_channel(channels: usize, plane: usize) -> bool {
 }
 
 /// [`train_forward`], channel by channel or not as `by_channel` says.
-fn train_forward_on<T: Num>(x: &[T], gamma: &[T], beta: &[T], (plane, eps, relu): (usize, f64, bool), by_channel: bool) -> (Vec<T>, BatchStats) {
+fn train_forward_on<T: Num>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    (plane, eps, relu): (usize, f64, bool),
+    by_channel: bool,
+) -> (Vec<T>, BatchStats) {
     assert_eq!(gamma.len(), beta.len(), "γ and β differ in length");
     let lay = Layout::of(x.len(), gamma.len(), plane);
     let n = lay.count as f64;
@@ -462,7 +468,8 @@ mod tests {
         let mut rng = Rng::new(21);
         for (b, c, plane) in [(3, 9, 37), (2, 12, 1), (4, 5, CHUNK / 4 + 3)] {
             let n = b * c * plane;
-            let (x, gamma, beta, gy): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) = (rng.values(n), rng.values(c), rng.values(c), rng.values(n));
+            let (x, gamma, beta, gy): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) =
+                (rng.values(n), rng.values(c), rng.values(c), rng.values(n));
             let gamma64 = wide(&gamma);
             for relu in [false, true] {
                 let run = |by_channel: bool| {

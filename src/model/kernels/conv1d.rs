@@ -42,7 +42,7 @@ impl CustomOp3 for ForwardBias {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (gx, gw) = gradients(self.0, x, w, &grad)?;
-        let gb = grad.apply_op1_no_bwd(&BiasGrad(self.0))?;
+        let gb = bias_grad(&grad, self.0)?;
         Ok((gx, gw, Some(gb)))
     }
 }
@@ -56,6 +56,11 @@ impl CustomOp1 for BiasGrad {
         expect_shape(l, &g.output_shape(), "conv1d output gradient")?;
         Ok((dispatch!((s, l) => |gy| kernel::grad_bias(gy, g.out_channels, g.out_len(0))), Shape::from(g.out_channels)))
     }
+}
+
+/// The bias's gradient from the convolution output's (contiguous) gradient.
+pub(super) fn bias_grad(gy: &Tensor, g: ConvGeometry<1>) -> Result<Tensor> {
+    gy.apply_op1_no_bwd(&BiasGrad(g))
 }
 
 /// The 1-D convolution of `g` with its backward pass, and an optional bias

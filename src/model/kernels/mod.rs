@@ -41,11 +41,13 @@ mod band;
 mod conv;
 mod conv1d;
 mod conv2d;
+mod conv_norm;
 mod norm;
 mod pool;
 
 pub use act::{bias_act, relu};
 pub use band::mean_quadratic_ratio;
+pub use conv_norm::{Conv, conv_batch_norm_train};
 pub use conv1d::conv1d;
 pub use conv2d::{conv2d, conv2d_block};
 pub use norm::{batch_norm_train, channel_affine};

@@ -29,7 +29,7 @@ struct TrainNorm {
 
 /// `(grad of the output, x, output) ↦` the gradient of x, for either op;
 /// the gradients of its two per-channel operands go to `param_grads`.
-struct NormGrad<'a> {
+pub(super) struct NormGrad<'a> {
     relu: bool,
     of: GradOf<'a>,
     param_grads: OnceLock<(Tensor, Tensor)>,
@@ -61,8 +61,21 @@ fn check_operands(x: &Layout, per_channel: [&Layout; 2], what: &str) -> Result<(
     Ok((channels, plane))
 }
 
+impl<'a> NormGrad<'a> {
+    /// The gradient op of a training-mode batch norm (+ ReLU) with `gamma`
+    /// and its forward pass's statistics.
+    pub(super) fn train(relu: bool, gamma: Vec<f64>, stats: &'a BatchStats) -> NormGrad<'a> {
+        NormGrad { relu, of: GradOf::Train { gamma, stats }, param_grads: OnceLock::new() }
+    }
+
+    /// The gradients of γ and β, once the op has run.
+    pub(super) fn into_param_grads(self) -> Option<(Tensor, Tensor)> {
+        self.param_grads.into_inner()
+    }
+}
+
 /// A per-channel vector as a `[C]` tensor on the CPU.
-fn channel_tensor<T: WithDType>(v: Vec<T>) -> Result<Tensor> {
+pub(super) fn channel_tensor<T: WithDType>(v: Vec<T>) -> Result<Tensor> {
     let n = v.len();
     Tensor::from_vec(v, n, &Device::Cpu)
 }

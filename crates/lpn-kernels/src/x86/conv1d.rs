@@ -257,9 +257,9 @@ pub(crate) fn grad_weight(isa: Isa, (gy, x): (&[f32], &[f32]), g: &ConvGeometry<
 fn forward_blocked((x, w, bias): (&[f32], &[f32], Option<&[f32]>), flipped: bool, b: usize, p: &Plan, simd: Simd) -> Vec<f32> {
     let wt = p.pack_weights(w, flipped);
     let fill = |y: &mut [MaybeUninit<f32>]| {
-        y.par_chunks_mut((p.cout * p.lout).max(1))
-            .enumerate()
-            .for_each_init(Vec::new, |xp, (bi, yb)| forward_item(simd, p, (&x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, bias), yb, xp));
+        y.par_chunks_mut((p.cout * p.lout).max(1)).enumerate().for_each_init(Vec::new, |xp, (bi, yb)| {
+            forward_item(simd, p, (&x[bi * p.cin * p.l..(bi + 1) * p.cin * p.l], &wt, bias), yb, xp)
+        });
     };
     // SAFETY: `forward_item` writes every output of its item: its tiles cover
     // every output channel (the blocks of each group) and every position (the
@@ -334,7 +334,7 @@ fn grad_weight_wide_run(gy: &[f32], x: &[f32], items: std::ops::Range<usize>, p:
     transpose(items.start, &mut bufs[0]);
     for bi in items.clone() {
         let [even, odd] = &mut bufs;
-        let (now, next) = if (bi - items.start) % 2 == 0 { (even, odd) } else { (odd, even) };
+        let (now, next) = if (bi - items.start).is_multiple_of(2) { (even, odd) } else { (odd, even) };
         let t = Transposed { gyt: &now.0, ld, xt: &now.1 };
         rayon::join(
             || tasks.par_iter_mut().for_each(|(j, i0, slab)| grad_weight_wide_task(simd, p, &t, slab, (*j, *i0))),
@@ -365,10 +365,8 @@ fn grad_weight_wide(gy: &[f32], x: &[f32], b: usize, p: &Plan, simd: Simd) -> Ve
     const PARTS: usize = 2;
     let ld = p.cout.next_multiple_of(simd.lanes());
     let per = b.div_ceil(PARTS).max(1);
-    let parts: Vec<Vec<f32>> = (0..PARTS)
-        .into_par_iter()
-        .map(|n| grad_weight_wide_run(gy, x, (n * per).min(b)..((n + 1) * per).min(b), p, simd))
-        .collect();
+    let parts: Vec<Vec<f32>> =
+        (0..PARTS).into_par_iter().map(|n| grad_weight_wide_run(gy, x, (n * per).min(b)..((n + 1) * per).min(b), p, simd)).collect();
     let mut parts = parts.into_iter();
     let mut part = parts.next().unwrap_or_default();
     for other in parts {
