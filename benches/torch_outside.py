@@ -23,11 +23,12 @@ from torch.utils import benchmark
 
 # Each net: (input shape without the batch, batch, classes or None for MSE, builder).
 NETS = {
-    # benches/nets/conv1d.lpn: conv 1→16→16→1, k=15, "same" then valid; MSE.
+    # benches/nets/conv1d.lpn: conv 1→16→16→1, k=15, every one "same" (lpn's
+    # default padding); MSE.
     "conv1d": ((1, 1024), 64, None, lambda: nn.Sequential(
         nn.Conv1d(1, 16, 15, padding=7), nn.ReLU(),
-        nn.Conv1d(16, 16, 15), nn.ReLU(),
-        nn.Conv1d(16, 1, 15))),
+        nn.Conv1d(16, 16, 15, padding=7), nn.ReLU(),
+        nn.Conv1d(16, 1, 15, padding=7))),
     # benches/nets/conv2d.lpn: conv 5×5 1→16, pool, conv 16→32, pool, linear → 10.
     "conv2d": ((1, 28, 28), 64, 10, lambda: nn.Sequential(
         nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
@@ -61,7 +62,7 @@ def main() -> None:
     # Ten different batches, cycled, as an epoch of the benchmark has.
     xs = [torch.randn(batch, *shape) for _ in range(10)]
     if classes is None:
-        ys = [torch.randn(batch, 1, shape[-1] - 28) for _ in range(10)]
+        ys = [torch.randn(batch, 1, shape[-1]) for _ in range(10)]
         loss_fn = F.mse_loss
     else:
         ys = [torch.randint(0, classes, (batch,)) for _ in range(10)]
