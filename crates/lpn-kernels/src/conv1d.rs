@@ -31,8 +31,9 @@ use crate::{ConvGeometry, Num};
 /// Which blocked kernel [`blocked`] runs.
 #[derive(Clone, Copy)]
 enum Blocked<'a, T> {
-    /// With the bias to add, if any.
-    Forward(Option<&'a [T]>),
+    /// With the bias to add, if any (read by the x86 kernels only: elsewhere
+    /// nothing is blocked).
+    Forward(#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] Option<&'a [T]>),
     GradInput,
     GradWeight,
 }
