@@ -103,6 +103,18 @@ pub(crate) fn pad_rows(src: &[f32], rows: usize, len: usize, pad_left: usize, ro
     }
 }
 
+/// What the narrow weight gradient's tiles read for one block of output
+/// rows: the rows of the (padded) output gradient, `gy_len` apart, the padded
+/// input `xp`, where column `c` (input row, tap) starts in it, and the
+/// columns per output row.
+struct GwBlock<'a, F> {
+    rows: &'a [f32],
+    gy_len: usize,
+    xp: &'a [f32],
+    col: &'a F,
+    ncols: usize,
+}
+
 /// Output-channel blocks: `(first, size)`, `OB` at a time, the rest singly.
 pub(crate) fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
     let full = n / OB;
@@ -460,7 +472,7 @@ macro_rules! simd_kernels {
     ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident, $add:ident,
      forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal), wide: ($owide:literal, $jwide:literal)) => {
         pub(crate) mod $name {
-            use super::{OB, Plan, blocks, pad_rows};
+            use super::{GwBlock, OB, Plan, blocks, pad_rows};
             #[allow(clippy::wildcard_imports)]
             use std::arch::x86_64::*;
 
@@ -698,52 +710,40 @@ macro_rules! simd_kernels {
             }
 
             /// `out[o, c] += Σ_t gy[o, t] · x[col(c) + t]` for the `O` output rows
-            /// of `rows` and every column `c < ncols`: tiles of `JW` columns, the
-            /// last columns in one narrower tile (not one column at a time with a
+            /// of `block` and every column: tiles of `JW` columns, the last
+            /// columns in one narrower tile (not one column at a time with a
             /// single accumulator, which ran at the FMA latency). Each sum runs
             /// in the same order whatever its tile, so the bits do not change.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn gw_tiles_of_row<const O: usize, const JW: usize>(
-                (rows, gy_len): (&[f32], usize),
-                xp: &[f32],
-                col: &impl Fn(usize) -> usize,
-                ncols: usize,
-                out: &mut [f32],
-            ) {
+            fn gw_tiles_of_rows<const O: usize, const JW: usize>(block: &GwBlock<impl Fn(usize) -> usize>, out: &mut [f32]) {
                 const { assert!(JW >= 1 && JW <= 8, "the narrower tiles below cover up to 8 columns") };
                 let mut c = 0;
-                while c < ncols {
-                    let j = (ncols - c).min(JW);
+                while c < block.ncols {
+                    let j = (block.ncols - c).min(JW);
                     match j {
-                        1 => gw_add_tile::<O, 1>((rows, gy_len), xp, col, (c, ncols), out),
-                        2 => gw_add_tile::<O, 2>((rows, gy_len), xp, col, (c, ncols), out),
-                        3 => gw_add_tile::<O, 3>((rows, gy_len), xp, col, (c, ncols), out),
-                        4 => gw_add_tile::<O, 4>((rows, gy_len), xp, col, (c, ncols), out),
-                        5 => gw_add_tile::<O, 5>((rows, gy_len), xp, col, (c, ncols), out),
-                        6 => gw_add_tile::<O, 6>((rows, gy_len), xp, col, (c, ncols), out),
-                        7 => gw_add_tile::<O, 7>((rows, gy_len), xp, col, (c, ncols), out),
-                        _ => gw_add_tile::<O, 8>((rows, gy_len), xp, col, (c, ncols), out),
+                        1 => gw_add_tile::<O, 1>(block, c, out),
+                        2 => gw_add_tile::<O, 2>(block, c, out),
+                        3 => gw_add_tile::<O, 3>(block, c, out),
+                        4 => gw_add_tile::<O, 4>(block, c, out),
+                        5 => gw_add_tile::<O, 5>(block, c, out),
+                        6 => gw_add_tile::<O, 6>(block, c, out),
+                        7 => gw_add_tile::<O, 7>(block, c, out),
+                        _ => gw_add_tile::<O, 8>(block, c, out),
                     }
                     c += j;
                 }
             }
 
-            /// One [`gw_tile`] of columns `c..c + J`, added into `out` (`ncols` a row).
+            /// One [`gw_tile`] of columns `c..c + J`, added into `out`.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn gw_add_tile<const O: usize, const J: usize>(
-                (rows, gy_len): (&[f32], usize),
-                xp: &[f32],
-                col: &impl Fn(usize) -> usize,
-                (c, ncols): (usize, usize),
-                out: &mut [f32],
-            ) {
-                let cols: [usize; J] = std::array::from_fn(|q| col(c + q));
-                let s = gw_tile::<O, J>(rows, gy_len, xp, &cols);
+            fn gw_add_tile<const O: usize, const J: usize>(block: &GwBlock<impl Fn(usize) -> usize>, c: usize, out: &mut [f32]) {
+                let cols: [usize; J] = std::array::from_fn(|q| (block.col)(c + q));
+                let s = gw_tile::<O, J>(block.rows, block.gy_len, block.xp, &cols);
                 for (oo, r) in s.iter().enumerate() {
                     for (cc, v) in r.iter().enumerate() {
-                        out[oo * ncols + c + cc] += *v;
+                        out[oo * block.ncols + c + cc] += *v;
                     }
                 }
             }
@@ -767,10 +767,11 @@ macro_rules! simd_kernels {
                         let n = if cout_g - o >= OW { OW } else { 1 };
                         let rows = &gyp[(g * cout_g + o) * gy_len..(g * cout_g + o + n) * gy_len];
                         let out = &mut gw[(g * cout_g + o) * ncols..(g * cout_g + o + n) * ncols];
+                        let block = GwBlock { rows, gy_len, xp, col: &col, ncols };
                         if n == OW {
-                            gw_tiles_of_row::<OW, JW>((rows, gy_len), xp, &col, ncols, out);
+                            gw_tiles_of_rows::<OW, JW>(&block, out);
                         } else {
-                            gw_tiles_of_row::<1, JW>((rows, gy_len), xp, &col, ncols, out);
+                            gw_tiles_of_rows::<1, JW>(&block, out);
                         }
                         o += n;
                     }
