@@ -1,11 +1,11 @@
 //! 2-D convolution: forward, input gradient and weight gradient. For f32 on
-//! the AVX-512 path with stride 1, one group and padding below the kernel
-//! size (the common layers), a direct correlation over zero-padded copies of
-//! each sample (see `implicit_applies`); otherwise an im2col (or its adjoint,
-//! col2im) into a thread-local buffer that is reused from call to call and
-//! one GEMM per sample and group, by our register-tiled kernels
-//! (`x86::gemm512`) on the AVX-512 path, else the `gemm` crate, which
-//! Candle's matmul uses.
+//! a vector path (AVX-512 or AVX2) with stride 1, one group and padding
+//! below the kernel size (the common layers), a direct correlation over
+//! zero-padded copies of each sample (see `implicit_applies`); otherwise an
+//! im2col (or its adjoint, col2im) into a thread-local buffer that is reused
+//! from call to call and one GEMM per sample and group, by our
+//! register-tiled kernels (`x86::gemm512`, `x86::gemm256`) on the vector
+//! paths, else the `gemm` crate, which Candle's matmul uses.
 //!
 //! Parallel over the batch with rayon's global pool; each GEMM runs on one
 //! thread. The forward pass and the input gradient write disjoint samples. The
@@ -29,23 +29,35 @@ use crate::{ConvGeometry, Num};
 /// stays a small multiple of the weight's.
 const WEIGHT_GRAD_CHUNKS: usize = 8;
 
-/// Whether this call runs our AVX-512 products: f32 on the AVX-512 path.
+/// Whether this call runs our register-tiled products: f32 on a vector path.
 fn own_kernels<T: Num>(isa: Isa) -> bool {
-    let avx512 = match isa {
+    let vector = match isa {
         Isa::Portable => false,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => false,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => true,
+        Isa::Avx2 | Isa::Avx512 => true,
     };
-    avx512 && T::as_f32(&[]).is_some()
+    vector && T::as_f32(&[]).is_some()
+}
+
+/// `module::function(args)` from the products module of a vector path:
+/// `x86::gemm512` on AVX-512, `x86::gemm256` on AVX2 (both have the same
+/// functions).
+#[cfg(target_arch = "x86_64")]
+macro_rules! products {
+    ($isa:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $isa {
+            Isa::Avx512 => crate::x86::gemm512::$f($($arg),*),
+            Isa::Avx2 => crate::x86::gemm256::$f($($arg),*),
+            Isa::Portable => unreachable!("our products run on a vector path (own_kernels)"),
+        }
+    };
 }
 
 /// `dst[c·rows + r] = src[r·cols + c]`.
 fn transpose<T: Num>(src: &[T], rows: usize, cols: usize, dst: &mut [T], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if let (true, Some(s), Some(d)) = (own_kernels::<T>(isa), T::as_f32(src), T::as_f32_mut(dst)) {
-        return crate::x86::gemm512::transpose(s, rows, cols, d);
+        return products!(isa, transpose(s, rows, cols, d));
     }
     let _ = isa;
     for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
@@ -57,16 +69,17 @@ fn transpose<T: Num>(src: &[T], rows: usize, cols: usize, dst: &mut [T], isa: Is
 
 /// `dst[(oh·wo + ow)·n + j] (+)= Σ_t x[oh·wp + ow + offsets[t]] · wt[t·n + j]`:
 /// the correlation of padded planes `x` with a kernel laid channels last
-/// (`n` channels), `dst` holding `ho × wo` positions. Only on the AVX-512
-/// path (see `implicit_applies`).
-fn direct_rows<T: Num>(dst: &mut [T], [ho, wo, wp]: [usize; 3], x: &[T], offsets: &[usize], wt: &[T], n: usize, accumulate: bool) {
+/// (`n` channels), `dst` holding `ho × wo` positions. Only on a vector path
+/// (see `implicit_applies`).
+#[allow(clippy::too_many_arguments)]
+fn direct_rows<T: Num>(dst: &mut [T], [ho, wo, wp]: [usize; 3], x: &[T], offsets: &[usize], wt: &[T], n: usize, accumulate: bool, isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(dst), Some(x), Some(wt)) = (T::as_f32_mut(dst), T::as_f32(x), T::as_f32(wt)) {
         let shape = crate::x86::gemm512::Direct { ho, wo, wp, n, ldo: n, ldw: n, accumulate };
-        return crate::x86::gemm512::direct_rows(dst, x, offsets, wt, shape);
+        return products!(isa, direct_rows(dst, x, offsets, wt, shape));
     }
-    let _ = (dst, ho, wo, wp, x, offsets, wt, n, accumulate);
-    unreachable!("the implicit path runs on AVX-512 with f32 only")
+    let _ = (dst, ho, wo, wp, x, offsets, wt, n, accumulate, isa);
+    unreachable!("the implicit path runs on a vector path with f32 only")
 }
 
 /// Runs `f` on this thread's scratch buffer of at least `len` elements (grown,
@@ -111,24 +124,18 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// `dst (+)= a·b` by our AVX-512 kernels where the operands have unit
+/// `dst (+)= a·b` by our kernels for `isa` where the operands have unit
 /// stride along a row; false leaves it undone.
 #[cfg(target_arch = "x86_64")]
-fn own_matmul(dst: &mut [f32], a: Mat<f32>, b: Mat<f32>, accumulate: bool) -> bool {
-    use crate::x86::gemm512::{Dst, Strided, matmul_rows, matmul_rows_t};
+fn own_matmul(dst: &mut [f32], a: Mat<f32>, b: Mat<f32>, accumulate: bool, isa: Isa) -> bool {
+    use crate::x86::gemm512::{Dst, Strided};
     let dst = Dst { data: dst, rows: a.rows, cols: b.cols, ld: b.cols };
     if b.col_stride == 1 {
-        matmul_rows(
-            dst,
-            Strided { data: a.data, row_stride: a.row_stride, col_stride: a.col_stride },
-            a.cols,
-            b.data,
-            b.row_stride,
-            accumulate,
-        );
+        let a_strided = Strided { data: a.data, row_stride: a.row_stride, col_stride: a.col_stride };
+        products!(isa, matmul_rows(dst, a_strided, a.cols, b.data, b.row_stride, accumulate));
     } else if a.col_stride == 1 && b.row_stride == 1 {
         // b is the transpose of a row-major matrix: its columns are contiguous.
-        matmul_rows_t(dst, a.data, a.row_stride, a.cols, b.data, b.col_stride, accumulate);
+        products!(isa, matmul_rows_t(dst, a.data, a.row_stride, a.cols, b.data, b.col_stride, accumulate));
     } else {
         return false;
     }
@@ -142,7 +149,7 @@ fn matmul<T: Num>(dst: &mut [T], a: Mat<T>, b: Mat<T>, accumulate: bool, isa: Is
     #[cfg(target_arch = "x86_64")]
     if own_kernels::<T>(isa)
         && let (Some(d), Some(ad), Some(bd)) = (T::as_f32_mut(dst), T::as_f32(a.data), T::as_f32(b.data))
-        && own_matmul(d, a.with_data(ad), b.with_data(bd), accumulate)
+        && own_matmul(d, a.with_data(ad), b.with_data(bd), accumulate, isa)
     {
         return;
     }
@@ -249,12 +256,13 @@ fn is_pointwise(g: &ConvGeometry<2>) -> bool {
     g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [(0, 0), (0, 0)]
 }
 
-/// The implicit path (f32 on AVX-512; stride 1, no dilation, one group,
+/// The implicit path (f32 on a vector path; stride 1, no dilation, one group,
 /// padding below the kernel size): each sample is copied once into
 /// zero-padded planes of width `wp`, and tap `(c, jh, jw)` reads them from
 /// `c·hp·wp + jh·wp + jw` on, in place: no im2col copy. The forward pass and
 /// the input gradient are direct correlations (register tiles of positions
-/// of one output row × channels, `x86::gemm512::direct_rows`), the input
+/// of one output row × channels, `direct_rows` of `x86::gemm512` or
+/// `x86::gemm256`), the input
 /// gradient on the padded output gradient with the kernel transposed and
 /// flipped (no col2im); the weight gradient is the same kernel with the
 /// padded input as the image and gy as the kernel.
@@ -348,7 +356,7 @@ fn correlate_implicit_each<T: Num, O: Send>(
             let (padded, rest) = buf.split_at_mut(plane);
             let (by_position, by_channel) = rest.split_at_mut(cout * p);
             grid.pad(&x[i * sample_len..(i + 1) * sample_len], padded);
-            direct_rows(by_position, [ho, wo, grid.wp], padded, &grid.offsets, &wt, cout, false);
+            direct_rows(by_position, [ho, wo, grid.wp], padded, &grid.offsets, &wt, cout, false, isa);
             transpose(by_position, p, cout, by_channel, isa);
             sink(o, &Rows { data: by_channel, channel: p, row: wo, wo });
         })
@@ -537,14 +545,14 @@ fn grad_weight_implicit<T: Num>((gy, x): (&[T], &[T]), g: &ConvGeometry<2>, samp
             transpose(&gy[b * cout * p..(b + 1) * cout * p], cout, p, gy_t, isa);
             for ci in 0..cin {
                 let dst = &mut gw_t[ci * kh * kw * cout..(ci + 1) * kh * kw * cout];
-                direct_rows(dst, [kh, kw, grid.wp], &input[ci * grid.hp * grid.wp..], &positions, gy_t, cout, i > 0);
+                direct_rows(dst, [kh, kw, grid.wp], &input[ci * grid.hp * grid.wp..], &positions, gy_t, cout, i > 0, isa);
             }
         }
         transpose(gw_t, taps, cout, partial, isa);
     });
 }
 
-/// One chunk's weight gradient with our AVX-512 products: the chunk's
+/// One chunk's weight gradient with our register-tiled products: the chunk's
 /// columns side by side, one product summed over its samples, so each
 /// weight's sum is reduced once, not once per sample.
 fn grad_weight_segments<T: Num>((gy, x): (&[T], &[T]), g: &ConvGeometry<2>, samples: std::ops::Range<usize>, partial: &mut [T], isa: Isa) {
@@ -565,17 +573,17 @@ fn grad_weight_segments<T: Num>((gy, x): (&[T], &[T]), g: &ConvGeometry<2>, samp
 }
 
 /// `dst = Σ_s a_s·b_sᵀ`, `dst` row-major `m × n`, each `a_s` `m` rows and
-/// each `b_s` `n` rows of `k` (row stride `k`). Only on the AVX-512 path.
+/// each `b_s` `n` rows of `k` (row stride `k`). Only on a vector path.
 fn matmul_t_segments<T: Num>(dst: &mut [T], [m, n, k]: [usize; 3], (a, b): (&[&[T]], &[&[T]]), isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if let (true, Some(dst)) = (own_kernels::<T>(isa), T::as_f32_mut(dst)) {
         let a: Vec<&[f32]> = a.iter().map(|s| T::as_f32(s).expect("f32 like dst")).collect();
         let b: Vec<&[f32]> = b.iter().map(|s| T::as_f32(s).expect("f32 like dst")).collect();
         let dst = crate::x86::gemm512::Dst { data: dst, rows: m, cols: n, ld: n };
-        return crate::x86::gemm512::matmul_rows_t_segments(dst, &a, k, k, &b, k, false);
+        return products!(isa, matmul_rows_t_segments(dst, &a, k, k, &b, k, false));
     }
     let _ = (dst, m, n, k, a, b, isa);
-    unreachable!("segment products run on AVX-512 with f32 only")
+    unreachable!("segment products run on a vector path with f32 only")
 }
 
 /// One chunk's weight gradient sample by sample, one product per sample and

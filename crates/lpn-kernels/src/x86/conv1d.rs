@@ -188,7 +188,15 @@ fn transpose_into(simd: Simd, src: &[f32], (channels, len): (usize, usize), firs
                     c0 += RB;
                 }
             }
-            // AVX2, and a last block of fewer than 16 positions: element by element.
+            Simd::Avx2 if rows == RB => {
+                while c0 + 8 <= channels {
+                    // SAFETY: `Simd::Avx2` comes from `isa::current()`, which
+                    // returns it only where the CPU has AVX2 (run-time check).
+                    unsafe { transpose8x16_avx2(src, len, (t0, c0), ld, out) };
+                    c0 += 8;
+                }
+            }
+            // A last block of fewer than 16 positions: element by element.
             Simd::Avx512 | Simd::Avx2 => {}
         }
         for c in c0..channels {
@@ -237,6 +245,22 @@ fn transpose16_avx512(src: &[f32], len: usize, (t0, c0): (usize, usize), ld: usi
         // SAFETY: row `j` from column `c0` has room for 16 values (the
         // assert above); unaligned stores are allowed.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j * ld + c0), *v) };
+    }
+}
+
+/// Rows `c0..c0 + 8` of `src` (rows of `len` values), columns `t0..t0 + 16`,
+/// transposed into rows `0..16` of `out` (`ld` apart), columns `c0..c0 + 8`:
+/// two 8 × 8 blocks in registers.
+#[target_feature(enable = "avx2")]
+fn transpose8x16_avx2(src: &[f32], len: usize, (t0, c0): (usize, usize), ld: usize, out: &mut [f32]) {
+    assert!((c0 + 7) * len + t0 + 16 <= src.len() && 15 * ld + c0 + 8 <= out.len());
+    for half in 0..2 {
+        // SAFETY: AVX2 is present (this function's feature); rows c0..c0 + 8
+        // hold columns t0 + 8·half..+8 (the assert above), and rows 8·half..+8
+        // of `out` have room for columns c0..c0 + 8.
+        unsafe {
+            super::gemm256::transpose8(src.as_ptr().add(c0 * len + t0 + 8 * half), len, out.as_mut_ptr().add(8 * half * ld + c0), ld)
+        };
     }
 }
 

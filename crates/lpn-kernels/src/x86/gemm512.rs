@@ -480,10 +480,10 @@ unsafe fn direct_tile<const R: usize, const V: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f64> {
+    pub(crate) fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f64> {
         let mut c = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -493,7 +493,7 @@ mod tests {
         c
     }
 
-    fn close(got: &[f32], want: &[f64], ld: usize, m: usize, n: usize) {
+    pub(crate) fn close(got: &[f32], want: &[f64], ld: usize, m: usize, n: usize) {
         for i in 0..m {
             for j in 0..n {
                 let (g, w) = (got[i * ld + j] as f64, want[i * n + j]);

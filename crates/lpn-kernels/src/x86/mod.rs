@@ -3,5 +3,6 @@
 //! item below needs a cfg of its own; on other targets the portable paths run.
 
 pub(crate) mod conv1d;
+pub(crate) mod gemm256;
 pub(crate) mod gemm512;
 pub(crate) mod pool512;
