@@ -52,13 +52,15 @@ fn keep<T: Num>((best, at): (T, u32), v: T, i: u32) -> (T, u32) {
 }
 
 /// Pools one row of 2×2 windows over rows `r0` and `r1` after the bias and
-/// ReLU into `y` and `win` with AVX-512 (f32 only); false: not done here.
+/// ReLU into `y` and `win` with AVX-512 or AVX2 (f32 only); false: not done here.
 fn pool2_row<T: Num>(isa: Isa, (r0, r1): (&[T], &[T]), bias: T, relu: bool, y: &mut [MaybeUninit<T>], win: &mut [u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let (Isa::Avx512, Some(r0), Some(r1), Some(b), Some(y)) =
-        (isa, T::as_f32(r0), T::as_f32(r1), bias.as_f32_value(), T::as_f32_uninit(y))
-    {
-        crate::x86::pool512::pool2_row(r0, r1, b, relu, y, win);
+    if let (Some(r0), Some(r1), Some(b), Some(y)) = (T::as_f32(r0), T::as_f32(r1), bias.as_f32_value(), T::as_f32_uninit(y)) {
+        match isa {
+            Isa::Avx512 => crate::x86::pool512::pool2_row(r0, r1, b, relu, y, win),
+            Isa::Avx2 => crate::x86::pool256::pool2_row(r0, r1, b, relu, y, win),
+            Isa::Portable => return false,
+        }
         return true;
     }
     let _ = (isa, r0, r1, bias, relu, y, win);
@@ -66,7 +68,7 @@ fn pool2_row<T: Num>(isa: Isa, (r0, r1): (&[T], &[T]), bias: T, relu: bool, y: &
 }
 
 /// Puts one row of 2×2 windows' gradient on rows `d0` and `d1` with AVX-512
-/// (f32 only), returning the sum it put; None: not done here.
+/// or AVX2 (f32 only), returning the sum it put; None: not done here.
 fn unpool2_row<T: Num>(
     isa: Isa,
     (g, y, win): (&[T], &[T], &[u8]),
@@ -75,10 +77,13 @@ fn unpool2_row<T: Num>(
     d1: &mut [MaybeUninit<T>],
 ) -> Option<T> {
     #[cfg(target_arch = "x86_64")]
-    if let (Isa::Avx512, Some(g), Some(y), Some(d0), Some(d1)) =
-        (isa, T::as_f32(g), T::as_f32(y), T::as_f32_uninit(d0), T::as_f32_uninit(d1))
-    {
-        return Some(T::from_f64(f64::from(crate::x86::pool512::unpool2_row(g, y, win, relu, d0, d1))));
+    if let (Some(g), Some(y), Some(d0), Some(d1)) = (T::as_f32(g), T::as_f32(y), T::as_f32_uninit(d0), T::as_f32_uninit(d1)) {
+        let sum = match isa {
+            Isa::Avx512 => crate::x86::pool512::unpool2_row(g, y, win, relu, d0, d1),
+            Isa::Avx2 => crate::x86::pool256::unpool2_row(g, y, win, relu, d0, d1),
+            Isa::Portable => return None,
+        };
+        return Some(T::from_f64(f64::from(sum)));
     }
     let _ = (isa, g, y, win, relu, d0, d1);
     None
@@ -121,7 +126,7 @@ pub fn forward<T: Num>(x: &[T], w: &[T], bias: &[T], g: &BlockGeometry) -> (Vec<
             for pr in 0..po_h {
                 let out = (c * po_h + pr) * po_w;
                 let (yr, wr) = (&mut yb[out..out + po_w], &mut wb[out..out + po_w]);
-                // The common case, 16 windows at a time where the CPU can.
+                // The common case, 16 (AVX-512) or 8 (AVX2) windows at a time where the CPU can.
                 if ph == 2 && pw == 2 && pool2_row(isa, (rows.row(c, 2 * pr), rows.row(c, 2 * pr + 1)), b, g.relu, yr, wr) {
                     continue;
                 }
@@ -344,6 +349,42 @@ mod tests {
                 let (grad, _) = crate::with_isa(isa, || unpool(&[1.0; 4], &y, &winners, &g(relu)));
                 let want = if relu { [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0] } else { [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0] };
                 assert_eq!(grad, want, "{isa:?} relu {relu}");
+            }
+        }
+    }
+
+    /// The same on the vector paths' 2×2 windows: a NaN in a window's
+    /// second cell, −∞ windows, ties, and a partial step of windows.
+    #[test]
+    fn nan_and_infinity_in_2x2_windows() {
+        let g = |relu| BlockGeometry {
+            conv: ConvGeometry {
+                batch: 1,
+                in_channels: 1,
+                out_channels: 1,
+                groups: 1,
+                kernel: [1, 1],
+                stride: [1, 1],
+                padding: [(0, 0); 2],
+                dilation: [1, 1],
+                input: [2, 6],
+            },
+            relu,
+            pool: Some([2, 2]),
+        };
+        let ninf = f32::NEG_INFINITY;
+        let x = [1f32, f32::NAN, ninf, ninf, 2.0, 4.0, 3.0, 0.5, ninf, ninf, 4.0, 1.0];
+        for isa in crate::Isa::available() {
+            for relu in [true, false] {
+                let (y, winners) = crate::with_isa(isa, || forward(&x, &[1.0], &[0.0], &g(relu)));
+                assert!(y[0].is_nan(), "{isa:?}");
+                assert_eq!(&y[1..], &[if relu { 0.0 } else { ninf }, 4.0], "{isa:?} relu {relu}");
+                assert_eq!(winners, [1, 0, 1], "{isa:?} relu {relu}");
+                let (grad, sum) = crate::with_isa(isa, || unpool(&[1.0; 3], &y, &winners, &g(relu)));
+                // Without the ReLU, the NaN and −∞ windows pass their gradient too.
+                let passed = if relu { 0.0 } else { 1.0 };
+                assert_eq!(grad, [0.0, passed, passed, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "{isa:?} relu {relu}");
+                assert_eq!(sum, [if relu { 1.0 } else { 3.0 }], "{isa:?} relu {relu}");
             }
         }
     }

@@ -5,4 +5,5 @@
 pub(crate) mod conv1d;
 pub(crate) mod gemm256;
 pub(crate) mod gemm512;
+pub(crate) mod pool256;
 pub(crate) mod pool512;
