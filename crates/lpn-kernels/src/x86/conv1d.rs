@@ -494,7 +494,7 @@ macro_rules! wide_tiles {
 /// compiler vectorised these loops across channels, with gathers).
 macro_rules! simd_kernels {
     ($name:ident, $feat:literal, $lanes:literal, $v:ty, $zero:ident, $set1:ident, $loadu:ident, $storeu:ident, $fmadd:ident, $add:ident,
-     forward: ($nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal), wide: ($owide:literal, $jwide:literal)) => {
+     forward: ($ot:literal, $nv:literal, $nv1:literal), weight: ($ow:literal, $jw:literal), wide: ($owide:literal, $jwide:literal)) => {
         pub(crate) mod $name {
             use super::{GwBlock, OB, Plan, blocks, pad_rows};
             #[allow(clippy::wildcard_imports)]
@@ -511,22 +511,26 @@ macro_rules! simd_kernels {
             }
 
             /// One tile: `O` output channels × `NV` vectors of positions from
-            /// `t0`, summed over the group's rows and taps. `K` is the tap
+            /// `t0`, summed over the group's rows and taps; the block's packed
+            /// weights hold `S` output channels per tap (`O` ≤ `S`: a tile may
+            /// take part of a block). `K` is the tap
             /// count where it is known at compile time (0: `p.k`, read at run
             /// time), so that the common kernel sizes unroll their taps: left
             /// as a run-time loop, the compiler spilled an accumulator and
             /// shuffled the others between taps, at two thirds of the speed.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn tile<const O: usize, const NV: usize, const K: usize>(p: &Plan, rows: &[f32], row_len: usize, t0: usize, wb: &[f32]) -> [[$v; NV]; O] {
+            fn tile<const O: usize, const NV: usize, const K: usize, const S: usize>(p: &Plan, rows: &[f32], row_len: usize, t0: usize, wb: &[f32]) -> [[$v; NV]; O] {
                 let (cin_g, dilation) = (p.cin / p.groups, p.dilation);
                 let k = if K == 0 { p.k } else { K };
                 debug_assert_eq!(k, p.k);
                 // Every read below is inside `rows` and `wb` (checked here once,
                 // not per load): row `ii` is read from `ii·row_len + t0` for
-                // (k−1)·dilation + NV·LANES values, and the weights are k·O a row.
+                // (k−1)·dilation + NV·LANES values, and the weights are k·S a
+                // row, of which the tile reads the first O per tap.
+                const { assert!(O <= S) };
                 assert!(cin_g > 0 && t0 + (k - 1) * dilation + NV * LANES <= row_len && cin_g * row_len <= rows.len());
-                assert!(cin_g * k * O <= wb.len());
+                assert!((cin_g * k - 1) * S + O <= wb.len());
                 let mut acc = [[$zero(); NV]; O];
                 let (mut xr, mut wr) = (rows[t0..].as_ptr(), wb.as_ptr());
                 for ii in 0..cin_g {
@@ -538,8 +542,8 @@ macro_rules! simd_kernels {
                             xv[n] = unsafe { $loadu(xr.add(j * dilation + n * LANES)) };
                         }
                         for o in 0..O {
-                            // SAFETY: weight `j·O + o` of row `ii`, inside `wb` (the assert above).
-                            let wv = $set1(unsafe { *wr.add(j * O + o) });
+                            // SAFETY: weight `j·S + o` of row `ii`, inside `wb` (the assert above).
+                            let wv = $set1(unsafe { *wr.add(j * S + o) });
                             for n in 0..NV {
                                 acc[o][n] = $fmadd(wv, xv[n], acc[o][n]);
                             }
@@ -549,7 +553,7 @@ macro_rules! simd_kernels {
                         // SAFETY: row `ii + 1` starts inside both slices (the asserts above).
                         unsafe {
                             xr = xr.add(row_len);
-                            wr = wr.add(k * O);
+                            wr = wr.add(k * S);
                         }
                     }
                 }
@@ -560,18 +564,18 @@ macro_rules! simd_kernels {
             /// one of the common kernel sizes.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn tile_any<const O: usize, const NV: usize>(p: &Plan, rows: &[f32], row_len: usize, t0: usize, wb: &[f32]) -> [[$v; NV]; O] {
+            fn tile_any<const O: usize, const NV: usize, const S: usize>(p: &Plan, rows: &[f32], row_len: usize, t0: usize, wb: &[f32]) -> [[$v; NV]; O] {
                 match p.k {
-                    1 => tile::<O, NV, 1>(p, rows, row_len, t0, wb),
-                    2 => tile::<O, NV, 2>(p, rows, row_len, t0, wb),
-                    3 => tile::<O, NV, 3>(p, rows, row_len, t0, wb),
-                    4 => tile::<O, NV, 4>(p, rows, row_len, t0, wb),
-                    5 => tile::<O, NV, 5>(p, rows, row_len, t0, wb),
-                    6 => tile::<O, NV, 6>(p, rows, row_len, t0, wb),
-                    7 => tile::<O, NV, 7>(p, rows, row_len, t0, wb),
-                    8 => tile::<O, NV, 8>(p, rows, row_len, t0, wb),
-                    9 => tile::<O, NV, 9>(p, rows, row_len, t0, wb),
-                    _ => tile::<O, NV, 0>(p, rows, row_len, t0, wb),
+                    1 => tile::<O, NV, 1, S>(p, rows, row_len, t0, wb),
+                    2 => tile::<O, NV, 2, S>(p, rows, row_len, t0, wb),
+                    3 => tile::<O, NV, 3, S>(p, rows, row_len, t0, wb),
+                    4 => tile::<O, NV, 4, S>(p, rows, row_len, t0, wb),
+                    5 => tile::<O, NV, 5, S>(p, rows, row_len, t0, wb),
+                    6 => tile::<O, NV, 6, S>(p, rows, row_len, t0, wb),
+                    7 => tile::<O, NV, 7, S>(p, rows, row_len, t0, wb),
+                    8 => tile::<O, NV, 8, S>(p, rows, row_len, t0, wb),
+                    9 => tile::<O, NV, 9, S>(p, rows, row_len, t0, wb),
+                    _ => tile::<O, NV, 0, S>(p, rows, row_len, t0, wb),
                 }
             }
 
@@ -604,6 +608,9 @@ macro_rules! simd_kernels {
             pub(crate) fn forward_item(p: &Plan, (x, wt, bias): (&[f32], &[f32], Option<&[f32]>), y: &mut [std::mem::MaybeUninit<f32>], xp: &mut Vec<f32>) {
                 const W: usize = $nv * LANES;
                 const W1: usize = $nv1 * LANES;
+                // Output channels per tile of a full block (OB or a divisor of it).
+                const OT: usize = $ot;
+                const { assert!(OB % OT == 0) };
                 let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
                 let row_len = p.row_len();
                 pad_rows(x, p.cin, p.l, p.pad_left, row_len, xp);
@@ -616,15 +623,18 @@ macro_rules! simd_kernels {
                         let first = g * cout_g + o0;
                         if n == OB {
                             for t0 in (0..p.lout).step_by(W) {
-                                let acc = tile_any::<OB, $nv>(p, rows, row_len, t0, wb);
                                 let m = W.min(p.lout - t0);
-                                for (o, a) in acc.iter().enumerate() {
-                                    store(a, bias.map(|b| b[first + o]), &mut y[(first + o) * p.lout + t0..][..m]);
+                                for part in (0..OB).step_by(OT) {
+                                    let acc = tile_any::<OT, $nv, OB>(p, rows, row_len, t0, &wb[part..]);
+                                    for (o, a) in acc.iter().enumerate() {
+                                        let o = first + part + o;
+                                        store(a, bias.map(|b| b[o]), &mut y[o * p.lout + t0..][..m]);
+                                    }
                                 }
                             }
                         } else {
                             for t0 in (0..p.lout).step_by(W1) {
-                                let acc = tile_any::<1, $nv1>(p, rows, row_len, t0, wb);
+                                let acc = tile_any::<1, $nv1, 1>(p, rows, row_len, t0, wb);
                                 let m = W1.min(p.lout - t0);
                                 store(&acc[0], bias.map(|b| b[first]), &mut y[first * p.lout + t0..][..m]);
                             }
@@ -806,6 +816,6 @@ macro_rules! simd_kernels {
 }
 
 simd_kernels!(avx512, "avx512f,avx2,fma", 16, __m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps,
-    forward: (3, 8), weight: (4, 5), wide: (4, 6));
+    forward: (8, 3, 8), weight: (4, 5), wide: (4, 6));
 simd_kernels!(avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps,
-    forward: (1, 8), weight: (2, 5), wide: (2, 6));
+    forward: (4, 2, 8), weight: (2, 5), wide: (2, 6));
