@@ -193,12 +193,16 @@ def agree(variant, threads):
 def fmt(x):
     return "-" if x is None else f"{x:.1f}"
 
-cpu = platform.processor() or ""
+cpu = platform.processor() or "?"
 try:
+    info = {}
     for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    # The family/model and the widest vector path lpn's kernels take on this CPU.
+    flags = info.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    cpu = f"{info.get('model name', cpu)} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}; {isa})"
 except OSError:
     pass
 torch_version = next((r.get("torch") for r in runs if r.get("torch")), "?")

@@ -54,7 +54,13 @@ done
 python3 - "$results" "$rounds" > "$out" <<'PY'
 import json, os, statistics, sys, time
 runs = [json.loads(l) for l in open(sys.argv[1])]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+info = {}
+for l in open("/proc/cpuinfo"):
+    key, _, value = l.partition(":")
+    info.setdefault(key.strip(), value.strip())
+# The family/model and the widest vector path lpn's kernels take on this CPU.
+isa = "AVX-512" if "avx512f" in info.get("flags", "").split() else "AVX2" if "avx2" in info.get("flags", "").split() else "no AVX2"
+cpu = f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}; {isa})"
 print(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {cpu}, {os.cpu_count()} cores; median of {sys.argv[2]} alternating rounds (each a median of 9 calls); ms, and lpn / PyTorch with its range over rounds.\n")
 print("| case (B, Cin→Cout, L, k) | threads | op | lpn ms | PyTorch ms | lpn / PyTorch |")
 print("|---|---|---|---|---|---|")
