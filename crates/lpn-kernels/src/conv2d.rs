@@ -71,8 +71,15 @@ fn transpose<T: Num>(src: &[T], rows: usize, cols: usize, dst: &mut [T], isa: Is
 /// the correlation of padded planes `x` with a kernel laid channels last
 /// (`n` channels), `dst` holding `ho × wo` positions. Only on a vector path
 /// (see `implicit_applies`).
-#[allow(clippy::too_many_arguments)]
-fn direct_rows<T: Num>(dst: &mut [T], [ho, wo, wp]: [usize; 3], x: &[T], offsets: &[usize], wt: &[T], n: usize, accumulate: bool, isa: Isa) {
+fn direct_rows<T: Num>(
+    dst: &mut [T],
+    [ho, wo, wp]: [usize; 3],
+    x: &[T],
+    offsets: &[usize],
+    (wt, n): (&[T], usize),
+    accumulate: bool,
+    isa: Isa,
+) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(dst), Some(x), Some(wt)) = (T::as_f32_mut(dst), T::as_f32(x), T::as_f32(wt)) {
         let shape = crate::x86::gemm512::Direct { ho, wo, wp, n, ldo: n, ldw: n, accumulate };
@@ -356,7 +363,7 @@ fn correlate_implicit_each<T: Num, O: Send>(
             let (padded, rest) = buf.split_at_mut(plane);
             let (by_position, by_channel) = rest.split_at_mut(cout * p);
             grid.pad(&x[i * sample_len..(i + 1) * sample_len], padded);
-            direct_rows(by_position, [ho, wo, grid.wp], padded, &grid.offsets, &wt, cout, false, isa);
+            direct_rows(by_position, [ho, wo, grid.wp], padded, &grid.offsets, (&wt, cout), false, isa);
             transpose(by_position, p, cout, by_channel, isa);
             sink(o, &Rows { data: by_channel, channel: p, row: wo, wo });
         })
@@ -545,7 +552,7 @@ fn grad_weight_implicit<T: Num>((gy, x): (&[T], &[T]), g: &ConvGeometry<2>, samp
             transpose(&gy[b * cout * p..(b + 1) * cout * p], cout, p, gy_t, isa);
             for ci in 0..cin {
                 let dst = &mut gw_t[ci * kh * kw * cout..(ci + 1) * kh * kw * cout];
-                direct_rows(dst, [kh, kw, grid.wp], &input[ci * grid.hp * grid.wp..], &positions, gy_t, cout, i > 0, isa);
+                direct_rows(dst, [kh, kw, grid.wp], &input[ci * grid.hp * grid.wp..], &positions, (gy_t, cout), i > 0, isa);
             }
         }
         transpose(gw_t, taps, cout, partial, isa);

@@ -54,13 +54,7 @@ unsafe fn load(p: *const f32, mask: __m256i, full: bool) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn store(p: *mut f32, mask: __m256i, full: bool, v: __m256) {
     // SAFETY: the lanes written are writable (contract).
-    unsafe {
-        if full {
-            _mm256_storeu_ps(p, v)
-        } else {
-            _mm256_maskstore_ps(p, mask, v)
-        }
-    }
+    unsafe { if full { _mm256_storeu_ps(p, v) } else { _mm256_maskstore_ps(p, mask, v) } }
 }
 
 /// The masks of a run of up to `2 × 8` lanes, and whether each is full.
@@ -86,12 +80,10 @@ pub(crate) fn matmul_rows(dst: Dst, a: Strided, k: usize, b: &[f32], ldb: usize,
     assert_avx2();
     assert!(dst.ld >= n && dst.data.len() >= (m - 1) * dst.ld + n, "destination too short");
     if k > 0 {
-        assert!(
-            a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride && (k - 1) * ldb + n <= b.len(),
-            "operands too short"
-        );
+        assert!(a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride && (k - 1) * ldb + n <= b.len(), "operands too short");
     }
-    let tiles = Outer { c: dst.data.as_mut_ptr(), ldc: dst.ld, k, a_rs: a.row_stride, a_cs: a.col_stride, b: b.as_ptr(), ldb, acc: accumulate };
+    let tiles =
+        Outer { c: dst.data.as_mut_ptr(), ldc: dst.ld, k, a_rs: a.row_stride, a_cs: a.col_stride, b: b.as_ptr(), ldb, acc: accumulate };
     // SAFETY: AVX2 and FMA are present (asserted); `outer_tiles` touches rows
     // < m and columns < n of C (inside `dst.data`, asserted), A's elements
     // i·a_rs + kk·a_cs for i < m, kk < k (inside `a.data`, asserted), and B's
@@ -115,10 +107,7 @@ pub(crate) fn matmul_rows_t_segments(dst: Dst, a: &[&[f32]], lda: usize, k: usiz
     assert_avx2();
     assert!(a.len() == b.len() && dst.ld >= n && dst.data.len() >= (m - 1) * dst.ld + n, "destination or segments do not fit");
     if k > 0 {
-        assert!(
-            a.iter().all(|s| s.len() >= (m - 1) * lda + k) && b.iter().all(|s| s.len() >= (n - 1) * ldb + k),
-            "operands too short"
-        );
+        assert!(a.iter().all(|s| s.len() >= (m - 1) * lda + k) && b.iter().all(|s| s.len() >= (n - 1) * ldb + k), "operands too short");
     }
     let a: Vec<*const f32> = a.iter().map(|s| s.as_ptr()).collect();
     let b: Vec<*const f32> = b.iter().map(|s| s.as_ptr()).collect();
@@ -450,11 +439,11 @@ unsafe fn direct_tile<const R: usize, const V: usize>(out: *mut f32, x: *const f
         wr = wr.wrapping_add(d.ldw);
     }
     for (r, acc_r) in acc.iter().enumerate() {
-        for v in 0..V {
+        for (v, &part) in acc_r.iter().enumerate() {
             let o = out.wrapping_add(r * d.ldo + 8 * v);
             // SAFETY: the masked lanes of output position r < R (contract).
             unsafe {
-                let sum = if d.accumulate { _mm256_add_ps(acc_r[v], load(o, l.masks[v], l.full[v])) } else { acc_r[v] };
+                let sum = if d.accumulate { _mm256_add_ps(part, load(o, l.masks[v], l.full[v])) } else { part };
                 store(o, l.masks[v], l.full[v], sum);
             }
         }
@@ -475,7 +464,9 @@ mod tests {
             return; // nothing to test on this CPU; the gemm crate path runs instead
         }
         let mut rng = crate::testing::Rng::new(5);
-        for &(m, n, k) in &[(1, 1, 1), (6, 16, 8), (7, 17, 9), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31), (3, 9, 7)] {
+        for &(m, n, k) in
+            &[(1, 1, 1), (6, 16, 8), (7, 17, 9), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31), (3, 9, 7)]
+        {
             let a: Vec<f32> = (0..m * k.max(1) + 7).map(|_| rng.uniform() as f32).collect();
             let b: Vec<f32> = (0..k.max(1) * n.max(1) * 2 + 7).map(|_| rng.uniform() as f32).collect();
             let ld = n + 3;

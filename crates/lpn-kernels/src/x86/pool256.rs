@@ -49,13 +49,7 @@ fn mask(lanes: usize) -> __m256i {
 #[target_feature(enable = "avx2")]
 unsafe fn put(p: *mut f32, mask: __m256i, full: bool, v: __m256) {
     // SAFETY: the lanes written are writable (contract).
-    unsafe {
-        if full {
-            _mm256_storeu_ps(p, v)
-        } else {
-            _mm256_maskstore_ps(p, mask, v)
-        }
-    }
+    unsafe { if full { _mm256_storeu_ps(p, v) } else { _mm256_maskstore_ps(p, mask, v) } }
 }
 
 /// The even (`ODD` false) or odd elements of the 16 in `lo`, `hi`, in order.
