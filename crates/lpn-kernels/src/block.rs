@@ -321,25 +321,27 @@ mod tests {
         }
     }
 
+    /// A block of one 1×1 unit-weight convolution on one plane of `input`, pooled by `window`.
+    fn one_plane(input: [usize; 2], relu: bool, window: [usize; 2]) -> BlockGeometry {
+        let conv = ConvGeometry {
+            batch: 1,
+            in_channels: 1,
+            out_channels: 1,
+            groups: 1,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [(0, 0); 2],
+            dilation: [1, 1],
+            input,
+        };
+        BlockGeometry { conv, relu, pool: Some(window) }
+    }
+
     /// NaN wins its window and passes no gradient through the ReLU; −∞
     /// windows (no ReLU) pick their first cell.
     #[test]
     fn nan_and_infinity_in_windows() {
-        let g = |relu| BlockGeometry {
-            conv: ConvGeometry {
-                batch: 1,
-                in_channels: 1,
-                out_channels: 1,
-                groups: 1,
-                kernel: [1, 1],
-                stride: [1, 1],
-                padding: [(0, 0); 2],
-                dilation: [1, 1],
-                input: [2, 4],
-            },
-            relu,
-            pool: Some([1, 2]),
-        };
+        let g = |relu| one_plane([2, 4], relu, [1, 2]);
         let x = [1f32, f32::NAN, 3.0, 2.0, f32::NEG_INFINITY, f32::NEG_INFINITY, 5.0, 5.0];
         for isa in crate::Isa::available() {
             for relu in [true, false] {
@@ -357,21 +359,7 @@ mod tests {
     /// second cell, −∞ windows, ties, and a partial step of windows.
     #[test]
     fn nan_and_infinity_in_2x2_windows() {
-        let g = |relu| BlockGeometry {
-            conv: ConvGeometry {
-                batch: 1,
-                in_channels: 1,
-                out_channels: 1,
-                groups: 1,
-                kernel: [1, 1],
-                stride: [1, 1],
-                padding: [(0, 0); 2],
-                dilation: [1, 1],
-                input: [2, 6],
-            },
-            relu,
-            pool: Some([2, 2]),
-        };
+        let g = |relu| one_plane([2, 6], relu, [2, 2]);
         let ninf = f32::NEG_INFINITY;
         let x = [1f32, f32::NAN, ninf, ninf, 2.0, 4.0, 3.0, 0.5, ninf, ninf, 4.0, 1.0];
         for isa in crate::Isa::available() {

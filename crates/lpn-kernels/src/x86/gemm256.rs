@@ -30,7 +30,7 @@ fn assert_avx2() {
 /// Lanes `0..lanes` (all 8 from 8 on) set, as `vmaskmovps` reads them.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn lane_mask(lanes: usize) -> __m256i {
+pub(super) fn lane_mask(lanes: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
@@ -46,13 +46,14 @@ unsafe fn load(p: *const f32, mask: __m256i, full: bool) -> __m256 {
     unsafe { if full { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, mask) } }
 }
 
-/// Stores the masked lanes of `v` at `p`; a plain store when all are set.
+/// Stores the masked lanes of `v` at `p`; a plain store when all are set
+/// (a masked store is slow on AMD).
 ///
 /// # Safety
 /// AVX2 must be present; the lanes `mask` sets (all 8 when `full`) writable at `p`.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn store(p: *mut f32, mask: __m256i, full: bool, v: __m256) {
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn store(p: *mut f32, mask: __m256i, full: bool, v: __m256) {
     // SAFETY: the lanes written are writable (contract).
     unsafe { if full { _mm256_storeu_ps(p, v) } else { _mm256_maskstore_ps(p, mask, v) } }
 }
@@ -256,8 +257,8 @@ unsafe fn dot_tiles(t: Dot, m: usize, n: usize, a: &[*const f32], b: &[*const f3
 
 /// The eight lanes of `v` added in a fixed order: halves, then pairs, then the last two.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-fn reduce(v: __m256) -> f32 {
+#[target_feature(enable = "avx2")]
+pub(super) fn reduce(v: __m256) -> f32 {
     let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
@@ -355,17 +356,11 @@ pub(crate) unsafe fn transpose8(src: *const f32, lds: usize, dst: *mut f32, ldd:
 /// positions of one output row × 16 channels, or 12 × 8 when 8 or fewer
 /// channels remain. Panics if an operand is too short or the CPU lacks AVX2.
 pub(crate) fn direct_rows(out: &mut [f32], x: &[f32], offs: &[usize], w: &[f32], d: Direct) {
-    if d.ho == 0 || d.wo == 0 || d.n == 0 {
+    if d.is_empty() {
         return;
     }
     assert_avx2();
-    assert!(d.wo <= d.wp && d.n <= d.ldo && out.len() >= (d.ho * d.wo - 1) * d.ldo + d.n, "destination too short");
-    if let Some(&last) = offs.iter().max() {
-        assert!(
-            last + (d.ho - 1) * d.wp + d.wo <= x.len() && d.n <= d.ldw && w.len() >= (offs.len() - 1) * d.ldw + d.n,
-            "operands too short"
-        );
-    }
+    d.assert_fits(out, x, offs, w);
     // SAFETY: AVX2 and FMA are present (asserted); `direct_impl` reads x at
     // oh·wp + ow + offs[t] (oh < ho, ow < wo: inside x, asserted), w at
     // t·ldw + j (j < n, masked: inside w, asserted) and writes out at
@@ -453,66 +448,21 @@ unsafe fn direct_tile<const R: usize, const V: usize>(out: *mut f32, x: *const f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::x86::gemm512::tests::{close, reference};
+    use crate::x86::gemm512::tests::{Products, check_products};
 
-    /// Every kernel against an f64 reference on edge sizes (partial tiles in
-    /// every direction, k = 0, 1, not a multiple of 8), with accumulation
-    /// and a destination row stride wider than its rows.
+    /// The shared check of `gemm512`'s tests, on sizes cut for 8 lanes:
+    /// partial tiles of 6 rows, 16 columns and 3 × 3 dot products, k = 0,
+    /// 1, 7 and 31, and rows of 14 (7 + 7 at 8 channels).
     #[test]
     fn products_match_a_reference() {
         if !Isa::Avx2.runs_here() {
             return; // nothing to test on this CPU; the gemm crate path runs instead
         }
-        let mut rng = crate::testing::Rng::new(5);
-        for &(m, n, k) in
-            &[(1, 1, 1), (6, 16, 8), (7, 17, 9), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31), (3, 9, 7)]
-        {
-            let a: Vec<f32> = (0..m * k.max(1) + 7).map(|_| rng.uniform() as f32).collect();
-            let b: Vec<f32> = (0..k.max(1) * n.max(1) * 2 + 7).map(|_| rng.uniform() as f32).collect();
-            let ld = n + 3;
-            let start: Vec<f32> = (0..m * ld).map(|_| rng.uniform() as f32).collect();
-            // C += A·B with A transposed in memory (a_rs = 1, a_cs = m) and B rows of stride n + 2.
-            let want = reference(m, n, k, |i, kk| a[kk * m + i], |kk, j| b[kk * (n + 2) + j]);
-            let mut c = start.clone();
-            matmul_rows(Dst { data: &mut c, rows: m, cols: n, ld }, Strided { data: &a, row_stride: 1, col_stride: m }, k, &b, n + 2, true);
-            let with_start: Vec<f64> = (0..m * n).map(|x| want[x] + start[(x / n) * ld + x % n] as f64).collect();
-            close(&c, &with_start, ld, m, n);
-            // C = A·Bᵀ with rows of A (stride k + 1) and of B (stride k) contiguous along k.
-            let a_long: Vec<f32> = (0..m * (k + 1)).map(|x| a[x % a.len()]).collect();
-            let want_long = reference(m, n, k, |i, kk| a_long[i * (k + 1) + kk], |kk, j| b[j * k + kk]);
-            let mut c = start.clone();
-            matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
-            close(&c, &want_long, ld, m, n);
-            // Direct correlation rows: rows of 3, 14 (two tiles of 7 at 16
-            // channels, 12 + 2 → 7 + 7 at 8) and 29, k taps at scattered offsets.
-            for wo in [3, 14, 29] {
-                if k == 0 {
-                    break;
-                }
-                let (ho, wp) = (m.min(40), wo + 2);
-                let offs: Vec<usize> = (0..k).map(|t| (t * 7) % 23).collect();
-                let x: Vec<f32> = (0..23 + ho * wp).map(|_| rng.uniform() as f32).collect();
-                let want = reference(ho * wo, n, k, |pos, t| x[(pos / wo) * wp + pos % wo + offs[t]], |t, j| b[t * (n + 2) + j]);
-                let mut c = vec![0.0; ho * wo * ld];
-                let shape = Direct { ho, wo, wp, n, ldo: ld, ldw: n + 2, accumulate: false };
-                direct_rows(&mut c, &x, &offs, &b, shape);
-                close(&c, &want, ld, ho * wo, n);
-                direct_rows(&mut c, &x, &offs, &b, Direct { accumulate: true, ..shape });
-                close(&c, &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), ld, ho * wo, n);
-            }
-            // Transpose of the m × ld matrix `start` (8 × 8 blocks and edges).
-            let mut t = vec![0f32; m * ld];
-            transpose(&start, m, ld, &mut t);
-            for i in 0..m {
-                for j in 0..ld {
-                    assert_eq!(t[j * m + i], start[i * ld + j], "transpose ({i}, {j}) of {m} × {ld}");
-                }
-            }
-            // Three segments: the same product three times, added to C.
-            let mut c = start.clone();
-            matmul_rows_t_segments(Dst { data: &mut c, rows: m, cols: n, ld }, &[&a_long[..]; 3], k + 1, k, &[&b[..]; 3], k, true);
-            let thrice: Vec<f64> = (0..m * n).map(|x| 3.0 * want_long[x] + start[(x / n) * ld + x % n] as f64).collect();
-            close(&c, &thrice, ld, m, n);
-        }
+        let products = Products { matmul_rows, matmul_rows_t, matmul_rows_t_segments, direct_rows, transpose };
+        check_products(
+            &products,
+            5,
+            &[(1, 1, 1), (6, 16, 8), (7, 17, 9), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31), (3, 9, 7)],
+        );
     }
 }

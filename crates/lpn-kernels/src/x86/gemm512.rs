@@ -370,6 +370,27 @@ pub(crate) struct Direct {
     pub accumulate: bool,
 }
 
+impl Direct {
+    /// Whether there is nothing to compute.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ho == 0 || self.wo == 0 || self.n == 0
+    }
+
+    /// Panics unless `out`, `x` (read from `offs`) and `w` hold every
+    /// element a direct correlation of this shape touches (see
+    /// [`direct_rows`]); for a shape that is not empty.
+    pub(crate) fn assert_fits(&self, out: &[f32], x: &[f32], offs: &[usize], w: &[f32]) {
+        let d = self;
+        assert!(d.wo <= d.wp && d.n <= d.ldo && out.len() >= (d.ho * d.wo - 1) * d.ldo + d.n, "destination too short");
+        if let Some(&last) = offs.iter().max() {
+            assert!(
+                last + (d.ho - 1) * d.wp + d.wo <= x.len() && d.n <= d.ldw && w.len() >= (offs.len() - 1) * d.ldw + d.n,
+                "operands too short"
+            );
+        }
+    }
+}
+
 /// Direct correlation over a padded input, channels last:
 /// `out[(oh·wo + ow)·ldo + j] (+)= Σ_t x[oh·wp + ow + offs[t]] · w[t·ldw + j]`
 /// for `oh < ho`, `ow < wo`, `j < n`. Only the `ho × wo` wanted positions are
@@ -378,17 +399,11 @@ pub(crate) struct Direct {
 /// × 32 channels, or 24 × 16 when 16 or fewer channels remain. Panics if an
 /// operand is too short or the CPU lacks AVX-512.
 pub(crate) fn direct_rows(out: &mut [f32], x: &[f32], offs: &[usize], w: &[f32], d: Direct) {
-    if d.ho == 0 || d.wo == 0 || d.n == 0 {
+    if d.is_empty() {
         return;
     }
     assert_avx512();
-    assert!(d.wo <= d.wp && d.n <= d.ldo && out.len() >= (d.ho * d.wo - 1) * d.ldo + d.n, "destination too short");
-    if let Some(&last) = offs.iter().max() {
-        assert!(
-            last + (d.ho - 1) * d.wp + d.wo <= x.len() && d.n <= d.ldw && w.len() >= (offs.len() - 1) * d.ldw + d.n,
-            "operands too short"
-        );
-    }
+    d.assert_fits(out, x, offs, w);
     // SAFETY: AVX-512F is present (asserted); `direct_impl` reads x at
     // oh·wp + ow + offs[t] (oh < ho, ow < wo: inside x, asserted), w at
     // t·ldw + j (j < n, masked: inside w, asserted) and writes out at
@@ -483,7 +498,7 @@ unsafe fn direct_tile<const R: usize, const V: usize>(
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f64> {
+    fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f64> {
         let mut c = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -493,7 +508,7 @@ pub(crate) mod tests {
         c
     }
 
-    pub(crate) fn close(got: &[f32], want: &[f64], ld: usize, m: usize, n: usize) {
+    fn close(got: &[f32], want: &[f64], ld: usize, m: usize, n: usize) {
         for i in 0..m {
             for j in 0..n {
                 let (g, w) = (got[i * ld + j] as f64, want[i * n + j]);
@@ -502,16 +517,23 @@ pub(crate) mod tests {
         }
     }
 
-    /// Both kernels against an f64 reference on edge sizes (partial tiles in
-    /// every direction, k = 0, 1, not a multiple of 16), with accumulation
-    /// and a destination row stride wider than its rows.
-    #[test]
-    fn products_match_a_reference() {
-        if !Isa::Avx512.runs_here() {
-            return; // nothing to test on this CPU; the gemm crate path runs instead
-        }
-        let mut rng = crate::testing::Rng::new(3);
-        for &(m, n, k) in &[(1, 1, 1), (8, 32, 16), (9, 33, 17), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31)] {
+    /// One instruction set's products (this module's or `gemm256`'s), for
+    /// [`check_products`].
+    pub(crate) struct Products {
+        pub matmul_rows: fn(Dst, Strided, usize, &[f32], usize, bool),
+        pub matmul_rows_t: fn(Dst, &[f32], usize, usize, &[f32], usize, bool),
+        pub matmul_rows_t_segments: fn(Dst, &[&[f32]], usize, usize, &[&[f32]], usize, bool),
+        pub direct_rows: fn(&mut [f32], &[f32], &[usize], &[f32], Direct),
+        pub transpose: fn(&[f32], usize, usize, &mut [f32]),
+    }
+
+    /// Every product against an f64 reference on `sizes` `(m, n, k)` (to be
+    /// chosen for partial tiles in every direction, k = 0, 1, and k not a
+    /// multiple of the lanes), with accumulation and a destination row
+    /// stride wider than its rows.
+    pub(crate) fn check_products(p: &Products, seed: u64, sizes: &[(usize, usize, usize)]) {
+        let mut rng = crate::testing::Rng::new(seed);
+        for &(m, n, k) in sizes {
             let a: Vec<f32> = (0..m * k.max(1) + 7).map(|_| rng.uniform() as f32).collect();
             let b: Vec<f32> = (0..k.max(1) * n.max(1) * 2 + 7).map(|_| rng.uniform() as f32).collect();
             let ld = n + 3;
@@ -519,17 +541,24 @@ pub(crate) mod tests {
             // C += A·B with A transposed in memory (a_rs = 1, a_cs = m) and B rows of stride n + 2.
             let want = reference(m, n, k, |i, kk| a[kk * m + i], |kk, j| b[kk * (n + 2) + j]);
             let mut c = start.clone();
-            matmul_rows(Dst { data: &mut c, rows: m, cols: n, ld }, Strided { data: &a, row_stride: 1, col_stride: m }, k, &b, n + 2, true);
+            (p.matmul_rows)(
+                Dst { data: &mut c, rows: m, cols: n, ld },
+                Strided { data: &a, row_stride: 1, col_stride: m },
+                k,
+                &b,
+                n + 2,
+                true,
+            );
             let with_start: Vec<f64> = (0..m * n).map(|x| want[x] + start[(x / n) * ld + x % n] as f64).collect();
             close(&c, &with_start, ld, m, n);
             // C = A·Bᵀ with rows of A (stride k + 1) and of B (stride k) contiguous along k.
             let a_long: Vec<f32> = (0..m * (k + 1)).map(|x| a[x % a.len()]).collect();
             let want_long = reference(m, n, k, |i, kk| a_long[i * (k + 1) + kk], |kk, j| b[j * k + kk]);
             let mut c = start.clone();
-            matmul_rows_t(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
+            (p.matmul_rows_t)(Dst { data: &mut c, rows: m, cols: n, ld }, &a_long, k + 1, k, &b, k, false);
             close(&c, &want_long, ld, m, n);
             // Direct correlation rows: k taps at scattered offsets, m × 3 positions (rows of 3 on a grid 5 wide), n channels.
-            // Rows of 3, 14 (two tiles of 7 at 32 channels) and 29 (two or three tiles).
+            // Rows of 3, 14 (two tiles of 7 at the widest channel tiles) and 29 (two or three tiles).
             for wo in [3, 14, 29] {
                 if k == 0 {
                     break;
@@ -540,14 +569,14 @@ pub(crate) mod tests {
                 let want = reference(ho * wo, n, k, |pos, t| x[(pos / wo) * wp + pos % wo + offs[t]], |t, j| b[t * (n + 2) + j]);
                 let mut c = vec![0.0; ho * wo * ld];
                 let shape = Direct { ho, wo, wp, n, ldo: ld, ldw: n + 2, accumulate: false };
-                direct_rows(&mut c, &x, &offs, &b, shape);
+                (p.direct_rows)(&mut c, &x, &offs, &b, shape);
                 close(&c, &want, ld, ho * wo, n);
-                direct_rows(&mut c, &x, &offs, &b, Direct { accumulate: true, ..shape });
+                (p.direct_rows)(&mut c, &x, &offs, &b, Direct { accumulate: true, ..shape });
                 close(&c, &want.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), ld, ho * wo, n);
             }
-            // Transpose of the m × n A·B-sized matrix `start` (16 × 16 blocks and edges).
+            // Transpose of the m × ld matrix `start` (register blocks and edges).
             let mut t = vec![0f32; m * ld];
-            transpose(&start, m, ld, &mut t);
+            (p.transpose)(&start, m, ld, &mut t);
             for i in 0..m {
                 for j in 0..ld {
                     assert_eq!(t[j * m + i], start[i * ld + j], "transpose ({i}, {j}) of {m} × {ld}");
@@ -555,9 +584,22 @@ pub(crate) mod tests {
             }
             // Three segments: the same product three times, added to C.
             let mut c = start.clone();
-            matmul_rows_t_segments(Dst { data: &mut c, rows: m, cols: n, ld }, &[&a_long[..]; 3], k + 1, k, &[&b[..]; 3], k, true);
+            (p.matmul_rows_t_segments)(Dst { data: &mut c, rows: m, cols: n, ld }, &[&a_long[..]; 3], k + 1, k, &[&b[..]; 3], k, true);
             let thrice: Vec<f64> = (0..m * n).map(|x| 3.0 * want_long[x] + start[(x / n) * ld + x % n] as f64).collect();
             close(&c, &thrice, ld, m, n);
         }
+    }
+
+    #[test]
+    fn products_match_a_reference() {
+        if !Isa::Avx512.runs_here() {
+            return; // nothing to test on this CPU; the gemm crate path runs instead
+        }
+        let products = Products { matmul_rows, matmul_rows_t, matmul_rows_t_segments, direct_rows, transpose };
+        check_products(
+            &products,
+            3,
+            &[(1, 1, 1), (8, 32, 16), (9, 33, 17), (32, 196, 400), (7, 5, 0), (13, 70, 3), (400, 196, 32), (5, 4, 31)],
+        );
     }
 }

@@ -7,6 +7,7 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
+use super::gemm256::{lane_mask as mask, reduce, store as put};
 use crate::Isa;
 
 /// Pools one row of 2×2 windows over input rows `r0` and `r1` (at least
@@ -31,25 +32,6 @@ pub(crate) fn unpool2_row(g: &[f32], y: &[f32], win: &[u8], relu: bool, d0: &mut
     assert!(y.len() == n && win.len() == n && d0.len() >= 2 * n && d1.len() >= 2 * n, "unpool row operands do not fit");
     // SAFETY: AVX2 is present and the lengths are as the contract asks (both asserted).
     unsafe { unpool2_row_impl(g.as_ptr(), y.as_ptr(), win, n, relu, d0.as_mut_ptr().cast(), d1.as_mut_ptr().cast()) }
-}
-
-/// Lanes `0..lanes` (all 8 from 8 on) set.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn mask(lanes: usize) -> __m256i {
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-}
-
-/// Stores the lanes `mask` sets; all 8 with a plain store when `full` (a
-/// masked store is slow on AMD).
-///
-/// # Safety
-/// AVX2 must be present; the lanes stored are writable at `p`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn put(p: *mut f32, mask: __m256i, full: bool, v: __m256) {
-    // SAFETY: the lanes written are writable (contract).
-    unsafe { if full { _mm256_storeu_ps(p, v) } else { _mm256_maskstore_ps(p, mask, v) } }
 }
 
 /// The even (`ODD` false) or odd elements of the 16 in `lo`, `hi`, in order.
@@ -151,8 +133,5 @@ unsafe fn unpool2_row_impl(g: *const f32, y: *const f32, win: &[u8], n: usize, r
         }
         j += k;
     }
-    // Lanes added in a fixed order: halves, pairs, the last two.
-    let quad = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps::<1>(total));
-    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-    _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
+    reduce(total)
 }
