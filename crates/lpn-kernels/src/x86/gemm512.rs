@@ -517,14 +517,20 @@ pub(crate) mod tests {
         }
     }
 
+    type MatmulRows = fn(Dst, Strided, usize, &[f32], usize, bool);
+    type MatmulRowsT = fn(Dst, &[f32], usize, usize, &[f32], usize, bool);
+    type MatmulSegments = fn(Dst, &[&[f32]], usize, usize, &[&[f32]], usize, bool);
+    type DirectRows = fn(&mut [f32], &[f32], &[usize], &[f32], Direct);
+    type Transpose = fn(&[f32], usize, usize, &mut [f32]);
+
     /// One instruction set's products (this module's or `gemm256`'s), for
     /// [`check_products`].
     pub(crate) struct Products {
-        pub matmul_rows: fn(Dst, Strided, usize, &[f32], usize, bool),
-        pub matmul_rows_t: fn(Dst, &[f32], usize, usize, &[f32], usize, bool),
-        pub matmul_rows_t_segments: fn(Dst, &[&[f32]], usize, usize, &[&[f32]], usize, bool),
-        pub direct_rows: fn(&mut [f32], &[f32], &[usize], &[f32], Direct),
-        pub transpose: fn(&[f32], usize, usize, &mut [f32]),
+        pub matmul_rows: MatmulRows,
+        pub matmul_rows_t: MatmulRowsT,
+        pub matmul_rows_t_segments: MatmulSegments,
+        pub direct_rows: DirectRows,
+        pub transpose: Transpose,
     }
 
     /// Every product against an f64 reference on `sizes` `(m, n, k)` (to be
