@@ -794,6 +794,7 @@ pub struct UcrRow {
 }
 
 /// The rows of a UCR-style CSV: a label, then the values, every row as wide.
+#[derive(Clone)]
 pub struct UcrTable {
     pub rows: Vec<UcrRow>,
     /// Row-major values, `width` per row.
