@@ -308,6 +308,34 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The same for a UCR table: rows of 4 values, then rows of 6 written
+    /// at the same size and time, then a new time.
+    #[test]
+    fn the_cached_environment_reads_a_ucr_table_again_only_when_it_changes() {
+        let dir = std::env::temp_dir().join(format!("lpn-memo-ucr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        let (four, six) = ("1,10,10,10,10\n2,10,10,10,10\n", "1,1,1,1,1,1,1\n2,1,1,1,1,1,1\n");
+        assert_eq!(four.len(), six.len());
+        std::fs::write(&path, four).unwrap();
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let source = "model m {\n  input [1, 4]\n  conv(out=2, k=3)\n}\ndata ucr(\"t.csv\")\n";
+        let env = CachedEnvironment::default();
+        let mismatch = |env: &dyn Environment| {
+            let (_, checked) = crate::language::check::check_source_with(source, &dir, env);
+            checked.problems.iter().any(|p| matches!(p, crate::language::diagnostic::Problem::DataShapeMismatch { .. }))
+        };
+        assert!(!mismatch(&env), "rows of 4 values fit input [1, 4]");
+        std::fs::write(&path, six).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(written).unwrap();
+        assert!(!mismatch(&env), "the memo answers for an unchanged stamp");
+        assert!(mismatch(&RealEnvironment::default()), "the file really has rows of 6");
+        let later = written + std::time::Duration::from_secs(10);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        assert!(mismatch(&env), "a changed file is read again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_real_environment_sees_files_and_folders() {
         let env = RealEnvironment { available_memory: Some(7) };
