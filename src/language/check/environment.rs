@@ -275,65 +275,53 @@ mod tests {
         assert_eq!(env.read(Path::new("nothing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 
-    /// A recording of `samples` lines, written so that its size is `size`.
-    fn write_recording(path: &Path, samples: usize, size: usize) {
+    /// A recording of `samples` lines, padded to `size` bytes.
+    fn recording(samples: usize, size: usize) -> String {
         let mut text: String = (0..samples).map(|i| format!("{i}\n")).collect();
         text.insert_str(0, &"0".repeat(size - text.len()));
-        std::fs::write(path, text).unwrap();
+        text
     }
 
-    #[test]
-    fn the_cached_environment_reads_a_recording_again_only_when_it_changes() {
-        let dir = std::env::temp_dir().join(format!("lpn-memo-{}", std::process::id()));
+    /// Checks `source`, which reads `file`, through one `CachedEnvironment`:
+    /// with `fits` written the data fits the model; with `misfits` (the same
+    /// size) written at the same modification time the memo still answers
+    /// (while the real environment sees the mismatch); after a new time the
+    /// file is read again.
+    fn assert_remembered_while_unchanged(file: &str, source: &str, (fits, misfits): (&str, &str)) {
+        assert_eq!(fits.len(), misfits.len(), "the same size, so only the time tells them apart");
+        let dir = std::env::temp_dir().join(format!("lpn-memo-{}-{file}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("rec.csv");
-        write_recording(&path, 8, 40);
+        let path = dir.join(file);
+        std::fs::write(&path, fits).unwrap();
         let written = std::fs::metadata(&path).unwrap().modified().unwrap();
-        let source = "model m {\n  input [1, 6]\n  conv(out=1, k=3)\n}\ndata signal(\"rec.csv\")\n";
-        let env = CachedEnvironment::default();
-        let too_short = |env: &dyn Environment| {
-            let (_, checked) = crate::language::check::check_source_with(source, &dir, env);
-            checked.problems.iter().any(|p| matches!(p, crate::language::diagnostic::Problem::DataShapeMismatch { .. }))
-        };
-        assert!(!too_short(&env), "8 samples fill windows of 6");
-        // Now 3 samples, the same size and time: the remembered count stands.
-        write_recording(&path, 3, 40);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(written).unwrap();
-        assert!(!too_short(&env), "the memo answers for an unchanged stamp");
-        assert!(too_short(&RealEnvironment::default()), "the file really has 3 samples");
-        // A new modification time: read again.
-        let later = written + std::time::Duration::from_secs(10);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
-        assert!(too_short(&env), "a changed file is read again");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// The same for a UCR table: rows of 4 values, then rows of 6 written
-    /// at the same size and time, then a new time.
-    #[test]
-    fn the_cached_environment_reads_a_ucr_table_again_only_when_it_changes() {
-        let dir = std::env::temp_dir().join(format!("lpn-memo-ucr-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.csv");
-        let (four, six) = ("1,10,10,10,10\n2,10,10,10,10\n", "1,1,1,1,1,1,1\n2,1,1,1,1,1,1\n");
-        assert_eq!(four.len(), six.len());
-        std::fs::write(&path, four).unwrap();
-        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
-        let source = "model m {\n  input [1, 4]\n  conv(out=2, k=3)\n}\ndata ucr(\"t.csv\")\n";
         let env = CachedEnvironment::default();
         let mismatch = |env: &dyn Environment| {
             let (_, checked) = crate::language::check::check_source_with(source, &dir, env);
             checked.problems.iter().any(|p| matches!(p, crate::language::diagnostic::Problem::DataShapeMismatch { .. }))
         };
-        assert!(!mismatch(&env), "rows of 4 values fit input [1, 4]");
-        std::fs::write(&path, six).unwrap();
+        assert!(!mismatch(&env), "{file}: the first contents fit the model");
+        std::fs::write(&path, misfits).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(written).unwrap();
-        assert!(!mismatch(&env), "the memo answers for an unchanged stamp");
-        assert!(mismatch(&RealEnvironment::default()), "the file really has rows of 6");
+        assert!(!mismatch(&env), "{file}: the memo answers for an unchanged stamp");
+        assert!(mismatch(&RealEnvironment::default()), "{file}: the file really does not fit now");
         let later = written + std::time::Duration::from_secs(10);
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
-        assert!(mismatch(&env), "a changed file is read again");
+        assert!(mismatch(&env), "{file}: a changed file is read again");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// 8 samples fill windows of 6; then 3 samples.
+    #[test]
+    fn the_cached_environment_reads_a_recording_again_only_when_it_changes() {
+        let source = "model m {\n  input [1, 6]\n  conv(out=1, k=3)\n}\ndata signal(\"rec.csv\")\n";
+        assert_remembered_while_unchanged("rec.csv", source, (&recording(8, 40), &recording(3, 40)));
+    }
+
+    /// Rows of 4 values fit `input [1, 4]`; then rows of 6.
+    #[test]
+    fn the_cached_environment_reads_a_ucr_table_again_only_when_it_changes() {
+        let source = "model m {\n  input [1, 4]\n  conv(out=2, k=3)\n}\ndata ucr(\"t.csv\")\n";
+        assert_remembered_while_unchanged("t.csv", source, ("1,10,10,10,10\n2,10,10,10,10\n", "1,1,1,1,1,1,1\n2,1,1,1,1,1,1\n"));
     }
 
     #[test]
