@@ -271,6 +271,9 @@ mod tests {
             geometry(2, (3, 9, 1), 4, (1, (1, 2), 1), 40),
             geometry(2, (3, 9, 1), 6, (1, (2, 3), 3), 60),
             geometry(2, (3, 9, 1), 9, (1, (4, 4), 1), 40),
+            // Rows that end one and two vectors into a three-vector tile.
+            geometry(2, (3, 9, 1), 3, (1, (1, 1), 1), 64),
+            geometry(2, (3, 9, 1), 3, (1, (1, 1), 1), 80),
             // Wide layers (the channels-last weight gradient): a partial
             // vector of channels, column tails, several position blocks.
             geometry(3, (5, 40, 1), 5, (1, (2, 2), 1), 150),

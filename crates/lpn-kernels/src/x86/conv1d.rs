@@ -95,11 +95,16 @@ impl Plan {
 /// Copies `rows` rows of `src` (each `len` long) into `dst` as padded rows of
 /// `row_len`: zeros, the signal from `pad_left`, zeros.
 pub(crate) fn pad_rows(src: &[f32], rows: usize, len: usize, pad_left: usize, row_len: usize, dst: &mut Vec<f32>) {
-    dst.clear();
+    // Each row is written whole below, so a reused buffer is not zeroed
+    // first (that wrote every row twice).
     dst.resize(rows * row_len, 0.0);
     let n = len.min(row_len - pad_left);
-    for r in 0..rows {
-        dst[r * row_len + pad_left..][..n].copy_from_slice(&src[r * len..][..n]);
+    for (r, row) in dst.chunks_exact_mut(row_len).enumerate() {
+        let (left, rest) = row.split_at_mut(pad_left);
+        let (signal, right) = rest.split_at_mut(n);
+        left.fill(0.0);
+        signal.copy_from_slice(&src[r * len..][..n]);
+        right.fill(0.0);
     }
 }
 
@@ -603,6 +608,25 @@ macro_rules! simd_kernels {
                 }
             }
 
+            /// One tile of a full block: outputs `first..first + O` at
+            /// positions `t0..t0 + m` (`m` ≤ `NV` vectors), stored in `y`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn block_tile<const O: usize, const NV: usize>(
+                p: &Plan,
+                (rows, row_len): (&[f32], usize),
+                wb: &[f32],
+                bias: Option<&[f32]>,
+                (t0, m, first): (usize, usize, usize),
+                y: &mut [std::mem::MaybeUninit<f32>],
+            ) {
+                let acc = tile_any::<O, NV, OB>(p, rows, row_len, t0, wb);
+                for (o, a) in acc.iter().enumerate() {
+                    let o = first + o;
+                    store(a, bias.map(|b| b[o]), &mut y[o * p.lout + t0..][..m]);
+                }
+            }
+
             /// The forward pass of one batch item: `x [cin, l]` → `y [cout, lout]`.
             #[target_feature(enable = $feat)]
             pub(crate) fn forward_item(p: &Plan, (x, wt, bias): (&[f32], &[f32], Option<&[f32]>), y: &mut [std::mem::MaybeUninit<f32>], xp: &mut Vec<f32>) {
@@ -625,10 +649,14 @@ macro_rules! simd_kernels {
                             for t0 in (0..p.lout).step_by(W) {
                                 let m = W.min(p.lout - t0);
                                 for part in (0..OB).step_by(OT) {
-                                    let acc = tile_any::<OT, $nv, OB>(p, rows, row_len, t0, &wb[part..]);
-                                    for (o, a) in acc.iter().enumerate() {
-                                        let o = first + part + o;
-                                        store(a, bias.map(|b| b[o]), &mut y[o * p.lout + t0..][..m]);
+                                    let at = (t0, m, first + part);
+                                    // A row's last tile takes only the vectors
+                                    // it needs (L = 512 ended in a third of a
+                                    // wasted tile): each output's sum is the same.
+                                    match m.div_ceil(LANES) {
+                                        1 => block_tile::<OT, 1>(p, (rows, row_len), &wb[part..], bias, at, y),
+                                        2 => block_tile::<OT, 2>(p, (rows, row_len), &wb[part..], bias, at, y),
+                                        _ => block_tile::<OT, $nv>(p, (rows, row_len), &wb[part..], bias, at, y),
                                     }
                                 }
                             }
