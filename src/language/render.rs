@@ -31,27 +31,46 @@ pub fn render_human_at(problems: &[Problem], text: &str, origin: usize, file_nam
         // Nothing to show: skip indexing the lines of a possibly huge source.
         return String::new();
     }
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    // Lines wrap at spaces only: miette's default, Unicode's line-breaking
-    // rules, was a tenth of `lpnc check`'s time on a file with 2,000
-    // warnings, and broke lines inside paths and formulas (`data/` |
-    // `file.csv`, `6.6/` | `k`), which now stay whole.
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false)
-        .with_word_separator(textwrap::WordSeparator::AsciiSpace);
     let indexed = Indexed::new(text, file_name);
-    let mut out = String::new();
-    for problem in problems {
-        let report = Located { inner: to_miette(&problem.to_diagnostic(), text, origin), source: &indexed };
-        if handler.render_report(&mut out, &report).is_err() {
-            // Rendering into a String cannot fail short of a bug in miette; fall back to the plain message.
-            out.push_str(&problem.to_diagnostic().message);
+    let render_part = |part: &[Problem]| {
+        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        // Lines wrap at spaces only: miette's default, Unicode's line-breaking
+        // rules, was a tenth of `lpnc check`'s time on a file with 2,000
+        // warnings, and broke lines inside paths and formulas (`data/` |
+        // `file.csv`, `6.6/` | `k`), which now stay whole.
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false)
+            .with_word_separator(textwrap::WordSeparator::AsciiSpace);
+        let mut out = String::new();
+        for problem in part {
+            let report = Located { inner: to_miette(&problem.to_diagnostic(), text, origin), source: &indexed };
+            if handler.render_report(&mut out, &report).is_err() {
+                // Rendering into a String cannot fail short of a bug in miette; fall back to the plain message.
+                out.push_str(&problem.to_diagnostic().message);
+            }
+            out.push('\n');
         }
-        out.push('\n');
+        out
+    };
+    // Each report is laid out on its own, so thousands of them (a generated
+    // model, a file of broken lines) are split into runs laid out on every
+    // core and joined in order: the text is the same. Few reports stay on
+    // this thread, where starting threads would cost more than it saves.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let parts = cores.min(problems.len() / REPORTS_PER_THREAD).max(1);
+    if parts == 1 {
+        return render_part(problems);
     }
-    out
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = problems.chunks(problems.len().div_ceil(parts)).map(|run| scope.spawn(|| render_part(run))).collect();
+        runs.into_iter().map(|run| run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
 }
+
+/// The fewest reports worth a thread of their own (each takes about ten
+/// microseconds to lay out; starting a thread, tens).
+const REPORTS_PER_THREAD: usize = 256;
 
 /// A label longer than this is shown by its start only (a label over a whole
 /// section of a huge file would otherwise print all of it).
@@ -355,7 +374,21 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::line_column;
+    use super::{REPORTS_PER_THREAD, line_column, render_human};
+    use crate::language::check::check_source;
+
+    #[test]
+    fn many_reports_render_as_each_alone_in_order() {
+        // Enough problems for the runs on several threads; each line's own.
+        let lines: String = (0..3 * REPORTS_PER_THREAD).map(|i| format!("  conv{i}(k=3)\n")).collect();
+        let source = format!("model m {{\n  input [1, 64]\n{lines}}}\ndata sines()\n");
+        let (_, checked) = check_source(&source, std::path::Path::new("."));
+        assert!(checked.problems.len() >= 3 * REPORTS_PER_THREAD);
+        let whole = render_human(&checked.problems, &source, "t.lpn", false);
+        let one_by_one: String = checked.problems.iter().map(|p| render_human(std::slice::from_ref(p), &source, "t.lpn", false)).collect();
+        assert_eq!(whole, one_by_one);
+        assert!(whole.contains("conv0") && whole.contains(&format!("conv{}", 3 * REPORTS_PER_THREAD - 1)));
+    }
 
     #[test]
     fn lines_and_columns_are_one_based() {
