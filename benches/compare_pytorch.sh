@@ -3,11 +3,15 @@
 # nets with batch norm, fcn and conv2d_bn (issue 17):
 #
 #   bash benches/compare_pytorch.sh --install   # first time: PyTorch into benches/.venv
-#   bash benches/compare_pytorch.sh             # the full run (5 rounds: about 12 minutes on 2 cores)
+#   bash benches/compare_pytorch.sh             # the full run (5 rounds: about 30 minutes on 2 cores)
 #   bash benches/compare_pytorch.sh --quick     # 2 rounds of 1 timed epoch, to try it out
 #
 # Options: --rounds N (5), --epochs N timed epochs per run (2, of 10 steps each;
-# one untimed epoch goes first), --no-torch-constraints (skip PyTorch's
+# one untimed epoch goes first), --settle S seconds of rest before each run
+# (2: a run that started as the one before it exited was slower, whichever
+# side it was, e.g. lpn's 2-D batch-norm net at two threads 16-18 ms/step
+# right after a PyTorch process against 13 after a pause of 3 s on the Zen 4
+# VM), --no-torch-constraints (skip PyTorch's
 # constrained variants), --out FILE (the tables; default
 # $CARGO_TARGET_DIR/lpn-bench/benchmark.md, target/ when unset).
 #
@@ -29,12 +33,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-install=0 rounds=5 epochs=2 torch_constraints=1 out=""
+install=0 rounds=5 epochs=2 settle=2 torch_constraints=1 out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --install) install=1 ;;
     --rounds) rounds=$2; shift ;;
     --epochs) epochs=$2; shift ;;
+    --settle) settle=$2; shift ;;
     --quick) rounds=2 epochs=1 ;;
     --no-torch-constraints) torch_constraints=0 ;;
     --out) out=$2; shift ;;
@@ -92,6 +97,7 @@ done
 # One timed run; its JSON line goes to $results with the round added.
 run() { # side variant threads round
   local side=$1 v=$2 threads=$3 round=$4 line
+  sleep "$settle"
   if [ "$side" = lpn ]; then
     line=$(RAYON_NUM_THREADS=$threads "$step" time "benches/nets/$v.lpn" --threads "$threads" --epochs "$epochs" --warmup 1)
   elif [ "$side" = outside ]; then
@@ -124,6 +130,7 @@ done
 big=$work/check_10000.lpn
 bash benches/check_large.sh --emit 10000 > "$big"
 "$lpnc" check "$big" > /dev/null 2>&1 || true
+sleep "$settle"
 check_ms=$(for _ in 1 2 3 4 5 6 7; do
   s=$(date +%s%N); "$lpnc" check "$big" > /dev/null 2>&1 || true; e=$(date +%s%N)
   echo $(((e - s) / 1000))
@@ -150,10 +157,10 @@ for net in $nets; do
   memory="$memory $net:$l:$t"
 done
 
-python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" "$nets" > "$out" <<'PY'
+python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" "$nets" "$settle" > "$out" <<'PY'
 import json, os, platform, statistics, subprocess, sys, time
 
-results, check_us, memory, py, rounds, epochs, nets = sys.argv[1:8]
+results, check_us, memory, py, rounds, epochs, nets, settle = sys.argv[1:9]
 NETS = nets.split()
 runs = [json.loads(l) for l in open(results)]
 
@@ -207,7 +214,7 @@ except OSError:
     pass
 torch_version = next((r.get("torch") for r in runs if r.get("torch")), "?")
 print(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {cpu}, {os.cpu_count()} cores; PyTorch {torch_version}; "
-      f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after 1 untimed.\n")
+      f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after 1 untimed, {settle} s of rest before each run.\n")
 print("| net | threads | lpn ms/step (range) | PyTorch ms/step (range) | PyTorch, outside harness (range) | lpn / PyTorch (per round) | target | losses agree |")
 print("|---|---|---|---|---|---|---|---|")
 for net in NETS:
