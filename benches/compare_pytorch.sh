@@ -3,7 +3,7 @@
 # nets with batch norm, fcn and conv2d_bn (issue 17):
 #
 #   bash benches/compare_pytorch.sh --install   # first time: PyTorch into benches/.venv
-#   bash benches/compare_pytorch.sh             # the full run (5 rounds: about 30 minutes on 2 cores)
+#   bash benches/compare_pytorch.sh             # the full run (5 rounds: about 25 minutes on 2 cores)
 #   bash benches/compare_pytorch.sh --quick     # 2 rounds of 1 timed epoch, to try it out
 #
 # Options: --rounds N (5), --epochs N timed epochs per run (2, of 10 steps each;

@@ -58,12 +58,18 @@ pub fn render_human_at(problems: &[Problem], text: &str, origin: usize, file_nam
     // core and joined in order: the text is the same. Few reports stay on
     // this thread, where starting threads would cost more than it saves.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let parts = cores.min(problems.len() / REPORTS_PER_THREAD).max(1);
-    if parts == 1 {
-        return render_part(problems);
+    in_runs(problems, cores.min(problems.len() / REPORTS_PER_THREAD), render_part)
+}
+
+/// `render` over `items` cut into `parts` runs, each on a scoped thread of
+/// its own, the texts joined in order; one run (or none asked) stays on this
+/// thread.
+fn in_runs<T: Sync>(items: &[T], parts: usize, render: impl Fn(&[T]) -> String + Sync) -> String {
+    if parts <= 1 || items.is_empty() {
+        return render(items);
     }
     std::thread::scope(|scope| {
-        let runs: Vec<_> = problems.chunks(problems.len().div_ceil(parts)).map(|run| scope.spawn(|| render_part(run))).collect();
+        let runs: Vec<_> = items.chunks(items.len().div_ceil(parts)).map(|run| scope.spawn(|| render(run))).collect();
         runs.into_iter().map(|run| run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
@@ -374,8 +380,18 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{REPORTS_PER_THREAD, line_column, render_human};
+    use super::{REPORTS_PER_THREAD, in_runs, line_column, render_human};
     use crate::language::check::check_source;
+
+    #[test]
+    fn runs_on_threads_join_in_order() {
+        // Whatever this machine's core count, three runs take three threads.
+        let items: Vec<usize> = (0..1000).collect();
+        let each = |run: &[usize]| run.iter().map(|i| format!("{i},")).collect::<String>();
+        assert_eq!(in_runs(&items, 3, each), each(&items));
+        assert_eq!(in_runs(&items[..2], 3, each), "0,1,");
+        assert_eq!(in_runs(&items[..0], 3, each), "");
+    }
 
     #[test]
     fn many_reports_render_as_each_alone_in_order() {
