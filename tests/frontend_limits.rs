@@ -81,6 +81,38 @@ fn nesting_is_refused_past_the_limit_and_accepted_up_to_it() {
 }
 
 #[test]
+fn brackets_left_open_across_lines() {
+    // Arguments may wrap, so a `(` or `[` left open takes the next lines as
+    // its arguments, nesting their brackets in it: refused past the limit,
+    // on a small stack (pest runs without its own stack probe).
+    for open in ["[\n", "f(\n", "  relu(\n", "  conv(k=[\n", "f(a,\n", "f( // note\n"] {
+        let source = model(&open.repeat(1 << 18));
+        let (_, checked) = on_small_stack(move || lpn::check_source(&source, Path::new(".")));
+        let message = &checked.problems[0].to_diagnostic().message;
+        assert!(message.contains("nested"), "{open:?}: {message}");
+        let source = model(&open.repeat(1 << 18));
+        let (codes, _) = on_small_stack(move || front_end(&source));
+        assert!(codes.contains(&"E0001"), "{open:?}: {codes:?}");
+    }
+    // Wrapped lists nest up to the limit, as on one line.
+    let limit = lpn::language::syntax::MAX_NESTING;
+    let lists = |levels: usize| model(&format!("  conv(k={}3{})", "[\n".repeat(levels), "\n]".repeat(levels)));
+    let (codes, _) = on_small_stack(move || front_end(&lists(limit - 2)));
+    assert!(!codes.contains(&"E0001"), "{codes:?}");
+    let (codes, _) = on_small_stack(move || front_end(&lists(limit - 1)));
+    assert_eq!(codes, ["E0001"]);
+    // A `(` never closed, followed by lines that cannot be its arguments, is
+    // one bad line among others, however many there are.
+    for bad in ["  relu(\n  conv(k=3)\n", "  relu(\n  batchnorm\n", "  relu(x\n  relu @symmetric\n", "  f(\"a\"\n  relu\n"] {
+        let source = model(&bad.repeat(20_000));
+        let (_, checked) = on_small_stack(move || lpn::check_source(&source, Path::new(".")));
+        let bad_lines = checked.problems.iter().filter(|p| p.to_diagnostic().message.contains("nested")).count();
+        assert_eq!(bad_lines, 0, "{bad:?}");
+        assert!(checked.problems.len() >= 20_000, "{bad:?}: {}", checked.problems.len());
+    }
+}
+
+#[test]
 fn ten_megabytes_of_layers() {
     let lines = [
         "  conv(out=4, k=3, padding=same)\n",

@@ -97,16 +97,6 @@ fn parse_with_pest(source: &str) -> (File, Vec<Problem>) {
             }
             File { sections }
         }
-        // pest stops when its recursion nears the end of the stack: brackets
-        // nested far too deep.
-        Err(error) if matches!(&error.variant, pest::error::ErrorVariant::CustomError { message } if message.contains("limit reached")) => {
-            let at = match error.location {
-                pest::error::InputLocation::Pos(p) => p,
-                pest::error::InputLocation::Span((s, _)) => s,
-            };
-            problems.push(nested_too_deep(source, at.min(source.len())));
-            File { sections: vec![] }
-        }
         // The recovery rules accept any line, so this is not expected; report
         // it rather than panic if the grammar ever changes.
         Err(error) => {
@@ -153,19 +143,36 @@ fn too_deep(root: Pair<Rule>) -> Option<usize> {
 /// its only state is the PUSH/POP stack of matched text, which can require
 /// brackets to match but not refuse the 65th level, and the recovery rules
 /// would already have spent their quadratic time before a rule could.
+///
+/// It is also what keeps pest's recursion off the end of the stack (pest is
+/// built without its stack probe, a sixth of the parse time): the depth it
+/// counts is never below the depth pest reaches. Braces count across lines
+/// (a block left open runs to the end of the file). `(` and `[` count across
+/// lines too, since arguments may wrap, until the text inside them can no
+/// longer be arguments ([`InsideBrackets`]): there every open bracket's rule
+/// fails, pest backtracks to the start of a statement, and the count starts
+/// again from zero. So `relu(` on every line is refused (pest would nest
+/// each line's arguments in the one before), and a line whose `(` is never
+/// closed, followed by lines of layers, is a bad line like any other.
 fn too_deep_in_text(source: &str) -> Option<usize> {
     let bytes = source.as_bytes();
     let (mut braces, mut depth) = (0usize, 0usize);
+    // Meaningful while `depth > 0`.
+    let mut inside = InsideBrackets::ExpectingValue;
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
+        let byte = bytes[i];
+        // What this byte does to the open brackets: `Some(next)` if their
+        // rules go on (in state `next`), `None` if they all fail here.
+        let goes_on = match byte {
             b'"' => {
                 // A string needs its closing quote on the same line; a quote
-                // left open is a plain character to the grammar. Braces count
-                // inside strings too: a bad line's `{ … }` groups do not know
-                // strings, and each unclosed one is scanned to the end of the
-                // file. (A quote left open has no quote after it on its line,
-                // so no line is scanned twice.)
+                // left open is a plain character to the grammar (and ends
+                // any open brackets' arguments). Braces count inside strings
+                // too: a bad line's `{ … }` groups do not know strings, and
+                // each unclosed one is scanned to the end of the file. (A
+                // quote left open has no quote after it on its line, so no
+                // line is scanned twice.)
                 let mut end = i + 1;
                 while end < bytes.len() && bytes[end] != b'"' && bytes[end] != b'\n' && bytes[end] != b'\r' {
                     end += if bytes[end] == b'\\' { 2 } else { 1 };
@@ -182,34 +189,131 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
                         }
                     }
                     i = end;
+                    inside.after_value()
+                } else {
+                    None
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
                     i += 1;
                 }
+                Some(inside)
             }
-            // Braces count across lines (a block left open runs to the end);
-            // `(` and `[` within their line, as a bad line's stray opener
-            // ends with it.
-            b'{' | b'(' | b'[' => {
-                if bytes[i] == b'{' {
-                    braces += 1;
-                } else {
-                    depth += 1;
+            b' ' | b'\t' | b'\n' | b'\r' => Some(inside),
+            b'(' => inside.open_call(),
+            b'[' => inside.open_list(),
+            b')' | b']' => {
+                if depth > 0 {
+                    depth -= 1;
                 }
-                if braces + depth > MAX_NESTING {
-                    return Some(i);
-                }
+                Some(InsideBrackets::AfterValue)
             }
+            b',' => inside.comma(),
+            b'=' => inside.equals(),
+            _ if is_word_byte(byte) => {
+                while i + 1 < bytes.len() && is_word_byte(bytes[i + 1]) {
+                    i += 1;
+                }
+                inside.word()
+            }
+            // `{`, `}`, `@`, `;` and every other character: not arguments.
+            _ => None,
+        };
+        match goes_on {
+            Some(next) if depth > 0 => inside = next,
+            // Outside brackets any text may come before the next one.
+            Some(_) => {}
+            None => depth = 0,
+        }
+        match byte {
+            b'{' => braces += 1,
             b'}' => braces = braces.saturating_sub(1),
-            b')' | b']' => depth = depth.saturating_sub(1),
-            b'\n' => depth = 0,
+            // An opener after a failure starts a new count, at one.
+            b'(' | b'[' => {
+                depth += 1;
+                inside = InsideBrackets::ExpectingValue;
+            }
             _ => {}
+        }
+        if matches!(byte, b'{' | b'(' | b'[') && braces + depth > MAX_NESTING {
+            return Some(i);
         }
         i += 1;
     }
     None
+}
+
+/// Where [`too_deep_in_text`] is inside `( … )` or `[ … ]`: what the
+/// grammar lets come next (`args` and `list`: values, `name = value`,
+/// commas, calls `name( … )`, lists `[ … ]`, spaces, newlines and comments).
+/// It is the same for every open bracket, whichever statement opened it: it
+/// depends only on the last thing read.
+#[derive(Clone, Copy)]
+enum InsideBrackets {
+    /// After `(`, `[`, `,` or `=`.
+    ExpectingValue,
+    /// After a name or a number (one run of [`is_word_byte`]s).
+    AfterWord,
+    /// After `)`, `]` or a string.
+    AfterValue,
+}
+
+impl InsideBrackets {
+    /// A string, after which only `,` or a closer may come.
+    fn after_value(self) -> Option<Self> {
+        match self {
+            Self::ExpectingValue => Some(Self::AfterValue),
+            Self::AfterWord | Self::AfterValue => None,
+        }
+    }
+
+    /// `(`: the arguments of a call, after its name. A `(` elsewhere ends
+    /// the open brackets' rules (the caller then opens a new count).
+    fn open_call(self) -> Option<Self> {
+        match self {
+            Self::AfterWord => Some(Self::ExpectingValue),
+            Self::ExpectingValue | Self::AfterValue => None,
+        }
+    }
+
+    /// `[`: a list, where a value may start.
+    fn open_list(self) -> Option<Self> {
+        match self {
+            Self::ExpectingValue => Some(Self::ExpectingValue),
+            Self::AfterWord | Self::AfterValue => None,
+        }
+    }
+
+    fn comma(self) -> Option<Self> {
+        match self {
+            Self::AfterWord | Self::AfterValue => Some(Self::ExpectingValue),
+            Self::ExpectingValue => None,
+        }
+    }
+
+    /// `name = value`: taken wherever a name was read (a list refuses it,
+    /// but the count may only ever be too high, never too low).
+    fn equals(self) -> Option<Self> {
+        match self {
+            Self::AfterWord => Some(Self::ExpectingValue),
+            Self::ExpectingValue | Self::AfterValue => None,
+        }
+    }
+
+    /// A name or a number: two of them with only spaces or newlines between
+    /// are never arguments (`conv(k=3)` on one line, `relu` on the next).
+    fn word(self) -> Option<Self> {
+        match self {
+            Self::ExpectingValue => Some(Self::AfterWord),
+            Self::AfterWord | Self::AfterValue => None,
+        }
+    }
+}
+
+/// The bytes of names (`conv`, `repeat1.2.conv1`) and numbers (`-1.5e-3`).
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'+' | b'-')
 }
 
 fn nested_too_deep(source: &str, at: usize) -> Problem {
@@ -320,6 +424,12 @@ fn setting(pair: Pair<Rule>) -> Setting {
 /// included), its spans moved by `offset`: where the override's text is
 /// placed after the file's, so diagnostics can point into it.
 pub fn parse_override(text: &str, offset: usize) -> Result<(Vec<Ident>, Value), Box<Problem>> {
+    // The same bound on nesting as a file's, which also keeps pest's
+    // recursion on the stack.
+    if let Some(at) = too_deep_in_text(text) {
+        let placed = format!("{}{text}", " ".repeat(offset));
+        return Err(Box::new(nested_too_deep(&placed, offset + at)));
+    }
     let pairs = match run_pest(Rule::override_alone, text, true) {
         Ok(mut pairs) => pairs.next().expect("override_alone").into_inner(),
         Err(error) => {
@@ -697,7 +807,24 @@ pub fn join_or(items: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{MAX_NESTING, parse_override};
     use crate::language::diagnostic::Problem;
+
+    #[test]
+    fn an_override_nested_too_deep_is_refused_before_pest() {
+        // pest has no stack probe: the text check must stop this first.
+        let deep = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(|| parse_override(&format!("train.epochs={}1", "[\n".repeat(1 << 18)), 40).err())
+            .unwrap()
+            .join()
+            .unwrap()
+            .expect("refused");
+        let diagnostic = deep.to_diagnostic();
+        assert!(diagnostic.message.contains("nested"), "{}", diagnostic.message);
+        assert_eq!(diagnostic.labels[0].span.start, 40 + "train.epochs=".len() + 2 * MAX_NESTING);
+        assert!(parse_override(&format!("train.x={}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING)), 0).is_ok());
+    }
 
     /// A NUL is named like any other invisible character; strings and
     /// comments may hold anything.
