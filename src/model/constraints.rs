@@ -13,6 +13,8 @@
 
 mod sets;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::constraint::bands::BandSpec;
@@ -34,8 +36,9 @@ pub struct Enforced {
     taps: usize,
     /// The admissible set, with its operators as tensors.
     set: Set,
-    /// Lagrangian mode: the multiplier λ ≥ 0, updated by dual ascent.
-    multiplier: std::cell::Cell<f64>,
+    /// Lagrangian mode: the multiplier λ ≥ 0, updated by dual ascent; its
+    /// bits, so that a step can run on another thread (`ops::on_rayon_thread`).
+    multiplier: AtomicU64,
 }
 
 /// How well a constraint holds right now.
@@ -139,7 +142,7 @@ impl Enforced {
             }
             Mode::Reparam => {}
         }
-        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, set, multiplier: std::cell::Cell::new(0.0) })
+        Ok(Enforced { layer: layer.name.clone(), param, spec: c.clone(), taps, set, multiplier: AtomicU64::new(0f64.to_bits()) })
     }
 
     /// Enforces `spec` from now on: a phase's mode, weight, tol and dual_lr;
@@ -172,9 +175,9 @@ impl Enforced {
                 let w = net.effective(self.param)?;
                 Ok(Some((self.violation(&w)? * self.spec.weight)?))
             }
-            Mode::Lagrangian if self.multiplier.get() > 0.0 => {
+            Mode::Lagrangian if self.multiplier() > 0.0 => {
                 let w = net.effective(self.param)?;
-                Ok(Some((self.set.lagrangian_term(&w, self.taps, self.spec.tol)? * self.multiplier.get())?))
+                Ok(Some((self.set.lagrangian_term(&w, self.taps, self.spec.tol)? * self.multiplier())?))
             }
             Mode::Penalty | Mode::Lagrangian | Mode::Project | Mode::Reparam | Mode::Freeze => Ok(None),
         }
@@ -182,12 +185,12 @@ impl Enforced {
 
     /// The current lagrangian multiplier.
     pub fn multiplier(&self) -> f64 {
-        self.multiplier.get()
+        f64::from_bits(self.multiplier.load(Ordering::Relaxed))
     }
 
     /// Restores a multiplier from a checkpoint.
     pub fn set_multiplier(&self, value: f64) {
-        self.multiplier.set(value);
+        self.multiplier.store(value.to_bits(), Ordering::Relaxed);
     }
 
     /// What each mode does after a step to its dual variable: lagrangian
@@ -198,7 +201,7 @@ impl Enforced {
         match self.spec.mode {
             Mode::Lagrangian => {
                 let g = self.headline(net)?;
-                self.multiplier.set((self.multiplier.get() + self.spec.dual_lr * (g - self.spec.tol)).max(0.0));
+                self.set_multiplier((self.multiplier() + self.spec.dual_lr * (g - self.spec.tol)).max(0.0));
             }
             Mode::Penalty | Mode::Project | Mode::Reparam | Mode::Freeze => {}
         }
@@ -263,7 +266,7 @@ impl Enforced {
     pub fn measure(&self, net: &Net) -> Result<Measure> {
         let w = net.effective(self.param)?.detach().to_dtype(DType::F64)?;
         let multiplier = match self.spec.mode {
-            Mode::Lagrangian => Some(self.multiplier.get()),
+            Mode::Lagrangian => Some(self.multiplier()),
             Mode::Penalty | Mode::Project | Mode::Reparam | Mode::Freeze => None,
         };
         let f = self.set.measure(&w, self.taps, self.spec.tol)?;

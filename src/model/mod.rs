@@ -11,8 +11,8 @@ pub mod module;
 pub mod ops;
 pub mod params;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -52,7 +52,7 @@ pub enum Reparam {
 /// + momentum·batch`).
 fn update_running(node: &Node, mean: &Tensor, var: &Tensor) -> Result<()> {
     let Node::BatchNorm { stats, momentum, .. } = node else { candle_core::bail!("a batch norm over a node of another kind") };
-    let mut s = stats.borrow_mut();
+    let mut s = lock(stats);
     let m = *momentum;
     s.0 = ((&s.0 * (1.0 - m))? + (mean.detach() * m)?)?;
     s.1 = ((&s.1 * (1.0 - m))? + (var.detach() * m)?)?;
@@ -78,7 +78,7 @@ enum Node {
     AvgPool { kernel: Vec<usize>, stride: Vec<usize>, padding: Vec<usize> },
     GlobalAvg,
     GlobalMax,
-    BatchNorm { gamma: usize, beta: usize, stats: RefCell<(Tensor, Tensor)>, momentum: f64, eps: f64, name: String },
+    BatchNorm { gamma: usize, beta: usize, stats: Mutex<(Tensor, Tensor)>, momentum: f64, eps: f64, name: String },
     Dropout { p: f64 },
     Flatten,
     Residual(Vec<Named>),
@@ -151,7 +151,7 @@ impl Net {
                     let gamma = self.add(layer, Kind::Weight, Tensor::ones(*channels, self.dtype, &self.device)?, false)?;
                     let beta = self.add(layer, Kind::Bias, Tensor::zeros(*channels, self.dtype, &self.device)?, false)?;
                     let stats = (Tensor::zeros(*channels, self.dtype, &self.device)?, Tensor::ones(*channels, self.dtype, &self.device)?);
-                    Node::BatchNorm { gamma, beta, stats: RefCell::new(stats), momentum: *momentum, eps: *eps, name: layer.name.clone() }
+                    Node::BatchNorm { gamma, beta, stats: Mutex::new(stats), momentum: *momentum, eps: *eps, name: layer.name.clone() }
                 }
                 Op::Dropout { p } => Node::Dropout { p: *p },
                 Op::Flatten => Node::Flatten,
@@ -381,7 +381,7 @@ impl Net {
                 y
             }
             Pass::Eval => {
-                let s = stats.borrow();
+                let s = lock(stats);
                 ops::batch_norm_eval(&x2, &self.p(*gamma)?, &self.p(*beta)?, &s.0, &s.1, *eps, relu)?
             }
         };
@@ -498,7 +498,7 @@ impl Net {
             out.insert(p.name.to_string(), self.effective(i)?.detach().to_dtype(DType::F32)?);
         }
         for RunningStats { mean, var, stats } in self.running_stats() {
-            let s = stats.borrow();
+            let s = lock(stats);
             out.insert(mean.to_string(), s.0.to_dtype(DType::F32)?);
             out.insert(var.to_string(), s.1.to_dtype(DType::F32)?);
         }
@@ -513,7 +513,7 @@ impl Net {
         let mut out: Vec<(String, Tensor)> =
             self.params.iter().map(|p| (format!("{PARAM_PREFIX}{}", p.name), p.var.as_tensor().detach())).collect();
         for RunningStats { mean, var, stats } in self.running_stats() {
-            let s = stats.borrow();
+            let s = lock(stats);
             out.push((format!("{STATS_PREFIX}{mean}"), s.0.clone()));
             out.push((format!("{STATS_PREFIX}{var}"), s.1.clone()));
         }
@@ -531,10 +531,10 @@ impl Net {
         }
         for RunningStats { mean, var, stats } in self.running_stats() {
             let loaded = {
-                let s = stats.borrow();
+                let s = lock(stats);
                 (fetch(format!("{STATS_PREFIX}{mean}"), &s.0)?, fetch(format!("{STATS_PREFIX}{var}"), &s.1)?)
             };
-            *stats.borrow_mut() = loaded;
+            *lock(stats) = loaded;
         }
         Ok(())
     }
@@ -559,17 +559,24 @@ impl Net {
         }
         for RunningStats { mean, var, stats } in self.running_stats() {
             let on_device = |t: Tensor| t.to_dtype(self.dtype)?.to_device(&self.device);
-            *stats.borrow_mut() = (on_device(fetch(mean.to_string())?)?, on_device(fetch(var.to_string())?)?);
+            *lock(stats) = (on_device(fetch(mean.to_string())?)?, on_device(fetch(var.to_string())?)?);
         }
         Ok(())
     }
+}
+
+/// A batch-norm node's running statistics. (A lock, not a `RefCell`: a
+/// training step runs on one of rayon's threads, see `ops::on_rayon_thread`;
+/// only one thread ever holds it.)
+fn lock(stats: &Mutex<(Tensor, Tensor)>) -> MutexGuard<'_, (Tensor, Tensor)> {
+    stats.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A batch-norm layer's running statistics (mean, variance) and their names.
 struct RunningStats<'n> {
     mean: ParamName,
     var: ParamName,
-    stats: &'n RefCell<(Tensor, Tensor)>,
+    stats: &'n Mutex<(Tensor, Tensor)>,
 }
 
 /// Where a checkpoint keeps each parameter's own tensor, and the batch-norm statistics.

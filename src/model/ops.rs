@@ -143,6 +143,18 @@ pub fn with_candle_ops<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` on one of rayon's threads (inline when called from one), with
+/// this thread's [`with_candle_ops`] choice. A training step runs so: each
+/// of its parallel ops then starts from inside the pool, where the caller's
+/// thread would wake a worker and sleep until it had finished, twice per op.
+/// On a 2-core Intel Xeon VM a tenth of the CPU time of the 2-D batch-norm
+/// net's step went to those wake-ups, and its step took a sixth longer
+/// (`cargo bench --bench step_time -- time benches/nets/conv2d_bn.lpn`).
+pub fn on_rayon_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let candle_ops_only = CANDLE_OPS_ONLY.get();
+    rayon::scope(move |_| if candle_ops_only { with_candle_ops(f) } else { f() })
+}
+
 /// Convolution (cross-correlation, as PyTorch) of `x [B, Cin, *spatial]` with
 /// `w [Cout, Cin/groups, *kernel]` as `conv` declares it: on the CPU, 1-D by
 /// the direct kernel and 2-D by the 2-D kernels (as a block with neither

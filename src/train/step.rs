@@ -80,8 +80,13 @@ fn correct(loss: Loss, out: &Tensor, y: &BatchTargets) -> candle_core::Result<Op
     Ok(Some(predicted.iter().zip(classes).filter(|(a, b)| a == b).count()))
 }
 
-/// Loss (and accuracy for classification) of `net` on a whole data set.
+/// Loss (and accuracy for classification) of `net` on a whole data set, on
+/// one of rayon's threads as a training step is (`ops::on_rayon_thread`).
 pub fn evaluate(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Result<Evaluation, TrainError> {
+    crate::model::ops::on_rayon_thread(|| evaluate_here(net, loss, set, batch_size))
+}
+
+fn evaluate_here(net: &Net, loss: Loss, set: &Dataset, batch_size: usize) -> Result<Evaluation, TrainError> {
     let mut total = 0.0;
     let mut right = 0;
     let mut classify = false;
