@@ -204,9 +204,7 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
             b'(' => inside.open_call(),
             b'[' => inside.open_list(),
             b')' | b']' => {
-                if depth > 0 {
-                    depth -= 1;
-                }
+                depth = depth.saturating_sub(1);
                 Some(InsideBrackets::AfterValue)
             }
             b',' => inside.comma(),
