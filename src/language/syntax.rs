@@ -155,10 +155,11 @@ fn too_deep(root: Pair<Rule>) -> Option<usize> {
 /// each line's arguments in the one before), and a line whose `(` is never
 /// closed, followed by lines of layers, is a bad line like any other.
 fn too_deep_in_text(source: &str) -> Option<usize> {
+    use InsideBrackets::{AfterValue, AfterWord, ExpectingValue};
     let bytes = source.as_bytes();
     let (mut braces, mut depth) = (0usize, 0usize);
     // Meaningful while `depth > 0`.
-    let mut inside = InsideBrackets::ExpectingValue;
+    let mut inside = ExpectingValue;
     let mut i = 0;
     while i < bytes.len() {
         let byte = bytes[i];
@@ -189,7 +190,7 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
                         }
                     }
                     i = end;
-                    inside.after_value()
+                    inside.read(ExpectingValue, AfterValue)
                 } else {
                     None
                 }
@@ -201,19 +202,25 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
                 Some(inside)
             }
             b' ' | b'\t' | b'\n' | b'\r' => Some(inside),
-            b'(' => inside.open_call(),
-            b'[' => inside.open_list(),
+            // A call's arguments, after its name; a list where a value may
+            // start. (Elsewhere the caller opens a new count.)
+            b'(' => inside.read(AfterWord, ExpectingValue),
+            b'[' => inside.read(ExpectingValue, ExpectingValue),
             b')' | b']' => {
                 depth = depth.saturating_sub(1);
-                Some(InsideBrackets::AfterValue)
+                Some(AfterValue)
             }
-            b',' => inside.comma(),
-            b'=' => inside.equals(),
+            b',' => (inside != ExpectingValue).then_some(ExpectingValue),
+            // `name = value`: taken after any name (a list refuses it, but
+            // the count may only ever be too high, never too low).
+            b'=' => inside.read(AfterWord, ExpectingValue),
+            // Two names or numbers with only spaces or newlines between are
+            // never arguments (`conv(k=3)` on one line, `relu` on the next).
             _ if is_word_byte(byte) => {
                 while i + 1 < bytes.len() && is_word_byte(bytes[i + 1]) {
                     i += 1;
                 }
-                inside.word()
+                inside.read(ExpectingValue, AfterWord)
             }
             // `{`, `}`, `@`, `;` and every other character: not arguments.
             _ => None,
@@ -224,17 +231,24 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
             Some(_) => {}
             None => depth = 0,
         }
-        match byte {
-            b'{' => braces += 1,
-            b'}' => braces = braces.saturating_sub(1),
+        let opened = match byte {
+            b'{' => {
+                braces += 1;
+                true
+            }
+            b'}' => {
+                braces = braces.saturating_sub(1);
+                false
+            }
             // An opener after a failure starts a new count, at one.
             b'(' | b'[' => {
                 depth += 1;
-                inside = InsideBrackets::ExpectingValue;
+                inside = ExpectingValue;
+                true
             }
-            _ => {}
-        }
-        if matches!(byte, b'{' | b'(' | b'[') && braces + depth > MAX_NESTING {
+            _ => false,
+        };
+        if opened && braces + depth > MAX_NESTING {
             return Some(i);
         }
         i += 1;
@@ -247,7 +261,7 @@ fn too_deep_in_text(source: &str) -> Option<usize> {
 /// commas, calls `name( … )`, lists `[ … ]`, spaces, newlines and comments).
 /// It is the same for every open bracket, whichever statement opened it: it
 /// depends only on the last thing read.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum InsideBrackets {
     /// After `(`, `[`, `,` or `=`.
     ExpectingValue,
@@ -258,54 +272,10 @@ enum InsideBrackets {
 }
 
 impl InsideBrackets {
-    /// A string, after which only `,` or a closer may come.
-    fn after_value(self) -> Option<Self> {
-        match self {
-            Self::ExpectingValue => Some(Self::AfterValue),
-            Self::AfterWord | Self::AfterValue => None,
-        }
-    }
-
-    /// `(`: the arguments of a call, after its name. A `(` elsewhere ends
-    /// the open brackets' rules (the caller then opens a new count).
-    fn open_call(self) -> Option<Self> {
-        match self {
-            Self::AfterWord => Some(Self::ExpectingValue),
-            Self::ExpectingValue | Self::AfterValue => None,
-        }
-    }
-
-    /// `[`: a list, where a value may start.
-    fn open_list(self) -> Option<Self> {
-        match self {
-            Self::ExpectingValue => Some(Self::ExpectingValue),
-            Self::AfterWord | Self::AfterValue => None,
-        }
-    }
-
-    fn comma(self) -> Option<Self> {
-        match self {
-            Self::AfterWord | Self::AfterValue => Some(Self::ExpectingValue),
-            Self::ExpectingValue => None,
-        }
-    }
-
-    /// `name = value`: taken wherever a name was read (a list refuses it,
-    /// but the count may only ever be too high, never too low).
-    fn equals(self) -> Option<Self> {
-        match self {
-            Self::AfterWord => Some(Self::ExpectingValue),
-            Self::ExpectingValue | Self::AfterValue => None,
-        }
-    }
-
-    /// A name or a number: two of them with only spaces or newlines between
-    /// are never arguments (`conv(k=3)` on one line, `relu` on the next).
-    fn word(self) -> Option<Self> {
-        match self {
-            Self::ExpectingValue => Some(Self::AfterWord),
-            Self::AfterWord | Self::AfterValue => None,
-        }
+    /// After reading something that may only come in state `from`: `next`,
+    /// or from any other state `None` (every open bracket's rule fails).
+    fn read(self, from: Self, next: Self) -> Option<Self> {
+        (self == from).then_some(next)
     }
 }
 

@@ -326,9 +326,9 @@ impl<'a> Trainer<'a> {
         let lr = self.lr_plan.lr(&self.program.train, self.in_run(epoch - 1), epoch - 1, step, base);
         self.optimizer.set_lr(lr);
         let at = At { epoch, step: step + 1, saved: self.last_checkpoint.map(|_| self.weights_path()) };
-        let (net, enforced, optimizer, dropout, spec) =
-            (&self.net, &self.enforced, &mut self.optimizer, &mut self.dropout, &self.program.train);
-        crate::model::ops::on_rayon_thread(|| train_step(net, enforced, optimizer, dropout, spec, (&x, &y), &at))
+        crate::model::ops::on_rayon_thread(|| {
+            train_step(&self.net, &self.enforced, &mut self.optimizer, &mut self.dropout, &self.program.train, (&x, &y), &at)
+        })
     }
 
     /// Stops inside an epoch on request, with a checkpoint of where it is.
