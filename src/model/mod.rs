@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
+use kernels::Pooling;
+use lpn_kernels::PoolKind;
 
 use crate::language::ir::{Activation, Init, Layer, Model, Op};
 use crate::rng::Rng;
@@ -82,6 +84,25 @@ enum Node {
     Dropout { p: f64 },
     Flatten,
     Residual(Vec<Named>),
+}
+
+impl Node {
+    /// The pooling a max- or average-pool node does; None for other nodes.
+    fn pooling(&self) -> Option<Pooling<'_>> {
+        match self {
+            Node::MaxPool { kernel, stride, padding } => Some(Pooling { kind: PoolKind::Max, kernel, stride, padding }),
+            Node::AvgPool { kernel, stride, padding } => Some(Pooling { kind: PoolKind::Avg, kernel, stride, padding }),
+            Node::Conv { .. }
+            | Node::Linear { .. }
+            | Node::Act(_)
+            | Node::GlobalAvg
+            | Node::GlobalMax
+            | Node::BatchNorm { .. }
+            | Node::Dropout { .. }
+            | Node::Flatten
+            | Node::Residual(_) => None,
+        }
+    }
 }
 
 /// A node with the layer name it comes from (for messages).
@@ -324,17 +345,20 @@ impl Net {
         let mut i = 0;
         while i < nodes.len() {
             // In training, a convolution with a bias followed by a batch norm
-            // (and a ReLU) runs as one op: Candle's backward pass then keeps
-            // no gradient of the convolution's output.
+            // (and a ReLU, and a pool) runs as one op: Candle's backward pass
+            // then keeps no gradient of the convolution's or the batch norm's
+            // output.
             if let (Node::Conv { w, b: Some(b), conv }, Some(norm @ Node::BatchNorm { .. }), Pass::Train { .. }) =
                 (&nodes[i].node, nodes.get(i + 1).map(|n| &n.node), &*pass)
             {
                 let relu = matches!(nodes.get(i + 2).map(|n| &n.node), Some(Node::Act(Activation::Relu)));
+                let after = i + if relu { 3 } else { 2 };
+                let pool = nodes.get(after).and_then(|n| n.node.pooling());
                 let (gamma, beta, eps) = self.norm_params(norm)?;
-                let (y, mean, var) = ops::conv_batch_norm_train(&x, &self.p(*w)?, &self.p(*b)?, conv, (&gamma, &beta), eps, relu)?;
+                let (y, mean, var) = ops::conv_batch_norm_train(&x, &self.p(*w)?, &self.p(*b)?, conv, (&gamma, &beta), eps, relu, pool)?;
                 update_running(norm, &mean, &var)?;
                 x = y;
-                i += if relu { 3 } else { 2 };
+                i = after + usize::from(pool.is_some());
                 continue;
             }
             // A convolution followed by a ReLU (and a max pool whose windows

@@ -15,7 +15,7 @@
 use candle_core::{D, DType, Result, Tensor};
 use lpn_kernels::{BlockGeometry, PoolKind};
 
-use super::kernels;
+use super::kernels::{self, Pooling};
 use crate::language::ir;
 
 /// Cuts the sliding windows of a `[B, C, *spatial]` input (already padded) as
@@ -424,8 +424,9 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, rel
     Ok((if relu { self::relu(&y)? } else { y }, mean, var))
 }
 
-/// [`conv`] with a bias, then [`batch_norm_train`]: on the CPU one op (the
-/// same values as the two, bit for bit; see `kernels::conv_batch_norm_train`).
+/// [`conv`] with a bias, then [`batch_norm_train`], then `pool` when given:
+/// on the CPU one op (the same values as the ops in sequence, bit for bit;
+/// see `kernels::conv_batch_norm_train`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_batch_norm_train(
     x: &Tensor,
@@ -435,6 +436,7 @@ pub fn conv_batch_norm_train(
     (gamma, beta): (&Tensor, &Tensor),
     eps: f64,
     relu: bool,
+    pool: Option<Pooling<'_>>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     if own_kernel(x) {
         let fused = match x.rank() {
@@ -443,10 +445,23 @@ pub fn conv_batch_norm_train(
             _ => None,
         };
         if let Some(fused) = fused {
-            return kernels::conv_batch_norm_train(x, w, [bias, gamma, beta], fused, eps, relu);
+            return kernels::conv_batch_norm_train(x, w, [bias, gamma, beta], fused, (eps, relu), pool);
         }
     }
-    batch_norm_train(&self::conv(x, w, Some(bias), conv)?, gamma, beta, eps, relu)
+    let (y, mean, var) = batch_norm_train(&self::conv(x, w, Some(bias), conv)?, gamma, beta, eps, relu)?;
+    let y = match pool {
+        Some(p) => self::pool(&y, p)?,
+        None => y,
+    };
+    Ok((y, mean, var))
+}
+
+/// The pooling `p` of `x`.
+pub fn pool(x: &Tensor, p: Pooling<'_>) -> Result<Tensor> {
+    match p.kind {
+        PoolKind::Max => max_pool(x, p.kernel, p.stride, p.padding),
+        PoolKind::Avg => avg_pool(x, p.kernel, p.stride, p.padding),
+    }
 }
 
 /// `batch_norm_train` (without ReLU) from Candle's basic ops (any device).

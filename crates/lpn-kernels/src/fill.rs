@@ -81,6 +81,26 @@ pub(crate) fn build_runs<T: Copy + Send + Sync, R: Send>(
     (out, values)
 }
 
+/// A fresh vector of `len` zeros (`T::default()`) in parts of `part`
+/// elements, each zeroed and then handed to `f(part index, part)` by the
+/// same task, in parallel: the zero fill is spread over the threads and
+/// leaves each part in cache for `f`, where `vec![zero; len]` is one
+/// thread's memset first.
+pub(crate) fn zeroed_parts<T: Copy + Default + Send + Sync>(len: usize, part: usize, f: impl Fn(usize, &mut [T]) + Sync) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(part.max(1)).enumerate().for_each(|(i, dst)| {
+        for d in dst.iter_mut() {
+            d.write(T::default());
+        }
+        // SAFETY: every element of `dst` was just written.
+        let part = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<T>(), dst.len()) };
+        f(i, part);
+    });
+    // SAFETY: the parts cover 0..len and each was written whole before `f`.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// A vector of `len` elements written by `fill` (no zero fill first).
 ///
 /// # Safety
@@ -104,6 +124,18 @@ mod tests {
             out.extend((start..start + out.remaining()).map(|i| i as f64));
         });
         assert_eq!(v, (0..10_000).map(|i| i as f64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parts_start_as_zeros_and_keep_what_they_are_given() {
+        let v = zeroed_parts(1000, 64, |i, part: &mut [f64]| {
+            assert!(part.iter().all(|&x| x == 0.0));
+            part[0] = i as f64 + 1.0;
+        });
+        assert_eq!(v.len(), 1000);
+        for (k, x) in v.iter().enumerate() {
+            assert_eq!(*x, if k % 64 == 0 { (k / 64) as f64 + 1.0 } else { 0.0 });
+        }
     }
 
     #[test]

@@ -12,8 +12,7 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
+use crate::fill::zeroed_parts;
 use crate::{Num, PoolGeometry, PoolKind};
 
 /// Every output position's window along one axis, clipped to the input.
@@ -47,18 +46,20 @@ pub(crate) fn argmax<T: Num>(plane: &[T], w: usize, rows: &Range<usize>, cols: &
 /// rayon's overhead stays small next to the work on small planes.
 const TASK_ELEMENTS: usize = 1 << 14;
 
-/// Runs `f(plane index, output plane)` over every plane of `out` (planes of
-/// `plane_out` elements), in parallel over groups of planes.
-fn for_each_plane<T: Num>(out: &mut [T], plane_out: usize, plane_in: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+/// A fresh output of `planes` planes of `plane_out` elements, each zeroed
+/// and then given to `f(plane index, output plane)`, in parallel over groups
+/// of planes (the zero fill too: one thread's memset of a gradient the size
+/// of the pool's input was a serial part of a training step).
+fn planes_from<T: Num>(planes: usize, plane_out: usize, plane_in: usize, f: impl Fn(usize, &mut [T]) + Sync) -> Vec<T> {
     if plane_out == 0 {
-        return;
+        return Vec::new();
     }
     let per_task = (TASK_ELEMENTS / plane_in.max(1)).max(1);
-    out.par_chunks_mut(plane_out * per_task).enumerate().for_each(|(task, planes)| {
-        for (k, plane) in planes.chunks_mut(plane_out).enumerate() {
+    zeroed_parts(planes * plane_out, plane_out * per_task, |task, group| {
+        for (k, plane) in group.chunks_mut(plane_out).enumerate() {
             f(task * per_task + k, plane);
         }
-    });
+    })
 }
 
 /// `m` or `v`, whichever max pooling keeps: the larger, and NaN once seen.
@@ -115,8 +116,7 @@ pub fn forward<T: Num>(x: &[T], g: &PoolGeometry) -> Vec<T> {
     let (plane_in, plane_out, w, wo) = (g.plane_in(), g.plane_out(), g.input[1], g.output()[1]);
     let (row_windows, col_windows) = (windows(g, 0), windows(g, 1));
     let divisor = T::from_usize(g.kernel[0] * g.kernel[1]);
-    let mut y = vec![T::default(); g.planes * plane_out];
-    for_each_plane(&mut y, plane_out, plane_in, |n, yp| {
+    planes_from(g.planes, plane_out, plane_in, |n, yp| {
         let xp = &x[n * plane_in..(n + 1) * plane_in];
         if g.tiles() {
             return forward_tiled(xp, yp, g);
@@ -146,8 +146,7 @@ pub fn forward<T: Num>(x: &[T], g: &PoolGeometry) -> Vec<T> {
                 };
             }
         }
-    });
-    y
+    })
 }
 
 /// The 2×2 tiling max-pool backward: each input element is in one window,
@@ -189,8 +188,7 @@ pub fn backward<T: Num>(gy: &[T], x: Option<&[T]>, g: &PoolGeometry) -> Vec<T> {
     let (row_windows, col_windows) = (windows(g, 0), windows(g, 1));
     let divisor = T::from_usize(g.kernel[0] * g.kernel[1]);
     let max_2x2 = g.kind == PoolKind::Max && g.tiles() && g.kernel == [2, 2];
-    let mut gx = vec![T::default(); g.planes * plane_in];
-    for_each_plane(&mut gx, plane_in, plane_in, |n, gxp| {
+    planes_from(g.planes, plane_in, plane_in, |n, gxp| {
         let gyp = &gy[n * plane_out..(n + 1) * plane_out];
         if let (true, Some(x)) = (max_2x2, x) {
             return max_backward_2x2(gyp, &x[n * plane_in..(n + 1) * plane_in], gxp, [w, wo]);
@@ -214,8 +212,7 @@ pub fn backward<T: Num>(gy: &[T], x: Option<&[T]>, g: &PoolGeometry) -> Vec<T> {
                 }
             }
         }
-    });
-    gx
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,12 @@
 //! step (about half of that bookkeeping in the FCN benchmark net). The
 //! convolution's output is kept in the op for the backward pass instead.
 //!
+//! A max or average pool right after it joins the op for the same reason
+//! (the batch norm's output is then kept in the op instead of being a node
+//! whose gradient Candle zero-fills and adds into): in the 2-D batch-norm
+//! benchmark net that fill and add were most of what the step's own thread
+//! did while the other thread waited.
+//!
 //! The op's third operand stacks the bias, γ and β (`[3, C]`), since a
 //! Candle op takes three operands; the stacking's own backward pass splits
 //! their gradient again.
@@ -16,10 +22,11 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 use lpn_kernels::norm::{self as kernel, BatchStats};
-use lpn_kernels::{BlockGeometry, ConvGeometry, Num, block};
+use lpn_kernels::{BlockGeometry, ConvGeometry, Num, PoolGeometry, block, pool as pool_kernel};
 
 use super::conv::gradients;
 use super::norm::{NormGrad, channel_tensor};
+use super::pool::{self, Pooling};
 use super::{act, conv1d, expect_shape};
 
 /// The convolution of the fused op.
@@ -68,15 +75,18 @@ impl Conv {
     }
 }
 
-/// `batch_norm(conv(x, w) + bias)` (+ ReLU) in training mode, over `(x, w,
-/// [bias; γ; β])`; its forward pass keeps the convolution's output and the
-/// batch statistics for the backward pass (and the statistics for the
-/// caller's running averages).
+/// `pool(batch_norm(conv(x, w) + bias))` (+ ReLU before the pool) in
+/// training mode, over `(x, w, [bias; γ; β])`; its forward pass keeps the
+/// convolution's output, the batch statistics and, when it pools, the batch
+/// norm's output for the backward pass (and the statistics for the caller's
+/// running averages).
 struct ConvNorm {
     conv: Conv,
     eps: f64,
     relu: bool,
+    pool: Option<PoolGeometry>,
     conv_out: OnceLock<Tensor>,
+    normed: OnceLock<Tensor>,
     stats: Arc<OnceLock<BatchStats>>,
 }
 
@@ -88,10 +98,30 @@ impl ConvNorm {
         let plane = out_shape[2..].iter().product();
         let conv_out = self.conv.forward(x, w, bias);
         let (y, stats) = kernel::train_forward(&conv_out, gamma, beta, plane, self.eps, self.relu);
-        if self.conv_out.set(Tensor::from_vec(conv_out, out_shape, &Device::Cpu)?).is_err() || self.stats.set(stats).is_err() {
+        let pooled = self.pool.map(|g| pool_kernel::forward(&y, &g));
+        let twice =
+            self.conv_out.set(Tensor::from_vec(conv_out, out_shape.as_slice(), &Device::Cpu)?).is_err() || self.stats.set(stats).is_err();
+        if twice {
             candle_core::bail!("a conv + batch-norm op ran its forward pass twice");
         }
-        Ok(y)
+        match pooled {
+            Some(pooled) => {
+                if self.normed.set(Tensor::from_vec(y, out_shape, &Device::Cpu)?).is_err() {
+                    candle_core::bail!("a conv + batch-norm op ran its forward pass twice");
+                }
+                Ok(pooled)
+            }
+            None => Ok(y),
+        }
+    }
+
+    /// The op's output shape: the convolution's, pooled when it pools.
+    fn output_shape(&self) -> Shape {
+        let conv_shape = Shape::from(self.conv.output_shape());
+        match &self.pool {
+            Some(g) => pool::out_shape(&conv_shape, g),
+            None => conv_shape,
+        }
     }
 }
 
@@ -108,12 +138,11 @@ impl CustomOp3 for ConvNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out_shape = self.conv.output_shape();
         expect_shape(l1, &self.conv.input_shape(), "convolution input")?;
         expect_shape(l2, &self.conv.weight_shape(), "convolution weight")?;
-        expect_shape(l3, &[3, out_shape[1]], "the stacked bias, γ and β")?;
+        expect_shape(l3, &[3, self.conv.output_shape()[1]], "the stacked bias, γ and β")?;
         let storage = dispatch!((s1, l1), (s2, l2), (s3, l3) => |x, w, p| self.forward(x, w, p)?);
-        Ok((storage, Shape::from(out_shape)))
+        Ok((storage, self.output_shape()))
     }
     fn bwd(
         &self,
@@ -126,9 +155,15 @@ impl CustomOp3 for ConvNorm {
         let (Some(conv_out), Some(stats)) = (self.conv_out.get(), self.stats.get()) else {
             candle_core::bail!("a conv + batch-norm op's backward pass ran before its forward pass")
         };
+        // The batch norm's output and its gradient, through the pool's backward pass when it pools.
+        let (normed, g_normed) = match (self.pool, self.normed.get()) {
+            (Some(g), Some(normed)) => (normed.clone(), pool::gradient(grad, normed, g)?),
+            (Some(_), None) => candle_core::bail!("a conv + batch-norm + pool op's backward pass ran before its forward pass"),
+            (None, _) => (res.contiguous()?, grad.contiguous()?),
+        };
         let gamma = params.get(1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let back = NormGrad::train(self.relu, gamma, stats);
-        let g_conv = grad.contiguous()?.apply_op3_no_bwd(conv_out, &res.contiguous()?, &back)?;
+        let g_conv = g_normed.apply_op3_no_bwd(conv_out, &normed, &back)?;
         let Some((dgamma, dbeta)) = back.into_param_grads() else {
             candle_core::bail!("a batch-norm gradient op gave no per-channel gradients")
         };
@@ -139,19 +174,21 @@ impl CustomOp3 for ConvNorm {
 }
 
 /// `conv(x, w) + bias`, then training-mode batch norm (PyTorch's
-/// `BatchNorm1d/2d`), then ReLU when `relu`, as one op; returns the output
-/// and the batch's mean and unbiased variance per channel (`[C]`, `x`'s
-/// dtype), for the running statistics.
+/// `BatchNorm1d/2d`), then ReLU when `relu`, then the pooling `pool` (a
+/// [`Pooling`] of the convolution's output shape) when given, as one op;
+/// returns the output and the batch's mean and unbiased variance per channel
+/// (`[C]`, `x`'s dtype), for the running statistics.
 pub fn conv_batch_norm_train(
     x: &Tensor,
     w: &Tensor,
     params: [&Tensor; 3],
     conv: Conv,
-    eps: f64,
-    relu: bool,
+    (eps, relu): (f64, bool),
+    pool: Option<Pooling<'_>>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    let pool = pool.map(|p| pool::geometry(&conv.output_shape(), p.kind, p.kernel, p.stride, p.padding)).transpose()?;
     let stats = Arc::new(OnceLock::new());
-    let op = ConvNorm { conv, eps, relu, conv_out: OnceLock::new(), stats: Arc::clone(&stats) };
+    let op = ConvNorm { conv, eps, relu, pool, conv_out: OnceLock::new(), normed: OnceLock::new(), stats: Arc::clone(&stats) };
     let stacked = Tensor::stack(&params, 0)?;
     let y = x.contiguous()?.apply_op3(&w.contiguous()?, &stacked, op)?;
     let Some(stats) = stats.get() else { candle_core::bail!("a conv + batch-norm op ran no forward pass") };
@@ -163,6 +200,9 @@ pub fn conv_batch_norm_train(
 mod tests {
     use candle_core::{DType, Device, Tensor, Var};
 
+    use lpn_kernels::PoolKind;
+
+    use super::Pooling;
     use crate::language::ir;
     use crate::model::ops;
 
@@ -180,15 +220,32 @@ mod tests {
         }
     }
 
+    /// The pools a case of `axes` spatial axes is tried with: none, tiling
+    /// max pools, overlapping padded ones, average pools.
+    fn pools(axes: usize) -> Vec<Option<Pooling<'static>>> {
+        let of = |kind, kernel, stride, padding| Some(Pooling { kind, kernel, stride, padding });
+        match axes {
+            1 => vec![None, of(PoolKind::Max, &[2], &[2], &[0]), of(PoolKind::Max, &[3], &[2], &[1]), of(PoolKind::Avg, &[3], &[3], &[0])],
+            _ => vec![
+                None,
+                of(PoolKind::Max, &[2, 2], &[2, 2], &[0, 0]),
+                of(PoolKind::Max, &[3, 2], &[2, 1], &[1, 0]),
+                of(PoolKind::Avg, &[2, 2], &[2, 2], &[1, 1]),
+            ],
+        }
+    }
+
     /// Output, batch statistics and the gradients of x, w, bias, γ and β:
-    /// the fused op's against the convolution op and then the batch-norm op.
+    /// the fused op's against the convolution op, the batch-norm op and the
+    /// pooling op in sequence.
     #[test]
-    fn the_fused_op_gives_the_two_ops_values_bit_for_bit() {
+    fn the_fused_op_gives_the_ops_in_sequence_values_bit_for_bit() {
         let dev = Device::Cpu;
         let cases =
             [(vec![4, 3, 40], conv(3, 20, &[5], 1)), (vec![3, 2, 33], conv(2, 9, &[4], 2)), (vec![3, 2, 9, 8], conv(2, 6, &[3, 3], 1))];
+        let runs = cases.iter().flat_map(|(shape, c)| pools(shape.len() - 2).into_iter().map(move |p| (shape, c, p)));
         for dtype in [DType::F32, DType::F64] {
-            for (shape, c) in &cases {
+            for (shape, c, pool) in runs.clone() {
                 for relu in [false, true] {
                     let var = |shape: &[usize], seed: u64| {
                         let n: usize = shape.iter().product();
@@ -209,11 +266,13 @@ mod tests {
                                 (gamma.as_tensor(), beta.as_tensor()),
                                 1e-5,
                                 relu,
+                                pool,
                             )
                             .unwrap()
                         } else {
                             let out = ops::conv(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), c).unwrap();
-                            ops::batch_norm_train(&out, gamma.as_tensor(), beta.as_tensor(), 1e-5, relu).unwrap()
+                            let (y, mean, v) = ops::batch_norm_train(&out, gamma.as_tensor(), beta.as_tensor(), 1e-5, relu).unwrap();
+                            (pool.map_or(Ok(y.clone()), |p| ops::pool(&y, p)).unwrap(), mean, v)
                         };
                         let weights = var(y.dims(), 6);
                         let grads = (&y * weights.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
@@ -225,7 +284,7 @@ mod tests {
                             .map(|t| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap())
                             .collect::<Vec<_>>()
                     };
-                    assert_eq!(run(true), run(false), "{dtype:?} {shape:?} {c:?} relu {relu}");
+                    assert_eq!(run(true), run(false), "{dtype:?} {shape:?} {c:?} relu {relu} {pool:?}");
                 }
             }
         }

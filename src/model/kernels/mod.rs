@@ -51,7 +51,7 @@ pub use conv_norm::{Conv, conv_batch_norm_train};
 pub use conv1d::conv1d;
 pub use conv2d::{conv2d, conv2d_block};
 pub use norm::{batch_norm_train, channel_affine};
-pub use pool::pool;
+pub use pool::{Pooling, pool};
 
 fn geometry_error(e: GeometryError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())

@@ -9,6 +9,15 @@ use lpn_kernels::{PoolGeometry, PoolKind, pool as kernel};
 
 use super::{expect_shape, geometry_error};
 
+/// A pooling layer: its kind and, per pooled axis, window, stride and padding.
+#[derive(Clone, Copy, Debug)]
+pub struct Pooling<'a> {
+    pub kind: PoolKind,
+    pub kernel: &'a [usize],
+    pub stride: &'a [usize],
+    pub padding: &'a [usize],
+}
+
 /// Pooling of the input of shape `.1`.
 struct Forward(PoolGeometry, Shape);
 /// `grad_y ↦ grad_x` for average pooling.
@@ -17,7 +26,7 @@ struct AvgGrad(PoolGeometry, Shape);
 struct MaxGrad(PoolGeometry, Shape);
 
 /// The output's shape for an input of shape `input`.
-fn out_shape(input: &Shape, g: &PoolGeometry) -> Shape {
+pub(super) fn out_shape(input: &Shape, g: &PoolGeometry) -> Shape {
     let (dims, [ho, wo]) = (input.dims(), g.output());
     if dims.len() == 3 { Shape::from((dims[0], dims[1], wo)) } else { Shape::from((dims[0], dims[1], ho, wo)) }
 }
@@ -32,11 +41,17 @@ impl CustomOp1 for Forward {
         Ok((dispatch!((s, l) => |x| kernel::forward(x, g)), out_shape(shape, g)))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (grad, g, shape) = (grad.contiguous()?, self.0, self.1.clone());
-        Ok(Some(match g.kind {
-            PoolKind::Max => grad.apply_op2_no_bwd(x, &MaxGrad(g, shape))?,
-            PoolKind::Avg => grad.apply_op1_no_bwd(&AvgGrad(g, shape))?,
-        }))
+        gradient(grad, x, self.0).map(Some)
+    }
+}
+
+/// The gradient of the pooling `g` of `x` (contiguous) from the gradient of
+/// its output.
+pub(super) fn gradient(grad: &Tensor, x: &Tensor, g: PoolGeometry) -> Result<Tensor> {
+    let (grad, shape) = (grad.contiguous()?, x.shape().clone());
+    match g.kind {
+        PoolKind::Max => grad.apply_op2_no_bwd(x, &MaxGrad(g, shape)),
+        PoolKind::Avg => grad.apply_op1_no_bwd(&AvgGrad(g, shape)),
     }
 }
 
@@ -68,13 +83,19 @@ impl CustomOp2 for MaxGrad {
 /// backward pass, for f32 and f64 tensors on the CPU. Shapes that do not fit
 /// are errors, never panics.
 pub fn pool(x: &Tensor, kind: PoolKind, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<Tensor> {
-    let axes = x.rank().saturating_sub(2);
+    let g = geometry(x.dims(), kind, kernel, stride, padding)?;
+    x.contiguous()?.apply_op1(Forward(g, x.shape().clone()))
+}
+
+/// The kernels' configuration of a pooling of an input of shape `dims`
+/// (`[B, C, L]` or `[B, C, H, W]`); an error unless everything fits.
+pub(super) fn geometry(dims: &[usize], kind: PoolKind, kernel: &[usize], stride: &[usize], padding: &[usize]) -> Result<PoolGeometry> {
+    let axes = dims.len().saturating_sub(2);
     if !(1..=2).contains(&axes) || kernel.len() != axes || stride.len() != axes || padding.len() != axes {
-        candle_core::bail!("pool: input {:?} with kernel {kernel:?}, stride {stride:?}, padding {padding:?}", x.dims());
+        candle_core::bail!("pool: input {dims:?} with kernel {kernel:?}, stride {stride:?}, padding {padding:?}");
     }
     // A 1-D pool is a 2-D one over a height of 1.
     let lift = |v: &[usize], one: usize| if axes == 1 { [one, v[0]] } else { [v[0], v[1]] };
-    let dims = x.dims();
     let g = PoolGeometry {
         kind,
         planes: dims[0] * dims[1],
@@ -84,7 +105,7 @@ pub fn pool(x: &Tensor, kind: PoolKind, kernel: &[usize], stride: &[usize], padd
         padding: lift(padding, 0),
     };
     g.check().map_err(geometry_error)?;
-    x.contiguous()?.apply_op1(Forward(g, x.shape().clone()))
+    Ok(g)
 }
 
 #[cfg(test)]
