@@ -157,6 +157,54 @@ pub fn forward<T: Num>(x: &[T], w: &[T], bias: &[T], g: &BlockGeometry) -> (Vec<
     (y, winners)
 }
 
+/// The block's pooling alone, over `y [B, C, ho, wo]`, the output of `g`'s
+/// convolution after whatever ran on it (a batch norm, a ReLU): the pooled
+/// values and each window's winning cell, as [`forward`] gives them for a
+/// block with `g.relu` false, so [`unpool`] (with `g.relu` saying whether a
+/// ReLU ran before the pool) is its gradient. Panics if `y` does not fit `g`
+/// or `g` does not pool.
+pub fn pool_with_winners<T: Num>(y: &[T], g: &BlockGeometry) -> (Vec<T>, Vec<u8>) {
+    let [ph, pw] = g.pool.expect("pool_with_winners needs a pooling block");
+    let (planes, [ho, wo], [po_h, po_w]) = (g.conv.batch * g.conv.out_channels, g.conv.output(), g.output());
+    let (plane_in, plane_out) = (ho * wo, po_h * po_w);
+    assert!(g.check().is_ok() && y.len() == planes * plane_in, "input does not fit {g:?}");
+    if plane_out == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let isa = isa::current();
+    // −0 added changes no value (x + −0 = x, −0 included): the AVX path's bias slot, unused.
+    let no_bias = T::from_f64(-0.0);
+    let mut winners = vec![0u8; planes * plane_out];
+    let pool_plane = |n: usize, (yp, wp): (&mut [MaybeUninit<T>], &mut [u8])| {
+        let src = &y[n * plane_in..(n + 1) * plane_in];
+        let row = |r: usize| &src[r * wo..(r + 1) * wo];
+        for pr in 0..po_h {
+            let (yr, wr) = (&mut yp[pr * po_w..(pr + 1) * po_w], &mut wp[pr * po_w..(pr + 1) * po_w]);
+            if ph == 2 && pw == 2 && pool2_row(isa, (row(2 * pr), row(2 * pr + 1)), no_bias, false, yr, wr) {
+                continue;
+            }
+            for (pc, (out, win)) in yr.iter_mut().zip(wr.iter_mut()).enumerate() {
+                let mut best = (row(pr * ph)[pc * pw], 0);
+                for i in 0..ph {
+                    for (j, &v) in row(pr * ph + i)[pc * pw..(pc + 1) * pw].iter().enumerate() {
+                        best = keep(best, v, (i * pw + j) as u32);
+                    }
+                }
+                *out = MaybeUninit::new(best.0);
+                *win = best.1 as u8;
+            }
+        }
+    };
+    // SAFETY: `pool_plane` writes every pooled value of its plane (po_h rows
+    // of po_w, by `pool2_row` or the loop), and the planes cover the output.
+    let pooled = unsafe {
+        filled(planes * plane_out, |out| {
+            out.par_chunks_mut(plane_out).zip(winners.par_chunks_mut(plane_out)).enumerate().for_each(|(n, p)| pool_plane(n, p))
+        })
+    };
+    (pooled, winners)
+}
+
 /// The gradient of the convolution's output `[B, C, ho, wo]` from the
 /// pooling block's output gradient `gy` and output `y` (`[B, C, ho', wo']`)
 /// and the winners [`forward`] returned: each window's gradient on its
@@ -374,6 +422,48 @@ mod tests {
                 assert_eq!(grad, [0.0, passed, passed, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "{isa:?} relu {relu}");
                 assert_eq!(sum, [if relu { 1.0 } else { 3.0 }], "{isa:?} relu {relu}");
             }
+        }
+    }
+
+    /// The pooling alone and [`unpool`] against the max pool and ReLU
+    /// gradient kernels in sequence, bit for bit (−0 kept), on every path:
+    /// ties, NaN, ±∞ and signed zeros in the windows, 2×2 and 3×2 windows,
+    /// trailing rows and columns that fill no window, partial vector steps.
+    #[test]
+    fn pooling_alone_matches_the_pool_kernel() {
+        fn check<T: Num>(g: &BlockGeometry, seed: u64) {
+            let mut rng = Rng::new(seed);
+            let specials = [T::from_f64(f64::NAN), T::NEG_INFINITY, T::from_f64(f64::INFINITY), T::from_f64(-0.0), T::ZERO];
+            let y: Vec<T> = rng
+                .grid::<T>(g.conv.output_len())
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 13 == 5 { specials[(i / 13) % 5] } else { v })
+                .collect();
+            let gy: Vec<T> = rng.grid(g.output_len());
+            let [ho, wo] = g.conv.output();
+            let window = g.pool.unwrap();
+            let p = PoolGeometry {
+                kind: PoolKind::Max,
+                planes: g.conv.batch * g.conv.out_channels,
+                input: [ho, wo],
+                kernel: window,
+                stride: window,
+                padding: [0, 0],
+            };
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            for isa in crate::Isa::available() {
+                let (pooled, winners) = crate::with_isa(isa, || pool_with_winners(&y, g));
+                assert_eq!(bits(&pooled), bits(&pool::forward(&y, &p)), "{isa:?} pooled {g:?}");
+                let through_pool = pool::backward(&gy, Some(&y), &p);
+                let want = if g.relu { act::relu_grad(&through_pool, &y) } else { through_pool };
+                let (grad, _) = crate::with_isa(isa, || unpool(&gy, &pooled, &winners, g));
+                crate::testing::assert_close(&grad, &want, 0.0, &format!("{isa:?} gradient {g:?}"));
+            }
+        }
+        for (n, g) in cases().iter().filter(|g| g.pool.is_some()).enumerate() {
+            check::<f32>(g, 300 + n as u64);
+            check::<f64>(g, 300 + n as u64);
         }
     }
 

@@ -261,7 +261,7 @@ impl PoolGeometry {
     }
 
     /// Whether the windows tile the input: no padding, stride = window.
-    pub(crate) fn tiles(&self) -> bool {
+    pub fn tiles(&self) -> bool {
         self.padding == [0, 0] && self.stride == self.kernel
     }
 }

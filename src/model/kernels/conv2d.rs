@@ -36,7 +36,7 @@ struct Unpool<'a> {
 }
 
 /// The block's output shape `[B, C, h', w']`.
-fn block_shape(g: &BlockGeometry) -> Vec<usize> {
+pub(super) fn block_shape(g: &BlockGeometry) -> Vec<usize> {
     let [h, w] = g.output();
     vec![g.conv.batch, g.conv.out_channels, h, w]
 }
@@ -128,6 +128,13 @@ impl CustomOp2 for Unpool<'_> {
         let storage = dispatch!((s1, l1), (s2, l2) => |grad, out| unpool(grad, out, self)?);
         Ok((storage, Shape::from(g.conv.output_shape())))
     }
+}
+
+/// The gradient of a pooling block's convolution output from the gradient
+/// `grad` of its output `out` and the winners its forward pass saved (the
+/// ReLU's mask applied when `g.relu`).
+pub(super) fn unpool_grad(grad: &Tensor, out: &Tensor, g: BlockGeometry, winners: &[u8]) -> Result<Tensor> {
+    grad.apply_op2_no_bwd(out, &Unpool { g, winners, bias_grad: OnceLock::new() })
 }
 
 /// The 2-D convolution of `g` with its backward pass (bias not included).

@@ -22,12 +22,12 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 use lpn_kernels::norm::{self as kernel, BatchStats};
-use lpn_kernels::{BlockGeometry, ConvGeometry, Num, PoolGeometry, block, pool as pool_kernel};
+use lpn_kernels::{BlockGeometry, ConvGeometry, Num, PoolGeometry, PoolKind, block, pool as pool_kernel};
 
 use super::conv::gradients;
 use super::norm::{NormGrad, channel_tensor};
 use super::pool::{self, Pooling};
-use super::{act, conv1d, expect_shape};
+use super::{act, conv1d, conv2d, expect_shape};
 
 /// The convolution of the fused op.
 #[derive(Clone, Copy, Debug)]
@@ -77,17 +77,51 @@ impl Conv {
 
 /// `pool(batch_norm(conv(x, w) + bias))` (+ ReLU before the pool) in
 /// training mode, over `(x, w, [bias; γ; β])`; its forward pass keeps the
-/// convolution's output, the batch statistics and, when it pools, the batch
-/// norm's output for the backward pass (and the statistics for the caller's
-/// running averages).
+/// convolution's output, the batch statistics and what its pool's backward
+/// pass needs (and the statistics for the caller's running averages).
 struct ConvNorm {
     conv: Conv,
     eps: f64,
     relu: bool,
-    pool: Option<PoolGeometry>,
+    pool: Pool,
     conv_out: OnceLock<Tensor>,
-    normed: OnceLock<Tensor>,
     stats: Arc<OnceLock<BatchStats>>,
+}
+
+/// The pool a [`ConvNorm`] ends with, and what its forward pass keeps for
+/// the pool's backward pass.
+enum Pool {
+    None,
+    /// A 2-D max pool whose windows tile the batch norm's output (the common
+    /// 2×2 one): each window's winning cell, a byte per pooled value; the
+    /// gradient goes back by the 2-D block's unpool (vectorised, every cell
+    /// written once, the ReLU's mask applied on the way).
+    Tiled {
+        block: BlockGeometry,
+        winners: OnceLock<Vec<u8>>,
+    },
+    /// Any other pool: the batch norm's output, for the pool kernel's gradient.
+    Other {
+        g: PoolGeometry,
+        normed: OnceLock<Tensor>,
+    },
+}
+
+impl Pool {
+    /// The pool `p` after the convolution `conv` (whose output it pools) and
+    /// a ReLU when `relu`; an error unless `p` fits.
+    fn of(p: Option<Pooling<'_>>, conv: &Conv, relu: bool) -> Result<Pool> {
+        let Some(p) = p else { return Ok(Pool::None) };
+        let g = pool::geometry(&conv.output_shape(), p.kind, p.kernel, p.stride, p.padding)?;
+        let block = match (conv, p.kind) {
+            (Conv::TwoD(conv), PoolKind::Max) if g.tiles() => Some(BlockGeometry { conv: *conv, relu, pool: Some(g.kernel) }),
+            (Conv::TwoD(_) | Conv::OneD(_), PoolKind::Max | PoolKind::Avg) => None,
+        };
+        Ok(match block {
+            Some(block) if block.check().is_ok() => Pool::Tiled { block, winners: OnceLock::new() },
+            Some(_) | None => Pool::Other { g, normed: OnceLock::new() },
+        })
+    }
 }
 
 impl ConvNorm {
@@ -98,30 +132,52 @@ impl ConvNorm {
         let plane = out_shape[2..].iter().product();
         let conv_out = self.conv.forward(x, w, bias);
         let (y, stats) = kernel::train_forward(&conv_out, gamma, beta, plane, self.eps, self.relu);
-        let pooled = self.pool.map(|g| pool_kernel::forward(&y, &g));
         let twice =
             self.conv_out.set(Tensor::from_vec(conv_out, out_shape.as_slice(), &Device::Cpu)?).is_err() || self.stats.set(stats).is_err();
+        let (out, twice) = match &self.pool {
+            Pool::None => (y, twice),
+            Pool::Tiled { block: g, winners } => {
+                let (pooled, cells) = block::pool_with_winners(&y, g);
+                (pooled, twice || winners.set(cells).is_err())
+            }
+            Pool::Other { g, normed } => {
+                (pool_kernel::forward(&y, g), twice || normed.set(Tensor::from_vec(y, out_shape, &Device::Cpu)?).is_err())
+            }
+        };
         if twice {
             candle_core::bail!("a conv + batch-norm op ran its forward pass twice");
         }
-        match pooled {
-            Some(pooled) => {
-                if self.normed.set(Tensor::from_vec(y, out_shape, &Device::Cpu)?).is_err() {
-                    candle_core::bail!("a conv + batch-norm op ran its forward pass twice");
-                }
-                Ok(pooled)
-            }
-            None => Ok(y),
-        }
+        Ok(out)
     }
 
     /// The op's output shape: the convolution's, pooled when it pools.
     fn output_shape(&self) -> Shape {
         let conv_shape = Shape::from(self.conv.output_shape());
         match &self.pool {
-            Some(g) => pool::out_shape(&conv_shape, g),
-            None => conv_shape,
+            Pool::None => conv_shape,
+            Pool::Tiled { block, .. } => conv2d::block_shape(block).into(),
+            Pool::Other { g, .. } => pool::out_shape(&conv_shape, g),
         }
+    }
+
+    /// The gradient of the batch norm's output (the ReLU's mask applied when
+    /// `.1` is false) from the op's output gradient and output, through the
+    /// pool's backward pass when it pools; `.1`: the op that masks (the
+    /// ReLU's output) when the mask is still to apply.
+    fn normed_grad(&self, grad: &Tensor, res: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let early = || candle_core::Error::Msg("a conv + batch-norm + pool op's backward pass ran before its forward pass".into());
+        let grad = grad.contiguous()?;
+        Ok(match &self.pool {
+            Pool::None => (grad, self.relu.then(|| res.contiguous()).transpose()?),
+            Pool::Tiled { block, winners } => {
+                let winners = winners.get().ok_or_else(early)?;
+                (conv2d::unpool_grad(&grad, &res.contiguous()?, *block, winners)?, None)
+            }
+            Pool::Other { g, normed } => {
+                let normed = normed.get().ok_or_else(early)?;
+                (pool::gradient(&grad, normed, *g)?, self.relu.then(|| normed.clone()))
+            }
+        })
     }
 }
 
@@ -155,15 +211,11 @@ impl CustomOp3 for ConvNorm {
         let (Some(conv_out), Some(stats)) = (self.conv_out.get(), self.stats.get()) else {
             candle_core::bail!("a conv + batch-norm op's backward pass ran before its forward pass")
         };
-        // The batch norm's output and its gradient, through the pool's backward pass when it pools.
-        let (normed, g_normed) = match (self.pool, self.normed.get()) {
-            (Some(g), Some(normed)) => (normed.clone(), pool::gradient(grad, normed, g)?),
-            (Some(_), None) => candle_core::bail!("a conv + batch-norm + pool op's backward pass ran before its forward pass"),
-            (None, _) => (res.contiguous()?, grad.contiguous()?),
-        };
+        let (g_normed, relu_out) = self.normed_grad(grad, res)?;
         let gamma = params.get(1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let back = NormGrad::train(self.relu, gamma, stats);
-        let g_conv = g_normed.apply_op3_no_bwd(conv_out, &normed, &back)?;
+        let back = NormGrad::train(relu_out.is_some(), gamma, stats);
+        // Without a mask to apply, the third operand is not read; the gradient stands in for it.
+        let g_conv = g_normed.apply_op3_no_bwd(conv_out, relu_out.as_ref().unwrap_or(&g_normed), &back)?;
         let Some((dgamma, dbeta)) = back.into_param_grads() else {
             candle_core::bail!("a batch-norm gradient op gave no per-channel gradients")
         };
@@ -186,9 +238,9 @@ pub fn conv_batch_norm_train(
     (eps, relu): (f64, bool),
     pool: Option<Pooling<'_>>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let pool = pool.map(|p| pool::geometry(&conv.output_shape(), p.kind, p.kernel, p.stride, p.padding)).transpose()?;
+    let pool = Pool::of(pool, &conv, relu)?;
     let stats = Arc::new(OnceLock::new());
-    let op = ConvNorm { conv, eps, relu, pool, conv_out: OnceLock::new(), normed: OnceLock::new(), stats: Arc::clone(&stats) };
+    let op = ConvNorm { conv, eps, relu, pool, conv_out: OnceLock::new(), stats: Arc::clone(&stats) };
     let stacked = Tensor::stack(&params, 0)?;
     let y = x.contiguous()?.apply_op3(&w.contiguous()?, &stacked, op)?;
     let Some(stats) = stats.get() else { candle_core::bail!("a conv + batch-norm op ran no forward pass") };
