@@ -313,21 +313,20 @@ mod tests {
         ]
     }
 
+    /// The pool kernel's configuration of the block's max pool, if it pools.
+    fn pool_of(g: &BlockGeometry) -> Option<PoolGeometry> {
+        let window = g.pool?;
+        let planes = g.conv.batch * g.conv.out_channels;
+        Some(PoolGeometry { kind: PoolKind::Max, planes, input: g.conv.output(), kernel: window, stride: window, padding: [0, 0] })
+    }
+
     /// The block's forward pass and, when it pools, its gradient, as the ops
     /// in sequence compute them: conv2d, bias (+ ReLU), max pool; the pool's
     /// gradient recomputes each window's winner from its input.
     fn in_sequence<T: Num>(g: &BlockGeometry, [x, w, b, gy]: &[Vec<T>; 4]) -> Vec<Vec<T>> {
         let [ho, wo] = g.conv.output();
         let y = act::bias_act(&conv2d::forward(x, w, &g.conv), b, ho * wo, g.relu);
-        let Some(window) = g.pool else { return vec![y] };
-        let p = PoolGeometry {
-            kind: PoolKind::Max,
-            planes: g.conv.batch * g.conv.out_channels,
-            input: [ho, wo],
-            kernel: window,
-            stride: window,
-            padding: [0, 0],
-        };
+        let Some(p) = pool_of(g) else { return vec![y] };
         let pooled = pool::forward(&y, &p);
         let through_pool = pool::backward(gy, Some(&y), &p);
         let grad = if g.relu { act::relu_grad(&through_pool, &y) } else { through_pool };
@@ -441,16 +440,7 @@ mod tests {
                 .map(|(i, v)| if i % 13 == 5 { specials[(i / 13) % 5] } else { v })
                 .collect();
             let gy: Vec<T> = rng.grid(g.output_len());
-            let [ho, wo] = g.conv.output();
-            let window = g.pool.unwrap();
-            let p = PoolGeometry {
-                kind: PoolKind::Max,
-                planes: g.conv.batch * g.conv.out_channels,
-                input: [ho, wo],
-                kernel: window,
-                stride: window,
-                padding: [0, 0],
-            };
+            let p = pool_of(g).unwrap();
             let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
             for isa in crate::Isa::available() {
                 let (pooled, winners) = crate::with_isa(isa, || pool_with_winners(&y, g));
