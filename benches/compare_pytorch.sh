@@ -6,8 +6,13 @@
 #   bash benches/compare_pytorch.sh             # the full run (5 rounds: about 25 minutes on 2 cores)
 #   bash benches/compare_pytorch.sh --quick     # 2 rounds of 1 timed epoch, to try it out
 #
-# Options: --rounds N (5), --epochs N timed epochs per run (2, of 10 steps each;
-# one untimed epoch goes first), --settle S seconds of rest before each run
+# Options: --rounds N (5), --epochs N timed epochs per run (2, of 10 steps each),
+# --warmup N untimed epochs before them (3: in a fresh lpn process the first
+# 20-odd steps are slowed by the kernel zeroing the transparent huge pages its
+# heap grows into, e.g. the 2-D net at two threads 20-30 ms/step in its first
+# epoch, 6-11 in its second, 4-5 from its third on, on the Zen 5 VM, where
+# PyTorch's steps are flat from the first; the table gives each side's first
+# epoch in a column of its own), --settle S seconds of rest before each run
 # (2: a run that started as the one before it exited was slower, whichever
 # side it was, e.g. lpn's 2-D batch-norm net at two threads 16-18 ms/step
 # right after a PyTorch process against 13 after a pause of 3 s on the Zen 4
@@ -33,14 +38,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-install=0 rounds=5 epochs=2 settle=2 torch_constraints=1 out=""
+install=0 rounds=5 epochs=2 warmup=3 settle=2 torch_constraints=1 out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --install) install=1 ;;
     --rounds) rounds=$2; shift ;;
     --epochs) epochs=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
     --settle) settle=$2; shift ;;
-    --quick) rounds=2 epochs=1 ;;
+    --quick) rounds=2 epochs=1 warmup=1 ;;
     --no-torch-constraints) torch_constraints=0 ;;
     --out) out=$2; shift ;;
     *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 2 ;;
@@ -99,11 +105,11 @@ run() { # side variant threads round
   local side=$1 v=$2 threads=$3 round=$4 line
   sleep "$settle"
   if [ "$side" = lpn ]; then
-    line=$(RAYON_NUM_THREADS=$threads "$step" time "benches/nets/$v.lpn" --threads "$threads" --epochs "$epochs" --warmup 1)
+    line=$(RAYON_NUM_THREADS=$threads "$step" time "benches/nets/$v.lpn" --threads "$threads" --epochs "$epochs" --warmup "$warmup")
   elif [ "$side" = outside ]; then
     line=$(OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" -W ignore benches/torch_outside.py "$v" --threads "$threads" --seconds 2)
   else
-    line=$(OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" benches/torch_step.py "$work/$v" --threads "$threads" --epochs "$epochs" --warmup 1)
+    line=$(OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" benches/torch_step.py "$work/$v" --threads "$threads" --epochs "$epochs" --warmup "$warmup")
   fi
   echo "$line" | python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); d.update(variant=sys.argv[1], round=int(sys.argv[2]), threads=int(sys.argv[3])); print(json.dumps(d))' "$v" "$round" "$threads" >> "$results"
   printf '  round %s  %-5s %-15s %s thread(s): %s ms/step\n' "$round" "$side" "$v" "$threads" \
@@ -157,10 +163,10 @@ for net in $nets; do
   memory="$memory $net:$l:$t"
 done
 
-python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" "$nets" "$settle" > "$out" <<'PY'
+python3 - "$results" "$check_ms" "$memory" "$py" "$rounds" "$epochs" "$nets" "$settle" "$warmup" > "$out" <<'PY'
 import json, os, platform, statistics, subprocess, sys, time
 
-results, check_us, memory, py, rounds, epochs, nets, settle = sys.argv[1:9]
+results, check_us, memory, py, rounds, epochs, nets, settle, warmup = sys.argv[1:10]
 NETS = nets.split()
 runs = [json.loads(l) for l in open(results)]
 
@@ -169,6 +175,12 @@ def times(side, variant, threads):
 
 def med(side, variant, threads):
     xs = times(side, variant, threads)
+    return statistics.median(xs) if xs else None
+
+def first_epoch(side, variant, threads):
+    """Median over rounds of the untimed first epoch's ms/step: the start-up."""
+    xs = [r["epoch_ms_per_step"][0] for r in runs
+          if r["side"] == side and r["variant"] == variant and r["threads"] == threads and r.get("epoch_ms_per_step")]
     return statistics.median(xs) if xs else None
 
 def spread(side, variant, threads):
@@ -214,16 +226,17 @@ except OSError:
     pass
 torch_version = next((r.get("torch") for r in runs if r.get("torch")), "?")
 print(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {cpu}, {os.cpu_count()} cores; PyTorch {torch_version}; "
-      f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after 1 untimed, {settle} s of rest before each run.\n")
-print("| net | threads | lpn ms/step (range) | PyTorch ms/step (range) | PyTorch, outside harness (range) | lpn / PyTorch (per round) | target | losses agree |")
-print("|---|---|---|---|---|---|---|---|")
+      f"median of {rounds} alternating rounds, each run {epochs} timed epoch(s) of 10 steps after {warmup} untimed, {settle} s of rest before each run.\n")
+print("| net | threads | lpn ms/step (range) | PyTorch ms/step (range) | PyTorch, outside harness (range) | lpn / PyTorch (per round) | target | losses agree | first epoch, lpn / PyTorch ms/step |")
+print("|---|---|---|---|---|---|---|---|---|")
 for net in NETS:
     for threads in (1, 2):
         a, b = med("lpn", net, threads), med("torch", net, threads)
         ratio = f"{a / b:.2f}" if a and b else "-"
         print(f"| {net} | {threads} | {fmt(a)} ({spread('lpn', net, threads)}) | {fmt(b)} ({spread('torch', net, threads)}) "
               f"| {fmt(med('torch-outside', net, threads))} ({spread('torch-outside', net, threads)}) "
-              f"| {ratio} ({ratio_spread(net, threads)}) | ≤ {'1.0' if threads == 1 else '0.8'} | {agree(net, threads)} |")
+              f"| {ratio} ({ratio_spread(net, threads)}) | ≤ {'1.0' if threads == 1 else '0.8'} | {agree(net, threads)} "
+              f"| {fmt(first_epoch('lpn', net, threads))} / {fmt(first_epoch('torch', net, threads))} |")
 print()
 print("Constraints (2 threads; every conv under `@lowpass(mode=…)`): overhead against the same net unconstrained.\n")
 print("| net | mode | lpn ms/step | lpn overhead | PyTorch ms/step | PyTorch overhead | losses agree |")
