@@ -7,12 +7,12 @@
 #   bash benches/compare_pytorch.sh --quick     # 2 rounds of 1 timed epoch, to try it out
 #
 # Options: --rounds N (5), --epochs N timed epochs per run (2, of 10 steps each),
-# --warmup N untimed epochs before them (3: in a fresh lpn process the first
-# 20-odd steps are slowed by the kernel zeroing the transparent huge pages its
-# heap grows into, e.g. the 2-D net at two threads 20-30 ms/step in its first
-# epoch, 6-11 in its second, 4-5 from its third on, on the Zen 5 VM, where
-# PyTorch's steps are flat from the first; the table gives each side's first
-# epoch in a column of its own), --settle S seconds of rest before each run
+# --warmup N untimed epochs before them (3: until lpn's process kept off
+# transparent huge pages, its first 20-odd steps were slowed by the kernel
+# zeroing the huge pages its heap grew into, e.g. the 2-D net at two threads
+# 20-30 ms/step in its first epoch, 6-11 in its second, 4-5 from its third
+# on, on the Zen 5 VM; the table gives each side's first epoch in a column
+# of its own), --settle S seconds of rest before each run
 # (2: a run that started as the one before it exited was slower, whichever
 # side it was, e.g. lpn's 2-D batch-norm net at two threads 16-18 ms/step
 # right after a PyTorch process against 13 after a pause of 3 s on the Zen 4
