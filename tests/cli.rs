@@ -160,3 +160,39 @@ fn explain_names_a_look_alike_character() {
     assert!(text.contains("note: it contains U+0430 CYRILLIC SMALL LETTER A (looks like `a`)"), "{text}");
     assert!(text.contains("help: did you mean `lowpass`?"), "{text}");
 }
+
+/// `lpnc` keeps its process off transparent huge pages (src/main.rs,
+/// `configure_allocator`: their whole-page zeroing slowed a training's first
+/// epoch) unless `MIMALLOC_ALLOW_THP` says otherwise: read from the
+/// `THP_enabled` line of `/proc/PID/status` of a running `lpnc lsp` once it
+/// has answered `initialize` (so `main` has run), on a kernel that reports it.
+#[cfg(target_os = "linux")]
+#[test]
+fn lpnc_runs_without_transparent_huge_pages_unless_told() {
+    use std::io::Read;
+    let reports = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("THP_enabled:"));
+    if !reports || std::env::var("LPN_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty()) {
+        eprintln!("skipped: this kernel does not report THP_enabled, or lpnc runs under an emulator");
+        return;
+    }
+    for (allow, expected) in [(None, "0"), (Some("1"), "1")] {
+        let mut command = common::lpnc();
+        command.arg("lsp").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        match allow {
+            Some(value) => command.env("MIMALLOC_ALLOW_THP", value),
+            None => command.env_remove("MIMALLOC_ALLOW_THP"),
+        };
+        let mut child = command.spawn().expect("lpnc lsp starts");
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"rootUri":null,"capabilities":{}}}"#;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("the request is written");
+        stdin.flush().expect("the request is sent");
+        let mut first = [0u8; 16];
+        child.stdout.take().expect("piped stdout").read_exact(&mut first).expect("lpnc lsp answers");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("the process's status");
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("a THP_enabled line");
+        assert_eq!(line.split_whitespace().nth(1), Some(expected), "MIMALLOC_ALLOW_THP={allow:?}: {line}");
+    }
+}
