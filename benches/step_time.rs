@@ -29,14 +29,10 @@ use lpn::language::ir::{Op, Program};
 use lpn::model::constraints::Enforced;
 use lpn::model::{Net, Reparam, ops};
 
-// The allocator `lpnc` uses, with the options it sets (see src/main.rs), so
+// The allocator `lpnc` uses, set up as it sets it up (`lpn::allocator`), so
 // the benchmark times what users run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
 
 const SYNTHETIC_CLASSES: usize = 10;
 const SYNTHETIC_EXAMPLES: usize = 640;
@@ -244,14 +240,7 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: as in src/main.rs' `configure_allocator`: `mi_option_purge_delay` (15) = -1, freed
-    // memory stays with the process; no transparent huge pages unless the environment says.
-    unsafe { mi_option_set(15, -1) };
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: as in src/main.rs.
-        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
-    }
+    lpn::allocator::configure();
     // `cargo bench` appends `--bench`.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let flag = |name: &str, default: usize| -> Result<usize, String> {

@@ -49,15 +49,18 @@
 //! front end alone ([`compile`], [`check`]), which CI builds to keep Candle
 //! out of it.
 
-// All the kernels' `unsafe` lives in `crates/lpn-kernels`; the one block
-// here (`threads::configure`, the process environment at start-up) says why
-// it is sound.
+// All the kernels' `unsafe` lives in `crates/lpn-kernels`; the blocks here
+// (`threads::configure`, the process environment at start-up, and
+// `allocator::configure`, the allocator's options) say why they are sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod compile;
 // The rooms below are public for `lpnc` and the integration tests, and
 // hidden from the documentation: the API is the re-exports at the end and
 // the documented parts of `train`.
+#[cfg(feature = "train")]
+#[doc(hidden)]
+pub mod allocator;
 #[doc(hidden)]
 pub mod constraint;
 #[doc(hidden)]

@@ -161,8 +161,8 @@ fn explain_names_a_look_alike_character() {
     assert!(text.contains("help: did you mean `lowpass`?"), "{text}");
 }
 
-/// `lpnc` keeps its process off transparent huge pages (src/main.rs,
-/// `configure_allocator`: their whole-page zeroing slowed a training's first
+/// `lpnc` keeps its process off transparent huge pages (src/allocator.rs,
+/// `configure`: their whole-page zeroing slowed a training's first
 /// epoch) unless `MIMALLOC_ALLOW_THP` says otherwise: read from the
 /// `THP_enabled` line of `/proc/PID/status` of a running `lpnc lsp` once it
 /// has answered `initialize` (so `main` has run), on a kernel that reports it.
